@@ -1,0 +1,204 @@
+/**
+ * The wire contract of /ws and /api/dashboard (CONTRACT.md §5–§6).
+ * Backend validates with these schemas; the dashboard imports the types with `import type`,
+ * so the two cannot drift.
+ */
+import Type, { type Static } from 'typebox'
+
+export const PROTOCOL_VERSION = 1 as const
+
+export const CHANNELS = ['account', 'positions', 'ticker'] as const
+export type Channel = (typeof CHANNELS)[number]
+export const ChannelSchema = Type.Union(CHANNELS.map((c) => Type.Literal(c)))
+
+export type Source = 'lnmarkets' | 'simulator'
+export type UpstreamState = 'ok' | 'degraded' | 'down'
+
+/** WebSocket close codes (CONTRACT §5). 4000–4499: reconnect; 4500–4999: do not. */
+export const CloseCode = {
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  TOO_BIG: 1009,
+  INTERNAL: 1011,
+  TRY_AGAIN_LATER: 1013,
+  TOKEN_EXPIRED: 4001,
+  SLOW_CONSUMER: 4008,
+  RATE_LIMITED: 4029,
+  BAD_REQUEST: 4500,
+  INVALID_TOKEN: 4501,
+  AUTH_TIMEOUT: 4502,
+  FORBIDDEN: 4503,
+} as const
+export type CloseCodeValue = (typeof CloseCode)[keyof typeof CloseCode]
+export const isTerminalClose = (code: number): boolean => code >= 4500 && code <= 4999
+
+// ---------- snapshots (LN Markets v3 field names) ----------
+
+export const FuturesTradeSchema = Type.Object({
+  id: Type.String(),
+  type: Type.Union([Type.Literal('limit'), Type.Literal('market')]),
+  side: Type.Union([Type.Literal('buy'), Type.Literal('sell')]),
+  quantity: Type.Number(),
+  margin: Type.Number(),
+  leverage: Type.Number(),
+  price: Type.Number(),
+  entryPrice: Type.Union([Type.Number(), Type.Null()]),
+  entryMargin: Type.Union([Type.Number(), Type.Null()]),
+  exitPrice: Type.Union([Type.Number(), Type.Null()]),
+  liquidation: Type.Number(),
+  stoploss: Type.Number(),
+  stoplossTrailingDistance: Type.Optional(Type.Number()),
+  takeprofit: Type.Number(),
+  pl: Type.Number(),
+  openingFee: Type.Number(),
+  closingFee: Type.Number(),
+  maintenanceMargin: Type.Number(),
+  sumFundingFees: Type.Number(),
+  sumCashInMargin: Type.Optional(Type.Number()),
+  sumCashInPl: Type.Optional(Type.Number()),
+  open: Type.Boolean(),
+  running: Type.Boolean(),
+  closed: Type.Boolean(),
+  canceled: Type.Boolean(),
+  createdAt: Type.String(),
+  filledAt: Type.Union([Type.String(), Type.Null()]),
+  closedAt: Type.Union([Type.String(), Type.Null()]),
+  clientId: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+})
+export type FuturesTrade = Static<typeof FuturesTradeSchema>
+
+export const AccountSnapshotSchema = Type.Object({
+  username: Type.String(),
+  balance: Type.Number(),
+  syntheticUsdBalance: Type.Number(),
+  feeTier: Type.Number(),
+})
+export type AccountSnapshot = Static<typeof AccountSnapshotSchema>
+
+export const PositionsSnapshotSchema = Type.Object({
+  running: Type.Array(FuturesTradeSchema),
+  open: Type.Array(FuturesTradeSchema),
+  totals: Type.Object({ margin: Type.Number(), pl: Type.Number(), quantity: Type.Number(), count: Type.Number() }),
+})
+export type PositionsSnapshot = Static<typeof PositionsSnapshotSchema>
+
+export const TickerSnapshotSchema = Type.Object({
+  index: Type.Number(),
+  lastPrice: Type.Number(),
+  bidPrice: Type.Number(),
+  askPrice: Type.Number(),
+  fundingRate: Type.Number(),
+  /** ISO time of the next funding */
+  fundingTime: Type.String(),
+})
+export type TickerSnapshot = Static<typeof TickerSnapshotSchema>
+
+export interface SnapshotByChannel {
+  account: AccountSnapshot
+  positions: PositionsSnapshot
+  ticker: TickerSnapshot
+}
+
+// ---------- client → server ----------
+
+const RequestId = Type.String({ minLength: 1, maxLength: 128 })
+
+export const AuthMessageSchema = Type.Object({
+  type: Type.Literal('auth'),
+  request_id: RequestId,
+  token: Type.String({ minLength: 1, maxLength: 4096 }),
+})
+export const RefreshDataMessageSchema = Type.Object({ type: Type.Literal('refresh_data'), request_id: RequestId })
+export const SubscribeMessageSchema = Type.Object({
+  type: Type.Union([Type.Literal('subscribe'), Type.Literal('unsubscribe')]),
+  request_id: RequestId,
+  channels: Type.Array(ChannelSchema, { minItems: 1, maxItems: 3, uniqueItems: true }),
+})
+export const PingMessageSchema = Type.Object({ type: Type.Literal('ping'), request_id: RequestId })
+
+export const ClientMessageSchema = Type.Union([AuthMessageSchema, RefreshDataMessageSchema, SubscribeMessageSchema, PingMessageSchema])
+export type ClientMessage = Static<typeof ClientMessageSchema>
+export type ClientMessageType = ClientMessage['type']
+export const CLIENT_MESSAGE_TYPES: readonly ClientMessageType[] = ['auth', 'refresh_data', 'subscribe', 'unsubscribe', 'ping']
+
+// ---------- server → client ----------
+
+export interface ConnectionFrame {
+  type: 'connection'
+  connectionId: string
+  userId: string
+  serverTime: number
+  heartbeatMs: number
+  protocol: typeof PROTOCOL_VERSION
+  source: Source
+}
+
+export interface AckFrame {
+  type: 'ack'
+  request_id: string
+  status: 'ok' | 'error'
+  message?: string
+  data?: unknown
+}
+
+export interface DataUpdateFrame<C extends Channel = Channel> {
+  type: 'data_update'
+  channel: C
+  epoch: number
+  seq: number
+  /** when the exchange data was true (ms) */
+  sourceTs: number
+  /** when the gateway sent it (ms) */
+  ts: number
+  source: Source
+  data: SnapshotByChannel[C]
+}
+
+export interface StatusFrame {
+  type: 'status'
+  upstream: UpstreamState
+  lastSuccessTs: number | null
+  reason: string
+  /** which part is affected: an account's polling, or the shared market ticker */
+  scope?: 'account' | 'ticker'
+}
+
+export interface ErrorFrame {
+  type: 'error'
+  code: string
+  message: string
+  request_id?: string
+}
+
+export interface PongFrame {
+  type: 'pong'
+  request_id: string
+  serverTime: number
+}
+
+export type ServerFrame = ConnectionFrame | AckFrame | DataUpdateFrame | StatusFrame | ErrorFrame | PongFrame
+
+// ---------- HTTP fallback (/api/dashboard) ----------
+
+export interface ChannelMeta {
+  epoch: number
+  seq: number
+  sourceTs: number
+  stale: boolean
+}
+
+export interface DashboardResponse {
+  account: AccountSnapshot | null
+  positions: PositionsSnapshot | null
+  ticker: TickerSnapshot | null
+  meta: {
+    serverTime: number
+    source: Source
+    staleAfterMs: number
+    upstream: UpstreamState
+    lastSuccessTs: number | null
+    reason: string | null
+    hasCredentials: boolean
+    channels: Partial<Record<Channel, ChannelMeta>>
+  }
+}
