@@ -1,0 +1,219 @@
+/**
+ * The database: embedded PGlite under `${DATA_DIR}/pglite` unless DATABASE_URL names a PostgreSQL
+ * server. Both use the same generated Prisma client and the same `prisma/migrations`, applied at
+ * open by the WebAssembly schema engine (offline, no native binary), recorded in `_prisma_migrations`
+ * exactly as `prisma migrate deploy` would.
+ */
+import { join } from 'node:path'
+import { PGlite } from '@electric-sql/pglite'
+import { PrismaPg } from '@prisma/adapter-pg'
+import type { SqlDriverAdapter, SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils'
+import { PrismaPGlite } from 'pglite-prisma-adapter'
+import type { Config } from '../config.ts'
+import { PrismaClient } from '../generated/prisma/client.ts'
+import { lockDataDir, type DataDirLock } from './lock.ts'
+import { applyPendingMigrations, createSchemaEngine, fixPGliteExecuteScript, MIGRATIONS_DIR } from './schema-engine.ts'
+
+export { PrismaClient, Prisma } from '../generated/prisma/client.ts'
+export type { User, RefreshSession, RevokedToken, ExchangeCredential, AuthEvent } from '../generated/prisma/client.ts'
+export { DataDirLockedError } from './lock.ts'
+
+export type DbKind = 'pglite' | 'postgres'
+
+/** the subset of a pino logger used here (object first, then message) */
+export interface DbLogger {
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  debug(obj: object, msg?: string): void
+}
+
+export interface Database {
+  prisma: PrismaClient
+  kind: DbKind
+  /** migrations applied by this open (empty when the database was up to date) */
+  appliedMigrations: string[]
+  /** true when a trivial query answers within 2 s */
+  ping(): Promise<boolean>
+  /** disconnects the client, closes PGlite and releases the DATA_DIR lock; idempotent */
+  close(): Promise<void>
+}
+
+export interface OpenOptions {
+  /** defaults to <repo>/prisma/migrations */
+  migrationsDir?: string
+}
+
+export interface MigrateResult {
+  kind: DbKind
+  applied: string[]
+  ms: number
+}
+
+const PING_TIMEOUT_MS = 2000
+
+const silent: DbLogger = { info() {}, warn() {}, debug() {} }
+
+/** where the embedded database lives */
+export function pgliteDir(config: Pick<Config, 'dataDir'>): string {
+  return join(config.dataDir, 'pglite')
+}
+
+/** strip credentials from a URL before it reaches a log line or an error message */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password) u.password = '***'
+    return `${u.protocol}//${u.username ? `${u.username}${u.password ? ':***' : ''}@` : ''}${u.host}${u.pathname}`
+  } catch {
+    return 'postgres://<unparseable>'
+  }
+}
+
+function engineLogger(log: DbLogger) {
+  return (line: string) => {
+    try {
+      const parsed = JSON.parse(line) as { level?: string; fields?: { message?: string } }
+      const level = parsed.level ?? 'INFO'
+      const msg = parsed.fields?.message ?? line
+      if (level === 'ERROR' || level === 'WARN') log.warn({ engine: 'schema-engine-wasm' }, msg)
+      else log.debug({ engine: 'schema-engine-wasm' }, msg)
+    } catch {
+      log.debug({ engine: 'schema-engine-wasm' }, line)
+    }
+  }
+}
+
+async function runMigrations(
+  factory: SqlMigrationAwareDriverAdapterFactory,
+  log: DbLogger,
+  migrationsDir: string,
+  fix?: (adapter: SqlDriverAdapter) => SqlDriverAdapter,
+): Promise<string[]> {
+  const handle = await createSchemaEngine(factory, { fix, logs: engineLogger(log) })
+  try {
+    return await applyPendingMigrations(handle.engine, migrationsDir)
+  } finally {
+    await handle.close()
+  }
+}
+
+async function openPGlite(dataDir: string): Promise<{ pg: PGlite; lock: DataDirLock }> {
+  const lock = lockDataDir(dataDir)
+  try {
+    const pg = await PGlite.create({ dataDir: pgliteDir({ dataDir }) })
+    return { pg, lock }
+  } catch (err) {
+    lock.release()
+    throw err
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms) }),
+  ]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * Open the configured database and bring its schema up to date.
+ * Embedded: fails with DataDirLockedError when another process holds `${DATA_DIR}`.
+ */
+export async function openDatabase(config: Config, log: DbLogger = silent, opts: OpenOptions = {}): Promise<Database> {
+  const started = performance.now()
+  const migrationsDir = opts.migrationsDir ?? MIGRATIONS_DIR
+  let prisma: PrismaClient
+  let kind: DbKind
+  let applied: string[]
+  let shutdown: () => Promise<void>
+
+  if (config.DATABASE_URL === undefined) {
+    kind = 'pglite'
+    const { pg, lock } = await openPGlite(config.dataDir)
+    try {
+      applied = await runMigrations(new PrismaPGlite(pg), log, migrationsDir, (a) => fixPGliteExecuteScript(a, pg))
+      prisma = new PrismaClient({ adapter: new PrismaPGlite(pg) })
+    } catch (err) {
+      await pg.close().catch(() => {})
+      lock.release()
+      throw err
+    }
+    shutdown = async () => {
+      try {
+        await prisma.$disconnect()
+      } finally {
+        try { await pg.close() } finally { lock.release() }
+      }
+    }
+  } else {
+    kind = 'postgres'
+    const url = config.DATABASE_URL
+    try {
+      // one connection for the engine: Prisma's advisory lock is session-scoped
+      applied = await runMigrations(new PrismaPg({ connectionString: url, max: 1 }), log, migrationsDir)
+    } catch (err) {
+      const e = err as Error
+      e.message = `${e.message.split(url).join(redactUrl(url))} (database ${redactUrl(url)})`
+      throw e
+    }
+    prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) })
+    shutdown = () => prisma.$disconnect()
+  }
+
+  // first query loads the client's query compiler and connects: pay it here, not in the first request/ping
+  try {
+    await prisma.$queryRaw`SELECT 1`
+  } catch (err) {
+    await shutdown().catch(() => {})
+    throw err
+  }
+
+  const ms = Math.round(performance.now() - started)
+  if (applied.length > 0) log.info({ kind, applied, ms }, 'database migrated')
+  log.info({ kind, ms, ...(kind === 'pglite' ? { dir: pgliteDir(config) } : { url: redactUrl(config.DATABASE_URL!) }) }, 'database open')
+
+  let closing: Promise<void> | undefined
+  return {
+    prisma,
+    kind,
+    appliedMigrations: applied,
+    async ping() {
+      if (closing) return false
+      try {
+        await withTimeout(prisma.$queryRaw`SELECT 1`, PING_TIMEOUT_MS)
+        return true
+      } catch {
+        return false
+      }
+    },
+    close() {
+      closing ??= shutdown()
+      return closing
+    },
+  }
+}
+
+/**
+ * Apply pending migrations to the configured database and close it (`npm run db:migrate`).
+ * Embedded: takes the DATA_DIR lock, so it refuses to run while the gateway is running.
+ */
+export async function migrate(config: Config, log: DbLogger = silent, opts: OpenOptions = {}): Promise<MigrateResult> {
+  const started = performance.now()
+  const migrationsDir = opts.migrationsDir ?? MIGRATIONS_DIR
+  let applied: string[]
+  let kind: DbKind
+  if (config.DATABASE_URL === undefined) {
+    kind = 'pglite'
+    const { pg, lock } = await openPGlite(config.dataDir)
+    try {
+      applied = await runMigrations(new PrismaPGlite(pg), log, migrationsDir, (a) => fixPGliteExecuteScript(a, pg))
+    } finally {
+      try { await pg.close() } finally { lock.release() }
+    }
+  } else {
+    kind = 'postgres'
+    applied = await runMigrations(new PrismaPg({ connectionString: config.DATABASE_URL, max: 1 }), log, migrationsDir)
+  }
+  return { kind, applied, ms: Math.round(performance.now() - started) }
+}

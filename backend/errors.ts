@@ -1,0 +1,60 @@
+/**
+ * The error shape of CONTRACT §4 everywhere: `{ error: { code, message } }`.
+ * 4xx messages pass through; 5xx details are logged and hidden.
+ */
+import type { FastifyError, FastifyInstance } from 'fastify'
+
+export class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message)
+    this.name = 'HttpError'
+  }
+}
+
+export const httpError = (status: number, code: string, message: string, headers?: Record<string, string>) =>
+  new HttpError(status, code, message, headers)
+
+/** fastify's own error codes mapped to stable API codes */
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'bad_request',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'bad_json',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'bad_request',
+  FST_ERR_VALIDATION: 'validation_failed',
+  FST_JWT_NO_AUTHORIZATION_IN_HEADER: 'unauthorized',
+  FST_JWT_AUTHORIZATION_TOKEN_EXPIRED: 'token_expired',
+  FST_JWT_AUTHORIZATION_TOKEN_INVALID: 'invalid_token',
+  FST_JWT_BAD_REQUEST: 'invalid_token',
+}
+
+export function errorBody(code: string, message: string) {
+  return { error: { code, message } }
+}
+
+export function installErrorHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError | HttpError, request, reply) => {
+    const status = (err as { statusCode?: number }).statusCode ?? 500
+    if (status >= 500) {
+      request.log.error({ err }, 'request failed')
+      return reply.status(status === 503 ? 503 : 500).send(errorBody(status === 503 ? 'unavailable' : 'internal', status === 503 ? 'Service temporarily unavailable' : 'Internal Server Error'))
+    }
+    if (err instanceof HttpError) {
+      for (const [k, v] of Object.entries(err.headers)) reply.header(k, v)
+      return reply.status(status).send(errorBody(err.code, err.message))
+    }
+    const fe = err as FastifyError
+    if (fe.validation) {
+      return reply.status(400).send(errorBody('validation_failed', fe.message))
+    }
+    const code = (fe.code && FASTIFY_CODES[fe.code]) ?? (status === 429 ? 'rate_limited' : status === 401 ? 'unauthorized' : status === 404 ? 'not_found' : 'bad_request')
+    // a JSON parse error message can echo request bytes: keep it generic
+    const message = code === 'bad_json' ? 'Body is not valid JSON' : fe.message
+    return reply.status(status).send(errorBody(code, message))
+  })
+}

@@ -1,0 +1,246 @@
+/**
+ * Building blocks of the exchange client: backoff, an abortable sleep, a spacing throttle
+ * and a per-origin circuit breaker. All timers are cleared on abort.
+ */
+
+/** Full-jitter exponential backoff: uniform in [0, min(cap, base·2^attempt)]. */
+export function fullJitterBackoff(attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(capMs, baseMs * 2 ** attempt)
+  return Math.floor(random() * ceiling)
+}
+
+/** Retry-After header (delta-seconds only, like the official SDK) → ms, or undefined. */
+export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value
+  if (v === undefined) return undefined
+  const n = Number(v.trim())
+  if (!Number.isFinite(n) || n < 0) return undefined
+  return Math.min(Math.round(n * 1000), 3_600_000)
+}
+
+export class AbortedError extends Error {
+  constructor(readonly reason: unknown) {
+    super('aborted')
+  }
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new AbortedError(signal.reason))
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(new AbortedError(signal!.reason))
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, Math.max(0, ms))
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+/** One admitted request: report when it really left and when it finished (exactly once). */
+export interface ThrottleSlot {
+  sent(at: number): void
+  done(at: number): void
+}
+
+export interface ThrottleOptions {
+  /** extra spacing on top of 1000/perSec (default 5 %) */
+  margin?: number
+  /**
+   * 'spaced' (default): starts evenly spaced, concurrent requests allowed.
+   * 'serial': one request at a time and the next starts a full interval after the previous one FINISHED,
+   * so the server sees ≥ interval between arrivals whatever the network jitter (for 1/s buckets of size 1).
+   */
+  mode?: 'spaced' | 'serial'
+}
+
+interface Waiter {
+  resolve(slot: ThrottleSlot | null): void
+  reject(e: unknown): void
+  cleanup(): void
+}
+
+/**
+ * Client-side throttle shared by every caller of one client instance: callers wait their turn instead of
+ * getting 429s. `acquire()` resolves with a slot, or with `null` when the call's deadline would pass first;
+ * it rejects with AbortedError when the signal aborts.
+ */
+export class Throttle {
+  readonly intervalMs: number
+  readonly mode: 'spaced' | 'serial'
+  private next = 0
+  // serial mode
+  private busy = false
+  private lastStart = -Infinity
+  private lastDone = -Infinity
+  private readonly queue: Waiter[] = []
+  private timer: NodeJS.Timeout | null = null
+
+  constructor(perSec: number, opts: ThrottleOptions = {}) {
+    this.intervalMs = perSec > 0 ? (1000 / perSec) * (1 + (opts.margin ?? 0.05)) : 0
+    this.mode = opts.mode ?? 'spaced'
+  }
+
+  /** spaced mode: book the next start; ms to wait, or null when it would be after `deadline` (nothing booked) */
+  reserve(now: number, deadline?: number): number | null {
+    const at = Math.max(now, this.next)
+    if (deadline !== undefined && at > deadline) return null
+    this.next = at + this.intervalMs
+    return at - now
+  }
+
+  /** how long a new request would have to wait at least (for errors) */
+  pending(now: number): number {
+    if (this.mode === 'spaced') return Math.max(0, this.next - now)
+    return Math.max(0, this.earliest() - now, this.busy ? this.intervalMs : 0)
+  }
+
+  async acquire(deadline: number | undefined, signal: AbortSignal): Promise<ThrottleSlot | null> {
+    if (this.mode === 'spaced') {
+      const now = Date.now()
+      const wait = this.reserve(now, deadline)
+      if (wait === null) return null
+      const slotAt = now + wait
+      if (wait > 0) await sleep(wait, signal)
+      return {
+        sent: (at) => {
+          // left later than booked (busy loop, new connection): keep a full interval after the real send
+          if (at > slotAt) this.next = Math.max(this.next, at + this.intervalMs)
+        },
+        done: () => {},
+      }
+    }
+    if (signal.aborted) throw new AbortedError(signal.reason)
+    return new Promise<ThrottleSlot | null>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined
+      const onAbort = () => {
+        remove()
+        reject(new AbortedError(signal.reason))
+      }
+      const remove = () => {
+        const i = this.queue.indexOf(w)
+        if (i >= 0) this.queue.splice(i, 1)
+        w.cleanup()
+      }
+      const w: Waiter = {
+        resolve,
+        reject,
+        cleanup: () => {
+          if (timer) clearTimeout(timer)
+          signal.removeEventListener('abort', onAbort)
+        },
+      }
+      if (deadline !== undefined) {
+        timer = setTimeout(() => {
+          remove()
+          resolve(null)
+        }, Math.max(0, deadline - Date.now()))
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      this.queue.push(w)
+      this.pump()
+    })
+  }
+
+  private earliest(): number {
+    return Math.max(this.lastStart + this.intervalMs, this.lastDone + this.intervalMs)
+  }
+
+  private pump() {
+    if (this.busy || this.queue.length === 0 || this.timer) return
+    const now = Date.now()
+    const at = this.earliest()
+    if (at > now) {
+      this.timer = setTimeout(() => {
+        this.timer = null
+        this.pump()
+      }, at - now)
+      return
+    }
+    const w = this.queue.shift()!
+    w.cleanup()
+    this.busy = true
+    this.lastStart = now
+    let finished = false
+    w.resolve({
+      sent: () => {},
+      done: (doneAt) => {
+        if (finished) return
+        finished = true
+        this.busy = false
+        this.lastDone = doneAt
+        this.pump()
+      },
+    })
+  }
+}
+
+export type BreakerState = 'closed' | 'half_open' | 'open'
+export const BREAKER_GAUGE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 }
+
+/**
+ * Consecutive-failure circuit breaker. Open after `failureThreshold` failures in a row; after `openMs` one
+ * probe is let through (half-open); its success closes the circuit, its failure re-opens it.
+ */
+export class CircuitBreaker {
+  state: BreakerState = 'closed'
+  private failures = 0
+  private openedAt = 0
+  private probeInFlight = false
+
+  constructor(
+    readonly failureThreshold: number,
+    readonly openMs: number,
+    private readonly onChange: (s: BreakerState) => void = () => {},
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** ms until a probe is allowed, 0 when a request may go now */
+  blockedFor(): number {
+    if (this.state === 'closed') return 0
+    if (this.state === 'open') {
+      const left = this.openedAt + this.openMs - this.now()
+      return left > 0 ? left : 0
+    }
+    return this.probeInFlight ? Math.max(1, this.openMs) : 0
+  }
+
+  /** Ask to start one call. 'go' = closed, 'probe' = the single half-open probe, 'reject' = circuit open. */
+  acquire(): 'go' | 'probe' | 'reject' {
+    if (this.state === 'closed') return 'go'
+    if (this.state === 'open') {
+      if (this.now() - this.openedAt < this.openMs) return 'reject'
+      this.set('half_open')
+    }
+    if (this.probeInFlight) return 'reject'
+    this.probeInFlight = true
+    return 'probe'
+  }
+
+  success(): void {
+    this.failures = 0
+    this.probeInFlight = false
+    if (this.state !== 'closed') this.set('closed')
+  }
+
+  failure(): void {
+    this.probeInFlight = false
+    this.failures++
+    if (this.state === 'half_open' || (this.state === 'closed' && this.failures >= this.failureThreshold)) {
+      this.openedAt = this.now()
+      this.set('open')
+    }
+  }
+
+  /** the request ended without telling anything about the upstream (caller aborted) */
+  release(): void {
+    this.probeInFlight = false
+  }
+
+  private set(s: BreakerState) {
+    this.state = s
+    this.onChange(s)
+  }
+}

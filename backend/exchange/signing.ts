@@ -1,0 +1,50 @@
+/**
+ * LN Markets request signing (lnmarkets-api.md §2.2, §6.1).
+ *
+ *   v3 prehash = <timestamp ms> + <method lower-case> + <pathname incl. /v3> + <data>
+ *   data       = the exact body string sent | url.search incl. leading "?" | ''
+ *   signature  = base64(HMAC-SHA256(key = secret as UTF-8 string, msg = prehash))
+ *
+ * The secret is used as-is (never base64-decoded, §2.5).
+ */
+import { createHmac } from 'node:crypto'
+
+export interface Credentials {
+  key: string
+  secret: string
+  passphrase: string
+}
+
+/** base64(HMAC-SHA256(secret, payload)), the primitive of the official SDK (`signRequest`). */
+export function signRequest(secret: string, payload: string): string {
+  return createHmac('sha256', secret).update(payload, 'utf8').digest('base64')
+}
+
+/** The v3 prehash. `data` is the body string when there is one, else `search` (with its "?"), else ''. */
+export function prehashV3(timestamp: number | string, method: string, pathname: string, data = ''): string {
+  return `${timestamp}${method.toLowerCase()}${pathname}${data}`
+}
+
+/** Data part of the v3 prehash for a URL and an optional body string (the exact bytes sent). */
+export function signedData(url: URL, body?: string): string {
+  return body !== undefined && body !== '' ? body : url.search
+}
+
+export function signV3(secret: string, timestamp: number | string, method: string, url: URL, body?: string): string {
+  return signRequest(secret, prehashV3(timestamp, method, url.pathname, signedData(url, body)))
+}
+
+/** The four lnm-access-* headers (lower-case, as the v3 SDK sends them). */
+export function authHeaders(creds: Credentials, timestamp: number, method: string, url: URL, body?: string): Record<string, string> {
+  return {
+    'lnm-access-key': creds.key,
+    'lnm-access-passphrase': creds.passphrase,
+    'lnm-access-timestamp': String(timestamp),
+    'lnm-access-signature': signV3(creds.secret, timestamp, method, url, body),
+  }
+}
+
+/** Stream v1 `authenticate` signature: base64(HMAC-SHA256(secret, `${timestamp}${nonce}`)). */
+export function signStreamAuth(secret: string, timestamp: number, nonce: string): string {
+  return signRequest(secret, `${timestamp}${nonce}`)
+}

@@ -1,0 +1,166 @@
+/**
+ * Authentication service: short-lived JWT access tokens (user id + expiry only), refresh sessions,
+ * revocation on logout, an audit trail, and `requireUser` for bearer routes.
+ */
+import { EventEmitter } from 'node:events'
+import fp from 'fastify-plugin'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { LRUCache } from 'lru-cache'
+import { sha256hex } from '../../auth/tokens.ts'
+import { errorBody } from '../../errors.ts'
+
+export type AuthFailure = 'expired' | 'invalid' | 'revoked' | 'unknown_user' | 'missing'
+
+export class AuthError extends Error {
+  constructor(readonly reason: AuthFailure, message: string) {
+    super(message)
+    this.name = 'AuthError'
+  }
+}
+
+export interface VerifiedToken {
+  userId: string
+  /** epoch seconds */
+  exp: number
+  tokenHash: string
+}
+
+export interface AuthEvents {
+  revoked: [{ userId: string; tokenHash: string }]
+  user_deleted: [{ userId: string }]
+}
+
+export interface AuditFields {
+  userId?: string | null
+  username?: string | null
+  ip?: string | null
+  detail?: string | null
+}
+
+/** how long a positive verification is trusted before the database is asked again */
+const VERIFY_CACHE_MS = 1000
+
+export default fp(
+  async function auth(app) {
+    const { config } = app
+    const events = new EventEmitter<AuthEvents>()
+    events.setMaxListeners(0)
+    const verified = new LRUCache<string, VerifiedToken>({ max: 50_000, ttl: VERIFY_CACHE_MS })
+    /** tokens revoked by this node, refused at once without waiting for the cache to expire */
+    const revokedHere = new LRUCache<string, true>({ max: 100_000, ttl: config.ACCESS_TOKEN_TTL_S * 1000 })
+
+    function issueAccessToken(userId: string): { accessToken: string; expiresAt: number; tokenType: 'Bearer' } {
+      const accessToken = app.jwt.sign({ sub: userId }, { expiresIn: config.ACCESS_TOKEN_TTL_S })
+      const { exp } = app.jwt.decode<{ exp: number }>(accessToken)!
+      return { accessToken, expiresAt: exp * 1000, tokenType: 'Bearer' }
+    }
+
+    async function verifyAccessToken(token: string): Promise<VerifiedToken> {
+      if (typeof token !== 'string' || token.length === 0 || token.length > 4096) throw new AuthError('invalid', 'invalid token')
+      const tokenHash = sha256hex(token)
+      if (revokedHere.has(tokenHash)) throw new AuthError('revoked', 'token revoked')
+      let payload: { sub?: unknown; exp?: unknown; iat?: unknown }
+      try {
+        payload = app.jwt.verify(token, { algorithms: ['HS256'] })
+      } catch (err) {
+        const code = String((err as { code?: string }).code ?? '')
+        if (code.includes('EXPIRED')) throw new AuthError('expired', 'token expired')
+        throw new AuthError('invalid', 'invalid token')
+      }
+      if (typeof payload.sub !== 'string' || typeof payload.exp !== 'number') throw new AuthError('invalid', 'invalid token')
+      const cached = verified.get(tokenHash)
+      if (cached) return cached
+      const [user, revoked] = await Promise.all([
+        app.prisma.user.findUnique({ where: { id: payload.sub }, select: { id: true, tokensValidAfter: true } }).catch(() => null),
+        app.prisma.revokedToken.findUnique({ where: { tokenHash }, select: { tokenHash: true } }),
+      ])
+      if (!user) throw new AuthError('unknown_user', 'invalid token')
+      if (revoked) throw new AuthError('revoked', 'token revoked')
+      const iat = typeof payload.iat === 'number' ? payload.iat : 0
+      if (iat * 1000 + 999 < user.tokensValidAfter.getTime()) throw new AuthError('revoked', 'token revoked')
+      const v: VerifiedToken = { userId: user.id, exp: payload.exp, tokenHash }
+      verified.set(tokenHash, v, { ttl: Math.min(VERIFY_CACHE_MS, Math.max(1, payload.exp * 1000 - Date.now())) })
+      return v
+    }
+
+    async function revokeAccessToken(token: string): Promise<void> {
+      const v = await verifyAccessToken(token)
+      revokedHere.set(v.tokenHash, true)
+      verified.delete(v.tokenHash)
+      await app.prisma.revokedToken.upsert({
+        where: { tokenHash: v.tokenHash },
+        create: { tokenHash: v.tokenHash, userId: v.userId, expiresAt: new Date(v.exp * 1000) },
+        update: {},
+      })
+      events.emit('revoked', { userId: v.userId, tokenHash: v.tokenHash })
+    }
+
+    function userDeleted(userId: string): void {
+      verified.clear()
+      events.emit('user_deleted', { userId })
+    }
+
+    function audit(event: string, f: AuditFields): void {
+      app.prisma.authEvent
+        .create({ data: { event, userId: f.userId ?? null, username: f.username?.slice(0, 64) ?? null, ip: f.ip ?? null, detail: f.detail ?? null } })
+        .catch((err: unknown) => app.log.warn({ err, event }, 'audit write failed'))
+    }
+
+    function authFailed(reason: string): void {
+      app.metrics.authFailures.inc({ reason })
+    }
+
+    async function requireUser(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+      const h = request.headers.authorization
+      const m = typeof h === 'string' ? /^Bearer ([^\s]+)$/i.exec(h) : null
+      if (!m) {
+        authFailed('missing')
+        return reply.status(401).header('www-authenticate', 'Bearer').send(errorBody('unauthorized', 'Missing bearer token'))
+      }
+      try {
+        const v = await verifyAccessToken(m[1]!)
+        request.userId = v.userId
+        request.accessToken = m[1]!
+      } catch (err) {
+        if (!(err instanceof AuthError)) throw err
+        authFailed(err.reason)
+        const code = err.reason === 'expired' ? 'token_expired' : 'invalid_token'
+        return reply.status(401).header('www-authenticate', `Bearer error="invalid_token"`).send(errorBody(code, err.reason === 'expired' ? 'Access token expired' : 'Invalid access token'))
+      }
+    }
+
+    // drop revocation rows once the tokens they name would have expired anyway
+    const sweep = setInterval(() => {
+      app.prisma.revokedToken.deleteMany({ where: { expiresAt: { lt: new Date() } } }).catch(() => {})
+    }, 10 * 60_000)
+    sweep.unref()
+    app.addHook('onClose', async () => clearInterval(sweep))
+
+    app.decorateRequest('userId', '')
+    app.decorateRequest('accessToken', '')
+    app.decorate('authn', { issueAccessToken, verifyAccessToken, revokeAccessToken, userDeleted, audit, authFailed, events })
+    app.decorate('requireUser', requireUser)
+  },
+  { name: 'auth', dependencies: ['db', 'metrics', '@fastify/jwt'] },
+)
+
+export interface Authn {
+  issueAccessToken(userId: string): { accessToken: string; expiresAt: number; tokenType: 'Bearer' }
+  verifyAccessToken(token: string): Promise<VerifiedToken>
+  revokeAccessToken(token: string): Promise<void>
+  userDeleted(userId: string): void
+  audit(event: string, fields: AuditFields): void
+  authFailed(reason: string): void
+  events: EventEmitter<AuthEvents>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    authn: Authn
+    requireUser: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+  }
+  interface FastifyRequest {
+    userId: string
+    accessToken: string
+  }
+}

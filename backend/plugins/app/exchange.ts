@@ -1,0 +1,88 @@
+/**
+ * The exchange: an LN Markets v3 client (and Stream v1 ticker) pointed at LN Markets in live mode,
+ * or at the in-process simulator in demo mode, where a demo user with simulator credentials is ensured.
+ */
+import fp from 'fastify-plugin'
+import { LnmClient } from '../../exchange/client.ts'
+import { LnmStream } from '../../exchange/stream.ts'
+import { demoAccounts, startSimulator, type SimAccountInput, type Simulator } from '../../simulator/index.ts'
+import type { Source } from '../../schemas/ws-protocol.ts'
+import { hashPassword } from '../../auth/passwords.ts'
+
+export const DEMO_LOGIN = { username: 'demo', password: 'demo' } as const
+
+export interface Exchange {
+  client: LnmClient
+  stream: LnmStream | null
+  source: Source
+  /** what is stored with credentials: demo, mainnet, signet or custom */
+  network: string
+  simulator: Simulator | null
+}
+
+export interface SimulatorOptions {
+  accounts?: SimAccountInput[]
+  rateLimit?: { publicPerSec?: number; authPerSec?: number }
+  tickMs?: number
+}
+
+async function startDemoSimulator(port: number, host: string, admin: boolean, o: SimulatorOptions, log: { warn(o: object, m: string): void }): Promise<Simulator> {
+  const opts = { host, admin, accounts: o.accounts ?? demoAccounts(), rateLimit: o.rateLimit, tickMs: o.tickMs }
+  try {
+    return await startSimulator({ port, ...opts })
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'EADDRINUSE' || port === 0) throw err
+    log.warn({ port }, 'simulator port in use; the demo simulator takes a free port instead')
+    return startSimulator({ port: 0, ...opts })
+  }
+}
+
+export default fp(
+  async function exchange(app, opts: { simulator?: SimulatorOptions }) {
+    const { config } = app
+    let simulator: Simulator | null = null
+    let apiUrl = config.apiUrl
+    let streamUrl = config.streamUrl
+    if (config.mode === 'demo') {
+      simulator = await startDemoSimulator(config.SIM_PORT, '127.0.0.1', config.SIM_ADMIN, opts.simulator ?? {}, app.log)
+      apiUrl = simulator.url
+      streamUrl = simulator.streamUrl
+      app.log.info({ url: simulator.url }, 'demo mode: LN Markets simulator running in-process')
+    }
+    const client = new LnmClient({ baseUrl: apiUrl!, metrics: app.metrics, logger: app.log.child({ module: 'exchange' }) })
+    const stream = streamUrl ? new LnmStream({ url: streamUrl, metrics: app.metrics, logger: app.log.child({ module: 'stream' }) }) : null
+    const network = config.mode === 'demo' ? 'demo' : config.LNM_NETWORK !== 'demo' ? config.LNM_NETWORK : 'custom'
+
+    app.decorate('exchange', { client, stream, source: config.mode === 'demo' ? 'simulator' : 'lnmarkets', network, simulator } satisfies Exchange)
+
+    app.addHook('onClose', async () => {
+      stream?.close()
+      await client.close()
+      await simulator?.close()
+    })
+  },
+  { name: 'exchange', dependencies: ['metrics'] },
+)
+
+/** demo mode: the demo user exists and holds the simulator's demo account credentials */
+export const demoBootstrap = fp(
+  async function demo(app) {
+    if (app.config.mode !== 'demo' || !app.exchange.simulator) return
+    app.addHook('onReady', async () => {
+      const account = app.exchange.simulator!.accounts.find((a) => a.username === 'demo') ?? app.exchange.simulator!.accounts[0]!
+      let user = await app.prisma.user.findUnique({ where: { username: DEMO_LOGIN.username } })
+      user ??= await app.prisma.user.create({ data: { username: DEMO_LOGIN.username, passwordHash: await hashPassword(DEMO_LOGIN.password) } })
+      const stored = await app.vault.get(user.id).catch(() => null)
+      if (!stored || stored.key !== account.key || stored.secret !== account.secret || stored.passphrase !== account.passphrase) {
+        await app.vault.put(user.id, { key: account.key, secret: account.secret, passphrase: account.passphrase }, 'demo', new Date())
+      }
+    })
+  },
+  { name: 'demo-bootstrap', dependencies: ['exchange', 'vault', 'db'] },
+)
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    exchange: Exchange
+  }
+}

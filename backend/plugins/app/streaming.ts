@@ -1,0 +1,121 @@
+/**
+ * Streaming: wires the bus, the account pollers, the ticker feed and the hub to the exchange client,
+ * the vault and authentication, and exposes them as `app.streaming`. Drains sockets with 1001 over
+ * SHUTDOWN_DRAIN_MS before the server closes.
+ */
+import fp from 'fastify-plugin'
+import { toAccountSnapshot, toPositionsSnapshot, toTickerSnapshot } from '../../exchange/snapshots.ts'
+import { AccountPollers } from '../../streaming/account-pollers.ts'
+import { CONTROL_TOPIC, InProcessBus, type Bus } from '../../streaming/bus.ts'
+import { buildDashboard, type DashboardView } from '../../streaming/dashboard.ts'
+import { Hub } from '../../streaming/hub.ts'
+import type { AccountSource, Log, TickerSource } from '../../streaming/sources.ts'
+import { TickerFeed } from '../../streaming/ticker-feed.ts'
+import type { UpstreamState } from '../../schemas/ws-protocol.ts'
+
+export interface Streaming {
+  bus: Bus
+  hub: Hub
+  pollers: AccountPollers
+  ticker: TickerFeed
+  /** /api/dashboard: watch the account, wait briefly for a cold cache, render from cache */
+  dashboard(userId: string): Promise<DashboardView>
+  upstreamState(): UpstreamState | 'idle'
+}
+
+export default fp(
+  async function streaming(app) {
+    const { config, metrics } = app
+    const log = app.log.child({ module: 'streaming' }) as unknown as Log
+    const { client, stream, source } = app.exchange
+
+    const bus = new InProcessBus((err, topic) => log.error({ err, topic }, 'bus handler failed'))
+    const accountSource: AccountSource = {
+      fetchAccount: async (creds, o) => toAccountSnapshot(await client.account(creds, o)),
+      fetchPositions: async (creds, o) => {
+        const [running, open] = await Promise.all([client.runningTrades(creds, o), client.openTrades(creds, o)])
+        return toPositionsSnapshot(running, open)
+      },
+    }
+    const tickerSource: TickerSource = {
+      fetchTicker: async (o) => ({ data: toTickerSnapshot(await client.ticker(o)), ts: Date.now() }),
+    }
+    const pollers = new AccountPollers({
+      bus,
+      source: accountSource,
+      credentials: (userId) => app.vault.get(userId),
+      intervalMs: config.POLL_INTERVAL_MS,
+      metrics,
+      log,
+    })
+    const ticker = new TickerFeed({ bus, source: tickerSource, stream, intervalMs: config.TICKER_INTERVAL_MS, metrics, log })
+    const hub = new Hub({
+      bus,
+      verify: (token) => app.authn.verifyAccessToken(token),
+      source,
+      metrics,
+      maxConnections: config.MAX_CONNECTIONS,
+      maxConnectionsPerUser: config.MAX_CONNECTIONS_PER_USER,
+      authTimeoutMs: config.WS_AUTH_TIMEOUT_MS,
+      heartbeatMs: config.WS_HEARTBEAT_MS,
+      maxBufferedBytes: config.WS_MAX_BUFFERED_BYTES,
+      rateLimitPerSec: config.WS_RATE_LIMIT_PER_SEC,
+      staleAfterMs: config.STALE_AFTER_MS,
+      graceMs: config.POLLER_GRACE_MS,
+      coldWaitMs: Math.min(3000, Math.max(1000, config.POLL_INTERVAL_MS)),
+      log,
+    })
+    pollers.start()
+    ticker.start()
+    hub.start()
+
+    // revocation, deletion and credential changes reach open sockets and pollers at once
+    const onRevoked = ({ userId, tokenHash }: { userId: string; tokenHash: string }) => hub.revokeToken(userId, tokenHash)
+    const onUserDeleted = ({ userId }: { userId: string }) => hub.forbidUser(userId, 'user deleted')
+    const onCredsChanged = ({ userId }: { userId: string }) => bus.publish(CONTROL_TOPIC, { kind: 'credentials', key: userId })
+    const onCredsDeleted = ({ userId }: { userId: string }) => {
+      hub.forbidUser(userId, 'exchange credentials deleted')
+      bus.publish(CONTROL_TOPIC, { kind: 'credentials', key: userId })
+    }
+    app.authn.events.on('revoked', onRevoked)
+    app.authn.events.on('user_deleted', onUserDeleted)
+    app.vault.events.on('changed', onCredsChanged)
+    app.vault.events.on('deleted', onCredsDeleted)
+
+    app.addHook('onReady', async () => {
+      stream?.connect()
+    })
+    app.addHook('preClose', async () => {
+      await hub.drain(config.SHUTDOWN_DRAIN_MS)
+    })
+    app.addHook('onClose', async () => {
+      app.authn.events.off('revoked', onRevoked)
+      app.authn.events.off('user_deleted', onUserDeleted)
+      app.vault.events.off('changed', onCredsChanged)
+      app.vault.events.off('deleted', onCredsDeleted)
+      await hub.stop()
+      await ticker.stop()
+      await pollers.stop()
+      await bus.close()
+    })
+
+    app.decorate('streaming', {
+      bus,
+      hub,
+      pollers,
+      ticker,
+      async dashboard(userId: string) {
+        await hub.touch(userId)
+        return buildDashboard(hub.cache, userId, { now: Date.now(), staleAfterMs: config.STALE_AFTER_MS, source })
+      },
+      upstreamState: () => hub.upstreamState(),
+    } satisfies Streaming)
+  },
+  { name: 'streaming', dependencies: ['metrics', 'auth', 'vault', 'exchange'] },
+)
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    streaming: Streaming
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Thin wrappers that configure the Fastify ecosystem's own plugins from Config.
+ * Order matters only where noted.
+ */
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import fp from 'fastify-plugin'
+import cookie from '@fastify/cookie'
+import cors from '@fastify/cors'
+import helmet from '@fastify/helmet'
+import jwt from '@fastify/jwt'
+import rateLimit from '@fastify/rate-limit'
+import fastifyStatic from '@fastify/static'
+import underPressure from '@fastify/under-pressure'
+import websocket from '@fastify/websocket'
+import { HttpError } from '../../errors.ts'
+
+export const FRONTEND_DIST = join(import.meta.dirname, '..', '..', '..', 'dist', 'frontend')
+
+export default fp(
+  async function external(app) {
+    const { config } = app
+    await app.register(helmet, {
+      contentSecurityPolicy: {
+        directives: {
+          defaultSrc: ["'self'"],
+          connectSrc: ["'self'", 'ws:', 'wss:'],
+          imgSrc: ["'self'", 'data:'],
+          styleSrc: ["'self'", "'unsafe-inline'"],
+          scriptSrc: ["'self'"],
+          upgradeInsecureRequests: null,
+        },
+      },
+      // the dashboard is served over plain http on loopback by default
+      hsts: config.NODE_ENV === 'production',
+    })
+    // same-origin only unless CORS_ORIGINS lists the origins allowed to call the API with credentials
+    await app.register(cors, { origin: config.corsOrigins.length ? config.corsOrigins : false, credentials: true })
+    await app.register(cookie)
+    await app.register(jwt, { secret: config.jwtSecret, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'] } })
+    await app.register(rateLimit, {
+      global: false,
+      errorResponseBuilder: (_req, ctx) =>
+        new HttpError(429, 'rate_limited', `Too many requests; retry in ${Math.ceil(ctx.ttl / 1000)} s`, { 'retry-after': String(Math.ceil(ctx.ttl / 1000)) }),
+    })
+    await app.register(underPressure, {
+      maxEventLoopDelay: config.MAX_EVENT_LOOP_DELAY_MS,
+      retryAfter: 5,
+      exposeStatusRoute: false,
+      pressureHandler: (_req, reply, type, value) => {
+        reply.status(503).header('retry-after', '5').send({ error: { code: 'overloaded', message: `Server overloaded (${type}${value ? ` ${Math.round(Number(value))}` : ''}); retry shortly` } })
+      },
+    })
+    await app.register(websocket, {
+      options: {
+        maxPayload: config.WS_MAX_MESSAGE_BYTES,
+        perMessageDeflate: false,
+        clientTracking: true,
+      },
+      // the streaming plugin drains sockets with 1001 over SHUTDOWN_DRAIN_MS in its own preClose hook
+      preClose: async () => {},
+    })
+    if (existsSync(join(FRONTEND_DIST, 'index.html'))) {
+      await app.register(fastifyStatic, { root: FRONTEND_DIST, prefix: '/', wildcard: false, index: 'index.html', maxAge: '1h', setHeaders: (res, path) => {
+        if (path.endsWith('index.html')) res.setHeader('cache-control', 'no-cache')
+      } })
+    } else {
+      app.log.warn({ dir: FRONTEND_DIST }, 'dashboard build not found: run `npm run build` (the API still works)')
+    }
+  },
+  { name: 'external', dependencies: [] },
+)

@@ -1,0 +1,165 @@
+/**
+ * Users and sessions (CONTRACT §4): register, login, refresh (rotating, reuse-detecting), logout, me.
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import Type from 'typebox'
+import { dummyPasswordHash, hashPassword, passwordProblem, verifyPassword } from '../../auth/passwords.ts'
+import { REFRESH_COOKIE, newRefreshToken, sha256hex } from '../../auth/tokens.ts'
+import { httpError } from '../../errors.ts'
+import { Credentials, ErrorResponse, LoginBody, Ok, TokenResponse, User, commonErrors } from '../../schemas/http.ts'
+
+const toUser = (u: { id: string; username: string; createdAt: Date }) => ({ id: u.id, username: u.username, createdAt: u.createdAt.toISOString() })
+
+const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { config } = app
+  const ipLimit = { max: config.AUTH_RATE_LIMIT_IP_PER_MIN, timeWindow: 60_000 }
+  /**
+   * A second limit keyed by the (normalised) username, so one account cannot be brute-forced from many IPs.
+   * createRateLimit (not a second route limiter: the plugin runs one limiter per request) shares the plugin's store.
+   */
+  const userLimiter = app.createRateLimit({
+    max: config.AUTH_RATE_LIMIT_USER_PER_MIN,
+    timeWindow: 60_000,
+    keyGenerator: (req) => `login-user:${String((req.body as { username?: unknown } | undefined)?.username ?? '').toLowerCase().slice(0, 64)}`,
+  })
+  const perUsername = async (request: FastifyRequest) => {
+    const r = await userLimiter(request)
+    // the result reports the count; isExceeded (not isAllowed) says whether this request is over the limit
+    if (!r.isAllowed && r.isExceeded) {
+      app.authn.authFailed('rate_limited')
+      throw httpError(429, 'rate_limited', `Too many login attempts for this user; retry in ${r.ttlInSeconds} s`, { 'retry-after': String(r.ttlInSeconds) })
+    }
+  }
+
+  function setRefreshCookie(reply: FastifyReply, token: string, expiresAt: Date) {
+    reply.setCookie(REFRESH_COOKIE, token, {
+      httpOnly: true,
+      sameSite: 'strict',
+      secure: config.NODE_ENV === 'production',
+      path: '/api/auth',
+      expires: expiresAt,
+    })
+  }
+
+  async function startSession(request: FastifyRequest, reply: FastifyReply, userId: string) {
+    const refresh = newRefreshToken()
+    const expiresAt = new Date(Date.now() + config.REFRESH_TOKEN_TTL_S * 1000)
+    await app.prisma.refreshSession.create({
+      data: { userId, tokenHash: sha256hex(refresh), expiresAt, userAgent: request.headers['user-agent']?.slice(0, 256) ?? null, ip: request.ip },
+    })
+    setRefreshCookie(reply, refresh, expiresAt)
+    return app.authn.issueAccessToken(userId)
+  }
+
+  app.post('/register', {
+    config: { rateLimit: ipLimit },
+    schema: { body: Credentials, response: { 201: Type.Object({ user: User }), 409: ErrorResponse, ...commonErrors } },
+  }, async (request, reply) => {
+    const { username, password } = request.body
+    const problem = passwordProblem(username, password)
+    if (problem) throw httpError(400, 'weak_password', problem)
+    const passwordHash = await hashPassword(password)
+    try {
+      const user = await app.prisma.user.create({ data: { username, passwordHash } })
+      app.authn.audit('register', { userId: user.id, username, ip: request.ip })
+      return reply.status(201).send({ user: toUser(user) })
+    } catch (err) {
+      if ((err as { code?: string }).code === 'P2002') throw httpError(409, 'username_taken', 'That username is taken')
+      throw err
+    }
+  })
+
+  app.post('/login', {
+    config: { rateLimit: ipLimit },
+    preHandler: perUsername,
+    schema: { body: LoginBody, response: { 200: TokenResponse, ...commonErrors } },
+  }, async (request, reply) => {
+    const { username, password } = request.body
+    const user = await app.prisma.user.findUnique({ where: { username } })
+    // the same work and the same answer whether the user exists or not
+    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyPasswordHash()))
+    if (!user || !ok) {
+      app.authn.authFailed('bad_credentials')
+      app.authn.audit('login_failed', { userId: user?.id ?? null, username, ip: request.ip })
+      throw httpError(401, 'invalid_credentials', 'Invalid username or password')
+    }
+    app.authn.audit('login_ok', { userId: user.id, username, ip: request.ip })
+    return startSession(request, reply, user.id)
+  })
+
+  app.post('/refresh', {
+    config: { rateLimit: { max: 60, timeWindow: 60_000 } },
+    schema: { response: { 200: TokenResponse, ...commonErrors } },
+  }, async (request, reply) => {
+    const presented = request.cookies[REFRESH_COOKIE]
+    if (!presented) throw httpError(401, 'no_session', 'No refresh session')
+    const hash = sha256hex(presented)
+    const now = new Date()
+    const session = await app.prisma.refreshSession.findUnique({ where: { tokenHash: hash } })
+    if (!session) {
+      // a rotated token presented again: whoever holds it is not the legitimate client — end the session
+      const stolen = await app.prisma.refreshSession.findUnique({ where: { prevTokenHash: hash } })
+      if (stolen && !stolen.revokedAt) {
+        await app.prisma.refreshSession.update({ where: { id: stolen.id }, data: { revokedAt: now } })
+        app.authn.audit('refresh_reuse', { userId: stolen.userId, ip: request.ip, detail: 'rotated refresh token reused; session revoked' })
+        app.authn.authFailed('refresh_reuse')
+      }
+      reply.clearCookie(REFRESH_COOKIE, { path: '/api/auth' })
+      throw httpError(401, 'invalid_session', 'Refresh session is not valid')
+    }
+    if (session.revokedAt || session.expiresAt <= now) {
+      reply.clearCookie(REFRESH_COOKIE, { path: '/api/auth' })
+      throw httpError(401, 'invalid_session', 'Refresh session is not valid')
+    }
+    const next = newRefreshToken()
+    // compare-and-swap on the current hash: two concurrent refreshes cannot both rotate
+    const rotated = await app.prisma.refreshSession.updateMany({
+      where: { id: session.id, tokenHash: hash, revokedAt: null },
+      data: { tokenHash: sha256hex(next), prevTokenHash: hash, rotatedAt: now },
+    })
+    if (rotated.count !== 1) throw httpError(401, 'invalid_session', 'Refresh session is not valid')
+    setRefreshCookie(reply, next, session.expiresAt)
+    app.authn.audit('refresh', { userId: session.userId, ip: request.ip })
+    return app.authn.issueAccessToken(session.userId)
+  })
+
+  app.post('/logout', {
+    onRequest: app.requireUser,
+    schema: { response: { 200: Ok, ...commonErrors } },
+  }, async (request, reply) => {
+    await app.authn.revokeAccessToken(request.accessToken)
+    const presented = request.cookies[REFRESH_COOKIE]
+    if (presented) {
+      await app.prisma.refreshSession.updateMany({ where: { tokenHash: sha256hex(presented), userId: request.userId }, data: { revokedAt: new Date() } })
+    }
+    reply.clearCookie(REFRESH_COOKIE, { path: '/api/auth' })
+    app.authn.audit('logout', { userId: request.userId, ip: request.ip })
+    return { ok: true as const }
+  })
+}
+
+export default authRoutes
+
+export const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get('/me', { onRequest: app.requireUser, schema: { response: { 200: User, ...commonErrors } } }, async (request) => {
+    const user = await app.prisma.user.findUnique({ where: { id: request.userId } })
+    if (!user) throw httpError(401, 'invalid_token', 'Invalid access token')
+    return toUser(user)
+  })
+
+  /** closes the account: every session, stored credential and socket of the user goes with it */
+  app.delete('/me', {
+    onRequest: app.requireUser,
+    config: { rateLimit: { max: 10, timeWindow: 60_000 } },
+    schema: { body: Type.Object({ password: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false }), response: { 200: Ok, ...commonErrors } },
+  }, async (request, reply) => {
+    const user = await app.prisma.user.findUnique({ where: { id: request.userId } })
+    if (!user || !(await verifyPassword(request.body.password, user.passwordHash))) throw httpError(401, 'invalid_credentials', 'Password is not correct')
+    await app.prisma.user.delete({ where: { id: user.id } })
+    app.authn.audit('user_deleted', { username: user.username, ip: request.ip })
+    app.authn.userDeleted(user.id)
+    reply.clearCookie(REFRESH_COOKIE, { path: '/api/auth' })
+    return { ok: true as const }
+  })
+}

@@ -1,0 +1,41 @@
+/** TypeBox schemas shared by the HTTP routes (request and response). */
+import Type, { type Static } from 'typebox'
+
+export const ErrorResponse = Type.Object({
+  error: Type.Object({ code: Type.String(), message: Type.String() }),
+})
+
+/** the error responses every authenticated route may give */
+export const commonErrors = {
+  400: ErrorResponse,
+  401: ErrorResponse,
+  429: ErrorResponse,
+  500: ErrorResponse,
+} as const
+
+export const Username = Type.String({ minLength: 3, maxLength: 32, pattern: '^[A-Za-z0-9_.-]+$', description: '3–32 letters, digits, _ . -' })
+/** the policy: at least 8 characters, at most 256; strength checks happen in code (not the username, not all one class) */
+export const Password = Type.String({ minLength: 8, maxLength: 256 })
+
+export const Credentials = Type.Object({ username: Username, password: Password }, { additionalProperties: false })
+export const LoginBody = Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false })
+
+export const User = Type.Object({ id: Type.String(), username: Type.String(), createdAt: Type.String() })
+export type UserT = Static<typeof User>
+
+export const TokenResponse = Type.Object({ accessToken: Type.String(), expiresAt: Type.Number({ description: 'epoch ms' }), tokenType: Type.Literal('Bearer') })
+
+export const CredentialsBody = Type.Object({
+  apiKey: Type.String({ minLength: 8, maxLength: 256, pattern: '^\\S+$' }),
+  apiSecret: Type.String({ minLength: 8, maxLength: 512, pattern: '^\\S+$' }),
+  passphrase: Type.String({ minLength: 1, maxLength: 256 }),
+}, { additionalProperties: false })
+
+export const CredentialsInfo = Type.Object({
+  maskedKey: Type.String(),
+  network: Type.String(),
+  createdAt: Type.String(),
+  verifiedAt: Type.Union([Type.String(), Type.Null()]),
+})
+
+export const Ok = Type.Object({ ok: Type.Literal(true) })

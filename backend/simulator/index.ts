@@ -1,0 +1,271 @@
+/**
+ * The LN Markets simulator: REST v3 under /v3 and Stream v1 at /v1 on one real HTTP server, with the
+ * exchange's auth, limits and maths, plus fault injection. Used by demo mode, by tests and standalone
+ * (main.ts).
+ */
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { createServer, type ServerResponse } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import { Engine, type TradeEvent } from './engine.ts'
+import { createFaults } from './faults.ts'
+import { createHttpHandler, type LogEntry } from './http.ts'
+import { Market, nextFundingTime } from './market.ts'
+import { TokenBuckets } from './rate-limit.ts'
+import { createRng } from './rng.ts'
+import { buildRoutes } from './routes.ts'
+import { StreamServer } from './stream.ts'
+import { SimError, type Faults, type SimAccountInput } from './types.ts'
+
+export type { Faults, SimAccountInput, SimPositionInput } from './types.ts'
+export { SimError } from './types.ts'
+
+export interface SimulatorOptions {
+  port?: number
+  host?: string
+  accounts?: SimAccountInput[]
+  seed?: number
+  /** price walk period, default 1000; ≤ 0 disables the walk */
+  tickMs?: number
+  /** expose /__sim admin routes */
+  admin?: boolean
+  rateLimit?: { publicPerSec?: number; authPerSec?: number }
+  log?: boolean
+  /** Stream idle timeout (default 120 000 ms, as documented) */
+  streamIdleMs?: number
+  /** starting last price (default: seeded, 90 000–110 000) */
+  initialPrice?: number
+  /** annualised volatility of the walk (default 0.5) */
+  volatility?: number
+}
+
+export interface Simulator {
+  port: number
+  /** http://host:port/v3 */
+  url: string
+  /** ws://host:port/v1 */
+  streamUrl: string
+  accounts: SimAccountInput[]
+  faults: { set(f: Partial<Faults>): void; reset(): void; get(): Faults }
+  stats: {
+    requests(filter?: { path?: string; key?: string; sinceMs?: number }): number
+    reset(): void
+    log(): LogEntry[]
+  }
+  market: {
+    price(): number
+    index(): number
+    setPrice(p: number): void
+    tick(): void
+    /** settle funding now (normally every 8 h at 00/08/16 UTC of the simulator clock) */
+    settleFunding(): void
+  }
+  /** the simulator clock (wall clock + clockSkewMs), ms */
+  now(): number
+  /** close the listener and drop every socket: connection refused, like a full outage */
+  pause(): Promise<void>
+  /** listen again on the SAME port */
+  resume(): Promise<void>
+  close(): Promise<void>
+}
+
+const MAX_LOG = 10_000
+
+export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
+  const host = opts.host ?? '127.0.0.1'
+  const seed = opts.seed ?? 42
+  const accounts = (opts.accounts ?? demoAccounts()).map((a) => ({ ...a, positions: a.positions?.map((p) => ({ ...p })) }))
+  const byKey = new Map(accounts.map((a) => [a.key, a]))
+  if (byKey.size !== accounts.length) throw new Error('simulator: duplicate account key')
+
+  let stream: StreamServer | undefined
+  const faults = createFaults((f) => {
+    if (f.outage) stream?.dropAll()
+  })
+  const now = () => Date.now() + faults.get().clockSkewMs
+  const market = new Market({ seed, now, initialPrice: opts.initialPrice, volatility: opts.volatility })
+  const engine = new Engine(market, now, accounts, (owner: string, event: TradeEvent, t) => stream?.publishTrade(owner, event, t))
+  stream = new StreamServer({ accounts: byKey, engine, market, now, faults: faults.get, rng: createRng(seed ^ 0x5eed), idleMs: opts.streamIdleMs ?? 120_000 })
+
+  const afterPrice = () => {
+    engine.onPrice()
+    stream?.publishMarket()
+  }
+  // tickMs ≤ 0 disables the walk (prices then move only through setPrice/tick); setInterval caps at 2^31−1
+  const tickMs = Math.min(opts.tickMs ?? 1000, 2_147_483_647)
+  let lastTick = now()
+  const tick = () => {
+    const t = now()
+    market.step(Math.max(1, Math.min(t - lastTick, 3_600_000)))
+    lastTick = t
+    afterPrice()
+  }
+  const setPrice = (p: number) => {
+    if (!(Number.isFinite(p) && p > 0)) throw new SimError(400, 'badRequest', 'price must be a positive number')
+    market.setPrice(p)
+    afterPrice()
+  }
+
+  let log: LogEntry[] = []
+  const held = new Set<ServerResponse>()
+  const publicLimiter = new TokenBuckets(opts.rateLimit?.publicPerSec ?? 1)
+  const authLimiter = new TokenBuckets(opts.rateLimit?.authPerSec ?? 5)
+  const stats: Simulator['stats'] = {
+    requests: (f = {}) => log.filter((e) => (f.path === undefined || e.path === f.path) && (f.key === undefined || e.key === f.key) && (f.sinceMs === undefined || e.ts >= f.sinceMs)).length,
+    reset: () => { log = [] },
+    log: () => log.slice(),
+  }
+
+  const admin = opts.admin
+    ? (method: string, path: string, body: unknown): unknown => {
+      const route = `${method} ${path}`
+      switch (route) {
+        case 'GET /__sim/faults': return faults.get()
+        case 'PUT /__sim/faults': faults.set(body as Partial<Faults>); return faults.get()
+        case 'POST /__sim/faults/reset': faults.reset(); return faults.get()
+        case 'GET /__sim/stats': {
+          const byPath: Record<string, number> = {}
+          for (const e of log) byPath[e.path] = (byPath[e.path] ?? 0) + 1
+          return { total: log.length, byPath, recent: log.slice(-100) }
+        }
+        case 'POST /__sim/stats/reset': stats.reset(); return { ok: true }
+        case 'POST /__sim/price': {
+          const p = (body as { price?: unknown } | undefined)?.price
+          setPrice(typeof p === 'number' ? p : NaN)
+          return market.ticker()
+        }
+        case 'POST /__sim/tick': tick(); return market.ticker()
+        case 'POST /__sim/funding': return engine.settleFunding()
+        default: throw new SimError(404, 'notFound', `Route ${method}:${path} not found`)
+      }
+    }
+    : undefined
+
+  const handler = createHttpHandler({
+    routes: buildRoutes({ engine, market, now }),
+    accounts: byKey, now, faults: faults.get, rng: createRng(seed ^ 0xfa017),
+    publicLimiter, authLimiter, held, admin, log: opts.log,
+    record: (e) => {
+      // never the key: it is a credential
+      if (opts.log) console.log(`[simulator] ${e.method} ${e.path} ${e.status}`)
+      log.push(e)
+      if (log.length > MAX_LOG) log.splice(0, log.length - MAX_LOG)
+    },
+  })
+  const server = createServer({ keepAliveTimeout: 5000 }, handler)
+  const sockets = new Set<Socket>()
+  server.on('connection', (s) => {
+    sockets.add(s)
+    s.on('close', () => sockets.delete(s))
+  })
+  server.on('upgrade', (req, socket, head) => stream?.handleUpgrade(req, socket, head))
+  server.on('clientError', (_e, socket) => socket.destroy())
+
+  const listen = (port: number) => new Promise<number>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve((server.address() as AddressInfo).port)
+    })
+  })
+  const shut = () => new Promise<void>((resolve) => {
+    stream?.dropAll()
+    for (const r of held) r.destroy()
+    held.clear()
+    for (const s of sockets) s.destroy()
+    if (!server.listening) return resolve()
+    server.close(() => resolve())
+  })
+
+  const port = await listen(opts.port ?? 0)
+  const timer = tickMs > 0 ? setInterval(tick, tickMs) : undefined
+  timer?.unref()
+  const urlHost = host.includes(':') ? `[${host}]` : host
+  if (opts.log) console.log(`[simulator] listening on http://${urlHost}:${port} (next funding ${new Date(nextFundingTime(now())).toISOString()})`)
+
+  let closed = false
+  return {
+    port,
+    url: `http://${urlHost}:${port}/v3`,
+    streamUrl: `ws://${urlHost}:${port}/v1`,
+    accounts,
+    faults,
+    stats,
+    market: { price: () => market.price(), index: () => market.index(), setPrice, tick, settleFunding: () => { engine.settleFunding() } },
+    now,
+    pause: shut,
+    resume: async () => {
+      if (closed) throw new Error('simulator: closed')
+      if (!server.listening) await listen(port)
+    },
+    close: async () => {
+      closed = true
+      clearInterval(timer)
+      await shut()
+      stream?.close()
+    },
+  }
+}
+
+const secret = () => randomBytes(24).toString('base64')
+
+/** the demo trader 'demo' (+ two more) with fresh random keys, balances, running positions and one open limit order */
+export function demoAccounts(): SimAccountInput[] {
+  const mk = (username: string, balance: number, positions: SimAccountInput['positions']): SimAccountInput => ({
+    username, key: `sim-${username}-${randomBytes(6).toString('hex')}`, secret: secret(), passphrase: randomBytes(8).toString('hex'), balance, positions,
+  })
+  return [
+    mk('demo', 2_500_000, [
+      { side: 'buy', quantity: 500, leverage: 10 },
+      { side: 'sell', quantity: 200, leverage: 25 },
+      { side: 'buy', quantity: 1000, leverage: 5 },
+      { side: 'buy', quantity: 300, leverage: 20, type: 'limit' },
+    ]),
+    mk('alice', 1_000_000, [{ side: 'sell', quantity: 150, leverage: 10 }]),
+    mk('bob', 50_000, []),
+  ]
+}
+
+/** reads and validates a SIM_ACCOUNTS_FILE: a JSON array of {username,key,secret,passphrase,balance[,positions]} */
+export function loadAccountsFile(path: string): SimAccountInput[] {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (e) {
+    throw new Error(`SIM_ACCOUNTS_FILE ${path}: ${(e as Error).message}`)
+  }
+  const fail = (where: string, what: string): never => { throw new Error(`SIM_ACCOUNTS_FILE ${path}: ${where} ${what}`) }
+  if (!Array.isArray(parsed) || parsed.length === 0) fail('root', 'must be a non-empty JSON array')
+  const keys = new Set<string>()
+  return (parsed as unknown[]).map((raw, i) => {
+    const at = `[${i}]`
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail(at, 'must be an object')
+    const a = raw as Record<string, unknown>
+    for (const k of Object.keys(a)) if (!['username', 'key', 'secret', 'passphrase', 'balance', 'positions'].includes(k)) fail(`${at}.${k}`, 'is not a known field')
+    for (const k of ['username', 'key', 'secret', 'passphrase'] as const) {
+      if (typeof a[k] !== 'string' || (a[k] as string).length === 0) fail(`${at}.${k}`, 'must be a non-empty string')
+    }
+    if (keys.has(a.key as string)) fail(`${at}.key`, 'is duplicated')
+    keys.add(a.key as string)
+    if (!Number.isSafeInteger(a.balance) || (a.balance as number) < 0) fail(`${at}.balance`, 'must be a non-negative integer (sats)')
+    let positions: SimAccountInput['positions']
+    if (a.positions !== undefined) {
+      if (!Array.isArray(a.positions)) fail(`${at}.positions`, 'must be an array')
+      positions = (a.positions as unknown[]).map((rp, j) => {
+        const pat = `${at}.positions[${j}]`
+        if (typeof rp !== 'object' || rp === null) return fail(pat, 'must be an object')
+        const p = rp as Record<string, unknown>
+        for (const k of Object.keys(p)) if (!['side', 'quantity', 'leverage', 'entryPrice', 'type', 'price'].includes(k)) fail(`${pat}.${k}`, 'is not a known field')
+        if (p.side !== 'buy' && p.side !== 'sell') fail(`${pat}.side`, "must be 'buy' or 'sell'")
+        if (!Number.isSafeInteger(p.quantity) || (p.quantity as number) < 1) fail(`${pat}.quantity`, 'must be a positive integer (USD)')
+        if (typeof p.leverage !== 'number' || p.leverage < 1 || p.leverage > 100) fail(`${pat}.leverage`, 'must be a number in [1, 100]')
+        if (p.type !== undefined && p.type !== 'market' && p.type !== 'limit') fail(`${pat}.type`, "must be 'market' or 'limit'")
+        for (const k of ['entryPrice', 'price'] as const) {
+          if (p[k] !== undefined && (typeof p[k] !== 'number' || (p[k] as number) <= 0)) fail(`${pat}.${k}`, 'must be a positive number')
+        }
+        return p as unknown as NonNullable<SimAccountInput['positions']>[number]
+      })
+    }
+    return { username: a.username as string, key: a.key as string, secret: a.secret as string, passphrase: a.passphrase as string, balance: a.balance as number, ...(positions ? { positions } : {}) }
+  })
+}

@@ -1,0 +1,269 @@
+/**
+ * Stream API v1 (lnmarkets-api.md §6.1): JSON-RPC 2.0 over `ws` at /v1. Limits as documented:
+ * 10 inbound messages/s per socket (-32429 with retryAfterMs), 16 KiB max payload (close 1009),
+ * idle timeout (120 s by default), 32 sockets per IP, 20 authenticate attempts per IP per minute.
+ * Times in stream payloads are integer ms.
+ */
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { WebSocketServer, WebSocket } from 'ws'
+import { verifyStream } from './auth.ts'
+import type { Engine, Trade, TradeEvent } from './engine.ts'
+import { CANDLE_RANGES, nextFundingTime, type Market } from './market.ts'
+import type { Rng } from './rng.ts'
+import type { Faults, SimAccountInput } from './types.ts'
+
+export const STREAM_MAX_PAYLOAD = 16 * 1024
+export const STREAM_MSGS_PER_SEC = 10
+const MAX_SOCKETS_PER_IP = 32
+const AUTH_ATTEMPTS_PER_MIN = 20
+const PERMISSIONS = ['account:read', 'futures:isolated:read', 'futures:isolated:write']
+const PREFIX = 'futures/inverse/btc_usd/'
+const PUBLIC_TOPICS = new Set([
+  `${PREFIX}ticker`, `${PREFIX}lastPrice`, `${PREFIX}index`, `${PREFIX}buckets`, `${PREFIX}funding`,
+  ...Object.keys(CANDLE_RANGES).map((r) => `${PREFIX}ohlc/${r}`),
+])
+const PRIVATE_TOPICS = new Set([`${PREFIX}isolated/trades`])
+
+export const RpcError = {
+  PARSE_ERROR: -32700, INVALID_REQUEST: -32600, METHOD_NOT_FOUND: -32601, INVALID_PARAMS: -32602,
+  INTERNAL_SERVER_ERROR: -32603, UNAUTHORIZED: -32401, FORBIDDEN: -32403, TOO_MANY_REQUESTS: -32429,
+} as const
+type RpcCode = keyof typeof RpcError
+
+class RpcFail extends Error {
+  constructor(readonly code: RpcCode, message: string, readonly extra: Record<string, unknown> = {}) { super(message) }
+}
+
+interface Client {
+  ws: WebSocket
+  ip: string
+  topics: Set<string>
+  auth?: { key: string; userId: string }
+  windowStart: number
+  count: number
+  idle?: NodeJS.Timeout
+}
+
+export interface StreamDeps {
+  accounts: Map<string, SimAccountInput>
+  engine: Engine
+  market: Market
+  now: () => number
+  faults: () => Faults
+  rng: Rng
+  idleMs: number
+}
+
+const EPOCH_US = Date.now() * 1000 - performance.now() * 1000
+/** monotonic µs since the epoch, shifted by the simulator's clock skew */
+const micros = (skewMs: number): number => Math.round(EPOCH_US + performance.now() * 1000 + skewMs * 1000)
+
+export class StreamServer {
+  private wss = new WebSocketServer({ noServer: true, maxPayload: STREAM_MAX_PAYLOAD })
+  readonly clients = new Set<Client>()
+  private authAttempts = new Map<string, number[]>()
+  private nonces = new Map<string, number>()
+  private lastPrice: number | undefined
+  private lastFunding: number | undefined
+
+  constructor(private readonly d: StreamDeps) {}
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = (req.url ?? '/').split('?')[0]
+    const reject = (status: number, reason: string) => {
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+    }
+    if (path !== '/v1') return reject(404, 'Not Found')
+    if (this.d.faults().outage) return reject(503, 'Service Unavailable')
+    const ip = req.socket.remoteAddress ?? '?'
+    if ([...this.clients].filter((c) => c.ip === ip).length >= MAX_SOCKETS_PER_IP) return reject(429, 'Too Many Requests')
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, ip))
+  }
+
+  private attach(ws: WebSocket, ip: string): void {
+    const c: Client = { ws, ip, topics: new Set(), windowStart: 0, count: 0 }
+    this.clients.add(c)
+    this.touch(c)
+    ws.on('message', (data, isBinary) => this.onMessage(c, isBinary ? '\u0000' : data.toString()))
+    ws.on('close', () => {
+      clearTimeout(c.idle)
+      this.clients.delete(c)
+    })
+    ws.on('error', () => ws.terminate())
+  }
+
+  private touch(c: Client): void {
+    clearTimeout(c.idle)
+    c.idle = setTimeout(() => c.ws.close(1000, 'Idle timeout'), this.d.idleMs)
+    c.idle.unref()
+  }
+
+  private send(c: Client, frame: unknown): void {
+    if (c.ws.readyState !== WebSocket.OPEN) return
+    if (this.d.rng.next() < this.d.faults().dropRate) {
+      c.ws.terminate()
+      return
+    }
+    c.ws.send(JSON.stringify(frame))
+  }
+
+  private onMessage(c: Client, text: string): void {
+    const skew = () => this.d.faults().clockSkewMs
+    const usIn = micros(skew())
+    this.touch(c)
+    const wall = Date.now()
+    if (wall - c.windowStart >= 1000) {
+      c.windowStart = wall
+      c.count = 0
+    }
+    c.count++
+    const remaining = Math.max(0, STREAM_MSGS_PER_SEC - c.count)
+    let id: string | number | null = null
+    const reply = (body: { result: unknown } | { error: unknown }) => {
+      const usOut = micros(skew())
+      this.send(c, { jsonrpc: '2.0', id, ...body, usIn, usOut, usDiff: usOut - usIn, rateLimit: { remaining, limit: STREAM_MSGS_PER_SEC } })
+    }
+    const fail = (e: RpcFail) => reply({ error: { code: RpcError[e.code], message: e.message, data: { code: e.code, ...e.extra } } })
+
+    let msg: any
+    let parsed = true
+    try {
+      msg = JSON.parse(text)
+    } catch {
+      parsed = false
+    }
+    const validId = (v: unknown) => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v))
+    if (msg && typeof msg === 'object' && validId(msg.id)) id = msg.id
+    if (c.count > STREAM_MSGS_PER_SEC) {
+      return fail(new RpcFail('TOO_MANY_REQUESTS', 'Too many requests', { retryAfterMs: Math.max(1, c.windowStart + 1000 - wall) }))
+    }
+    if (!parsed) return fail(new RpcFail('PARSE_ERROR', 'Parse error'))
+    if (!msg || typeof msg !== 'object' || Array.isArray(msg) || msg.jsonrpc !== '2.0' || typeof msg.method !== 'string' ||
+      ('id' in msg && !validId(msg.id)) || ('params' in msg && (typeof msg.params !== 'object' || msg.params === null))) {
+      return fail(new RpcFail('INVALID_REQUEST', 'Invalid Request'))
+    }
+    const notification = !('id' in msg)
+    try {
+      const result = this.call(c, msg.method, msg.params ?? {})
+      if (!notification) reply({ result })
+    } catch (e) {
+      if (notification) return
+      if (e instanceof RpcFail) return fail(e)
+      fail(new RpcFail('INTERNAL_SERVER_ERROR', 'Internal error'))
+    }
+  }
+
+  private topicsParam(params: any): string[] {
+    const topics = params?.topics
+    if (!Array.isArray(topics) || topics.length === 0 || !topics.every((t) => typeof t === 'string')) {
+      throw new RpcFail('INVALID_PARAMS', 'params.topics must be a non-empty array of strings')
+    }
+    return [...new Set(topics as string[])]
+  }
+
+  private call(c: Client, method: string, params: any): unknown {
+    switch (method) {
+      case 'hello':
+        return { version: '1.0.0' }
+      case 'ping':
+        return 'pong'
+      case 'time':
+        return { time: this.d.now() }
+      case 'authenticate':
+        return this.authenticate(c, params)
+      case 'whoami':
+        if (!c.auth) throw new RpcFail('UNAUTHORIZED', 'Not authenticated')
+        return { apiKey: c.auth.key, userId: c.auth.userId, permissions: PERMISSIONS }
+      case 'subscribe': {
+        const topics = this.topicsParam(params)
+        for (const t of topics) {
+          if (PRIVATE_TOPICS.has(t)) {
+            if (!c.auth) throw new RpcFail('UNAUTHORIZED', `Topic ${t} requires authentication`)
+          } else if (!PUBLIC_TOPICS.has(t)) {
+            throw new RpcFail('INVALID_PARAMS', `Unknown topic: ${t}`)
+          }
+        }
+        for (const t of topics) c.topics.add(t)
+        return { subscribed: topics }
+      }
+      case 'unsubscribe': {
+        const topics = this.topicsParam(params)
+        for (const t of topics) {
+          if (!PUBLIC_TOPICS.has(t) && !PRIVATE_TOPICS.has(t)) throw new RpcFail('INVALID_PARAMS', `Unknown topic: ${t}`)
+        }
+        const removed = topics.filter((t) => c.topics.delete(t))
+        return { unsubscribed: removed }
+      }
+      case 'unsubscribeAll': {
+        const removed = [...c.topics]
+        c.topics.clear()
+        return { unsubscribed: removed }
+      }
+      default:
+        throw new RpcFail('METHOD_NOT_FOUND', `Method not found: ${method}`)
+    }
+  }
+
+  private authenticate(c: Client, p: any): unknown {
+    const wall = Date.now()
+    const attempts = (this.authAttempts.get(c.ip) ?? []).filter((t) => wall - t < 60_000)
+    attempts.push(wall)
+    this.authAttempts.set(c.ip, attempts)
+    if (attempts.length > AUTH_ATTEMPTS_PER_MIN) throw new RpcFail('TOO_MANY_REQUESTS', 'Too many authentication attempts', { retryAfterMs: 60_000 - (wall - attempts[0]) })
+    const str = (v: unknown, max: number) => typeof v === 'string' && v.length > 0 && v.length <= max
+    if (!str(p.key, 256) || !str(p.signature, 256) || !str(p.passphrase, 256) || !str(p.nonce, 128) || !Number.isSafeInteger(p.timestamp)) {
+      throw new RpcFail('INVALID_PARAMS', 'params must be {key, signature, timestamp (ms integer), passphrase, nonce}')
+    }
+    const now = this.d.now()
+    const res = verifyStream(p, this.d.accounts, now)
+    if (typeof res === 'string') throw new RpcFail('UNAUTHORIZED', res)
+    const nonceKey = `${p.key}:${p.nonce}`
+    for (const [k, t] of this.nonces) if (now - t > 120_000) this.nonces.delete(k)
+    if (this.nonces.has(nonceKey)) throw new RpcFail('UNAUTHORIZED', 'Nonce already used')
+    this.nonces.set(nonceKey, now)
+    c.auth = { key: res.key, userId: this.d.engine.account(res.key).id }
+    return { authenticated: true, permissions: PERMISSIONS }
+  }
+
+  private notify(topic: string, data: unknown, filter?: (c: Client) => boolean): void {
+    for (const c of this.clients) {
+      if (c.topics.has(topic) && (!filter || filter(c))) this.send(c, { jsonrpc: '2.0', method: 'subscription', params: { topic, data } })
+    }
+  }
+
+  /** after every price change */
+  publishMarket(): void {
+    const m = this.d.market
+    const time = m.time()
+    const fundingTime = nextFundingTime(this.d.now())
+    this.notify(`${PREFIX}ticker`, { time, lastPrice: m.price(), index: m.index(), funding: { rate: m.fundingRate, time: fundingTime } })
+    if (m.price() !== this.lastPrice) this.notify(`${PREFIX}lastPrice`, { time, lastPrice: m.price() })
+    this.notify(`${PREFIX}index`, { time, index: m.index() })
+    this.notify(`${PREFIX}buckets`, { time, buckets: m.buckets() })
+    if (m.fundingRate !== this.lastFunding) this.notify(`${PREFIX}funding`, { pair: 'btc_usd', current: { rate: m.fundingRate, time: fundingTime } })
+    this.lastPrice = m.price()
+    this.lastFunding = m.fundingRate
+    for (const [range, ms] of Object.entries(CANDLE_RANGES)) {
+      const topic = `${PREFIX}ohlc/${range}`
+      if (![...this.clients].some((c) => c.topics.has(topic))) continue
+      const start = Math.floor(time / ms) * ms
+      const candle = m.aggregate(ms, start, time).at(-1)
+      if (candle) this.notify(topic, candle)
+    }
+  }
+
+  publishTrade(owner: string, event: TradeEvent, t: Trade): void {
+    const { owner: _o, ...trade } = t
+    this.notify(`${PREFIX}isolated/trades`, { pair: 'btc_usd', event, trade }, (c) => c.auth?.key === owner)
+  }
+
+  dropAll(): void {
+    for (const c of this.clients) c.ws.terminate()
+  }
+
+  close(): void {
+    this.dropAll()
+    this.wss.close()
+  }
+}

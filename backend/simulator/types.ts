@@ -1,0 +1,46 @@
+/** Public shapes of the simulator (re-exported by index.ts). */
+export interface SimPositionInput {
+  side: 'buy' | 'sell'
+  quantity: number
+  leverage: number
+  entryPrice?: number
+  type?: 'market' | 'limit'
+  price?: number
+}
+
+export interface SimAccountInput {
+  username: string
+  key: string
+  secret: string
+  passphrase: string
+  balance: number
+  positions?: SimPositionInput[]
+}
+
+export interface Faults {
+  latencyMs: number
+  /** 0..1: hold the request open and never answer */
+  timeoutRate: number
+  /** 0..1: answer errorStatus without processing */
+  errorRate: number
+  errorStatus: 500 | 502 | 503 | 504
+  /** every request 429 */
+  rateLimitStorm: boolean
+  /** 0..1: 200-style response whose body is not JSON */
+  malformedRate: number
+  /** 0..1: full Content-Length announced, half the body sent, connection closed */
+  truncatedRate: number
+  /** 0..1: socket destroyed mid-response (the request WAS processed) */
+  dropRate: number
+  /** server clock offset */
+  clockSkewMs: number
+  /** 503 for everything, stream upgrades refused and stream sockets dropped */
+  outage: boolean
+}
+
+/** a REST error: `{code, message}` with an HTTP status */
+export class SimError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message)
+  }
+}

@@ -1,0 +1,315 @@
+/**
+ * One poller per watched account (= user with stored credentials), whatever the number of sockets.
+ * Started by a `watch` on the control topic, stopped by `unwatch` (the hub applies the grace period).
+ * Polls are spread over the interval by a per-account phase; the interval stretches on rate limits and
+ * failures back off; every outcome that changes the upstream state is published as a status event.
+ */
+import type { Channel, UpstreamState } from '../schemas/ws-protocol.ts'
+import { CONTROL_TOPIC, accountTopic, type Bus, type BusEvent, type StatusEvent } from './bus.ts'
+import { classify, nextEpoch, reasonOf, silentLog, type AccountSource, type Credentials, type CredentialsLookup, type Failure, type Log } from './sources.ts'
+
+export interface AccountPollersOptions {
+  bus: Bus
+  source: AccountSource
+  credentials: CredentialsLookup
+  intervalMs: number
+  /** refresh_data may trigger a poll only if the last one started at least this long ago */
+  refreshMinMs?: number
+  /** the interval never stretches (rate limits) or backs off (failures) beyond this factor */
+  maxBackoffFactor?: number
+  metrics?: {
+    activePollers: { set(v: number): void }
+    pollsTotal: { inc(labels: { outcome: string }): void }
+  }
+  log?: Log
+  now?: () => number
+}
+
+const POLLED: readonly Channel[] = ['account', 'positions']
+
+class AccountPoller {
+  readonly topic: string
+  epoch = nextEpoch()
+  /** per channel (account, positions): seq, last JSON, its sourceTs */
+  readonly seq = [0, 0]
+  readonly last: Array<string | null> = [null, null]
+  readonly lastTs = [0, 0]
+  /** undefined: not loaded yet; null: the user has none */
+  creds: Credentials | null | undefined = undefined
+  timer: NodeJS.Timeout | null = null
+  controller: AbortController | null = null
+  /** bumped by a credentials change: results of older polls are dropped */
+  gen = 0
+  failures = 0
+  /** interval multiplier learned from rate limits (1 = configured interval) */
+  factor = 1
+  lastPollStart = 0
+  lastSuccessTs: number | null = null
+  status: StatusEvent | null = null
+  stopped = false
+  constructor(readonly userId: string, readonly phase: number) {
+    this.topic = accountTopic(userId)
+  }
+}
+
+/** FNV-1a: a stable phase per account so polls of different accounts do not fire together */
+function phaseOf(key: string, intervalMs: number): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
+  return (h >>> 0) % intervalMs
+}
+
+export class AccountPollers {
+  private readonly pollers = new Map<string, AccountPoller>()
+  private readonly o: Required<Omit<AccountPollersOptions, 'metrics'>> & Pick<AccountPollersOptions, 'metrics'>
+  private unsubscribe: (() => void) | null = null
+
+  constructor(opts: AccountPollersOptions) {
+    this.o = {
+      refreshMinMs: 3000,
+      maxBackoffFactor: 8,
+      log: silentLog,
+      now: Date.now,
+      ...opts,
+    }
+    this.tick = this.tick.bind(this)
+  }
+
+  start(): void {
+    this.unsubscribe ??= this.o.bus.subscribe(CONTROL_TOPIC, (e) => this.onControl(e))
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribe?.()
+    this.unsubscribe = null
+    for (const p of this.pollers.values()) this.halt(p)
+    this.pollers.clear()
+    this.o.metrics?.activePollers.set(0)
+  }
+
+  get size(): number {
+    return this.pollers.size
+  }
+
+  /** the user's stored credentials changed or were deleted: forget cached data, reload and poll now */
+  credentialsChanged(userId: string): void {
+    const p = this.pollers.get(userId)
+    if (!p) return
+    p.gen++
+    p.controller?.abort()
+    p.controller = null
+    p.creds = undefined
+    p.epoch = nextEpoch()
+    p.seq.fill(0)
+    p.last.fill(null)
+    p.lastTs.fill(0)
+    p.failures = 0
+    p.factor = 1
+    p.lastSuccessTs = null
+    p.status = null
+    this.o.bus.publish(p.topic, { kind: 'reset', reason: 'credentials_changed' })
+    void this.poll(p)
+  }
+
+  private onControl(e: BusEvent): void {
+    if (e.kind !== 'watch' && e.kind !== 'unwatch' && e.kind !== 'refresh' && e.kind !== 'credentials') return
+    if (e.key === 'ticker') return
+    const p = this.pollers.get(e.key)
+    switch (e.kind) {
+      case 'watch':
+        if (p) return this.replay(p)
+        this.startPoller(e.key)
+        return
+      case 'unwatch':
+        if (!p) return
+        this.halt(p)
+        this.pollers.delete(e.key)
+        this.o.metrics?.activePollers.set(this.pollers.size)
+        return
+      case 'refresh':
+        if (p) this.refresh(p)
+        return
+      case 'credentials':
+        this.credentialsChanged(e.key)
+        return
+    }
+  }
+
+  private startPoller(userId: string): void {
+    const p = new AccountPoller(userId, phaseOf(userId, this.o.intervalMs))
+    this.pollers.set(userId, p)
+    this.o.metrics?.activePollers.set(this.pollers.size)
+    // the first subscriber needs data now; later polls fall on the account's phase
+    void this.poll(p)
+  }
+
+  private halt(p: AccountPoller): void {
+    p.stopped = true
+    p.gen++
+    if (p.timer) clearTimeout(p.timer)
+    p.timer = null
+    p.controller?.abort()
+    p.controller = null
+  }
+
+  /** a new node-local cache wants the current state: publish it again (the cache drops duplicates) */
+  private replay(p: AccountPoller): void {
+    for (let i = 0; i < POLLED.length; i++) {
+      const json = p.last[i]
+      if (json !== null && json !== undefined) this.o.bus.publish(p.topic, { kind: 'snapshot', channel: POLLED[i]!, epoch: p.epoch, seq: p.seq[i]!, sourceTs: p.lastTs[i]!, json })
+    }
+    if (p.status) this.o.bus.publish(p.topic, p.status)
+  }
+
+  private refresh(p: AccountPoller): void {
+    const now = this.o.now()
+    if (p.controller || now - p.lastPollStart < this.o.refreshMinMs) return
+    if (p.timer) clearTimeout(p.timer)
+    p.timer = null
+    if (p.creds === null) p.creds = undefined // re-read: they may have been stored since
+    void this.poll(p)
+  }
+
+  private tick(p: AccountPoller): void {
+    p.timer = null
+    if (p.stopped) return
+    if (p.controller) {
+      // the previous poll has not answered within a whole interval: say so now, do not pile up requests
+      this.setStatus(p, 'down', 'upstream_timeout')
+      if (this.o.now() - p.lastPollStart > 2 * this.o.intervalMs * p.factor) p.controller.abort()
+      this.schedule(p)
+      return
+    }
+    void this.poll(p)
+  }
+
+  private schedule(p: AccountPoller, minDelay = 0): void {
+    if (p.stopped) return
+    if (p.timer) clearTimeout(p.timer)
+    const base = this.o.intervalMs * p.factor
+    let delay: number
+    if (p.failures > 0) {
+      // exponential backoff with ±20 % jitter, capped
+      const f = Math.min(2 ** (p.failures - 1), this.o.maxBackoffFactor)
+      delay = Math.min(base * f, this.o.intervalMs * this.o.maxBackoffFactor) * (0.8 + Math.random() * 0.4)
+    } else {
+      // next slot on this account's phase, at least half an interval away
+      const off = (((this.o.now() - p.phase) % base) + base) % base
+      delay = base - off
+      if (delay < base / 2) delay += base
+    }
+    delay = Math.max(delay, minDelay)
+    p.timer = setTimeout(this.tick, Math.round(delay), p)
+    p.timer.unref()
+  }
+
+  private async poll(p: AccountPoller): Promise<void> {
+    if (p.stopped || p.controller) return
+    const gen = p.gen
+    const controller = new AbortController()
+    p.controller = controller
+    p.lastPollStart = this.o.now()
+    // armed now so a poll that never answers is noticed at the next slot (see tick)
+    this.schedule(p)
+    let minDelay = 0
+    try {
+      if (p.creds === undefined) {
+        try {
+          p.creds = await this.o.credentials(p.userId)
+        } catch (err) {
+          if (gen !== p.gen) return
+          this.o.log.warn({ err, userId: p.userId }, 'credentials lookup failed')
+          p.failures++
+          this.setStatus(p, 'degraded', 'credentials_unavailable')
+          this.o.metrics?.pollsTotal.inc({ outcome: 'failed' })
+          return
+        }
+        if (gen !== p.gen) return
+      }
+      if (p.creds === null) {
+        this.o.metrics?.pollsTotal.inc({ outcome: 'no_credentials' })
+        this.setStatus(p, 'ok', 'no_credentials', false)
+        return
+      }
+      // a poll never outlives its interval: a dead exchange shows up as `down` within one interval
+      const deadlineMs = Math.max(200, Math.round(this.o.intervalMs * p.factor * 0.9))
+      const opts = { signal: controller.signal, deadlineMs }
+      const [acc, pos] = await Promise.allSettled([this.o.source.fetchAccount(p.creds, opts), this.o.source.fetchPositions(p.creds, opts)])
+      if (gen !== p.gen) return
+      const ts = this.o.now()
+      const fresh: Channel[] = []
+      const results = [acc, pos]
+      let failure: Failure | null = null
+      let ok = 0
+      for (let i = 0; i < results.length; i++) {
+        const r = results[i]!
+        if (r.status === 'rejected') {
+          const f = classify(r.reason)
+          // the most telling failure wins: rejected credentials > rate limit > anything else
+          if (!failure || f.kind === 'credentials_rejected' || (f.kind === 'rate_limited' && failure.kind !== 'credentials_rejected')) failure = f
+          continue
+        }
+        ok++
+        const json = JSON.stringify(r.value)
+        p.lastTs[i] = ts
+        if (json === p.last[i]) {
+          fresh.push(POLLED[i]!)
+          continue
+        }
+        p.last[i] = json
+        p.seq[i]!++
+        this.o.bus.publish(p.topic, { kind: 'snapshot', channel: POLLED[i]!, epoch: p.epoch, seq: p.seq[i]!, sourceTs: ts, json })
+      }
+      if (fresh.length) this.o.bus.publish(p.topic, { kind: 'fresh', channels: fresh, epoch: p.epoch, sourceTs: ts })
+      if (ok > 0) p.lastSuccessTs = ts
+      if (!failure) {
+        p.failures = 0
+        p.factor = Math.max(1, p.factor * 0.8)
+        this.o.metrics?.pollsTotal.inc({ outcome: 'ok' })
+        this.setStatus(p, 'ok', 'ok')
+        return
+      }
+      this.o.metrics?.pollsTotal.inc({ outcome: ok > 0 ? 'partial' : 'failed' })
+      if (failure.kind === 'rate_limited') {
+        // the exchange asked us to slow down: stretch this account's interval, honour Retry-After
+        p.factor = Math.min(this.o.maxBackoffFactor, p.factor * 2)
+        minDelay = failure.retryAfterMs ?? 0
+        this.setStatus(p, 'degraded', 'rate_limited')
+        return
+      }
+      p.failures++
+      if (failure.kind === 'credentials_rejected') {
+        p.failures = Math.max(p.failures, 4) // no point in hammering with rejected keys
+        this.setStatus(p, 'down', 'credentials_rejected')
+      } else if (ok > 0 || failure.kind === 'bad_response' || failure.kind === 'client_error') {
+        this.setStatus(p, 'degraded', reasonOf(failure))
+      } else {
+        this.setStatus(p, 'down', reasonOf(failure))
+      }
+      if (failure.retryAfterMs) minDelay = failure.retryAfterMs
+    } catch (err) {
+      if (gen !== p.gen) return
+      this.o.log.error({ err, userId: p.userId }, 'poller crashed')
+      p.failures++
+      this.setStatus(p, 'down', 'internal_error')
+    } finally {
+      if (gen === p.gen) {
+        p.controller = null
+        if (p.creds !== null) this.schedule(p, minDelay)
+        else if (p.timer) {
+          clearTimeout(p.timer)
+          p.timer = null
+        }
+      }
+    }
+  }
+
+  private setStatus(p: AccountPoller, upstream: UpstreamState, reason: string, hasCredentials = true): void {
+    const prev = p.status
+    // only transitions travel; lastSuccessTs of a non-ok state is frozen anyway
+    if (prev && prev.upstream === upstream && prev.reason === reason && prev.hasCredentials === hasCredentials) return
+    const status: StatusEvent = { kind: 'status', scope: 'account', upstream, lastSuccessTs: p.lastSuccessTs, reason, hasCredentials }
+    p.status = status
+    this.o.bus.publish(p.topic, status)
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * The node-local snapshot cache: per topic (`account:<userId>` or `ticker`) and channel, the latest snapshot
+ * (already serialized JSON) with epoch, seq and sourceTs, plus the topic's latest upstream status.
+ * Filled only from bus events; read by the hub (connect, refresh_data, collapse flush) and /api/dashboard.
+ */
+import type { Channel } from '../schemas/ws-protocol.ts'
+import type { StatusEvent, UpstreamEvent } from './bus.ts'
+
+export const CHANNEL_INDEX: Readonly<Record<Channel, number>> = { account: 0, positions: 1, ticker: 2 }
+export const CHANNEL_BY_INDEX: readonly Channel[] = ['account', 'positions', 'ticker']
+
+export interface CachedSnapshot {
+  readonly channel: Channel
+  readonly epoch: number
+  readonly seq: number
+  /** when the exchange data was last known true (advanced by `fresh` events) */
+  sourceTs: number
+  /** JSON.stringify(data), produced once upstream */
+  readonly json: string
+}
+
+interface TopicState {
+  entries: Array<CachedSnapshot | undefined>
+  status: StatusEvent | null
+  waiters: Array<() => void> | null
+}
+
+export type ApplyResult =
+  | { kind: 'snapshot'; entry: CachedSnapshot }
+  | { kind: 'status'; status: StatusEvent; changed: boolean }
+  | { kind: 'fresh' }
+  | { kind: 'reset' }
+  | null
+
+export class SnapshotCache {
+  private readonly topics = new Map<string, TopicState>()
+
+  private state(topic: string): TopicState {
+    let s = this.topics.get(topic)
+    if (!s) this.topics.set(topic, (s = { entries: [undefined, undefined, undefined], status: null, waiters: null }))
+    return s
+  }
+
+  /** apply one upstream event; returns what changed (null: a duplicate or out-of-date event) */
+  apply(topic: string, e: UpstreamEvent): ApplyResult {
+    const s = this.state(topic)
+    let result: ApplyResult = null
+    switch (e.kind) {
+      case 'snapshot': {
+        const i = CHANNEL_INDEX[e.channel]
+        const cur = s.entries[i]
+        // older epoch, or not newer within the epoch: a replay or a reordered message
+        if (cur && (e.epoch < cur.epoch || (e.epoch === cur.epoch && e.seq <= cur.seq))) {
+          if (e.epoch === cur.epoch && e.seq === cur.seq && e.sourceTs > cur.sourceTs) cur.sourceTs = e.sourceTs
+          break
+        }
+        const entry: CachedSnapshot = { channel: e.channel, epoch: e.epoch, seq: e.seq, sourceTs: e.sourceTs, json: e.json }
+        s.entries[i] = entry
+        result = { kind: 'snapshot', entry }
+        break
+      }
+      case 'fresh':
+        for (const ch of e.channels) {
+          const cur = s.entries[CHANNEL_INDEX[ch]]
+          if (cur && cur.epoch === e.epoch && e.sourceTs > cur.sourceTs) cur.sourceTs = e.sourceTs
+        }
+        result = { kind: 'fresh' }
+        break
+      case 'status': {
+        const p = s.status
+        const changed = !p || p.upstream !== e.upstream || p.reason !== e.reason || p.hasCredentials !== e.hasCredentials
+        s.status = e
+        result = { kind: 'status', status: e, changed }
+        break
+      }
+      case 'reset':
+        s.entries = [undefined, undefined, undefined]
+        result = { kind: 'reset' }
+        break
+    }
+    if (s.waiters && (s.status || s.entries.some(Boolean))) {
+      const w = s.waiters
+      s.waiters = null
+      for (const fn of w) fn()
+    }
+    return result
+  }
+
+  get(topic: string, channel: Channel): CachedSnapshot | undefined {
+    return this.topics.get(topic)?.entries[CHANNEL_INDEX[channel]]
+  }
+
+  status(topic: string): StatusEvent | null {
+    return this.topics.get(topic)?.status ?? null
+  }
+
+  has(topic: string): boolean {
+    const s = this.topics.get(topic)
+    return !!s && (s.status !== null || s.entries.some(Boolean))
+  }
+
+  /** resolves when the topic holds a snapshot or a status, or after timeoutMs (whichever first) */
+  whenReady(topic: string, timeoutMs: number): Promise<void> {
+    if (this.has(topic) || timeoutMs <= 0) return Promise.resolve()
+    const s = this.state(topic)
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, timeoutMs)
+      timer.unref()
+      function done() {
+        clearTimeout(timer)
+        resolve()
+      }
+      ;(s.waiters ??= []).push(done)
+    })
+  }
+
+  drop(topic: string): void {
+    const s = this.topics.get(topic)
+    if (!s) return
+    if (s.waiters) for (const fn of s.waiters) fn()
+    this.topics.delete(topic)
+  }
+
+  get size(): number {
+    return this.topics.size
+  }
+}
+
+/**
+ * The one data_update serialization: an envelope around the producer's JSON. Called once per update for a
+ * broadcast (the resulting Buffer is written to every subscriber), and once per socket only for the
+ * initial/refresh snapshots, whose `ts` must be the time they are sent.
+ */
+export function dataUpdateFrame(e: CachedSnapshot, ts: number, source: string): string {
+  return `{"type":"data_update","channel":"${e.channel}","epoch":${e.epoch},"seq":${e.seq},"sourceTs":${e.sourceTs},"ts":${ts},"source":"${source}","data":${e.json}}`
+}

@@ -1,0 +1,73 @@
+/**
+ * GET /api/dashboard from the node-local cache: the same snapshots the WebSocket pushes, stale ones marked
+ * `stale: true`, and a weak ETag over (epoch, seq, stale) per channel plus the upstream state, so an
+ * unchanged dashboard costs a 304 and never an exchange call.
+ */
+import { createHash } from 'node:crypto'
+import type { Channel, ChannelMeta, DashboardResponse, Source, UpstreamState } from '../schemas/ws-protocol.ts'
+import { TICKER_TOPIC, accountTopic, type StatusEvent } from './bus.ts'
+import type { CachedSnapshot, SnapshotCache } from './cache.ts'
+
+export interface DashboardView {
+  /** the JSON body (snapshots spliced in as serialized upstream, never re-serialized) */
+  body: string
+  etag: string
+}
+
+const RANK: Record<UpstreamState, number> = { ok: 0, degraded: 1, down: 2 }
+
+export function buildDashboard(cache: SnapshotCache, userId: string, o: { now: number; staleAfterMs: number; source: Source }): DashboardView {
+  const topic = accountTopic(userId)
+  const accStatus = cache.status(topic)
+  const tickStatus = cache.status(TICKER_TOPIC)
+  const hasCredentials = accStatus?.hasCredentials !== false
+  const entries: Record<Channel, CachedSnapshot | undefined> = {
+    account: hasCredentials ? cache.get(topic, 'account') : undefined,
+    positions: hasCredentials ? cache.get(topic, 'positions') : undefined,
+    ticker: cache.get(TICKER_TOPIC, 'ticker'),
+  }
+  const channels: Partial<Record<Channel, ChannelMeta>> = {}
+  const tag: string[] = []
+  for (const ch of ['account', 'positions', 'ticker'] as const) {
+    const e = entries[ch]
+    if (!e) {
+      tag.push('-')
+      continue
+    }
+    const stale = o.now - e.sourceTs > o.staleAfterMs
+    channels[ch] = { epoch: e.epoch, seq: e.seq, sourceTs: e.sourceTs, stale }
+    tag.push(`${e.epoch}.${e.seq}.${stale ? 1 : 0}`)
+  }
+  // the account's state matters most; the ticker's counts when it is worse (or there is no account)
+  let worst: StatusEvent | null = hasCredentials ? accStatus : null
+  if (tickStatus && (!worst || RANK[tickStatus.upstream] > RANK[worst.upstream])) worst = tickStatus
+  const meta: DashboardResponse['meta'] = {
+    serverTime: o.now,
+    source: o.source,
+    staleAfterMs: o.staleAfterMs,
+    upstream: worst?.upstream ?? 'ok',
+    lastSuccessTs: lastSuccess(hasCredentials ? accStatus : tickStatus, hasCredentials ? [entries.account, entries.positions] : [entries.ticker]),
+    reason: hasCredentials ? (worst && worst.upstream !== 'ok' ? worst.reason : null) : 'no_credentials',
+    hasCredentials,
+    channels,
+  }
+  tag.push(meta.upstream, meta.reason ?? '', hasCredentials ? '1' : '0')
+  const etag = `W/"${createHash('sha1').update(tag.join('|')).digest('base64url').slice(0, 22)}"`
+  const body = `{"account":${entries.account?.json ?? 'null'},"positions":${entries.positions?.json ?? 'null'},"ticker":${entries.ticker?.json ?? 'null'},"meta":${JSON.stringify(meta)}}`
+  return { body, etag }
+}
+
+/** RFC 9110 weak comparison against an If-None-Match list */
+export function etagMatches(ifNoneMatch: string | undefined, etag: string): boolean {
+  if (!ifNoneMatch) return false
+  if (ifNoneMatch.trim() === '*') return true
+  const bare = etag.replace(/^W\//, '')
+  return ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === bare)
+}
+
+/** a status's lastSuccessTs is frozen while ok (only transitions travel): the cached snapshots know better */
+function lastSuccess(s: StatusEvent | null, entries: Array<CachedSnapshot | undefined>): number | null {
+  let ts = s?.lastSuccessTs ?? null
+  for (const e of entries) if (e && (ts === null || e.sourceTs > ts)) ts = e.sourceTs
+  return ts
+}

@@ -1,0 +1,101 @@
+/**
+ * The narrow upstream interfaces pollers depend on. The plugin adapts the LN Markets client to them;
+ * unit tests pass fakes. Errors are classified by `kind` (LnmError's kinds), anything else is 'unavailable'.
+ */
+import type { AccountSnapshot, PositionsSnapshot, TickerSnapshot } from '../schemas/ws-protocol.ts'
+
+export interface Credentials {
+  key: string
+  secret: string
+  passphrase: string
+}
+
+export interface FetchOptions {
+  signal?: AbortSignal
+  /** overall budget of the call, retries included */
+  deadlineMs?: number
+}
+
+export interface AccountSource {
+  fetchAccount(creds: Credentials, opts?: FetchOptions): Promise<AccountSnapshot>
+  fetchPositions(creds: Credentials, opts?: FetchOptions): Promise<PositionsSnapshot>
+}
+
+export interface TickerSource {
+  /** `ts`: when the data was true (exchange time when known) */
+  fetchTicker(opts?: FetchOptions): Promise<{ data: TickerSnapshot; ts: number }>
+}
+
+/** partial live ticker (Stream v1 carries no bid/ask) */
+export interface StreamTick {
+  index: number | null
+  lastPrice: number | null
+  fundingRate: number | null
+  fundingTime: string | null
+  time: number
+}
+
+/** the shape of LnmStream the ticker feed uses */
+export interface TickerStream {
+  readonly isUp: boolean
+  on(event: 'ticker', fn: (t: StreamTick) => void): unknown
+  on(event: 'up' | 'down', fn: (...args: unknown[]) => void): unknown
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  off(event: string, fn: (...args: any[]) => void): unknown
+}
+
+export type CredentialsLookup = (userId: string) => Promise<Credentials | null>
+
+export type FailureKind =
+  | 'credentials_rejected'
+  | 'rate_limited'
+  | 'unavailable'
+  | 'bad_response'
+  | 'timeout'
+  | 'client_error'
+  | 'circuit_open'
+
+export interface Failure {
+  kind: FailureKind
+  retryAfterMs?: number
+}
+
+const KINDS = new Set<string>(['credentials_rejected', 'rate_limited', 'unavailable', 'bad_response', 'timeout', 'client_error', 'circuit_open'])
+
+export function classify(err: unknown): Failure {
+  const e = err as { kind?: unknown; retryAfterMs?: unknown } | null
+  const kind = e && typeof e.kind === 'string' && KINDS.has(e.kind) ? (e.kind as FailureKind) : 'unavailable'
+  const retryAfterMs = e && typeof e.retryAfterMs === 'number' && e.retryAfterMs > 0 ? e.retryAfterMs : undefined
+  return retryAfterMs === undefined ? { kind } : { kind, retryAfterMs }
+}
+
+/** a short, human reason for status frames (never carries upstream messages, which could echo request data) */
+export function reasonOf(f: Failure): string {
+  switch (f.kind) {
+    case 'credentials_rejected': return 'credentials_rejected'
+    case 'rate_limited': return 'rate_limited'
+    case 'timeout': return 'upstream_timeout'
+    case 'circuit_open': return 'upstream_unavailable'
+    case 'bad_response': return 'upstream_bad_response'
+    case 'client_error': return 'upstream_client_error'
+    default: return 'upstream_unavailable'
+  }
+}
+
+type LogFn = (obj: object, msg?: string) => void
+/** the slice of pino the streaming modules log through */
+export interface Log {
+  debug: LogFn
+  info: LogFn
+  warn: LogFn
+  error: LogFn
+}
+const noop: LogFn = () => {}
+export const silentLog: Log = { debug: noop, info: noop, warn: noop, error: noop }
+
+let lastEpoch = 0
+/** epochs are wall-clock based and strictly increasing within a process, so a restarted producer never reuses one */
+export function nextEpoch(now = Date.now()): number {
+  lastEpoch = Math.max(now, lastEpoch + 1)
+  return lastEpoch
+}

@@ -1,0 +1,76 @@
+import t from 'tap'
+import { mkdtempSync, readFileSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ConfigError, loadConfig } from '../config.ts'
+
+const dir = () => mkdtempSync(join(tmpdir(), 'lnm-cfg-'))
+
+t.test('defaults: demo mode on 127.0.0.1:3000 with generated dev secrets', async (t) => {
+  const d = dir()
+  const c = loadConfig({ DATA_DIR: d })
+  t.equal(c.PORT, 3000, 'default port')
+  t.equal(c.HOST, '127.0.0.1', 'default host')
+  t.equal(c.mode, 'demo', 'no exchange configured → demo')
+  t.equal(c.STALE_AFTER_MS, 30000, 'stale threshold default')
+  t.equal(c.credentialsKey.key.length, 32, '32-byte credentials key')
+  const file = join(d, 'secrets.json')
+  t.equal(statSync(file).mode & 0o777, 0o600, 'secrets file is 0600')
+  const again = loadConfig({ DATA_DIR: d })
+  t.equal(again.jwtSecret, c.jwtSecret, 'JWT secret reused across restarts')
+  t.same(again.credentialsKey.key, c.credentialsKey.key, 'credentials key reused across restarts')
+  t.notOk(readFileSync(file, 'utf8').includes('undefined'), 'secrets file is complete')
+})
+
+t.test('invalid values stop start-up with one line naming the variable', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT: 'abc' }, /^invalid configuration: PORT .*abc/],
+    [{ PORT: '70000' }, /^invalid configuration: PORT /],
+    [{ STALE_AFTER_MS: '-1' }, /STALE_AFTER_MS/],
+    [{ LNM_NETWORK: 'testnet' }, /LNM_NETWORK/],
+    [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL/],
+    [{ CREDENTIALS_KEY: 'short' }, /CREDENTIALS_KEY/],
+    [{ LNM_API_URL: 'http://127.0.0.1:1/v2' }, /LNM_API_URL must end with \/v3/],
+  ]
+  for (const [env, re] of cases) {
+    const err = t.throws(() => loadConfig({ DATA_DIR: dir(), ...env })) as Error
+    t.ok(err instanceof ConfigError, `${Object.keys(env)[0]}: a ConfigError`)
+    t.match(err.message, re, `${JSON.stringify(env)} → ${err.message}`)
+    t.notMatch(err.message, /\n/, 'one line')
+  }
+})
+
+t.test('a secret is never echoed in a config error', async (t) => {
+  const err = t.throws(() => loadConfig({ DATA_DIR: dir(), CREDENTIALS_KEY: 'not-a-valid-key-but-secret-ish' })) as Error
+  t.notMatch(err.message, /not-a-valid-key/, 'the bad key value is not echoed')
+})
+
+t.test('production refuses to start without JWT_SECRET and CREDENTIALS_KEY', async (t) => {
+  t.throws(() => loadConfig({ NODE_ENV: 'production', DATA_DIR: dir() }), /JWT_SECRET is required when NODE_ENV=production/)
+  t.throws(() => loadConfig({ NODE_ENV: 'production', DATA_DIR: dir(), JWT_SECRET: 'x'.repeat(40) }), /CREDENTIALS_KEY is required/)
+  const ok = loadConfig({ NODE_ENV: 'production', DATA_DIR: dir(), JWT_SECRET: 'x'.repeat(40), CREDENTIALS_KEY: Buffer.alloc(32, 7).toString('base64') })
+  t.equal(ok.NODE_ENV, 'production', 'starts with both set')
+})
+
+t.test('live mode from LNM_NETWORK or LNM_API_URL', async (t) => {
+  const m = loadConfig({ DATA_DIR: dir(), LNM_NETWORK: 'signet' })
+  t.equal(m.mode, 'live')
+  t.equal(m.apiUrl, 'https://api.signet.lnmarkets.com/v3')
+  t.equal(m.streamUrl, 'wss://stream.signet.lnmarkets.com/v1')
+  const u = loadConfig({ DATA_DIR: dir(), LNM_API_URL: 'http://127.0.0.1:3100/v3', LNM_STREAM_URL: 'ws://127.0.0.1:3100/v1' })
+  t.equal(u.mode, 'live', 'explicit API URL → live')
+  t.equal(u.apiUrl, 'http://127.0.0.1:3100/v3')
+})
+
+t.test('old credential keys are parsed for rotation', async (t) => {
+  const old = Buffer.alloc(32, 1).toString('base64')
+  const c = loadConfig({ DATA_DIR: dir(), CREDENTIALS_KEY: Buffer.alloc(32, 2).toString('base64'), CREDENTIALS_OLD_KEYS: `k1:${old}` })
+  t.equal(c.credentialsOldKeys.length, 1)
+  t.not(c.credentialsOldKeys[0]!.id, c.credentialsKey.id, 'distinct key ids')
+})
+
+t.test('only config.ts reads process.env', async (t) => {
+  const { execSync } = await import('node:child_process')
+  const out = execSync("grep -rln 'process\\.env' backend --include=*.ts --exclude-dir=generated --exclude-dir=test || true", { cwd: join(import.meta.dirname, '..', '..') }).toString().trim().split('\n').filter(Boolean)
+  t.same(out, ['backend/config.ts'], 'no other backend module reads process.env')
+})

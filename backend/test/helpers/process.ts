@@ -1,0 +1,61 @@
+/** Runs the real gateway entry point (`backend/server.ts`) as a child process, as `npm start` does. */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+
+export const ROOT = join(import.meta.dirname, '..', '..', '..')
+const TSX = join(ROOT, 'node_modules', '.bin', 'tsx')
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address()
+      const port = typeof a === 'object' && a ? a.port : 0
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+export interface GatewayProcess {
+  child: ChildProcess
+  stdout(): string
+  stderr(): string
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>
+  waitFor(re: RegExp, ms?: number): Promise<RegExpMatchArray>
+  kill(signal?: NodeJS.Signals): void
+}
+
+export function spawnGateway(env: Record<string, string>, script = 'backend/server.ts'): GatewayProcess {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(PORT|HOST|DATA_DIR|DATABASE_URL|REDIS_URL|JWT_SECRET|CREDENTIALS_KEY|LNM_|POLL_|STALE_|MAX_CONN|METRICS_TOKEN|NODE_ENV|SIM_)/.test(k)))
+  const child = spawn(TSX, [script], { cwd: ROOT, env: { ...clean, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  const started = Date.now()
+  let killedAt = 0
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString() })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - (killedAt || started) })))
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    kill(signal: NodeJS.Signals = 'SIGTERM') {
+      killedAt ||= Date.now()
+      child.kill(signal)
+    },
+    waitFor(re: RegExp, ms = 30_000) {
+      return new Promise((resolve, reject) => {
+        const deadline = setTimeout(() => { clearInterval(iv); reject(new Error(`timeout waiting for ${re} — stdout: ${out.slice(-500)} stderr: ${err.slice(-1500)}`)) }, ms)
+        const iv = setInterval(() => {
+          const m = re.exec(out) ?? re.exec(err)
+          if (m) { clearInterval(iv); clearTimeout(deadline); resolve(m) }
+          else if (child.exitCode !== null) { clearInterval(iv); clearTimeout(deadline); reject(new Error(`exited ${child.exitCode} — stderr: ${err.slice(-1500)}`)) }
+        }, 50)
+      })
+    },
+  }
+}

@@ -1,0 +1,77 @@
+import t from 'tap'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import WebSocket from 'ws'
+import { freePort, spawnGateway } from './helpers/process.ts'
+
+async function json(url: string, init?: RequestInit) {
+  const r = await fetch(url, init)
+  return { status: r.status, body: (await r.json().catch(() => null)) as any }
+}
+
+t.test('the entry point: starts, serves, survives a restart with its users, refuses a second instance, shuts down in time', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-proc-'))
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
+  const port = await freePort()
+  const env = { DATA_DIR: dataDir, PORT: String(port), SIM_PORT: '0' }
+  const base = `http://127.0.0.1:${port}`
+
+  const first = spawnGateway(env)
+  t.teardown(() => first.kill('SIGKILL'))
+  await first.waitFor(/demo login: demo \/ demo/)
+  t.match(first.stdout(), new RegExp(`listening on http://127\\.0\\.0\\.1:${port}`), 'prints the URL')
+  t.match(first.stdout(), /mode: demo/, 'prints the mode')
+  t.equal((await json(`${base}/health/ready`)).status, 200, '/health/ready answers 200')
+  const reg = await json(`${base}/api/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'newcomer', password: 'newcomer password' }) })
+  t.equal(reg.status, 201, 'a new user can register')
+  const demo = await json(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'demo', password: 'demo' }) })
+  t.equal(demo.status, 200, 'the demo user can log in')
+
+  const second = spawnGateway({ ...env, PORT: String(await freePort()) })
+  const r2 = await second.exited
+  t.equal(r2.code, 1, 'a second gateway on the same DATA_DIR exits with 1')
+  t.match(second.stderr(), /DATA_DIR .*in use/i, 'with a clear message')
+
+  // a socket is open when the signal arrives: it is closed with 1001
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { authorization: `Bearer ${demo.body.accessToken}` } })
+  await new Promise((resolve, reject) => { ws.once('message', resolve); ws.once('error', reject) })
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
+  first.kill('SIGTERM')
+  const exit = await first.exited
+  t.equal(exit.code, 0, 'SIGTERM → clean exit')
+  t.ok(exit.ms < 10_000, `exited within 10 s (${exit.ms} ms)`)
+  t.equal(await closed, 1001, 'open sockets are closed with 1001')
+
+  const again = spawnGateway(env)
+  t.teardown(() => again.kill('SIGKILL'))
+  await again.waitFor(/listening on/)
+  const login = await json(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'newcomer', password: 'newcomer password' }) })
+  t.equal(login.status, 200, 'after a restart the user is still there')
+  again.kill('SIGTERM')
+  t.equal((await again.exited).code, 0)
+})
+
+t.test('a second signal exits at once', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-proc-'))
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
+  const g = spawnGateway({ DATA_DIR: dataDir, PORT: String(await freePort()), SIM_PORT: '0', SHUTDOWN_DRAIN_MS: '8000' })
+  t.teardown(() => g.kill('SIGKILL'))
+  await g.waitFor(/listening on/)
+  g.kill('SIGTERM')
+  await new Promise((r) => setTimeout(r, 100))
+  g.child.kill('SIGTERM')
+  const r = await g.exited
+  t.ok(r.ms < 5000, `second signal: exit in ${r.ms} ms`)
+})
+
+t.test('invalid configuration stops start-up with one clear line', async (t) => {
+  const g = spawnGateway({ PORT: 'not-a-port', DATA_DIR: mkdtempSync(join(tmpdir(), 'lnm-gw-proc-')) })
+  const r = await g.exited
+  t.equal(r.code, 1, 'exit code 1')
+  t.match(g.stderr(), /^lnm-gateway: invalid configuration: PORT /m, 'names the variable')
+  t.equal(g.stderr().trim().split('\n').length, 1, 'one line')
+  const p = spawnGateway({ NODE_ENV: 'production', DATA_DIR: mkdtempSync(join(tmpdir(), 'lnm-gw-proc-')) })
+  t.equal((await p.exited).code, 1, 'production without secrets refuses to start')
+  t.match(p.stderr(), /JWT_SECRET is required/)
+})

@@ -1,0 +1,42 @@
+/**
+ * The exchange goes away: status down within about one poll interval and no fresh data_update; it comes
+ * back: status ok and data again, on the same sockets (no reconnect).
+ */
+import t from 'tap'
+import { startTestApp } from '../helpers/app.ts'
+import { WsClient, sleep } from './helpers.ts'
+
+const POLL_MS = 800
+
+t.test('simulator outage and recovery without reconnecting', async (t) => {
+  const g = await startTestApp(t, { POLL_INTERVAL_MS: String(POLL_MS), TICKER_INTERVAL_MS: '500', SHUTDOWN_DRAIN_MS: '100', LOG_LEVEL: 'warn' })
+  const user = await g.userWithCredentials(0)
+  const c = await WsClient.authed(g.wsUrl, user.token)
+  await c.next((f) => f.type === 'data_update' && f.channel === 'positions', 8000)
+  t.equal(c.frames.find((f) => f.type === 'connection').source, 'simulator', 'demo mode says source: simulator')
+  await sleep(POLL_MS)
+
+  const pausedAt = Date.now()
+  await g.sim.pause()
+  const down = await c.next((f) => f.type === 'status' && f.scope === 'account' && f.upstream === 'down', 3 * POLL_MS + 1000)
+  const detectMs = Date.now() - pausedAt
+  t.comment(`account status down ${detectMs} ms after the simulator stopped (poll interval ${POLL_MS} ms)`)
+  t.ok(detectMs <= 2 * POLL_MS + 300, 'down is reported at the first poll after the outage (within about one interval)')
+  t.match(down, { lastSuccessTs: Number, reason: String }, 'the status says when data was last good and why')
+  t.ok(down.lastSuccessTs <= pausedAt + 50, 'lastSuccessTs is from before the outage')
+  await sleep(2 * POLL_MS)
+  const freshAfter = c.all((f) => f.type === 'data_update' && f.channel !== 'ticker' && f.sourceTs > pausedAt + 50)
+  t.equal(freshAfter.length, 0, 'no account/positions data_update with data from after the outage')
+  const d = await g.http('GET', '/api/dashboard', { token: user.token })
+  t.equal(d.status, 200, 'dashboard still answers from cache')
+  t.equal(d.body.meta.upstream, 'down', 'and says upstream down')
+
+  const resumedAt = Date.now()
+  await g.sim.resume()
+  const ok = await c.next((f) => f.type === 'status' && f.scope === 'account' && f.upstream === 'ok', 15_000)
+  t.ok(ok, `account status ok again ${Date.now() - resumedAt} ms after the simulator came back`)
+  const fresh = await c.next((f) => f.type === 'data_update' && f.sourceTs >= resumedAt, 15_000)
+  t.ok(fresh, `fresh data_update (${fresh.channel}) on the same socket after recovery`)
+  t.equal(c.closeInfo, null, 'the client never had to reconnect')
+  c.close()
+})

@@ -1,0 +1,187 @@
+/**
+ * The dashboard as a trader meets it, in headless Chromium against a real gateway in demo mode:
+ * sign in, see values move, read the positions, lose the WebSocket (POLLING), lose the exchange
+ * (STALE + banner), get both back (LIVE), and use it at phone width. Screenshots of every state go
+ * to test-artifacts/e2e/.
+ */
+import t from 'tap'
+import type { Browser, Page, WebSocketRoute } from 'playwright-core'
+import { DESKTOP, PHONE, e2eEnv, launch, loginDemo, newPage, overflowReport, shot, simFaults, text, waitForChange } from './support/harness.ts'
+
+const env = e2eEnv()
+let browser: Browser
+t.before(async () => {
+  browser = await launch()
+})
+t.teardown(async () => {
+  await simFaults(env, 'reset').catch(() => {})
+  await browser?.close()
+})
+
+const POSITION_COLUMNS = ['Side', 'Quantity', 'Entry', 'Liquidation', 'Dist. to liq.', 'Leverage', 'Margin', 'P&L (sats)', 'P&L %', 'Stop-loss', 'Take-profit']
+
+t.test('desktop: live, positions, polling fallback, stale exchange, recovery', async (t) => {
+  const { context, page, errors } = await newPage(browser, DESKTOP)
+  t.teardown(() => context.close())
+
+  // the WebSocket goes through a route the test can cut: connected to the gateway until `blocked`
+  let blocked = false
+  const open = new Set<{ route: WebSocketRoute; server: WebSocketRoute }>()
+  await context.routeWebSocket(/\/ws$/, (route) => {
+    if (blocked) {
+      void route.close({ code: 1011, reason: 'blocked by the e2e test' })
+      return
+    }
+    const server = route.connectToServer()
+    const pair = { route, server }
+    open.add(pair)
+    route.onClose(() => open.delete(pair))
+  })
+
+  await t.test('the login page says how to get in, and a wrong password is said plainly', async (t) => {
+    await page.goto(env.base)
+    await page.getByTestId('demo-login').waitFor({ timeout: 15_000 })
+    t.ok(await page.getByTestId('demo-badge').isVisible(), 'the DEMO badge is on the login page in demo mode')
+    await shot(page, env, '00-login-desktop')
+    await page.getByTestId('username').fill('demo')
+    await page.getByTestId('password').fill('not-the-password')
+    await page.getByTestId('auth-submit').click()
+    await page.getByTestId('auth-error').waitFor({ timeout: 10_000 })
+    t.equal(await text(page, 'auth-error'), 'Wrong username or password.', 'a 401 becomes a plain sentence')
+    await shot(page, env, '01-login-error-desktop', false)
+  })
+
+  await t.test('signed in as demo: LIVE, DEMO, and values that change', async (t) => {
+    await loginDemo(page, env)
+    t.equal(await text(page, 'conn-chip'), 'LIVE', 'the connection chip says LIVE')
+    t.ok(await page.getByTestId('demo-badge').isVisible(), 'the DEMO badge is shown in demo mode')
+    await page.getByTestId('last-price').filter({ hasText: /\d/ }).waitFor({ timeout: 15_000 })
+    await page.getByTestId('balance').filter({ hasText: /\d/ }).waitFor({ timeout: 15_000 })
+    const first = await text(page, 'last-price')
+    const changed = await waitForChange(() => text(page, 'last-price'), first, 20_000)
+    t.pass(`the last price changed from ${first} to ${changed.value} after ${changed.afterMs} ms`)
+    t.match(await text(page, 'ticker-updated'), /^updated \d+ s ago$/, 'the ticker says how old it is')
+    t.match(await text(page, 'account-updated'), /^updated \d+ s ago$/, 'the balance says how old it is')
+    t.equal(await page.getByTestId('ticker-stale').count(), 0, 'nothing is STALE while live')
+    await page.waitForTimeout(1500) // let the chart draw a few points
+    await shot(page, env, '02-live-desktop')
+  })
+
+  await t.test('positions render with LN Markets columns, totals, riskiest first', async (t) => {
+    const rows = page.getByTestId('position-row')
+    await rows.first().waitFor({ timeout: 15_000 })
+    const n = await rows.count()
+    t.ok(n > 0, `the demo account shows ${n} running positions`)
+    const headers = (await page.locator('[data-testid="positions-table"] thead th').allInnerTexts()).map((h) => h.replace(/[▲▼]/g, '').trim())
+    t.same(headers, POSITION_COLUMNS, 'the columns are side, quantity, entry, liquidation, distance, leverage, margin, P&L sats and %, stop-loss, take-profit')
+    t.ok(await page.getByTestId('positions-totals').isVisible(), 'a totals row is shown')
+    const distances = await page.locator('[data-testid="position-row"] td[data-col="distancePct"]').allInnerTexts()
+    const values = distances.map((d) => Number.parseFloat(d))
+    t.same(values, [...values].sort((a, b) => a - b), 'sorted by distance to liquidation, riskiest first')
+    t.match(await page.locator('th[aria-sort="ascending"]').innerText(), /Dist\. to liq\./, 'the sorted column is announced to screen readers')
+    await page.locator('th button', { hasText: 'Margin' }).click()
+    t.equal(await page.locator('th[aria-sort="descending"]').count(), 1, 'clicking a header sorts by it')
+    await page.locator('th button', { hasText: 'Dist. to liq.' }).click()
+    await page.getByTestId('panel-positions').screenshot({ path: `${env.artifacts}/03-positions-desktop.png` })
+  })
+
+  await t.test('WebSocket blocked: POLLING over HTTP, values still update within 30 s', async (t) => {
+    blocked = true
+    for (const { route, server } of open) {
+      await server.close({ code: 1000, reason: 'test' }).catch(() => {})
+      await route.close({ code: 1011, reason: 'blocked by the e2e test' }).catch(() => {})
+    }
+    const chip = page.getByTestId('conn-chip')
+    await page.locator('[data-testid="conn-chip"][data-state="polling"]').waitFor({ timeout: 15_000 })
+    t.match(await text(page, 'conn-chip'), /^POLLING \(next in \d+ s\)$/, 'the chip says POLLING with the countdown to the next poll')
+    t.ok(await page.getByTestId('transport-banner').isVisible(), 'a banner says what POLLING means')
+    const before = await text(page, 'last-price')
+    await shot(page, env, '04-polling-desktop')
+    const changed = await waitForChange(() => text(page, 'last-price'), before, 35_000)
+    t.pass(`over HTTP the price moved from ${before} to ${changed.value} after ${(changed.afterMs / 1000).toFixed(1)} s`)
+    t.equal(await chip.getAttribute('data-state'), 'polling', 'still POLLING (the socket stays blocked)')
+    await shot(page, env, '05-polling-updated-desktop')
+  })
+
+  await t.test('WebSocket back: the online event reconnects at once, LIVE again', async (t) => {
+    blocked = false
+    await page.evaluate(() => window.dispatchEvent(new Event('online')))
+    await page.locator('[data-testid="conn-chip"][data-state="live"]').waitFor({ timeout: 15_000 })
+    t.equal(await text(page, 'conn-chip'), 'LIVE', 'LIVE again without waiting out the backoff')
+  })
+
+  await t.test('exchange down: values stay, greyed and STALE, with the reason in a banner', async (t) => {
+    await simFaults(env, { outage: true })
+    const banner = page.getByTestId('status-banner')
+    await banner.waitFor({ timeout: 45_000 })
+    t.ok((await banner.innerText()).length > 10, `the banner gives a reason: "${(await banner.innerText()).replace(/\s+/g, ' ').slice(0, 160)}"`)
+    await page.getByTestId('positions-stale').or(page.getByTestId('ticker-stale')).first().waitFor({ timeout: env.staleAfterMs + 30_000 })
+    t.ok(await page.locator('[data-stale="true"]').count() > 0, 'at least one panel is marked STALE')
+    t.match(await text(page, 'last-price'), /\d/, 'the last values stay visible')
+    t.equal(await page.getByTestId('conn-chip').getAttribute('data-state'), 'live', 'the socket to the gateway is still LIVE: it is the exchange that is down')
+    await page.waitForTimeout(1000)
+    await shot(page, env, '06-exchange-down-stale-desktop')
+  })
+
+  await t.test('exchange restored: fresh values, no banner, LIVE', async (t) => {
+    await simFaults(env, 'reset')
+    await page.locator('[data-stale="true"]').first().waitFor({ state: 'detached', timeout: 45_000 }).catch(() => {})
+    await t.resolves(
+      page.waitForFunction(() => document.querySelectorAll('[data-stale="true"]').length === 0 && !document.querySelector('[data-testid="status-banner"]'), undefined, { timeout: 45_000 }),
+      'no panel is STALE and the banner is gone',
+    )
+    t.equal(await text(page, 'conn-chip'), 'LIVE', 'the chip says LIVE')
+    await shot(page, env, '07-recovered-live-desktop')
+  })
+
+  await t.test('sign out returns to the login page', async (t) => {
+    await page.getByTestId('logout').click()
+    await page.getByTestId('auth-submit').waitFor({ timeout: 10_000 })
+    t.pass('the login form is back')
+  })
+  t.same(errors, [], 'no uncaught page errors')
+})
+
+t.test('phone width (390×844, dark): nothing overflows', async (t) => {
+  const { context, page, errors } = await newPage(browser, PHONE, 'dark')
+  t.teardown(() => context.close())
+  await page.goto(env.base)
+  await page.getByTestId('demo-login').waitFor({ timeout: 15_000 })
+  await shot(page, env, '08-login-phone')
+  await loginDemo(page, env)
+  await page.getByTestId('position-row').first().waitFor({ timeout: 15_000 })
+  await page.waitForTimeout(1500)
+  const report = await overflowReport(page)
+  t.equal(report.scrollWidth, report.innerWidth, 'the page is no wider than the phone')
+  t.same(report.offenders, [], 'no element sticks out of the viewport')
+  t.ok(await page.getByTestId('conn-chip').isVisible(), 'the connection chip is visible at phone width')
+  await shot(page, env, '09-live-phone')
+  await shot(page, env, '10-live-phone-viewport', false)
+  t.same(errors, [], 'no uncaught page errors')
+})
+
+t.test('a new user: register, then the API-key form and its errors', async (t) => {
+  const { context, page, errors } = await newPage(browser, DESKTOP)
+  t.teardown(() => context.close())
+  const username = `trader_${Date.now().toString(36)}`
+  await page.goto(env.base)
+  await page.getByRole('tab', { name: 'Create account' }).click()
+  await page.getByTestId('username').fill(username)
+  await page.getByTestId('password').fill('short')
+  await page.getByTestId('auth-submit').click()
+  t.match(await text(page, 'auth-error'), /at least 8 characters/, 'a weak password is refused with the rule')
+  await page.getByTestId('password').fill('correct horse battery')
+  await page.getByTestId('auth-submit').click()
+  const form = page.getByTestId('panel-credentials')
+  await form.locator('input[name="apiKey"]').waitFor({ timeout: 20_000 })
+  t.match(await form.innerText(), /read-only/, 'the form recommends a read-only key')
+  await form.locator('input[name="apiKey"]').fill('not-a-real-key-123')
+  await form.locator('input[name="apiSecret"]').fill('not-a-real-secret-456')
+  await form.locator('input[name="passphrase"]').fill('nope')
+  await form.getByRole('button', { name: 'Verify and save' }).click()
+  await page.getByTestId('cred-error').waitFor({ timeout: 20_000 })
+  t.match(await text(page, 'cred-error'), /rejected|not valid|did not answer/i, `the exchange's refusal is explained: "${await text(page, 'cred-error')}"`)
+  t.equal(await form.locator('input[name="apiSecret"]').inputValue(), 'not-a-real-secret-456', 'a refused form keeps what was typed so it can be corrected')
+  await shot(page, env, '11-new-user-credentials-desktop')
+  t.same(errors, [], 'no uncaught page errors')
+})

@@ -1,0 +1,110 @@
+/**
+ * What every e2e test needs: the running gateway's URLs (given by scripts/run-e2e.mjs), Debian's
+ * Chromium through playwright-core, screenshots into test-artifacts/e2e, and the simulator's faults.
+ */
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+
+export interface E2EEnv {
+  base: string
+  sim: string
+  artifacts: string
+  staleAfterMs: number
+}
+
+export function e2eEnv(): E2EEnv {
+  const base = process.env.E2E_BASE_URL
+  const sim = process.env.E2E_SIM_URL
+  if (!base || !sim) throw new Error('E2E_BASE_URL / E2E_SIM_URL are not set: run the e2e suite with `npm run test:e2e`')
+  const artifacts = process.env.E2E_ARTIFACTS ?? join(process.cwd(), 'test-artifacts', 'e2e')
+  mkdirSync(artifacts, { recursive: true })
+  return { base, sim, artifacts, staleAfterMs: Number(process.env.E2E_STALE_AFTER_MS ?? 30_000) }
+}
+
+export const DESKTOP = { width: 1280, height: 800 }
+export const PHONE = { width: 390, height: 844 }
+
+export async function launch(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  })
+}
+
+export async function newPage(browser: Browser, viewport: { width: number; height: number }, colorScheme: 'light' | 'dark' = 'light'): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
+  const context = await browser.newContext({ viewport, colorScheme, deviceScaleFactor: 1, locale: 'en-US', timezoneId: 'UTC' })
+  const page = await context.newPage()
+  const errors: string[] = []
+  page.on('pageerror', (e) => errors.push(e.message))
+  return { context, page, errors }
+}
+
+export async function shot(page: Page, env: E2EEnv, name: string, fullPage = true): Promise<string> {
+  const path = join(env.artifacts, `${name}.png`)
+  await page.evaluate(() => window.scrollTo(0, 0))
+  await page.screenshot({ path, fullPage, animations: 'disabled' })
+  return path
+}
+
+export async function simFaults(env: E2EEnv, faults: Record<string, unknown> | 'reset'): Promise<void> {
+  const res =
+    faults === 'reset'
+      ? await fetch(`${env.sim}/__sim/faults/reset`, { method: 'POST' })
+      : await fetch(`${env.sim}/__sim/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(faults) })
+  if (!res.ok) throw new Error(`simulator faults ${JSON.stringify(faults)}: HTTP ${res.status} ${await res.text()}`)
+}
+
+/** signs in as demo/demo from the login page and waits for the LIVE chip */
+export async function loginDemo(page: Page, env: E2EEnv): Promise<void> {
+  await page.goto(env.base)
+  await page.getByTestId('username').fill('demo')
+  await page.getByTestId('password').fill('demo')
+  await page.getByTestId('auth-submit').click()
+  await page.getByTestId('conn-chip').and(page.locator('[data-state="live"]')).waitFor({ timeout: 20_000 })
+}
+
+/** elements whose right edge passes the viewport, or a page wider than it */
+export async function overflowReport(page: Page): Promise<{ scrollWidth: number; innerWidth: number; offenders: string[] }> {
+  return page.evaluate(() => {
+    const offenders: string[] = []
+    const w = window.innerWidth
+    for (const el of Array.from(document.querySelectorAll('body *'))) {
+      const r = el.getBoundingClientRect()
+      if (r.width === 0 || r.height === 0) continue
+      const style = getComputedStyle(el)
+      if (style.position === 'fixed' && r.right <= 0) continue // off-screen skip link
+      if (r.right > w + 0.5 || r.left < -0.5) {
+        // inside a horizontally scrolling box is fine
+        let p = el.parentElement
+        let clipped = false
+        while (p && p !== document.body) {
+          const ps = getComputedStyle(p)
+          if (ps.overflowX === 'auto' || ps.overflowX === 'hidden' || ps.overflowX === 'scroll') {
+            const pr = p.getBoundingClientRect()
+            if (pr.right <= w + 0.5 && pr.left >= -0.5) clipped = true
+            break
+          }
+          p = p.parentElement
+        }
+        if (!clipped) offenders.push(`${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}.${(el.getAttribute('class') ?? '').replace(/\s+/g, '.')} [${Math.round(r.left)}..${Math.round(r.right)}]`)
+      }
+    }
+    return { scrollWidth: document.documentElement.scrollWidth, innerWidth: w, offenders: offenders.slice(0, 10) }
+  })
+}
+
+export async function text(page: Page, testId: string): Promise<string> {
+  return (await page.getByTestId(testId).first().innerText()).replace(/\s+/g, ' ').trim()
+}
+
+/** polls `read` until it returns something other than `from`, or throws after `timeoutMs` */
+export async function waitForChange(read: () => Promise<string>, from: string, timeoutMs: number): Promise<{ value: string; afterMs: number }> {
+  const start = Date.now()
+  while (Date.now() - start < timeoutMs) {
+    const v = await read()
+    if (v !== from) return { value: v, afterMs: Date.now() - start }
+    await new Promise((r) => setTimeout(r, 250))
+  }
+  throw new Error(`value stayed "${from}" for ${timeoutMs} ms`)
+}

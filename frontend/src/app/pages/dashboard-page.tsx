@@ -1,0 +1,127 @@
+/** The trader's dashboard: composes the connection, ticker, account, chart, alert, positions and key panels. */
+import { useEffect, useMemo, useState } from 'react'
+import { RealtimeClient, type DashboardFetchResult } from '../../lib/realtime-client.ts'
+import { RealtimeContext, useRealtime } from '../../lib/realtime-react.ts'
+import { ApiError, type ApiClient } from '../../lib/api-client.ts'
+import { useLocalSetting } from '../../lib/local-setting.ts'
+import { terminalReason } from '../../lib/frame-policy.ts'
+import { wsUrl, type PublicConfig } from '../../config/public-config.ts'
+import { DEFAULT_LIQ_ALERT_PCT } from '../../config/constants.ts'
+import type { SessionStore, User } from '../../features/session/session-store.ts'
+import { ConnectionChip, DemoBadge, UpstreamChip } from '../../features/connection/connection-chip.tsx'
+import { StatusBanner, TransportBanner } from '../../features/connection/status-banner.tsx'
+import { TickerBar } from '../../features/dashboard/ticker/ticker-bar.tsx'
+import { BalanceCard } from '../../features/dashboard/account/balance-card.tsx'
+import { ChartPanel } from '../../features/dashboard/chart/chart-panel.tsx'
+import { PositionsTable } from '../../features/dashboard/positions/positions-table.tsx'
+import { usePositionRows } from '../../features/dashboard/positions/use-position-rows.ts'
+import { sortRows, DEFAULT_SORT } from '../../features/dashboard/positions/position-math.ts'
+import { LiquidationAlert, useTabTitle } from '../../features/dashboard/alerts/liquidation-alert.tsx'
+import { useFreshness } from '../../features/dashboard/components/freshness.tsx'
+import { CredentialsPanel } from '../../features/credentials/credentials-panel.tsx'
+import type { DashboardResponse } from '../../../../backend/schemas/ws-protocol.ts'
+
+function createClient(api: ApiClient, session: SessionStore, config: PublicConfig): RealtimeClient {
+  return new RealtimeClient({
+    url: wsUrl(),
+    getToken: session.getToken,
+    refreshToken: () => session.refresh(),
+    staleAfterMs: config.staleAfterMs,
+    events: { win: window, doc: document },
+    onTerminal: (code, reason) => session.end(terminalReason(code, reason)),
+    fetchDashboard: async (): Promise<DashboardFetchResult> => {
+      try {
+        const res = await api.raw<DashboardResponse>('GET', '/api/dashboard')
+        if (!res.data) return { kind: 'error', network: false }
+        return { kind: 'ok', body: res.data }
+      } catch (e) {
+        if (e instanceof ApiError) return { kind: 'error', network: e.status === 0, retryAfterMs: e.retryAfterMs }
+        return { kind: 'error', network: true }
+      }
+    },
+  })
+}
+
+const isPct = (v: unknown): v is number => typeof v === 'number' && v > 0 && v <= 90
+
+export function DashboardPage(props: { api: ApiClient; session: SessionStore; user: User; config: PublicConfig; theme: string; onToggleTheme: () => void }) {
+  const [client] = useState(() => createClient(props.api, props.session, props.config))
+  useEffect(() => {
+    const offToken = props.session.onToken((t) => client.setToken(t))
+    client.start()
+    return () => {
+      offToken()
+      client.stop()
+    }
+  }, [client, props.session])
+
+  return (
+    <RealtimeContext.Provider value={client}>
+      <Dashboard {...props} client={client} />
+    </RealtimeContext.Provider>
+  )
+}
+
+function Dashboard(props: { session: SessionStore; user: User; config: PublicConfig; theme: string; onToggleTheme: () => void; client: RealtimeClient }) {
+  const [alertPct, setAlertPct] = useLocalSetting<number>('liqAlertPct', DEFAULT_LIQ_ALERT_PCT, isPct)
+  const [selectedId, setSelectedId] = useState<string | null>(null)
+  const { rows, sourceTs } = usePositionRows()
+  // a new account without an API key sees the market and the key form, nothing else
+  const noKey = useRealtime((s) => s.hasCredentials === false)
+  const ticker = useRealtime((s) => s.channels.ticker)
+  const positionsFresh = useFreshness(sourceTs)
+  const tickerFresh = useFreshness(ticker?.sourceTs)
+
+  const riskiestFirst = useMemo(() => sortRows(rows, DEFAULT_SORT), [rows])
+  const selected = rows.find((r) => r.id === selectedId) ?? riskiestFirst[0] ?? null
+  const atRisk = useMemo(() => riskiestFirst.filter((r) => r.distancePct < alertPct), [riskiestFirst, alertPct])
+  useTabTitle(atRisk, ticker?.data.lastPrice)
+
+  return (
+    <div className="app">
+      <a className="skip-link" href="#positions-title">
+        Skip to positions
+      </a>
+      <header className="topbar">
+        <div className="brand">
+          <span className="logo" aria-hidden="true">
+            ⚡
+          </span>
+          <span className="brand-name">lnm-gateway</span>
+        </div>
+        <DemoBadge demo={props.config.mode === 'demo'} />
+        <ConnectionChip />
+        <UpstreamChip />
+        <span className="spacer" />
+        <button type="button" className="icon-btn" onClick={props.onToggleTheme} aria-label={`Switch to ${props.theme === 'dark' ? 'light' : 'dark'} theme`}>
+          {props.theme === 'dark' ? '☀' : '☾'}
+        </button>
+        <span className="user" title="Signed in" data-testid="username-label">
+          {props.user.username}
+        </span>
+        <button type="button" onClick={() => void props.session.logout()} data-testid="logout">
+          Sign out
+        </button>
+      </header>
+      <TransportBanner />
+      <StatusBanner />
+      <main id="main" className="main">
+        <TickerBar />
+        {/* always at this place in the tree (CSS order moves it), so typing in it survives layout changes */}
+        <CredentialsPanel prominent={noKey} onChanged={() => props.client.resync('credentials')} />
+        <div className={`grid ${noKey ? 'grid-chart-only' : ''}`}>
+          {!noKey && <BalanceCard />}
+          {!noKey && (
+            <LiquidationAlert rows={riskiestFirst} thresholdPct={alertPct} onThreshold={setAlertPct} stale={positionsFresh.stale || tickerFresh.stale} />
+          )}
+          <ChartPanel position={noKey ? null : selected} theme={props.theme} />
+        </div>
+        {!noKey && <PositionsTable alertPct={alertPct} selectedId={selected?.id ?? null} onSelect={setSelectedId} />}
+      </main>
+      <footer className="footer small muted">
+        {props.config.mode === 'demo' ? 'Demo mode: all values come from the built-in LN Markets simulator. ' : 'Data from LN Markets via this gateway. '}
+        Values older than {Math.round(props.config.staleAfterMs / 1000)} s are marked STALE.
+      </footer>
+    </div>
+  )
+}

@@ -1,0 +1,159 @@
+/**
+ * The LN Markets API key: a form to connect one (recommending a read-only key), then only the masked
+ * key and when it was verified — the secret and passphrase are never shown again.
+ */
+import { useEffect, useState, type FormEvent } from 'react'
+import { useApi } from '../../lib/api-context.ts'
+import { useNow } from '../../lib/use-now.ts'
+import { fmtDateTime, fmtDuration } from '../../lib/format.ts'
+import { describeError } from '../session/error-messages.ts'
+import { deleteCredentials, getCredentials, putCredentials, type StoredCredentials } from './credentials-api.ts'
+
+export function CredentialsPanel(props: { onChanged: () => void; prominent: boolean }) {
+  const api = useApi()
+  const now = useNow()
+  const [stored, setStored] = useState<StoredCredentials | null | undefined>(undefined)
+  const [editing, setEditing] = useState(false)
+  const [busy, setBusy] = useState(false)
+  const [error, setError] = useState<string | null>(null)
+  const [notice, setNotice] = useState<string | null>(null)
+
+  useEffect(() => {
+    let alive = true
+    getCredentials(api).then(
+      (c) => alive && setStored(c),
+      (e: unknown) => alive && (setStored(null), setError(describeError(e, 'credentials'))),
+    )
+    return () => {
+      alive = false
+    }
+  }, [api])
+
+  const submit = async (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault()
+    const form = e.currentTarget
+    const data = new FormData(form)
+    const input = {
+      apiKey: String(data.get('apiKey') ?? '').trim(),
+      apiSecret: String(data.get('apiSecret') ?? '').trim(),
+      passphrase: String(data.get('passphrase') ?? ''),
+    }
+    if (!input.apiKey || !input.apiSecret || !input.passphrase) {
+      setError('All three fields are needed: key, secret and passphrase.')
+      return
+    }
+    setBusy(true)
+    setError(null)
+    try {
+      const saved = await putCredentials(api, input)
+      form.reset() // the secret and passphrase leave the page's memory with the form
+      setStored(saved)
+      setEditing(false)
+      setNotice('Verified with LN Markets and stored encrypted.')
+      props.onChanged()
+    } catch (err) {
+      setError(describeError(err, 'credentials'))
+    } finally {
+      setBusy(false)
+    }
+  }
+
+  const remove = async () => {
+    if (!window.confirm('Forget this API key? Live data stops until you add one again.')) return
+    setBusy(true)
+    setError(null)
+    try {
+      await deleteCredentials(api)
+      setStored(null)
+      setNotice('The API key was forgotten.')
+      props.onChanged()
+    } catch (err) {
+      setError(describeError(err, 'credentials'))
+    } finally {
+      setBusy(false)
+    }
+  }
+
+  const showForm = stored === null || editing
+  return (
+    <section className={`panel panel-credentials ${props.prominent ? 'prominent' : ''}`} aria-labelledby="cred-title" data-testid="panel-credentials">
+      <header className="panel-head">
+        <h2 id="cred-title">LN Markets API key</h2>
+      </header>
+      <div className="panel-body">
+        {stored === undefined && <p className="muted">Loading…</p>}
+        {stored && !editing && (
+          <div className="cred-stored">
+            <dl className="kv">
+              <div>
+                <dt>Key</dt>
+                <dd data-testid="cred-masked">
+                  <code>{stored.maskedKey}</code>
+                </dd>
+              </div>
+              <div>
+                <dt>Network</dt>
+                <dd>{stored.network}</dd>
+              </div>
+              <div>
+                <dt>Verified</dt>
+                <dd data-testid="cred-verified">
+                  {stored.verifiedAt ? `${fmtDateTime(stored.verifiedAt)} (${fmtDuration(now - Date.parse(stored.verifiedAt))} ago)` : 'not yet'}
+                </dd>
+              </div>
+            </dl>
+            <div className="row-actions">
+              <button type="button" onClick={() => (setEditing(true), setNotice(null))} disabled={busy}>
+                Replace key
+              </button>
+              <button type="button" className="danger-btn" onClick={() => void remove()} disabled={busy}>
+                Remove
+              </button>
+            </div>
+          </div>
+        )}
+        {showForm && stored !== undefined && (
+          <form className="cred-form" onSubmit={(e) => void submit(e)} autoComplete="off" noValidate>
+            <p className="hint">
+              Create a <strong>read-only</strong> key in LN Markets (API → new key, with only the <em>read</em> permissions for account and
+              futures). This dashboard never trades; a read-only key cannot move your funds even if it leaks. The secret and passphrase are sent
+              once, verified with the exchange, stored encrypted, and never shown again.
+            </p>
+            <label>
+              API key
+              <input name="apiKey" autoComplete="off" spellCheck={false} required />
+            </label>
+            <label>
+              API secret
+              <input name="apiSecret" type="password" autoComplete="new-password" spellCheck={false} required />
+            </label>
+            <label>
+              Passphrase
+              <input name="passphrase" type="password" autoComplete="new-password" spellCheck={false} required />
+            </label>
+            <div className="row-actions">
+              <button type="submit" className="primary" disabled={busy}>
+                {busy ? 'Verifying with LN Markets…' : 'Verify and save'}
+              </button>
+              {editing && (
+                <button type="button" onClick={() => (setEditing(false), setError(null))} disabled={busy}>
+                  Cancel
+                </button>
+              )}
+            </div>
+          </form>
+        )}
+        {error && (
+          <p className="form-error" role="alert" data-testid="cred-error">
+            {error}
+          </p>
+        )}
+        {notice && !error && (
+          <p className="form-ok" role="status">
+            {notice}
+          </p>
+        )}
+      </div>
+    </section>
+  )
+}

@@ -1,0 +1,141 @@
+/**
+ * A small live price chart (TradingView Lightweight Charts, with its attribution) with the selected
+ * position's entry and liquidation lines. Loaded lazily so the first paint does not wait for it.
+ */
+import { useEffect, useRef } from 'react'
+import {
+  createChart,
+  LineSeries,
+  LineStyle,
+  type IChartApi,
+  type IPriceLine,
+  type ISeriesApi,
+  type UTCTimestamp,
+} from 'lightweight-charts'
+import { useRealtimeClient } from '../../../lib/realtime-react.ts'
+import { CHART_MAX_POINTS } from '../../../config/constants.ts'
+import type { PositionRow } from '../positions/position-math.ts'
+
+/** entry/liquidation lines closer than this to the price are kept inside the price scale */
+const NEAR_PCT = 3
+
+interface Palette {
+  text: string
+  grid: string
+  line: string
+  entry: string
+  liq: string
+  bg: string
+}
+
+function palette(): Palette {
+  const css = getComputedStyle(document.documentElement)
+  const v = (name: string, fallback: string) => css.getPropertyValue(name).trim() || fallback
+  return {
+    text: v('--muted', '#667'),
+    grid: v('--grid', '#e5e7eb'),
+    line: v('--accent', '#f7931a'),
+    entry: v('--info', '#2563eb'),
+    liq: v('--danger', '#dc2626'),
+    bg: v('--panel', '#ffffff'),
+  }
+}
+
+export default function PriceChart(props: { position: PositionRow | null; theme: string }) {
+  const client = useRealtimeClient()
+  const box = useRef<HTMLDivElement>(null)
+  const chart = useRef<IChartApi | null>(null)
+  const series = useRef<ISeriesApi<'Line'> | null>(null)
+  const lines = useRef<IPriceLine[]>([])
+  const bounds = useRef<number[] | null>(null)
+
+  // create once; feed it from the realtime client directly (no React render per tick)
+  useEffect(() => {
+    const el = box.current
+    if (!el) return
+    const p = palette()
+    const c = createChart(el, {
+      autoSize: true,
+      layout: { background: { color: 'transparent' }, textColor: p.text, attributionLogo: true, fontSize: 11 },
+      grid: { vertLines: { color: p.grid }, horzLines: { color: p.grid } },
+      rightPriceScale: { borderVisible: false },
+      timeScale: { borderVisible: false, timeVisible: true, secondsVisible: true },
+      handleScroll: false,
+      handleScale: false,
+    })
+    const s = c.addSeries(LineSeries, {
+      color: p.line,
+      lineWidth: 2,
+      priceFormat: { type: 'price', precision: 1, minMove: 0.5 },
+      // keep the entry/liquidation lines in view when they are close enough to matter (within NEAR_PCT
+      // of the price); a far one would flatten the price line, and the legend names it anyway
+      autoscaleInfoProvider: (base: () => { priceRange: { minValue: number; maxValue: number } } | null) => {
+        const r = base()
+        const b = bounds.current
+        if (!r || !b) return r
+        const mid = (r.priceRange.minValue + r.priceRange.maxValue) / 2
+        const near = b.filter((p) => Math.abs(p - mid) / mid <= NEAR_PCT / 100)
+        if (near.length === 0) return r
+        return { priceRange: { minValue: Math.min(r.priceRange.minValue, ...near), maxValue: Math.max(r.priceRange.maxValue, ...near) } }
+      },
+    })
+    chart.current = c
+    series.current = s
+    let lastTime = 0
+    let count = 0
+    let lastSeq = ''
+    const push = () => {
+      const t = client.getState().channels.ticker
+      if (!t) return
+      const key = `${t.epoch}:${t.seq}`
+      if (key === lastSeq) return
+      lastSeq = key
+      const time = Math.floor(t.sourceTs / 1000)
+      if (time < lastTime) return
+      s.update({ time: time as UTCTimestamp, value: t.data.lastPrice })
+      if (time > lastTime) count++
+      lastTime = time
+      c.timeScale().fitContent()
+      if (count > CHART_MAX_POINTS) {
+        const data = s.data().slice(-CHART_MAX_POINTS)
+        s.setData(data as Parameters<typeof s.setData>[0])
+        count = data.length
+      }
+    }
+    push()
+    const unsub = client.subscribe(push)
+    return () => {
+      unsub()
+      c.remove()
+      chart.current = null
+      series.current = null
+      lines.current = []
+    }
+  }, [client])
+
+  // theme changes recolour the chart
+  useEffect(() => {
+    const p = palette()
+    chart.current?.applyOptions({ layout: { textColor: p.text }, grid: { vertLines: { color: p.grid }, horzLines: { color: p.grid } } })
+    series.current?.applyOptions({ color: p.line })
+  }, [props.theme])
+
+  // entry and liquidation lines of the selected position
+  const pos = props.position
+  useEffect(() => {
+    const s = series.current
+    if (!s) return
+    for (const l of lines.current) s.removePriceLine(l)
+    lines.current = []
+    bounds.current = null
+    if (!pos) return
+    const p = palette()
+    lines.current.push(s.createPriceLine({ price: pos.entry, color: p.entry, lineWidth: 1, lineStyle: LineStyle.Dashed, axisLabelVisible: true, title: 'entry' }))
+    if (pos.liquidation > 0) {
+      lines.current.push(s.createPriceLine({ price: pos.liquidation, color: p.liq, lineWidth: 2, lineStyle: LineStyle.Solid, axisLabelVisible: true, title: 'liq.' }))
+    }
+    bounds.current = [pos.entry, pos.liquidation].filter((x) => x > 0)
+  }, [pos?.id, pos?.entry, pos?.liquidation, props.theme])
+
+  return <div ref={box} className="chart-box" role="img" aria-label={pos ? `Live price chart with entry ${pos.entry} and liquidation ${pos.liquidation}` : 'Live price chart'} />
+}

@@ -1,0 +1,69 @@
+/**
+ * How old a panel's numbers are, said on every panel: "updated N s ago" from the data's sourceTs on the
+ * server's clock, re-rendered every second; past the stale threshold the panel is greyed and says STALE.
+ */
+import type { ReactNode } from 'react'
+import { useNow } from '../../../lib/use-now.ts'
+import { useRealtime } from '../../../lib/realtime-react.ts'
+import { fmtDuration } from '../../../lib/format.ts'
+
+export interface Freshness {
+  ageMs: number | null
+  stale: boolean
+}
+
+export function useFreshness(sourceTs: number | undefined): Freshness {
+  const now = useNow()
+  const offset = useRealtime((s) => s.serverOffsetMs)
+  const staleAfter = useRealtime((s) => s.staleAfterMs)
+  if (sourceTs === undefined) return { ageMs: null, stale: false }
+  const ageMs = Math.max(0, now + offset - sourceTs)
+  return { ageMs, stale: ageMs > staleAfter }
+}
+
+export function FreshnessLabel({ id, freshness, extra }: { id: string; freshness: Freshness; extra?: ReactNode }) {
+  const { ageMs, stale } = freshness
+  return (
+    <span className="freshness">
+      {extra}
+      {stale && (
+        <span className="badge badge-stale" data-testid={`${id}-stale`} title="Older than the freshness limit: not live">
+          STALE
+        </span>
+      )}
+      <span className="updated" data-testid={`${id}-updated`}>
+        {ageMs === null ? 'waiting for data…' : `updated ${fmtDuration(ageMs)} ago`}
+      </span>
+    </span>
+  )
+}
+
+export function Panel(props: {
+  id: string
+  title: string
+  sourceTs: number | undefined
+  children: ReactNode
+  actions?: ReactNode
+  className?: string
+  extra?: ReactNode
+}) {
+  const freshness = useFreshness(props.sourceTs)
+  const headingId = `${props.id}-title`
+  return (
+    <section
+      className={`panel ${props.className ?? ''} ${freshness.stale ? 'is-stale' : ''}`}
+      data-testid={`panel-${props.id}`}
+      data-stale={freshness.stale ? 'true' : 'false'}
+      aria-labelledby={headingId}
+    >
+      <header className="panel-head">
+        <h2 id={headingId}>{props.title}</h2>
+        <div className="panel-head-right">
+          {props.actions}
+          <FreshnessLabel id={props.id} freshness={freshness} extra={props.extra} />
+        </div>
+      </header>
+      <div className="panel-body">{props.children}</div>
+    </section>
+  )
+}

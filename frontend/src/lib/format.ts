@@ -1,0 +1,39 @@
+/** Number and time formatting shared by every panel (en-US digits, sats as integers). */
+
+const int = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 })
+const usd = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 2 })
+const price = new Intl.NumberFormat('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 })
+
+export const fmtSats = (v: number): string => `${int.format(Math.round(v))} sats`
+export const fmtInt = (v: number): string => int.format(Math.round(v))
+export const fmtSignedSats = (v: number): string => `${v > 0 ? '+' : v < 0 ? '−' : ''}${int.format(Math.abs(Math.round(v)))}`
+export const fmtUsd = (v: number): string => usd.format(v)
+export const fmtPrice = (v: number): string => (v > 0 ? price.format(v) : '—')
+export const fmtPct = (v: number, digits = 2): string => (Number.isFinite(v) ? `${v.toFixed(digits)} %` : '—')
+export const fmtSignedPct = (v: number, digits = 2): string =>
+  Number.isFinite(v) ? `${v > 0 ? '+' : v < 0 ? '−' : ''}${Math.abs(v).toFixed(digits)} %` : '—'
+
+/** "4 s", "2 min 05 s", "1 h 03 min" */
+export function fmtDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000))
+  if (s < 60) return `${s} s`
+  const m = Math.floor(s / 60)
+  if (m < 60) return `${m} min ${String(s % 60).padStart(2, '0')} s`
+  const h = Math.floor(m / 60)
+  return `${h} h ${String(m % 60).padStart(2, '0')} min`
+}
+
+/** "hh:mm:ss" countdown */
+export function fmtCountdown(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000))
+  const h = Math.floor(s / 3600)
+  const m = Math.floor((s % 3600) / 60)
+  return `${String(h).padStart(2, '0')}:${String(m).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`
+}
+
+export function fmtDateTime(iso: string | number | null | undefined): string {
+  if (iso === null || iso === undefined) return '—'
+  const d = new Date(iso)
+  if (Number.isNaN(d.getTime())) return '—'
+  return d.toLocaleString('en-GB', { dateStyle: 'medium', timeStyle: 'short' })
+}

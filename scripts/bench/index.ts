@@ -1,0 +1,292 @@
+/**
+ * npm run bench — every figure measured side by side in one run on this machine, printed as a ratio to its
+ * reference (CONTRACT §8), written to bench/results/<date>.json with the machine's description.
+ *
+ * Processes (separate, so each server's CPU is its own): the LN Markets simulator (scripts/bench/sim-server.ts),
+ * the gateway (backend/server.ts, live mode against the simulator), the bare-ws and Socket.IO references
+ * (fresh per run, fed by the same Stream v1 ticker as the gateway), 2 bulk load-generator processes + 1 probe,
+ * autocannon in its own process. All on loopback; every phase bounded in time.
+ *
+ * Options: --quick (tiny N, for the smoke test) --n 1000,10000 --frames-per-sec 50000 --window 10 (s)
+ *          --accounts 20 --dashboards-per-account 100 --economy-window 30 (s) --phases fanout,economy,dashboard
+ *          --no-gateway (references only) --database-url postgres://… (instead of the embedded PGlite) --out <file> --cpu-prof (writes a CPU profile of the gateway into bench/results/)
+ */
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { boolArg, intArg, numArg, parseArgs } from '../lib/args.ts'
+import { describeMachine, machineLine } from '../lib/machine.ts'
+import { LoadGen } from '../lib/loadgen.ts'
+import { sourceAddresses } from '../lib/net.ts'
+import { forkTs, procSampleAll, ROOT, rpc, sleep, stopChild, waitMessage } from '../lib/proc.ts'
+import { makeSimAccounts, startRef, startSim } from '../lib/servers.ts'
+import { PriceDriver } from '../lib/ticker.ts'
+import { fmt, fmtRatio, markdownTable, ratio, round, table } from '../lib/stats.ts'
+import { metrics, promValue, provisionUsers, startGateway, type BenchUser, type Gateway } from '../lib/gateway.ts'
+import { fanoutRun, type FanoutResult, type Target } from './fanout.ts'
+
+const args = parseArgs()
+const quick = boolArg(args, 'quick')
+const Ns = (args.get('n') ?? (quick ? '150' : '10000,1000')).split(',').map((s) => Number(s.trim())).filter((n) => n > 0).sort((a, b) => b - a)
+const framesPerSec = numArg(args, 'frames-per-sec', quick ? 3000 : 50_000, 1)
+const windowMs = numArg(args, 'window', quick ? 2 : 10, 1, 120) * 1000
+const warmupMs = quick ? 1000 : 2000
+const settleMs = quick ? 600 : 2500
+const accountsN = intArg(args, 'accounts', quick ? 3 : 20, 1, 2000)
+const perAccount = intArg(args, 'dashboards-per-account', quick ? 4 : 100, 2, 1000)
+const economyWindowMs = numArg(args, 'economy-window', quick ? 4 : 30, 1, 300) * 1000
+const dashDurationS = intArg(args, 'dashboard-duration', quick ? 2 : 8, 1, 60)
+const phases = new Set((args.get('phases') ?? 'fanout,economy,dashboard').split(','))
+const withGateway = !boolArg(args, 'no-gateway')
+const cpuProf = boolArg(args, 'cpu-prof')
+const started = new Date()
+const resultsDir = join(ROOT, 'bench/results')
+const outFile = args.get('out') ?? join(resultsDir, `${started.toISOString().replace(/[:.]/g, '-')}.json`)
+const deadline = Date.now() + (quick ? 120_000 : 570_000)
+
+const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`)
+const budgetLeft = () => deadline - Date.now()
+
+async function main(): Promise<void> {
+  const machine = describeMachine()
+  log(`bench on ${machineLine(machine)}`)
+  const dir = mkdtempSync(join(tmpdir(), 'lnm-bench-run-'))
+  const accounts = makeSimAccounts(accountsN)
+  const sim = await startSim(dir, accounts)
+  log(`simulator pid ${sim.pid} on :${sim.port}`)
+  const driver = new PriceDriver(`http://127.0.0.1:${sim.port}`)
+  let gw: Gateway | null = null
+  let users: BenchUser[] = []
+  const profDir = join(resultsDir, 'profiles')
+  if (withGateway) {
+    if (cpuProf) mkdirSync(profDir, { recursive: true })
+    gw = await startGateway({
+      apiUrl: sim.url, streamUrl: sim.streamUrl,
+      env: { POLL_INTERVAL_MS: '1000', TICKER_INTERVAL_MS: '600000', ...(args.get('database-url') ? { DATABASE_URL: args.get('database-url') as string } : {}) },
+      nodeArgs: cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+    })
+    log(`gateway pid ${gw.pids().join(',')} on :${gw.port}`)
+    users = await provisionUsers(gw.origin, accounts)
+    log(`${users.length} users registered, logged in, credentials stored`)
+  }
+  const tokens = users.map((u) => u.token)
+  const lg = await LoadGen.start(2, true)
+  const localAddresses = sourceAddresses(8)
+
+  const result: Record<string, any> = {
+    kind: 'lnm-gateway bench',
+    startedAt: started.toISOString(),
+    machine,
+    settings: { Ns, framesPerSec, windowMs, warmupMs, settleMs, accounts: accountsN, dashboardsPerAccount: perAccount, economyWindowMs, quick,
+      gatewayEnv: { POLL_INTERVAL_MS: 1000, TICKER_INTERVAL_MS: 600000, NODE_ENV: 'production', LOG_LEVEL: 'warn' }, loadGenerators: { bulk: 2, probe: 1 } },
+    fanout: [] as FanoutResult[],
+  }
+
+  try {
+    // ---------------------------------------------------------------- fan-out, latency, RSS
+    if (phases.has('fanout')) {
+      for (const n of Ns) {
+        const ticks = Math.max(1, Math.min(200, Math.round(framesPerSec / n)))
+        const probeConns = Math.min(100, Math.max(10, Math.round(n / 100)))
+        const opts = { n, ticksPerSec: ticks, warmupMs, windowMs, settleMs, probeConnections: probeConns, localAddresses }
+        log(`fan-out N=${n}: ${ticks} ticks/s (${(ticks * n).toLocaleString('en-US')} frames/s offered), ${windowMs / 1000} s window`)
+        const order: Array<'gateway' | 'ws' | 'sio'> = withGateway ? ['gateway', 'ws', 'sio'] : ['ws', 'sio']
+        for (const name of order) {
+          if (budgetLeft() < 60_000) { log('time budget nearly spent: skipping the rest of fan-out'); break }
+          let target: Target
+          let stop = async () => {}
+          if (name === 'gateway' && gw) {
+            const g = gw
+            target = {
+              name, kind: 'gateway', url: g.wsUrl, pids: g.pids, tokens,
+              probe: async () => {
+                const m = await metrics(g.origin)
+                return { fanoutSeconds: promValue(m, 'lnm_gateway_fanout_duration_seconds_sum'), fanouts: promValue(m, 'lnm_gateway_fanout_duration_seconds_count') }
+              },
+            }
+          } else {
+            const ref = await startRef(name as 'ws' | 'sio', sim.streamUrl)
+            await sleep(300)
+            target = {
+              name, kind: name as 'ws' | 'sio', url: ref.url, pids: () => [ref.pid],
+              probe: async () => {
+                const st = await rpc(ref.proc, { op: 'stats' }, 10_000)
+                return { fanoutSeconds: st.fanoutSeconds as number, fanouts: st.fanouts as number }
+              },
+            }
+            stop = () => stopChild(ref.proc)
+          }
+          try {
+            const r = await fanoutRun(lg, target, driver, opts, log)
+            result.fanout.push(r)
+            log(`  ${name}: ${fmt(r.deliveredFramesPerSec, 0)} frames/s delivered (${(r.deliveryRatio * 100).toFixed(1)} %), server CPU ${r.serverCpuPercent.toFixed(1)} %, ` +
+              `${fmt(r.framesPerCpuSecond, 0)} frames/CPU-s, p99 ${fmt(r.latency.probeSourceToClient?.p99 ?? r.latency.sourceToClient.p99, 1)} ms, ` +
+              `RSS/conn ${fmt(r.rssPerIdleConnBytes / 1024, 2)} KiB`)
+          } finally {
+            await stop()
+          }
+          await sleep(quick ? 200 : 1000)
+        }
+      }
+    }
+
+    // ---------------------------------------------------------------- upstream economy
+    if (phases.has('economy') && gw && budgetLeft() > economyWindowMs * 2 + 30_000) {
+      log(`upstream economy: ${accountsN} accounts, 1 then ${perAccount} dashboards per account, ${economyWindowMs / 1000} s windows`)
+      // wait out the poller grace of the fan-out runs so only these dashboards drive polling
+      await sleep(quick ? 500 : 2000)
+      const window = async (label: string) => {
+        await sleep(quick ? 1500 : 3000)
+        await rpc(sim.proc, { op: 'reset' }, 10_000)
+        const t0 = Date.now()
+        await sleep(economyWindowMs)
+        const r = await rpc(sim.proc, { op: 'requests' }, 10_000)
+        const perMin = (r.total as number) / ((Date.now() - t0) / 60_000)
+        log(`  ${label}: ${r.total} exchange requests in ${((Date.now() - t0) / 1000).toFixed(1)} s = ${perMin.toFixed(1)}/min`)
+        return { total: r.total as number, perMinute: perMin, byPath: r.byPath as Record<string, number> }
+      }
+      const c1 = await lg.connect({ kind: 'gateway', url: gw.wsUrl, count: accountsN, tokens, localAddresses, concurrency: 32, reset: true })
+      const one = await window(`1 dashboard/account (${c1.connected} sockets)`)
+      const c2 = await lg.connect({ kind: 'gateway', url: gw.wsUrl, count: accountsN * (perAccount - 1), tokens, localAddresses, concurrency: 48 }, 0)
+      const many = await window(`${perAccount} dashboards/account (${c1.connected + c2.connected} sockets)`)
+      await lg.closeAll(10_000)
+      result.economy = {
+        accounts: accountsN, pollIntervalMs: 1000, windowMs: economyWindowMs,
+        one: { dashboards: c1.connected, ...one }, many: { dashboardsPerAccount: perAccount, dashboards: c1.connected + c2.connected, ...many },
+        ratio: ratio(many.perMinute, one.perMinute),
+      }
+    }
+
+    // ---------------------------------------------------------------- /api/dashboard throughput
+    if (phases.has('dashboard') && gw && budgetLeft() > dashDurationS * 4000 + 20_000) {
+      log(`/api/dashboard: autocannon ${dashDurationS} s per case, 32 connections`)
+      const token = tokens[0]
+      const first = await fetch(`${gw.origin}/api/dashboard`, { headers: { authorization: `Bearer ${token}` } })
+      const body = Buffer.from(await first.arrayBuffer())
+      const etag = first.headers.get('etag') ?? ''
+      const bodyFile = join(dir, 'dashboard.json')
+      writeFileSync(bodyFile, body)
+      const ac = forkTs('scripts/bench/autocannon-worker.ts')
+      await waitMessage(ac, (m) => m?.ready, 20_000, 'autocannon worker')
+      const refHttp = forkTs('scripts/bench/ref-http.ts', [], { env: { PORT: '0', BODY_FILE: bodyFile, ETAG: etag || '"ref"' } })
+      const refReady = await waitMessage<any>(refHttp, (m) => m?.ready, 20_000, 'http reference')
+      const run = async (label: string, url: string, headers: Record<string, string>, pids: number[]) => {
+        const a = procSampleAll(pids)
+        const r = await rpc(ac, { op: 'run', opts: { url, connections: 32, duration: dashDurationS, headers } }, dashDurationS * 1000 + 30_000)
+        const b = procSampleAll(pids)
+        const cpu = ((b.cpuS - a.cpuS) / ((b.t - a.t) / 1000)) * 100
+        log(`  ${label}: ${fmt(r.rps, 0)} req/s, p99 ${r.latency.p99} ms, codes ${JSON.stringify(r.statusCodes)}, server CPU ${cpu.toFixed(0)} %`)
+        return { ...r, serverCpuPercent: cpu }
+      }
+      const auth = { authorization: `Bearer ${token}` }
+      const g200 = await run('gateway, no If-None-Match', `${gw.origin}/api/dashboard`, auth, gw.pids())
+      const g304 = await run('gateway, If-None-Match', `${gw.origin}/api/dashboard`, { ...auth, 'if-none-match': etag }, gw.pids())
+      const refOrigin = `http://127.0.0.1:${refReady.port}`
+      const r200 = await run('bare Fastify, same body', `${refOrigin}/api/dashboard`, {}, [refHttp.pid as number])
+      const r304 = await run('bare Fastify, If-None-Match', `${refOrigin}/api/dashboard`, { 'if-none-match': etag || '"ref"' }, [refHttp.pid as number])
+      await stopChild(ac)
+      await stopChild(refHttp)
+      result.dashboard = { bodyBytes: body.length, etag: etag !== '', connections: 32, durationS: dashDurationS, gateway200: g200, gateway304: g304, reference200: r200, reference304: r304 }
+    }
+  } finally {
+    driver.stop()
+    await driver.close()
+    await lg.stop()
+    if (gw) {
+      result.gatewayOutputTail = gw.output().slice(-2000)
+      await gw.stop()
+    }
+    await stopChild(sim.proc)
+    rmSync(dir, { recursive: true, force: true })
+  }
+
+  result.finishedAt = new Date().toISOString()
+  result.durationS = round((Date.now() - started.getTime()) / 1000, 1)
+  const rows = summaryRows(result)
+  result.targets = targets(result)
+  result.table = rows
+  const text = table(rows)
+  mkdirSync(resultsDir, { recursive: true })
+  writeFileSync(outFile, JSON.stringify(result, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n')
+  process.stdout.write(`\nlnm-gateway bench — ${machineLine(machine)}\n${started.toISOString()}, ${result.durationS} s\n\n${text}\n\n`)
+  if (result.targets.length) process.stdout.write(table([['target', 'measured', 'met'], ...result.targets.map((t: any) => [t.target, t.measured, t.met ? 'yes' : 'NO'])]) + '\n\n')
+  if (boolArg(args, 'markdown')) process.stdout.write(markdownTable(rows) + '\n\n')
+  process.stdout.write(`written: ${outFile}\n`)
+}
+
+function fr(result: Record<string, any>, server: string, n: number): FanoutResult | undefined {
+  return (result.fanout as FanoutResult[]).find((r) => r.server === server && r.n === n)
+}
+
+const lat = (r: FanoutResult | undefined) => r?.latency.probeSourceToClient ?? r?.latency.sourceToClient
+
+function summaryRows(result: Record<string, any>): string[][] {
+  const rows: string[][] = [['figure', 'gateway', 'bare ws', 'Socket.IO', 'gw / ws', 'gw / Socket.IO']]
+  const row3 = (label: string, f: (r: FanoutResult | undefined) => number, d = 1, n: number) => {
+    const g = f(fr(result, 'gateway', n)), w = f(fr(result, 'ws', n)), s = f(fr(result, 'sio', n))
+    rows.push([label, fmt(g, d), fmt(w, d), fmt(s, d), fmtRatio(ratio(g, w)), fmtRatio(ratio(g, s))])
+  }
+  const lower = (label: string, f: (r: FanoutResult | undefined) => number, d: number, n: number) => {
+    // for costs (latency, memory) the ratio is still gateway ÷ reference: below 1 is better
+    row3(label, f, d, n)
+  }
+  for (const n of Ns) {
+    const k = n >= 1000 ? `${n / 1000}k` : String(n)
+    row3(`fan-out N=${k}: frames/s delivered`, (r) => r?.deliveredFramesPerSec ?? NaN, 0, n)
+    row3(`fan-out N=${k}: delivered / offered %`, (r) => (r ? r.deliveryRatio * 100 : NaN), 1, n)
+    row3(`fan-out N=${k}: server CPU % of a core`, (r) => r?.serverCpuPercent ?? NaN, 1, n)
+    row3(`fan-out N=${k}: frames per CPU-second`, (r) => r?.framesPerCpuSecond ?? NaN, 0, n)
+    row3(`fan-out N=${k}: frames per CPU-s above idle`, (r) => r?.framesPerMarginalCpuSecond ?? NaN, 0, n)
+    row3(`fan-out N=${k}: broadcast loop ms per tick`, (r) => (r && r.serverProbe.fanouts > 0 ? (r.serverProbe.fanoutSeconds / r.serverProbe.fanouts) * 1000 : NaN), 2, n)
+    lower(`latency N=${k}: p50 ms (source→client)`, (r) => lat(r)?.p50 ?? NaN, 2, n)
+    lower(`latency N=${k}: p99 ms`, (r) => lat(r)?.p99 ?? NaN, 2, n)
+    lower(`latency N=${k}: max ms`, (r) => lat(r)?.max ?? NaN, 2, n)
+    lower(`latency N=${k}: p99 ms, all sockets`, (r) => r?.latency.sourceToClient.p99 ?? NaN, 2, n)
+  }
+  const nMax = Ns[0]
+  if (nMax) lower(`RSS per idle connection KiB (N=${nMax >= 1000 ? `${nMax / 1000}k` : nMax})`, (r) => (r ? r.rssPerIdleConnBytes / 1024 : NaN), 2, nMax)
+  const e = result.economy
+  if (e) {
+    rows.push(['upstream req/min, 1 dashboard/account', fmt(e.one.perMinute, 1), '', '', '', ''])
+    rows.push([`upstream req/min, ${e.many.dashboardsPerAccount} dashboards/account`, fmt(e.many.perMinute, 1), '', '', `${fmtRatio(e.ratio)} of 1/account`, ''])
+  }
+  const d = result.dashboard
+  if (d) {
+    rows.push(['/api/dashboard req/s, 200 (vs bare Fastify)', fmt(d.gateway200.rps, 0), fmt(d.reference200.rps, 0), '', fmtRatio(ratio(d.gateway200.rps, d.reference200.rps)), ''])
+    rows.push(['/api/dashboard req/s, If-None-Match → 304', fmt(d.gateway304.rps, 0), fmt(d.reference304.rps, 0), '', fmtRatio(ratio(d.gateway304.rps, d.reference304.rps)), ''])
+    rows.push(['/api/dashboard 304 ÷ 200 (gateway)', fmtRatio(ratio(d.gateway304.rps, d.gateway200.rps)), '', '', '', ''])
+  }
+  return rows
+}
+
+function targets(result: Record<string, any>): Array<{ target: string; measured: string; met: boolean; value: number }> {
+  const out: Array<{ target: string; measured: string; met: boolean; value: number }> = []
+  for (const n of Ns) {
+    const g = fr(result, 'gateway', n), w = fr(result, 'ws', n), s = fr(result, 'sio', n)
+    if (g && w) {
+      const v = ratio(g.framesPerCpuSecond, w.framesPerCpuSecond)
+      out.push({ target: `fan-out N=${n} ≥ 0.9× bare ws (frames per CPU-s)`, measured: fmtRatio(v), met: v >= 0.9, value: v })
+      const dv = ratio(g.deliveredFramesPerSec, w.deliveredFramesPerSec)
+      out.push({ target: `fan-out N=${n} ≥ 0.9× bare ws (frames/s delivered)`, measured: fmtRatio(dv), met: dv >= 0.9, value: dv })
+    }
+    if (g && s) {
+      const v = ratio(g.framesPerCpuSecond, s.framesPerCpuSecond)
+      out.push({ target: `fan-out N=${n} ≥ 3× Socket.IO (frames per CPU-s)`, measured: fmtRatio(v), met: v >= 3, value: v })
+    }
+  }
+  if (result.economy) out.push({ target: `upstream, ${result.economy.many.dashboardsPerAccount}/account ≤ 1.05× 1/account`, measured: fmtRatio(result.economy.ratio), met: result.economy.ratio <= 1.05, value: result.economy.ratio })
+  const big = Ns.find((n) => n >= 10_000) ?? Ns[0]
+  const g = fr(result, 'gateway', big)
+  if (g) {
+    const p99 = lat(g)?.p99 ?? NaN
+    out.push({ target: `gateway-added p99 ≤ 25 ms at N=${big}`, measured: `${fmt(p99, 2)} ms`, met: p99 <= 25, value: p99 })
+    const kb = g.rssPerIdleConnBytes / 1024
+    out.push({ target: `RSS per idle connection ≤ 12 KiB at N=${big}`, measured: `${fmt(kb, 2)} KiB`, met: kb <= 12, value: kb })
+  }
+  return out
+}
+
+main().then(() => process.exit(0), (e: Error) => {
+  process.stderr.write(`bench failed: ${e.stack ?? e.message}\n`)
+  process.exit(1)
+})
