@@ -40,13 +40,14 @@ export function errorBody(code: string, message: string) {
 export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | HttpError, request, reply) => {
     const status = (err as { statusCode?: number }).statusCode ?? 500
-    if (status >= 500) {
-      request.log.error({ err }, 'request failed')
-      return reply.status(status === 503 ? 503 : 500).send(errorBody(status === 503 ? 'unavailable' : 'internal', status === 503 ? 'Service temporarily unavailable' : 'Internal Server Error'))
-    }
+    // deliberate errors carry a message written for the client, whatever their status
     if (err instanceof HttpError) {
       for (const [k, v] of Object.entries(err.headers)) reply.header(k, v)
       return reply.status(status).send(errorBody(err.code, err.message))
+    }
+    if (status >= 500) {
+      request.log.error({ err }, 'request failed')
+      return reply.status(status === 503 ? 503 : 500).send(errorBody(status === 503 ? 'unavailable' : 'internal', status === 503 ? 'Service temporarily unavailable' : 'Internal Server Error'))
     }
     const fe = err as FastifyError
     if (fe.validation) {

@@ -24,9 +24,12 @@ t.test('desktop: live, positions, polling fallback, stale exchange, recovery', a
   const { context, page, errors } = await newPage(browser, DESKTOP)
   t.teardown(() => context.close())
 
-  // the WebSocket goes through a route the test can cut: connected to the gateway until `blocked`
+  // the WebSocket goes through a route the test can cut: connected to the gateway until `blocked`;
+  // it also records what the page sends (auth messages) and how the server closes
   let blocked = false
   const open = new Set<{ route: WebSocketRoute; server: WebSocketRoute }>()
+  const authsPerSocket: number[] = []
+  const serverCloseCodes: number[] = []
   await context.routeWebSocket(/\/ws$/, (route) => {
     if (blocked) {
       void route.close({ code: 1011, reason: 'blocked by the e2e test' })
@@ -34,8 +37,20 @@ t.test('desktop: live, positions, polling fallback, stale exchange, recovery', a
     }
     const server = route.connectToServer()
     const pair = { route, server }
+    const index = authsPerSocket.push(0) - 1
     open.add(pair)
-    route.onClose(() => open.delete(pair))
+    route.onMessage((m) => {
+      if (typeof m === 'string' && m.includes('"type":"auth"')) authsPerSocket[index]!++
+      server.send(m)
+    })
+    server.onClose((code, reason) => {
+      if (code !== undefined) serverCloseCodes.push(code)
+      void route.close({ code, reason }).catch(() => {})
+    })
+    route.onClose((code, reason) => {
+      open.delete(pair)
+      void server.close({ code, reason }).catch(() => {})
+    })
   })
 
   await t.test('the login page says how to get in, and a wrong password is said plainly', async (t) => {
@@ -132,6 +147,12 @@ t.test('desktop: live, positions, polling fallback, stale exchange, recovery', a
     )
     t.equal(await text(page, 'conn-chip'), 'LIVE', 'the chip says LIVE')
     await shot(page, env, '07-recovered-live-desktop')
+  })
+
+  await t.test('the access token was refreshed in-band, before it expired', async (t) => {
+    // run-e2e gives access tokens a 30 s life; the page refreshes them at 80 % and re-sends auth on the open socket
+    t.ok(authsPerSocket.some((n) => n >= 2), `a socket carried a second auth message (auth messages per socket: ${authsPerSocket.join(', ')})`)
+    t.notOk(serverCloseCodes.includes(4001), `the server never closed a socket for an expired token (server close codes: ${serverCloseCodes.join(', ') || 'none'})`)
   })
 
   await t.test('sign out returns to the login page', async (t) => {

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * Run by `npm start` before the gateway: builds the dashboard (vite build → dist/frontend) when
- * dist/frontend/index.html is missing or older than the newest file of frontend/ (or vite.config.ts),
+ * dist/frontend/index.html is missing or older than the newest dashboard source (frontend/src, public,
+ * index.html, vite.config.ts, the wire-protocol types),
  * so a fresh clone works even if postinstall skipped the build. Fast no-op otherwise.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs'
@@ -11,7 +12,13 @@ import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const out = join(root, 'dist', 'frontend', 'index.html')
-const sources = [join(root, 'frontend'), join(root, 'vite.config.ts'), join(root, 'backend', 'schemas', 'ws-protocol.ts')]
+const sources = [
+  join(root, 'frontend', 'src'),
+  join(root, 'frontend', 'public'),
+  join(root, 'frontend', 'index.html'),
+  join(root, 'vite.config.ts'),
+  join(root, 'backend', 'schemas', 'ws-protocol.ts'),
+]
 
 function newest(path) {
   if (!existsSync(path)) return 0

@@ -86,6 +86,8 @@ async function main() {
     // faster than the defaults so every state is reached in seconds, not minutes
     POLL_INTERVAL_MS: '1000',
     STALE_AFTER_MS: '10000',
+    // short-lived access tokens, so the in-band token refresh happens several times during the run
+    ACCESS_TOKEN_TTL_S: '30',
   }
   for (const k of ['DATABASE_URL', 'REDIS_URL', 'LNM_NETWORK', 'LNM_API_URL', 'LNM_STREAM_URL', 'SIM_ACCOUNTS_FILE', 'METRICS_TOKEN']) delete env[k]
 

@@ -105,6 +105,7 @@ async function main(): Promise<void> {
     lg = await LoadGen.start(clients, true)
     const localAddresses = sourceAddresses(Math.max(4, Math.ceil(N / 5000)))
 
+    const rssBeforeRamp = procSampleAll(gw.pids()).rssBytes
     let prev = procSampleAll(gw.pids())
     let prevSys = systemCpu()
     const baseline = prev
@@ -182,7 +183,8 @@ async function main(): Promise<void> {
       },
       gateway: {
         processes: gwWorkers, cpuPercentDuringHold: round(((hb.cpuS - ha.cpuS) / holdWall) * 100, 1), machineCpuPercentDuringHold: round(systemCpuPercent(sysA, sysB), 1),
-        rssDuringHoldBytes: hb.rssBytes, peakRssBytes: peakRss, rssPerConnectionBytes: round(hb.rssBytes / Math.max(1, held.open), 0),
+        rssBeforeRampBytes: rssBeforeRamp, rssDuringHoldBytes: hb.rssBytes, peakRssBytes: peakRss,
+        rssPerConnectionBytes: round((hb.rssBytes - rssBeforeRamp) / Math.max(1, held.open), 0),
         openAfterClientsClosed: openAfterClose, stopMs: gatewayStopMs, exitCode: gwExit,
       },
       close: { ...closed, clientCloseMs },
@@ -223,8 +225,8 @@ async function main(): Promise<void> {
     ['gateway processes', String(g.processes)],
     ['gateway CPU during hold (% of one core)', fmt(g.cpuPercentDuringHold, 1)],
     ['machine CPU during hold (% of all cores)', fmt(g.machineCpuPercentDuringHold, 1)],
-    ['gateway RSS during hold / peak MiB', `${fmt(g.rssDuringHoldBytes / 2 ** 20, 1)} / ${fmt(g.peakRssBytes / 2 ** 20, 1)}`],
-    ['gateway RSS per open connection KiB', fmt(g.rssPerConnectionBytes / 1024, 2)],
+    ['gateway RSS before ramp / during hold / peak MiB', `${fmt(g.rssBeforeRampBytes / 2 ** 20, 1)} / ${fmt(g.rssDuringHoldBytes / 2 ** 20, 1)} / ${fmt(g.peakRssBytes / 2 ** 20, 1)}`],
+    ['gateway RSS growth per open connection KiB (receiving)', fmt(g.rssPerConnectionBytes / 1024, 2)],
     ['upstream requests/min during hold', fmt(h.upstreamRequestsPerMinute, 1)],
     ['client close: clean / attempted', `${result.close.cleanCloses} / ${result.close.closed} in ${result.close.clientCloseMs} ms`],
     ['gateway open sockets after clients closed', String(g.openAfterClientsClosed)],

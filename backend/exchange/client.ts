@@ -50,7 +50,7 @@ export interface LnmClientOptions {
   timeouts?: { connectMs?: number; headersMs?: number; bodyMs?: number }
   retry?: { baseMs?: number; capMs?: number; retries?: number }
   /** client-side throttle; publicMode 'serial' (default) or 'spaced', see Throttle */
-  limits?: { publicPerSec?: number; authPerSec?: number; publicMode?: 'serial' | 'spaced' }
+  limits?: { publicPerSec?: number; authPerSec?: number; publicMode?: 'serial' | 'spaced'; /** extra spacing, default 0.1 (10 %) against network jitter */ margin?: number }
   breaker?: { failureThreshold?: number; openMs?: number }
   cacheTtl?: { tickerMs?: number; candlesMs?: number }
   userAgent?: string
@@ -127,7 +127,7 @@ export class LnmClient {
   private readonly logger?: Logger
   private readonly t: { connectMs: number; headersMs: number; bodyMs: number }
   private readonly r: { baseMs: number; capMs: number; retries: number }
-  private readonly limits: { publicPerSec: number; authPerSec: number }
+  private readonly limits: { publicPerSec: number; authPerSec: number; margin: number }
   private readonly breaker: CircuitBreaker
   private readonly userAgent: string
   private readonly clockRefreshMs: number
@@ -150,11 +150,11 @@ export class LnmClient {
     this.logger = opts.logger
     this.t = { connectMs: opts.timeouts?.connectMs ?? 5_000, headersMs: opts.timeouts?.headersMs ?? 10_000, bodyMs: opts.timeouts?.bodyMs ?? 10_000 }
     this.r = { baseMs: opts.retry?.baseMs ?? 1_000, capMs: opts.retry?.capMs ?? 8_000, retries: opts.retry?.retries ?? 3 }
-    this.limits = { publicPerSec: opts.limits?.publicPerSec ?? 1, authPerSec: opts.limits?.authPerSec ?? 5 }
+    this.limits = { publicPerSec: opts.limits?.publicPerSec ?? 1, authPerSec: opts.limits?.authPerSec ?? 5, margin: opts.limits?.margin ?? 0.1 }
     this.userAgent = opts.userAgent ?? 'lnm-gateway/0.1'
     this.clockRefreshMs = opts.clockRefreshMs ?? 10 * 60_000
     // public: 1/s buckets tolerate no jitter → serial (next start a full interval after the previous answer)
-    this.publicThrottle = new Throttle(this.limits.publicPerSec, { mode: opts.limits?.publicMode ?? 'serial' })
+    this.publicThrottle = new Throttle(this.limits.publicPerSec, { mode: opts.limits?.publicMode ?? 'serial', margin: this.limits.margin })
     this.pool = new Pool(this.origin, {
       connections: opts.connections ?? 4,
       pipelining: 1,
@@ -324,8 +324,24 @@ export class LnmClient {
     if (this.closed) throw new LnmError('unavailable', endpoint, `lnm ${endpoint}: client closed`, { code: 'CLIENT_CLOSED' })
     const started = Date.now()
     const deadline = opts.deadlineMs !== undefined ? started + opts.deadlineMs : undefined
-    const signals = [this.closing.signal, ...(opts.signal ? [opts.signal] : [])]
-    const callSignal = signals.length === 1 ? signals[0] : AbortSignal.any(signals)
+    // one signal for the call: client close() or the caller's signal (listeners removed when the call ends)
+    const link = linkSignals(this.closing.signal, opts.signal)
+    try {
+      return await this.run(spec, opts, skipClock, endpoint, secrets, deadline, link.signal)
+    } finally {
+      link.dispose()
+    }
+  }
+
+  private async run<T>(
+    spec: RequestSpec<T>,
+    opts: CallOptions,
+    skipClock: boolean,
+    endpoint: string,
+    secrets: string[],
+    deadline: number | undefined,
+    callSignal: AbortSignal,
+  ): Promise<T> {
 
     const url = this.buildUrl(spec.path, spec.query)
     const body = spec.body === undefined ? undefined : JSON.stringify(spec.body)
@@ -537,7 +553,7 @@ export class LnmClient {
     }
     const detail = redact([code, serverMessage].filter(Boolean).join(': '), secrets, 160)
     const msg = `lnm ${endpoint}: HTTP ${status}${detail ? ` (${detail})` : ''}`
-    const safeCode = code && /^[A-Za-z0-9_.-]{1,64}$/.test(code) ? code : undefined
+    const safeCode = code && /^[A-Za-z0-9_.-]{1,64}$/.test(code) && redact(code, secrets) === code ? code : undefined
     if (status === 401 || status === 403) {
       const timestampRejected = status === 401 && TIMESTAMP_ERROR.test(`${code ?? ''} ${serverMessage}`)
       return { ok: false, failure: { error: new LnmError('credentials_rejected', endpoint, msg, { status, code: safeCode }), retryable: false, upstreamFailure: false, timestampRejected } }
@@ -611,7 +627,7 @@ export class LnmClient {
     const id = createHash('sha256').update(key).digest('hex').slice(0, 24)
     let t = this.keyThrottles.get(id)
     if (!t) {
-      t = new Throttle(this.limits.authPerSec)
+      t = new Throttle(this.limits.authPerSec, { margin: this.limits.margin })
       this.keyThrottles.set(id, t)
     }
     return t
@@ -645,6 +661,24 @@ export class LnmClient {
       }
     }
     return url
+  }
+}
+
+function linkSignals(a: AbortSignal, b?: AbortSignal): { signal: AbortSignal; dispose(): void } {
+  if (!b) return { signal: a, dispose: () => {} }
+  const ac = new AbortController()
+  const onA = () => ac.abort(a.reason)
+  const onB = () => ac.abort(b.reason)
+  if (a.aborted) onA()
+  else if (b.aborted) onB()
+  a.addEventListener('abort', onA, { once: true })
+  b.addEventListener('abort', onB, { once: true })
+  return {
+    signal: ac.signal,
+    dispose() {
+      a.removeEventListener('abort', onA)
+      b.removeEventListener('abort', onB)
+    },
   }
 }
 

@@ -22,6 +22,7 @@ import { fullJitterBackoff } from './resilience.ts'
 export const TOPIC_TICKER = 'futures/inverse/btc_usd/ticker'
 export const TOPIC_LAST_PRICE = 'futures/inverse/btc_usd/lastPrice'
 export const TOPIC_INDEX = 'futures/inverse/btc_usd/index'
+const RATE_WINDOW_MS = 1_100
 export const DEFAULT_TOPICS = [TOPIC_TICKER, TOPIC_LAST_PRICE, TOPIC_INDEX] as const
 
 export interface StreamTicker {
@@ -311,9 +312,10 @@ export class LnmStream extends EventEmitter {
         return
       }
       const now = Date.now()
-      this.sentAt = this.sentAt.filter((t) => now - t < 1_000)
+      // a 1.1 s window: 100 ms of margin for network jitter against the server's 1 s window
+      this.sentAt = this.sentAt.filter((t) => now - t < RATE_WINDOW_MS)
       if (this.sentAt.length >= this.o.maxMsgsPerSec) {
-        const wait = 1_000 - (now - this.sentAt[0]) + 1
+        const wait = RATE_WINDOW_MS - (now - this.sentAt[0]) + 1
         this.flushTimer = setTimeout(() => {
           this.flushTimer = null
           this.flush()

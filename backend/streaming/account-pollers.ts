@@ -231,8 +231,9 @@ export class AccountPollers {
         this.setStatus(p, 'ok', 'no_credentials', false)
         return
       }
-      // a poll never outlives its interval: a dead exchange shows up as `down` within one interval
-      const deadlineMs = Math.max(200, Math.round(this.o.intervalMs * p.factor * 0.9))
+      // a poll (retries included) never outlives half its interval: a dead exchange shows up as `down` at
+      // the first poll after it died, at most 1.5 intervals later
+      const deadlineMs = Math.max(250, Math.round(this.o.intervalMs * p.factor * 0.5))
       const opts = { signal: controller.signal, deadlineMs }
       const [acc, pos] = await Promise.allSettled([this.o.source.fetchAccount(p.creds, opts), this.o.source.fetchPositions(p.creds, opts)])
       if (gen !== p.gen) return

@@ -168,8 +168,6 @@ export class Hub {
   private readonly m: {
     dataFrames: { inc(v: number): void }
     dataBytes: { inc(v: number): void }
-    statusFrames: { inc(v: number): void }
-    statusBytes: { inc(v: number): void }
   }
 
   constructor(opts: HubOptions) {
@@ -188,8 +186,6 @@ export class Hub {
     this.m = {
       dataFrames: mm.framesSent.labels('data_update'),
       dataBytes: mm.bytesSent.labels('data_update'),
-      statusFrames: mm.framesSent.labels('status'),
-      statusBytes: mm.bytesSent.labels('status'),
     }
     // shared handlers: one function per hub, never one per socket
     const hub = this
@@ -507,6 +503,12 @@ export class Hub {
     else if (r.kind === 'status' && r.changed) this.broadcastStatus(room.conns, r.status, PENDING_ACCOUNT_STATUS)
   }
 
+  private static readonly NO_CREDENTIALS: ServerFrame = {
+    type: 'error',
+    code: 'no_credentials',
+    message: 'no exchange credentials stored: only the ticker is streamed (PUT /api/credentials to add them)',
+  }
+
   private onTickerEvent(e: BusEvent): void {
     if (!isUpstreamEvent(e)) return
     const r = this.cache.apply(TICKER_TOPIC, e)
@@ -550,7 +552,8 @@ export class Hub {
 
   private broadcastStatus(conns: Set<Conn>, s: StatusEvent, pendingBit: number): void {
     if (conns.size === 0) return
-    const buf = Buffer.from(JSON.stringify(statusFrame(s)))
+    const frame = s.hasCredentials === false ? Hub.NO_CREDENTIALS : statusFrame(s)
+    const buf = Buffer.from(JSON.stringify(frame))
     let n = 0
     for (const c of conns) {
       if (c.state !== State.OPEN) continue
@@ -562,8 +565,8 @@ export class Hub {
       n++
     }
     if (n > 0) {
-      this.m.statusFrames.inc(n)
-      this.m.statusBytes.inc(n * buf.length)
+      this.o.metrics.framesSent.inc({ type: frame.type }, n)
+      this.o.metrics.bytesSent.inc({ type: frame.type }, n * buf.length)
     }
   }
 
@@ -609,7 +612,7 @@ export class Hub {
     if (!c.userId) return
     const acc = this.cache.status(accountTopic(c.userId))
     if (acc && acc.hasCredentials === false) {
-      if (onConnect) this.sendError(c, 'no_credentials', 'no exchange credentials stored: only the ticker is streamed (PUT /api/credentials to add them)')
+      if (onConnect) this.sendFrame(c, Hub.NO_CREDENTIALS)
     } else if (acc && (acc.upstream !== 'ok' || !onConnect)) {
       this.sendFrame(c, statusFrame(acc))
     }
@@ -754,7 +757,7 @@ export class Hub {
       this.sendSnapshots(c, owed & ALL_CHANNELS)
       if (owed & PENDING_ACCOUNT_STATUS && c.userId) {
         const s = this.cache.status(accountTopic(c.userId))
-        if (s) this.sendFrame(c, statusFrame(s))
+        if (s) this.sendFrame(c, s.hasCredentials === false ? Hub.NO_CREDENTIALS : statusFrame(s))
       }
       if (owed & PENDING_TICKER_STATUS) {
         const s = this.cache.status(TICKER_TOPIC)

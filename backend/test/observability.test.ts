@@ -50,3 +50,21 @@ t.test('no password, token, cookie or secret appears in the logs', async (t) => 
   const m = await g.http('GET', '/metrics')
   t.notOk(m.text.includes(acc.key) || m.text.includes(acc.secret) || m.text.includes(u.userId), 'no key, secret or user id in metric labels')
 })
+
+t.test('database gone: readiness says so, and a 5xx hides its details', async (t) => {
+  const g = await startTestApp(t)
+  const { username, password } = await g.register()
+  const u = await g.login(username, password)
+  await g.app.db.close()
+  const ready = await g.http('GET', '/health/ready')
+  t.equal(ready.status, 503, 'not ready without the database')
+  t.equal(ready.body.database, 'down')
+  const me = await g.http('GET', '/api/me', { token: u.token })
+  t.ok(me.status >= 500 || me.status === 401, `a request needing the database fails (${me.status})`)
+  if (me.status >= 500) {
+    t.same(me.body, { error: { code: 'internal', message: 'Internal Server Error' } }, 'the generic 5xx body, no details')
+    t.match(g.logs.text, /request failed/, 'the details are logged instead')
+  }
+  const live = await g.http('GET', '/health/live')
+  t.equal(live.status, 200, 'still alive')
+})

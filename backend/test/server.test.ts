@@ -23,7 +23,7 @@ t.test('the entry point: starts, serves, survives a restart with its users, refu
   t.match(first.stdout(), new RegExp(`listening on http://127\\.0\\.0\\.1:${port}`), 'prints the URL')
   t.match(first.stdout(), /mode: demo/, 'prints the mode')
   t.equal((await json(`${base}/health/ready`)).status, 200, '/health/ready answers 200')
-  const reg = await json(`${base}/api/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'newcomer', password: 'newcomer password' }) })
+  const reg = await json(`${base}/api/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'newcomer', password: 'fresh clone pass 1' }) })
   t.equal(reg.status, 201, 'a new user can register')
   const demo = await json(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'demo', password: 'demo' }) })
   t.equal(demo.status, 200, 'the demo user can log in')
@@ -46,7 +46,7 @@ t.test('the entry point: starts, serves, survives a restart with its users, refu
   const again = spawnGateway(env)
   t.teardown(() => again.kill('SIGKILL'))
   await again.waitFor(/listening on/)
-  const login = await json(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'newcomer', password: 'newcomer password' }) })
+  const login = await json(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'newcomer', password: 'fresh clone pass 1' }) })
   t.equal(login.status, 200, 'after a restart the user is still there')
   again.kill('SIGTERM')
   t.equal((await again.exited).code, 0)
@@ -55,14 +55,21 @@ t.test('the entry point: starts, serves, survives a restart with its users, refu
 t.test('a second signal exits at once', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-proc-'))
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
-  const g = spawnGateway({ DATA_DIR: dataDir, PORT: String(await freePort()), SIM_PORT: '0', SHUTDOWN_DRAIN_MS: '8000' })
+  const port = await freePort()
+  // two open sockets and an 8 s drain window: a graceful shutdown takes at least 4 s
+  const g = spawnGateway({ DATA_DIR: dataDir, PORT: String(port), SIM_PORT: '0', SHUTDOWN_DRAIN_MS: '8000' })
   t.teardown(() => g.kill('SIGKILL'))
   await g.waitFor(/listening on/)
+  const login = await json(`http://127.0.0.1:${port}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'demo', password: 'demo' }) })
+  const sockets = [0, 1].map(() => new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { authorization: `Bearer ${login.body.accessToken}` } }))
+  await Promise.all(sockets.map((ws) => new Promise((resolve, reject) => { ws.once('message', resolve); ws.once('error', reject) })))
+  t.teardown(() => sockets.forEach((ws) => ws.terminate()))
   g.kill('SIGTERM')
-  await new Promise((r) => setTimeout(r, 100))
+  await new Promise((r) => setTimeout(r, 300))
   g.child.kill('SIGTERM')
   const r = await g.exited
-  t.ok(r.ms < 5000, `second signal: exit in ${r.ms} ms`)
+  t.ok(r.ms < 2500, `second signal: exit in ${r.ms} ms, before the 4 s graceful drain`)
+  t.not(r.code, 0, `a non-zero exit (${r.code}): the shutdown was cut short`)
 })
 
 t.test('invalid configuration stops start-up with one clear line', async (t) => {

@@ -37,12 +37,17 @@ export async function newPage(browser: Browser, viewport: { width: number; heigh
   const page = await context.newPage()
   const errors: string[] = []
   page.on('pageerror', (e) => errors.push(e.message))
+  // a Content-Security-Policy refusal means something on the page silently does not work
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) errors.push(m.text())
+  })
   return { context, page, errors }
 }
 
 export async function shot(page: Page, env: E2EEnv, name: string, fullPage = true): Promise<string> {
   const path = join(env.artifacts, `${name}.png`)
   await page.evaluate(() => window.scrollTo(0, 0))
+  await page.mouse.move(1, 1) // no chart crosshair or hover in the picture
   await page.screenshot({ path, fullPage, animations: 'disabled' })
   return path
 }
@@ -71,7 +76,7 @@ export async function overflowReport(page: Page): Promise<{ scrollWidth: number;
     const w = window.innerWidth
     for (const el of Array.from(document.querySelectorAll('body *'))) {
       const r = el.getBoundingClientRect()
-      if (r.width === 0 || r.height === 0) continue
+      if (r.width <= 1 || r.height <= 1) continue // empty, or visually hidden screen-reader text
       const style = getComputedStyle(el)
       if (style.position === 'fixed' && r.right <= 0) continue // off-screen skip link
       if (r.right > w + 0.5 || r.left < -0.5) {

@@ -5,13 +5,10 @@
  * env: PORT, FEED_URL. Tells its parent {ready, port} over IPC.
  */
 import { createServer } from 'node:http'
-import { Sender, WebSocketServer, WebSocket } from 'ws'
+import { WebSocketServer, WebSocket } from 'ws'
 import { subscribeFeed, tickerSnapshot, TICKER_TOPIC } from '../lib/feed.ts'
 
 const port = Number(process.env.PORT ?? 0)
-/** experiment (not the reference): frame once with Sender.frame and write the same frame to every socket, as Socket.IO's adapter does */
-const preframed = process.env.PREFRAMED === '1'
-type SenderLike = { sendFrame(list: Buffer[], cb?: () => void): void }
 const feedUrl = process.env.FEED_URL
 const server = createServer((_req, res) => { res.writeHead(404).end() })
 const wss = new WebSocketServer({ server, path: '/ws', perMessageDeflate: false, maxPayload: 16 * 1024 })
@@ -28,12 +25,7 @@ if (feedUrl) {
     const frame = Buffer.from(JSON.stringify({
       type: 'data_update', channel: 'ticker', epoch, seq: ++seq, sourceTs: data?.time ?? Date.now(), ts: Date.now(), source: 'simulator', data: tickerSnapshot(data ?? {}),
     }))
-    if (preframed) {
-      const list = Sender.frame(frame, { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: false })
-      for (const c of wss.clients) if (c.readyState === WebSocket.OPEN) (c as unknown as { _sender: SenderLike })._sender.sendFrame(list)
-    } else {
-      for (const c of wss.clients) if (c.readyState === WebSocket.OPEN) c.send(frame, { binary: false })
-    }
+    for (const c of wss.clients) if (c.readyState === WebSocket.OPEN) c.send(frame, { binary: false })
     fanoutSeconds += Number(process.hrtime.bigint() - t0) / 1e9
     broadcasts++
   })

@@ -43,11 +43,17 @@ export default fp(
       errorResponseBuilder: (_req, ctx) =>
         new HttpError(429, 'rate_limited', `Too many requests; retry in ${Math.ceil(ctx.ttl / 1000)} s`, { 'retry-after': String(Math.ceil(ctx.ttl / 1000)) }),
     })
+    // start-up (opening the embedded database, compiling) stalls the loop once; that is not overload
+    let warmUntil = Number.POSITIVE_INFINITY
+    app.addHook('onReady', async () => { warmUntil = Date.now() + 5000 })
     await app.register(underPressure, {
       maxEventLoopDelay: config.MAX_EVENT_LOOP_DELAY_MS,
+      sampleInterval: 250,
       retryAfter: 5,
       exposeStatusRoute: false,
       pressureHandler: (_req, reply, type, value) => {
+        if (Date.now() < warmUntil) return
+        // a reply sent here ends the request before its handler runs
         reply.status(503).header('retry-after', '5').send({ error: { code: 'overloaded', message: `Server overloaded (${type}${value ? ` ${Math.round(Number(value))}` : ''}); retry shortly` } })
       },
     })

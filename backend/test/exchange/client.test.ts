@@ -219,7 +219,7 @@ t.test('secrets never appear in errors, logs or metrics', async (t) => {
     const msg = `bad ${h['lnm-access-key']} ${h['lnm-access-passphrase']} ${h['lnm-access-signature']} ${CREDS.secret}`
     const status = req.url === '/v3/account' ? 401 : req.url?.startsWith('/v3/futures/isolated/trades/open') ? 503 : 200
     if (status === 200) return json(res, 200, { nope: msg })
-    json(res, status, { code: 'echo', message: msg }, { 'retry-after': '0' })
+    json(res, status, { code: status === 401 ? String(h['lnm-access-key']) : 'echo', message: msg }, { 'retry-after': '0' })
   }
   const server = await localServer(echo)
   const metrics = createMetrics(new Registry())

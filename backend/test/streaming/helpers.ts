@@ -135,3 +135,14 @@ export function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.min(s.length - 1, Math.floor(s.length * p))]!
 }
+
+/** the HTTP status of a refused upgrade (101 when it was accepted) */
+export async function upgradeStatus(url: string, token: string): Promise<number> {
+  try {
+    const c = await WsClient.open(url, { token })
+    c.close()
+    return 101
+  } catch (err) {
+    return (err as { status?: number }).status ?? 0
+  }
+}

@@ -8,7 +8,7 @@ import { terminalReason } from '../../lib/frame-policy.ts'
 import { wsUrl, type PublicConfig } from '../../config/public-config.ts'
 import { DEFAULT_LIQ_ALERT_PCT } from '../../config/constants.ts'
 import type { SessionStore, User } from '../../features/session/session-store.ts'
-import { ConnectionChip, DemoBadge, UpstreamChip } from '../../features/connection/connection-chip.tsx'
+import { ConnectionAnnouncer, ConnectionChip, DemoBadge, UpstreamChip } from '../../features/connection/connection-chip.tsx'
 import { StatusBanner, TransportBanner } from '../../features/connection/status-banner.tsx'
 import { TickerBar } from '../../features/dashboard/ticker/ticker-bar.tsx'
 import { BalanceCard } from '../../features/dashboard/account/balance-card.tsx'
@@ -103,6 +103,7 @@ function Dashboard(props: { session: SessionStore; user: User; config: PublicCon
           Sign out
         </button>
       </header>
+      <ConnectionAnnouncer />
       <TransportBanner />
       <StatusBanner />
       <main id="main" className="main">

@@ -5,6 +5,7 @@
 import { useRealtime } from '../../lib/realtime-react.ts'
 import { useNow } from '../../lib/use-now.ts'
 import type { Transport } from '../../lib/realtime-client.ts'
+import { describeReason } from './status-reasons.ts'
 
 const LABEL: Record<Transport, string> = {
   connecting: 'CONNECTING',
@@ -37,15 +38,30 @@ export function ConnectionChip() {
       className={`chip chip-${transport}`}
       data-testid="conn-chip"
       data-state={transport}
-      role="status"
-      aria-live="polite"
-      aria-label={`Connection: ${LABEL[transport]}${detail ? `, ${detail}` : ''}. ${EXPLAIN[transport]}`}
       title={EXPLAIN[transport]}
     >
       <span className="dot" aria-hidden="true" />
       <span className="chip-label">{LABEL[transport]}</span>
       {detail && <span className="chip-detail"> ({detail})</span>}
     </span>
+  )
+}
+
+/**
+ * The one live region for connection news: it changes only when the state does (never with a countdown),
+ * so a screen reader hears "POLLING" once, not every second.
+ */
+export function ConnectionAnnouncer() {
+  const transport = useRealtime((s) => s.transport)
+  const upstream = useRealtime((s) => s.upstream)
+  const down = Object.entries(upstream)
+    .filter(([, u]) => u.state !== 'ok')
+    .map(([scope, u]) => `${scope === 'ticker' ? 'market prices' : scope === 'account' ? 'account and positions' : 'exchange'} ${u.state}: ${describeReason(u.reason)}`)
+  const message = `Connection ${LABEL[transport]}. ${EXPLAIN[transport]}.${down.length ? ` ${down.join('. ')}.` : ''}`
+  return (
+    <div className="sr-only" role="status" aria-live="polite" aria-atomic="true" data-testid="sr-announcer">
+      {message}
+    </div>
   )
 }
 

@@ -15,7 +15,7 @@ export function TransportBanner() {
   const transport = useRealtime((s) => s.transport)
   if (transport === 'polling')
     return (
-      <div className="banner banner-transport" data-testid="transport-banner" role="status">
+      <div className="banner banner-transport" data-testid="transport-banner">
         <span className="banner-icon" aria-hidden="true">
           ↻
         </span>
@@ -24,7 +24,7 @@ export function TransportBanner() {
     )
   if (transport === 'reconnecting')
     return (
-      <div className="banner banner-transport" data-testid="transport-banner" role="status">
+      <div className="banner banner-transport" data-testid="transport-banner">
         <span className="banner-icon" aria-hidden="true">
           ↻
         </span>
@@ -33,7 +33,7 @@ export function TransportBanner() {
     )
   if (transport === 'offline')
     return (
-      <div className="banner banner-offline" data-testid="transport-banner" role="status">
+      <div className="banner banner-offline" data-testid="transport-banner">
         <span className="banner-icon" aria-hidden="true">
           ⚠
         </span>
@@ -50,7 +50,7 @@ export function StatusBanner() {
   const entries = Object.entries(upstream).filter(([, u]) => u.state !== 'ok')
   if (entries.length === 0) return null
   return (
-    <div className={`banner ${entries.some(([, u]) => u.state === 'down') ? 'banner-down' : 'banner-degraded'}`} data-testid="status-banner" role="status" aria-live="polite">
+    <div className={`banner ${entries.some(([, u]) => u.state === 'down') ? 'banner-down' : 'banner-degraded'}`} data-testid="status-banner">
       <span className="banner-icon" aria-hidden="true">
         ⚠
       </span>
@@ -63,10 +63,10 @@ export function StatusBanner() {
             <span data-testid="status-reason" data-reason={u.reason ?? ''}>
               {describeReason(u.reason)}
             </span>
-            {u.lastSuccessTs ? <> — last good data {fmtDuration(now + offset - u.lastSuccessTs)} ago.</> : '.'} Values are kept on screen and marked STALE when they
-            get old.
+            {u.lastSuccessTs ? <> — last good data {fmtDuration(now + offset - u.lastSuccessTs)} ago.</> : '.'}
           </p>
         ))}
+        <p className="small">The last values stay on screen, greyed and marked STALE once they are older than the freshness limit.</p>
       </div>
     </div>
   )

@@ -92,11 +92,14 @@ export function LiquidationAlert(props: {
           )}
         </p>
         {atRisk.length > 0 ? (
-          <div className="liq-alert" role="alert" data-testid="liq-alert">
-            <strong>
-              {atRisk.length} position{atRisk.length > 1 ? 's' : ''} within {props.thresholdPct} % of liquidation
-              {props.stale ? ' (prices are STALE)' : ''}
-            </strong>
+          <div className="liq-alert" data-testid="liq-alert">
+            {/* the alert text changes only with the count, not with every tick of the distances below */}
+            <p role="alert" className="liq-alert-title">
+              <strong>
+                {atRisk.length} position{atRisk.length > 1 ? 's' : ''} within {props.thresholdPct} % of liquidation
+                {props.stale ? ' (prices are STALE)' : ''}
+              </strong>
+            </p>
             <ul>
               {atRisk.slice(0, 4).map((r) => (
                 <li key={r.id}>

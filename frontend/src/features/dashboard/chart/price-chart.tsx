@@ -14,10 +14,11 @@ import {
 } from 'lightweight-charts'
 import { useRealtimeClient } from '../../../lib/realtime-react.ts'
 import { CHART_MAX_POINTS } from '../../../config/constants.ts'
+import { fmtPrice } from '../../../lib/format.ts'
 import type { PositionRow } from '../positions/position-math.ts'
 
 /** entry/liquidation lines closer than this to the price are kept inside the price scale */
-const NEAR_PCT = 3
+const NEAR_PCT = 15
 
 interface Palette {
   text: string
@@ -57,6 +58,7 @@ export default function PriceChart(props: { position: PositionRow | null; theme:
     const c = createChart(el, {
       autoSize: true,
       layout: { background: { color: 'transparent' }, textColor: p.text, attributionLogo: true, fontSize: 11 },
+      localization: { priceFormatter: fmtPrice },
       grid: { vertLines: { color: p.grid }, horzLines: { color: p.grid } },
       rightPriceScale: { borderVisible: false },
       timeScale: { borderVisible: false, timeVisible: true, secondsVisible: true },
