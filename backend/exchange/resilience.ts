@@ -71,6 +71,7 @@ export class Throttle {
   readonly intervalMs: number
   readonly mode: 'spaced' | 'serial'
   private next = 0
+  private lastGrant = -Infinity
   // serial mode
   private busy = false
   private lastStart = -Infinity
@@ -102,12 +103,25 @@ export class Throttle {
       const now = Date.now()
       const wait = this.reserve(now, deadline)
       if (wait === null) return null
-      const slotAt = now + wait
       if (wait > 0) await sleep(wait, signal)
+      // timers that fire late after a busy event loop would release several booked slots together:
+      // also keep a full interval after the previous real grant
+      for (;;) {
+        const gap = this.lastGrant + this.intervalMs - Date.now()
+        if (gap <= 0) break
+        if (deadline !== undefined && Date.now() + gap > deadline) return null
+        this.next = Math.max(this.next, this.lastGrant + 2 * this.intervalMs)
+        await sleep(gap, signal)
+      }
+      const grantedAt = Date.now()
+      this.lastGrant = grantedAt
       return {
         sent: (at) => {
-          // left later than booked (busy loop, new connection): keep a full interval after the real send
-          if (at > slotAt) this.next = Math.max(this.next, at + this.intervalMs)
+          // left later than granted: keep a full interval after the real send
+          if (at > grantedAt) {
+            this.lastGrant = Math.max(this.lastGrant, at)
+            this.next = Math.max(this.next, at + this.intervalMs)
+          }
         },
         done: () => {},
       }

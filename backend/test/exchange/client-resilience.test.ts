@@ -140,7 +140,7 @@ t.test('POST is retried on 503 (server did not process it)', async (t) => {
 
 t.test('outage → breaker opens; half-open single probe; closes on success', async (t) => {
   let down = true
-  const { server, client, metrics } = await setup(t, (_req, res) => (down ? json(res, 503, {}) : json(res, 200, '"pong"')), {
+  const { server, client, metrics } = await setup(t, (_req, res) => (down ? json(res, 503, {}) : setTimeout(() => json(res, 200, '"pong"'), 100)), {
     retry: { baseMs: 5, capMs: 10, retries: 0 },
     breaker: { failureThreshold: 3, openMs: 300 },
     limits: { publicPerSec: 1000, authPerSec: 1000, publicMode: 'spaced' },
