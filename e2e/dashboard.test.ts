@@ -23,6 +23,18 @@ const POSITION_COLUMNS = ['Side', 'Quantity', 'Entry', 'Liquidation', 'Dist. to 
 t.test('desktop: live, positions, polling fallback, stale exchange, recovery', async (t) => {
   const { context, page, errors } = await newPage(browser, DESKTOP)
   t.teardown(() => context.close())
+  // the user has allowed notifications: record what the page shows instead of asking the OS
+  await context.addInitScript(() => {
+    const shown: Array<{ title: string; body?: string }> = []
+    class RecordingNotification {
+      static permission = 'granted'
+      static requestPermission = async () => 'granted'
+      constructor(title: string, options?: { body?: string }) {
+        shown.push({ title, body: options?.body })
+      }
+    }
+    Object.assign(window, { Notification: RecordingNotification, __notifications: shown })
+  })
 
   // the WebSocket goes through a route the test can cut: connected to the gateway until `blocked`;
   // it also records what the page sends (auth messages) and how the server closes
@@ -80,6 +92,21 @@ t.test('desktop: live, positions, polling fallback, stale exchange, recovery', a
     t.equal(await page.getByTestId('ticker-stale').count(), 0, 'nothing is STALE while live')
     await page.waitForTimeout(1500) // let the chart draw a few points
     await shot(page, env, '02-live-desktop')
+  })
+
+  await t.test('liquidation risk: in the page, in the tab title, as a notification', async (t) => {
+    // the demo account holds positions within the default 10 % of liquidation
+    const alert = page.getByTestId('liq-alert')
+    await alert.waitFor({ timeout: 15_000 })
+    t.match(await alert.innerText(), /within 10 % of liquidation/, 'the page shows the alert')
+    t.match(await page.title(), /^⚠ LIQ \d+\.\d %/, `the tab title carries it: "${await page.title()}"`)
+    const notes = await page.evaluate(() => (window as unknown as { __notifications: Array<{ title: string; body?: string }> }).__notifications)
+    t.ok(notes.length > 0 && notes[0]!.title === 'Liquidation risk', `a browser notification was shown: "${notes[0]?.body ?? ''}"`)
+    await page.getByTestId('liq-threshold').fill('1')
+    await page.getByTestId('liq-ok').waitFor({ timeout: 5_000 })
+    t.notMatch(await page.title(), /LIQ/, 'below a smaller threshold the alert and the title warning go away')
+    await page.getByTestId('liq-threshold').fill('10')
+    await alert.waitFor({ timeout: 5_000 })
   })
 
   await t.test('positions render with LN Markets columns, totals, riskiest first', async (t) => {
@@ -147,6 +174,11 @@ t.test('desktop: live, positions, polling fallback, stale exchange, recovery', a
     )
     t.equal(await text(page, 'conn-chip'), 'LIVE', 'the chip says LIVE')
     await shot(page, env, '07-recovered-live-desktop')
+    await page.getByRole('button', { name: 'Switch to dark theme' }).click()
+    t.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark', 'the theme toggle switches to dark')
+    await page.waitForTimeout(300)
+    await shot(page, env, '07b-live-dark-desktop')
+    await page.getByRole('button', { name: 'Switch to light theme' }).click()
   })
 
   await t.test('the access token was refreshed in-band, before it expired', async (t) => {

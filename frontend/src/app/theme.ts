@@ -1,5 +1,5 @@
 /** Light and dark themes: follows the system until the user picks one. */
-import { useEffect } from 'react'
+import { useLayoutEffect } from 'react'
 import { useLocalSetting } from '../lib/local-setting.ts'
 
 export type ThemeChoice = 'light' | 'dark'
@@ -12,7 +12,8 @@ function systemTheme(): ThemeChoice {
 export function useTheme(): [ThemeChoice, () => void] {
   const [choice, setChoice] = useLocalSetting<ThemeChoice | 'system'>('theme', 'system', isTheme)
   const theme = choice === 'system' ? systemTheme() : choice
-  useEffect(() => {
+  // a layout effect: it runs before the children's effects, so the chart reads the new colours
+  useLayoutEffect(() => {
     document.documentElement.dataset.theme = theme
   }, [theme])
   return [theme, () => setChoice(theme === 'dark' ? 'light' : 'dark')]

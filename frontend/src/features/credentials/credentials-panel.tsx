@@ -4,6 +4,7 @@
  */
 import { useEffect, useState, type FormEvent } from 'react'
 import { useApi } from '../../lib/api-context.ts'
+import { useRealtime } from '../../lib/realtime-react.ts'
 import { useNow } from '../../lib/use-now.ts'
 import { fmtDateTime, fmtDuration } from '../../lib/format.ts'
 import { describeError } from '../session/error-messages.ts'
@@ -12,6 +13,7 @@ import { deleteCredentials, getCredentials, putCredentials, type StoredCredentia
 export function CredentialsPanel(props: { onChanged: () => void; prominent: boolean }) {
   const api = useApi()
   const now = useNow()
+  const simulator = useRealtime((s) => s.source === 'simulator')
   const [stored, setStored] = useState<StoredCredentials | null | undefined>(undefined)
   const [editing, setEditing] = useState(false)
   const [busy, setBusy] = useState(false)
@@ -118,6 +120,13 @@ export function CredentialsPanel(props: { onChanged: () => void; prominent: bool
               Create a <strong>read-only</strong> key in LN Markets (API → new key, with only the <em>read</em> permissions for account and
               futures). This dashboard never trades; a read-only key cannot move your funds even if it leaks. The secret and passphrase are sent
               once, verified with the exchange, stored encrypted, and never shown again.
+              {simulator && (
+                <>
+                  <br />
+                  <strong>Demo mode:</strong> this gateway talks to its built-in LN Markets simulator, so real LN Markets keys will be refused. Sign in as{' '}
+                  <code>demo</code> / <code>demo</code> to see a funded simulator account with open positions.
+                </>
+              )}
             </p>
             <label>
               API key

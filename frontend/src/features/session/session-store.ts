@@ -106,13 +106,18 @@ export class SessionStore {
   refresh(): Promise<string | null> {
     this.refreshing ??= (async () => {
       try {
-        const res = await this.api.json<TokenResponse>('POST', '/api/auth/refresh', { auth: false })
+        // refresh tokens rotate and a reused one ends the session: tabs of this browser share the cookie,
+        // so they take turns (Web Locks) instead of racing with the same token
+        const call = () => this.api.json<TokenResponse>('POST', '/api/auth/refresh', { auth: false })
+        const locks = typeof navigator !== 'undefined' ? navigator.locks : undefined
+        const res = locks ? await locks.request('lnm-gateway-token-refresh', call) : await call()
         this.acceptToken(res)
         return res.accessToken
       } catch (e) {
-        // a network error keeps the current session (the token may still work once the network is back)
-        if (e instanceof ApiError && e.status === 0) {
-          if (this.state.status === 'authenticated') this.retryRefreshSoon()
+        // only a refusal ends the session; the network, rate limits or a busy server just mean "try again soon"
+        const refused = e instanceof ApiError && (e.status === 401 || e.status === 403)
+        if (!refused) {
+          if (this.state.status === 'authenticated') this.retryRefreshSoon(e instanceof ApiError ? e.retryAfterMs : undefined)
           return null
         }
         if (this.state.status === 'authenticated') this.end('Your session has ended. Please sign in again.')
@@ -124,9 +129,9 @@ export class SessionStore {
     return this.refreshing
   }
 
-  private retryRefreshSoon(): void {
+  private retryRefreshSoon(afterMs = 10_000): void {
     if (this.refreshTimer) clearTimeout(this.refreshTimer)
-    this.refreshTimer = setTimeout(() => void this.refresh(), 10_000)
+    this.refreshTimer = setTimeout(() => void this.refresh(), Math.min(Math.max(afterMs, 2_000), 60_000))
   }
 
   private async loadUser(): Promise<void> {

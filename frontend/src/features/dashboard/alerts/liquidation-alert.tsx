@@ -26,6 +26,8 @@ export function LiquidationAlert(props: {
   const atRisk = props.rows.filter((r) => r.distancePct < props.thresholdPct).sort((a, b) => a.distancePct - b.distancePct)
   const [permission, setPermission] = useState<NotificationPermission | 'unsupported'>(canNotify ? Notification.permission : 'unsupported')
   const notified = useRef(new Set<string>())
+  // what is being typed ("0", "0.", "") may not be a valid threshold yet: only valid values are applied
+  const [draft, setDraft] = useState(String(props.thresholdPct))
 
   useEffect(() => {
     const ids = new Set(atRisk.map((r) => r.id))
@@ -67,12 +69,15 @@ export function LiquidationAlert(props: {
               min={0.5}
               max={90}
               step={0.5}
-              value={props.thresholdPct}
+              value={draft}
               data-testid="liq-threshold"
+              aria-invalid={!(Number(draft) > 0 && Number(draft) <= 90)}
               onChange={(e) => {
+                setDraft(e.target.value)
                 const v = Number(e.target.value)
-                if (Number.isFinite(v) && v > 0 && v <= 90) props.onThreshold(v)
+                if (e.target.value !== '' && Number.isFinite(v) && v > 0 && v <= 90) props.onThreshold(v)
               }}
+              onBlur={() => setDraft(String(props.thresholdPct))}
             />
             <span aria-hidden="true">%</span>
           </span>

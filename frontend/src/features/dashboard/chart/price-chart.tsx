@@ -42,13 +42,14 @@ function palette(): Palette {
   }
 }
 
-export default function PriceChart(props: { position: PositionRow | null; theme: string }) {
+export default function PriceChart(props: { position: PositionRow | null; theme: string; showLines: boolean }) {
   const client = useRealtimeClient()
   const box = useRef<HTMLDivElement>(null)
   const chart = useRef<IChartApi | null>(null)
   const series = useRef<ISeriesApi<'Line'> | null>(null)
   const lines = useRef<IPriceLine[]>([])
   const bounds = useRef<number[] | null>(null)
+  const showLines = useRef(props.showLines)
 
   // create once; feed it from the realtime client directly (no React render per tick)
   useEffect(() => {
@@ -74,7 +75,7 @@ export default function PriceChart(props: { position: PositionRow | null; theme:
       autoscaleInfoProvider: (base: () => { priceRange: { minValue: number; maxValue: number } } | null) => {
         const r = base()
         const b = bounds.current
-        if (!r || !b) return r
+        if (!r || !b || !showLines.current) return r
         const mid = (r.priceRange.minValue + r.priceRange.maxValue) / 2
         const near = b.filter((p) => Math.abs(p - mid) / mid <= NEAR_PCT / 100)
         if (near.length === 0) return r
@@ -121,6 +122,12 @@ export default function PriceChart(props: { position: PositionRow | null; theme:
     chart.current?.applyOptions({ layout: { textColor: p.text }, grid: { vertLines: { color: p.grid }, horzLines: { color: p.grid } } })
     series.current?.applyOptions({ color: p.line })
   }, [props.theme])
+
+  // "price + lines" keeps entry/liquidation in view; "price only" zooms on the live price
+  useEffect(() => {
+    showLines.current = props.showLines
+    chart.current?.priceScale('right').applyOptions({ autoScale: true })
+  }, [props.showLines])
 
   // entry and liquidation lines of the selected position
   const pos = props.position
