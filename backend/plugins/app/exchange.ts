@@ -7,9 +7,11 @@ import { LnmClient } from '../../exchange/client.ts'
 import { LnmStream } from '../../exchange/stream.ts'
 import { demoAccounts, startSimulator, type SimAccountInput, type Simulator } from '../../simulator/index.ts'
 import type { Source } from '../../schemas/ws-protocol.ts'
-import { hashPassword } from '../../auth/passwords.ts'
+import { hashPassword, verifyPassword } from '../../auth/passwords.ts'
 
 export const DEMO_LOGIN = { username: 'demo', password: 'demo' } as const
+/** not a scrypt hash: verifyPassword never accepts anything against it */
+const DISABLED_DEMO_HASH = '!disabled:demo-account-outside-demo-mode'
 
 export interface Exchange {
   client: LnmClient
@@ -55,6 +57,10 @@ export default fp(
 
     app.decorate('exchange', { client, stream, source: config.mode === 'demo' ? 'simulator' : 'lnmarkets', network, simulator } satisfies Exchange)
 
+    // learn the exchange's clock once at start, in the background: the first signed poll then needs no /time call
+    app.addHook('onReady', async () => {
+      client.time({ deadlineMs: 5000 }).catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'exchange clock sync at start failed; retried on first use'))
+    })
     app.addHook('onClose', async () => {
       stream?.close()
       await client.close()
@@ -67,11 +73,27 @@ export default fp(
 /** demo mode: the demo user exists and holds the simulator's demo account credentials */
 export const demoBootstrap = fp(
   async function demo(app) {
-    if (app.config.mode !== 'demo' || !app.exchange.simulator) return
+    if (app.config.mode !== 'demo' || !app.exchange.simulator) {
+      // live mode on a database that once ran in demo mode: the publicly known demo/demo login must not keep working
+      app.addHook('onReady', async () => {
+        const user = await app.prisma.user.findUnique({ where: { username: DEMO_LOGIN.username } })
+        if (!user || !(await verifyPassword(DEMO_LOGIN.password, user.passwordHash))) return
+        await app.prisma.$transaction([
+          app.prisma.user.update({ where: { id: user.id }, data: { passwordHash: DISABLED_DEMO_HASH, tokensValidAfter: new Date() } }),
+          app.prisma.refreshSession.updateMany({ where: { userId: user.id, revokedAt: null }, data: { revokedAt: new Date() } }),
+        ])
+        app.log.warn({ username: DEMO_LOGIN.username }, 'live mode: the demo account left by a demo run is disabled (its password was the public demo one)')
+      })
+      return
+    }
     app.addHook('onReady', async () => {
       const account = app.exchange.simulator!.accounts.find((a) => a.username === 'demo') ?? app.exchange.simulator!.accounts[0]!
       let user = await app.prisma.user.findUnique({ where: { username: DEMO_LOGIN.username } })
       user ??= await app.prisma.user.create({ data: { username: DEMO_LOGIN.username, passwordHash: await hashPassword(DEMO_LOGIN.password) } })
+      // back in demo mode after a live run disabled it: the demo login works again
+      if (user.passwordHash === DISABLED_DEMO_HASH) {
+        user = await app.prisma.user.update({ where: { id: user.id }, data: { passwordHash: await hashPassword(DEMO_LOGIN.password) } })
+      }
       const stored = await app.vault.get(user.id).catch(() => null)
       if (!stored || stored.key !== account.key || stored.secret !== account.secret || stored.passphrase !== account.passphrase) {
         await app.vault.put(user.id, { key: account.key, secret: account.secret, passphrase: account.passphrase }, 'demo', new Date())

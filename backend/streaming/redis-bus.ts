@@ -1,0 +1,579 @@
+/**
+ * The `Bus` over Redis, for several gateway nodes: one producer per key (account or ticker) across the cluster,
+ * every node's hub receives every upstream event of the topics it watches. Pollers and hub are unchanged: they
+ * talk to this bus exactly as they talk to the in-process one.
+ *
+ * Upstream events (snapshot/fresh/status/reset on `account:<id>` and `ticker`) are delivered to this node's
+ * handlers synchronously (as in-process) and PUBLISHed on `<prefix>:t:<topic>`; every node SUBSCRIBEs to the
+ * topics its handlers listen to (reference-counted) and drops its own messages, so a local publish is delivered
+ * once, never twice. Messages are `<nodeId> <JSON event>`.
+ *
+ * Control: the hub's 'watch'/'unwatch' are this node's demand edges. They never reach the local producers
+ * directly; instead, per key:
+ *   - demand is a sorted set `<prefix>:demand:<key>` of nodeId → expiry (Redis server time), refreshed while the
+ *     node watches, so a crashed node's demand expires on its own;
+ *   - a lease `<prefix>:lease:<key>` (SET NX PX, renewed by its holder, compare-and-renew/delete in one Lua
+ *     script that also reads the live demand) picks the node whose producer gets the 'watch'. The holder keeps
+ *     its producer running while ANY node has demand (even if it has none itself) and gives it the 'unwatch'
+ *     only when cluster-wide demand is gone; another node with demand takes the lease over when it expires
+ *     (the holder crashed or stalled), and the 'watch' to its producer replays/refills every cache;
+ *   - a node whose demand starts while another node holds the lease broadcasts `demand` on `<prefix>:ctl`: the
+ *     holder hands its producer a 'watch' again, which replays the latest state (after the newcomer's topic
+ *     subscription is active, so nothing is lost);
+ *   - 'refresh' and 'credentials' are broadcast on `<prefix>:ctl` and delivered to every node's producers
+ *     (only the one running a poller acts; idle producers ignore them).
+ * One op per key runs at a time (a promise chain), and the renew tick every `renewEveryMs` syncs every key this
+ * node wants or holds.
+ *
+ * Redis trouble never crashes the node: ioredis reconnects and resubscribes (then this node asks the holders to
+ * replay, since pub/sub messages may have been lost). When a key's state could not be confirmed in Redis for a
+ * whole lease TTL, the node falls back to local production for the keys it watches itself (data keeps flowing,
+ * at the cost of one poller per node) and stops producing for the keys it only held for others; once Redis
+ * answers again, leases are re-acquired and a node that lost the contention stops its producer, resets its
+ * cache of that topic (its own epoch may be newer than the holder's) and asks the holder for a replay.
+ *
+ * close() releases every lease and demand entry (other nodes take over at once); kill() (tests) drops the
+ * connections without releasing, like a crash.
+ */
+import { hostname } from 'node:os'
+import { randomBytes } from 'node:crypto'
+import { Redis, type RedisOptions } from 'ioredis'
+import { CONTROL_TOPIC, TICKER_TOPIC, accountTopic, type Bus, type BusEvent, type BusHandler, type ControlEvent } from './bus.ts'
+import { silentLog, type Log } from './sources.ts'
+
+export interface RedisBusOptions {
+  /** redis:// or rediss:// URL (without the `prefix` query parameter: see bus-factory) */
+  url?: string
+  /** extra ioredis options (tests) */
+  redis?: RedisOptions
+  /** namespace of every key and channel; several clusters (or test runs) can share one Redis */
+  prefix?: string
+  /** unique per process; default host:pid:random */
+  nodeId?: string
+  /** lease (and demand entry) lifetime; a crashed holder is replaced within about leaseTtlMs + renewEveryMs */
+  leaseTtlMs?: number
+  /** renew/sync period, default leaseTtlMs / 3 */
+  renewEveryMs?: number
+  log?: Log
+  onHandlerError?: (err: unknown, topic: string) => void
+  now?: () => number
+}
+
+type SyncState = 'acquired' | 'held' | 'released' | 'none' | 'other'
+type Edge = 'watch' | 'unwatch' | 'tick'
+
+interface KeyState {
+  readonly key: string
+  readonly topic: string
+  /** this node's hub watches the key */
+  local: boolean
+  /** this node's producer has been given 'watch' (and not 'unwatch' since) */
+  holder: boolean
+  /** holder without a lease confirmed by Redis (Redis unreachable) */
+  fallback: boolean
+  /** when Redis last confirmed this node's view of the key (local clock, request send time) */
+  okAt: number
+  pending: number
+  chain: Promise<void>
+}
+
+interface TopicSub {
+  readonly handlers: Set<BusHandler>
+  /** resolves once Redis confirmed the SUBSCRIBE (never rejects) */
+  ready: Promise<void>
+}
+
+/**
+ * KEYS[1] lease, KEYS[2] demand; ARGV: nodeId, leaseTtlMs, mode ('1' this node wants the key, '-1' it does not), demandTtlMs.
+ * Returns { state, liveDemand }.
+ */
+const SYNC_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local me = ARGV[1]
+local ttl = tonumber(ARGV[2])
+if ARGV[3] == '1' then
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), me)
+  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[4]) * 2)
+else
+  redis.call('ZREM', KEYS[2], me)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local demand = redis.call('ZCARD', KEYS[2])
+local holder = redis.call('GET', KEYS[1])
+if holder == me then
+  if demand == 0 then
+    redis.call('DEL', KEYS[1])
+    return {'released', 0}
+  end
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  return {'held', demand}
+end
+if not holder then
+  if ARGV[3] == '1' then
+    redis.call('SET', KEYS[1], me, 'PX', ttl)
+    return {'acquired', demand}
+  end
+  return {'none', demand}
+end
+return {'other', demand}
+`
+
+/** KEYS[1] lease, KEYS[2] demand; ARGV[1] nodeId. Returns 1 when the lease was ours. */
+const RELEASE_LUA = `
+redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+`
+
+type CtlKind = 'demand' | 'check' | 'released' | 'refresh' | 'credentials'
+interface CtlMessage {
+  k: CtlKind
+  key: string
+}
+
+type ScriptedRedis = Redis & {
+  lnmSync(lease: string, demand: string, me: string, ttl: number, mode: string, demandTtl: number): Promise<[SyncState, number]>
+  lnmRelease(lease: string, demand: string, me: string): Promise<number>
+}
+
+const topicOfKey = (key: string): string => (key === 'ticker' ? TICKER_TOPIC : accountTopic(key))
+
+export class RedisBus implements Bus {
+  readonly nodeId: string
+  readonly prefix: string
+  readonly leaseTtlMs: number
+  readonly renewEveryMs: number
+  private readonly pub: ScriptedRedis
+  private readonly sub: Redis
+  private readonly log: Log
+  private readonly onHandlerError: (err: unknown, topic: string) => void
+  private readonly now: () => number
+  private readonly topics = new Map<string, TopicSub>()
+  /** CONTROL_TOPIC handlers: this node's producers */
+  private readonly controlHandlers = new Set<BusHandler>()
+  private readonly keys = new Map<string, KeyState>()
+  private readonly ctlChannel: string
+  private readonly topicChannelPrefix: string
+  private readonly ready: Promise<void>
+  private timer: NodeJS.Timeout | null = null
+  private closed = false
+  private subWasReady = false
+  private pubDown = false
+  private subDown = false
+
+  constructor(opts: RedisBusOptions = {}) {
+    this.nodeId = (opts.nodeId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`).replace(/\s/g, '_')
+    this.prefix = opts.prefix ?? 'lnm-gw'
+    this.leaseTtlMs = Math.max(200, opts.leaseTtlMs ?? 5000)
+    this.renewEveryMs = Math.max(50, Math.min(opts.renewEveryMs ?? Math.floor(this.leaseTtlMs / 3), Math.floor(this.leaseTtlMs / 2)))
+    this.log = opts.log ?? silentLog
+    this.onHandlerError = opts.onHandlerError ?? ((err, topic) => this.log.error({ err, topic }, 'bus handler failed'))
+    this.now = opts.now ?? Date.now
+    this.ctlChannel = `${this.prefix}:ctl`
+    this.topicChannelPrefix = `${this.prefix}:t:`
+
+    const base: RedisOptions = {
+      retryStrategy: (times) => Math.min(100 * times, 2000),
+      connectionName: `lnm-gw:${this.nodeId}`,
+      ...opts.redis,
+    }
+    const url = opts.url ?? 'redis://127.0.0.1:6379'
+    // publisher: a command that cannot be answered within a renew period is reported as failed (the tick retries)
+    this.pub = new Redis(url, { commandTimeout: Math.max(500, this.renewEveryMs), maxRetriesPerRequest: 2, enableAutoPipelining: true, ...base }) as ScriptedRedis
+    // subscriber: (un)subscribe commands wait for the connection however long it takes, never time out
+    this.sub = new Redis(url, { maxRetriesPerRequest: null, autoResubscribe: true, ...base })
+    this.pub.defineCommand('lnmSync', { numberOfKeys: 2, lua: SYNC_LUA })
+    this.pub.defineCommand('lnmRelease', { numberOfKeys: 2, lua: RELEASE_LUA })
+
+    this.pub.on('error', (err: Error) => {
+      if (!this.pubDown) this.log.warn({ err: { message: err.message }, node: this.nodeId }, 'redis bus: publisher connection error (reconnecting)')
+      this.pubDown = true
+    })
+    this.pub.on('ready', () => {
+      if (this.pubDown) this.log.info({ node: this.nodeId }, 'redis bus: publisher reconnected')
+      this.pubDown = false
+    })
+    this.sub.on('error', (err: Error) => {
+      if (!this.subDown) this.log.warn({ err: { message: err.message }, node: this.nodeId }, 'redis bus: subscriber connection error (reconnecting)')
+      this.subDown = true
+    })
+    this.sub.on('ready', () => {
+      if (this.subDown) this.log.info({ node: this.nodeId }, 'redis bus: subscriber reconnected')
+      this.subDown = false
+      if (this.subWasReady) this.afterReconnect()
+      this.subWasReady = true
+    })
+    this.sub.on('message', (channel: string, message: string) => this.onMessage(channel, message))
+
+    this.ready = Promise.all([
+      this.sub.subscribe(this.ctlChannel).then(
+        () => {},
+        (err: unknown) => this.log.warn({ err, node: this.nodeId }, 'redis bus: control subscription failed (retried on reconnect)'),
+      ),
+      this.pub.ping().then(() => {}, () => {}),
+    ]).then(() => {})
+    this.timer = setInterval(() => this.tick(), this.renewEveryMs)
+    this.timer.unref()
+  }
+
+  /** resolves once both connections answered (or failed): the control subscription is active and publishes go out */
+  whenReady(): Promise<void> {
+    return this.ready
+  }
+
+  // ------------------------------------------------------------------ Bus
+
+  publish(topic: string, event: BusEvent): void {
+    if (this.closed) return
+    if (topic === CONTROL_TOPIC) return this.onLocalControl(event as ControlEvent)
+    this.deliver(topic, event)
+    if (this.pub.status !== 'ready') return // never queue upstream data: it would arrive late and stale
+    this.pub.publish(this.topicChannelPrefix + topic, `${this.nodeId} ${JSON.stringify(event)}`).catch((err: unknown) => {
+      this.log.debug({ err, topic }, 'redis bus: publish failed')
+    })
+  }
+
+  subscribe(topic: string, handler: BusHandler): () => void {
+    if (topic === CONTROL_TOPIC) {
+      this.controlHandlers.add(handler)
+      return () => {
+        this.controlHandlers.delete(handler)
+      }
+    }
+    let s = this.topics.get(topic)
+    if (!s) {
+      const channel = this.topicChannelPrefix + topic
+      s = { handlers: new Set(), ready: Promise.resolve() }
+      s.ready = this.closed ? Promise.resolve() : this.sub.subscribe(channel).then(
+        () => {},
+        (err: unknown) => this.log.warn({ err, topic }, 'redis bus: subscribe failed (retried on reconnect)'),
+      )
+      this.topics.set(topic, s)
+    }
+    s.handlers.add(handler)
+    const sub = s
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      sub.handlers.delete(handler)
+      if (sub.handlers.size === 0 && this.topics.get(topic) === sub) {
+        this.topics.delete(topic)
+        if (!this.closed) this.sub.unsubscribe(this.topicChannelPrefix + topic).catch(() => {})
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    if (this.timer) clearInterval(this.timer)
+    this.timer = null
+    // let the hub's last unwatch edges settle, then give up every lease and demand entry we still have
+    await this.settle(Math.max(1000, this.leaseTtlMs))
+    const keys = [...this.keys.values()]
+    this.keys.clear()
+    if (keys.length > 0 && this.pub.status === 'ready') {
+      await Promise.allSettled(
+        keys.map(async (k) => {
+          const held = await this.pub.lnmRelease(this.leaseKey(k.key), this.demandKey(k.key), this.nodeId)
+          if (held === 1) await this.sendCtl('released', k.key)
+        }),
+      )
+    }
+    this.topics.clear()
+    this.controlHandlers.clear()
+    await Promise.allSettled([quit(this.sub), quit(this.pub)])
+  }
+
+  /** tests: vanish like a crashed node (no release: leases and demand expire on their own) */
+  kill(): void {
+    this.closed = true
+    if (this.timer) clearInterval(this.timer)
+    this.timer = null
+    this.keys.clear()
+    this.topics.clear()
+    this.controlHandlers.clear()
+    this.sub.disconnect()
+    this.pub.disconnect()
+  }
+
+  /** introspection (tests, diagnostics) */
+  stats(): { nodeId: string; watching: string[]; holding: string[]; fallback: string[]; topics: number; connected: boolean } {
+    const ks = [...this.keys.values()]
+    return {
+      nodeId: this.nodeId,
+      watching: ks.filter((k) => k.local).map((k) => k.key),
+      holding: ks.filter((k) => k.holder).map((k) => k.key),
+      fallback: ks.filter((k) => k.fallback).map((k) => k.key),
+      topics: this.topics.size,
+      connected: this.pub.status === 'ready' && this.sub.status === 'ready',
+    }
+  }
+
+  /** resolves once this node's Redis subscription to `topic` is active (tests; the bus awaits it itself before asking for a replay) */
+  subscribed(topic: string): Promise<void> {
+    return this.topics.get(topic)?.ready ?? Promise.resolve()
+  }
+
+  isHolder(key: string): boolean {
+    return this.keys.get(key)?.holder ?? false
+  }
+
+  /** resolves when every queued per-key op has finished (or after timeoutMs) */
+  async settle(timeoutMs = 5000): Promise<void> {
+    const deadline = this.now() + timeoutMs
+    while (this.now() < deadline) {
+      const busy = [...this.keys.values()].filter((k) => k.pending > 0)
+      if (busy.length === 0) return
+      await Promise.race([Promise.allSettled(busy.map((k) => k.chain)), sleep(Math.max(1, deadline - this.now()))])
+    }
+  }
+
+  // ------------------------------------------------------------------ local delivery
+
+  private deliver(topic: string, event: BusEvent): void {
+    const handlers = this.topics.get(topic)?.handlers
+    if (!handlers) return
+    for (const h of handlers) {
+      try {
+        h(event, topic)
+      } catch (err) {
+        this.onHandlerError(err, topic)
+      }
+    }
+  }
+
+  /** to this node's producers */
+  private control(kind: ControlEvent['kind'], key: string): void {
+    const event: ControlEvent = { kind, key }
+    for (const h of this.controlHandlers) {
+      try {
+        h(event, CONTROL_TOPIC)
+      } catch (err) {
+        this.onHandlerError(err, CONTROL_TOPIC)
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ control: from this node's hub
+
+  private onLocalControl(e: ControlEvent): void {
+    if (typeof e?.key !== 'string') return
+    switch (e.kind) {
+      case 'watch': {
+        const k = this.state(e.key)
+        k.local = true
+        this.enqueue(k, 'watch')
+        return
+      }
+      case 'unwatch': {
+        const k = this.keys.get(e.key)
+        if (!k || !k.local) return
+        k.local = false
+        this.enqueue(k, 'unwatch')
+        return
+      }
+      case 'refresh':
+      case 'credentials':
+        // every node's producers see it; only the one running the key's poller acts on it
+        this.control(e.kind, e.key)
+        void this.sendCtl(e.kind, e.key)
+        return
+    }
+  }
+
+  private state(key: string): KeyState {
+    let k = this.keys.get(key)
+    if (!k) {
+      k = { key, topic: topicOfKey(key), local: false, holder: false, fallback: false, okAt: this.now(), pending: 0, chain: Promise.resolve() }
+      this.keys.set(key, k)
+    }
+    return k
+  }
+
+  private enqueue(k: KeyState, edge: Edge): void {
+    if (this.closed && edge !== 'unwatch') return
+    k.pending++
+    k.chain = k.chain
+      .then(() => this.sync(k, edge))
+      .catch((err: unknown) => this.log.error({ err, key: k.key }, 'redis bus: sync failed'))
+      .finally(() => {
+        k.pending--
+        if (k.pending === 0 && !k.local && !k.holder && this.keys.get(k.key) === k) this.keys.delete(k.key)
+      })
+  }
+
+  private async sync(k: KeyState, edge: Edge): Promise<void> {
+    if (edge === 'watch') {
+      // the replay the holder sends must find our topic subscription active
+      const s = this.topics.get(k.topic)
+      if (s) await Promise.race([s.ready, sleep(this.renewEveryMs)])
+    }
+    if (this.closed && edge !== 'unwatch') return
+    const sent = this.now()
+    let state: SyncState
+    try {
+      ;[state] = await this.pub.lnmSync(this.leaseKey(k.key), this.demandKey(k.key), this.nodeId, this.leaseTtlMs, k.local ? '1' : '-1', this.leaseTtlMs)
+    } catch (err) {
+      this.log.debug({ err, key: k.key }, 'redis bus: lease sync failed')
+      if (edge === 'unwatch' && k.holder && !k.local && (this.closed || this.pub.status !== 'ready')) {
+        // cannot tell whether others still need it; they fall back to their own producers if Redis is gone
+        this.demote(k, false)
+      }
+      return
+    }
+    k.okAt = sent
+    if (this.closed && edge !== 'unwatch') return
+    switch (state) {
+      case 'acquired':
+      case 'held':
+        if (k.fallback) this.log.info({ key: k.key, node: this.nodeId }, 'redis bus: lease confirmed, back to cluster mode')
+        k.fallback = false
+        if (!k.holder) {
+          k.holder = true
+          this.log.debug({ key: k.key, node: this.nodeId }, 'redis bus: lease acquired, producer starts')
+          this.control('watch', k.key)
+        } else if (edge === 'watch') {
+          // our hub has a fresh cache for a key our producer already runs: replay into it
+          this.control('watch', k.key)
+        }
+        return
+      case 'released':
+      case 'none':
+        if (k.holder) this.demote(k, false)
+        return
+      case 'other':
+        if (k.holder) {
+          // someone else produces this key now (we stalled, or both ran while Redis was away)
+          this.log.info({ key: k.key, node: this.nodeId, fallback: k.fallback }, 'redis bus: lease held elsewhere, producer stops')
+          this.demote(k, k.local)
+          if (k.local) await this.sendCtl('demand', k.key)
+        } else if (edge === 'watch' && k.local) {
+          await this.sendCtl('demand', k.key)
+        } else if (edge === 'unwatch') {
+          await this.sendCtl('check', k.key)
+        }
+        return
+    }
+  }
+
+  private demote(k: KeyState, resetCache: boolean): void {
+    k.holder = false
+    k.fallback = false
+    this.control('unwatch', k.key)
+    // our own producer's epoch may be newer than the holder's: let the holder's replay into our cache
+    if (resetCache) this.deliver(k.topic, { kind: 'reset', reason: 'producer_moved' })
+  }
+
+  private tick(): void {
+    if (this.closed) return
+    const now = this.now()
+    for (const k of this.keys.values()) {
+      if (k.pending === 0) this.enqueue(k, 'tick')
+      if (now - k.okAt <= this.leaseTtlMs) continue
+      // Redis has not confirmed anything about this key for a whole lease TTL
+      if (k.local && !k.holder) {
+        this.log.warn({ key: k.key, node: this.nodeId }, 'redis bus: Redis unreachable, producing locally until it is back')
+        k.holder = true
+        k.fallback = true
+        this.control('watch', k.key)
+      } else if (!k.local && k.holder) {
+        this.log.warn({ key: k.key, node: this.nodeId }, 'redis bus: Redis unreachable, stop producing for other nodes')
+        this.demote(k, false)
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ Redis → this node
+
+  private onMessage(channel: string, message: string): void {
+    if (this.closed) return
+    const sp = message.indexOf(' ')
+    if (sp <= 0) return
+    if (message.slice(0, sp) === this.nodeId) return // our own publish: already delivered locally
+    let payload: unknown
+    try {
+      payload = JSON.parse(message.slice(sp + 1))
+    } catch {
+      this.log.warn({ channel }, 'redis bus: unparsable message dropped')
+      return
+    }
+    if (channel === this.ctlChannel) return this.onCtl(payload as CtlMessage)
+    if (!channel.startsWith(this.topicChannelPrefix)) return
+    const event = payload as BusEvent
+    if (!event || typeof event.kind !== 'string') return
+    this.deliver(channel.slice(this.topicChannelPrefix.length), event)
+  }
+
+  private onCtl(m: CtlMessage): void {
+    if (!m || typeof m.key !== 'string') return
+    const k = this.keys.get(m.key)
+    switch (m.k) {
+      case 'refresh':
+      case 'credentials':
+        this.control(m.k, m.key)
+        return
+      case 'demand':
+        // a node started watching: our running producer replays its latest state to everyone
+        if (k?.holder && !k.fallback) this.control('watch', m.key)
+        return
+      case 'check':
+        if (k?.holder && k.pending === 0) this.enqueue(k, 'tick')
+        return
+      case 'released':
+        if (k?.local && !k.holder && k.pending === 0) this.enqueue(k, 'tick')
+        return
+    }
+  }
+
+  /**
+   * After a reconnect: subscribe again to everything (ioredis resubscribes what it had confirmed; this also
+   * covers subscriptions issued while disconnected), then, since pub/sub messages may have been lost, ask the
+   * holders of what we watch for a replay.
+   */
+  private afterReconnect(): void {
+    const channels = [this.ctlChannel, ...[...this.topics.keys()].map((t) => this.topicChannelPrefix + t)]
+    this.sub.subscribe(...channels).then(
+      () => {
+        if (this.closed) return
+        for (const k of this.keys.values()) if (k.local && !k.holder) void this.sendCtl('demand', k.key)
+      },
+      (err: unknown) => this.log.warn({ err, node: this.nodeId }, 'redis bus: resubscribe failed'),
+    )
+  }
+
+  private async sendCtl(kind: CtlKind, key: string): Promise<void> {
+    if (this.pub.status !== 'ready') return
+    try {
+      await this.pub.publish(this.ctlChannel, `${this.nodeId} ${JSON.stringify({ k: kind, key } satisfies CtlMessage)}`)
+    } catch (err) {
+      this.log.debug({ err, kind, key }, 'redis bus: control publish failed')
+    }
+  }
+
+  private leaseKey(key: string): string {
+    return `${this.prefix}:lease:${key}`
+  }
+
+  private demandKey(key: string): string {
+    return `${this.prefix}:demand:${key}`
+  }
+}
+
+async function quit(r: Redis): Promise<void> {
+  if (r.status === 'end') return
+  try {
+    await Promise.race([r.quit(), sleep(1000).then(() => { throw new Error('quit timeout') })])
+  } catch {
+    r.disconnect()
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref())
+}
