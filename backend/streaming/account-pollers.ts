@@ -5,7 +5,7 @@
  * failures back off; every outcome that changes the upstream state is published as a status event.
  */
 import type { Channel, UpstreamState } from '../schemas/ws-protocol.ts'
-import { CONTROL_TOPIC, accountTopic, type Bus, type BusEvent, type StatusEvent } from './bus.ts'
+import { CONTROL_TOPIC, TICKER_TOPIC, accountTopic, type Bus, type BusEvent, type StatusEvent } from './bus.ts'
 import { classify, nextEpoch, reasonOf, silentLog, type AccountSource, type Credentials, type CredentialsLookup, type Failure, type Log } from './sources.ts'
 
 export interface AccountPollersOptions {
@@ -17,6 +17,8 @@ export interface AccountPollersOptions {
   refreshMinMs?: number
   /** the interval never stretches (rate limits) or backs off (failures) beyond this factor */
   maxBackoffFactor?: number
+  /** a poll's budget is max(this, interval / 2); default 1000 */
+  minPollDeadlineMs?: number
   metrics?: {
     activePollers: { set(v: number): void }
     pollsTotal: { inc(labels: { outcome: string }): void }
@@ -52,10 +54,16 @@ class AccountPoller {
   }
 }
 
-/** FNV-1a: a stable phase per account so polls of different accounts do not fire together */
+/** FNV-1a + murmur3 finalizer: a stable phase per account so polls of different accounts do not fire together */
 function phaseOf(key: string, intervalMs: number): number {
   let h = 0x811c9dc5
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
+  // murmur3 finalizer: keys differing only in their last character would otherwise land in arithmetic progression
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
   return (h >>> 0) % intervalMs
 }
 
@@ -68,6 +76,7 @@ export class AccountPollers {
     this.o = {
       refreshMinMs: 3000,
       maxBackoffFactor: 8,
+      minPollDeadlineMs: 1000,
       log: silentLog,
       now: Date.now,
       ...opts,
@@ -76,7 +85,13 @@ export class AccountPollers {
   }
 
   start(): void {
-    this.unsubscribe ??= this.o.bus.subscribe(CONTROL_TOPIC, (e) => this.onControl(e))
+    if (this.unsubscribe) return
+    const offControl = this.o.bus.subscribe(CONTROL_TOPIC, (e) => this.onControl(e))
+    const offTicker = this.o.bus.subscribe(TICKER_TOPIC, (e) => this.onTickerEvent(e))
+    this.unsubscribe = () => {
+      offControl()
+      offTicker()
+    }
   }
 
   async stop(): Promise<void> {
@@ -135,6 +150,18 @@ export class AccountPollers {
     }
   }
 
+  /**
+   * The shared ticker is down — its stream dropped and the REST probe that followed could not reach the
+   * exchange: the exchange itself is unreachable, so every account is `down` now rather than at its next poll
+   * (up to an interval later). The next successful poll of an account brings its status back to ok.
+   */
+  private onTickerEvent(e: BusEvent): void {
+    if (e.kind !== 'status' || e.upstream !== 'down' || (e.reason !== 'upstream_unavailable' && e.reason !== 'upstream_timeout')) return
+    for (const p of this.pollers.values()) {
+      if (p.creds && p.status?.upstream !== 'down') this.setStatus(p, 'down', 'exchange_unreachable')
+    }
+  }
+
   private startPoller(userId: string): void {
     const p = new AccountPoller(userId, phaseOf(userId, this.o.intervalMs))
     this.pollers.set(userId, p)
@@ -174,9 +201,12 @@ export class AccountPollers {
     p.timer = null
     if (p.stopped) return
     if (p.controller) {
-      // the previous poll has not answered within a whole interval: say so now, do not pile up requests
-      this.setStatus(p, 'down', 'upstream_timeout')
-      if (this.o.now() - p.lastPollStart > 2 * this.o.intervalMs * p.factor) p.controller.abort()
+      // never pile up requests; a poll that outlived both its interval and its budget means the exchange
+      // is not answering: say so now rather than when the client finally gives up
+      const inFlight = this.o.now() - p.lastPollStart
+      const limit = Math.max(this.o.intervalMs * p.factor, this.deadlineOf(p))
+      if (inFlight >= limit) this.setStatus(p, 'down', 'upstream_timeout')
+      if (inFlight >= 2 * limit) p.controller.abort()
       this.schedule(p)
       return
     }
@@ -189,9 +219,9 @@ export class AccountPollers {
     const base = this.o.intervalMs * p.factor
     let delay: number
     if (p.failures > 0) {
-      // exponential backoff with ±20 % jitter, capped
+      // exponential backoff with ±20 % jitter, capped (and never beyond 15 s, so recovery is seen quickly)
       const f = Math.min(2 ** (p.failures - 1), this.o.maxBackoffFactor)
-      delay = Math.min(base * f, this.o.intervalMs * this.o.maxBackoffFactor) * (0.8 + Math.random() * 0.4)
+      delay = Math.min(base * f, this.o.intervalMs * this.o.maxBackoffFactor, Math.max(base, 15_000)) * (0.8 + Math.random() * 0.4)
     } else {
       // next slot on this account's phase, at least half an interval away
       const off = (((this.o.now() - p.phase) % base) + base) % base
@@ -231,13 +261,14 @@ export class AccountPollers {
         this.setStatus(p, 'ok', 'no_credentials', false)
         return
       }
-      // a poll (retries included) never outlives half its interval: a dead exchange shows up as `down` at
-      // the first poll after it died, at most 1.5 intervals later
-      const deadlineMs = Math.max(250, Math.round(this.o.intervalMs * p.factor * 0.5))
-      const opts = { signal: controller.signal, deadlineMs }
-      const [acc, pos] = await Promise.allSettled([this.o.source.fetchAccount(p.creds, opts), this.o.source.fetchPositions(p.creds, opts)])
+      // a poll (retries included) gets half its interval, and at least the time the client's per-key throttle
+      // needs to space its three calls: a dead exchange shows up as `down` at the first poll after it died
+      const opts = { signal: controller.signal, deadlineMs: this.deadlineOf(p) }
+      // each channel's sourceTs is when its own answer arrived, not when the slower one did
+      const stamp = <T>(pr: Promise<T>) => pr.then((value) => ({ value, at: this.o.now() }))
+      const [acc, pos] = await Promise.allSettled([stamp(this.o.source.fetchAccount(p.creds, opts)), stamp(this.o.source.fetchPositions(p.creds, opts))])
       if (gen !== p.gen) return
-      const ts = this.o.now()
+      let ts = 0
       const fresh: Channel[] = []
       const results = [acc, pos]
       let failure: Failure | null = null
@@ -251,17 +282,20 @@ export class AccountPollers {
           continue
         }
         ok++
-        const json = JSON.stringify(r.value)
-        p.lastTs[i] = ts
+        const at = r.value.at
+        const json = JSON.stringify(r.value.value)
+        p.lastTs[i] = at
+        if (at > ts) ts = at
         if (json === p.last[i]) {
           fresh.push(POLLED[i]!)
           continue
         }
         p.last[i] = json
         p.seq[i]!++
-        this.o.bus.publish(p.topic, { kind: 'snapshot', channel: POLLED[i]!, epoch: p.epoch, seq: p.seq[i]!, sourceTs: ts, json })
+        this.o.bus.publish(p.topic, { kind: 'snapshot', channel: POLLED[i]!, epoch: p.epoch, seq: p.seq[i]!, sourceTs: at, json })
       }
-      if (fresh.length) this.o.bus.publish(p.topic, { kind: 'fresh', channels: fresh, epoch: p.epoch, sourceTs: ts })
+      // one event for the unchanged channels, at the earlier of their answer times (never overstated)
+      if (fresh.length) this.o.bus.publish(p.topic, { kind: 'fresh', channels: fresh, epoch: p.epoch, sourceTs: Math.min(...fresh.map((ch) => p.lastTs[POLLED.indexOf(ch)]!)) })
       if (ok > 0) p.lastSuccessTs = ts
       if (!failure) {
         p.failures = 0
@@ -303,6 +337,10 @@ export class AccountPollers {
         }
       }
     }
+  }
+
+  private deadlineOf(p: AccountPoller): number {
+    return Math.max(this.o.minPollDeadlineMs, Math.round(this.o.intervalMs * p.factor * 0.5))
   }
 
   private setStatus(p: AccountPoller, upstream: UpstreamState, reason: string, hasCredentials = true): void {

@@ -105,7 +105,6 @@ export class SnapshotCache {
     const s = this.state(topic)
     return new Promise<void>((resolve) => {
       const timer = setTimeout(done, timeoutMs)
-      timer.unref()
       function done() {
         clearTimeout(timer)
         resolve()

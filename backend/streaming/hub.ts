@@ -19,7 +19,6 @@ import {
   CHANNELS,
   CloseCode,
   PROTOCOL_VERSION,
-  type Channel,
   type ClientMessage,
   type ServerFrame,
   type Source,
@@ -191,7 +190,14 @@ export class Hub {
     const hub = this
     this.onWsMessage = function (this: WsWithConn, data: Buffer, isBinary: boolean) {
       const c = this[kConn]
-      if (c) hub.handleMessage(c, data, isBinary)
+      if (!c) return
+      try {
+        hub.handleMessage(c, data, isBinary)
+      } catch (err) {
+        // a bug must cost one socket (1011), never the process
+        hub.o.log.error({ err, conn: c.id }, 'message handling failed')
+        hub.close(c, CloseCode.INTERNAL, 'internal error')
+      }
     }
     this.onWsClose = function (this: WsWithConn, code: number) {
       const c = this[kConn]
@@ -307,14 +313,7 @@ export class Hub {
       ;(c.queue ??= []).push(msg)
       return
     }
-    if (authed) {
-      try {
-        this.dispatch(c, msg)
-      } catch (err) {
-        this.o.log.error({ err, conn: c.id }, 'message handler failed')
-        this.close(c, CloseCode.INTERNAL, 'internal error')
-      }
-    }
+    if (authed) this.dispatch(c, msg)
   }
 
   /** token bucket: rate per second, burst of two seconds; persistent excess closes with 4029 */
@@ -383,10 +382,15 @@ export class Hub {
     const first = c.state === State.PENDING
     if (first) c.state = State.AUTHENTICATING
     else c.reauthing = true
-    this.o.verify(token).then(
-      (info) => this.onVerified(c, info, requestId),
-      (err: unknown) => this.onVerifyFailed(c, err, requestId),
-    )
+    this.o.verify(token)
+      .then(
+        (info) => this.onVerified(c, info, requestId),
+        (err: unknown) => this.onVerifyFailed(c, err, requestId),
+      )
+      .catch((err: unknown) => {
+        this.o.log.error({ err, conn: c.id }, 'authentication handling failed')
+        this.close(c, CloseCode.INTERNAL, 'internal error')
+      })
   }
 
   private onVerifyFailed(c: Conn, err: unknown, requestId: string): void {
@@ -723,6 +727,14 @@ export class Hub {
   // ------------------------------------------------------------------ timers
 
   private sweep(): void {
+    try {
+      this.sweepOnce()
+    } catch (err) {
+      this.o.log.error({ err }, 'hub sweep failed')
+    }
+  }
+
+  private sweepOnce(): void {
     const now = this.o.now()
     for (const c of this.pendingAuth) {
       if (now < c.deadline) continue
@@ -769,6 +781,14 @@ export class Hub {
   }
 
   private heartbeat(): void {
+    try {
+      this.heartbeatOnce()
+    } catch (err) {
+      this.o.log.error({ err }, 'hub heartbeat failed')
+    }
+  }
+
+  private heartbeatOnce(): void {
     for (const c of this.conns) {
       if (c.state >= State.CLOSING) continue
       if (!c.alive) {
@@ -880,4 +900,3 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref())
 }
 
-export type { Channel }

@@ -7,6 +7,9 @@ import type { TickerSnapshot, UpstreamState } from '../schemas/ws-protocol.ts'
 import { CONTROL_TOPIC, TICKER_TOPIC, type Bus, type BusEvent, type StatusEvent } from './bus.ts'
 import { classify, nextEpoch, reasonOf, silentLog, type Log, type StreamTick, type TickerSource, type TickerStream } from './sources.ts'
 
+/** budget of the REST probe made when the stream drops (covers a wait for the 1/s public throttle) */
+const PROBE_DEADLINE_MS = 1500
+
 export interface TickerFeedOptions {
   bus: Bus
   source: TickerSource
@@ -100,13 +103,15 @@ export class TickerFeed {
     this.timer.unref()
   }
 
-  private async pollRest(): Promise<void> {
+  private async pollRest(probe = false): Promise<void> {
     this.timer = null
     if (!this.watching || this.controller) return this.schedule()
     const controller = new AbortController()
     this.controller = controller
+    // a probe (the stream just dropped) gets a short budget: is the whole exchange gone, or only the stream?
+    const deadlineMs = probe ? PROBE_DEADLINE_MS : Math.max(200, Math.round(this.o.intervalMs * 0.9))
     try {
-      const { data, ts } = await this.o.source.fetchTicker({ signal: controller.signal, deadlineMs: Math.max(200, Math.round(this.o.intervalMs * 0.9)) })
+      const { data, ts } = await this.o.source.fetchTicker({ signal: controller.signal, deadlineMs })
       if (this.controller !== controller) return
       this.failures = 0
       this.base = data
@@ -149,7 +154,7 @@ export class TickerFeed {
     // stream lost: poll REST at once instead of waiting for a backed-off timer
     if (!this.o.stream?.isUp) {
       if (this.timer) clearTimeout(this.timer)
-      void this.pollRest()
+      void this.pollRest(true)
     }
   }
 

@@ -6,7 +6,8 @@
 import fp from 'fastify-plugin'
 import { toAccountSnapshot, toPositionsSnapshot, toTickerSnapshot } from '../../exchange/snapshots.ts'
 import { AccountPollers } from '../../streaming/account-pollers.ts'
-import { CONTROL_TOPIC, InProcessBus, type Bus } from '../../streaming/bus.ts'
+import { CONTROL_TOPIC, type Bus } from '../../streaming/bus.ts'
+import { createBus } from '../../streaming/bus-factory.ts'
 import { buildDashboard, type DashboardView } from '../../streaming/dashboard.ts'
 import { Hub } from '../../streaming/hub.ts'
 import type { AccountSource, Log, TickerSource } from '../../streaming/sources.ts'
@@ -29,7 +30,8 @@ export default fp(
     const log = app.log.child({ module: 'streaming' }) as unknown as Log
     const { client, stream, source } = app.exchange
 
-    const bus = new InProcessBus((err, topic) => log.error({ err, topic }, 'bus handler failed'))
+    // in-process, or Redis when REDIS_URL is set (one producer per account across the cluster)
+    const bus = createBus(config, log)
     const accountSource: AccountSource = {
       fetchAccount: async (creds, o) => toAccountSnapshot(await client.account(creds, o)),
       fetchPositions: async (creds, o) => {

@@ -171,7 +171,7 @@ t.test('a hung exchange shows as down within an interval', async (t) => {
     fetchAccount: (_c, o) => new Promise((_r, rej) => o?.signal?.addEventListener('abort', () => rej(Object.assign(new Error('aborted'), { kind: 'timeout' })))),
     fetchPositions: (_c, o) => new Promise((_r, rej) => o?.signal?.addEventListener('abort', () => rej(Object.assign(new Error('aborted'), { kind: 'timeout' })))),
   }
-  const pollers = new AccountPollers({ bus, source: hang, credentials: async () => ({ key: 'k', secret: 's', passphrase: 'p' }), intervalMs: 150 })
+  const pollers = new AccountPollers({ bus, source: hang, credentials: async () => ({ key: 'k', secret: 's', passphrase: 'p' }), intervalMs: 150, minPollDeadlineMs: 100 })
   pollers.start()
   t.teardown(() => pollers.stop())
   const statuses: string[] = []
@@ -179,6 +179,21 @@ t.test('a hung exchange shows as down within an interval', async (t) => {
   const t0 = Date.now()
   bus.publish(CONTROL_TOPIC, { kind: 'watch', key: 'u1' })
   await until(() => statuses.length > 0, 1000)
-  t.ok(Date.now() - t0 <= 400, `down reported within ~an interval (${Date.now() - t0} ms)`)
+  t.ok(Date.now() - t0 <= 500, `down reported at the first slot after the poll outlived its interval (${Date.now() - t0} ms)`)
   t.match(statuses[0], /^down:/, 'status is down')
+})
+
+t.test('the shared ticker finding the exchange unreachable marks every account down at once', async (t) => {
+  const s = setup(t, { intervalMs: 5000 })
+  s.watch('u1')
+  s.watch('u2')
+  await until(() => s.events.filter((x) => x.e.kind === 'status' && x.e.upstream === 'ok').length === 2, 1000)
+  const calls = s.ex.calls.length
+  s.bus.publish('ticker', { kind: 'status', scope: 'ticker', upstream: 'down', lastSuccessTs: 1, reason: 'upstream_unavailable' })
+  const downs = s.events.filter((x) => x.e.kind === 'status' && x.e.upstream === 'down')
+  t.same(downs.map((x) => x.topic).sort(), ['account:u1', 'account:u2'], 'both accounts report down immediately')
+  t.match(downs[0]!.e, { reason: 'exchange_unreachable' }, 'with the reason')
+  t.equal(s.ex.calls.length, calls, 'without any extra exchange call')
+  s.bus.publish('ticker', { kind: 'status', scope: 'ticker', upstream: 'down', lastSuccessTs: 1, reason: 'rate_limited' })
+  t.equal(s.events.filter((x) => x.e.kind === 'status' && x.e.upstream === 'down').length, 2, 'a ticker rate limit is not an outage')
 })

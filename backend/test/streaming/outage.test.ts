@@ -6,11 +6,15 @@ import t from 'tap'
 import { startTestApp } from '../helpers/app.ts'
 import { WsClient, sleep } from './helpers.ts'
 
-const POLL_MS = 800
+const POLL_MS = 2000
 
 t.test('simulator outage and recovery without reconnecting', async (t) => {
-  const g = await startTestApp(t, { POLL_INTERVAL_MS: String(POLL_MS), TICKER_INTERVAL_MS: '500', SHUTDOWN_DRAIN_MS: '100', LOG_LEVEL: 'warn' })
+  const g = await startTestApp(t, { POLL_INTERVAL_MS: String(POLL_MS), TICKER_INTERVAL_MS: '1000', SHUTDOWN_DRAIN_MS: '100', LOG_LEVEL: 'warn' })
   const user = await g.userWithCredentials(0)
+  // The exchange client's circuit breaker stays open 30 s after the outage (its default); recovery then
+  // starts with its half-open probe, which the pollers aim at (circuit_open carries retryAfterMs).
+  // Shortened here so the test does not wait 30 s; the behaviour is the same.
+  ;(g.app.exchange.client as unknown as { breaker: { openMs: number } }).breaker.openMs = 3000
   const c = await WsClient.authed(g.wsUrl, user.token)
   await c.next((f) => f.type === 'data_update' && f.channel === 'positions', 8000)
   t.equal(c.frames.find((f) => f.type === 'connection').source, 'simulator', 'demo mode says source: simulator')
@@ -21,10 +25,10 @@ t.test('simulator outage and recovery without reconnecting', async (t) => {
   const pausedAt = Date.now()
   const down = await c.next((f) => f.type === 'status' && f.scope === 'account' && f.upstream === 'down', 3 * POLL_MS + 1000)
   const detectMs = Date.now() - stopAt
-  t.comment(`account status down ${detectMs} ms after the simulator stopped (poll interval ${POLL_MS} ms)`)
-  t.ok(detectMs <= 1.5 * POLL_MS + 400, 'down is reported by the first poll after the outage (next slot + half-interval deadline)')
+  t.comment(`account status down (${down.reason}) ${detectMs} ms after the simulator stopped (poll interval ${POLL_MS} ms)`)
+  t.ok(detectMs <= POLL_MS, 'down within one poll interval (the ticker stream drop + REST probe, or the first account poll)')
   t.match(down, { lastSuccessTs: Number, reason: String }, 'the status says when data was last good and why')
-  t.ok(down.lastSuccessTs <= pausedAt + 50, 'lastSuccessTs is from before the outage')
+  t.ok(down.lastSuccessTs <= pausedAt + 50, `lastSuccessTs is from before the outage (${down.lastSuccessTs - stopAt} ms after stop, pause took ${pausedAt - stopAt} ms)`)
   await sleep(2 * POLL_MS)
   const freshAfter = c.all((f) => f.type === 'data_update' && f.channel !== 'ticker' && f.sourceTs > pausedAt + 50)
   t.equal(freshAfter.length, 0, 'no account/positions data_update with data from after the outage')

@@ -10,21 +10,21 @@ import { WsClient, metricValue, percentile, sleep, until } from './helpers.ts'
 const CAP = 256 * 1024
 
 t.test('a client that stops reading is bounded and dropped; others stay on time', async (t) => {
-  const positions = Array.from({ length: 800 }, (_, i) => ({ side: (i % 2 ? 'sell' : 'buy') as 'buy' | 'sell', quantity: 10 + (i % 7), leverage: 10 }))
+  const positions = Array.from({ length: 1600 }, (_, i) => ({ side: (i % 2 ? 'sell' : 'buy') as 'buy' | 'sell', quantity: 10 + (i % 7), leverage: 10 }))
   const L = await liveGateway(t, {
     accounts: [{ username: 'whale', key: 'whale-key-0123456789', secret: 'whale-secret-abcdefghijkl', passphrase: 'whale-pass', balance: 50_000_000_000, positions }],
     sim: { tickMs: 100, volatility: 5 },
     env: { POLL_INTERVAL_MS: '700', WS_MAX_BUFFERED_BYTES: String(CAP), LOG_LEVEL: 'warn', WS_HEARTBEAT_MS: '60000' },
   })
   const user = await L.user(0)
-  const healthy = await Promise.all(Array.from({ length: 8 }, () => WsClient.authed(L.g.wsUrl, user.token)))
+  const healthy = await Promise.all(Array.from({ length: 4 }, () => WsClient.authed(L.g.wsUrl, user.token)))
   const first = await healthy[0]!.next((f) => f.type === 'data_update' && f.channel === 'positions', 10_000)
   const frameBytes = JSON.stringify(first).length
   t.comment(`positions frame: ${frameBytes} bytes`)
 
   const lateness = (from: number) => healthy.flatMap((c) => c.frames.map((f, i) => ({ f, at: c.at[i]! })).filter((x) => x.f.type === 'data_update' && x.at >= from).map((x) => x.at - x.f.ts))
   const base0 = Date.now()
-  await sleep(3000)
+  await sleep(2000)
   const baseline = lateness(base0)
 
   const slow = await WsClient.authed(L.g.wsUrl, user.token)
