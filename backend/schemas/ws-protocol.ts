@@ -154,6 +154,17 @@ export interface DataUpdateFrame<C extends Channel = Channel> {
   data: SnapshotByChannel[C]
 }
 
+/**
+ * The data shown at (epoch, seq) is still what the exchange says, as of `sourceTs`: sent (at most every
+ * STALE_AFTER_MS/4 per account) when a poll finds a channel unchanged, so the page can keep saying
+ * honestly how old each value is without a data_update. An extension of CONTRACT §5.
+ */
+export interface FreshFrame {
+  type: 'fresh'
+  ts: number
+  channels: Array<{ channel: Channel; epoch: number; seq: number; sourceTs: number }>
+}
+
 export interface StatusFrame {
   type: 'status'
   upstream: UpstreamState
@@ -176,7 +187,7 @@ export interface PongFrame {
   serverTime: number
 }
 
-export type ServerFrame = ConnectionFrame | AckFrame | DataUpdateFrame | StatusFrame | ErrorFrame | PongFrame
+export type ServerFrame = ConnectionFrame | AckFrame | DataUpdateFrame | FreshFrame | StatusFrame | ErrorFrame | PongFrame
 
 // ---------- HTTP fallback (/api/dashboard) ----------
 

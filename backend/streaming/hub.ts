@@ -19,7 +19,9 @@ import {
   CHANNELS,
   CloseCode,
   PROTOCOL_VERSION,
+  type Channel,
   type ClientMessage,
+  type FreshFrame,
   type ServerFrame,
   type Source,
   type UpstreamState,
@@ -114,6 +116,8 @@ class Room {
   readonly topic: string
   keepUntil = 0
   lastRefreshAt = 0
+  /** when a `fresh` frame last went to this room */
+  lastFreshSent = 0
   constructor(readonly userId: string, readonly unsubscribe: () => void) {
     this.topic = accountTopic(userId)
   }
@@ -157,6 +161,7 @@ export class Hub {
   private readonly tickerConns = new Set<Conn>()
   private tickerWatched = false
   private tickerKeepUntil = 0
+  private tickerLastFresh = 0
   private nextId = 0
   private draining = false
   private sweepTimer: NodeJS.Timeout | null = null
@@ -504,6 +509,7 @@ export class Hub {
     const r = this.cache.apply(topic, e)
     if (!r) return
     if (r.kind === 'snapshot') this.broadcast(room.conns, r.entry)
+    else if (r.kind === 'fresh' && e.kind === 'fresh') room.lastFreshSent = this.broadcastFresh(room.conns, topic, e.channels, room.lastFreshSent)
     else if (r.kind === 'status' && r.changed) this.broadcastStatus(room.conns, r.status, PENDING_ACCOUNT_STATUS)
   }
 
@@ -518,7 +524,37 @@ export class Hub {
     const r = this.cache.apply(TICKER_TOPIC, e)
     if (!r) return
     if (r.kind === 'snapshot') this.broadcast(this.tickerConns, r.entry)
+    else if (r.kind === 'fresh' && e.kind === 'fresh') this.tickerLastFresh = this.broadcastFresh(this.tickerConns, TICKER_TOPIC, e.channels, this.tickerLastFresh)
     else if (r.kind === 'status' && r.changed) this.broadcastStatus(this.tickerConns, r.status, PENDING_TICKER_STATUS)
+  }
+
+  /**
+   * Unchanged data re-confirmed by a poll: tell the pages how recent it is (one small frame, at most every
+   * STALE_AFTER_MS/4), so an unchanged balance is not shown as ageing. Returns the new last-sent time.
+   */
+  private broadcastFresh(conns: Set<Conn>, topic: string, channels: Channel[], lastSent: number): number {
+    const now = this.o.now()
+    if (conns.size === 0 || now - lastSent < this.o.staleAfterMs / 4) return lastSent
+    const list: FreshFrame['channels'] = []
+    for (const ch of channels) {
+      const entry = this.cache.get(topic, ch)
+      if (entry && now - entry.sourceTs <= this.o.staleAfterMs) list.push({ channel: ch, epoch: entry.epoch, seq: entry.seq, sourceTs: entry.sourceTs })
+    }
+    if (list.length === 0) return lastSent
+    const frame: FreshFrame = { type: 'fresh', ts: now, channels: list }
+    const buf = Buffer.from(JSON.stringify(frame))
+    let n = 0
+    for (const c of conns) {
+      // a slow socket catches up with full snapshots anyway
+      if (c.state !== State.OPEN || c.slowSince !== 0) continue
+      c.ws.send(buf, SEND_OPTS)
+      n++
+    }
+    if (n > 0) {
+      this.o.metrics.framesSent.inc({ type: 'fresh' }, n)
+      this.o.metrics.bytesSent.inc({ type: 'fresh' }, n * buf.length)
+    }
+    return now
   }
 
   /** serialize once, write the same Buffer to every subscriber that keeps up */

@@ -187,3 +187,23 @@ t.test('client: a dropped socket polls over HTTP and reconnects; a terminal code
   await new Promise((r) => setTimeout(r, 50))
   t.equal(FakeSocket.instances.length, 2, 'no reconnect after a terminal close code')
 })
+
+t.test('client: a fresh frame renews the age of exactly the version shown', async (t) => {
+  const { client } = makeClient(t)
+  client.start()
+  const ws = FakeSocket.instances[0]!
+  ws.open()
+  ws.receive({ type: 'connection', connectionId: 'c', userId: 'u', serverTime: Date.now(), heartbeatMs: 25_000, protocol: 1, source: 'simulator' })
+  const t0 = Date.now()
+  ws.receive({ type: 'data_update', channel: 'account', epoch: 2, seq: 7, sourceTs: t0 - 20_000, ts: t0, source: 'simulator', data: { username: 'demo', balance: 5, syntheticUsdBalance: 0, feeTier: 0 } })
+  const shown = client.getState().channels.account!
+  ws.receive({ type: 'fresh', ts: t0, channels: [{ channel: 'account', epoch: 2, seq: 6, sourceTs: t0 - 10 }] })
+  t.equal(client.getState().channels.account!.sourceTs, shown.sourceTs, 'an older seq does not renew the age')
+  ws.receive({ type: 'fresh', ts: t0, channels: [{ channel: 'account', epoch: 1, seq: 7, sourceTs: t0 - 10 }] })
+  t.equal(client.getState().channels.account!.sourceTs, shown.sourceTs, 'another epoch does not renew the age')
+  ws.receive({ type: 'fresh', ts: t0, channels: [{ channel: 'account', epoch: 2, seq: 7, sourceTs: t0 - 10 }, { channel: 'positions', epoch: 2, seq: 1, sourceTs: t0 - 10 }] })
+  const after = client.getState().channels.account!
+  t.equal(after.sourceTs, t0 - 10, 'the same version, confirmed later: the age is renewed')
+  t.equal(after.data, shown.data, 'the data is untouched')
+  t.notOk(client.getState().channels.positions, 'a fresh frame never creates a channel that was not shown')
+})

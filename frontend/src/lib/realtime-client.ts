@@ -11,6 +11,7 @@ import type {
   ClientMessage,
   DashboardResponse,
   DataUpdateFrame,
+  FreshFrame,
   ServerFrame,
   SnapshotByChannel,
   Source,
@@ -358,6 +359,9 @@ export class RealtimeClient {
       case 'data_update':
         this.onData(frame)
         return
+      case 'fresh':
+        this.onFresh(frame)
+        return
       case 'status':
         this.onStatus(frame)
         return
@@ -369,6 +373,19 @@ export class RealtimeClient {
       case 'error':
         return
     }
+  }
+
+  /** the gateway re-confirmed unchanged data: only the age of exactly the version shown moves */
+  private onFresh(frame: FreshFrame): void {
+    let channels: RealtimeState['channels'] | null = null
+    for (const f of frame.channels) {
+      if (!CHANNELS.includes(f.channel)) continue
+      const shown = this.state.channels[f.channel]
+      if (!shown || !isSameVersionFresher(shown, f)) continue
+      channels ??= { ...this.state.channels }
+      ;(channels as Record<Channel, unknown>)[f.channel] = { ...shown, sourceTs: f.sourceTs, receivedAt: this.opts.now() }
+    }
+    if (channels) this.update({ channels })
   }
 
   private onData(frame: DataUpdateFrame): void {

@@ -1,0 +1,29 @@
+import t from 'tap'
+import WebSocket from 'ws'
+import { startTestApp, testAccounts } from '../helpers/app.ts'
+
+t.test('unchanged account data is re-confirmed with small fresh frames, never re-sent as data_update', async (t) => {
+  // no price walk: a trader with no positions has a constant balance, so every poll finds it unchanged
+  const accounts = testAccounts(1).map((a) => ({ ...a, positions: [] }))
+  const g = await startTestApp(t, { POLL_INTERVAL_MS: '700', STALE_AFTER_MS: '4000' }, { simulator: { accounts, tickMs: 0 } })
+  const u = await g.userWithCredentials(0)
+  const ws = new WebSocket(g.wsUrl, { headers: { authorization: `Bearer ${u.token}` } })
+  t.teardown(() => ws.terminate())
+  const frames: any[] = []
+  ws.on('message', (m) => frames.push(JSON.parse(String(m))))
+  await new Promise((r) => ws.once('open', r))
+  await new Promise((r) => setTimeout(r, 5000))
+  const accountUpdates = frames.filter((f) => f.type === 'data_update' && f.channel === 'account')
+  const fresh = frames.filter((f) => f.type === 'fresh' && f.channels.some((c: any) => c.channel === 'account'))
+  t.equal(accountUpdates.length, 1, 'the balance went out once (it never changed)')
+  t.ok(fresh.length >= 2, `fresh frames keep its age honest (${fresh.length} in 5 s)`)
+  const first = accountUpdates[0]
+  const last = fresh.at(-1).channels.find((c: any) => c.channel === 'account')
+  t.ok(last, 'the fresh frame names the account channel')
+  t.equal(last.epoch, first.epoch, 'same epoch')
+  t.equal(last.seq, first.seq, 'same seq: the version shown is still true')
+  t.ok(last.sourceTs > first.sourceTs + 1000, 'confirmed later than the data_update')
+  t.ok(Date.now() - last.sourceTs < 4000, 'and recent enough never to look stale')
+  const gaps = fresh.slice(1).map((f, i) => f.ts - fresh[i].ts)
+  t.ok(gaps.every((gap) => gap >= 1000 - 5), `at most one fresh frame per STALE_AFTER_MS/4 (gaps ${gaps.join(', ')} ms)`)
+})
