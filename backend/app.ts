@@ -2,10 +2,12 @@
  * Builds the gateway: external plugins → app plugins (db, metrics, auth, vault, exchange, streaming) → routes.
  * One place where everything is wired in order; `server.ts` only listens and handles signals.
  */
+import { STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.ts'
-import { installErrorHandlers } from './errors.ts'
+import { errorBody, installErrorHandlers } from './errors.ts'
 import { loggerOptions } from './logger.ts'
 import type { Metrics } from './metrics.ts'
 import type { SimulatorOptions } from './plugins/app/exchange.ts'
@@ -32,6 +34,25 @@ export interface BuildOptions {
   simulator?: SimulatorOptions
 }
 
+/**
+ * Requests node's HTTP parser refuses (malformed, headers too large, too slow) still get the contract's error shape;
+ * only the parser's error code is logged — its `rawPacket` holds the request's bytes, Authorization and Cookie included.
+ */
+function clientErrorHandler(this: FastifyInstance, err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, code, message] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+    ? [408, 'request_timeout', 'The request took too long to arrive']
+    : err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'headers_too_large', 'Request headers are too large']
+      : [400, 'bad_request', 'Malformed HTTP request']
+  this.log.debug({ code: err.code }, 'client error')
+  if (socket.writable) {
+    const body = JSON.stringify(errorBody(code, message))
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\n\r\n${body}`)
+  }
+  socket.destroy()
+}
+
 export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: loggerOptions(config.LOG_LEVEL, opts.logStream),
@@ -39,7 +60,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     bodyLimit: 64 * 1024,
     // close idle keep-alive sockets at once on shutdown
     forceCloseConnections: 'idle',
-    return503OnClosing: true,
+    // fastify's own 503-on-closing body is not the contract's error shape: the onRequest hook below answers instead
+    return503OnClosing: false,
+    clientErrorHandler,
     // opening and migrating the embedded database can take seconds on a busy 2-core machine
     pluginTimeout: 120_000,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
@@ -47,6 +70,14 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
 
   app.decorate('config', config)
   installErrorHandlers(app)
+
+  // while shutting down (sockets draining, database still open) new requests get a 503 in the contract shape
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return
+    return reply.status(503).header('connection', 'close').header('retry-after', '5').send(errorBody('unavailable', 'The server is shutting down; retry shortly'))
+  })
 
   await app.register(metrics, { metrics: opts.metrics })
   await app.register(external)

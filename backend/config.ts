@@ -94,15 +94,31 @@ function decodeKey(b64: string, name: string): Buffer {
 /** dev secrets live in DATA_DIR/secrets.json (0600) so restarts keep sessions and stored credentials readable */
 function devSecrets(dataDir: string): { JWT_SECRET: string; CREDENTIALS_KEY: string } {
   const file = join(dataDir, 'secrets.json')
-  if (existsSync(file)) {
-    const parsed = JSON.parse(readFileSync(file, 'utf8')) as { JWT_SECRET?: string; CREDENTIALS_KEY?: string }
-    if (typeof parsed.JWT_SECRET === 'string' && typeof parsed.CREDENTIALS_KEY === 'string') {
+  const read = (): { JWT_SECRET: string; CREDENTIALS_KEY: string } | null => {
+    if (!existsSync(file)) return null
+    let parsed: { JWT_SECRET?: unknown; CREDENTIALS_KEY?: unknown }
+    try {
+      parsed = JSON.parse(readFileSync(file, 'utf8')) as typeof parsed
+    } catch {
+      // never regenerate over it: stored credentials and sessions depend on these keys
+      throw new ConfigError(`invalid configuration: DATA_DIR holds an unreadable ${file}; fix or remove it (removing it makes stored credentials unreadable)`)
+    }
+    if (typeof parsed?.JWT_SECRET === 'string' && typeof parsed.CREDENTIALS_KEY === 'string') {
       return { JWT_SECRET: parsed.JWT_SECRET, CREDENTIALS_KEY: parsed.CREDENTIALS_KEY }
     }
+    throw new ConfigError(`invalid configuration: ${file} lacks JWT_SECRET or CREDENTIALS_KEY; fix or remove it`)
   }
+  const existing = read()
+  if (existing) return existing
   mkdirSync(dataDir, { recursive: true })
   const secrets = { JWT_SECRET: randomBytes(48).toString('base64url'), CREDENTIALS_KEY: randomBytes(32).toString('base64') }
-  writeFileSync(file, JSON.stringify(secrets, null, 2) + '\n', { mode: 0o600 })
+  try {
+    // 'wx': two processes starting at once on a fresh DATA_DIR must not each write their own keys
+    writeFileSync(file, JSON.stringify(secrets, null, 2) + '\n', { mode: 0o600, flag: 'wx' })
+  } catch (err) {
+    if ((err as { code?: string }).code === 'EEXIST') return read() ?? secrets
+    throw err
+  }
   chmodSync(file, 0o600)
   return secrets
 }
@@ -157,6 +173,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   if (e.LNM_NETWORK !== 'demo') {
     apiUrl ??= NETWORK_URLS[e.LNM_NETWORK].api
     streamUrl ??= NETWORK_URLS[e.LNM_NETWORK].stream
+  }
+  for (const [name, url] of [['LNM_API_URL', apiUrl], ['LNM_STREAM_URL', streamUrl]] as const) {
+    if (url !== undefined && !URL.canParse(url)) throw new ConfigError(`invalid configuration: ${name} is not a valid URL`)
   }
   if (apiUrl !== undefined && !/\/v3\/?$/.test(new URL(apiUrl).pathname)) {
     throw new ConfigError(`invalid configuration: LNM_API_URL must end with /v3 (got ${JSON.stringify(apiUrl)})`)

@@ -39,7 +39,9 @@ export function errorBody(code: string, message: string) {
 
 export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | HttpError, request, reply) => {
-    const status = (err as { statusCode?: number }).statusCode ?? 500
+    const raw = (err as { statusCode?: unknown }).statusCode
+    // an error carrying no status, or one that is not an error status (2xx/3xx, junk), is a server error
+    const status = typeof raw === 'number' && Number.isInteger(raw) && raw >= 400 && raw <= 599 ? raw : 500
     // deliberate errors carry a message written for the client, whatever their status
     if (err instanceof HttpError) {
       for (const [k, v] of Object.entries(err.headers)) reply.header(k, v)

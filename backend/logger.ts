@@ -13,6 +13,20 @@ export const REDACT_PATHS = [
   'res.headers["set-cookie"]',
   'headers.authorization',
   'headers.cookie',
+  'headers["set-cookie"]',
+  'headers["lnm-access-key"]',
+  'headers["lnm-access-passphrase"]',
+  'headers["lnm-access-signature"]',
+  // headers hanging off any logged object (an error's request, an upstream response, …)
+  '*.headers.authorization',
+  '*.headers.cookie',
+  '*.headers["set-cookie"]',
+  '*.headers["lnm-access-key"]',
+  '*.headers["lnm-access-passphrase"]',
+  '*.headers["lnm-access-signature"]',
+  '*.authorization',
+  '*.cookie',
+  '*.cookies',
   '*.password',
   '*.token',
   '*.accessToken',
@@ -22,17 +36,62 @@ export const REDACT_PATHS = [
   '*.secret',
   '*.passphrase',
   '*.key',
+  '*.jwtSecret',
+  '*.credentialsKey',
+  '*.body.password',
+  '*.body.apiSecret',
+  '*.body.passphrase',
+  'authorization',
+  'cookie',
   'password',
   'token',
+  'accessToken',
+  'refreshToken',
   'secret',
   'passphrase',
   'apiSecret',
+  'jwtSecret',
+  'credentialsKey',
 ]
+
+/** query parameters whose values are never logged (a client may put a token in a URL even though it is refused) */
+const SENSITIVE_PARAM = /token|secret|pass|key|auth|session|sess|jwt|sig|code|cookie|credential/i
+
+/** the request URL with the values of sensitive query parameters replaced by [redacted] */
+export function redactUrl(url: string): string {
+  const q = url.indexOf('?')
+  if (q === -1) return url
+  const query = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=')
+      const rawName = eq === -1 ? pair : pair.slice(0, eq)
+      let name = rawName
+      try { name = decodeURIComponent(rawName.replace(/\+/g, ' ')) } catch { /* keep the raw name */ }
+      return eq !== -1 && SENSITIVE_PARAM.test(name) ? `${rawName}=[redacted]` : pair
+    })
+    .join('&')
+  return `${url.slice(0, q)}?${query}`
+}
+
+/** fastify's own request serializer, with the URL's secrets redacted */
+function reqSerializer(req: { method?: string; url?: string; headers?: Record<string, unknown>; host?: string; ip?: string; socket?: { remotePort?: number } }) {
+  return {
+    method: req.method,
+    url: typeof req.url === 'string' ? redactUrl(req.url) : req.url,
+    version: req.headers?.['accept-version'],
+    host: req.host,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort,
+  }
+}
 
 export function loggerOptions(level: string, stream?: NodeJS.WritableStream): LoggerOptions & { stream?: NodeJS.WritableStream } {
   return {
     level,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    serializers: { req: reqSerializer },
     ...(stream ? { stream } : {}),
   }
 }

@@ -13,7 +13,8 @@ export const commonErrors = {
   500: ErrorResponse,
 } as const
 
-export const Username = Type.String({ minLength: 3, maxLength: 32, pattern: '^[A-Za-z0-9_.-]+$', description: '3–32 letters, digits, _ . -' })
+export const USERNAME_PATTERN = '^[A-Za-z0-9_.-]+$'
+export const Username = Type.String({ minLength: 3, maxLength: 32, pattern: USERNAME_PATTERN, description: '3–32 letters, digits, _ . -' })
 /** the policy: at least 8 characters, at most 256; strength checks happen in code (not the username, not all one class) */
 export const Password = Type.String({ minLength: 8, maxLength: 256 })
 
@@ -25,10 +26,14 @@ export type UserT = Static<typeof User>
 
 export const TokenResponse = Type.Object({ accessToken: Type.String(), expiresAt: Type.Number({ description: 'epoch ms' }), tokenType: Type.Literal('Bearer') })
 
+/**
+ * They travel in HTTP headers (the key and passphrase as is): printable ASCII for the key and secret, and no
+ * control characters in the passphrase (a NUL or CR/LF would be a header-injection attempt or an upstream crash).
+ */
 export const CredentialsBody = Type.Object({
-  apiKey: Type.String({ minLength: 8, maxLength: 256, pattern: '^\\S+$' }),
-  apiSecret: Type.String({ minLength: 8, maxLength: 512, pattern: '^\\S+$' }),
-  passphrase: Type.String({ minLength: 1, maxLength: 256 }),
+  apiKey: Type.String({ minLength: 8, maxLength: 256, pattern: '^[\\x21-\\x7e]+$' }),
+  apiSecret: Type.String({ minLength: 8, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' }),
+  passphrase: Type.String({ minLength: 1, maxLength: 256, pattern: '^[^\\x00-\\x1f\\x7f]+$' }),
 }, { additionalProperties: false })
 
 export const CredentialsInfo = Type.Object({

@@ -59,7 +59,17 @@ export interface ControlEvent {
   key: string
 }
 
-export type BusEvent = UpstreamEvent | ControlEvent
+/**
+ * Session changes every node must apply to its open sockets (published on SESSIONS_TOPIC): a token revoked at
+ * logout, or a user whose sockets must close (account deleted, exchange credentials deleted).
+ */
+export type SessionEvent =
+  | { kind: 'revoke'; userId: string; tokenHash: string }
+  | { kind: 'forbid'; userId: string; reason: string }
+
+export const SESSIONS_TOPIC = 'sessions'
+
+export type BusEvent = UpstreamEvent | ControlEvent | SessionEvent
 
 const UPSTREAM_KINDS = new Set(['snapshot', 'fresh', 'status', 'reset'])
 export const isUpstreamEvent = (e: BusEvent): e is UpstreamEvent => UPSTREAM_KINDS.has(e.kind)

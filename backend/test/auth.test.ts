@@ -1,5 +1,13 @@
 import t from 'tap'
+import { createHmac } from 'node:crypto'
 import { startTestApp, uniqueName } from './helpers/app.ts'
+
+/** an HS256 JWT signed with a key of our choosing (a forger's key, not the server's) */
+const hs256 = (payload: object, key: string) => {
+  const head = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url')
+  const body = Buffer.from(JSON.stringify(payload)).toString('base64url')
+  return `${head}.${body}.${createHmac('sha256', key).update(`${head}.${body}`).digest('base64url')}`
+}
 
 t.test('register, login, me, refresh rotation, reuse detection, logout', async (t) => {
   const g = await startTestApp(t)
@@ -45,6 +53,19 @@ t.test('register, login, me, refresh rotation, reuse detection, logout', async (
   const events = await g.app.prisma.authEvent.findMany({ where: { userId: u.userId }, orderBy: { id: 'asc' } })
   t.ok(events.some((e) => e.event === 'refresh_reuse'), 'the reuse is in the audit trail')
 
+  // not only the token rotated last: any earlier token of a session, presented again, revokes that session
+  const cookieOf = (r: { setCookie: string[] }) => r.setCookie.map((c) => c.split(';')[0]!).find((c) => c.startsWith('lnm_refresh='))!
+  const s0 = (await g.login(username, password)).cookie
+  const s1r = await g.http('POST', '/api/auth/refresh', { cookie: s0 })
+  t.equal(s1r.status, 200, 'second session: first rotation')
+  const s2r = await g.http('POST', '/api/auth/refresh', { cookie: cookieOf(s1r) })
+  t.equal(s2r.status, 200, 'second session: second rotation')
+  const s2 = cookieOf(s2r)
+  const old = await g.http('POST', '/api/auth/refresh', { cookie: s0 })
+  t.equal(old.status, 401, 'a token two rotations old is refused')
+  t.equal((await g.http('POST', '/api/auth/refresh', { cookie: s2 })).status, 401, 'and its session is revoked: the newest token is dead too')
+  t.equal((await g.app.prisma.authEvent.findMany({ where: { userId: u.userId, event: 'refresh_reuse' } })).length, 2, 'both reuses are in the audit trail')
+
   const u2 = await g.login(username, password)
   const out = await g.http('POST', '/api/auth/logout', { token: u2.token, cookie: u2.cookie })
   t.equal(out.status, 200, 'logout')
@@ -80,6 +101,21 @@ t.test('every auth route answers bad input with 4xx in the contract shape, never
     { name: 'me: alg none token', method: 'GET', path: '/api/me', token: `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'x', exp: 9e9 })).toString('base64url')}.`, expect: 401 },
     { name: 'me: garbage bearer', method: 'GET', path: '/api/me', headers: { authorization: 'Bearer' }, expect: 401 },
     { name: 'unknown route', method: 'GET', path: '/api/nope', expect: 404 },
+    // NUL and other control characters: PostgreSQL refuses NUL in text, so these must never reach the database
+    { name: 'login: NUL in username', method: 'POST', path: '/api/auth/login', body: { username: 'bob\u0000', password: 'whatever pw' }, expect: 401 },
+    { name: 'login: control chars in username', method: 'POST', path: '/api/auth/login', body: { username: '\u0001\r\n\u007f', password: 'whatever pw' }, expect: 401 },
+    { name: 'login: HTML in username', method: 'POST', path: '/api/auth/login', body: { username: '<img src=x onerror=alert(1)>', password: '<b>x</b>' }, expect: 401 },
+    { name: 'login: wrong types', method: 'POST', path: '/api/auth/login', body: { username: ['a'], password: { $ne: null } }, expect: 400 },
+    { name: 'login: JSON array body', method: 'POST', path: '/api/auth/login', raw: '[]', headers: { 'content-type': 'application/json' }, expect: 400 },
+    { name: 'login: JSON null body', method: 'POST', path: '/api/auth/login', raw: 'null', headers: { 'content-type': 'application/json' }, expect: 400 },
+    { name: 'register: NUL in username', method: 'POST', path: '/api/auth/register', body: { username: 'nul\u0000name', password: 'a fine password' }, expect: 400 },
+    { name: 'register: same name, other case', method: 'POST', path: '/api/auth/register', body: { username: username.toUpperCase(), password: 'a fine password' }, expect: 409 },
+    { name: 'me: token signed with another key', method: 'GET', path: '/api/me', token: hs256({ sub: '00000000-0000-4000-8000-000000000000', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 600 }, 'not-the-server-secret-0123456789abcdef'), expect: 401 },
+    { name: 'me: signed token, non-uuid subject', method: 'GET', path: '/api/me', token: g.app.jwt.sign({ sub: "x' OR 1=1 --" }), expect: 401 },
+    { name: 'me: signed token, unknown user', method: 'GET', path: '/api/me', token: g.app.jwt.sign({ sub: '00000000-0000-4000-8000-000000000000' }), expect: 401 },
+    { name: 'logout: forged token', method: 'POST', path: '/api/auth/logout', token: 'a.b.c', expect: 401 },
+    { name: 'refresh: forged cookie naming a session', method: 'POST', path: '/api/auth/refresh', headers: { cookie: 'lnm_refresh=00000000-0000-4000-8000-000000000000.forged' }, expect: 401 },
+    { name: 'refresh: huge cookie', method: 'POST', path: '/api/auth/refresh', headers: { cookie: `lnm_refresh=${'A'.repeat(4000)}` }, expect: 401 },
   ]
   for (const c of cases) {
     const r = await g.http(c.method, c.path, { body: c.body, rawBody: c.raw, headers: c.headers, token: c.token })
@@ -89,6 +125,8 @@ t.test('every auth route answers bad input with 4xx in the contract shape, never
   }
   const ok = await g.http('GET', '/health/live')
   t.equal(ok.status, 200, 'the server is still fine')
+  t.notMatch(g.logs.text, /request failed/, 'no request ended in a 5xx')
+  t.notMatch(g.logs.text, /audit write failed/, 'and every audit row (attacker-chosen usernames included) was written')
 })
 
 t.test('the same 401 for an unknown user and a wrong password', async (t) => {
@@ -128,6 +166,15 @@ t.test('wrong password twenty times: 401s then 429, per username and per IP', as
   const right = await g.http('POST', '/api/auth/login', { body: { username, password } })
   t.equal(right.status, 429, 'even the right password waits out the window (no oracle)')
 
+  // register is limited per username as well, whatever the case of the name
+  const name = uniqueName('gus')
+  const regs: number[] = []
+  for (let i = 0; i < 12; i++) {
+    const variant = i % 2 ? name.toUpperCase() : name
+    regs.push((await g.http('POST', '/api/auth/register', { body: { username: variant, password: `gus password ${i}` } })).status)
+  }
+  t.same(regs, [201, ...Array(9).fill(409), 429, 429], 'register: one 201, nine 409s, then 429 per username')
+
   const g2 = await startTestApp(t, { AUTH_RATE_LIMIT_IP_PER_MIN: '5' })
   const codes: number[] = []
   for (let i = 0; i < 8; i++) codes.push((await g2.http('POST', '/api/auth/login', { body: { username: `someone${i}`, password: 'whatever123' } })).status)
@@ -146,4 +193,55 @@ t.test('account deletion kills the tokens', async (t) => {
   t.equal(me.status, 401, 'the token of a deleted user is refused')
   const login = await g.http('POST', '/api/auth/login', { body: { username, password } })
   t.equal(login.status, 401, 'cannot log in any more')
+})
+
+t.test('live mode disables the public demo/demo login a demo run left in the database', async (t) => {
+  const { mkdtempSync, rmSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const { buildApp } = await import('../app.ts')
+  const { loadConfig } = await import('../config.ts')
+  const { seedPGliteDataDir } = await import('./helpers/db.ts')
+  const { LogCapture } = await import('./helpers/app.ts')
+  const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-test-'))
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
+  await seedPGliteDataDir(dataDir)
+  const base = { NODE_ENV: 'test', DATA_DIR: dataDir, PORT: '0', SIM_PORT: '0', LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: '0' }
+  const login = (app: Awaited<ReturnType<typeof buildApp>>) => app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'demo', password: 'demo' } })
+
+  const demo = await buildApp(loadConfig(base), { logStream: new LogCapture() })
+  await demo.ready()
+  const d = await login(demo)
+  t.equal(d.statusCode, 200, 'demo mode: demo/demo logs in')
+  const refresh = d.cookies.find((c) => c.name === 'lnm_refresh')!.value
+  const access = d.json().accessToken as string
+  await demo.close()
+  await new Promise((r) => setTimeout(r, 1100)) // the access token is now from an earlier second than the live start
+
+  // same database, now pointed at a (here unreachable) live exchange
+  const live = await buildApp(loadConfig({ ...base, LNM_API_URL: 'http://127.0.0.1:9/v3' }), { logStream: new LogCapture() })
+  t.teardown(() => live.close())
+  await live.ready()
+  t.equal(live.config.mode, 'live', 'sanity: live mode')
+  const l = await login(live)
+  t.equal(l.statusCode, 401, 'live mode: demo/demo is refused')
+  t.equal(l.json().error.code, 'invalid_credentials', 'with the ordinary bad-credentials answer')
+  const r = await live.inject({ method: 'POST', url: '/api/auth/refresh', cookies: { lnm_refresh: refresh } })
+  t.equal(r.statusCode, 401, 'the demo refresh session from the demo run is dead')
+  const me = await live.inject({ method: 'GET', url: '/api/me', headers: { authorization: `Bearer ${access}` } })
+  t.equal(me.statusCode, 401, 'so is its access token')
+})
+
+t.test('scale-out: with REDIS_URL the login limits are shared by every node', async (t) => {
+  const { withRedis } = await import('./cluster/redis.ts')
+  const redis = await withRedis(t)
+  if (!redis) return
+  const env = { REDIS_URL: `${redis.url}?prefix=${redis.prefix}`, AUTH_RATE_LIMIT_IP_PER_MIN: '5' }
+  const nodes = [await startTestApp(t, env), await startTestApp(t, env)]
+  const codes: number[] = []
+  // a balancer spreads one client's attempts over both nodes
+  for (let i = 0; i < 8; i++) codes.push((await nodes[i % 2]!.http('POST', '/api/auth/login', { body: { username: `spread${i}`, password: 'whatever123' } })).status)
+  t.same(codes, [401, 401, 401, 401, 401, 429, 429, 429], 'one per-IP budget across the cluster, not one per node')
+  const keys = await redis.admin.keys(`${redis.prefix}:rate-limit:*`)
+  t.ok(keys.length > 0, 'the counters live in Redis under the deployment prefix')
 })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { mkdtempSync, readFileSync, statSync } from 'node:fs'
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError, loadConfig } from '../config.ts'
@@ -31,6 +31,10 @@ t.test('invalid values stop start-up with one line naming the variable', async (
     [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL/],
     [{ CREDENTIALS_KEY: 'short' }, /CREDENTIALS_KEY/],
     [{ LNM_API_URL: 'http://127.0.0.1:1/v2' }, /LNM_API_URL must end with \/v3/],
+    // matches the ^https?:// pattern but is no URL: once a TypeError with a stack trace, not one line
+    [{ LNM_API_URL: 'http://' }, /^invalid configuration: LNM_API_URL is not a valid URL/],
+    [{ LNM_API_URL: 'http://exa mple.com/v3' }, /^invalid configuration: LNM_API_URL is not a valid URL/],
+    [{ LNM_NETWORK: 'signet', LNM_STREAM_URL: 'ws://' }, /^invalid configuration: LNM_STREAM_URL is not a valid URL/],
   ]
   for (const [env, re] of cases) {
     const err = t.throws(() => loadConfig({ DATA_DIR: dir(), ...env })) as Error
@@ -73,4 +77,17 @@ t.test('only config.ts reads process.env', async (t) => {
   const { execSync } = await import('node:child_process')
   const out = execSync("grep -rln 'process\\.env' backend --include=*.ts --exclude-dir=generated --exclude-dir=test || true", { cwd: join(import.meta.dirname, '..', '..') }).toString().trim().split('\n').filter(Boolean)
   t.same(out, ['backend/config.ts'], 'no other backend module reads process.env')
+})
+
+t.test('a damaged secrets.json stops start-up with one line and is never overwritten', async (t) => {
+  for (const [what, content] of [['not JSON', '{"JWT_SECRET": "abc'], ['a key missing', JSON.stringify({ JWT_SECRET: 'x'.repeat(64) })]] as const) {
+    const d = dir()
+    const file = join(d, 'secrets.json')
+    writeFileSync(file, content, { mode: 0o600 })
+    const err = t.throws(() => loadConfig({ DATA_DIR: d })) as Error
+    t.ok(err instanceof ConfigError, `${what}: a ConfigError, not a crash with a stack trace`)
+    t.match(err.message, /^invalid configuration: .*secrets\.json/, `${what}: names the file`)
+    t.notMatch(err.message, /\n/, `${what}: one line`)
+    t.equal(readFileSync(file, 'utf8'), content, `${what}: the file is left as it was (the stored credentials depend on its keys)`)
+  }
 })

@@ -1,5 +1,10 @@
 import t from 'tap'
-import { startTestApp } from './helpers/app.ts'
+import Fastify from 'fastify'
+import WebSocket from 'ws'
+import { connect } from 'node:net'
+import { installErrorHandlers } from '../errors.ts'
+import { loggerOptions, redactUrl } from '../logger.ts'
+import { LogCapture, startTestApp } from './helpers/app.ts'
 
 t.test('health and metrics', async (t) => {
   const g = await startTestApp(t)
@@ -23,10 +28,13 @@ t.test('METRICS_TOKEN protects /metrics', async (t) => {
   const g = await startTestApp(t, { METRICS_TOKEN: 'scrape-me-please' })
   t.equal((await g.http('GET', '/metrics')).status, 401, 'no token → 401')
   t.equal((await g.http('GET', '/metrics', { token: 'wrong-token-value' })).status, 401, 'wrong token → 401')
+  t.equal((await g.http('GET', '/metrics', { token: 'scrape-me-pleasX' })).status, 401, 'wrong token of the same length → 401')
   const ok = await g.http('GET', '/metrics', { token: 'scrape-me-please' })
   t.equal(ok.status, 200, 'right token → 200')
   t.notOk(ok.text.includes('scrape-me-please'), 'the token is not a label')
 })
+
+const refreshOf = (cookie: string) => cookie.slice(cookie.indexOf('=') + 1)
 
 t.test('no password, token, cookie or secret appears in the logs', async (t) => {
   const g = await startTestApp(t, { LOG_LEVEL: 'trace' })
@@ -40,10 +48,16 @@ t.test('no password, token, cookie or secret appears in the logs', async (t) => 
   await g.http('PUT', '/api/credentials', { token: u.token, body: { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase } })
   await g.http('PUT', '/api/credentials', { token: u.token, body: { apiKey: acc.key, apiSecret: 'WRONG-secret-xyz', passphrase: 'WRONG-pass-xyz' } })
   await g.http('GET', '/api/dashboard', { token: u.token })
+  // a careless client puts its token in the URL: it is refused, and the request log must not keep it
+  const inUrl = await g.http('GET', `/ws?token=${encodeURIComponent(u.token)}`, {})
+  t.ok(inUrl.status >= 400, `a token in the URL is refused (${inUrl.status})`)
+  await g.http('GET', `/api/dashboard?access_token=${encodeURIComponent(u.token)}&x=1`)
+  await g.http('GET', `/health/live?refresh_token=${encodeURIComponent(refreshOf(u.cookie))}&password=${encodeURIComponent(password)}`)
   await new Promise((r) => setTimeout(r, 300))
   const text = g.logs.text
   t.ok(text.length > 1000, 'the test produced logs to check')
-  const refresh = u.cookie.split('=')[1]!
+  t.match(text, /"url":"\/api\/dashboard\?access_token=\[redacted\]&x=1"/, 'URLs are still logged, with the secret query values redacted')
+  const refresh = refreshOf(u.cookie)
   for (const [name, value] of Object.entries({ password, wrongPassword: 'wrong secret guess', token: u.token, tokenSig: u.token.split('.')[2]!, refresh, secret: acc.secret, passphrase: acc.passphrase, wrongSecret: 'WRONG-secret-xyz', wrongPass: 'WRONG-pass-xyz', jwtSecret: g.config.jwtSecret, credKey: g.config.credentialsKey.key.toString('base64') })) {
     t.notOk(text.includes(value), `${name} is not in the logs`)
   }
@@ -59,12 +73,103 @@ t.test('database gone: readiness says so, and a 5xx hides its details', async (t
   const ready = await g.http('GET', '/health/ready')
   t.equal(ready.status, 503, 'not ready without the database')
   t.equal(ready.body.database, 'down')
+  await new Promise((r) => setTimeout(r, 1100)) // past the 1 s positive-verification cache: the token check needs the database
   const me = await g.http('GET', '/api/me', { token: u.token })
-  t.ok(me.status >= 500 || me.status === 401, `a request needing the database fails (${me.status})`)
-  if (me.status >= 500) {
-    t.same(me.body, { error: { code: 'internal', message: 'Internal Server Error' } }, 'the generic 5xx body, no details')
-    t.match(g.logs.text, /request failed/, 'the details are logged instead')
-  }
+  // a database outage is not "your token is invalid": a 401 would make every client throw its session away
+  t.equal(me.status, 500, 'a request needing the database fails with a 5xx, not a 401')
+  t.same(me.body, { error: { code: 'internal', message: 'Internal Server Error' } }, 'the generic 5xx body, no details')
+  t.match(g.logs.text, /request failed/, 'the details are logged instead')
   const live = await g.http('GET', '/health/live')
   t.equal(live.status, 200, 'still alive')
+})
+
+t.test('redactUrl hides the values of sensitive query parameters only', async (t) => {
+  t.equal(redactUrl('/api/me'), '/api/me', 'no query: unchanged')
+  t.equal(redactUrl('/ws?token=abc.def.ghi'), '/ws?token=[redacted]', 'token')
+  t.equal(redactUrl('/x?a=1&access_token=s3cr3t&b=2'), '/x?a=1&access_token=[redacted]&b=2', 'access_token among others')
+  t.equal(redactUrl('/x?Pass%77ord=hunter2'), '/x?Pass%77ord=[redacted]', 'an encoded parameter name')
+  t.equal(redactUrl('/x?apiSecret=a&passphrase=b&refresh_token=c'), '/x?apiSecret=[redacted]&passphrase=[redacted]&refresh_token=[redacted]', 'secrets and passphrases')
+  t.equal(redactUrl('/x?page=2&%E0%A4%A=1'), '/x?page=2&%E0%A4%A=1', 'a malformed name does not throw')
+})
+
+t.test('the error handler: 5xx hidden, odd statuses treated as 5xx, secrets in nested log objects redacted', async (t) => {
+  const logs = new LogCapture()
+  const app = Fastify({ logger: loggerOptions('info', logs) })
+  installErrorHandlers(app)
+  app.get('/boom', async () => { throw Object.assign(new Error('db password=hunter2 at 10.0.0.1'), { statusCode: 200 }) })
+  app.get('/boom3xx', async () => { throw Object.assign(new Error('redirect internals'), { statusCode: 302 }) })
+  app.get('/nested', async (request) => {
+    request.log.warn({ upstream: { headers: { authorization: 'Bearer nested-secret-1', cookie: 'lnm_refresh=nested-secret-2', 'lnm-access-passphrase': 'nested-secret-3' } }, creds: { apiSecret: 'nested-secret-4' }, cfg: { jwtSecret: 'nested-secret-5' } }, 'upstream said no')
+    return { ok: true }
+  })
+  t.teardown(() => app.close())
+  for (const path of ['/boom', '/boom3xx']) {
+    const r = await app.inject({ method: 'GET', url: path })
+    t.equal(r.statusCode, 500, `${path}: an error whose status is not an error status is a 500`)
+    t.same(r.json(), { error: { code: 'internal', message: 'Internal Server Error' } }, `${path}: generic body, no details`)
+  }
+  await app.inject({ method: 'GET', url: '/nested' })
+  t.match(logs.text, /hunter2/, 'the 5xx details are logged (operators need them)')
+  for (let i = 1; i <= 5; i++) t.notMatch(logs.text, new RegExp(`nested-secret-${i}`), `nested secret ${i} is redacted`)
+})
+
+t.test('during a graceful shutdown new requests get a 503 in the contract shape', async (t) => {
+  const g = await startTestApp(t, { SHUTDOWN_DRAIN_MS: '2000' })
+  const { username, password } = await g.register()
+  const u = await g.login(username, password)
+  // two open sockets: the drain spreads their closing over the 2 s window, so shutdown takes a while
+  const sockets = [0, 1].map(() => new WebSocket(g.wsUrl, { headers: { authorization: `Bearer ${u.token}` } }))
+  t.teardown(() => sockets.forEach((ws) => ws.terminate()))
+  await Promise.all(sockets.map((ws) => new Promise((resolve, reject) => { ws.once('message', resolve); ws.once('error', reject) })))
+  const closed = g.close()
+  await new Promise((r) => setTimeout(r, 200))
+  const r = await g.http('GET', '/health/live')
+  t.equal(r.status, 503, 'a request arriving while the gateway drains is refused with 503')
+  t.same(r.body, { error: { code: 'unavailable', message: 'The server is shutting down; retry shortly' } }, 'in the contract error shape')
+  await closed
+})
+
+/** one raw HTTP exchange on a fresh connection: what node's parser refuses never reaches fastify's routes */
+function rawHttp(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => s.end(request))
+    let out = ''
+    s.on('data', (d) => { out += d.toString() })
+    s.on('close', () => resolve(out))
+    s.on('error', (err) => (out ? resolve(out) : reject(err)))
+  })
+}
+
+t.test('requests the HTTP parser refuses get the contract error shape, and their raw bytes are not logged', async (t) => {
+  const g = await startTestApp(t, { LOG_LEVEL: 'trace' })
+  const port = Number(new URL(g.baseUrl).port)
+  const secret = 'raw-packet-bearer-secret-123'
+  const bad = await rawHttp(port, `GET /health/live HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\nCookie: lnm_refresh=${secret}\r\nBroken header line\r\n\r\n`)
+  t.match(bad, /^HTTP\/1\.1 400 /, 'a malformed request → 400')
+  t.same(JSON.parse(bad.slice(bad.indexOf('\r\n\r\n') + 4)), { error: { code: 'bad_request', message: 'Malformed HTTP request' } }, 'in the contract shape')
+  const big = await rawHttp(port, `GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)
+  t.match(big, /^HTTP\/1\.1 431 /, 'headers too large → 431')
+  t.match(big, /"code":"headers_too_large"/, 'in the contract shape')
+  await new Promise((r) => setTimeout(r, 100))
+  t.notOk(g.logs.text.includes(secret), 'the raw request bytes (token, cookie) are not logged')
+  t.notMatch(g.logs.text, /rawPacket/, 'not even as a byte array (the parser error carries the whole request)')
+  t.equal((await g.http('GET', '/health/live')).status, 200, 'the server is fine')
+})
+
+t.test('under event-loop pressure the API sheds load but liveness and metrics still answer', async (t) => {
+  const g = await startTestApp(t, { MAX_EVENT_LOOP_DELAY_MS: '5' })
+  await new Promise((r) => setTimeout(r, 5300)) // past the start-up warm-up, during which pressure is ignored
+  const seen = { live: [] as number[], metrics: [] as number[], api: [] as number[] }
+  for (let i = 0; i < 8 && !seen.api.includes(503); i++) {
+    const until = Date.now() + 400
+    while (Date.now() < until) { /* block the event loop: what a real overload looks like to under-pressure */ }
+    const [live, metrics, api] = await Promise.all([g.http('GET', '/health/live'), g.http('GET', '/metrics'), g.http('GET', '/api/config/public')])
+    seen.live.push(live.status)
+    seen.metrics.push(metrics.status)
+    seen.api.push(api.status)
+    if (api.status === 503) t.equal(api.body?.error?.code, 'overloaded', 'the shed request says why, in the contract shape')
+  }
+  t.ok(seen.api.includes(503), `sanity: the pressure was detected and an API request was shed (${seen.api.join(',')})`)
+  t.ok(seen.live.every((s) => s === 200), `/health/live answered 200 throughout (${seen.live.join(',')})`)
+  t.ok(seen.metrics.every((s) => s === 200), `/metrics answered 200 throughout (${seen.metrics.join(',')})`)
 })

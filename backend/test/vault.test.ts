@@ -19,7 +19,11 @@ t.test('AES-256-GCM sealing', async (t) => {
   tampered.ciphertext[0]! ^= 1
   t.throws(() => open(tampered, 'user-a', [k]), VaultError, 'a flipped bit fails authentication')
   t.throws(() => open(a, 'user-a', [mk('k2')]), /no master key with id k1/, 'an unknown key id is named, not guessed')
-  t.equal(maskKey('abcdefghijklmnop'), 'abcd…mnop', 'masked key shows only the ends')
+  t.equal(maskKey('abcdefghijklmnopqrstuvwxyz0123456789'), 'abcd…6789', 'masked key shows only the ends')
+  for (const k of ['abcdefghi', 'abcdefghijklmno', 'abcdefghijklmnop', 'abcdefghijklmnopqrstuvwxyz01234']) {
+    const visible = maskKey(k).replace('…', '').length
+    t.ok(visible * 4 <= k.length, `a ${k.length}-character key shows at most a quarter of itself (${maskKey(k)})`)
+  }
 })
 
 t.test('credentials routes: verified before stored, encrypted at rest, never returned', async (t) => {
@@ -38,6 +42,18 @@ t.test('credentials routes: verified before stored, encrypted at rest, never ret
 
   const badShape = await g.http('PUT', '/api/credentials', { token: u.token, body: { apiKey: 'x' } })
   t.equal(badShape.status, 400, 'missing fields → 400')
+  // the key and passphrase travel in HTTP headers: control characters are refused before any upstream call
+  for (const [what, body] of [
+    ['NUL in the key', { apiKey: `${acc.key}\u0000`, apiSecret: acc.secret, passphrase: acc.passphrase }],
+    ['CR/LF in the passphrase', { apiKey: acc.key, apiSecret: acc.secret, passphrase: `${acc.passphrase}\r\nx-injected: 1` }],
+    ['NUL in the passphrase', { apiKey: acc.key, apiSecret: acc.secret, passphrase: 'a\u0000b' }],
+    ['non-ASCII in the secret', { apiKey: acc.key, apiSecret: `${acc.secret}é`, passphrase: acc.passphrase }],
+  ] as const) {
+    const r = await g.http('PUT', '/api/credentials', { token: u.token, body })
+    t.equal(r.status, 400, `${what} → 400`)
+    t.equal(r.body?.error?.code, 'validation_failed', `${what}: in the contract error shape`)
+  }
+  t.notMatch(g.logs.text, /request failed/, 'no credentials request ended in a 5xx')
 
   const put = await g.http('PUT', '/api/credentials', { token: u.token, body: { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase } })
   t.equal(put.status, 200, 'valid credentials stored')

@@ -52,8 +52,12 @@ export function open(sealed: Sealed, userId: string, keys: MasterKey[]): Exchang
   return { key: v.key, secret: v.secret, passphrase: v.passphrase }
 }
 
-/** "abcd…wxyz": enough for the owner to recognise the key, useless to anyone else */
+/**
+ * "abcd…wxyz": enough for the owner to recognise the key, useless to anyone else — never more than a quarter of
+ * it (4 + 4 characters of a 9-character key would be most of the key).
+ */
 export function maskKey(key: string): string {
-  if (key.length <= 8) return `${key.slice(0, 2)}…`
+  if (key.length < 16) return `${key.slice(0, 2)}…`
+  if (key.length < 32) return `${key.slice(0, 2)}…${key.slice(-2)}`
   return `${key.slice(0, 4)}…${key.slice(-4)}`
 }

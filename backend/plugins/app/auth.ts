@@ -40,6 +40,13 @@ export interface AuditFields {
 /** how long a positive verification is trusted before the database is asked again */
 const VERIFY_CACHE_MS = 1000
 
+/** user ids are UUIDs: anything else in `sub` is refused before the database is asked */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** attacker-chosen text bound for the audit trail: no control characters (PostgreSQL refuses NUL), bounded length */
+const auditText = (s: string | null | undefined, max: number): string | null =>
+  s == null ? null : Array.from(s.replace(/[\u0000-\u001f\u007f]/g, '\uFFFD')).slice(0, max).join('')
+
 export default fp(
   async function auth(app) {
     const { config } = app
@@ -67,11 +74,12 @@ export default fp(
         if (code.includes('EXPIRED')) throw new AuthError('expired', 'token expired')
         throw new AuthError('invalid', 'invalid token')
       }
-      if (typeof payload.sub !== 'string' || typeof payload.exp !== 'number') throw new AuthError('invalid', 'invalid token')
+      if (typeof payload.sub !== 'string' || !UUID.test(payload.sub) || typeof payload.exp !== 'number') throw new AuthError('invalid', 'invalid token')
       const cached = verified.get(tokenHash)
       if (cached) return cached
+      // a database failure is not an authentication failure: it propagates (5xx), it never reads as "invalid token"
       const [user, revoked] = await Promise.all([
-        app.prisma.user.findUnique({ where: { id: payload.sub }, select: { id: true, tokensValidAfter: true } }).catch(() => null),
+        app.prisma.user.findUnique({ where: { id: payload.sub }, select: { id: true, tokensValidAfter: true } }),
         app.prisma.revokedToken.findUnique({ where: { tokenHash }, select: { tokenHash: true } }),
       ])
       if (!user) throw new AuthError('unknown_user', 'invalid token')
@@ -102,7 +110,7 @@ export default fp(
 
     function audit(event: string, f: AuditFields): void {
       app.prisma.authEvent
-        .create({ data: { event, userId: f.userId ?? null, username: f.username?.slice(0, 64) ?? null, ip: f.ip ?? null, detail: f.detail ?? null } })
+        .create({ data: { event, userId: f.userId ?? null, username: auditText(f.username, 64), ip: auditText(f.ip, 64), detail: auditText(f.detail, 256) } })
         .catch((err: unknown) => app.log.warn({ err, event }, 'audit write failed'))
     }
 

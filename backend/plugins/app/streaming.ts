@@ -6,7 +6,7 @@
 import fp from 'fastify-plugin'
 import { toAccountSnapshot, toPositionsSnapshot, toTickerSnapshot } from '../../exchange/snapshots.ts'
 import { AccountPollers } from '../../streaming/account-pollers.ts'
-import { CONTROL_TOPIC, type Bus } from '../../streaming/bus.ts'
+import { CONTROL_TOPIC, SESSIONS_TOPIC, type Bus, type BusEvent } from '../../streaming/bus.ts'
 import { createBus } from '../../streaming/bus-factory.ts'
 import { buildDashboard, type DashboardView } from '../../streaming/dashboard.ts'
 import { Hub } from '../../streaming/hub.ts'
@@ -71,12 +71,17 @@ export default fp(
     ticker.start()
     hub.start()
 
-    // revocation, deletion and credential changes reach open sockets and pollers at once
-    const onRevoked = ({ userId, tokenHash }: { userId: string; tokenHash: string }) => hub.revokeToken(userId, tokenHash)
-    const onUserDeleted = ({ userId }: { userId: string }) => hub.forbidUser(userId, 'user deleted')
+    // revocation, deletion and credential changes reach open sockets and pollers at once — on every node:
+    // they travel on the bus (in-process, or Redis across the cluster) and each node applies them to its sockets
+    const unsubscribeSessions = bus.subscribe(SESSIONS_TOPIC, (e: BusEvent) => {
+      if (e.kind === 'revoke') hub.revokeToken(e.userId, e.tokenHash)
+      else if (e.kind === 'forbid') hub.forbidUser(e.userId, e.reason)
+    })
+    const onRevoked = ({ userId, tokenHash }: { userId: string; tokenHash: string }) => bus.publish(SESSIONS_TOPIC, { kind: 'revoke', userId, tokenHash })
+    const onUserDeleted = ({ userId }: { userId: string }) => bus.publish(SESSIONS_TOPIC, { kind: 'forbid', userId, reason: 'user deleted' })
     const onCredsChanged = ({ userId }: { userId: string }) => bus.publish(CONTROL_TOPIC, { kind: 'credentials', key: userId })
     const onCredsDeleted = ({ userId }: { userId: string }) => {
-      hub.forbidUser(userId, 'exchange credentials deleted')
+      bus.publish(SESSIONS_TOPIC, { kind: 'forbid', userId, reason: 'exchange credentials deleted' })
       bus.publish(CONTROL_TOPIC, { kind: 'credentials', key: userId })
     }
     app.authn.events.on('revoked', onRevoked)
@@ -95,6 +100,7 @@ export default fp(
       app.authn.events.off('user_deleted', onUserDeleted)
       app.vault.events.off('changed', onCredsChanged)
       app.vault.events.off('deleted', onCredsDeleted)
+      unsubscribeSessions()
       await hub.stop()
       await ticker.stop()
       await pollers.stop()

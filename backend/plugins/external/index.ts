@@ -13,7 +13,9 @@ import rateLimit from '@fastify/rate-limit'
 import fastifyStatic from '@fastify/static'
 import underPressure from '@fastify/under-pressure'
 import websocket from '@fastify/websocket'
+import { Redis } from 'ioredis'
 import { HttpError } from '../../errors.ts'
+import { parseRedisUrl } from '../../streaming/bus-factory.ts'
 
 export const FRONTEND_DIST = join(import.meta.dirname, '..', '..', '..', 'dist', 'frontend')
 
@@ -38,8 +40,24 @@ export default fp(
     await app.register(cors, { origin: config.corsOrigins.length ? config.corsOrigins : false, credentials: true })
     await app.register(cookie)
     await app.register(jwt, { secret: config.jwtSecret, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'] } })
+    // scale-out (REDIS_URL): the counters live in Redis, so N nodes behind a balancer do not give N× the attempts
+    let redisStore: { redis: Redis; nameSpace: string; skipOnError: false } | undefined
+    if (config.REDIS_URL) {
+      const { url, prefix } = parseRedisUrl(config.REDIS_URL)
+      const redis = new Redis(url, { connectTimeout: 2000, maxRetriesPerRequest: 1, connectionName: 'lnm-gw:rate-limit' })
+      let lastWarn = 0
+      redis.on('error', (err: Error & { code?: string }) => {
+        if (Date.now() - lastWarn < 10_000) return
+        lastWarn = Date.now()
+        app.log.warn({ code: err.code, message: err.message }, 'rate-limit Redis connection error (auth routes answer 5xx until it is back)')
+      })
+      app.addHook('onClose', async () => { redis.disconnect() })
+      // fail closed: without its counters a login limit is no limit
+      redisStore = { redis, nameSpace: `${prefix}:rate-limit:`, skipOnError: false }
+    }
     await app.register(rateLimit, {
       global: false,
+      ...redisStore,
       errorResponseBuilder: (_req, ctx) =>
         new HttpError(429, 'rate_limited', `Too many requests; retry in ${Math.ceil(ctx.ttl / 1000)} s`, { 'retry-after': String(Math.ceil(ctx.ttl / 1000)) }),
     })
@@ -51,8 +69,12 @@ export default fp(
       sampleInterval: 250,
       retryAfter: 5,
       exposeStatusRoute: false,
-      pressureHandler: (_req, reply, type, value) => {
+      pressureHandler: (req, reply, type, value) => {
         if (Date.now() < warmUntil) return
+        // liveness and metrics still answer: an orchestrator must not restart a node for being busy, and overload
+        // is exactly when the metrics are needed
+        const route = req.routeOptions.url
+        if (route === '/health/live' || route === '/metrics') return
         // a reply sent here ends the request before its handler runs
         reply.status(503).header('retry-after', '5').send({ error: { code: 'overloaded', message: `Server overloaded (${type}${value ? ` ${Math.round(Number(value))}` : ''}); retry shortly` } })
       },

@@ -5,9 +5,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { dummyPasswordHash, hashPassword, passwordProblem, verifyPassword } from '../../auth/passwords.ts'
-import { REFRESH_COOKIE, newRefreshToken, sha256hex } from '../../auth/tokens.ts'
+import { randomUUID } from 'node:crypto'
+import { REFRESH_COOKIE, newRefreshToken, refreshSessionId, sha256hex } from '../../auth/tokens.ts'
 import { httpError } from '../../errors.ts'
-import { Credentials, ErrorResponse, LoginBody, Ok, TokenResponse, User, commonErrors } from '../../schemas/http.ts'
+import { Credentials, ErrorResponse, LoginBody, Ok, TokenResponse, User, USERNAME_PATTERN, commonErrors } from '../../schemas/http.ts'
+
+const USERNAME_RE = new RegExp(USERNAME_PATTERN)
 
 const toUser = (u: { id: string; username: string; createdAt: Date }) => ({ id: u.id, username: u.username, createdAt: u.createdAt.toISOString() })
 
@@ -18,19 +21,28 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
    * A second limit keyed by the (normalised) username, so one account cannot be brute-forced from many IPs.
    * createRateLimit (not a second route limiter: the plugin runs one limiter per request) shares the plugin's store.
    */
-  const userLimiter = app.createRateLimit({
+  const usernameKey = (req: FastifyRequest) => String((req.body as { username?: unknown } | undefined)?.username ?? '').toLowerCase().slice(0, 64)
+  const loginUserLimiter = app.createRateLimit({
     max: config.AUTH_RATE_LIMIT_USER_PER_MIN,
     timeWindow: 60_000,
-    keyGenerator: (req) => `login-user:${String((req.body as { username?: unknown } | undefined)?.username ?? '').toLowerCase().slice(0, 64)}`,
+    keyGenerator: (req) => `login-user:${usernameKey(req)}`,
   })
-  const perUsername = async (request: FastifyRequest) => {
-    const r = await userLimiter(request)
+  /** register is limited per username too (CONTRACT/issue: "login and register rate-limited per IP and per username") */
+  const registerUserLimiter = app.createRateLimit({
+    max: config.AUTH_RATE_LIMIT_USER_PER_MIN,
+    timeWindow: 60_000,
+    keyGenerator: (req) => `register-user:${usernameKey(req)}`,
+  })
+  const perUsername = (limiter: typeof loginUserLimiter, what: string) => async (request: FastifyRequest) => {
+    const r = await limiter(request)
     // the result reports the count; isExceeded (not isAllowed) says whether this request is over the limit
     if (!r.isAllowed && r.isExceeded) {
       app.authn.authFailed('rate_limited')
-      throw httpError(429, 'rate_limited', `Too many login attempts for this user; retry in ${r.ttlInSeconds} s`, { 'retry-after': String(r.ttlInSeconds) })
+      throw httpError(429, 'rate_limited', `Too many ${what} attempts for this user; retry in ${r.ttlInSeconds} s`, { 'retry-after': String(r.ttlInSeconds) })
     }
   }
+  // the unknown-user path verifies against this hash: compute it now, so the first unknown login costs no more than a known one
+  void dummyPasswordHash()
 
   function setRefreshCookie(reply: FastifyReply, token: string, expiresAt: Date) {
     reply.setCookie(REFRESH_COOKIE, token, {
@@ -43,10 +55,11 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }
 
   async function startSession(request: FastifyRequest, reply: FastifyReply, userId: string) {
-    const refresh = newRefreshToken()
+    const id = randomUUID()
+    const refresh = newRefreshToken(id)
     const expiresAt = new Date(Date.now() + config.REFRESH_TOKEN_TTL_S * 1000)
     await app.prisma.refreshSession.create({
-      data: { userId, tokenHash: sha256hex(refresh), expiresAt, userAgent: request.headers['user-agent']?.slice(0, 256) ?? null, ip: request.ip },
+      data: { id, userId, tokenHash: sha256hex(refresh), expiresAt, userAgent: request.headers['user-agent']?.slice(0, 256) ?? null, ip: request.ip },
     })
     setRefreshCookie(reply, refresh, expiresAt)
     return app.authn.issueAccessToken(userId)
@@ -54,11 +67,15 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/register', {
     config: { rateLimit: ipLimit },
+    preHandler: perUsername(registerUserLimiter, 'registration'),
     schema: { body: Credentials, response: { 201: Type.Object({ user: User }), 409: ErrorResponse, ...commonErrors } },
   }, async (request, reply) => {
     const { username, password } = request.body
     const problem = passwordProblem(username, password)
     if (problem) throw httpError(400, 'weak_password', problem)
+    // "Alice" next to "alice" would let one user pass for another: usernames are unique whatever their case
+    const clash = await app.prisma.$queryRaw<Array<{ n: number }>>`SELECT 1 AS n FROM users WHERE lower(username) = lower(${username}) LIMIT 1`
+    if (clash.length > 0) throw httpError(409, 'username_taken', 'That username is taken')
     const passwordHash = await hashPassword(password)
     try {
       const user = await app.prisma.user.create({ data: { username, passwordHash } })
@@ -72,11 +89,13 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/login', {
     config: { rateLimit: ipLimit },
-    preHandler: perUsername,
+    preHandler: perUsername(loginUserLimiter, 'login'),
     schema: { body: LoginBody, response: { 200: TokenResponse, ...commonErrors } },
   }, async (request, reply) => {
     const { username, password } = request.body
-    const user = await app.prisma.user.findUnique({ where: { username } })
+    // a name registration could never have produced (control characters, NUL, SQL, HTML…) is an unknown user:
+    // it never reaches the database, which would refuse some of those bytes with an error (a 500)
+    const user = USERNAME_RE.test(username) ? await app.prisma.user.findUnique({ where: { username } }) : null
     // the same work and the same answer whether the user exists or not
     const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyPasswordHash()))
     if (!user || !ok) {
@@ -98,8 +117,11 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const now = new Date()
     const session = await app.prisma.refreshSession.findUnique({ where: { tokenHash: hash } })
     if (!session) {
-      // a rotated token presented again: whoever holds it is not the legitimate client — end the session
-      const stolen = await app.prisma.refreshSession.findUnique({ where: { prevTokenHash: hash } })
+      // a rotated token presented again — the last one, or any older one of the same session (its id prefix says
+      // which): whoever holds it is not the legitimate client — end the session
+      const sid = refreshSessionId(presented)
+      const stolen = (await app.prisma.refreshSession.findUnique({ where: { prevTokenHash: hash } }))
+        ?? (sid ? await app.prisma.refreshSession.findUnique({ where: { id: sid } }) : null)
       if (stolen && !stolen.revokedAt) {
         await app.prisma.refreshSession.update({ where: { id: stolen.id }, data: { revokedAt: now } })
         app.authn.audit('refresh_reuse', { userId: stolen.userId, ip: request.ip, detail: 'rotated refresh token reused; session revoked' })
@@ -112,7 +134,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       reply.clearCookie(REFRESH_COOKIE, { path: '/api/auth' })
       throw httpError(401, 'invalid_session', 'Refresh session is not valid')
     }
-    const next = newRefreshToken()
+    const next = newRefreshToken(session.id)
     // compare-and-swap on the current hash: two concurrent refreshes cannot both rotate
     const rotated = await app.prisma.refreshSession.updateMany({
       where: { id: session.id, tokenHash: hash, revokedAt: null },
