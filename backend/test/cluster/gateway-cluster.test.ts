@@ -5,18 +5,12 @@
  * the account/positions request rate of ONE poller (measured against the one-node rate in the same run). When
  * the node running the poller shuts down, the other node's dashboard keeps receiving data.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { startSimulator } from '../../simulator/index.ts'
 import { RedisBus } from '../../streaming/redis-bus.ts'
-import { startTestApp, testAccounts, type TestApp } from '../helpers/app.ts'
-import { withFreshPostgres } from '../helpers/db.ts'
+import { testAccounts, type TestApp } from '../helpers/app.ts'
+import { startCluster } from './cluster.ts'
 import { ACCOUNT_PATHS } from '../streaming/live.ts'
 import { WsClient, sleep, until } from '../streaming/helpers.ts'
-import { withRedis } from './redis.ts'
 
 // The exchange client throttles signed calls to 5/s per key (3 calls per poll) and bounds a poll to half an
 // interval: 1.5 s keeps every poll well inside both, so the measured rate is the poller's, not the throttle's.
@@ -24,32 +18,10 @@ const POLL_MS = 1500
 const WINDOW_MS = 4500
 
 t.test('two gateway nodes share one poller per account and both stream every channel', async (t) => {
-  const redis = await withRedis(t)
-  if (!redis) return
-  const databaseUrl = await withFreshPostgres(t)
-  if (!databaseUrl) return
-
   const accounts = testAccounts(2)
-  const sim = await startSimulator({ port: 0, host: '127.0.0.1', accounts, admin: true, rateLimit: { publicPerSec: 1000, authPerSec: 1000 } })
-  t.teardown(() => sim.close())
-  const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-cluster-'))
-  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
-  const env = {
-    DATABASE_URL: databaseUrl,
-    REDIS_URL: `${redis.url}?prefix=${redis.prefix}`,
-    LNM_API_URL: sim.url,
-    LNM_STREAM_URL: sim.streamUrl,
-    POLL_INTERVAL_MS: String(POLL_MS),
-    POLLER_GRACE_MS: '1000',
-    SHUTDOWN_DRAIN_MS: '100',
-    LOG_LEVEL: 'warn',
-    // both nodes sign and read the same tokens and stored credentials
-    JWT_SECRET: randomBytes(32).toString('base64url'),
-    CREDENTIALS_KEY: randomBytes(32).toString('base64'),
-  }
-  // one after the other: the first one migrates the fresh database
-  const a = await startTestApp(t, { ...env, DATA_DIR: join(dataDir, 'a') })
-  const b = await startTestApp(t, { ...env, DATA_DIR: join(dataDir, 'b') })
+  const cluster = await startCluster(t, accounts, { POLL_INTERVAL_MS: String(POLL_MS), POLLER_GRACE_MS: '1000' })
+  if (!cluster) return
+  const { a, b, sim, redis } = cluster
   const nodes: Array<[string, TestApp]> = [['a', a], ['b', b]]
   for (const [name, g] of nodes) {
     if (!(g.app.streaming.bus instanceof RedisBus)) {

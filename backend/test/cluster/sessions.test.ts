@@ -2,40 +2,16 @@
  * Session changes cross the cluster: a logout, a credentials deletion or an account deletion made through
  * node A closes the user's sockets on node B too (two gateway apps, one PostgreSQL, one Redis).
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { startSimulator } from '../../simulator/index.ts'
-import { startTestApp, testAccounts } from '../helpers/app.ts'
-import { withFreshPostgres } from '../helpers/db.ts'
+import { testAccounts } from '../helpers/app.ts'
 import { WsClient } from '../streaming/helpers.ts'
-import { withRedis } from './redis.ts'
+import { startCluster } from './cluster.ts'
 
 t.test('logout and deletions on one node close the sockets on the other', async (t) => {
-  const redis = await withRedis(t)
-  if (!redis) return
-  const databaseUrl = await withFreshPostgres(t)
-  if (!databaseUrl) return
   const accounts = testAccounts(1)
-  const sim = await startSimulator({ port: 0, host: '127.0.0.1', accounts, admin: true, rateLimit: { publicPerSec: 1000, authPerSec: 1000 } })
-  t.teardown(() => sim.close())
-  const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-cluster-'))
-  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
-  const env = {
-    DATABASE_URL: databaseUrl,
-    REDIS_URL: `${redis.url}?prefix=${redis.prefix}`,
-    LNM_API_URL: sim.url,
-    LNM_STREAM_URL: sim.streamUrl,
-    POLL_INTERVAL_MS: '1500',
-    SHUTDOWN_DRAIN_MS: '100',
-    LOG_LEVEL: 'warn',
-    JWT_SECRET: randomBytes(32).toString('base64url'),
-    CREDENTIALS_KEY: randomBytes(32).toString('base64'),
-  }
-  const a = await startTestApp(t, { ...env, DATA_DIR: join(dataDir, 'a') })
-  const b = await startTestApp(t, { ...env, DATA_DIR: join(dataDir, 'b') })
+  const cluster = await startCluster(t, accounts, { POLL_INTERVAL_MS: '1500' })
+  if (!cluster) return
+  const { a, b } = cluster
   const acc = accounts[0]!
 
   // logout through node a → the socket that token opened on node b closes with 4501
