@@ -102,6 +102,7 @@ export interface OracleQuery {
 
 const RETRY_STATUS = new Set([429, 502, 503, 504])
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT'])
+const CLOCK_RETRY_AFTER_FAILURE_MS = 60_000
 const TIMESTAMP_ERROR = /timestamp|too far in the future|too old|expired/i
 
 interface AttemptFailure {
@@ -643,6 +644,8 @@ export class LnmClient {
         .then(() => undefined)
         .catch((e: unknown) => {
           this.logger?.warn?.({ kind: (e as LnmError).kind, code: (e as LnmError).code }, 'lnm clock sync failed; keeping previous offset')
+          // do not block (or add a /time call to) every signed request while /time is failing: retry in a minute
+          this.clockSyncedAt = Date.now() - this.clockRefreshMs + CLOCK_RETRY_AFTER_FAILURE_MS
         })
         .finally(() => {
           this.clockSync = null

@@ -194,6 +194,17 @@ t.test('clock skew: learned offset makes signed requests accepted; 401 timestamp
   t.equal(server.count('/v3/time'), 2, 'exactly one extra /time call')
 })
 
+t.test('an exchange without a working /time: signed calls go on with the previous offset, /time is retried later', async (t) => {
+  const base = lnmHandler()
+  const { server, client } = await setup(t, (req, res, body, n) => {
+    if (req.url?.startsWith('/v3/time')) return json(res, 404, { code: 'notFound', message: 'Not Found' })
+    return base(req, res, body, n)
+  })
+  for (let i = 0; i < 5; i++) t.equal((await client.account(CREDS, { deadlineMs: 5000 })).username, 'satoshi', `signed call ${i + 1} answered`)
+  t.equal(server.count('/v3/time'), 1, 'one failed /time attempt, not one per signed call')
+  t.equal(server.count('/v3/account'), 5, 'every signed call reached the exchange')
+})
+
 t.test('deadline and caller abort', async (t) => {
   const { client } = await setup(t, (req, res) => setTimeout(() => json(res, 200, '"pong"'), req.url === '/v3/ping' ? 2000 : 100))
   const t0 = Date.now()
