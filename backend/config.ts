@@ -30,6 +30,7 @@ export const EnvSchema = Type.Object({
   LNM_STREAM_URL: Type.Optional(Type.String({ pattern: '^wss?://' })),
   POLL_INTERVAL_MS: Int(5000, 250, 600000, 'account/positions polling period per account'),
   TICKER_INTERVAL_MS: Int(2000, 250, 600000, 'REST ticker polling period when the stream is down'),
+  UPSTREAM_BREAKER_OPEN_MS: Int(10000, 500, 600000, 'after 5 consecutive exchange failures, wait this long before a probe request'),
   STALE_AFTER_MS: Int(30000, 1000, 3600000, 'data older than this is never pushed as fresh'),
   POLLER_GRACE_MS: Int(15000, 0, 3600000, 'keep polling an account this long after its last subscriber left'),
   MAX_CONNECTIONS: Int(25000, 1, 1000000, 'global WebSocket admission limit'),

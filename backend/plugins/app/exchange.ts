@@ -51,7 +51,7 @@ export default fp(
       streamUrl = simulator.streamUrl
       app.log.info({ url: simulator.url }, 'demo mode: LN Markets simulator running in-process')
     }
-    const client = new LnmClient({ baseUrl: apiUrl!, metrics: app.metrics, logger: app.log.child({ module: 'exchange' }) })
+    const client = new LnmClient({ baseUrl: apiUrl!, metrics: app.metrics, logger: app.log.child({ module: 'exchange' }), breaker: { openMs: config.UPSTREAM_BREAKER_OPEN_MS } })
     const stream = streamUrl ? new LnmStream({ url: streamUrl, metrics: app.metrics, logger: app.log.child({ module: 'stream' }) }) : null
     const network = config.mode === 'demo' ? 'demo' : config.LNM_NETWORK !== 'demo' ? config.LNM_NETWORK : 'custom'
 

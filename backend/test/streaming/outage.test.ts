@@ -9,12 +9,11 @@ import { WsClient, sleep } from './helpers.ts'
 const POLL_MS = 2000
 
 t.test('simulator outage and recovery without reconnecting', async (t) => {
-  const g = await startTestApp(t, { POLL_INTERVAL_MS: String(POLL_MS), TICKER_INTERVAL_MS: '1000', SHUTDOWN_DRAIN_MS: '100', LOG_LEVEL: 'warn' })
+  // the exchange client's circuit breaker stays open UPSTREAM_BREAKER_OPEN_MS after the outage (default 10 s);
+  // recovery then starts with its half-open probe, which the pollers aim at (circuit_open carries retryAfterMs)
+  const g = await startTestApp(t, { POLL_INTERVAL_MS: String(POLL_MS), TICKER_INTERVAL_MS: '1000', SHUTDOWN_DRAIN_MS: '100', LOG_LEVEL: 'warn', UPSTREAM_BREAKER_OPEN_MS: '3000' })
   const user = await g.userWithCredentials(0)
-  // The exchange client's circuit breaker stays open 30 s after the outage (its default); recovery then
-  // starts with its half-open probe, which the pollers aim at (circuit_open carries retryAfterMs).
-  // Shortened here so the test does not wait 30 s; the behaviour is the same.
-  ;(g.app.exchange.client as unknown as { breaker: { openMs: number } }).breaker.openMs = 3000
+  t.equal((g.app.exchange.client as unknown as { breaker: { openMs: number } }).breaker.openMs, 3000, 'the breaker open time comes from UPSTREAM_BREAKER_OPEN_MS')
   const c = await WsClient.authed(g.wsUrl, user.token)
   await c.next((f) => f.type === 'data_update' && f.channel === 'positions', 8000)
   t.equal(c.frames.find((f) => f.type === 'connection').source, 'simulator', 'demo mode says source: simulator')
