@@ -42,6 +42,7 @@ export const EnvSchema = Type.Object({
   WS_RATE_LIMIT_PER_SEC: Int(20, 1, 10000, 'inbound messages per second per socket'),
   SHUTDOWN_DRAIN_MS: Int(2000, 0, 60000, 'window over which sockets are closed with 1001 on shutdown'),
   ACCESS_TOKEN_TTL_S: Int(900, 5, 86400, 'access token lifetime'),
+  REFRESH_REUSE_GRACE_MS: Int(10000, 0, 60000, 'the token rotated last may be presented again this soon (concurrent tabs) without revoking the session'),
   REFRESH_TOKEN_TTL_S: Int(2592000, 60, 31536000, 'refresh session lifetime'),
   AUTH_RATE_LIMIT_IP_PER_MIN: Int(30, 1, 1000000, 'register/login attempts per client IP per minute'),
   AUTH_RATE_LIMIT_USER_PER_MIN: Int(10, 1, 1000000, 'login attempts per username per minute'),

@@ -10,7 +10,8 @@ const hs256 = (payload: object, key: string) => {
 }
 
 t.test('register, login, me, refresh rotation, reuse detection, logout', async (t) => {
-  const g = await startTestApp(t)
+  // strict: no grace window for concurrent tabs (tested on its own below)
+  const g = await startTestApp(t, { REFRESH_REUSE_GRACE_MS: '0' })
   const username = uniqueName('alice')
   const password = 'correct horse battery'
 
@@ -244,4 +245,27 @@ t.test('scale-out: with REDIS_URL the login limits are shared by every node', as
   t.same(codes, [401, 401, 401, 401, 401, 429, 429, 429], 'one per-IP budget across the cluster, not one per node')
   const keys = await redis.admin.keys(`${redis.prefix}:rate-limit:*`)
   t.ok(keys.length > 0, 'the counters live in Redis under the deployment prefix')
+})
+
+t.test('tabs refreshing at the same moment keep the session; a reuse after the grace window still revokes it', async (t) => {
+  const g = await startTestApp(t, { REFRESH_REUSE_GRACE_MS: '1500' })
+  const { username, password } = await g.register()
+  const u = await g.login(username, password)
+  const cookieOf = (r: { setCookie: string[] }) => r.setCookie.map((c) => c.split(';')[0]!).find((c) => c.startsWith('lnm_refresh='))
+  const both = await Promise.all([0, 1, 2].map(() => g.http('POST', '/api/auth/refresh', { cookie: u.cookie })))
+  t.same(both.map((r) => r.status), [200, 200, 200], 'three tabs refreshing with the same cookie all get an access token')
+  const newCookies = both.map(cookieOf).filter(Boolean)
+  t.equal(newCookies.length, 1, 'exactly one of them rotated the refresh token (and set the new cookie)')
+  const me = await g.http('GET', '/api/me', { token: both[2]!.body.accessToken })
+  t.equal(me.status, 200, 'the grace answer is a working access token')
+  const next = await g.http('POST', '/api/auth/refresh', { cookie: newCookies[0]! })
+  t.equal(next.status, 200, 'the session goes on with the newest cookie')
+  const latest = cookieOf(next)!
+  await new Promise((r) => setTimeout(r, 1700))
+  const late = await g.http('POST', '/api/auth/refresh', { cookie: newCookies[0]! })
+  t.equal(late.status, 401, 'the rotated token presented after the grace window is refused')
+  t.equal((await g.http('POST', '/api/auth/refresh', { cookie: latest })).status, 401, 'and the session is revoked')
+  const events = await g.app.prisma.authEvent.findMany({ where: { userId: u.userId } })
+  t.ok(events.some((e) => e.event === 'refresh_grace'), 'grace answers are audited')
+  t.ok(events.some((e) => e.event === 'refresh_reuse'), 'the late reuse is audited as reuse')
 })

@@ -117,11 +117,18 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const now = new Date()
     const session = await app.prisma.refreshSession.findUnique({ where: { tokenHash: hash } })
     if (!session) {
+      // tabs of one browser refreshing at the same moment all present the same cookie: the token rotated last,
+      // presented again within REFRESH_REUSE_GRACE_MS, gets an access token (no new refresh token: the browser
+      // already holds it from the request that won the rotation) instead of being treated as theft
+      const justRotated = await app.prisma.refreshSession.findUnique({ where: { prevTokenHash: hash } })
+      if (justRotated && !justRotated.revokedAt && justRotated.expiresAt > now && now.getTime() - justRotated.rotatedAt.getTime() <= config.REFRESH_REUSE_GRACE_MS) {
+        app.authn.audit('refresh_grace', { userId: justRotated.userId, ip: request.ip, detail: 'concurrent refresh within the grace window' })
+        return app.authn.issueAccessToken(justRotated.userId)
+      }
       // a rotated token presented again — the last one, or any older one of the same session (its id prefix says
       // which): whoever holds it is not the legitimate client — end the session
       const sid = refreshSessionId(presented)
-      const stolen = (await app.prisma.refreshSession.findUnique({ where: { prevTokenHash: hash } }))
-        ?? (sid ? await app.prisma.refreshSession.findUnique({ where: { id: sid } }) : null)
+      const stolen = justRotated ?? (sid ? await app.prisma.refreshSession.findUnique({ where: { id: sid } }) : null)
       if (stolen && !stolen.revokedAt) {
         await app.prisma.refreshSession.update({ where: { id: stolen.id }, data: { revokedAt: now } })
         app.authn.audit('refresh_reuse', { userId: stolen.userId, ip: request.ip, detail: 'rotated refresh token reused; session revoked' })
@@ -140,7 +147,14 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       where: { id: session.id, tokenHash: hash, revokedAt: null },
       data: { tokenHash: sha256hex(next), prevTokenHash: hash, rotatedAt: now },
     })
-    if (rotated.count !== 1) throw httpError(401, 'invalid_session', 'Refresh session is not valid')
+    if (rotated.count !== 1) {
+      // lost the race to a concurrent refresh of the same cookie a moment ago: the same grace as above
+      if (config.REFRESH_REUSE_GRACE_MS > 0) {
+        app.authn.audit('refresh_grace', { userId: session.userId, ip: request.ip, detail: 'concurrent refresh lost the rotation race' })
+        return app.authn.issueAccessToken(session.userId)
+      }
+      throw httpError(401, 'invalid_session', 'Refresh session is not valid')
+    }
     setRefreshCookie(reply, next, session.expiresAt)
     app.authn.audit('refresh', { userId: session.userId, ip: request.ip })
     return app.authn.issueAccessToken(session.userId)
