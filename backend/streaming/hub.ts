@@ -445,6 +445,9 @@ export class Hub {
     c.tokenHash = info.tokenHash
     c.expMs = info.exp * 1000
     c.state = State.OPEN
+    // ack, connection, snapshots and statuses leave in one system call instead of five or six
+    const raw = (c.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket
+    raw?.cork()
     if (requestId) this.ack(c, requestId, 'ok', undefined, { expiresAt: c.expMs })
     const room = this.ensureRoom(info.userId)
     room.conns.add(c)
@@ -461,6 +464,7 @@ export class Hub {
     })
     this.sendSnapshots(c, c.channels)
     this.sendStatuses(c, true)
+    raw?.uncork()
     const q = c.queue
     c.queue = null
     if (q) for (const m of q) if (c.state === State.OPEN) this.dispatch(c, m)

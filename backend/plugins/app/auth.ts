@@ -68,7 +68,8 @@ export default fp(
       if (revokedHere.has(tokenHash)) throw new AuthError('revoked', 'token revoked')
       let payload: { sub?: unknown; exp?: unknown; iat?: unknown }
       try {
-        payload = app.jwt.verify(token, { algorithms: ['HS256'] })
+        // no per-call options: the verifier (HS256 only) is built once at registration; options here would build one per call
+        payload = app.jwt.verify(token)
       } catch (err) {
         const code = String((err as { code?: string }).code ?? '')
         if (code.includes('EXPIRED')) throw new AuthError('expired', 'token expired')
