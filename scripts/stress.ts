@@ -1,6 +1,6 @@
 /**
  * npm run stress -- --connections N [--accounts A] [--duration S] [--rate T] [--ramp R] [--gateway-workers W]
- *                   [--clients C] [--redis-url URL] [--database-url URL] [--out FILE]
+ *                   [--clients C] [--redis-url URL | --no-redis] [--database-url URL] [--retries 5] [--out FILE]
  *
  * N authenticated dashboards (A accounts, N/A sockets each) ramp up at R connections/s while the simulator's
  * price ticks T times a second, hold for S seconds receiving updates, then close cleanly. Reports the
@@ -11,13 +11,15 @@
  * Sizing on this kind of machine: a process may hold at most `ulimit -Hn` descriptors (20 000 here, and
  * CAP_SYS_RESOURCE is not available to raise it), so above ~19 500 sockets the gateway runs as a Node cluster
  * of W processes behind one port (scripts/lib/gateway-cluster.ts) sharing one PostgreSQL database (a fresh
- * database on the local server, dropped afterwards, unless --database-url is given). Client sockets are
+ * database on the local server, dropped afterwards, unless --database-url is given) and, when Redis answers on
+ * 127.0.0.1:6379 (or --redis-url), one Redis bus (one poller per account across the cluster). Client sockets are
  * spread over several load-generator processes and over 127.0.0.2… source addresses, so no process runs
  * out of descriptors and no address out of ephemeral ports.
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { connect as netConnect } from 'node:net'
 import pg from 'pg'
 import { intArg, numArg, parseArgs } from './lib/args.ts'
 import { describeMachine, machineLine } from './lib/machine.ts'
@@ -26,7 +28,7 @@ import { sourceAddresses } from './lib/net.ts'
 import { fdLimits, procSampleAll, ROOT, rpc, sleep, stopChild, systemCpu, systemCpuPercent } from './lib/proc.ts'
 import { makeSimAccounts, startSim } from './lib/servers.ts'
 import { PriceDriver } from './lib/ticker.ts'
-import { fmt, round, table, type Summary } from './lib/stats.ts'
+import { fmt, markdownTable, round, table, type Summary } from './lib/stats.ts'
 import { metrics, promValue, provisionUsers, startGateway, type Gateway } from './lib/gateway.ts'
 
 const args = parseArgs()
@@ -39,9 +41,23 @@ const fd = fdLimits()
 const perProcess = Number.isFinite(fd.hard) ? Math.max(1000, fd.hard - 500) : 1_000_000
 const gwWorkers = intArg(args, 'gateway-workers', Math.max(1, Math.ceil(N / perProcess)), 1, 16)
 const clients = intArg(args, 'clients', Math.max(2, Math.ceil(N / 8000)), 1, 16)
+/** a dashboard refused with 503/1013 (load shedding) retries with backoff; the first-attempt refusals are reported */
+const retries = intArg(args, 'retries', 5, 0, 20)
 const started = new Date()
 const outFile = args.get('out') ?? join(ROOT, 'bench/results', `stress-${started.toISOString().replace(/[:.]/g, '-')}.json`)
 const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`)
+
+/** true when a Redis server answers PING at host:port within a second */
+function redisAnswers(host = '127.0.0.1', port = 6379): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = netConnect({ host, port })
+    const done = (v: boolean) => { sock.destroy(); resolve(v) }
+    sock.setTimeout(1000, () => done(false))
+    sock.once('error', () => done(false))
+    sock.once('connect', () => sock.write('PING\r\n'))
+    sock.once('data', (d) => done(d.toString().startsWith('+PONG')))
+  })
+}
 
 async function createDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
   const given = args.get('database-url')
@@ -94,8 +110,11 @@ async function main(): Promise<void> {
     if (gwWorkers > 1) {
       db = await createDatabase()
       env.DATABASE_URL = db.url
-      const redis = args.get('redis-url')
+      // the cluster shares polling and fan-out through Redis when one answers (CONTRACT §2), else each worker polls alone
+      const redis = args.get('redis-url') ?? (args.get('no-redis') === undefined && (await redisAnswers()) ? `redis://127.0.0.1:6379?prefix=lnm-stress-${process.pid}` : undefined)
       if (redis) env.REDIS_URL = redis
+      result.settings.redis = redis ? redis.replace(/\/\/[^@]*@/, '//…@') : 'none (each gateway process polls its own accounts)'
+      log(`gateway cluster bus: ${result.settings.redis}`)
     } else if (args.get('database-url')) env.DATABASE_URL = args.get('database-url') as string
     gw = await startGateway({ apiUrl: sim.url, streamUrl: sim.streamUrl, env, workers: gwWorkers, nodeArgs: ['--max-old-space-size=4096'] })
     log(`gateway up: pids ${gw.pids().join(', ')} on :${gw.port}`)
@@ -123,11 +142,12 @@ async function main(): Promise<void> {
     log(`ramping up ${N} dashboards at ${ramp}/s…`)
     const probeN = Math.min(200, Math.max(10, Math.round(N / 100)))
     const t0 = Date.now()
-    const conn = await lg.connect({ kind: 'gateway', url: gw.wsUrl, count: N, tokens, authVia: 'message', localAddresses, ratePerSec: ramp, concurrency: 64, timeoutMs: 30_000, reset: true }, probeN)
+    const conn = await lg.connect({ kind: 'gateway', url: gw.wsUrl, count: N, tokens, authVia: 'message', localAddresses, ratePerSec: ramp, concurrency: 64, timeoutMs: 30_000, reset: true, retries }, probeN)
     const rampS = (Date.now() - t0) / 1000
     const afterRamp = await lg.report()
     log(`ramp done: ${conn.connected}/${N} connected in ${rampS.toFixed(1)} s; connect p50 ${fmt(afterRamp.connect.p50, 1)} ms, p99 ${fmt(afterRamp.connect.p99, 1)} ms` +
-      (Object.keys(afterRamp.failures).length ? `; failures ${JSON.stringify(afterRamp.failures)}` : ''))
+      (Object.keys(afterRamp.failures).length ? `; failures ${JSON.stringify(afterRamp.failures)}` : '') +
+      (Object.keys(afterRamp.retried).length ? `; first attempts refused then retried ${JSON.stringify(afterRamp.retried)}` : ''))
     const m0 = await metrics(gw.origin).catch(() => '')
     result.gatewayOpenAfterRamp = promValue(m0, 'lnm_gateway_ws_connections_open')
 
@@ -172,7 +192,12 @@ async function main(): Promise<void> {
 
     const lat = (s: Summary | null) => (s ? { n: s.n, p50: round(s.p50, 2), p90: round(s.p90, 2), p99: round(s.p99, 2), p999: round(s.p999, 2), max: round(s.max, 2), mean: round(s.mean, 2) } : null)
     Object.assign(result, {
-      connections: { requested: N, connected: conn.connected, successRate: conn.connected / N, rampSeconds: round(rampS, 1), failures: afterRamp.failures, connectMs: lat(afterRamp.connect) },
+      connections: {
+        requested: N, connected: conn.connected, successRate: conn.connected / N, rampSeconds: round(rampS, 1), failures: afterRamp.failures,
+        firstAttemptRefusals: afterRamp.retried, connectedAfterRetry: afterRamp.connectedAfterRetry,
+        firstAttemptSuccessRate: (conn.connected - afterRamp.connectedAfterRetry) / N,
+        retriesAllowed: retries, connectMs: lat(afterRamp.connect),
+      },
       hold: {
         seconds: round(holdWall, 1), openAtStart: openAtHold, openAtEnd: held.open, ticksSent: drive.sent, ticksSkipped: drive.skipped,
         tickerFrames, accountFrames: held.dataFrames.account ?? 0, positionsFrames: held.dataFrames.positions ?? 0, expectedTickerFrames: expected,
@@ -201,6 +226,7 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true })
   }
   result.finishedAt = new Date().toISOString()
+  result.loadAvgAtEnd = (await import('node:os')).loadavg().map((x) => round(x, 2))
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true })
   writeFileSync(outFile, JSON.stringify(result, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n')
 
@@ -212,9 +238,11 @@ async function main(): Promise<void> {
     ['figure', 'value'],
     ['connections requested', String(N)],
     ['connected (success rate)', `${c.connected} (${(c.successRate * 100).toFixed(2)} %)`],
+    ['connected at the first attempt', `${c.connected - c.connectedAfterRetry} (${(c.firstAttemptSuccessRate * 100).toFixed(2)} %)`],
     ['ramp', `${c.rampSeconds} s at ${ramp}/s`],
     ['connect time p50 / p90 / p99 / max ms', `${fmt(c.connectMs.p50, 1)} / ${fmt(c.connectMs.p90, 1)} / ${fmt(c.connectMs.p99, 1)} / ${fmt(c.connectMs.max, 1)}`],
     ['failures', Object.keys(c.failures).length ? JSON.stringify(c.failures) : 'none'],
+    ['first attempts refused, then retried', Object.keys(c.firstAttemptRefusals).length ? JSON.stringify(c.firstAttemptRefusals) : 'none'],
     ['open at hold start / end', `${h.openAtStart} / ${h.openAtEnd}`],
     ['ticker frames received (expected ≈)', `${h.tickerFrames.toLocaleString('en-US')} (${h.expectedTickerFrames.toLocaleString('en-US')})`],
     ['frames/s during hold', fmt(h.framesPerSec, 0)],
@@ -229,10 +257,13 @@ async function main(): Promise<void> {
     ['gateway RSS growth per open connection KiB (receiving)', fmt(g.rssPerConnectionBytes / 1024, 2)],
     ['upstream requests/min during hold', fmt(h.upstreamRequestsPerMinute, 1)],
     ['client close: clean / attempted', `${result.close.cleanCloses} / ${result.close.closed} in ${result.close.clientCloseMs} ms`],
-    ['gateway open sockets after clients closed', String(g.openAfterClientsClosed)],
+    [g.processes > 1 ? 'gateway open sockets after clients closed (one worker\'s /metrics)' : 'gateway open sockets after clients closed', String(g.openAfterClientsClosed)],
     ['gateway stop (SIGTERM → exit)', `${g.stopMs} ms, exit code ${g.exitCode}`],
   ]
-  process.stdout.write(`\nlnm-gateway stress — ${machineLine(machine)}\n${started.toISOString()}\n\n${table(rows)}\n\nwritten: ${outFile}\n`)
+  process.stdout.write(`\nlnm-gateway stress — ${machineLine(machine)}\n${started.toISOString()}\n\n${table(rows)}\n\n` +
+    (args.get('markdown') !== undefined ? `${markdownTable(rows)}\n\n` : '') + `written: ${outFile}\n`)
+  result.table = rows
+  writeFileSync(outFile, JSON.stringify(result, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n')
   const ok = c.successRate === 1 && h.openAtEnd === c.connected
   process.exitCode = ok ? 0 : 2
 }

@@ -9,6 +9,26 @@ import { WebSocketServer, WebSocket } from 'ws'
 import { subscribeFeed, tickerSnapshot, TICKER_TOPIC } from '../lib/feed.ts'
 
 const port = Number(process.env.PORT ?? 0)
+/**
+ * Experiment, not the reference (GATED=batch|conflate): at most one write in flight per socket, as Engine.IO
+ * does; frames that arrive meanwhile are written together once it completes (batch) or only the latest (conflate).
+ */
+const gated = process.env.GATED as 'batch' | 'conflate' | undefined
+const kBusy = Symbol('busy')
+const kQueue = Symbol('queue')
+type Gated = WebSocket & { [kBusy]?: boolean; [kQueue]?: Buffer[] }
+function gatedSend(c: Gated, frames: Buffer[]): void {
+  c[kBusy] = true
+  const sock = (c as unknown as { _socket: { cork(): void; uncork(): void } })._socket
+  if (frames.length > 1) sock.cork()
+  for (let i = 0; i < frames.length; i++) c.send(frames[i], { binary: false }, i === frames.length - 1 ? () => onWritten(c) : undefined)
+  if (frames.length > 1) sock.uncork()
+}
+function onWritten(c: Gated): void {
+  c[kBusy] = false
+  const q = c[kQueue]
+  if (q && q.length && c.readyState === WebSocket.OPEN) { c[kQueue] = []; gatedSend(c, q) }
+}
 const feedUrl = process.env.FEED_URL
 const server = createServer((_req, res) => { res.writeHead(404).end() })
 const wss = new WebSocketServer({ server, path: '/ws', perMessageDeflate: false, maxPayload: 16 * 1024 })
@@ -25,7 +45,17 @@ if (feedUrl) {
     const frame = Buffer.from(JSON.stringify({
       type: 'data_update', channel: 'ticker', epoch, seq: ++seq, sourceTs: data?.time ?? Date.now(), ts: Date.now(), source: 'simulator', data: tickerSnapshot(data ?? {}),
     }))
-    for (const c of wss.clients) if (c.readyState === WebSocket.OPEN) c.send(frame, { binary: false })
+    if (gated) {
+      for (const c of wss.clients as Set<Gated>) {
+        if (c.readyState !== WebSocket.OPEN) continue
+        if (c[kBusy]) {
+          if (gated === 'conflate') c[kQueue] = [frame]
+          else (c[kQueue] ??= []).push(frame)
+        } else gatedSend(c, [frame])
+      }
+    } else {
+      for (const c of wss.clients) if (c.readyState === WebSocket.OPEN) c.send(frame, { binary: false })
+    }
     fanoutSeconds += Number(process.hrtime.bigint() - t0) / 1e9
     broadcasts++
   })

@@ -31,6 +31,8 @@ interface ConnectOp {
   timeoutMs?: number
   /** forget the connect times and failures of earlier connect ops */
   reset?: boolean
+  /** retries after a retryable refusal (HTTP 503, close 1013, timeout, reset), with backoff, as a dashboard would */
+  retries?: number
 }
 
 const CH = { a: 0, p: 1, t: 2 } as Record<string, number>
@@ -62,9 +64,14 @@ let latTs = new Samples(500_000)
 let latSource = new Samples(500_000)
 let connectMs = new Samples(200_000)
 let failures: Record<string, number> = {}
+/** first-attempt refusals that a retry then turned into a connection (or not): by reason */
+let retried: Record<string, number> = {}
+/** connections that needed at least one retry and then connected */
+let connectedAfterRetry = 0
 let closing = false
 let firstFrameAt = 0
 let lastFrameAt = 0
+let lastAnyFrameAt = 0
 let measureStartedAt = 0
 let measureEndedAt = 0
 
@@ -98,6 +105,7 @@ function onData(c: Conn, buf: Buffer): void {
   // data_update frames: the hot path, no JSON.parse
   const du = buf.indexOf(K_DU)
   if (du >= 0 && du < 40) {
+    lastAnyFrameAt = performance.now()
     if (!measuring) { trackSeq(c, buf, false); return }
     const t = nowMs()
     st.frames++
@@ -136,9 +144,23 @@ function fail(reason: string): void {
   failures[reason] = (failures[reason] ?? 0) + 1
 }
 
-function openOne(op: ConnectOp, index: number): Promise<void> {
+const RETRYABLE = /^(HTTP 503|HTTP 429|closed 1013|closed 1001|timeout|error: (ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT))/
+
+async function openOne(op: ConnectOp, index: number): Promise<void> {
+  const t0 = nowMs()
+  const max = op.retries ?? 0
+  for (let attempt = 0; ; attempt++) {
+    const reason = await attemptOne(op, index, t0)
+    if (reason === null) { if (attempt > 0) connectedAfterRetry++; return }
+    if (attempt >= max || !RETRYABLE.test(reason)) { fail(reason); return }
+    retried[reason] = (retried[reason] ?? 0) + 1
+    await new Promise((r) => setTimeout(r, Math.min(5000, 500 * 2 ** attempt) * (0.5 + Math.random())))
+  }
+}
+
+/** one connection attempt: null when ready, else the reason it failed */
+function attemptOne(op: ConnectOp, index: number, t0: number): Promise<string | null> {
   return new Promise((resolve) => {
-    const t0 = nowMs()
     const token = op.tokens && op.tokens.length ? op.tokens[index % op.tokens.length] : undefined
     const headers: Record<string, string> = {}
     if (op.kind === 'gateway' && token && op.authVia === 'header') headers.authorization = `Bearer ${token}`
@@ -154,8 +176,7 @@ function openOne(op: ConnectOp, index: number): Promise<void> {
         maxPayload: 16 * 1024 * 1024,
       })
     } catch (e) {
-      fail(`construct: ${(e as Error).message}`)
-      resolve()
+      resolve(`construct: ${(e as Error).message}`)
       return
     }
     const c: Conn = { ws, ready: false, lastSeq: new Float64Array([-1, -1, -1]), lastEpoch: new Float64Array(3) }
@@ -169,11 +190,11 @@ function openOne(op: ConnectOp, index: number): Promise<void> {
         c.ready = true
         connectMs.add(nowMs() - t0)
         conns.push(c)
+        resolve(null)
       } else {
-        fail(reason ?? 'failed')
         try { ws.terminate() } catch { /* ignore */ }
+        resolve(reason ?? 'failed')
       }
-      resolve()
     }
     ws.on('open', () => {
       if (op.kind === 'ws') done(true)
@@ -206,6 +227,8 @@ function openOne(op: ConnectOp, index: number): Promise<void> {
     })
     ws.on('close', (code) => {
       if (!settled) { done(false, `closed ${code} before ready`); return }
+      // a failed attempt's own close (we terminated it) is not a dropped connection
+      if (!c.ready) return
       const k = String(code)
       st.closedByCode[k] = (st.closedByCode[k] ?? 0) + 1
       if (!closing) st.unexpectedCloses++
@@ -215,7 +238,7 @@ function openOne(op: ConnectOp, index: number): Promise<void> {
 }
 
 async function connect(op: ConnectOp): Promise<Record<string, unknown>> {
-  if (op.reset) { connectMs = new Samples(200_000); failures = {} }
+  if (op.reset) { connectMs = new Samples(200_000); failures = {}; retried = {}; connectedAfterRetry = 0 }
   const conc = Math.max(1, op.concurrency ?? 100)
   const offset = op.offset ?? 0
   const interval = op.ratePerSec && op.ratePerSec > 0 ? 1000 / op.ratePerSec : 0
@@ -269,6 +292,8 @@ function report(): Record<string, unknown> {
     closedByCode: st.closedByCode,
     unexpectedCloses: st.unexpectedCloses,
     failures,
+    retried,
+    connectedAfterRetry,
     latTs: Float64Array.from(latTs.values()),
     latTsCount: latTs.count,
     latTsMax: latTs.max,
@@ -304,6 +329,7 @@ process.on('message', (m: any) => {
       case 'measure': resetCounters(); measuring = true; measureStartedAt = nowMs(); measureEndedAt = 0; return { open: openCount() }
       case 'pause': measuring = false; measureEndedAt = nowMs(); return report()
       case 'report': return report()
+      case 'idleFor': return { idleMs: lastAnyFrameAt === 0 ? Infinity : performance.now() - lastAnyFrameAt }
       case 'send': {
         let n = 0
         for (const c of conns) if (c.ws.readyState === WebSocket.OPEN) { c.ws.send(m.data as string); n++ }

@@ -24,6 +24,8 @@ export interface WorkerReport {
   closedByCode: Record<string, number>
   unexpectedCloses: number
   failures: Record<string, number>
+  retried: Record<string, number>
+  connectedAfterRetry: number
   latTs: Float64Array
   latTsCount: number
   latTsMax: number
@@ -51,6 +53,9 @@ export interface Aggregate {
   closedByCode: Record<string, number>
   unexpectedCloses: number
   failures: Record<string, number>
+  /** first attempts refused with a retryable answer (the connection was then retried) */
+  retried: Record<string, number>
+  connectedAfterRetry: number
   latency: Summary
   latencySource: Summary
   probeLatency: Summary | null
@@ -71,6 +76,8 @@ export interface ConnectSpec {
   timeoutMs?: number
   /** forget connect times and failures of earlier connects */
   reset?: boolean
+  /** retries after a retryable refusal (503, 1013, timeout), with backoff */
+  retries?: number
 }
 
 export class LoadGen {
@@ -114,7 +121,7 @@ export class LoadGen {
     const res = await Promise.all(shares.filter(([, n]) => n > 0).map(([c, n, off]) => rpc(c, {
       op: 'connect', kind: spec.kind, url: spec.url, count: n, offset: off, tokens: spec.tokens, authVia: spec.authVia ?? 'message',
       localAddresses: spec.localAddresses, concurrency: spec.concurrency ?? 64, timeoutMs: spec.timeoutMs ?? 20_000,
-      ratePerSec: total > 0 ? (total * n) / spec.count : 0, reset: spec.reset ?? false,
+      ratePerSec: total > 0 ? (total * n) / spec.count : 0, reset: spec.reset ?? false, retries: spec.retries ?? 0,
     }, timeout)))
     return { connected: res.reduce((a, r) => a + (r.connected as number), 0), wallMs: performance.now() - t0 }
   }
@@ -135,6 +142,17 @@ export class LoadGen {
     const bulk = await Promise.all(this.bulk.map((c) => rpc<WorkerReport>(c, { op: 'report' }, 60_000)))
     const probe = this.probe ? await rpc<WorkerReport>(this.probe, { op: 'report' }, 60_000) : null
     return aggregate(bulk, probe)
+  }
+
+  /** wait until no data frame has arrived for `quietMs` in any process (a backlog drained); returns the wait */
+  async waitQuiet(quietMs: number, maxMs: number): Promise<number> {
+    const t0 = performance.now()
+    while (performance.now() - t0 < maxMs) {
+      const r = await Promise.all(this.all.map((c) => rpc(c, { op: 'idleFor' }, 10_000)))
+      if (r.every((x) => (x.idleMs as number) >= quietMs)) break
+      await new Promise((res) => setTimeout(res, 200))
+    }
+    return performance.now() - t0
   }
 
   async sendAll(data: string): Promise<number> {
@@ -161,7 +179,7 @@ export function aggregate(bulk: WorkerReport[], probe: WorkerReport | null): Agg
   const out: Aggregate = {
     windowMs: all.reduce((a, r) => a + r.windowMs, 0) / Math.max(1, all.length),
     open: 0, frames: 0, bytes: 0, dataFrames: {}, statusFrames: 0, errorFrames: 0, gaps: 0, gapEvents: 0, dupes: 0,
-    closedByCode: {}, unexpectedCloses: 0, failures: {},
+    closedByCode: {}, unexpectedCloses: 0, failures: {}, retried: {}, connectedAfterRetry: 0,
     latency: summarize(all.map((r) => r.latTs), Math.max(...all.map((r) => r.latTsMax).filter(Number.isFinite), -Infinity), all.reduce((a, r) => a + r.latTsCount, 0)),
     latencySource: summarize(all.map((r) => r.latSource), Math.max(...all.map((r) => r.latSourceMax).filter(Number.isFinite), -Infinity), all.reduce((a, r) => a + r.latSourceCount, 0)),
     probeLatency: probe && probe.latTs.length ? summarize([probe.latTs], probe.latTsMax, probe.latTsCount) : null,
@@ -169,12 +187,14 @@ export function aggregate(bulk: WorkerReport[], probe: WorkerReport | null): Agg
     connect: summarize(all.map((r) => r.connectMs)),
   }
   for (const r of all) {
+    out.connectedAfterRetry += r.connectedAfterRetry
     out.open += r.open; out.frames += r.frames; out.bytes += r.bytes
     out.statusFrames += r.statusFrames; out.errorFrames += r.errorFrames
     out.gaps += r.gaps; out.gapEvents += r.gapEvents; out.dupes += r.dupes; out.unexpectedCloses += r.unexpectedCloses
     addCounts(out.dataFrames, r.dataFrames)
     addCounts(out.closedByCode, r.closedByCode)
     addCounts(out.failures, r.failures)
+    addCounts(out.retried, r.retried)
   }
   if (!Number.isFinite(out.latency.max)) out.latency.max = NaN
   if (!Number.isFinite(out.latencySource.max)) out.latencySource.max = NaN

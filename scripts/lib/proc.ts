@@ -123,31 +123,37 @@ export async function stopChild(c: ChildProcess | undefined, graceMs = 3000): Pr
 
 const CLK_TCK = 100 // Linux USER_HZ is 100 on every mainstream kernel/arch
 
-export interface ProcSample { t: number; cpuS: number; rssBytes: number }
+export interface ProcSample { t: number; cpuS: number; rssBytes: number; userS: number; sysS: number }
 
 /** CPU seconds (user+system) and RSS of one pid, read from /proc */
 export function procSample(pid: number): ProcSample {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   // fields[0] is state (field 3); utime is field 14, stime field 15 → indexes 11, 12
-  const cpuS = (Number(fields[11]) + Number(fields[12])) / CLK_TCK
+  const userS = Number(fields[11]) / CLK_TCK
+  const sysS = Number(fields[12]) / CLK_TCK
+  const cpuS = userS + sysS
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
   const m = /VmRSS:\s+(\d+) kB/.exec(status)
-  return { t: performance.now(), cpuS, rssBytes: m ? Number(m[1]) * 1024 : 0 }
+  return { t: performance.now(), cpuS, userS, sysS, rssBytes: m ? Number(m[1]) * 1024 : 0 }
 }
 
 /** the sum over several pids (a clustered gateway) */
 export function procSampleAll(pids: number[]): ProcSample {
   let cpuS = 0
+  let userS = 0
+  let sysS = 0
   let rssBytes = 0
   for (const pid of pids) {
     try {
       const s = procSample(pid)
       cpuS += s.cpuS
+      userS += s.userS
+      sysS += s.sysS
       rssBytes += s.rssBytes
     } catch { /* exited */ }
   }
-  return { t: performance.now(), cpuS, rssBytes }
+  return { t: performance.now(), cpuS, userS, sysS, rssBytes }
 }
 
 /** CPU use between two samples, in percent of one core */
@@ -185,4 +191,30 @@ export function systemCpu(): { busy: number; total: number } {
 export function systemCpuPercent(a: { busy: number; total: number }, b: { busy: number; total: number }): number {
   const dt = b.total - a.total
   return dt > 0 ? ((b.busy - a.busy) / dt) * 100 : NaN
+}
+
+/** the inspector URL a child started with --inspect=127.0.0.1:0 printed (null until it has) */
+export function inspectorUrl(output: string): string | null {
+  const m = /Debugger listening on (ws:\/\/127\.0\.0\.1:\d+\/[0-9a-f-]+)/.exec(output)
+  return m ? m[1] : null
+}
+
+/**
+ * A full garbage collection in another process through its inspector (HeapProfiler.collectGarbage), so
+ * RSS readings before and after opening connections compare live memory rather than GC timing.
+ * Resolves false when there is no inspector or it does not answer in time.
+ */
+export async function remoteGc(url: string | null, timeoutMs = 10_000): Promise<boolean> {
+  if (!url) return false
+  const { default: WebSocket } = await import('ws')
+  return new Promise<boolean>((resolve) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false })
+    const t = setTimeout(() => { ws.terminate(); resolve(false) }, timeoutMs)
+    ws.on('open', () => ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' })))
+    ws.on('message', (d: Buffer) => {
+      const m = JSON.parse(d.toString()) as { id?: number }
+      if (m.id === 1) { clearTimeout(t); ws.close(); resolve(true) }
+    })
+    ws.on('error', () => { clearTimeout(t); resolve(false) })
+  })
 }

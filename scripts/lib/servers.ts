@@ -1,17 +1,17 @@
-/** Start the simulator, the reference servers and the stub feed as separate processes. */
+/** Start the simulator and the reference servers as separate processes. */
 import type { ChildProcess } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { captureOutput, forkTs, waitMessage } from './proc.ts'
 
-export interface Child { proc: ChildProcess; pid: number; port: number }
+export interface Child { proc: ChildProcess; pid: number; port: number; output: () => string }
 
-async function startForked(file: string, env: Record<string, string>, what: string, timeoutMs = 30_000): Promise<Child & { msg: any }> {
-  const proc = forkTs(file, [], { env })
+async function startForked(file: string, env: Record<string, string>, what: string, timeoutMs = 30_000, nodeArgs: string[] = []): Promise<Child & { msg: any }> {
+  const proc = forkTs(file, [], { env, nodeArgs })
   const out = captureOutput(proc)
   try {
     const msg = await waitMessage<any>(proc, (m) => m && m.ready === true, timeoutMs, what)
-    return { proc, pid: proc.pid as number, port: msg.port as number, msg }
+    return { proc, pid: proc.pid as number, port: msg.port as number, msg, output: out }
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${out()}`)
   }
@@ -36,14 +36,10 @@ export async function startSim(dir: string, accounts: SimAccount[]): Promise<Chi
   return { ...c, url: c.msg.url, streamUrl: c.msg.streamUrl }
 }
 
-export async function startStubFeed(): Promise<Child & { streamUrl: string; origin: string }> {
-  const c = await startForked('scripts/bench/stub-stream.ts', { PORT: '0' }, 'stub feed start')
-  return { ...c, streamUrl: `ws://127.0.0.1:${c.port}/v1`, origin: `http://127.0.0.1:${c.port}` }
-}
-
-export async function startRef(kind: 'ws' | 'sio', feedUrl: string): Promise<Child & { url: string }> {
+/** `inspect`: start with an inspector on a free loopback port, so the bench can trigger a GC before RSS readings */
+export async function startRef(kind: 'ws' | 'sio', feedUrl: string, inspect = false): Promise<Child & { url: string }> {
   const file = kind === 'ws' ? 'scripts/bench/ref-ws.ts' : 'scripts/bench/ref-sio.ts'
-  const c = await startForked(file, { PORT: '0', FEED_URL: feedUrl }, `${kind} reference start`)
+  const c = await startForked(file, { PORT: '0', FEED_URL: feedUrl }, `${kind} reference start`, 30_000, inspect ? ['--inspect=127.0.0.1:0'] : [])
   const url = kind === 'ws' ? `ws://127.0.0.1:${c.port}/ws` : `ws://127.0.0.1:${c.port}/socket.io/?EIO=4&transport=websocket`
   return { ...c, url }
 }
