@@ -3,36 +3,16 @@
  * circuit breaker, client-side throttle (measured at the server).
  */
 import t, { type Test } from 'tap'
-import { Registry } from 'prom-client'
-import { createMetrics } from '../../metrics.ts'
-import { LnmClient, LnmError, type LnmClientOptions } from '../../exchange/client.ts'
+import { LnmClient, type LnmClientOptions } from '../../exchange/client.ts'
 import { V } from '../../exchange/schemas.ts'
 import { fullJitterBackoff, parseRetryAfter } from '../../exchange/resilience.ts'
-import { CREDS, CREDS2, json, lnmHandler, localServer, maxPerWindow, tripwire, type Handler } from './helpers.ts'
+import { CREDS, CREDS2, clientOnLocalServer, json, lnmHandler, maxPerWindow, rejects, tripwire, type Handler } from './helpers.ts'
 
 const wire = tripwire()
 type T = Test
 
-async function setup(t: T, handler: Handler, opts: Partial<LnmClientOptions> = {}) {
-  const server = await localServer(handler)
-  const metrics = createMetrics(new Registry())
-  const client = new LnmClient({ baseUrl: server.url, metrics, retry: { baseMs: 20, capMs: 80, retries: 3 }, limits: { publicPerSec: 1000, authPerSec: 1000 }, ...opts })
-  t.teardown(async () => {
-    await client.close()
-    await server.close()
-  })
-  return { server, client, metrics }
-}
+const setup = (t: T, handler: Handler, opts: Partial<LnmClientOptions> = {}) => clientOnLocalServer(t, handler, { retry: { baseMs: 20, capMs: 80, retries: 3 }, ...opts })
 
-async function rejects(p: Promise<unknown>): Promise<LnmError> {
-  try {
-    await p
-  } catch (e) {
-    if (e instanceof LnmError) return e
-    throw e
-  }
-  throw new Error('expected a rejection')
-}
 
 const sum = async (m: { get(): Promise<{ values: Array<{ value: number; labels: Record<string, unknown> }> }> }, f: (l: Record<string, unknown>) => boolean = () => true) =>
   (await m.get()).values.filter((v) => f(v.labels)).reduce((a, v) => a + v.value, 0)

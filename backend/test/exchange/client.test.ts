@@ -7,31 +7,13 @@ import { Registry } from 'prom-client'
 import { createMetrics } from '../../metrics.ts'
 import { LnmClient, LnmError } from '../../exchange/client.ts'
 import { toAccountSnapshot, toPositionsSnapshot, toTickerSnapshot } from '../../exchange/snapshots.ts'
-import { ACCOUNT, CREDS, CREDS2, TICKER, collectingLogger, json, lnmHandler, localServer, trade, tripwire, verifySignature } from './helpers.ts'
+import { clientOnLocalServer, rejects, ACCOUNT, CREDS, CREDS2, TICKER, collectingLogger, json, lnmHandler, localServer, trade, tripwire, verifySignature } from './helpers.ts'
 
 const wire = tripwire()
 const fast = { retry: { baseMs: 10, capMs: 40, retries: 3 }, limits: { publicPerSec: 1000, authPerSec: 1000 } }
 
-async function setup(t: Test, handler = lnmHandler(), extra: Partial<ConstructorParameters<typeof LnmClient>[0]> = {}) {
-  const server = await localServer(handler)
-  const metrics = createMetrics(new Registry())
-  const client = new LnmClient({ baseUrl: server.url, metrics, ...fast, ...extra })
-  t.teardown(async () => {
-    await client.close()
-    await server.close()
-  })
-  return { server, client, metrics }
-}
+const setup = (t: Test, handler = lnmHandler(), extra: Partial<ConstructorParameters<typeof LnmClient>[0]> = {}) => clientOnLocalServer(t, handler, { ...fast, ...extra })
 
-async function rejects(p: Promise<unknown>): Promise<LnmError> {
-  try {
-    await p
-  } catch (e) {
-    if (e instanceof LnmError) return e
-    throw e
-  }
-  throw new Error('expected a rejection')
-}
 
 t.test('read-only calls: signed on the wire, validated, typed results', async (t) => {
   const { server, client } = await setup(t)

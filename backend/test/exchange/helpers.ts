@@ -2,6 +2,9 @@
 import http from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { createHmac } from 'node:crypto'
+import { Registry } from 'prom-client'
+import { createMetrics } from '../../metrics.ts'
+import { LnmClient, LnmError, type LnmClientOptions } from '../../exchange/client.ts'
 
 export interface Recorded {
   method: string
@@ -167,4 +170,27 @@ export function collectingLogger() {
   const lines: string[] = []
   const log = (level: string) => (obj: object, msg?: string) => lines.push(`${level} ${JSON.stringify(obj)} ${msg ?? ''}`)
   return { lines, logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') } }
+}
+
+/** awaits a promise that must reject with an LnmError, and returns that error */
+export async function rejects(p: Promise<unknown>): Promise<LnmError> {
+  try {
+    await p
+  } catch (e) {
+    if (e instanceof LnmError) return e
+    throw e
+  }
+  throw new Error('expected a rejection')
+}
+
+/** an LnmClient (fast retries, throttles out of the way unless overridden) against a local server, closed in teardown */
+export async function clientOnLocalServer(t: { teardown(fn: () => unknown): void }, handler: Handler, opts: Partial<LnmClientOptions> = {}) {
+  const server = await localServer(handler)
+  const metrics = createMetrics(new Registry())
+  const client = new LnmClient({ baseUrl: server.url, metrics, limits: { publicPerSec: 1000, authPerSec: 1000 }, ...opts })
+  t.teardown(async () => {
+    await client.close()
+    await server.close()
+  })
+  return { server, client, metrics }
 }

@@ -7,9 +7,9 @@ import { once } from 'node:events'
 import { Registry } from 'prom-client'
 import { startSimulator, type Simulator } from '../../simulator/index.ts'
 import { createMetrics } from '../../metrics.ts'
-import { LnmClient, LnmError, type LnmClientOptions } from '../../exchange/client.ts'
+import { LnmClient, type LnmClientOptions } from '../../exchange/client.ts'
 import { LnmStream } from '../../exchange/stream.ts'
-import { collectingLogger, maxPerWindow, tripwire } from './helpers.ts'
+import { collectingLogger, maxPerWindow, rejects, tripwire } from './helpers.ts'
 
 const wire = tripwire()
 
@@ -26,15 +26,6 @@ async function setup(t: Test, opts: Partial<LnmClientOptions> = {}, simOpts: Par
   return { sim, client, creds, metrics }
 }
 
-async function rejects(p: Promise<unknown>): Promise<LnmError> {
-  try {
-    await p
-  } catch (e) {
-    if (e instanceof LnmError) return e
-    throw e
-  }
-  throw new Error('expected a rejection')
-}
 
 t.test('latency within budget → result', async (t) => {
   const { sim, client, creds } = await setup(t)
