@@ -135,6 +135,8 @@ t.test('desktop: live, positions, polling fallback, stale exchange, recovery', a
     }
     const chip = page.getByTestId('conn-chip')
     await page.locator('[data-testid="conn-chip"][data-state="polling"]').waitFor({ timeout: 15_000 })
+    // the countdown appears once the first fallback poll has answered (while it is in flight the chip says POLLING alone)
+    await page.locator('[data-testid="conn-chip"]', { hasText: /next in \d+ s/ }).waitFor({ timeout: 5_000 }).catch(() => {})
     t.match(await text(page, 'conn-chip'), /^POLLING \(next in \d+ s\)$/, 'the chip says POLLING with the countdown to the next poll')
     t.ok(await page.getByTestId('transport-banner').isVisible(), 'a banner says what POLLING means')
     const before = await text(page, 'last-price')
