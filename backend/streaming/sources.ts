@@ -2,6 +2,7 @@
  * The narrow upstream interfaces pollers depend on. The plugin adapts the LN Markets client to them;
  * unit tests pass fakes. Errors are classified by `kind` (LnmError's kinds), anything else is 'unavailable'.
  */
+import type { LnmErrorKind } from '../exchange/errors.ts'
 import type { AccountSnapshot, PositionsSnapshot, TickerSnapshot } from '../schemas/ws-protocol.ts'
 
 export interface Credentials {
@@ -46,14 +47,8 @@ export interface TickerStream {
 
 export type CredentialsLookup = (userId: string) => Promise<Credentials | null>
 
-export type FailureKind =
-  | 'credentials_rejected'
-  | 'rate_limited'
-  | 'unavailable'
-  | 'bad_response'
-  | 'timeout'
-  | 'client_error'
-  | 'circuit_open'
+/** the exchange client's error kinds (a type-only import: streaming stays free of the client at run time) */
+export type FailureKind = LnmErrorKind
 
 export interface Failure {
   kind: FailureKind
