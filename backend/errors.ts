@@ -3,6 +3,7 @@
  * 4xx messages pass through; 5xx details are logged and hidden.
  */
 import type { FastifyError, FastifyInstance } from 'fastify'
+import { FIELD_RULES } from './schemas/http.ts'
 
 export class HttpError extends Error {
   constructor(
@@ -53,7 +54,10 @@ export function installErrorHandlers(app: FastifyInstance): void {
     }
     const fe = err as FastifyError
     if (fe.validation) {
-      return reply.status(400).send(errorBody('validation_failed', fe.message))
+      // a body field with a written rule is named by that rule, not by the validator's text
+      const field = /^\/([A-Za-z]+)$/.exec(fe.validation[0]?.instancePath ?? '')?.[1]
+      const rule = fe.validationContext === 'body' && field ? FIELD_RULES[field] : undefined
+      return reply.status(400).send(errorBody('validation_failed', rule ?? fe.message))
     }
     const code = (fe.code && FASTIFY_CODES[fe.code]) ?? (status === 429 ? 'rate_limited' : status === 401 ? 'unauthorized' : status === 404 ? 'not_found' : 'bad_request')
     // a JSON parse error message can echo request bytes: keep it generic

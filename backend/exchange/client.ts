@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto'
 import { Pool } from 'undici'
 import { LRUCache } from 'lru-cache'
 import type { Metrics } from '../metrics.ts'
-import { authHeaders, type Credentials } from './signing.ts'
+import { authHeaders, unsendableCredentialField, type Credentials } from './signing.ts'
 import { LnmError, redact, type LnmErrorKind } from './errors.ts'
 import { AbortedError, BREAKER_GAUGE, CircuitBreaker, Throttle, fullJitterBackoff, parseRetryAfter, sleep, type ThrottleSlot } from './resilience.ts'
 import {
@@ -323,6 +323,14 @@ export class LnmClient {
     const endpoint = spec.endpoint ?? spec.path
     const secrets = spec.creds ? [spec.creds.secret, spec.creds.passphrase, spec.creds.key] : []
     if (this.closed) throw new LnmError('unavailable', endpoint, `lnm ${endpoint}: client closed`, { code: 'CLIENT_CLOSED' })
+    // a credential that cannot travel in an HTTP header is this user's problem alone: refuse it here, before it
+    // can take a throttle slot, a breaker decision or a pooled connection shared with every other account
+    const unsendable = spec.creds ? unsendableCredentialField(spec.creds) : null
+    if (unsendable) {
+      throw new LnmError('credentials_rejected', endpoint, `lnm ${endpoint}: the API ${unsendable} has characters LN Markets cannot receive (printable ASCII only)`, {
+        code: 'INVALID_CREDENTIALS',
+      })
+    }
     const started = Date.now()
     const deadline = opts.deadlineMs !== undefined ? started + opts.deadlineMs : undefined
     // one signal for the call: client close() or the caller's signal (listeners removed when the call ends)
@@ -489,7 +497,8 @@ export class LnmClient {
     if (spec.timing) spec.timing.sentAt = sentAt
     onSent(sentAt)
     try {
-      const res = await this.pool.request({
+      // raced with the attempt's own signal: whatever state the pool is in, the call ends when its signal does
+      const res = await abortable(this.pool.request({
         path: url.pathname + url.search,
         method: spec.method,
         headers,
@@ -497,7 +506,7 @@ export class LnmClient {
         headersTimeout: this.t.headersMs + 1_000,
         bodyTimeout: this.t.bodyMs + 1_000,
         signal: ac.signal,
-      })
+      }), ac.signal)
       status = res.statusCode
       if (spec.timing) spec.timing.receivedAt = Date.now()
       phase = 'body'
@@ -593,6 +602,10 @@ export class LnmClient {
     if (userAborted || code === 'UND_ERR_ABORTED' || name === 'AbortError') {
       return { error: new LnmError('timeout', endpoint, `lnm ${endpoint}: aborted by caller`, { code: 'ABORTED' }), retryable: false, upstreamFailure: false }
     }
+    if (code === 'UND_ERR_INVALID_ARG') {
+      // undici refused the request before sending it: a local fault of this call, not the exchange's
+      return { error: new LnmError('client_error', endpoint, `lnm ${endpoint}: request refused locally (${code})`, { code }), retryable: false, upstreamFailure: false }
+    }
     if (code === 'UND_ERR_CONNECT_TIMEOUT') {
       return { error: new LnmError('timeout', endpoint, `lnm ${endpoint}: connect timeout`, { code }), retryable: true, upstreamFailure: true }
     }
@@ -683,6 +696,44 @@ function linkSignals(a: AbortSignal, b?: AbortSignal): { signal: AbortSignal; di
       b.removeEventListener('abort', onB)
     },
   }
+}
+
+/**
+ * Settles with `p`, or rejects (AbortError) as soon as `signal` aborts, even when `p` never settles (a pool that lost
+ * its connections must not hold a caller past its own deadline). A response that arrives after the abort is dumped.
+ */
+function abortable<R extends { body: { dump(): Promise<void> } }>(p: Promise<R>, signal: AbortSignal): Promise<R> {
+  if (signal.aborted) {
+    p.then((r) => r.body.dump().catch(() => {}), () => {})
+    return Promise.reject(abortErrorOf(signal))
+  }
+  return new Promise<R>((resolve, reject) => {
+    const onAbort = () => {
+      reject(abortErrorOf(signal))
+      p.then((r) => r.body.dump().catch(() => {}), () => {})
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(
+      (r) => {
+        signal.removeEventListener('abort', onAbort)
+        if (signal.aborted) {
+          r.body.dump().catch(() => {})
+          return
+        }
+        resolve(r)
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(e)
+      },
+    )
+  })
+}
+
+function abortErrorOf(signal: AbortSignal): Error {
+  const e = new Error(`aborted: ${String((signal.reason as Error | undefined)?.message ?? signal.reason)}`)
+  e.name = 'AbortError'
+  return e
 }
 
 function pageQuery(q: { cursor?: string; from?: string | Date; to?: string | Date; limit?: number }): Record<string, QueryValue> {

@@ -34,6 +34,19 @@ export function signV3(secret: string, timestamp: number | string, method: strin
   return signRequest(secret, prehashV3(timestamp, method, url.pathname, signedData(url, body)))
 }
 
+/** printable ASCII, no leading or trailing space: what an HTTP header value carries unchanged */
+const HEADER_SAFE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/
+
+/**
+ * The first credential field that cannot be sent as an HTTP header value as is ('key' or 'passphrase'), or null.
+ * The secret never travels (it keys the HMAC), so any string works there.
+ */
+export function unsendableCredentialField(creds: Credentials): 'key' | 'passphrase' | null {
+  if (!HEADER_SAFE.test(creds.key)) return 'key'
+  if (!HEADER_SAFE.test(creds.passphrase)) return 'passphrase'
+  return null
+}
+
 /** The four lnm-access-* headers (lower-case, as the v3 SDK sends them). */
 export function authHeaders(creds: Credentials, timestamp: number, method: string, url: URL, body?: string): Record<string, string> {
   return {

@@ -27,14 +27,23 @@ export type UserT = Static<typeof User>
 export const TokenResponse = Type.Object({ accessToken: Type.String(), expiresAt: Type.Number({ description: 'epoch ms' }), tokenType: Type.Literal('Bearer') })
 
 /**
- * They travel in HTTP headers (the key and passphrase as is): printable ASCII for the key and secret, and no
- * control characters in the passphrase (a NUL or CR/LF would be a header-injection attempt or an upstream crash).
+ * What LN Markets can receive. The key and passphrase travel as HTTP header values, so they are printable ASCII with
+ * no leading or trailing space (anything else would be refused by the HTTP client or altered in transit); the
+ * secret keys the HMAC and is printable ASCII as the exchange issues it. Lengths are generous upper bounds.
  */
+const HEADER_SAFE_PATTERN = '^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$'
 export const CredentialsBody = Type.Object({
   apiKey: Type.String({ minLength: 8, maxLength: 256, pattern: '^[\\x21-\\x7e]+$' }),
   apiSecret: Type.String({ minLength: 8, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' }),
-  passphrase: Type.String({ minLength: 1, maxLength: 256, pattern: '^[^\\x00-\\x1f\\x7f]+$' }),
+  passphrase: Type.String({ minLength: 1, maxLength: 256, pattern: HEADER_SAFE_PATTERN }),
 }, { additionalProperties: false })
+
+/** one plain sentence per body field, used for its validation errors instead of the validator's own text */
+export const FIELD_RULES: Record<string, string> = {
+  apiKey: 'API key: 8 to 256 printable ASCII characters, no spaces',
+  apiSecret: 'API secret: 8 to 512 printable ASCII characters, no spaces',
+  passphrase: 'API passphrase: 1 to 256 printable ASCII characters (letters, digits, punctuation), no leading or trailing space',
+}
 
 export const CredentialsInfo = Type.Object({
   maskedKey: Type.String(),
