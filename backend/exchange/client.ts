@@ -453,6 +453,8 @@ export class LnmClient {
           return outcome.value
         }
         const f = (lastFailure = outcome.failure)
+        // Retry-After holds the whole bucket it came from (this key, or the public bucket), not just this call
+        if (f.error.status === 429 && f.error.retryAfterMs !== undefined && f.error.retryAfterMs > 0) throttle.blockUntil(Date.now() + f.error.retryAfterMs)
 
         if (f.timestampRejected && !relearned && spec.creds) {
           relearned = true
