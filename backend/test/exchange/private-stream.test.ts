@@ -174,6 +174,7 @@ t.test('authenticate rate-limited per IP: waits the server retryAfterMs, not the
   await new Promise((r) => setTimeout(r, 800))
   t.equal(warns.filter((w) => w.what === 'handshake').length, 1, 'no retry within 800 ms although the reconnect cap is 100 ms (retryAfterMs ≈ 60 s)')
   t.equal(second.up, false)
+  t.match(sim.streamStats(), { authenticate: 2, refusedAuthenticate: 1, authenticated: 1 }, 'the simulator saw two authenticate, refused one')
 })
 
 t.teardown(() => {
