@@ -50,9 +50,10 @@ export class Conn {
   tokens: number
   refillAt: number
   drops = 0
-  /** collapse mode: since when (0 = not collapsed) and which channels/statuses are owed */
+  /** collapse mode: since when (0 = not collapsed), which channels (CHANNEL_BITS) and statuses (STATUS_BITS) are owed */
   slowSince = 0
   pendingMask = 0
+  pendingStatus = 0
   /** auth deadline while pending; terminate deadline while closing */
   deadline: number
   closeCode = 0

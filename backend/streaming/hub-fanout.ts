@@ -8,17 +8,16 @@
  * the cap after `slowConsumerGraceMs`, it is closed with 4008.
  */
 import type { Metrics } from '../metrics.ts'
-import { CHANNELS, CloseCode, type Channel, type FreshFrame, type ServerFrame, type Source } from '../schemas/ws-protocol.ts'
+import { ALL_CHANNELS, CHANNELS, CHANNEL_BITS, MARKET_CHANNEL_BITS, scopeOf, type Channel } from '../schemas/channels.ts'
+import { CloseCode, type FreshFrame, type ServerFrame, type Source } from '../schemas/ws-protocol.ts'
 import { TICKER_TOPIC, accountTopic, type StatusEvent } from './bus.ts'
-import { CHANNEL_BY_INDEX, dataUpdateFrame, type CachedSnapshot, type SnapshotCache } from './cache.ts'
+import { dataUpdateFrame, type CachedSnapshot, type SnapshotCache } from './cache.ts'
 import { State, type Conn } from './hub-conn.ts'
-import { ALL_CHANNELS, CHANNEL_BITS } from './protocol.ts'
 
 export const SEND_OPTS = { binary: false, compress: false, fin: true } as const
 
-/** pending-mask bits beyond the three channels: statuses owed to a collapsed socket */
-export const PENDING_ACCOUNT_STATUS = 8
-export const PENDING_TICKER_STATUS = 16
+/** statuses owed to a collapsed socket: their own mask (`Conn.pendingStatus`), apart from the channel bits */
+export const STATUS_BITS = { account: 1, ticker: 2 } as const
 
 export const NO_CREDENTIALS: ServerFrame = {
   type: 'error',
@@ -127,7 +126,7 @@ export class Fanout {
     for (const c of conns) {
       if (c.state !== State.OPEN) continue
       if (c.slowSince !== 0) {
-        c.pendingMask |= pendingBit
+        c.pendingStatus |= pendingBit
         continue
       }
       c.ws.send(buf, SEND_OPTS)
@@ -150,11 +149,11 @@ export class Fanout {
   sendSnapshots(c: Conn, bits: number): void {
     if (!c.userId) return
     const now = this.o.now()
-    for (let i = 0; i < CHANNELS.length; i++) {
-      const bit = 1 << i
+    const accTopic = accountTopic(c.userId)
+    for (const ch of CHANNELS) {
+      const bit = CHANNEL_BITS[ch]
       if (!(bits & bit)) continue
-      const ch = CHANNEL_BY_INDEX[i]!
-      const entry = this.o.cache.get(ch === 'ticker' ? TICKER_TOPIC : accountTopic(c.userId), ch)
+      const entry = this.o.cache.get(scopeOf(ch) === 'market' ? TICKER_TOPIC : accTopic, ch)
       if (!entry) {
         this.o.metrics.cacheMisses.inc({ cache: 'snapshot' })
         continue
@@ -186,7 +185,7 @@ export class Fanout {
       this.sendFrame(c, statusFrame(acc))
     }
     const tick = this.o.cache.status(TICKER_TOPIC)
-    if (tick && (c.channels & CHANNEL_BITS.ticker) && (tick.upstream !== 'ok' || !onConnect)) this.sendFrame(c, statusFrame(tick))
+    if (tick && (c.channels & MARKET_CHANNEL_BITS) && (tick.upstream !== 'ok' || !onConnect)) this.sendFrame(c, statusFrame(tick))
   }
 
   /**
@@ -197,15 +196,17 @@ export class Fanout {
     const buffered = c.ws.bufferedAmount
     if (buffered <= this.o.maxBufferedBytes / 2) {
       const owed = c.pendingMask
+      const owedStatus = c.pendingStatus
       c.slowSince = 0
       c.pendingMask = 0
+      c.pendingStatus = 0
       this.slow.delete(c)
       this.sendSnapshots(c, owed & ALL_CHANNELS)
-      if (owed & PENDING_ACCOUNT_STATUS && c.userId) {
+      if (owedStatus & STATUS_BITS.account && c.userId) {
         const s = this.o.cache.status(accountTopic(c.userId))
         if (s) this.sendFrame(c, s.hasCredentials === false ? NO_CREDENTIALS : statusFrame(s))
       }
-      if (owed & PENDING_TICKER_STATUS) {
+      if (owedStatus & STATUS_BITS.ticker) {
         const s = this.o.cache.status(TICKER_TOPIC)
         if (s) this.sendFrame(c, statusFrame(s))
       }

@@ -1,6 +1,6 @@
 /**
  * Hub part 2 of 4: interest. One room per user with sockets (or a recent dashboard request) on this node,
- * and the ticker as one more room that every socket subscribed to `ticker` joins.
+ * and the ticker as one more room that every socket subscribed to a market channel joins.
  *
  * A room's first member makes the hub publish `watch` on the control topic (after subscribing to the
  * room's bus topic, so a producer's synchronous replay lands in the cache); when the last member leaves,

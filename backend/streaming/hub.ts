@@ -17,10 +17,11 @@ import { CloseCode, PROTOCOL_VERSION, type ClientMessage, type Source, type Upst
 import { CONTROL_TOPIC, TICKER_TOPIC, isUpstreamEvent, type Bus, type BusEvent } from './bus.ts'
 import { SnapshotCache } from './cache.ts'
 import { Connections, State, type Conn, type VerifiedToken, type VerifyToken } from './hub-conn.ts'
-import { Fanout, PENDING_ACCOUNT_STATUS, PENDING_TICKER_STATUS } from './hub-fanout.ts'
+import { Fanout, STATUS_BITS } from './hub-fanout.ts'
 import { Rooms, type Room } from './hub-rooms.ts'
 import { HubTimers } from './hub-timers.ts'
-import { CHANNEL_BITS, channelBits, channelList } from './protocol.ts'
+import { MARKET_CHANNEL_BITS } from '../schemas/channels.ts'
+import { channelBits, channelList } from './protocol.ts'
 import { silentLog, type Log } from './sources.ts'
 
 export { authFailureReason, closeCodeForAuthFailure, type VerifiedToken, type VerifyToken } from './hub-conn.ts'
@@ -98,7 +99,7 @@ export class Hub {
       close: (c, code, reason) => this.conns.close(c, code, reason),
     })
     this.rooms = new Rooms(
-      { bus: o.bus, cache: this.cache, graceMs: o.graceMs, now: o.now, accountStatusBit: PENDING_ACCOUNT_STATUS, tickerStatusBit: PENDING_TICKER_STATUS },
+      { bus: o.bus, cache: this.cache, graceMs: o.graceMs, now: o.now, accountStatusBit: STATUS_BITS.account, tickerStatusBit: STATUS_BITS.ticker },
       (room, e) => this.onRoomEvent(room, e),
     )
     const fanout = this.fanout
@@ -168,7 +169,7 @@ export class Hub {
   /** the socket is OPEN (inside one corked write): join rooms, connection frame, snapshots, statuses */
   private opened(c: Conn, now: number): void {
     this.rooms.join(c, c.userId!)
-    if (c.channels & CHANNEL_BITS.ticker) this.rooms.addTicker(c)
+    if (c.channels & MARKET_CHANNEL_BITS) this.rooms.addTicker(c)
     this.fanout.sendFrame(c, {
       type: 'connection',
       connectionId: c.id.toString(36),
@@ -197,7 +198,7 @@ export class Hub {
         const bits = channelBits(msg.channels)
         const added = bits & ~c.channels
         c.channels |= bits
-        if (added & CHANNEL_BITS.ticker) this.rooms.addTicker(c)
+        if (added & MARKET_CHANNEL_BITS) this.rooms.addTicker(c)
         f.ack(c, msg.request_id, 'ok', undefined, { channels: channelList(c.channels) })
         f.sendSnapshots(c, added)
         return
@@ -206,7 +207,7 @@ export class Hub {
         const bits = channelBits(msg.channels)
         c.channels &= ~bits
         c.pendingMask &= ~bits
-        if (bits & CHANNEL_BITS.ticker) this.rooms.removeTicker(c)
+        if (!(c.channels & MARKET_CHANNEL_BITS)) this.rooms.removeTicker(c)
         f.ack(c, msg.request_id, 'ok', undefined, { channels: channelList(c.channels) })
         return
       }
