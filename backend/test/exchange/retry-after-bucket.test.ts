@@ -15,7 +15,7 @@ import { rejects, tripwire } from './helpers.ts'
 
 const wire = tripwire()
 
-async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], rateLimit: { publicPerSec: number; authPerSec: number }) {
+async function setup(t: { teardown(fn: () => unknown): void }, rateLimit: { publicPerSec: number; authPerSec: number }) {
   const sim = await startSimulator({ accounts: testAccounts(), tickMs: 0, initialPrice: 100_000, rateLimit })
   // no client retries: the test looks at what the NEXT calls do; client-side throttles far above the server's
   const client = new LnmClient({ baseUrl: sim.url, metrics: createMetrics(new Registry()), retry: { baseMs: 10, capMs: 20, retries: 0 }, limits: { publicPerSec: 1000, authPerSec: 1000, publicMode: 'spaced' } })

@@ -39,6 +39,12 @@ t.test('loadAccountsFile validates SIM_ACCOUNTS_FILE', async (t) => {
   t.throws(() => loadAccountsFile(file('bal.json', [{ username: 'x', key: 'k', secret: 's', passphrase: 'p', balance: -1 }])), /balance/, 'negative balance')
   t.throws(() => loadAccountsFile(file('dup.json', [good[1], good[1]])), /duplicated/, 'duplicate key')
   t.throws(() => loadAccountsFile(file('pos.json', [{ ...good[1], positions: [{ side: 'long', quantity: 1, leverage: 1 }] }])), /positions\[0\]\.side/, 'bad position side')
+  const withCross = [{ ...good[1], cross: { margin: 1000, leverage: 5, side: 'sell', quantity: 10, orders: [{ side: 'buy', quantity: 1, price: 90000 }] }, history: { closedTrades: 2 } }]
+  t.same(loadAccountsFile(file('cross.json', withCross)), withCross, 'cross and history round-trip')
+  t.throws(() => loadAccountsFile(file('c1.json', [{ ...good[1], cross: { margin: 0 } }])), /\[0\]\.cross\.margin/, 'cross margin must be positive')
+  t.throws(() => loadAccountsFile(file('c2.json', [{ ...good[1], cross: { margin: 1, side: 'buy' } }])), /side and quantity/, 'cross side without quantity')
+  t.throws(() => loadAccountsFile(file('c3.json', [{ ...good[1], cross: { margin: 1, orders: [{ side: 'buy', quantity: 1, extra: 1 }] } }])), /orders\[0\]\.extra/, 'unknown order field')
+  t.throws(() => loadAccountsFile(file('h1.json', [{ ...good[1], history: { closedTrades: -1 } }])), /history\.closedTrades/, 'bad history count')
 })
 
 t.test('standalone entry: npm run simulator', async (t) => {

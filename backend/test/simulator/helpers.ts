@@ -3,7 +3,9 @@
  * so a bug in the simulator's verifier cannot hide behind the same bug in the signer.
  */
 import { createHmac } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
+import { WebSocket } from 'ws'
 import type { SimAccountInput, Simulator } from '../../simulator/index.ts'
 
 export function hmacB64(secret: string, message: string): string {
@@ -69,3 +71,51 @@ export const testAccounts = (): SimAccountInput[] => [
 
 /** generous limits so functional tests do not trip the limiter */
 export const relaxed = { publicPerSec: 10_000, authPerSec: 10_000 }
+
+export interface Conn {
+  ws: WebSocket
+  frames: any[]
+  rpc(method: string, params?: unknown, id?: string | number): Promise<any>
+  next(pred: (f: any) => boolean, ms?: number): Promise<any>
+  closed: Promise<{ code: number; reason: string }>
+}
+
+/** a raw Stream v1 socket to the simulator: JSON-RPC calls and a frame waiter (closed in teardown) */
+export async function connect(sim: Simulator, t: { teardown(fn: () => unknown): void }): Promise<Conn> {
+  const ws = new WebSocket(sim.streamUrl)
+  const frames: any[] = []
+  const waiters: Array<{ pred: (f: any) => boolean; resolve: (f: any) => void }> = []
+  ws.on('message', (d) => {
+    const f = JSON.parse(d.toString())
+    frames.push(f)
+    for (const w of [...waiters]) if (w.pred(f)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(f) }
+  })
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })))
+  ws.on('error', () => {})
+  await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject) })
+  t.teardown(() => ws.terminate())
+  const next = (pred: (f: any) => boolean, ms = 3000) => new Promise<any>((resolve, reject) => {
+    const hit = frames.find(pred)
+    if (hit) return resolve(hit)
+    const timer = setTimeout(() => reject(new Error('timed out waiting for a frame')), ms)
+    waiters.push({ pred, resolve: (f) => { clearTimeout(timer); resolve(f) } })
+  })
+  let seq = 0
+  const rpc = (method: string, params?: unknown, id: string | number = `r${++seq}`) => {
+    ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, ...(params !== undefined ? { params } : {}) }))
+    return next((f) => f.id === id)
+  }
+  return { ws, frames, rpc, next, closed }
+}
+
+/** connect, authenticate as `acc` (own HMAC code) and subscribe to `topics` */
+export async function privateConn(sim: Simulator, acc: SimAccountInput, topics: string[], t: { teardown(fn: () => unknown): void }): Promise<Conn> {
+  const c = await connect(sim, t)
+  const timestamp = sim.now()
+  const nonce = randomBytes(16).toString('hex')
+  const auth = await c.rpc('authenticate', { key: acc.key, passphrase: acc.passphrase, timestamp, nonce, signature: hmacB64(acc.secret, `${timestamp}${nonce}`) })
+  if (!auth.result?.authenticated) throw new Error(`authenticate failed: ${JSON.stringify(auth.error)}`)
+  const sub = await c.rpc('subscribe', { topics })
+  if (!sub.result) throw new Error(`subscribe failed: ${JSON.stringify(sub.error)}`)
+  return c
+}

@@ -1,43 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { WebSocket } from 'ws'
-import { startSimulator, type Simulator } from '../../simulator/index.ts'
-import { call, hmacB64, relaxed, testAccounts } from './helpers.ts'
-
-interface Conn {
-  ws: WebSocket
-  frames: any[]
-  rpc(method: string, params?: unknown, id?: string | number): Promise<any>
-  next(pred: (f: any) => boolean, ms?: number): Promise<any>
-  closed: Promise<{ code: number; reason: string }>
-}
-
-async function connect(sim: Simulator, t: { teardown(fn: () => unknown): void }): Promise<Conn> {
-  const ws = new WebSocket(sim.streamUrl)
-  const frames: any[] = []
-  const waiters: Array<{ pred: (f: any) => boolean; resolve: (f: any) => void }> = []
-  ws.on('message', (d) => {
-    const f = JSON.parse(d.toString())
-    frames.push(f)
-    for (const w of [...waiters]) if (w.pred(f)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(f) }
-  })
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })))
-  ws.on('error', () => {})
-  await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject) })
-  t.teardown(() => ws.terminate())
-  const next = (pred: (f: any) => boolean, ms = 3000) => new Promise<any>((resolve, reject) => {
-    const hit = frames.find(pred)
-    if (hit) return resolve(hit)
-    const timer = setTimeout(() => reject(new Error('timed out waiting for a frame')), ms)
-    waiters.push({ pred, resolve: (f) => { clearTimeout(timer); resolve(f) } })
-  })
-  let seq = 0
-  const rpc = (method: string, params?: unknown, id: string | number = `r${++seq}`) => {
-    ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, ...(params !== undefined ? { params } : {}) }))
-    return next((f) => f.id === id)
-  }
-  return { ws, frames, rpc, next, closed }
-}
+import { startSimulator } from '../../simulator/index.ts'
+import { call, connect, hmacB64, relaxed, testAccounts } from './helpers.ts'
 
 t.test('Stream v1 JSON-RPC', async (t) => {
   const sim = await startSimulator({ accounts: testAccounts(), tickMs: 3_600_000, initialPrice: 100_000, rateLimit: relaxed })
