@@ -29,6 +29,10 @@ export const CHANNEL_TABLE = [
   { name: 'account', scope: 'account', cadence: { kind: 'poll', everyPolls: 1 } },
   { name: 'positions', scope: 'account', cadence: { kind: 'poll', everyPolls: 1 } },
   { name: 'ticker', scope: 'market', cadence: { kind: 'feed' } },
+  // cross margin changes by orders and the price: reconciled every other poll (and at once on an exchange event)
+  { name: 'cross', scope: 'account', cadence: { kind: 'poll', everyPolls: 2 } },
+  // closed trades, filled cross orders, funding fees: on an exchange event that says so, else every 10 min
+  { name: 'history', scope: 'account', cadence: { kind: 'slow', minIntervalMs: 600_000 } },
 ] as const satisfies readonly ChannelRow[]
 
 type Row = (typeof CHANNEL_TABLE)[number]

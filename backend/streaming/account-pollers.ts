@@ -7,11 +7,14 @@
 import { ACCOUNT_CHANNELS, channelRow, type AccountChannel } from '../schemas/channels.ts'
 import type { UpstreamState } from '../schemas/ws-protocol.ts'
 import { CONTROL_TOPIC, TICKER_TOPIC, accountTopic, type Bus, type BusEvent, type StatusEvent } from './bus.ts'
-import { classify, nextEpoch, reasonOf, silentLog, type AccountSource, type Credentials, type CredentialsLookup, type Failure, type Log } from './sources.ts'
+import type { SnapshotByChannel } from '../schemas/ws-protocol.ts'
+import { classify, nextEpoch, reasonOf, silentLog, type AccountDerivations, type AccountSource, type Derivation, type Credentials, type CredentialsLookup, type Failure, type Log } from './sources.ts'
 
 export interface AccountPollersOptions {
   bus: Bus
   source: AccountSource
+  /** channels recomputed from others after each round (account.equity from positions and cross) */
+  derive?: AccountDerivations
   credentials: CredentialsLookup
   intervalMs: number
   /** refresh_data may trigger a poll only if the last one started at least this long ago */
@@ -38,8 +41,12 @@ class AccountPoller {
   readonly seq = POLLED.map(() => 0)
   readonly last: Array<string | null> = POLLED.map(() => null)
   readonly lastTs = POLLED.map(() => 0)
+  /** the latest fetched data per channel (before derivation) */
+  readonly data: unknown[] = POLLED.map(() => undefined)
   /** polls started (cadence `poll`: every n-th) */
   polls = 0
+  /** channels (bits by POLLED index) the next poll must fetch whatever their cadence */
+  forced = 0
   /** undefined: not loaded yet; null: the user has none */
   creds: Credentials | null | undefined = undefined
   timer: NodeJS.Timeout | null = null
@@ -73,7 +80,7 @@ function phaseOf(key: string, intervalMs: number): number {
 
 export class AccountPollers {
   private readonly pollers = new Map<string, AccountPoller>()
-  private readonly o: Required<Omit<AccountPollersOptions, 'metrics'>> & Pick<AccountPollersOptions, 'metrics'>
+  private readonly o: Required<Omit<AccountPollersOptions, 'metrics' | 'derive'>> & Pick<AccountPollersOptions, 'metrics' | 'derive'>
   private unsubscribe: (() => void) | null = null
 
   constructor(opts: AccountPollersOptions) {
@@ -121,6 +128,7 @@ export class AccountPollers {
     p.epoch = nextEpoch()
     p.seq.fill(0)
     p.last.fill(null)
+    p.data.fill(undefined)
     p.lastTs.fill(0)
     p.failures = 0
     p.factor = 1
@@ -237,7 +245,7 @@ export class AccountPollers {
     p.timer.unref()
   }
 
-  private async poll(p: AccountPoller): Promise<void> {
+  private async poll(p: AccountPoller, targeted = false): Promise<void> {
     if (p.stopped || p.controller) return
     const gen = p.gen
     const controller = new AbortController()
@@ -267,18 +275,20 @@ export class AccountPollers {
       }
       // a poll (retries included) gets half its interval, and at least the time the client's per-key throttle
       // needs to space its three calls: a dead exchange shows up as `down` at the first poll after it died
-      const opts = { signal: controller.signal, deadlineMs: this.deadlineOf(p) }
+      // a round of its own (slow channels, events) is off the poll schedule: it may take longer
+      const opts = { signal: controller.signal, deadlineMs: targeted ? Math.max(this.deadlineOf(p), 5000) : this.deadlineOf(p) }
       // each channel's sourceTs is when its own answer arrived, not when the slower one did
       const stamp = <T>(pr: Promise<T>) => pr.then((value) => ({ value, at: this.o.now() }))
-      const due = this.dueChannels(p)
-      p.polls++
+      const due = this.dueChannels(p, targeted)
+      if (!targeted) p.polls++
+      p.forced = 0
       const creds = p.creds
       const results = await Promise.allSettled(due.map((i) => stamp(this.o.source[POLLED[i]!]!(creds, opts) as Promise<unknown>)))
       if (gen !== p.gen) return
       let ts = 0
-      const fresh: AccountChannel[] = []
       let failure: Failure | null = null
       let ok = 0
+      let touched = 0
       for (let k = 0; k < results.length; k++) {
         const r = results[k]!
         const i = due[k]!
@@ -289,20 +299,12 @@ export class AccountPollers {
           continue
         }
         ok++
-        const at = r.value.at
-        const json = JSON.stringify(r.value.value)
-        p.lastTs[i] = at
-        if (at > ts) ts = at
-        if (json === p.last[i]) {
-          fresh.push(POLLED[i]!)
-          continue
-        }
-        p.last[i] = json
-        p.seq[i]!++
-        this.o.bus.publish(p.topic, { kind: 'snapshot', channel: POLLED[i]!, epoch: p.epoch, seq: p.seq[i]!, sourceTs: at, json })
+        p.data[i] = r.value.value
+        p.lastTs[i] = r.value.at
+        if (r.value.at > ts) ts = r.value.at
+        touched |= 1 << i
       }
-      // one event for the unchanged channels, at the earlier of their answer times (never overstated)
-      if (fresh.length) this.o.bus.publish(p.topic, { kind: 'fresh', channels: fresh, epoch: p.epoch, sourceTs: Math.min(...fresh.map((ch) => p.lastTs[POLLED.indexOf(ch)]!)) })
+      this.publishChanges(p, touched)
       if (ok > 0) p.lastSuccessTs = ts
       if (!failure) {
         p.failures = 0
@@ -342,21 +344,78 @@ export class AccountPollers {
           clearTimeout(p.timer)
           p.timer = null
         }
+        // a healthy account: slow channels that are due, and channels an event asked for during this round,
+        // are fetched in a round of their own right away (never stacked onto a poll: bursts stay small)
+        if (p.creds && !p.stopped && p.failures === 0 && minDelay === 0) {
+          p.forced |= this.slowDue(p)
+          if (p.forced !== 0) setImmediate(() => void this.poll(p, true))
+        }
       }
     }
   }
 
-  /** indices (into POLLED) of the channels this poll fetches, by each channel's cadence in the table */
-  private dueChannels(p: AccountPoller): number[] {
-    const due: number[] = []
+  /** bits (by POLLED index) of the `slow` channels due: never fetched, or their interval has passed */
+  private slowDue(p: AccountPoller): number {
+    let bits = 0
     const now = this.o.now()
     for (let i = 0; i < POLLED.length; i++) {
       const ch = POLLED[i]!
+      const cadence = channelRow(ch).cadence
+      if (cadence.kind !== 'slow' || !this.o.source[ch]) continue
+      if (p.last[i] === null || now - p.lastTs[i]! >= cadence.minIntervalMs) bits |= 1 << i
+    }
+    return bits
+  }
+
+  /**
+   * After a round: publish every channel whose data was fetched (`touched`, bits by POLLED index) or is
+   * derived from one that was (account.equity from positions and cross). Changed → snapshot; fetched and
+   * unchanged → one `fresh` event at the earlier of their answer times (never overstated).
+   */
+  private publishChanges(p: AccountPoller, touched: number): void {
+    if (touched === 0) return
+    const fresh: AccountChannel[] = []
+    let latest: Partial<SnapshotByChannel> | null = null
+    for (let i = 0; i < POLLED.length; i++) {
+      const ch = POLLED[i]!
+      const d = this.o.derive?.[ch] as Derivation<AccountChannel> | undefined
+      const fetched = (touched & (1 << i)) !== 0
+      if (!fetched && !(d && d.from.some((f) => touched & (1 << POLLED.indexOf(f))))) continue
+      if (p.data[i] === undefined) continue
+      if (d && !latest) {
+        latest = {}
+        for (let j = 0; j < POLLED.length; j++) if (p.data[j] !== undefined) (latest as Record<string, unknown>)[POLLED[j]!] = p.data[j]
+      }
+      const json = JSON.stringify(d ? d.apply(p.data[i] as never, latest!) : p.data[i])
+      if (json === p.last[i]) {
+        if (fetched) fresh.push(ch)
+        continue
+      }
+      p.last[i] = json
+      p.seq[i]!++
+      this.o.bus.publish(p.topic, { kind: 'snapshot', channel: ch, epoch: p.epoch, seq: p.seq[i]!, sourceTs: p.lastTs[i]!, json })
+    }
+    if (fresh.length) this.o.bus.publish(p.topic, { kind: 'fresh', channels: fresh, epoch: p.epoch, sourceTs: Math.min(...fresh.map((ch) => p.lastTs[POLLED.indexOf(ch)]!)) })
+  }
+
+  /**
+   * Indices (into POLLED) of the channels this poll fetches: by each channel's cadence in the table, plus
+   * the forced ones (an exchange event, a reconnect); a targeted poll fetches only the forced ones.
+   */
+  private dueChannels(p: AccountPoller, targeted: boolean): number[] {
+    const due: number[] = []
+    for (let i = 0; i < POLLED.length; i++) {
+      const ch = POLLED[i]!
       if (!this.o.source[ch]) continue
+      if (p.forced & (1 << i)) {
+        due.push(i)
+        continue
+      }
+      if (targeted) continue
       const cadence = channelRow(ch).cadence
       const never = p.last[i] === null
+      // `slow` channels never ride on a poll: they get a round of their own (see poll's finally)
       if (cadence.kind === 'poll' && (never || p.polls % cadence.everyPolls === 0)) due.push(i)
-      else if (cadence.kind === 'slow' && (never || now - p.lastTs[i]! >= cadence.minIntervalMs)) due.push(i)
     }
     return due
   }

@@ -25,6 +25,13 @@ export type AccountFetchers = { [C in AccountChannel]: Fetcher<C> }
 /** what pollers are given: a channel without a fetcher is simply not polled (tests pass partial fakes) */
 export type AccountSource = Partial<AccountFetchers>
 
+/** a channel recomputed after every round in which it or one of `from` was fetched */
+export interface Derivation<C extends AccountChannel> {
+  from: readonly AccountChannel[]
+  apply(data: SnapshotByChannel[C], latest: Partial<SnapshotByChannel>): SnapshotByChannel[C]
+}
+export type AccountDerivations = { [C in AccountChannel]?: Derivation<C> }
+
 export interface TickerSource {
   /** `ts`: when the data was true (exchange time when known) */
   fetchTicker(opts?: FetchOptions): Promise<{ data: TickerSnapshot; ts: number }>

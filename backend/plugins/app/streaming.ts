@@ -4,7 +4,7 @@
  * SHUTDOWN_DRAIN_MS before the server closes.
  */
 import fp from 'fastify-plugin'
-import { accountFetchers } from '../../exchange/fetchers.ts'
+import { ACCOUNT_DERIVATIONS, accountFetchers } from '../../exchange/fetchers.ts'
 import { toTickerSnapshot } from '../../exchange/snapshots.ts'
 import { AccountPollers } from '../../streaming/account-pollers.ts'
 import { CONTROL_TOPIC, SESSIONS_TOPIC, type Bus, type BusEvent } from '../../streaming/bus.ts'
@@ -40,6 +40,7 @@ export default fp(
     const pollers = new AccountPollers({
       bus,
       source: accountSource,
+      derive: ACCOUNT_DERIVATIONS,
       credentials: (userId) => app.vault.get(userId),
       intervalMs: config.POLL_INTERVAL_MS,
       metrics,

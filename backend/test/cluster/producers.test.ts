@@ -26,7 +26,7 @@ class FakeExchange implements AccountSource, TickerSource {
   async account(creds: Credentials) {
     this.calls.push({ what: 'account', key: creds.key, at: Date.now() })
     await sleep(2)
-    return { username: creds.key, balance: this.balance, syntheticUsdBalance: 0, feeTier: 0 }
+    return { username: creds.key, balance: this.balance, syntheticUsdBalance: 0, feeTier: 0, equity: this.balance }
   }
   async positions(creds: Credentials) {
     this.calls.push({ what: 'positions', key: creds.key, at: Date.now() })

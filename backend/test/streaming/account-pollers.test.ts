@@ -16,7 +16,7 @@ class FakeExchange implements AccountSource {
     this.calls.push({ what: 'account', key: creds.key, at: Date.now() })
     await sleep(2)
     if (this.fail) throw Object.assign(new Error('fail'), this.fail)
-    return { username: creds.key, balance: this.balance, syntheticUsdBalance: 0, feeTier: 0 }
+    return { username: creds.key, balance: this.balance, syntheticUsdBalance: 0, feeTier: 0, equity: this.balance }
   }
   async positions(creds: Credentials) {
     this.calls.push({ what: 'positions', key: creds.key, at: Date.now() })
