@@ -13,6 +13,12 @@ import { classify, nextEpoch, reasonOf, silentLog, type AccountDerivations, type
 export interface AccountPollersOptions {
   bus: Bus
   source: AccountSource
+  /** the polling period while the account's private stream is healthy (REST is then the reconciler); default intervalMs */
+  pushIntervalMs?: number
+  /** a poller started / stopped / its credentials changed (the private stream manager follows) */
+  onStart?: (userId: string) => void
+  onStop?: (userId: string) => void
+  onCredentials?: (userId: string) => void
   /** channels recomputed from others after each round (account.equity from positions and cross) */
   derive?: AccountDerivations
   credentials: CredentialsLookup
@@ -47,6 +53,8 @@ class AccountPoller {
   polls = 0
   /** channels (bits by POLLED index) the next poll must fetch whatever their cadence */
   forced = 0
+  /** the account's private stream is up: poll at pushIntervalMs */
+  pushHealthy = false
   /** undefined: not loaded yet; null: the user has none */
   creds: Credentials | null | undefined = undefined
   timer: NodeJS.Timeout | null = null
@@ -80,7 +88,9 @@ function phaseOf(key: string, intervalMs: number): number {
 
 export class AccountPollers {
   private readonly pollers = new Map<string, AccountPoller>()
-  private readonly o: Required<Omit<AccountPollersOptions, 'metrics' | 'derive'>> & Pick<AccountPollersOptions, 'metrics' | 'derive'>
+  /** bits (by POLLED index) of the channels that are not `slow` */
+  private readonly fastBits = POLLED.reduce((m, ch, i) => (channelRow(ch).cadence.kind === 'slow' ? m : m | (1 << i)), 0)
+  private readonly o: Required<Omit<AccountPollersOptions, 'metrics' | 'derive' | 'pushIntervalMs' | 'onStart' | 'onStop' | 'onCredentials'>> & Pick<AccountPollersOptions, 'metrics' | 'derive' | 'pushIntervalMs' | 'onStart' | 'onStop' | 'onCredentials'>
   private unsubscribe: (() => void) | null = null
 
   constructor(opts: AccountPollersOptions) {
@@ -108,7 +118,10 @@ export class AccountPollers {
   async stop(): Promise<void> {
     this.unsubscribe?.()
     this.unsubscribe = null
-    for (const p of this.pollers.values()) this.halt(p)
+    for (const p of this.pollers.values()) {
+      this.halt(p)
+      this.o.onStop?.(p.userId)
+    }
     this.pollers.clear()
     this.o.metrics?.activePollers.set(0)
   }
@@ -134,7 +147,9 @@ export class AccountPollers {
     p.factor = 1
     p.lastSuccessTs = null
     p.status = null
+    p.pushHealthy = false
     this.o.bus.publish(p.topic, { kind: 'reset', reason: 'credentials_changed' })
+    this.o.onCredentials?.(userId)
     void this.poll(p)
   }
 
@@ -152,6 +167,7 @@ export class AccountPollers {
         this.halt(p)
         this.pollers.delete(e.key)
         this.o.metrics?.activePollers.set(this.pollers.size)
+        this.o.onStop?.(e.key)
         return
       case 'refresh':
         if (p) this.refresh(p)
@@ -178,6 +194,7 @@ export class AccountPollers {
     const p = new AccountPoller(userId, phaseOf(userId, this.o.intervalMs))
     this.pollers.set(userId, p)
     this.o.metrics?.activePollers.set(this.pollers.size)
+    this.o.onStart?.(userId)
     // the first subscriber needs data now; later polls fall on the account's phase
     void this.poll(p)
   }
@@ -216,7 +233,7 @@ export class AccountPollers {
       // never pile up requests; a poll that outlived both its interval and its budget means the exchange
       // is not answering: say so now rather than when the client finally gives up
       const inFlight = this.o.now() - p.lastPollStart
-      const limit = Math.max(this.o.intervalMs * p.factor, this.deadlineOf(p))
+      const limit = Math.max(this.intervalOf(p) * p.factor, this.deadlineOf(p))
       if (inFlight >= limit) this.setStatus(p, 'down', 'upstream_timeout')
       if (inFlight >= 2 * limit) p.controller.abort()
       this.schedule(p)
@@ -228,7 +245,7 @@ export class AccountPollers {
   private schedule(p: AccountPoller, minDelay = 0): void {
     if (p.stopped) return
     if (p.timer) clearTimeout(p.timer)
-    const base = this.o.intervalMs * p.factor
+    const base = this.intervalOf(p) * p.factor
     let delay: number
     if (p.failures > 0) {
       // exponential backoff with ±20 % jitter, capped (and never beyond 15 s, so recovery is seen quickly)
@@ -281,7 +298,7 @@ export class AccountPollers {
       const stamp = <T>(pr: Promise<T>) => pr.then((value) => ({ value, at: this.o.now() }))
       const due = this.dueChannels(p, targeted)
       if (!targeted) p.polls++
-      p.forced = 0
+      for (const i of due) p.forced &= ~(1 << i)
       const creds = p.creds
       const results = await Promise.allSettled(due.map((i) => stamp(this.o.source[POLLED[i]!]!(creds, opts) as Promise<unknown>)))
       if (gen !== p.gen) return
@@ -408,7 +425,8 @@ export class AccountPollers {
       const ch = POLLED[i]!
       if (!this.o.source[ch]) continue
       if (p.forced & (1 << i)) {
-        due.push(i)
+        // a forced slow channel waits for a round of its own when faster ones are forced too
+        if (!(targeted && channelRow(ch).cadence.kind === 'slow' && (p.forced & this.fastBits) !== 0)) due.push(i)
         continue
       }
       if (targeted) continue
@@ -420,8 +438,48 @@ export class AccountPollers {
     return due
   }
 
+  private intervalOf(p: AccountPoller): number {
+    return p.pushHealthy && this.o.pushIntervalMs ? this.o.pushIntervalMs : this.o.intervalMs
+  }
+
+  // ------------------------------------------------------------------ exchange push (private streams)
+
+  /**
+   * The account's private stream went up or down: up → REST becomes the reconciler (pushIntervalMs) after a
+   * full fetch (events may have been missed while it was down); down → back to intervalMs at once.
+   */
+  setPushHealthy(userId: string, healthy: boolean): void {
+    const p = this.pollers.get(userId)
+    if (!p || p.stopped) return
+    const was = p.pushHealthy
+    p.pushHealthy = healthy
+    if (healthy) this.fetchNow(userId, POLLED)
+    else if (was && !p.controller) this.schedule(p)
+  }
+
+  /** fetch these channels now, single-flight: coalesced into the round in flight's follow-up if there is one */
+  fetchNow(userId: string, channels: readonly AccountChannel[]): void {
+    const p = this.pollers.get(userId)
+    if (!p || p.stopped || p.creds === null) return
+    for (const ch of channels) p.forced |= 1 << POLLED.indexOf(ch)
+    if (!p.controller) void this.poll(p, true)
+  }
+
+  /** apply an exchange payload to a channel's latest data at once (no REST); null from `fn` = nothing to apply */
+  apply<C extends AccountChannel>(userId: string, channel: C, fn: (cur: SnapshotByChannel[C]) => SnapshotByChannel[C] | null): boolean {
+    const p = this.pollers.get(userId)
+    const i = POLLED.indexOf(channel)
+    if (!p || p.stopped || p.data[i] === undefined) return false
+    const next = fn(p.data[i] as SnapshotByChannel[C])
+    if (next === null) return false
+    p.data[i] = next
+    p.lastTs[i] = this.o.now()
+    this.publishChanges(p, 1 << i)
+    return true
+  }
+
   private deadlineOf(p: AccountPoller): number {
-    return Math.max(this.o.minPollDeadlineMs, Math.round(this.o.intervalMs * p.factor * 0.5))
+    return Math.max(this.o.minPollDeadlineMs, Math.round(this.intervalOf(p) * p.factor * 0.5))
   }
 
   private setStatus(p: AccountPoller, upstream: UpstreamState, reason: string, hasCredentials = true): void {

@@ -298,6 +298,11 @@ export class Hub {
     if (waits.length) await Promise.all(waits)
   }
 
+  /** sockets of this user on this node (how watched the account is) */
+  watchers(userId: string): number {
+    return this.rooms.get(userId)?.conns.size ?? 0
+  }
+
   /** worst state of the shared ticker feed (the exchange as a whole), for /health/ready */
   upstreamState(): UpstreamState | 'idle' {
     const s = this.cache.status(TICKER_TOPIC)
