@@ -27,6 +27,7 @@ import {
   type FundingFee,
   type FuturesCrossPosition,
   type FuturesTrade,
+  type FuturesTradeWire,
   type OracleIndex,
   type OracleLastPrice,
   type Page,
@@ -209,21 +210,25 @@ export class LnmClient {
     return this.get({ path: '/account', creds, validator: V.account }, opts)
   }
 
-  runningTrades(creds: Credentials, opts?: CallOptions): Promise<FuturesTrade[]> {
-    return this.get({ path: '/futures/isolated/trades/running', creds, validator: V.trades }, opts)
+  // trade lists accept a trade whose nullable keys are missing (as the SDKs do) and fill them in with null
+
+  async runningTrades(creds: Credentials, opts?: CallOptions): Promise<FuturesTrade[]> {
+    return (await this.get({ path: '/futures/isolated/trades/running', creds, validator: V.tradesWire }, opts)).map(normTrade)
   }
 
-  openTrades(creds: Credentials, opts?: CallOptions): Promise<FuturesTrade[]> {
-    return this.get({ path: '/futures/isolated/trades/open', creds, validator: V.trades }, opts)
+  async openTrades(creds: Credentials, opts?: CallOptions): Promise<FuturesTrade[]> {
+    return (await this.get({ path: '/futures/isolated/trades/open', creds, validator: V.tradesWire }, opts)).map(normTrade)
   }
 
-  closedTrades(creds: Credentials, q: PageQuery = {}, opts?: CallOptions): Promise<Page<FuturesTrade>> {
-    return this.get({ path: '/futures/isolated/trades/closed', creds, query: pageQuery(q), validator: V.closedTrades }, opts)
+  async closedTrades(creds: Credentials, q: PageQuery = {}, opts?: CallOptions): Promise<Page<FuturesTrade>> {
+    const page = await this.get({ path: '/futures/isolated/trades/closed', creds, query: pageQuery(q), validator: V.tradesWirePage }, opts)
+    return { data: page.data.map(normTrade), nextCursor: page.nextCursor }
   }
 
   /** GET /futures/isolated/trades/canceled (newest first; listed by the docs changelog, not by the TS SDK) */
-  canceledTrades(creds: Credentials, q: PageQuery = {}, opts?: CallOptions): Promise<Page<FuturesTrade>> {
-    return this.get({ path: '/futures/isolated/trades/canceled', creds, query: pageQuery(q), validator: V.closedTrades }, opts)
+  async canceledTrades(creds: Credentials, q: PageQuery = {}, opts?: CallOptions): Promise<Page<FuturesTrade>> {
+    const page = await this.get({ path: '/futures/isolated/trades/canceled', creds, query: pageQuery(q), validator: V.tradesWirePage }, opts)
+    return { data: page.data.map(normTrade), nextCursor: page.nextCursor }
   }
 
   /** GET /futures/isolated/funding-fees; `tradeId` is normalised to null when absent */
@@ -743,6 +748,10 @@ function pageQuery(q: { cursor?: string; from?: string | Date; to?: string | Dat
 }
 
 type Wire<T, K extends keyof T> = Omit<T, K> & { [P in K]?: T[P] }
+
+function normTrade(t: FuturesTradeWire): FuturesTrade {
+  return { ...t, entryPrice: t.entryPrice ?? null, entryMargin: t.entryMargin ?? null, exitPrice: t.exitPrice ?? null, filledAt: t.filledAt ?? null, closedAt: t.closedAt ?? null, clientId: t.clientId ?? null }
+}
 
 function normCrossPosition(p: Wire<FuturesCrossPosition, 'entryPrice' | 'liquidation'>): FuturesCrossPosition {
   return { ...p, entryPrice: p.entryPrice ?? null, liquidation: p.liquidation ?? null }

@@ -30,6 +30,21 @@ export type Account = Static<typeof AccountSchema>
 
 export const FuturesTradeListSchema = Type.Array(FuturesTradeSchema)
 
+/**
+ * What the client accepts for a trade on the wire: FuturesTrade with its nullable keys allowed to be missing
+ * (a missing nullable key must not fail a whole poll); the client fills them in with null.
+ */
+export const FuturesTradeWireSchema = Type.Object({
+  ...FuturesTradeSchema.properties,
+  entryPrice: Type.Optional(Nullable(Type.Number())),
+  entryMargin: Type.Optional(Nullable(Type.Number())),
+  exitPrice: Type.Optional(Nullable(Type.Number())),
+  filledAt: Type.Optional(Nullable(Type.String())),
+  closedAt: Type.Optional(Nullable(Type.String())),
+  clientId: Type.Optional(Nullable(Type.String())),
+})
+export type FuturesTradeWire = Static<typeof FuturesTradeWireSchema>
+
 export const PriceBucketSchema = Type.Object({
   minSize: Type.Number(),
   maxSize: Type.Number(),
@@ -63,6 +78,7 @@ export interface Page<T> {
 }
 
 export const ClosedTradesPageSchema = Paginated(FuturesTradeSchema)
+export const TradesWirePageSchema = Paginated(FuturesTradeWireSchema)
 export const CandlesPageSchema = Paginated(CandleSchema)
 
 /**
@@ -157,6 +173,8 @@ export const V = {
   trade: validator('FuturesTrade', FuturesTradeSchema),
   trades: validator('FuturesTrade[]', FuturesTradeListSchema),
   closedTrades: validator('Paginated<FuturesTrade>', ClosedTradesPageSchema),
+  tradesWire: validator('FuturesTrade[]', Type.Array(FuturesTradeWireSchema)),
+  tradesWirePage: validator('Paginated<FuturesTrade>', TradesWirePageSchema),
   crossPosition: validator('FuturesCrossPosition|null', CrossPositionResponseSchema),
   crossOrders: validator('CrossOrder[]', CrossOrderListSchema),
   crossOrdersPage: validator('Paginated<CrossOrder>', CrossOrdersPageSchema),

@@ -146,7 +146,7 @@ export class Engine {
     this.events.trade(owner, event, t, extra)
   }
 
-  /** past fixings (newest first in time order reversed), so seeded history has settlements to point at */
+  /** `n` past fixings (oldest first, like live ones), so seeded history has settlements to point at */
   private seedSettlements(n: number): void {
     const last = this.nextFunding - FUNDING_PERIOD_MS
     for (let k = n - 1; k >= 0; k--) {

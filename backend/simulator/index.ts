@@ -63,6 +63,8 @@ export interface Simulator {
     /** settle funding now (normally every 8 h at 00/08/16 UTC of the simulator clock) */
     settleFunding(): void
   }
+  /** Stream v1 counters: connections, authenticate calls, refusals per limit, most sockets open at once */
+  streamStats(): ReturnType<StreamServer['stats']>
   /** wallet events of an account (by username): the balance moves and `wallet/deposit|withdrawal` is pushed */
   wallet: {
     deposit(username: string, amount: number, network?: 'lightning' | 'bitcoin'): unknown
@@ -154,6 +156,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
           return { total: log.length, byPath, recent: log.slice(-100) }
         }
         case 'POST /__sim/stats/reset': stats.reset(); return { ok: true }
+        case 'GET /__sim/stream': return stream?.stats()
         case 'POST /__sim/price': {
           const p = (body as { price?: unknown } | undefined)?.price
           setPrice(typeof p === 'number' ? p : NaN)
@@ -219,6 +222,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     faults,
     stats,
     market: { price: () => market.price(), index: () => market.index(), setPrice, tick, settleFunding: () => { engine.settleFunding() } },
+    streamStats: () => stream!.stats(),
     wallet: {
       deposit: (username, amount, network) => engine.deposit(keyOf(username), amount, network),
       withdraw: (username, amount, network) => engine.withdraw(keyOf(username), amount, network),

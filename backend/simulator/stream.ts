@@ -75,6 +75,7 @@ export class StreamServer {
   private authAttempts = new Map<string, number[]>()
   private connections = new Map<string, number[]>()
   private readonly limits: StreamLimits
+  private readonly counters = { connections: 0, authenticate: 0, refusedSockets: 0, refusedConnections: 0, refusedAuthenticate: 0, refusedMessages: 0, maxOpen: 0 }
   private nonces = new Map<string, number>()
   private lastPrice: number | undefined
   private lastFunding: number | undefined
@@ -91,22 +92,28 @@ export class StreamServer {
     if (path !== '/v1') return reject(404, 'Not Found')
     if (this.d.faults().outage) return reject(503, 'Service Unavailable')
     const ip = req.socket.remoteAddress ?? '?'
-    if ([...this.clients].filter((c) => c.ip === ip).length >= this.limits.socketsPerIp) return reject(429, 'Too Many Requests')
+    if ([...this.clients].filter((c) => c.ip === ip).length >= this.limits.socketsPerIp) {
+      this.counters.refusedSockets++
+      return reject(429, 'Too Many Requests')
+    }
     // new connections per IP per rolling hour (refused upgrades are not counted)
     const wall = Date.now()
     const recent = (this.connections.get(ip) ?? []).filter((t) => wall - t < 3_600_000)
     if (recent.length >= this.limits.connectionsPerHour) {
       this.connections.set(ip, recent)
+      this.counters.refusedConnections++
       return reject(429, 'Too Many Requests')
     }
     recent.push(wall)
     this.connections.set(ip, recent)
+    this.counters.connections++
     this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, ip))
   }
 
   private attach(ws: WebSocket, ip: string): void {
     const c: Client = { ws, ip, topics: new Set(), windowStart: 0, count: 0 }
     this.clients.add(c)
+    this.counters.maxOpen = Math.max(this.counters.maxOpen, this.clients.size)
     this.touch(c)
     ws.on('message', (data, isBinary) => this.onMessage(c, isBinary ? '\u0000' : data.toString()))
     ws.on('close', () => {
@@ -159,6 +166,7 @@ export class StreamServer {
     const validId = (v: unknown) => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v))
     if (msg && typeof msg === 'object' && validId(msg.id)) id = msg.id
     if (c.count > STREAM_MSGS_PER_SEC) {
+      this.counters.refusedMessages++
       return fail(new RpcFail('TOO_MANY_REQUESTS', 'Too many requests', { retryAfterMs: Math.max(1, c.windowStart + 1000 - wall) }))
     }
     if (!parsed) return fail(new RpcFail('PARSE_ERROR', 'Parse error'))
@@ -233,7 +241,11 @@ export class StreamServer {
     const attempts = (this.authAttempts.get(c.ip) ?? []).filter((t) => wall - t < 60_000)
     attempts.push(wall)
     this.authAttempts.set(c.ip, attempts)
-    if (attempts.length > this.limits.authPerMinute) throw new RpcFail('TOO_MANY_REQUESTS', 'Too many authentication attempts', { retryAfterMs: 60_000 - (wall - attempts[0]) })
+    this.counters.authenticate++
+    if (attempts.length > this.limits.authPerMinute) {
+      this.counters.refusedAuthenticate++
+      throw new RpcFail('TOO_MANY_REQUESTS', 'Too many authentication attempts', { retryAfterMs: 60_000 - (wall - attempts[0]) })
+    }
     const str = (v: unknown, max: number) => typeof v === 'string' && v.length > 0 && v.length <= max
     if (!str(p.key, 256) || !str(p.signature, 256) || !str(p.passphrase, 256) || !str(p.nonce, 128) || !Number.isSafeInteger(p.timestamp)) {
       throw new RpcFail('INVALID_PARAMS', 'params must be {key, signature, timestamp (ms integer), passphrase, nonce}')
@@ -299,6 +311,14 @@ export class StreamServer {
 
   publishWallet(owner: string, kind: 'deposit' | 'withdrawal', e: WalletEvent): void {
     this.notify(`wallet/${kind}`, e, (c) => c.auth?.key === owner)
+  }
+
+  /**
+   * what the limits saw since start: accepted connections and authenticate calls, the refusals of each limit,
+   * and the most sockets open at once (every client of a test is on 127.0.0.1, so these are per IP)
+   */
+  stats(): { open: number; authenticated: number } & StreamServer['counters'] {
+    return { ...this.counters, open: this.clients.size, authenticated: [...this.clients].filter((c) => c.auth).length }
   }
 
   dropAll(): void {

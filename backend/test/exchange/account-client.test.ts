@@ -71,6 +71,25 @@ t.test('lenient: a missing nullable key is normalised to null, not a failed poll
   t.equal((await client.crossFundingFees(CREDS)).data[0].tradeId, null)
 })
 
+t.test('trade lists: a trade whose nullable keys are missing is read with null, a wrong type still fails', async (t) => {
+  const bare = trade({ id: 'r1' }) as Record<string, unknown>
+  for (const k of ['entryPrice', 'entryMargin', 'exitPrice', 'filledAt', 'closedAt', 'clientId']) delete bare[k]
+  let bad = false
+  const { client } = await clientOnLocalServer(t, handler({
+    '/futures/isolated/trades/running': () => [200, bad ? [{ ...bare, margin: '1000' }] : [bare]],
+    '/futures/isolated/trades/open': () => [200, [bare]],
+    '/futures/isolated/trades/closed': () => [200, { data: [bare], nextCursor: null }],
+    '/futures/isolated/trades/canceled': () => [200, { data: [bare], nextCursor: null }],
+  }), fast)
+  const nulls = { entryPrice: null, entryMargin: null, exitPrice: null, filledAt: null, closedAt: null, clientId: null }
+  t.match((await client.runningTrades(CREDS))[0], { id: 'r1', margin: 1000, ...nulls }, 'running')
+  t.match((await client.openTrades(CREDS))[0], nulls, 'open')
+  t.match((await client.closedTrades(CREDS)).data[0], nulls, 'closed')
+  t.match((await client.canceledTrades(CREDS)).data[0], nulls, 'canceled')
+  bad = true
+  t.equal((await rejects(client.runningTrades(CREDS))).kind, 'bad_response', 'a string margin is still a bad_response')
+})
+
 t.test('no cross position: 404, null body, flat with no margin → null; flat with margin → the position', async (t) => {
   let mode = 'flat-empty'
   const { client } = await clientOnLocalServer(t, handler({

@@ -149,6 +149,34 @@ t.test('refused credentials: never up, a warning without secrets, reconnects at 
   for (const secret of [creds.secret, creds.passphrase, alice.secret]) t.notOk(text.includes(secret), 'no secret or passphrase in warnings or logs')
 })
 
+t.test('authenticate rate-limited per IP: waits the server retryAfterMs, not the reconnect base', async (t) => {
+  const sim = await startSimulator({ accounts: testAccounts(), tickMs: 0, rateLimit: relaxed, streamLimits: { authPerMinute: 1 } })
+  t.teardown(() => sim.close())
+  const [alice, bob] = sim.accounts
+  const first = new LnmPrivateStream({ url: sim.streamUrl, creds: alice, now: () => sim.now(), reconnect: { baseMs: 20, capMs: 100 } })
+  t.teardown(() => first.stop())
+  first.start()
+  await within(once(first, 'up'), 3000, 'first up')
+  const second = new LnmPrivateStream({ url: sim.streamUrl, creds: bob, now: () => sim.now(), reconnect: { baseMs: 20, capMs: 100 } })
+  t.teardown(() => second.stop())
+  const warns: any[] = []
+  second.on('warn', (w) => warns.push(w))
+  second.start()
+  await within(new Promise<void>((resolve) => {
+    const check = setInterval(() => {
+      if (warns.some((w) => w.what === 'handshake')) {
+        clearInterval(check)
+        resolve()
+      }
+    }, 10)
+  }), 3000, 'the refused authenticate')
+  t.match(warns[0], { what: 'handshake', code: 'TOO_MANY_REQUESTS' }, 'the 2nd authenticate within the minute is refused')
+  await new Promise((r) => setTimeout(r, 800))
+  t.equal(warns.filter((w) => w.what === 'handshake').length, 1, 'no retry within 800 ms although the reconnect cap is 100 ms (retryAfterMs ≈ 60 s)')
+  t.equal(second.up, false)
+  t.match(sim.streamStats(), { authenticate: 2, refusedAuthenticate: 1, authenticated: 1 }, 'the simulator saw two authenticate, refused one')
+})
+
 t.teardown(() => {
   wire.stop()
   if (wire.seen.length) throw new Error(`uncaught: ${wire.seen.map(String).join('; ')}`)

@@ -246,6 +246,7 @@ t.test('stream limits: 500 new connections per IP per hour (configurable), 32 co
     const ws = new WebSocket(sim.streamUrl)
     const err = await new Promise<Error>((resolve) => ws.on('error', resolve))
     t.match(err.message, /429/, 'the 6th connection within the hour → 429, though none is open')
+    t.match(sim.streamStats(), { connections: 5, refusedConnections: 1, refusedSockets: 0 }, 'counted in streamStats()')
   })
   t.test('32 concurrent sockets per IP', async (t) => {
     const sim = await setup(t)
@@ -255,6 +256,7 @@ t.test('stream limits: 500 new connections per IP per hour (configurable), 32 co
     const ws = new WebSocket(sim.streamUrl)
     const err = await new Promise<Error>((resolve) => ws.on('error', resolve))
     t.match(err.message, /429/, 'the 33rd → 429')
+    t.match(sim.streamStats(), { maxOpen: 32, refusedSockets: 1, open: 32 }, 'streamStats: the most open at once, the refusal')
     open.pop()!.terminate()
     await new Promise((r) => setTimeout(r, 50))
     const again = await connect(sim, t)
