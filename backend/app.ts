@@ -24,6 +24,7 @@ import authRoutes, { meRoutes } from './routes/api/auth.ts'
 import credentialsRoutes from './routes/api/credentials.ts'
 import configRoute from './routes/api/config.ts'
 import dashboardRoute from './routes/api/dashboard.ts'
+import historyRoute from './routes/api/history.ts'
 import wsRoute from './routes/ws.ts'
 
 export interface BuildOptions {
@@ -97,6 +98,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     await api.register(credentialsRoutes)
     await api.register(configRoute)
     await api.register(dashboardRoute)
+    await api.register(historyRoute)
   }, { prefix: '/api' })
 
   // the dashboard is a single-page app: unknown GETs outside /api fall back to index.html

@@ -7,8 +7,9 @@ import Type, { type Static } from 'typebox'
 
 export const PROTOCOL_VERSION = 1 as const
 
-export const CHANNELS = ['account', 'positions', 'ticker'] as const
-export type Channel = (typeof CHANNELS)[number]
+import { CHANNELS, type Channel } from './channels.ts'
+
+export { CHANNELS, type Channel } from './channels.ts'
 export const ChannelSchema = Type.Union(CHANNELS.map((c) => Type.Literal(c)))
 
 export type Source = 'lnmarkets' | 'simulator'
@@ -72,6 +73,11 @@ export const AccountSnapshotSchema = Type.Object({
   balance: Type.Number(),
   syntheticUsdBalance: Type.Number(),
   feeTier: Type.Number(),
+  /**
+   * sats: balance + the margin and unrealised P&L of the running isolated trades (= positions.totals
+   * margin + pl) + the cross position's margin and totalPl. The one number a trader watches.
+   */
+  equity: Type.Number(),
 })
 export type AccountSnapshot = Static<typeof AccountSnapshotSchema>
 
@@ -93,11 +99,89 @@ export const TickerSnapshotSchema = Type.Object({
 })
 export type TickerSnapshot = Static<typeof TickerSnapshotSchema>
 
-export interface SnapshotByChannel {
-  account: AccountSnapshot
-  positions: PositionsSnapshot
-  ticker: TickerSnapshot
-}
+const NullableNumber = Type.Union([Type.Number(), Type.Null()])
+const NullableString = Type.Union([Type.String(), Type.Null()])
+
+/** LN Markets v3 `FuturesCrossPosition` (SDK field names; no ids) */
+export const FuturesCrossPositionSchema = Type.Object({
+  quantity: Type.Number(),
+  leverage: Type.Number(),
+  margin: Type.Number(),
+  entryPrice: NullableNumber,
+  liquidation: NullableNumber,
+  totalPl: Type.Number(),
+  deltaPl: Type.Number(),
+  fundingFees: Type.Number(),
+  tradingFees: Type.Number(),
+  initialMargin: Type.Number(),
+  maintenanceMargin: Type.Number(),
+  runningMargin: Type.Number(),
+  updatedAt: Type.String(),
+})
+export type FuturesCrossPosition = Static<typeof FuturesCrossPositionSchema>
+
+/** LN Markets v3 `CrossOrder` (no account id) */
+export const CrossOrderSchema = Type.Object({
+  id: Type.String(),
+  type: Type.String(),
+  side: Type.String(),
+  price: Type.Number(),
+  quantity: Type.Number(),
+  tradingFee: Type.Number(),
+  open: Type.Boolean(),
+  filled: Type.Boolean(),
+  canceled: Type.Boolean(),
+  createdAt: Type.String(),
+  filledAt: NullableString,
+  canceledAt: NullableString,
+})
+export type CrossOrder = Static<typeof CrossOrderSchema>
+
+export const CrossSnapshotSchema = Type.Object({
+  /** null: no cross position */
+  position: Type.Union([FuturesCrossPositionSchema, Type.Null()]),
+  openOrders: Type.Array(CrossOrderSchema),
+})
+export type CrossSnapshot = Static<typeof CrossSnapshotSchema>
+
+/** a funding fee paid (fee > 0) or received (fee < 0), sats, with the margin mode it belongs to */
+export const FundingFeeEntrySchema = Type.Object({
+  fee: Type.Number(),
+  settlementId: Type.String(),
+  time: Type.String(),
+  tradeId: NullableString,
+  scope: Type.Union([Type.Literal('isolated'), Type.Literal('cross')]),
+})
+export type FundingFeeEntry = Static<typeof FundingFeeEntrySchema>
+
+/** sats over a window: realised P&L, trading fees paid, funding fees paid, net = pl − tradingFees − fundingFees */
+export const RealizedSchema = Type.Object({ pl: Type.Number(), tradingFees: Type.Number(), fundingFees: Type.Number(), net: Type.Number() })
+export type Realized = Static<typeof RealizedSchema>
+
+export const HISTORY_MAX_ITEMS = 50
+
+export const HistorySnapshotSchema = Type.Object({
+  /** closed and canceled isolated trades, newest first */
+  closed: Type.Array(FuturesTradeSchema, { maxItems: HISTORY_MAX_ITEMS }),
+  /** filled cross orders, newest first */
+  crossFilled: Type.Array(CrossOrderSchema, { maxItems: HISTORY_MAX_ITEMS }),
+  /** isolated and cross funding fees, newest first */
+  fundingFees: Type.Array(FundingFeeEntrySchema, { maxItems: HISTORY_MAX_ITEMS }),
+  /** the last 24 h, 7 d and 30 d */
+  realized: Type.Object({ day: RealizedSchema, week: RealizedSchema, month: RealizedSchema }),
+})
+export type HistorySnapshot = Static<typeof HistorySnapshotSchema>
+
+/** the snapshot schema of every channel of the table (channels.ts): a channel without one does not compile */
+export const SNAPSHOT_SCHEMAS = {
+  account: AccountSnapshotSchema,
+  positions: PositionsSnapshotSchema,
+  ticker: TickerSnapshotSchema,
+  cross: CrossSnapshotSchema,
+  history: HistorySnapshotSchema,
+} as const satisfies Record<Channel, unknown>
+
+export type SnapshotByChannel = { [C in Channel]: Static<(typeof SNAPSHOT_SCHEMAS)[C]> }
 
 // ---------- client → server ----------
 
@@ -112,7 +196,7 @@ export const RefreshDataMessageSchema = Type.Object({ type: Type.Literal('refres
 export const SubscribeMessageSchema = Type.Object({
   type: Type.Union([Type.Literal('subscribe'), Type.Literal('unsubscribe')]),
   request_id: RequestId,
-  channels: Type.Array(ChannelSchema, { minItems: 1, maxItems: 3, uniqueItems: true }),
+  channels: Type.Array(ChannelSchema, { minItems: 1, maxItems: CHANNELS.length, uniqueItems: true }),
 })
 export const PingMessageSchema = Type.Object({ type: Type.Literal('ping'), request_id: RequestId })
 
@@ -198,10 +282,8 @@ export interface ChannelMeta {
   stale: boolean
 }
 
-export interface DashboardResponse {
-  account: AccountSnapshot | null
-  positions: PositionsSnapshot | null
-  ticker: TickerSnapshot | null
+/** one key per channel (null until its first snapshot), and meta */
+export type DashboardResponse = { [C in Channel]: SnapshotByChannel[C] | null } & {
   meta: {
     serverTime: number
     source: Source

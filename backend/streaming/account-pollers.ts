@@ -4,13 +4,23 @@
  * Polls are spread over the interval by a per-account phase; the interval stretches on rate limits and
  * failures back off; every outcome that changes the upstream state is published as a status event.
  */
-import type { Channel, UpstreamState } from '../schemas/ws-protocol.ts'
+import { ACCOUNT_CHANNELS, channelRow, type AccountChannel } from '../schemas/channels.ts'
+import type { UpstreamState } from '../schemas/ws-protocol.ts'
 import { CONTROL_TOPIC, TICKER_TOPIC, accountTopic, type Bus, type BusEvent, type StatusEvent } from './bus.ts'
-import { classify, nextEpoch, reasonOf, silentLog, type AccountSource, type Credentials, type CredentialsLookup, type Failure, type Log } from './sources.ts'
+import type { SnapshotByChannel } from '../schemas/ws-protocol.ts'
+import { classify, nextEpoch, reasonOf, silentLog, type AccountDerivations, type AccountSource, type Derivation, type Credentials, type CredentialsLookup, type Failure, type Log } from './sources.ts'
 
 export interface AccountPollersOptions {
   bus: Bus
   source: AccountSource
+  /** the polling period while the account's private stream is healthy (REST is then the reconciler); default intervalMs */
+  pushIntervalMs?: number
+  /** a poller started / stopped / its credentials changed (the private stream manager follows) */
+  onStart?: (userId: string) => void
+  onStop?: (userId: string) => void
+  onCredentials?: (userId: string) => void
+  /** channels recomputed from others after each round (account.equity from positions and cross) */
+  derive?: AccountDerivations
   credentials: CredentialsLookup
   intervalMs: number
   /** refresh_data may trigger a poll only if the last one started at least this long ago */
@@ -27,15 +37,24 @@ export interface AccountPollersOptions {
   now?: () => number
 }
 
-const POLLED: readonly Channel[] = ['account', 'positions']
+/** the account channels of the table, in table order: the per-channel arrays below are indexed alike */
+const POLLED: readonly AccountChannel[] = ACCOUNT_CHANNELS
 
 class AccountPoller {
   readonly topic: string
   epoch = nextEpoch()
-  /** per channel (account, positions): seq, last JSON, its sourceTs */
-  readonly seq = [0, 0]
-  readonly last: Array<string | null> = [null, null]
-  readonly lastTs = [0, 0]
+  /** per account channel (POLLED order): seq, last JSON, its sourceTs */
+  readonly seq = POLLED.map(() => 0)
+  readonly last: Array<string | null> = POLLED.map(() => null)
+  readonly lastTs = POLLED.map(() => 0)
+  /** the latest fetched data per channel (before derivation) */
+  readonly data: unknown[] = POLLED.map(() => undefined)
+  /** polls started (cadence `poll`: every n-th) */
+  polls = 0
+  /** channels (bits by POLLED index) the next poll must fetch whatever their cadence */
+  forced = 0
+  /** the account's private stream is up: poll at pushIntervalMs */
+  pushHealthy = false
   /** undefined: not loaded yet; null: the user has none */
   creds: Credentials | null | undefined = undefined
   timer: NodeJS.Timeout | null = null
@@ -69,7 +88,9 @@ function phaseOf(key: string, intervalMs: number): number {
 
 export class AccountPollers {
   private readonly pollers = new Map<string, AccountPoller>()
-  private readonly o: Required<Omit<AccountPollersOptions, 'metrics'>> & Pick<AccountPollersOptions, 'metrics'>
+  /** bits (by POLLED index) of the channels that are not `slow` */
+  private readonly fastBits = POLLED.reduce((m, ch, i) => (channelRow(ch).cadence.kind === 'slow' ? m : m | (1 << i)), 0)
+  private readonly o: Required<Omit<AccountPollersOptions, 'metrics' | 'derive' | 'pushIntervalMs' | 'onStart' | 'onStop' | 'onCredentials'>> & Pick<AccountPollersOptions, 'metrics' | 'derive' | 'pushIntervalMs' | 'onStart' | 'onStop' | 'onCredentials'>
   private unsubscribe: (() => void) | null = null
 
   constructor(opts: AccountPollersOptions) {
@@ -97,7 +118,10 @@ export class AccountPollers {
   async stop(): Promise<void> {
     this.unsubscribe?.()
     this.unsubscribe = null
-    for (const p of this.pollers.values()) this.halt(p)
+    for (const p of this.pollers.values()) {
+      this.halt(p)
+      this.o.onStop?.(p.userId)
+    }
     this.pollers.clear()
     this.o.metrics?.activePollers.set(0)
   }
@@ -117,12 +141,15 @@ export class AccountPollers {
     p.epoch = nextEpoch()
     p.seq.fill(0)
     p.last.fill(null)
+    p.data.fill(undefined)
     p.lastTs.fill(0)
     p.failures = 0
     p.factor = 1
     p.lastSuccessTs = null
     p.status = null
+    p.pushHealthy = false
     this.o.bus.publish(p.topic, { kind: 'reset', reason: 'credentials_changed' })
+    this.o.onCredentials?.(userId)
     void this.poll(p)
   }
 
@@ -140,6 +167,7 @@ export class AccountPollers {
         this.halt(p)
         this.pollers.delete(e.key)
         this.o.metrics?.activePollers.set(this.pollers.size)
+        this.o.onStop?.(e.key)
         return
       case 'refresh':
         if (p) this.refresh(p)
@@ -166,6 +194,7 @@ export class AccountPollers {
     const p = new AccountPoller(userId, phaseOf(userId, this.o.intervalMs))
     this.pollers.set(userId, p)
     this.o.metrics?.activePollers.set(this.pollers.size)
+    this.o.onStart?.(userId)
     // the first subscriber needs data now; later polls fall on the account's phase
     void this.poll(p)
   }
@@ -204,7 +233,7 @@ export class AccountPollers {
       // never pile up requests; a poll that outlived both its interval and its budget means the exchange
       // is not answering: say so now rather than when the client finally gives up
       const inFlight = this.o.now() - p.lastPollStart
-      const limit = Math.max(this.o.intervalMs * p.factor, this.deadlineOf(p))
+      const limit = Math.max(this.intervalOf(p) * p.factor, this.deadlineOf(p))
       if (inFlight >= limit) this.setStatus(p, 'down', 'upstream_timeout')
       if (inFlight >= 2 * limit) p.controller.abort()
       this.schedule(p)
@@ -216,7 +245,7 @@ export class AccountPollers {
   private schedule(p: AccountPoller, minDelay = 0): void {
     if (p.stopped) return
     if (p.timer) clearTimeout(p.timer)
-    const base = this.o.intervalMs * p.factor
+    const base = this.intervalOf(p) * p.factor
     let delay: number
     if (p.failures > 0) {
       // exponential backoff with ±20 % jitter, capped (and never beyond 15 s, so recovery is seen quickly)
@@ -233,7 +262,7 @@ export class AccountPollers {
     p.timer.unref()
   }
 
-  private async poll(p: AccountPoller): Promise<void> {
+  private async poll(p: AccountPoller, targeted = false): Promise<void> {
     if (p.stopped || p.controller) return
     const gen = p.gen
     const controller = new AbortController()
@@ -263,18 +292,23 @@ export class AccountPollers {
       }
       // a poll (retries included) gets half its interval, and at least the time the client's per-key throttle
       // needs to space its three calls: a dead exchange shows up as `down` at the first poll after it died
-      const opts = { signal: controller.signal, deadlineMs: this.deadlineOf(p) }
+      // a round of its own (slow channels, events) is off the poll schedule: it may take longer
+      const opts = { signal: controller.signal, deadlineMs: targeted ? Math.max(this.deadlineOf(p), 5000) : this.deadlineOf(p) }
       // each channel's sourceTs is when its own answer arrived, not when the slower one did
       const stamp = <T>(pr: Promise<T>) => pr.then((value) => ({ value, at: this.o.now() }))
-      const [acc, pos] = await Promise.allSettled([stamp(this.o.source.fetchAccount(p.creds, opts)), stamp(this.o.source.fetchPositions(p.creds, opts))])
+      const due = this.dueChannels(p, targeted)
+      if (!targeted) p.polls++
+      for (const i of due) p.forced &= ~(1 << i)
+      const creds = p.creds
+      const results = await Promise.allSettled(due.map((i) => stamp(this.o.source[POLLED[i]!]!(creds, opts) as Promise<unknown>)))
       if (gen !== p.gen) return
       let ts = 0
-      const fresh: Channel[] = []
-      const results = [acc, pos]
       let failure: Failure | null = null
       let ok = 0
-      for (let i = 0; i < results.length; i++) {
-        const r = results[i]!
+      let touched = 0
+      for (let k = 0; k < results.length; k++) {
+        const r = results[k]!
+        const i = due[k]!
         if (r.status === 'rejected') {
           const f = classify(r.reason)
           // the most telling failure wins: rejected credentials > rate limit > anything else
@@ -282,20 +316,12 @@ export class AccountPollers {
           continue
         }
         ok++
-        const at = r.value.at
-        const json = JSON.stringify(r.value.value)
-        p.lastTs[i] = at
-        if (at > ts) ts = at
-        if (json === p.last[i]) {
-          fresh.push(POLLED[i]!)
-          continue
-        }
-        p.last[i] = json
-        p.seq[i]!++
-        this.o.bus.publish(p.topic, { kind: 'snapshot', channel: POLLED[i]!, epoch: p.epoch, seq: p.seq[i]!, sourceTs: at, json })
+        p.data[i] = r.value.value
+        p.lastTs[i] = r.value.at
+        if (r.value.at > ts) ts = r.value.at
+        touched |= 1 << i
       }
-      // one event for the unchanged channels, at the earlier of their answer times (never overstated)
-      if (fresh.length) this.o.bus.publish(p.topic, { kind: 'fresh', channels: fresh, epoch: p.epoch, sourceTs: Math.min(...fresh.map((ch) => p.lastTs[POLLED.indexOf(ch)]!)) })
+      this.publishChanges(p, touched)
       if (ok > 0) p.lastSuccessTs = ts
       if (!failure) {
         p.failures = 0
@@ -335,12 +361,125 @@ export class AccountPollers {
           clearTimeout(p.timer)
           p.timer = null
         }
+        // a healthy account: slow channels that are due, and channels an event asked for during this round,
+        // are fetched in a round of their own right away (never stacked onto a poll: bursts stay small)
+        if (p.creds && !p.stopped && p.failures === 0 && minDelay === 0) {
+          p.forced |= this.slowDue(p)
+          if (p.forced !== 0) setImmediate(() => void this.poll(p, true))
+        }
       }
     }
   }
 
+  /** bits (by POLLED index) of the `slow` channels due: never fetched, or their interval has passed */
+  private slowDue(p: AccountPoller): number {
+    let bits = 0
+    const now = this.o.now()
+    for (let i = 0; i < POLLED.length; i++) {
+      const ch = POLLED[i]!
+      const cadence = channelRow(ch).cadence
+      if (cadence.kind !== 'slow' || !this.o.source[ch]) continue
+      if (p.last[i] === null || now - p.lastTs[i]! >= cadence.minIntervalMs) bits |= 1 << i
+    }
+    return bits
+  }
+
+  /**
+   * After a round: publish every channel whose data was fetched (`touched`, bits by POLLED index) or is
+   * derived from one that was (account.equity from positions and cross). Changed → snapshot; fetched and
+   * unchanged → one `fresh` event at the earlier of their answer times (never overstated).
+   */
+  private publishChanges(p: AccountPoller, touched: number): void {
+    if (touched === 0) return
+    const fresh: AccountChannel[] = []
+    let latest: Partial<SnapshotByChannel> | null = null
+    for (let i = 0; i < POLLED.length; i++) {
+      const ch = POLLED[i]!
+      const d = this.o.derive?.[ch] as Derivation<AccountChannel> | undefined
+      const fetched = (touched & (1 << i)) !== 0
+      if (!fetched && !(d && d.from.some((f) => touched & (1 << POLLED.indexOf(f))))) continue
+      if (p.data[i] === undefined) continue
+      if (d && !latest) {
+        latest = {}
+        for (let j = 0; j < POLLED.length; j++) if (p.data[j] !== undefined) (latest as Record<string, unknown>)[POLLED[j]!] = p.data[j]
+      }
+      const json = JSON.stringify(d ? d.apply(p.data[i] as never, latest!) : p.data[i])
+      if (json === p.last[i]) {
+        if (fetched) fresh.push(ch)
+        continue
+      }
+      p.last[i] = json
+      p.seq[i]!++
+      this.o.bus.publish(p.topic, { kind: 'snapshot', channel: ch, epoch: p.epoch, seq: p.seq[i]!, sourceTs: p.lastTs[i]!, json })
+    }
+    if (fresh.length) this.o.bus.publish(p.topic, { kind: 'fresh', channels: fresh, epoch: p.epoch, sourceTs: Math.min(...fresh.map((ch) => p.lastTs[POLLED.indexOf(ch)]!)) })
+  }
+
+  /**
+   * Indices (into POLLED) of the channels this poll fetches: by each channel's cadence in the table, plus
+   * the forced ones (an exchange event, a reconnect); a targeted poll fetches only the forced ones.
+   */
+  private dueChannels(p: AccountPoller, targeted: boolean): number[] {
+    const due: number[] = []
+    for (let i = 0; i < POLLED.length; i++) {
+      const ch = POLLED[i]!
+      if (!this.o.source[ch]) continue
+      if (p.forced & (1 << i)) {
+        // a forced slow channel waits for a round of its own when faster ones are forced too
+        if (!(targeted && channelRow(ch).cadence.kind === 'slow' && (p.forced & this.fastBits) !== 0)) due.push(i)
+        continue
+      }
+      if (targeted) continue
+      const cadence = channelRow(ch).cadence
+      const never = p.last[i] === null
+      // `slow` channels never ride on a poll: they get a round of their own (see poll's finally)
+      if (cadence.kind === 'poll' && (never || p.polls % cadence.everyPolls === 0)) due.push(i)
+    }
+    return due
+  }
+
+  private intervalOf(p: AccountPoller): number {
+    return p.pushHealthy && this.o.pushIntervalMs ? this.o.pushIntervalMs : this.o.intervalMs
+  }
+
+  // ------------------------------------------------------------------ exchange push (private streams)
+
+  /**
+   * The account's private stream went up or down: up → REST becomes the reconciler (pushIntervalMs) after a
+   * full fetch (events may have been missed while it was down); down → back to intervalMs at once.
+   */
+  setPushHealthy(userId: string, healthy: boolean): void {
+    const p = this.pollers.get(userId)
+    if (!p || p.stopped) return
+    const was = p.pushHealthy
+    p.pushHealthy = healthy
+    if (healthy) this.fetchNow(userId, POLLED)
+    else if (was && !p.controller) this.schedule(p)
+  }
+
+  /** fetch these channels now, single-flight: coalesced into the round in flight's follow-up if there is one */
+  fetchNow(userId: string, channels: readonly AccountChannel[]): void {
+    const p = this.pollers.get(userId)
+    if (!p || p.stopped || p.creds === null) return
+    for (const ch of channels) p.forced |= 1 << POLLED.indexOf(ch)
+    if (!p.controller) void this.poll(p, true)
+  }
+
+  /** apply an exchange payload to a channel's latest data at once (no REST); null from `fn` = nothing to apply */
+  apply<C extends AccountChannel>(userId: string, channel: C, fn: (cur: SnapshotByChannel[C]) => SnapshotByChannel[C] | null): boolean {
+    const p = this.pollers.get(userId)
+    const i = POLLED.indexOf(channel)
+    if (!p || p.stopped || p.data[i] === undefined) return false
+    const next = fn(p.data[i] as SnapshotByChannel[C])
+    if (next === null) return false
+    p.data[i] = next
+    p.lastTs[i] = this.o.now()
+    this.publishChanges(p, 1 << i)
+    return true
+  }
+
   private deadlineOf(p: AccountPoller): number {
-    return Math.max(this.o.minPollDeadlineMs, Math.round(this.o.intervalMs * p.factor * 0.5))
+    return Math.max(this.o.minPollDeadlineMs, Math.round(this.intervalOf(p) * p.factor * 0.5))
   }
 
   private setStatus(p: AccountPoller, upstream: UpstreamState, reason: string, hasCredentials = true): void {

@@ -4,7 +4,8 @@
  * SHUTDOWN_DRAIN_MS before the server closes.
  */
 import fp from 'fastify-plugin'
-import { toAccountSnapshot, toPositionsSnapshot, toTickerSnapshot } from '../../exchange/snapshots.ts'
+import { ACCOUNT_DERIVATIONS, accountFetchers } from '../../exchange/fetchers.ts'
+import { toTickerSnapshot } from '../../exchange/snapshots.ts'
 import { AccountPollers } from '../../streaming/account-pollers.ts'
 import { CONTROL_TOPIC, SESSIONS_TOPIC, type Bus, type BusEvent } from '../../streaming/bus.ts'
 import { createBus } from '../../streaming/bus-factory.ts'
@@ -12,6 +13,8 @@ import { buildDashboard, type DashboardView } from '../../streaming/dashboard.ts
 import { Hub } from '../../streaming/hub.ts'
 import type { AccountSource, Log, TickerSource } from '../../streaming/sources.ts'
 import { TickerFeed } from '../../streaming/ticker-feed.ts'
+import { PrivateStreams } from '../../streaming/private-streams.ts'
+import { LnmPrivateStream } from '../../exchange/private-stream.ts'
 import type { UpstreamState } from '../../schemas/ws-protocol.ts'
 
 export interface Streaming {
@@ -19,6 +22,8 @@ export interface Streaming {
   hub: Hub
   pollers: AccountPollers
   ticker: TickerFeed
+  /** null when PRIVATE_STREAMS_PER_NODE is 0 or there is no stream URL */
+  privateStreams: PrivateStreams | null
   /** /api/dashboard: watch the account, wait briefly for a cold cache, render from cache */
   dashboard(userId: string): Promise<DashboardView>
   upstreamState(): UpstreamState | 'idle'
@@ -32,19 +37,22 @@ export default fp(
 
     // in-process, or Redis when REDIS_URL is set (one producer per account across the cluster)
     const bus = createBus(config, log)
-    const accountSource: AccountSource = {
-      fetchAccount: async (creds, o) => toAccountSnapshot(await client.account(creds, o)),
-      fetchPositions: async (creds, o) => {
-        const [running, open] = await Promise.all([client.runningTrades(creds, o), client.openTrades(creds, o)])
-        return toPositionsSnapshot(running, open)
-      },
-    }
+    const accountSource: AccountSource = accountFetchers(client)
     const tickerSource: TickerSource = {
       fetchTicker: async (o) => ({ data: toTickerSnapshot(await client.ticker(o)), ts: Date.now() }),
     }
+    // exchange push: private Stream v1 per polled account within the node's budget (hub is set below)
+    let hubRef: Hub | null = null
+    const privateUrl = app.exchange.simulator?.streamUrl ?? config.streamUrl
+    let privateStreams: PrivateStreams | null = null
     const pollers = new AccountPollers({
       bus,
       source: accountSource,
+      pushIntervalMs: config.PUSH_RECONCILE_MS,
+      onStart: (userId) => privateStreams?.watch(userId),
+      onStop: (userId) => privateStreams?.unwatch(userId),
+      onCredentials: (userId) => privateStreams?.credentialsChanged(userId),
+      derive: ACCOUNT_DERIVATIONS,
       credentials: (userId) => app.vault.get(userId),
       intervalMs: config.POLL_INTERVAL_MS,
       metrics,
@@ -67,6 +75,20 @@ export default fp(
       coldWaitMs: Math.min(3000, Math.max(1000, config.POLL_INTERVAL_MS)),
       log,
     })
+    hubRef = hub
+    if (privateUrl && config.PRIVATE_STREAMS_PER_NODE > 0) {
+      const streamLog = app.log.child({ module: 'private-stream' })
+      privateStreams = new PrivateStreams({
+        pollers,
+        credentials: (userId) => app.vault.get(userId),
+        create: (creds) =>
+          new LnmPrivateStream({ url: privateUrl, creds, logger: streamLog, metrics, now: () => Date.now() + client.clockOffsetMs, reconnect: { baseMs: 1000, capMs: 60_000 } }),
+        budget: config.PRIVATE_STREAMS_PER_NODE,
+        weight: (userId) => hubRef?.watchers(userId) ?? 0,
+        log,
+      })
+      privateStreams.start()
+    }
     pollers.start()
     ticker.start()
     hub.start()
@@ -104,6 +126,7 @@ export default fp(
       await hub.stop()
       await ticker.stop()
       await pollers.stop()
+      await privateStreams?.stop()
       await bus.close()
     })
 
@@ -112,6 +135,9 @@ export default fp(
       hub,
       pollers,
       ticker,
+      get privateStreams() {
+        return privateStreams
+      },
       async dashboard(userId: string) {
         await hub.touch(userId)
         return buildDashboard(hub.cache, userId, { now: Date.now(), staleAfterMs: config.STALE_AFTER_MS, source })

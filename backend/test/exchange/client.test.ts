@@ -245,7 +245,7 @@ t.test('metrics: endpoint labels are route templates', async (t) => {
 })
 
 t.test('snapshot mappers', async (t) => {
-  t.same(toAccountSnapshot(ACCOUNT), { username: 'satoshi', balance: 100000, syntheticUsdBalance: 0, feeTier: 1 }, 'account snapshot keeps only wire fields')
+  t.same(toAccountSnapshot(ACCOUNT), { username: 'satoshi', balance: 100000, syntheticUsdBalance: 0, feeTier: 1, equity: 100000 }, 'account snapshot keeps only wire fields; equity starts at the balance')
   const running = [trade({ margin: 1000, pl: 50, quantity: 10 }), trade({ id: 'b', margin: 500, pl: -20, quantity: 5 })] as never[]
   const open = [trade({ id: 'o', open: true, running: false, margin: 99, pl: 0, quantity: 1 })] as never[]
   const pos = toPositionsSnapshot(running, open)

@@ -24,7 +24,7 @@ async function contractSuite(t: Test, client: LnmClient, creds: Credentials) {
   const account = await client.account(creds, budget)
   t.type(account.username, 'string', 'account.username')
   t.ok(Number.isInteger(account.balance) && account.balance >= 0, 'account.balance is a non-negative integer (sats)')
-  t.same(Object.keys(toAccountSnapshot(account)).sort(), ['balance', 'feeTier', 'syntheticUsdBalance', 'username'], 'maps to AccountSnapshot')
+  t.same(Object.keys(toAccountSnapshot(account)).sort(), ['balance', 'equity', 'feeTier', 'syntheticUsdBalance', 'username'], 'maps to AccountSnapshot')
 
   const running = await client.runningTrades(creds, budget)
   t.ok(running.every((x) => x.running && !x.closed), 'running trades are running')

@@ -99,9 +99,11 @@ class FakeSocket {
 
 function dashboard(now: number, seq: number): DashboardResponse {
   return {
-    account: { username: 'demo', balance: 1000 + seq, syntheticUsdBalance: 0, feeTier: 1 },
+    account: { username: 'demo', balance: 1000 + seq, syntheticUsdBalance: 0, feeTier: 1, equity: 1000 + seq },
     positions: null,
     ticker: null,
+    cross: null,
+    history: null,
     meta: { serverTime: now, source: 'simulator', staleAfterMs: 30_000, upstream: 'ok', lastSuccessTs: now, reason: null, hasCredentials: true, channels: { account: { epoch: 1, seq, sourceTs: now - 100, stale: false } } },
   }
 }

@@ -1,0 +1,68 @@
+/**
+ * Exchange push with REST reconciliation, against the simulator's private Stream v1 topics:
+ * - the stream budget goes to the most-watched account, the other one stays on REST polling;
+ * - upstream REST requests per minute of the pushed account vs the polled one (defaults: POLL 5 s,
+ *   reconcile 30 s), measured over a real minute;
+ * - an exchange event (a trade opened or closed) reaches a connected /ws client as a data_update quickly.
+ */
+import t from 'tap'
+import { call } from '../simulator/helpers.ts'
+import { testAccounts } from '../helpers/app.ts'
+import { liveGateway } from './live.ts'
+import { WsClient, percentile, sleep, until } from './helpers.ts'
+
+const accounts = testAccounts(2).map((a) => ({ ...a, cross: { margin: 40_000, leverage: 5, side: 'buy' as const, quantity: 50 }, history: { closedTrades: 3 } }))
+
+t.test('private streams: budget, REST budget, event latency', async (t) => {
+  const L = await liveGateway(t, { accounts, env: { PRIVATE_STREAMS_PER_NODE: '1', LOG_LEVEL: 'warn' }, sim: { tickMs: 0 } })
+  const ps = L.g.app.streaming.privateStreams!
+  t.ok(ps, 'private streams enabled')
+  const a = await L.user(0)
+  const b = await L.user(1)
+  // a: two dashboards, b: one → the single stream goes to a
+  const a1 = await WsClient.authed(L.g.wsUrl, a.token)
+  const a2 = await WsClient.authed(L.g.wsUrl, a.token)
+  const b1 = await WsClient.authed(L.g.wsUrl, b.token)
+  t.ok(await until(() => ps.isUp(a.userId), 15_000), "the most-watched account's private stream is up")
+  await sleep(6000) // rebalance tick + the full fetch after 'up'
+  t.equal(ps.size, 1, 'no more streams than the budget')
+  t.notOk(ps.isUp(b.userId), 'the other account stays on REST polling')
+
+  // REST requests per account over one real minute
+  const from = Date.now()
+  await sleep(60_000)
+  const pushed = L.sim.stats.requests({ key: accounts[0]!.key, sinceMs: from })
+  const polled = L.sim.stats.requests({ key: accounts[1]!.key, sinceMs: from })
+  t.comment(`upstream REST requests per minute: private stream healthy ${pushed}, polling only ${polled}`)
+  t.ok(pushed <= 9, `healthy private stream: ≤ 9 REST requests per minute (${pushed})`)
+  t.ok(polled > 2 * pushed, `polling only costs far more (${polled})`)
+
+  // event → data_update latency
+  const lat: number[] = []
+  for (let i = 0; i < 20; i++) {
+    const t0 = Date.now()
+    const mark = a1.frames.length
+    const r = await call(L.sim, accounts[0], 'POST', '/futures/isolated/trade', { type: 'market', side: 'buy', leverage: 10, quantity: 10 })
+    if (r.status !== 200) throw new Error(`open failed ${r.status} ${r.text}`)
+    const id = r.json.id as string
+    await a1.next((f) => f.type === 'data_update' && f.channel === 'positions' && f.data.running.some((x: { id: string }) => x.id === id), 3000)
+    const got = a1.frames.slice(mark).findIndex((f) => f.type === 'data_update' && f.channel === 'positions' && f.data.running.some((x: { id: string }) => x.id === id))
+    lat.push(a1.at[mark + got]! - t0)
+    await sleep(600)
+    const c0 = Date.now()
+    const mark2 = a1.frames.length
+    const rc = await call(L.sim, accounts[0], 'POST', '/futures/isolated/trade/close', { id })
+    if (rc.status !== 200) throw new Error(`close failed ${rc.status} ${rc.text}`)
+    await a1.next((f) => f.type === 'data_update' && f.channel === 'positions' && !f.data.running.some((x: { id: string }) => x.id === id), 3000)
+    const got2 = a1.frames.slice(mark2).findIndex((f) => f.type === 'data_update' && f.channel === 'positions' && !f.data.running.some((x: { id: string }) => x.id === id))
+    lat.push(a1.at[mark2 + got2]! - c0)
+    await sleep(600)
+  }
+  const p50 = percentile(lat, 0.5)
+  const p99 = percentile(lat, 0.99)
+  t.comment(`exchange event → /ws data_update: n=${lat.length} p50=${p50} ms p99=${p99} ms max=${Math.max(...lat)} ms (all: ${lat.join(" ")})`)
+  t.ok(p99 <= 250, `p99 ≤ 250 ms on loopback (${p99} ms)`)
+  const h = await a1.next((f) => f.type === 'data_update' && f.channel === 'history', 5000)
+  t.ok(h.data.closed.length > 3, 'closing trades refreshed the history channel')
+  for (const c of [a1, a2, b1]) c.close()
+})
