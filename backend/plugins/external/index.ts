@@ -15,9 +15,10 @@ import underPressure from '@fastify/under-pressure'
 import websocket from '@fastify/websocket'
 import { Redis } from 'ioredis'
 import { HttpError } from '../../errors.ts'
+import { ROOT_DIR } from '../../paths.ts'
 import { parseRedisUrl } from '../../streaming/bus-factory.ts'
 
-export const FRONTEND_DIST = join(import.meta.dirname, '..', '..', '..', 'dist', 'frontend')
+export const FRONTEND_DIST = join(ROOT_DIR, 'dist', 'frontend')
 
 export default fp(
   async function external(app) {
