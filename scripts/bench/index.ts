@@ -185,7 +185,7 @@ async function main(): Promise<void> {
       writeFileSync(bodyFile, body)
       const ac = forkTs('scripts/bench/autocannon-worker.ts')
       await waitMessage(ac, (m) => m?.ready, 20_000, 'autocannon worker')
-      const refHttp = forkTs('scripts/bench/ref-http.ts', [], { env: { PORT: '0', BODY_FILE: bodyFile, ETAG: etag || '"ref"' } })
+      const refHttp = forkTs('scripts/bench/ref-http.ts', [], { env: { PORT: '0', BODY_FILE: bodyFile, ETAG: etag || '"ref"', JWT_SECRET: gw.env.JWT_SECRET } })
       const refReady = await waitMessage<any>(refHttp, (m) => m?.ready, 20_000, 'http reference')
       const run = async (label: string, url: string, headers: Record<string, string>, pids: number[]) => {
         const a = procSampleAll(pids)
@@ -198,13 +198,13 @@ async function main(): Promise<void> {
       const auth = { authorization: `Bearer ${token}` }
       // JIT warm-up of both servers' request paths (not counted)
       await rpc(ac, { op: 'run', opts: { url: `${gw.origin}/api/dashboard`, connections: 8, duration: 2, headers: auth } }, 40_000)
-      await rpc(ac, { op: 'run', opts: { url: `http://127.0.0.1:${refReady.port}/api/dashboard`, connections: 8, duration: 2 } }, 40_000)
+      await rpc(ac, { op: 'run', opts: { url: `http://127.0.0.1:${refReady.port}/api/dashboard`, connections: 8, duration: 2, headers: auth } }, 40_000)
       // the If-None-Match case first, right after the ETag was read, while the snapshots are surely unchanged
       const g304 = await run('gateway, If-None-Match', `${gw.origin}/api/dashboard`, { ...auth, 'if-none-match': etag }, gw.pids())
       const g200 = await run('gateway, no If-None-Match', `${gw.origin}/api/dashboard`, auth, gw.pids())
       const refOrigin = `http://127.0.0.1:${refReady.port}`
-      const r200 = await run('bare Fastify, same body', `${refOrigin}/api/dashboard`, {}, [refHttp.pid as number])
-      const r304 = await run('bare Fastify, If-None-Match', `${refOrigin}/api/dashboard`, { 'if-none-match': etag || '"ref"' }, [refHttp.pid as number])
+      const r200 = await run('bare Fastify + same JWT check, same body', `${refOrigin}/api/dashboard`, auth, [refHttp.pid as number])
+      const r304 = await run('bare Fastify + same JWT check, If-None-Match', `${refOrigin}/api/dashboard`, { ...auth, 'if-none-match': etag || '"ref"' }, [refHttp.pid as number])
       await stopChild(ac)
       await stopChild(refHttp)
       result.dashboard = { bodyBytes: body.length, etag: etag !== '', connections: 32, durationS: dashDurationS, gateway200: g200, gateway304: g304, reference200: r200, reference304: r304 }
@@ -278,7 +278,7 @@ function summaryRows(result: Record<string, any>): string[][] {
   }
   const d = result.dashboard
   if (d) {
-    rows.push(['/api/dashboard req/s, 200 (vs bare Fastify)', fmt(d.gateway200.rps, 0), fmt(d.reference200.rps, 0), '', fmtRatio(ratio(d.gateway200.rps, d.reference200.rps)), ''])
+    rows.push(['/api/dashboard req/s, 200 (vs bare Fastify + same JWT check)', fmt(d.gateway200.rps, 0), fmt(d.reference200.rps, 0), '', fmtRatio(ratio(d.gateway200.rps, d.reference200.rps)), ''])
     rows.push(['/api/dashboard req/s, If-None-Match → 304', fmt(d.gateway304.rps, 0), fmt(d.reference304.rps, 0), '', fmtRatio(ratio(d.gateway304.rps, d.reference304.rps)), ''])
     rows.push(['/api/dashboard 304 ÷ 200 (gateway)', fmtRatio(ratio(d.gateway304.rps, d.gateway200.rps)), '', '', '', ''])
   }
