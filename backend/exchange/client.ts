@@ -23,6 +23,9 @@ import {
   V,
   type Account,
   type Candle,
+  type CrossOrder,
+  type FundingFee,
+  type FuturesCrossPosition,
   type FuturesTrade,
   type OracleIndex,
   type OracleLastPrice,
@@ -218,6 +221,54 @@ export class LnmClient {
     return this.get({ path: '/futures/isolated/trades/closed', creds, query: pageQuery(q), validator: V.closedTrades }, opts)
   }
 
+  /** GET /futures/isolated/trades/canceled (newest first; listed by the docs changelog, not by the TS SDK) */
+  canceledTrades(creds: Credentials, q: PageQuery = {}, opts?: CallOptions): Promise<Page<FuturesTrade>> {
+    return this.get({ path: '/futures/isolated/trades/canceled', creds, query: pageQuery(q), validator: V.closedTrades }, opts)
+  }
+
+  /** GET /futures/isolated/funding-fees; `tradeId` is normalised to null when absent */
+  async isolatedFundingFees(creds: Credentials, q: PageQuery & { tradeId?: string } = {}, opts?: CallOptions): Promise<Page<FundingFee>> {
+    const page = await this.get({ path: '/futures/isolated/funding-fees', creds, query: { ...pageQuery(q), tradeId: q.tradeId }, validator: V.fundingFees }, opts)
+    return { data: page.data.map(normFundingFee), nextCursor: page.nextCursor }
+  }
+
+  /**
+   * GET /futures/cross/position. The exchange answers with a position object whenever the account has a cross
+   * account; flat is `quantity: 0` with `entryPrice`/`liquidation` null. Resolves `null` when there is nothing
+   * to show: a 404 or a `null` body (no cross account yet), or a flat position with no margin either.
+   * A flat position that still holds margin is returned (the margin is part of the trader's equity).
+   */
+  async crossPosition(creds: Credentials, opts?: CallOptions): Promise<FuturesCrossPosition | null> {
+    let pos: Wire<FuturesCrossPosition, 'entryPrice' | 'liquidation'> | null
+    try {
+      pos = await this.get({ path: '/futures/cross/position', creds, validator: V.crossPosition }, opts)
+    } catch (e) {
+      if (e instanceof LnmError && e.kind === 'client_error' && e.status === 404) return null
+      throw e
+    }
+    if (pos === null) return null
+    if (pos.quantity === 0 && pos.margin === 0) return null
+    return normCrossPosition(pos)
+  }
+
+  /** GET /futures/cross/orders/open (resting cross limit orders) */
+  async crossOpenOrders(creds: Credentials, opts?: CallOptions): Promise<CrossOrder[]> {
+    const list = await this.get({ path: '/futures/cross/orders/open', creds, validator: V.crossOrders }, opts)
+    return list.map(normCrossOrder)
+  }
+
+  /** GET /futures/cross/orders/filled (paginated, newest first) */
+  async crossFilledOrders(creds: Credentials, q: PageQuery = {}, opts?: CallOptions): Promise<Page<CrossOrder>> {
+    const page = await this.get({ path: '/futures/cross/orders/filled', creds, query: pageQuery(q), validator: V.crossOrdersPage }, opts)
+    return { data: page.data.map(normCrossOrder), nextCursor: page.nextCursor }
+  }
+
+  /** GET /futures/cross/funding-fees (paginated, newest first; `tradeId` is null for cross) */
+  async crossFundingFees(creds: Credentials, q: PageQuery = {}, opts?: CallOptions): Promise<Page<FundingFee>> {
+    const page = await this.get({ path: '/futures/cross/funding-fees', creds, query: pageQuery(q), validator: V.fundingFees }, opts)
+    return { data: page.data.map(normFundingFee), nextCursor: page.nextCursor }
+  }
+
   ticker(opts?: CallOptions): Promise<Ticker> {
     return this.cached(this.tickerCache, 'ticker', 'ticker', () => this.get({ path: '/futures/ticker', validator: V.ticker }, opts), opts)
   }
@@ -402,6 +453,8 @@ export class LnmClient {
           return outcome.value
         }
         const f = (lastFailure = outcome.failure)
+        // Retry-After holds the whole bucket it came from (this key, or the public bucket), not just this call
+        if (f.error.status === 429 && f.error.retryAfterMs !== undefined && f.error.retryAfterMs > 0) throttle.blockUntil(Date.now() + f.error.retryAfterMs)
 
         if (f.timestampRejected && !relearned && spec.creds) {
           relearned = true
@@ -687,6 +740,20 @@ function linkSignals(a: AbortSignal, b?: AbortSignal): { signal: AbortSignal; di
 
 function pageQuery(q: { cursor?: string; from?: string | Date; to?: string | Date; limit?: number }): Record<string, QueryValue> {
   return { from: q.from, to: q.to, limit: q.limit, cursor: q.cursor }
+}
+
+type Wire<T, K extends keyof T> = Omit<T, K> & { [P in K]?: T[P] }
+
+function normCrossPosition(p: Wire<FuturesCrossPosition, 'entryPrice' | 'liquidation'>): FuturesCrossPosition {
+  return { ...p, entryPrice: p.entryPrice ?? null, liquidation: p.liquidation ?? null }
+}
+
+function normCrossOrder(o: Wire<CrossOrder, 'filledAt' | 'canceledAt'>): CrossOrder {
+  return { ...o, filledAt: o.filledAt ?? null, canceledAt: o.canceledAt ?? null }
+}
+
+function normFundingFee(f: Wire<FundingFee, 'tradeId'>): FundingFee {
+  return { ...f, tradeId: f.tradeId ?? null }
 }
 
 function credId(creds?: Credentials): string {

@@ -78,6 +78,8 @@ export class Throttle {
   private lastDone = -Infinity
   private readonly queue: Waiter[] = []
   private timer: NodeJS.Timeout | null = null
+  /** nothing is granted before this time (a server Retry-After for the whole bucket) */
+  private blockedUntil = 0
 
   constructor(perSec: number, opts: ThrottleOptions = {}) {
     this.intervalMs = perSec > 0 ? (1000 / perSec) * (1 + (opts.margin ?? 0.05)) : 0
@@ -94,8 +96,28 @@ export class Throttle {
 
   /** how long a new request would have to wait at least (for errors) */
   pending(now: number): number {
-    if (this.mode === 'spaced') return Math.max(0, this.next - now)
+    if (this.mode === 'spaced') return Math.max(0, this.next - now, this.blockedUntil - now)
     return Math.max(0, this.earliest() - now, this.busy ? this.intervalMs : 0)
+  }
+
+  /**
+   * The server said "Retry-After": grant nothing before `until` (epoch ms), to every caller of this bucket,
+   * including the ones already waiting for a slot. Never shortens an earlier block.
+   */
+  blockUntil(until: number): void {
+    if (until <= this.blockedUntil) return
+    this.blockedUntil = until
+    if (this.mode === 'spaced') this.next = Math.max(this.next, until)
+    else if (this.timer) {
+      clearTimeout(this.timer)
+      this.timer = null
+      this.pump()
+    }
+  }
+
+  /** ms left of a Retry-After block */
+  blockedFor(now: number): number {
+    return Math.max(0, this.blockedUntil - now)
   }
 
   async acquire(deadline: number | undefined, signal: AbortSignal): Promise<ThrottleSlot | null> {
@@ -105,9 +127,18 @@ export class Throttle {
       if (wait === null) return null
       if (wait > 0) await sleep(wait, signal)
       // timers that fire late after a busy event loop would release several booked slots together:
-      // also keep a full interval after the previous real grant
+      // also keep a full interval after the previous real grant; and a Retry-After block that arrived
+      // while this caller was waiting holds it too
       for (;;) {
-        const gap = this.lastGrant + this.intervalMs - Date.now()
+        const now2 = Date.now()
+        const blocked = this.blockedUntil - now2
+        if (blocked > 0) {
+          if (deadline !== undefined && this.blockedUntil > deadline) return null
+          this.next = Math.max(this.next, this.blockedUntil + this.intervalMs)
+          await sleep(blocked, signal)
+          continue
+        }
+        const gap = this.lastGrant + this.intervalMs - now2
         if (gap <= 0) break
         if (deadline !== undefined && Date.now() + gap > deadline) return null
         this.next = Math.max(this.next, this.lastGrant + 2 * this.intervalMs)
@@ -159,7 +190,7 @@ export class Throttle {
   }
 
   private earliest(): number {
-    return Math.max(this.lastStart + this.intervalMs, this.lastDone + this.intervalMs)
+    return Math.max(this.lastStart + this.intervalMs, this.lastDone + this.intervalMs, this.blockedUntil)
   }
 
   private pump() {

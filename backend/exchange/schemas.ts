@@ -65,6 +65,64 @@ export interface Page<T> {
 export const ClosedTradesPageSchema = Paginated(FuturesTradeSchema)
 export const CandlesPageSchema = Paginated(CandleSchema)
 
+/**
+ * Cross margin (§4.1 "Futures cross margin"). Lenient like the SDKs: `entryPrice` and `liquidation` are
+ * nullable AND may be missing (the Python SDK defaults them to None); `id`/`uid` are not required.
+ */
+const OptNum = Type.Optional(Nullable(Type.Number()))
+export const FuturesCrossPositionSchema = Type.Object({
+  id: Type.Optional(Type.String()),
+  uid: Type.Optional(Type.String()),
+  quantity: Type.Number(),
+  leverage: Type.Number(),
+  margin: Type.Number(),
+  entryPrice: OptNum,
+  liquidation: OptNum,
+  initialMargin: Type.Number(),
+  maintenanceMargin: Type.Number(),
+  runningMargin: Type.Number(),
+  totalPl: Type.Number(),
+  deltaPl: Type.Number(),
+  fundingFees: Type.Number(),
+  tradingFees: Type.Number(),
+  updatedAt: Type.String(),
+})
+/** as returned by the client: a missing nullable key is normalised to `null` */
+export type FuturesCrossPosition = Omit<Static<typeof FuturesCrossPositionSchema>, 'entryPrice' | 'liquidation'> & { entryPrice: number | null; liquidation: number | null }
+
+/** `type` and `side` are plain strings: the SDKs disagree on `side` ('buy'|'sell' vs 'b'|'s'). */
+export const CrossOrderSchema = Type.Object({
+  id: Type.String(),
+  uid: Type.Optional(Type.String()),
+  type: Type.String(),
+  side: Type.String(),
+  price: Type.Number(),
+  quantity: Type.Number(),
+  tradingFee: Type.Number(),
+  open: Type.Boolean(),
+  filled: Type.Boolean(),
+  canceled: Type.Boolean(),
+  createdAt: Type.String(),
+  filledAt: Type.Optional(Nullable(Type.String())),
+  canceledAt: Type.Optional(Nullable(Type.String())),
+})
+export type CrossOrder = Omit<Static<typeof CrossOrderSchema>, 'filledAt' | 'canceledAt'> & { filledAt: string | null; canceledAt: string | null }
+
+/** `/futures/isolated/funding-fees` and `/futures/cross/funding-fees` items; `tradeId` is null (or absent) for cross. */
+export const FundingFeeSchema = Type.Object({
+  fee: Type.Number(),
+  settlementId: Type.String(),
+  time: Type.String(),
+  tradeId: Type.Optional(Nullable(Type.String())),
+})
+export type FundingFee = Omit<Static<typeof FundingFeeSchema>, 'tradeId'> & { tradeId: string | null }
+
+/** GET /futures/cross/position: a position object; `null` is accepted too (no cross account). */
+export const CrossPositionResponseSchema = Nullable(FuturesCrossPositionSchema)
+export const CrossOrderListSchema = Type.Array(CrossOrderSchema)
+export const CrossOrdersPageSchema = Paginated(CrossOrderSchema)
+export const FundingFeesPageSchema = Paginated(FundingFeeSchema)
+
 export const OracleIndexSchema = Type.Array(Type.Object({ index: Type.Number(), time: Type.String() }))
 export type OracleIndex = Static<typeof OracleIndexSchema>
 export const OracleLastPriceSchema = Type.Array(Type.Object({ lastPrice: Type.Number(), time: Type.String() }))
@@ -99,6 +157,10 @@ export const V = {
   trade: validator('FuturesTrade', FuturesTradeSchema),
   trades: validator('FuturesTrade[]', FuturesTradeListSchema),
   closedTrades: validator('Paginated<FuturesTrade>', ClosedTradesPageSchema),
+  crossPosition: validator('FuturesCrossPosition|null', CrossPositionResponseSchema),
+  crossOrders: validator('CrossOrder[]', CrossOrderListSchema),
+  crossOrdersPage: validator('Paginated<CrossOrder>', CrossOrdersPageSchema),
+  fundingFees: validator('Paginated<FundingFee>', FundingFeesPageSchema),
   ticker: validator('Ticker', TickerSchema),
   candles: validator('Paginated<Candle>', CandlesPageSchema),
   oracleIndex: validator('OracleIndex[]', OracleIndexSchema),

@@ -7,8 +7,9 @@ import Type, { type Static } from 'typebox'
 
 export const PROTOCOL_VERSION = 1 as const
 
-export const CHANNELS = ['account', 'positions', 'ticker'] as const
-export type Channel = (typeof CHANNELS)[number]
+import { CHANNELS, type Channel } from './channels.ts'
+
+export { CHANNELS, type Channel } from './channels.ts'
 export const ChannelSchema = Type.Union(CHANNELS.map((c) => Type.Literal(c)))
 
 export type Source = 'lnmarkets' | 'simulator'
@@ -93,11 +94,14 @@ export const TickerSnapshotSchema = Type.Object({
 })
 export type TickerSnapshot = Static<typeof TickerSnapshotSchema>
 
-export interface SnapshotByChannel {
-  account: AccountSnapshot
-  positions: PositionsSnapshot
-  ticker: TickerSnapshot
-}
+/** the snapshot schema of every channel of the table (channels.ts): a channel without one does not compile */
+export const SNAPSHOT_SCHEMAS = {
+  account: AccountSnapshotSchema,
+  positions: PositionsSnapshotSchema,
+  ticker: TickerSnapshotSchema,
+} as const satisfies Record<Channel, unknown>
+
+export type SnapshotByChannel = { [C in Channel]: Static<(typeof SNAPSHOT_SCHEMAS)[C]> }
 
 // ---------- client → server ----------
 
@@ -112,7 +116,7 @@ export const RefreshDataMessageSchema = Type.Object({ type: Type.Literal('refres
 export const SubscribeMessageSchema = Type.Object({
   type: Type.Union([Type.Literal('subscribe'), Type.Literal('unsubscribe')]),
   request_id: RequestId,
-  channels: Type.Array(ChannelSchema, { minItems: 1, maxItems: 3, uniqueItems: true }),
+  channels: Type.Array(ChannelSchema, { minItems: 1, maxItems: CHANNELS.length, uniqueItems: true }),
 })
 export const PingMessageSchema = Type.Object({ type: Type.Literal('ping'), request_id: RequestId })
 
@@ -198,10 +202,8 @@ export interface ChannelMeta {
   stale: boolean
 }
 
-export interface DashboardResponse {
-  account: AccountSnapshot | null
-  positions: PositionsSnapshot | null
-  ticker: TickerSnapshot | null
+/** one key per channel (null until its first snapshot), and meta */
+export type DashboardResponse = { [C in Channel]: SnapshotByChannel[C] | null } & {
   meta: {
     serverTime: number
     source: Source

@@ -7,6 +7,8 @@ import { createHmac, timingSafeEqual } from 'node:crypto'
 import { SimError, type SimAccountInput } from './types.ts'
 
 export const TIMESTAMP_WINDOW_MS = 30_000
+/** a timestamp ahead of the server clock is refused (a maintainer: "when you are using a timestamp > to now"); 1 s of tolerance [GUESS] */
+export const FUTURE_TOLERANCE_MS = 1_000
 
 export const sign = (secret: string, prehash: string): string => createHmac('sha256', secret).update(prehash, 'utf8').digest('base64')
 
@@ -34,7 +36,7 @@ const header = (h: RestAuthInput['headers'], name: string): string | undefined =
 function checkTimestamp(raw: string | undefined, now: number): number {
   if (raw === undefined || !/^\d{1,16}$/.test(raw)) throw new SimError(401, 'apiKeyInvalidTimestamp', 'Timestamp is not valid')
   const ts = Number(raw)
-  if (ts - now > TIMESTAMP_WINDOW_MS) throw new SimError(401, 'apiKeyTimestampTurfu', 'Your request too far in the future')
+  if (ts - now > FUTURE_TOLERANCE_MS) throw new SimError(401, 'apiKeyTimestampTurfu', 'Your request too far in the future')
   if (now - ts > TIMESTAMP_WINDOW_MS) throw new SimError(401, 'apiKeyTimestampExpired', 'Your request is too old')
   return ts
 }

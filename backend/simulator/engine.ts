@@ -6,7 +6,8 @@
  * margin + pl + (reserve − opening fee − closing fee); canceling an unfilled order refunds both.
  */
 import { randomUUID } from 'node:crypto'
-import { Market, roundHalf, nextFundingTime } from './market.ts'
+import { Market, roundHalf, nextFundingTime, FUNDING_PERIOD_MS } from './market.ts'
+import { CrossBook, type CrossOrder, type CrossOrderEvent, type CrossPositionEvent, type CrossPositionView } from './cross.ts'
 import { SimError, type SimAccountInput } from './types.ts'
 
 export const FEE_RATE = 0.001 // tier 0 (0.1 %)
@@ -18,6 +19,19 @@ const SATS = 1e8
 const MAX_LIQUIDATION = 1e9 // a 1× short has no liquidation price; cap it
 
 export type TradeEvent = 'open' | 'filled' | 'closed' | 'canceled' | 'liquidation' | 'stoploss' | 'takeprofit' | 'funding'
+
+/** what a funding event carries besides the trade id (the SDK's shape) */
+export interface FundingEventExtra { fundingFee: number; fundedAt: number }
+
+export interface WalletEvent { currency: 'btc'; network: 'lightning' | 'bitcoin'; id: string; amount: number; fee?: number; balance: number; status: string; txId: string | null }
+
+/** every private event the engine produces; the stream turns them into Stream v1 notifications */
+export interface EngineEvents {
+  trade(owner: string, event: TradeEvent, t: Trade, extra?: FundingEventExtra): void
+  crossOrder?(owner: string, event: CrossOrderEvent, o: CrossOrder): void
+  crossPosition?(owner: string, event: CrossPositionEvent, p: CrossPositionView): void
+  wallet?(owner: string, kind: 'deposit' | 'withdrawal', e: WalletEvent): void
+}
 
 export interface Trade {
   id: string
@@ -103,16 +117,42 @@ export class Engine {
   readonly trades = new Map<string, Trade>()
   readonly settlements: FundingSettlement[] = []
   readonly fundingFees: FundingFee[] = []
+  readonly cross: CrossBook
   private nextFunding: number
+  private readonly events: EngineEvents
 
   constructor(
     private readonly market: Market,
     private readonly now: () => number,
     inputs: SimAccountInput[],
-    private readonly emit: (owner: string, event: TradeEvent, t: Trade) => void = () => {},
+    events: EngineEvents | EngineEvents['trade'] = () => {},
   ) {
+    this.events = typeof events === 'function' ? { trade: events } : events
+    this.cross = new CrossBook(market, now, {
+      balance: (key) => this.account(key).balance,
+      addBalance: (key, delta) => { this.account(key).balance += delta },
+      userId: (key) => this.account(key).id,
+      onOrder: (owner, event, o) => this.events.crossOrder?.(owner, event, o),
+      onPosition: (owner, event, p) => this.events.crossPosition?.(owner, event, p),
+    })
     this.nextFunding = nextFundingTime(now())
+    const withHistory = inputs.filter((a) => a.history)
+    const settlements = Math.max(0, ...withHistory.map((a) => Math.max(a.history?.closedTrades ?? 0, a.history?.fundingSettlements ?? 0)))
+    this.seedSettlements(settlements)
     for (const a of inputs) this.addAccount(a)
+  }
+
+  private emit(owner: string, event: TradeEvent, t: Trade, extra?: FundingEventExtra): void {
+    this.events.trade(owner, event, t, extra)
+  }
+
+  /** past fixings (newest first in time order reversed), so seeded history has settlements to point at */
+  private seedSettlements(n: number): void {
+    const last = this.nextFunding - FUNDING_PERIOD_MS
+    for (let k = n - 1; k >= 0; k--) {
+      const time = last - k * FUNDING_PERIOD_MS
+      this.settlements.push({ id: randomUUID(), time, fundingRate: k % 3 === 2 ? -0.00005 : 0.0001, fixingPrice: roundHalf(this.market.price() * (1 - 0.004 * (k % 4 - 1.5))) })
+    }
   }
 
   addAccount(input: SimAccountInput): Account {
@@ -129,7 +169,83 @@ export class Engine {
       acc.trades.push(t)
       this.trades.set(t.id, t)
     })
+    if (input.history) this.seedHistory(acc, input.history.closedTrades ?? 0)
+    if (input.cross) this.seedCross(acc, input.cross)
     return acc
+  }
+
+  /** `n` closed isolated trades, each alive across one past fixing (and paying its funding), plus one canceled order */
+  private seedHistory(acc: Account, n: number): void {
+    const now = this.now()
+    const fixings = this.settlements.slice(-n).reverse()
+    fixings.forEach((s, i) => {
+      const side = i % 2 === 0 ? 'buy' : 'sell'
+      const long = side === 'buy'
+      const quantity = 150 + 100 * i
+      const entry = roundHalf(s.fixingPrice * (long ? 0.997 : 1.003))
+      const move = i % 3 === 1 ? -0.008 : 0.012
+      const exit = roundHalf(entry * (1 + (long ? move : -move)))
+      const t = this.build(acc, { type: 'market', side, leverage: 10, quantity }, entry, s.time - 2 * 3_600_000)
+      this.fill(t, entry, t.createdAt + 1000, false)
+      const paid = Math.round((quantity / s.fixingPrice) * s.fundingRate * SATS) * (long ? 1 : -1)
+      t.margin -= paid
+      t.sumFundingFees = paid
+      this.recompute(t)
+      this.fundingFees.push({ fee: paid, settlementId: s.id, time: s.time, tradeId: t.id, owner: acc.key })
+      t.exitPrice = exit
+      t.pl = plFor(side, quantity, entry, exit)
+      t.closingFee = fee(quantity, exit)
+      t.running = false
+      t.closed = true
+      t.closedAt = Math.min(s.time + 3 * 3_600_000, now - (i + 2) * 60_000)
+      acc.lastClosedAt = Math.max(acc.lastClosedAt, t.closedAt)
+      acc.trades.push(t)
+      this.trades.set(t.id, t)
+    })
+    if (n > 0) {
+      const c = this.build(acc, { type: 'limit', side: 'buy', leverage: 20, quantity: 250 }, roundHalf(this.market.price() * 0.95), now - 5 * 3_600_000)
+      c.open = false
+      c.canceled = true
+      c.closedAt = now - 60_000
+      acc.lastClosedAt = Math.max(acc.lastClosedAt, c.closedAt)
+      acc.trades.push(c)
+      this.trades.set(c.id, c)
+    }
+  }
+
+  /** a cross account opened before the last fixings (it paid their funding) with resting limit orders */
+  private seedCross(acc: Account, c: NonNullable<SimAccountInput['cross']>): void {
+    const now = this.now()
+    const past = this.settlements.filter((s) => s.time < now)
+    const openedAt = past.length >= 2 ? past[past.length - 2].time - 3_600_000 : now - 2 * 3_600_000
+    this.cross.seed(acc.key, { margin: c.margin, leverage: c.leverage ?? 10, side: c.side, quantity: c.quantity, entryPrice: c.entryPrice, openedAt })
+    for (const s of past) if (s.time > openedAt) this.cross.fund(acc.key, s, false)
+    for (const o of c.orders ?? []) {
+      const price = o.price ?? this.market.price() * (o.side === 'buy' ? 0.97 : 1.03)
+      this.cross.seedOrder(acc.key, o.side, o.quantity, price, now - 30 * 60_000)
+    }
+  }
+
+  // ---------------------------------------------------------------- wallet
+
+  /** a settled deposit (credited now) → `wallet/deposit` */
+  deposit(key: string, amount: number, network: 'lightning' | 'bitcoin' = 'lightning'): WalletEvent {
+    const acc = this.account(key)
+    acc.balance += amount
+    const e: WalletEvent = { currency: 'btc', network, id: randomUUID(), amount, balance: acc.balance, status: network === 'lightning' ? 'settled' : 'confirmed', txId: network === 'bitcoin' ? randomUUID().replaceAll('-', '') + randomUUID().replaceAll('-', '') : null }
+    this.events.wallet?.(key, 'deposit', e)
+    return e
+  }
+
+  /** a processed withdrawal (debited now, fee included) → `wallet/withdrawal` */
+  withdraw(key: string, amount: number, network: 'lightning' | 'bitcoin' = 'lightning'): WalletEvent {
+    const acc = this.account(key)
+    const f = network === 'lightning' ? Math.max(1, Math.ceil(amount * 0.001)) : 1_000
+    if (amount + f > acc.balance) throw new SimError(400, 'insufficientBalance', 'Not enough balance')
+    acc.balance -= amount + f
+    const e: WalletEvent = { currency: 'btc', network, id: randomUUID(), amount, fee: f, balance: acc.balance, status: 'processed', txId: network === 'bitcoin' ? randomUUID().replaceAll('-', '') + randomUUID().replaceAll('-', '') : null }
+    this.events.wallet?.(key, 'withdrawal', e)
+    return e
   }
 
   account(key: string): Account {
@@ -208,6 +324,9 @@ export class Engine {
     if (stoploss > 0) {
       if (long && stoploss >= ref) throw new SimError(400, 'invalidStoploss', 'Stoploss must be lower than the current price for a buy')
       if (!long && stoploss <= ref) throw new SimError(400, 'invalidStoploss', 'Stoploss must be higher than the current price for a sell')
+      // a stop the liquidation would hit first is refused [GUESS: the code and message]
+      if (long && stoploss <= t.liquidation) throw new SimError(400, 'invalidStoploss', 'Stoploss must be higher than the liquidation price for a buy')
+      if (!long && stoploss >= t.liquidation) throw new SimError(400, 'invalidStoploss', 'Stoploss must be lower than the liquidation price for a sell')
     }
     if (takeprofit > 0) {
       if (long && takeprofit <= ref) throw new SimError(400, 'invalidTakeprofit', 'Takeprofit must be higher than the current price for a buy')
@@ -319,8 +438,11 @@ export class Engine {
     if (!t.running && !t.open) throw new SimError(400, 'tradeClosed', 'Trade is closed or canceled')
     const ref = t.running ? this.exitQuote(t) : t.price
     if (mode === 'trailing' && value > 0) {
+      const stop = this.trailingStop({ ...t, stoplossTrailingDistance: value }, ref)
+      if (stop <= 0) throw new SimError(400, 'invalidStoploss', 'Stoploss must be higher than the liquidation price for a buy')
+      this.checkStops(t, stop, 0, ref)
       t.stoplossTrailingDistance = value
-      t.stoploss = this.trailingStop(t, ref)
+      t.stoploss = stop
     } else {
       this.checkStops(t, value, 0, ref)
       t.stoploss = value
@@ -337,9 +459,9 @@ export class Engine {
     return this.view(t)
   }
 
-  /** trailing distance is a percentage of price [GUESS: the docs say 0.001–10] */
-  private trailingStop(t: Trade, ref: number): number {
-    const d = t.stoplossTrailingDistance / 100
+  /** trailing distance is a fraction of price (0.1 = 10 %; the SDK accepts 0.001–10) */
+  private trailingStop(t: Pick<Trade, 'side' | 'stoplossTrailingDistance'>, ref: number): number {
+    const d = t.stoplossTrailingDistance
     return roundHalf(t.side === 'buy' ? ref * (1 - d) : ref * (1 + d))
   }
 
@@ -367,6 +489,7 @@ export class Engine {
       else if (t.stoploss > 0 && (long ? px <= t.stoploss : px >= t.stoploss)) this.settle(t, px, 'stoploss')
       else if (t.takeprofit > 0 && (long ? px >= t.takeprofit : px <= t.takeprofit)) this.settle(t, px, 'takeprofit')
     }
+    this.cross.onPrice()
     if (this.now() >= this.nextFunding) this.settleFunding()
   }
 
@@ -388,8 +511,9 @@ export class Engine {
         continue
       }
       this.recompute(t)
-      this.emit(t.owner, 'funding', t)
+      this.emit(t.owner, 'funding', t, { fundingFee: paid, fundedAt: time })
     }
+    this.cross.settleFunding(s)
     return s
   }
 

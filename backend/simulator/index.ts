@@ -14,10 +14,11 @@ import { Market, nextFundingTime } from './market.ts'
 import { TokenBuckets } from './rate-limit.ts'
 import { createRng } from './rng.ts'
 import { buildRoutes } from './routes.ts'
-import { StreamServer } from './stream.ts'
-import { SimError, type Faults, type SimAccountInput } from './types.ts'
+import { StreamServer, type StreamLimits } from './stream.ts'
+import { SimError, type Faults, type SimAccountInput, type SimCrossInput, type SimHistoryInput } from './types.ts'
 
-export type { Faults, SimAccountInput, SimPositionInput } from './types.ts'
+export type { Faults, SimAccountInput, SimCrossInput, SimHistoryInput, SimPositionInput } from './types.ts'
+export type { StreamLimits } from './stream.ts'
 export { SimError } from './types.ts'
 
 export interface SimulatorOptions {
@@ -33,6 +34,8 @@ export interface SimulatorOptions {
   log?: boolean
   /** Stream idle timeout (default 120 000 ms, as documented) */
   streamIdleMs?: number
+  /** Stream per-IP limits (defaults as documented: 32 sockets, 500 new connections/hour, 20 authenticate/minute) */
+  streamLimits?: Partial<StreamLimits>
   /** starting last price (default: seeded, 90 000–110 000) */
   initialPrice?: number
   /** annualised volatility of the walk (default 0.5) */
@@ -60,6 +63,11 @@ export interface Simulator {
     /** settle funding now (normally every 8 h at 00/08/16 UTC of the simulator clock) */
     settleFunding(): void
   }
+  /** wallet events of an account (by username): the balance moves and `wallet/deposit|withdrawal` is pushed */
+  wallet: {
+    deposit(username: string, amount: number, network?: 'lightning' | 'bitcoin'): unknown
+    withdraw(username: string, amount: number, network?: 'lightning' | 'bitcoin'): unknown
+  }
   /** the simulator clock (wall clock + clockSkewMs), ms */
   now(): number
   /** close the listener and drop every socket: connection refused, like a full outage */
@@ -84,8 +92,13 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   })
   const now = () => Date.now() + faults.get().clockSkewMs
   const market = new Market({ seed, now, initialPrice: opts.initialPrice, volatility: opts.volatility })
-  const engine = new Engine(market, now, accounts, (owner: string, event: TradeEvent, t) => stream?.publishTrade(owner, event, t))
-  stream = new StreamServer({ accounts: byKey, engine, market, now, faults: faults.get, rng: createRng(seed ^ 0x5eed), idleMs: opts.streamIdleMs ?? 120_000 })
+  const engine = new Engine(market, now, accounts, {
+    trade: (owner: string, event: TradeEvent, t, extra) => stream?.publishTrade(owner, event, t, extra),
+    crossOrder: (owner, event, o) => stream?.publishCrossOrder(owner, event, o),
+    crossPosition: (owner, event, p) => stream?.publishCrossPosition(owner, event, p),
+    wallet: (owner, kind, e) => stream?.publishWallet(owner, kind, e),
+  })
+  stream = new StreamServer({ accounts: byKey, engine, market, now, faults: faults.get, rng: createRng(seed ^ 0x5eed), idleMs: opts.streamIdleMs ?? 120_000, limits: opts.streamLimits })
 
   const afterPrice = () => {
     engine.onPrice()
@@ -104,6 +117,18 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     if (!(Number.isFinite(p) && p > 0)) throw new SimError(400, 'badRequest', 'price must be a positive number')
     market.setPrice(p)
     afterPrice()
+  }
+
+  const keyOf = (username: unknown): string => {
+    const a = typeof username === 'string' ? accounts.find((x) => x.username === username) : undefined
+    if (!a) throw new SimError(404, 'notFound', 'no such username')
+    return a.key
+  }
+  const walletAmount = (body: unknown): { username: unknown; amount: number; network: 'lightning' | 'bitcoin' } => {
+    const b = (body ?? {}) as { username?: unknown; amount?: unknown; network?: unknown }
+    if (!Number.isSafeInteger(b.amount) || (b.amount as number) < 1) throw new SimError(400, 'badRequest', 'amount must be a positive integer (sats)')
+    if (b.network !== undefined && b.network !== 'lightning' && b.network !== 'bitcoin') throw new SimError(400, 'badRequest', "network must be 'lightning' or 'bitcoin'")
+    return { username: b.username, amount: b.amount as number, network: (b.network as 'lightning' | 'bitcoin' | undefined) ?? 'lightning' }
   }
 
   let log: LogEntry[] = []
@@ -136,6 +161,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         }
         case 'POST /__sim/tick': tick(); return market.ticker()
         case 'POST /__sim/funding': return engine.settleFunding()
+        case 'POST /__sim/wallet/deposit': { const w = walletAmount(body); return engine.deposit(keyOf(w.username), w.amount, w.network) }
+        case 'POST /__sim/wallet/withdrawal': { const w = walletAmount(body); return engine.withdraw(keyOf(w.username), w.amount, w.network) }
         default: throw new SimError(404, 'notFound', `Route ${method}:${path} not found`)
       }
     }
@@ -192,6 +219,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     faults,
     stats,
     market: { price: () => market.price(), index: () => market.index(), setPrice, tick, settleFunding: () => { engine.settleFunding() } },
+    wallet: {
+      deposit: (username, amount, network) => engine.deposit(keyOf(username), amount, network),
+      withdraw: (username, amount, network) => engine.withdraw(keyOf(username), amount, network),
+    },
     now,
     pause: shut,
     resume: async () => {
@@ -209,18 +240,27 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
 
 const secret = () => randomBytes(24).toString('base64')
 
-/** the demo trader 'demo' (+ two more) with fresh random keys, balances, running positions and one open limit order */
+/**
+ * the demo trader 'demo' (+ two more) with fresh random keys, balances, running positions, one open limit
+ * order, a cross position with a resting cross order, and history (closed and canceled trades, funding
+ * fees at past fixings, the filled cross order that opened the position)
+ */
 export function demoAccounts(): SimAccountInput[] {
   const mk = (username: string, balance: number, positions: SimAccountInput['positions']): SimAccountInput => ({
     username, key: `sim-${username}-${randomBytes(6).toString('hex')}`, secret: secret(), passphrase: randomBytes(8).toString('hex'), balance, positions,
   })
   return [
-    mk('demo', 2_500_000, [
-      { side: 'buy', quantity: 500, leverage: 10 },
-      { side: 'sell', quantity: 200, leverage: 25 },
-      { side: 'buy', quantity: 1000, leverage: 5 },
-      { side: 'buy', quantity: 300, leverage: 20, type: 'limit' },
-    ]),
+    {
+      ...mk('demo', 2_500_000, [
+        { side: 'buy', quantity: 500, leverage: 10 },
+        { side: 'sell', quantity: 200, leverage: 25 },
+        { side: 'buy', quantity: 1000, leverage: 5 },
+        { side: 'buy', quantity: 300, leverage: 20, type: 'limit' },
+      ]),
+      // every dashboard panel populated at first start: a cross position with a resting order, and history
+      cross: { margin: 400_000, leverage: 10, side: 'buy', quantity: 2_000, orders: [{ side: 'sell', quantity: 500 }] },
+      history: { closedTrades: 4 },
+    },
     mk('alice', 1_000_000, [{ side: 'sell', quantity: 150, leverage: 10 }]),
     mk('bob', 50_000, []),
   ]
@@ -241,7 +281,7 @@ export function loadAccountsFile(path: string): SimAccountInput[] {
     const at = `[${i}]`
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail(at, 'must be an object')
     const a = raw as Record<string, unknown>
-    for (const k of Object.keys(a)) if (!['username', 'key', 'secret', 'passphrase', 'balance', 'positions'].includes(k)) fail(`${at}.${k}`, 'is not a known field')
+    for (const k of Object.keys(a)) if (!['username', 'key', 'secret', 'passphrase', 'balance', 'positions', 'cross', 'history'].includes(k)) fail(`${at}.${k}`, 'is not a known field')
     for (const k of ['username', 'key', 'secret', 'passphrase'] as const) {
       if (typeof a[k] !== 'string' || (a[k] as string).length === 0) fail(`${at}.${k}`, 'must be a non-empty string')
     }
@@ -266,6 +306,51 @@ export function loadAccountsFile(path: string): SimAccountInput[] {
         return p as unknown as NonNullable<SimAccountInput['positions']>[number]
       })
     }
-    return { username: a.username as string, key: a.key as string, secret: a.secret as string, passphrase: a.passphrase as string, balance: a.balance as number, ...(positions ? { positions } : {}) }
+    const cross = a.cross === undefined ? undefined : crossInput(a.cross, `${at}.cross`, fail)
+    const history = a.history === undefined ? undefined : historyInput(a.history, `${at}.history`, fail)
+    return {
+      username: a.username as string, key: a.key as string, secret: a.secret as string, passphrase: a.passphrase as string, balance: a.balance as number,
+      ...(positions ? { positions } : {}), ...(cross ? { cross } : {}), ...(history ? { history } : {}),
+    }
   })
+}
+
+type Fail = (where: string, what: string) => never
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+const onlyKeys = (o: Record<string, unknown>, keys: string[], at: string, fail: Fail) => {
+  for (const k of Object.keys(o)) if (!keys.includes(k)) fail(`${at}.${k}`, 'is not a known field')
+}
+const side = (v: unknown, at: string, fail: Fail) => (v === 'buy' || v === 'sell' ? v : fail(at, "must be 'buy' or 'sell'"))
+const posInt = (v: unknown, at: string, fail: Fail, what: string) => (Number.isSafeInteger(v) && (v as number) >= 1 ? (v as number) : fail(at, `must be a positive integer (${what})`))
+const posNum = (v: unknown, at: string, fail: Fail) => (typeof v === 'number' && v > 0 ? v : fail(at, 'must be a positive number'))
+
+function crossInput(raw: unknown, at: string, fail: Fail): SimCrossInput {
+  if (!isObject(raw)) return fail(at, 'must be an object')
+  onlyKeys(raw, ['margin', 'leverage', 'side', 'quantity', 'entryPrice', 'orders'], at, fail)
+  const out: SimCrossInput = { margin: posInt(raw.margin, `${at}.margin`, fail, 'sats') }
+  if (raw.leverage !== undefined) out.leverage = typeof raw.leverage === 'number' && raw.leverage >= 1 && raw.leverage <= 100 ? raw.leverage : fail(`${at}.leverage`, 'must be a number in [1, 100]')
+  if ((raw.side === undefined) !== (raw.quantity === undefined)) fail(at, 'needs both side and quantity, or neither')
+  if (raw.side !== undefined) out.side = side(raw.side, `${at}.side`, fail)
+  if (raw.quantity !== undefined) out.quantity = posInt(raw.quantity, `${at}.quantity`, fail, 'USD')
+  if (raw.entryPrice !== undefined) out.entryPrice = posNum(raw.entryPrice, `${at}.entryPrice`, fail)
+  if (raw.orders !== undefined) {
+    if (!Array.isArray(raw.orders)) fail(`${at}.orders`, 'must be an array')
+    out.orders = (raw.orders as unknown[]).map((o, i) => {
+      const oat = `${at}.orders[${i}]`
+      if (!isObject(o)) return fail(oat, 'must be an object')
+      onlyKeys(o, ['side', 'quantity', 'price'], oat, fail)
+      return { side: side(o.side, `${oat}.side`, fail), quantity: posInt(o.quantity, `${oat}.quantity`, fail, 'USD'), ...(o.price !== undefined ? { price: posNum(o.price, `${oat}.price`, fail) } : {}) }
+    })
+  }
+  return out
+}
+
+function historyInput(raw: unknown, at: string, fail: Fail): SimHistoryInput {
+  if (!isObject(raw)) return fail(at, 'must be an object')
+  onlyKeys(raw, ['closedTrades', 'fundingSettlements'], at, fail)
+  const n = (v: unknown, k: string) => (Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= 500 ? (v as number) : fail(`${at}.${k}`, 'must be an integer in [0, 500]'))
+  return {
+    ...(raw.closedTrades !== undefined ? { closedTrades: n(raw.closedTrades, 'closedTrades') } : {}),
+    ...(raw.fundingSettlements !== undefined ? { fundingSettlements: n(raw.fundingSettlements, 'fundingSettlements') } : {}),
+  }
 }

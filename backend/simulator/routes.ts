@@ -6,6 +6,7 @@
 import Type, { type TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
 import type { Engine, Trade, CreateTradeBody } from './engine.ts'
+import type { CrossOrder, CrossOrderBody, CrossPositionView } from './cross.ts'
 import { CANDLE_RANGES, type Market } from './market.ts'
 import { SimError } from './types.ts'
 
@@ -79,6 +80,21 @@ const stoplossBody = validator(
     return (b.value * 2) % 1 === 0 ? undefined : 'body/value must be multiple of 0.5'
   },
 )
+const crossOrderBody = validator(
+  Type.Object({
+    type: Type.Union([Type.Literal('market'), Type.Literal('limit')]),
+    side: Side,
+    quantity: Type.Integer({ minimum: 1, maximum: 500_000 }),
+    price: Type.Optional(Half({ exclusiveMinimum: 0 })),
+  }, { additionalProperties: false }),
+  (b: CrossOrderBody) => {
+    if (b.type === 'limit' && b.price === undefined) return "body must have required property 'price' for a limit order"
+    if (b.type === 'market' && b.price !== undefined) return 'body/price is only allowed for a limit order'
+    return undefined
+  },
+)
+const crossAmountBody = validator(Type.Object({ amount: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }))
+const leverageBody = validator(Type.Object({ leverage: Type.Number({ minimum: 1, maximum: 100 }) }, { additionalProperties: false }))
 const takeprofitBody = validator(Type.Object({ id: Uuid, value: Half({ minimum: 0 }) }, { additionalProperties: false }))
 
 // ---------- query helpers ----------
@@ -134,6 +150,16 @@ export function paginate<T>(items: T[], timeOf: (x: T) => number, q: Map<string,
 export function tradeJson(t: Trade): Record<string, unknown> {
   const { owner: _owner, createdAt, filledAt, closedAt, ...rest } = t
   return { ...rest, createdAt: iso(createdAt), filledAt: iso(filledAt), closedAt: iso(closedAt) }
+}
+
+/** v3 wire shape of a cross order: ISO times, no owner */
+export function crossOrderJson(o: CrossOrder): Record<string, unknown> {
+  const { owner: _owner, createdAt, filledAt, canceledAt, ...rest } = o
+  return { ...rest, createdAt: iso(createdAt), filledAt: iso(filledAt), canceledAt: iso(canceledAt) }
+}
+
+export function crossPositionJson(p: CrossPositionView): Record<string, unknown> {
+  return { ...p, updatedAt: iso(p.updatedAt) }
 }
 
 // ---------- the table ----------
@@ -200,6 +226,33 @@ export function buildRoutes({ engine, market, now }: RouteDeps): Map<string, Rou
         return paginate(mine, (f) => f.time, query, now(), 'desc', ({ owner: _o, ...f }) => ({ ...f, time: iso(f.time) }))
       },
     }],
+    ['GET /v3/futures/cross/position', { auth: true, run: ({ key }) => crossPositionJson(engine.cross.view(key)) }],
+    ['GET /v3/futures/cross/orders/open', {
+      auth: true,
+      run: ({ key }) => engine.cross.state(key).orders.filter((o) => o.open).sort((a, b) => b.createdAt - a.createdAt).map(crossOrderJson),
+    }],
+    ['GET /v3/futures/cross/orders/filled', {
+      auth: true, query: PAGE_KEYS,
+      run: ({ key, query }) => paginate(engine.cross.state(key).orders.filter((o) => o.filled), (o) => o.filledAt as number, query, now(), 'desc', (o) => crossOrderJson(o)),
+    }],
+    ['GET /v3/futures/cross/transfers', {
+      auth: true, query: PAGE_KEYS,
+      run: ({ key, query }) => {
+        const s = engine.cross.state(key)
+        return paginate(s.transfers, (x) => x.time, query, now(), 'desc', (x) => ({ id: x.id, uid: s.uid, amount: x.amount, time: iso(x.time) }))
+      },
+    }],
+    ['GET /v3/futures/cross/funding-fees', {
+      auth: true, query: PAGE_KEYS,
+      run: ({ key, query }) => paginate(engine.cross.state(key).fundingFeeList, (f) => f.time, query, now(), 'desc', (f) => ({ ...f, time: iso(f.time) })),
+    }],
+    ['POST /v3/futures/cross/order', { auth: true, body: crossOrderBody, run: ({ key, body }) => crossOrderJson(engine.cross.order(key, body)) }],
+    ['POST /v3/futures/cross/order/cancel', { auth: true, body: idBody, run: ({ key, body }) => crossOrderJson(engine.cross.cancel(key, body.id)) }],
+    ['POST /v3/futures/cross/orders/cancel-all', { auth: true, run: ({ key }) => engine.cross.cancelAll(key).map(crossOrderJson) }],
+    ['POST /v3/futures/cross/position/close', { auth: true, run: ({ key }) => crossOrderJson(engine.cross.close(key)) }],
+    ['PUT /v3/futures/cross/leverage', { auth: true, body: leverageBody, run: ({ key, body }) => crossPositionJson(engine.cross.setLeverage(key, body.leverage)) }],
+    ['POST /v3/futures/cross/deposit', { auth: true, body: crossAmountBody, run: ({ key, body }) => crossPositionJson(engine.cross.deposit(key, body.amount)) }],
+    ['POST /v3/futures/cross/withdraw', { auth: true, body: crossAmountBody, run: ({ key, body }) => crossPositionJson(engine.cross.withdraw(key, body.amount)) }],
     ['POST /v3/futures/isolated/trade', { auth: true, body: tradeBody, run: ({ key, body }) => tradeJson(engine.create(key, body)) }],
     ['POST /v3/futures/isolated/trade/close', { auth: true, body: idBody, run: ({ key, body }) => tradeJson(engine.close(key, body.id)) }],
     ['POST /v3/futures/isolated/trade/cancel', { auth: true, body: idBody, run: ({ key, body }) => tradeJson(engine.cancel(key, body.id)) }],

@@ -1,29 +1,38 @@
 /**
  * Stream API v1 (lnmarkets-api.md §6.1): JSON-RPC 2.0 over `ws` at /v1. Limits as documented:
  * 10 inbound messages/s per socket (-32429 with retryAfterMs), 16 KiB max payload (close 1009),
- * idle timeout (120 s by default), 32 sockets per IP, 20 authenticate attempts per IP per minute.
+ * idle timeout (120 s by default), 32 sockets per IP, 500 new connections per IP per hour, 20 authenticate
+ * attempts per IP per minute (the last three configurable through `limits`).
  * Times in stream payloads are integer ms.
  */
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, WebSocket } from 'ws'
 import { verifyStream } from './auth.ts'
-import type { Engine, Trade, TradeEvent } from './engine.ts'
+import type { Engine, FundingEventExtra, Trade, TradeEvent, WalletEvent } from './engine.ts'
+import type { CrossOrder, CrossOrderEvent, CrossPositionEvent, CrossPositionView } from './cross.ts'
 import { CANDLE_RANGES, nextFundingTime, type Market } from './market.ts'
 import type { Rng } from './rng.ts'
 import type { Faults, SimAccountInput } from './types.ts'
 
 export const STREAM_MAX_PAYLOAD = 16 * 1024
 export const STREAM_MSGS_PER_SEC = 10
-const MAX_SOCKETS_PER_IP = 32
-const AUTH_ATTEMPTS_PER_MIN = 20
-const PERMISSIONS = ['account:read', 'futures:isolated:read', 'futures:isolated:write']
+export interface StreamLimits {
+  /** concurrent sockets per IP (documented: 32) */
+  socketsPerIp: number
+  /** new connections per IP per rolling hour (documented: 500) */
+  connectionsPerHour: number
+  /** `authenticate` calls per IP per rolling minute (documented: 20) */
+  authPerMinute: number
+}
+export const DEFAULT_STREAM_LIMITS: Readonly<StreamLimits> = Object.freeze({ socketsPerIp: 32, connectionsPerHour: 500, authPerMinute: 20 })
+const PERMISSIONS = ['account:read', 'futures:isolated:read', 'futures:isolated:write', 'futures:cross:read', 'futures:cross:write', 'wallet:read']
 const PREFIX = 'futures/inverse/btc_usd/'
 const PUBLIC_TOPICS = new Set([
   `${PREFIX}ticker`, `${PREFIX}lastPrice`, `${PREFIX}index`, `${PREFIX}buckets`, `${PREFIX}funding`,
   ...Object.keys(CANDLE_RANGES).map((r) => `${PREFIX}ohlc/${r}`),
 ])
-const PRIVATE_TOPICS = new Set([`${PREFIX}isolated/trades`])
+const PRIVATE_TOPICS = new Set([`${PREFIX}isolated/trades`, `${PREFIX}cross/orders`, `${PREFIX}cross/position`, 'wallet/deposit', 'wallet/withdrawal'])
 
 export const RpcError = {
   PARSE_ERROR: -32700, INVALID_REQUEST: -32600, METHOD_NOT_FOUND: -32601, INVALID_PARAMS: -32602,
@@ -53,6 +62,7 @@ export interface StreamDeps {
   faults: () => Faults
   rng: Rng
   idleMs: number
+  limits?: Partial<StreamLimits>
 }
 
 const EPOCH_US = Date.now() * 1000 - performance.now() * 1000
@@ -63,11 +73,15 @@ export class StreamServer {
   private wss = new WebSocketServer({ noServer: true, maxPayload: STREAM_MAX_PAYLOAD })
   readonly clients = new Set<Client>()
   private authAttempts = new Map<string, number[]>()
+  private connections = new Map<string, number[]>()
+  private readonly limits: StreamLimits
   private nonces = new Map<string, number>()
   private lastPrice: number | undefined
   private lastFunding: number | undefined
 
-  constructor(private readonly d: StreamDeps) {}
+  constructor(private readonly d: StreamDeps) {
+    this.limits = { ...DEFAULT_STREAM_LIMITS, ...d.limits }
+  }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (req.url ?? '/').split('?')[0]
@@ -77,7 +91,16 @@ export class StreamServer {
     if (path !== '/v1') return reject(404, 'Not Found')
     if (this.d.faults().outage) return reject(503, 'Service Unavailable')
     const ip = req.socket.remoteAddress ?? '?'
-    if ([...this.clients].filter((c) => c.ip === ip).length >= MAX_SOCKETS_PER_IP) return reject(429, 'Too Many Requests')
+    if ([...this.clients].filter((c) => c.ip === ip).length >= this.limits.socketsPerIp) return reject(429, 'Too Many Requests')
+    // new connections per IP per rolling hour (refused upgrades are not counted)
+    const wall = Date.now()
+    const recent = (this.connections.get(ip) ?? []).filter((t) => wall - t < 3_600_000)
+    if (recent.length >= this.limits.connectionsPerHour) {
+      this.connections.set(ip, recent)
+      return reject(429, 'Too Many Requests')
+    }
+    recent.push(wall)
+    this.connections.set(ip, recent)
     this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, ip))
   }
 
@@ -210,7 +233,7 @@ export class StreamServer {
     const attempts = (this.authAttempts.get(c.ip) ?? []).filter((t) => wall - t < 60_000)
     attempts.push(wall)
     this.authAttempts.set(c.ip, attempts)
-    if (attempts.length > AUTH_ATTEMPTS_PER_MIN) throw new RpcFail('TOO_MANY_REQUESTS', 'Too many authentication attempts', { retryAfterMs: 60_000 - (wall - attempts[0]) })
+    if (attempts.length > this.limits.authPerMinute) throw new RpcFail('TOO_MANY_REQUESTS', 'Too many authentication attempts', { retryAfterMs: 60_000 - (wall - attempts[0]) })
     const str = (v: unknown, max: number) => typeof v === 'string' && v.length > 0 && v.length <= max
     if (!str(p.key, 256) || !str(p.signature, 256) || !str(p.passphrase, 256) || !str(p.nonce, 128) || !Number.isSafeInteger(p.timestamp)) {
       throw new RpcFail('INVALID_PARAMS', 'params must be {key, signature, timestamp (ms integer), passphrase, nonce}')
@@ -253,9 +276,29 @@ export class StreamServer {
     }
   }
 
-  publishTrade(owner: string, event: TradeEvent, t: Trade): void {
-    const { owner: _o, ...trade } = t
+  /** `isolated/trades`: the trade with ms times; a funding event carries the SDK's `{margin, liquidationPrice, fundingFee, fundedAt}` */
+  publishTrade(owner: string, event: TradeEvent, t: Trade, extra?: FundingEventExtra): void {
+    const { owner: _o, ...full } = t
+    const trade = event === 'funding' && extra
+      ? { id: t.id, margin: t.margin, liquidationPrice: t.liquidation, fundingFee: extra.fundingFee, fundedAt: extra.fundedAt, clientId: t.clientId }
+      : full
     this.notify(`${PREFIX}isolated/trades`, { pair: 'btc_usd', event, trade }, (c) => c.auth?.key === owner)
+  }
+
+  /** `cross/orders`: 'new' (accepted; a market order is already filled), 'limit' (a resting limit order filled), 'canceled' */
+  publishCrossOrder(owner: string, event: CrossOrderEvent, o: CrossOrder): void {
+    const { owner: _o, ...order } = o
+    this.notify(`${PREFIX}cross/orders`, { pair: 'btc_usd', event, order }, (c) => c.auth?.key === owner)
+  }
+
+  /** `cross/position`: the position after a fill, transfer, leverage change, funding or liquidation (ms times) */
+  publishCrossPosition(owner: string, event: CrossPositionEvent, p: CrossPositionView): void {
+    const { id: _id, uid: _uid, ...position } = p
+    this.notify(`${PREFIX}cross/position`, { pair: 'btc_usd', event, position }, (c) => c.auth?.key === owner)
+  }
+
+  publishWallet(owner: string, kind: 'deposit' | 'withdrawal', e: WalletEvent): void {
+    this.notify(`wallet/${kind}`, e, (c) => c.auth?.key === owner)
   }
 
   dropAll(): void {

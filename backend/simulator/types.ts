@@ -8,6 +8,23 @@ export interface SimPositionInput {
   price?: number
 }
 
+/** a cross-margin account: margin moved in from the exchange (not from `balance`), an optional position, resting limit orders */
+export interface SimCrossInput {
+  margin: number
+  leverage?: number
+  side?: 'buy' | 'sell'
+  quantity?: number
+  entryPrice?: number
+  orders?: Array<{ side: 'buy' | 'sell'; quantity: number; price?: number }>
+}
+
+/** past activity: closed isolated trades (each paid funding at one past fixing), one canceled order */
+export interface SimHistoryInput {
+  closedTrades?: number
+  /** past funding settlements to create (default: closedTrades) */
+  fundingSettlements?: number
+}
+
 export interface SimAccountInput {
   username: string
   key: string
@@ -15,6 +32,8 @@ export interface SimAccountInput {
   passphrase: string
   balance: number
   positions?: SimPositionInput[]
+  cross?: SimCrossInput
+  history?: SimHistoryInput
 }
 
 export interface Faults {

@@ -4,7 +4,8 @@
  * Polls are spread over the interval by a per-account phase; the interval stretches on rate limits and
  * failures back off; every outcome that changes the upstream state is published as a status event.
  */
-import type { Channel, UpstreamState } from '../schemas/ws-protocol.ts'
+import { ACCOUNT_CHANNELS, channelRow, type AccountChannel } from '../schemas/channels.ts'
+import type { UpstreamState } from '../schemas/ws-protocol.ts'
 import { CONTROL_TOPIC, TICKER_TOPIC, accountTopic, type Bus, type BusEvent, type StatusEvent } from './bus.ts'
 import { classify, nextEpoch, reasonOf, silentLog, type AccountSource, type Credentials, type CredentialsLookup, type Failure, type Log } from './sources.ts'
 
@@ -27,15 +28,18 @@ export interface AccountPollersOptions {
   now?: () => number
 }
 
-const POLLED: readonly Channel[] = ['account', 'positions']
+/** the account channels of the table, in table order: the per-channel arrays below are indexed alike */
+const POLLED: readonly AccountChannel[] = ACCOUNT_CHANNELS
 
 class AccountPoller {
   readonly topic: string
   epoch = nextEpoch()
-  /** per channel (account, positions): seq, last JSON, its sourceTs */
-  readonly seq = [0, 0]
-  readonly last: Array<string | null> = [null, null]
-  readonly lastTs = [0, 0]
+  /** per account channel (POLLED order): seq, last JSON, its sourceTs */
+  readonly seq = POLLED.map(() => 0)
+  readonly last: Array<string | null> = POLLED.map(() => null)
+  readonly lastTs = POLLED.map(() => 0)
+  /** polls started (cadence `poll`: every n-th) */
+  polls = 0
   /** undefined: not loaded yet; null: the user has none */
   creds: Credentials | null | undefined = undefined
   timer: NodeJS.Timeout | null = null
@@ -266,15 +270,18 @@ export class AccountPollers {
       const opts = { signal: controller.signal, deadlineMs: this.deadlineOf(p) }
       // each channel's sourceTs is when its own answer arrived, not when the slower one did
       const stamp = <T>(pr: Promise<T>) => pr.then((value) => ({ value, at: this.o.now() }))
-      const [acc, pos] = await Promise.allSettled([stamp(this.o.source.fetchAccount(p.creds, opts)), stamp(this.o.source.fetchPositions(p.creds, opts))])
+      const due = this.dueChannels(p)
+      p.polls++
+      const creds = p.creds
+      const results = await Promise.allSettled(due.map((i) => stamp(this.o.source[POLLED[i]!]!(creds, opts) as Promise<unknown>)))
       if (gen !== p.gen) return
       let ts = 0
-      const fresh: Channel[] = []
-      const results = [acc, pos]
+      const fresh: AccountChannel[] = []
       let failure: Failure | null = null
       let ok = 0
-      for (let i = 0; i < results.length; i++) {
-        const r = results[i]!
+      for (let k = 0; k < results.length; k++) {
+        const r = results[k]!
+        const i = due[k]!
         if (r.status === 'rejected') {
           const f = classify(r.reason)
           // the most telling failure wins: rejected credentials > rate limit > anything else
@@ -337,6 +344,21 @@ export class AccountPollers {
         }
       }
     }
+  }
+
+  /** indices (into POLLED) of the channels this poll fetches, by each channel's cadence in the table */
+  private dueChannels(p: AccountPoller): number[] {
+    const due: number[] = []
+    const now = this.o.now()
+    for (let i = 0; i < POLLED.length; i++) {
+      const ch = POLLED[i]!
+      if (!this.o.source[ch]) continue
+      const cadence = channelRow(ch).cadence
+      const never = p.last[i] === null
+      if (cadence.kind === 'poll' && (never || p.polls % cadence.everyPolls === 0)) due.push(i)
+      else if (cadence.kind === 'slow' && (never || now - p.lastTs[i]! >= cadence.minIntervalMs)) due.push(i)
+    }
+    return due
   }
 
   private deadlineOf(p: AccountPoller): number {

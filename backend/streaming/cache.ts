@@ -3,11 +3,12 @@
  * (already serialized JSON) with epoch, seq and sourceTs, plus the topic's latest upstream status.
  * Filled only from bus events; read by the hub (connect, refresh_data, collapse flush) and /api/dashboard.
  */
-import type { Channel } from '../schemas/ws-protocol.ts'
-import type { StatusEvent, UpstreamEvent } from './bus.ts'
+import { CHANNELS, CHANNEL_INDEX, type Channel } from '../schemas/channels.ts'
+import type { SnapshotEvent, StatusEvent, UpstreamEvent } from './bus.ts'
 
-export const CHANNEL_INDEX: Readonly<Record<Channel, number>> = { account: 0, positions: 1, ticker: 2 }
-export const CHANNEL_BY_INDEX: readonly Channel[] = ['account', 'positions', 'ticker']
+export { CHANNEL_INDEX }
+export const CHANNEL_BY_INDEX: readonly Channel[] = CHANNELS
+const emptySlots = (): Array<CachedSnapshot | undefined> => new Array(CHANNELS.length).fill(undefined)
 
 export interface CachedSnapshot {
   readonly channel: Channel
@@ -32,12 +33,20 @@ export type ApplyResult =
   | { kind: 'reset' }
   | null
 
+/**
+ * THE acceptance rule for a snapshot over the cached one of its channel (the only place it is decided):
+ * an older epoch, or not newer within the epoch, is a replay or a reordered message.
+ */
+export function acceptsSnapshot(cur: CachedSnapshot, e: SnapshotEvent): boolean {
+  return !(e.epoch < cur.epoch || (e.epoch === cur.epoch && e.seq <= cur.seq))
+}
+
 export class SnapshotCache {
   private readonly topics = new Map<string, TopicState>()
 
   private state(topic: string): TopicState {
     let s = this.topics.get(topic)
-    if (!s) this.topics.set(topic, (s = { entries: [undefined, undefined, undefined], status: null, waiters: null }))
+    if (!s) this.topics.set(topic, (s = { entries: emptySlots(), status: null, waiters: null }))
     return s
   }
 
@@ -49,8 +58,7 @@ export class SnapshotCache {
       case 'snapshot': {
         const i = CHANNEL_INDEX[e.channel]
         const cur = s.entries[i]
-        // older epoch, or not newer within the epoch: a replay or a reordered message
-        if (cur && (e.epoch < cur.epoch || (e.epoch === cur.epoch && e.seq <= cur.seq))) {
+        if (cur && !acceptsSnapshot(cur, e)) {
           if (e.epoch === cur.epoch && e.seq === cur.seq && e.sourceTs > cur.sourceTs) cur.sourceTs = e.sourceTs
           break
         }
@@ -74,7 +82,7 @@ export class SnapshotCache {
         break
       }
       case 'reset':
-        s.entries = [undefined, undefined, undefined]
+        s.entries = emptySlots()
         result = { kind: 'reset' }
         break
     }

@@ -5,7 +5,8 @@
  */
 import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
-import type { Channel, ChannelMeta, DashboardResponse, Source, UpstreamState } from '../schemas/ws-protocol.ts'
+import { CHANNEL_TABLE, type Channel } from '../schemas/channels.ts'
+import type { ChannelMeta, DashboardResponse, Source, UpstreamState } from '../schemas/ws-protocol.ts'
 import { TICKER_TOPIC, accountTopic, type StatusEvent } from './bus.ts'
 import type { CachedSnapshot, SnapshotCache } from './cache.ts'
 
@@ -27,14 +28,16 @@ export function buildDashboard(
   const accStatus = cache.status(topic)
   const tickStatus = cache.status(TICKER_TOPIC)
   const hasCredentials = accStatus?.hasCredentials !== false
-  const entries: Record<Channel, CachedSnapshot | undefined> = {
-    account: hasCredentials ? cache.get(topic, 'account') : undefined,
-    positions: hasCredentials ? cache.get(topic, 'positions') : undefined,
-    ticker: cache.get(TICKER_TOPIC, 'ticker'),
+  // one key per channel of the table, in table order; account channels only while there are credentials
+  const entries = {} as Record<Channel, CachedSnapshot | undefined>
+  for (const row of CHANNEL_TABLE) {
+    entries[row.name] = row.scope === 'market' ? cache.get(TICKER_TOPIC, row.name) : hasCredentials ? cache.get(topic, row.name) : undefined
   }
+  const accountEntries = CHANNEL_TABLE.filter((r) => r.scope === 'account').map((r) => entries[r.name])
+  const marketEntries = CHANNEL_TABLE.filter((r) => r.scope === 'market').map((r) => entries[r.name])
   const channels: Partial<Record<Channel, ChannelMeta>> = {}
   const tag: string[] = []
-  for (const ch of ['account', 'positions', 'ticker'] as const) {
+  for (const { name: ch } of CHANNEL_TABLE) {
     const e = entries[ch]
     if (!e) {
       tag.push('-')
@@ -52,7 +55,7 @@ export function buildDashboard(
     source: o.source,
     staleAfterMs: o.staleAfterMs,
     upstream: worst?.upstream ?? 'ok',
-    lastSuccessTs: lastSuccess(hasCredentials ? accStatus : tickStatus, hasCredentials ? [entries.account, entries.positions] : [entries.ticker]),
+    lastSuccessTs: lastSuccess(hasCredentials ? accStatus : tickStatus, hasCredentials ? accountEntries : marketEntries),
     reason: hasCredentials ? (worst && worst.upstream !== 'ok' ? worst.reason : null) : 'no_credentials',
     hasCredentials,
     channels,
@@ -71,7 +74,7 @@ export function buildDashboard(
       key: memoKey,
       etag,
       // {…,"meta":{"serverTime":<now>,<rest>}}: the same bytes JSON.stringify(meta) gives, serverTime first
-      head: `{"account":${entries.account?.json ?? 'null'},"positions":${entries.positions?.json ?? 'null'},"ticker":${entries.ticker?.json ?? 'null'},"meta":{"serverTime":`,
+      head: `{${CHANNEL_TABLE.map(({ name }) => `"${name}":${entries[name]?.json ?? 'null'},`).join('')}"meta":{"serverTime":`,
       tail: restJson === '{}' ? '}}' : `,${restJson.slice(1)}}`,
     }
     memo?.set(userId, m)

@@ -3,6 +3,7 @@
  * request_id when one could be read. Pure; the hub decides what a rejection costs (error frame or close).
  */
 import { Compile } from 'typebox/compile'
+import { CHANNELS, CHANNEL_BITS } from '../schemas/channels.ts'
 import {
   AuthMessageSchema,
   PingMessageSchema,
@@ -60,8 +61,7 @@ function withId(p: Extract<Parsed, { ok: false }>, request_id: string | undefine
   return p
 }
 
-export const CHANNEL_BITS: Readonly<Record<Channel, number>> = { account: 1, positions: 2, ticker: 4 }
-export const ALL_CHANNELS = 7
+export { ALL_CHANNELS, CHANNEL_BITS } from '../schemas/channels.ts'
 
 export function channelBits(channels: readonly Channel[]): number {
   let bits = 0
@@ -70,9 +70,5 @@ export function channelBits(channels: readonly Channel[]): number {
 }
 
 export function channelList(bits: number): Channel[] {
-  const out: Channel[] = []
-  if (bits & 1) out.push('account')
-  if (bits & 2) out.push('positions')
-  if (bits & 4) out.push('ticker')
-  return out
+  return CHANNELS.filter((c) => bits & CHANNEL_BITS[c])
 }

@@ -3,7 +3,8 @@
  * unit tests pass fakes. Errors are classified by `kind` (LnmError's kinds), anything else is 'unavailable'.
  */
 import type { LnmErrorKind } from '../exchange/errors.ts'
-import type { AccountSnapshot, PositionsSnapshot, TickerSnapshot } from '../schemas/ws-protocol.ts'
+import type { AccountChannel } from '../schemas/channels.ts'
+import type { SnapshotByChannel, TickerSnapshot } from '../schemas/ws-protocol.ts'
 
 export interface Credentials {
   key: string
@@ -17,10 +18,12 @@ export interface FetchOptions {
   deadlineMs?: number
 }
 
-export interface AccountSource {
-  fetchAccount(creds: Credentials, opts?: FetchOptions): Promise<AccountSnapshot>
-  fetchPositions(creds: Credentials, opts?: FetchOptions): Promise<PositionsSnapshot>
-}
+/** how one account channel's snapshot is fetched from the exchange */
+export type Fetcher<C extends AccountChannel> = (creds: Credentials, opts?: FetchOptions) => Promise<SnapshotByChannel[C]>
+/** one fetcher per account channel of the table: the app's source must have them all */
+export type AccountFetchers = { [C in AccountChannel]: Fetcher<C> }
+/** what pollers are given: a channel without a fetcher is simply not polled (tests pass partial fakes) */
+export type AccountSource = Partial<AccountFetchers>
 
 export interface TickerSource {
   /** `ts`: when the data was true (exchange time when known) */

@@ -4,7 +4,8 @@
  * SHUTDOWN_DRAIN_MS before the server closes.
  */
 import fp from 'fastify-plugin'
-import { toAccountSnapshot, toPositionsSnapshot, toTickerSnapshot } from '../../exchange/snapshots.ts'
+import { accountFetchers } from '../../exchange/fetchers.ts'
+import { toTickerSnapshot } from '../../exchange/snapshots.ts'
 import { AccountPollers } from '../../streaming/account-pollers.ts'
 import { CONTROL_TOPIC, SESSIONS_TOPIC, type Bus, type BusEvent } from '../../streaming/bus.ts'
 import { createBus } from '../../streaming/bus-factory.ts'
@@ -32,13 +33,7 @@ export default fp(
 
     // in-process, or Redis when REDIS_URL is set (one producer per account across the cluster)
     const bus = createBus(config, log)
-    const accountSource: AccountSource = {
-      fetchAccount: async (creds, o) => toAccountSnapshot(await client.account(creds, o)),
-      fetchPositions: async (creds, o) => {
-        const [running, open] = await Promise.all([client.runningTrades(creds, o), client.openTrades(creds, o)])
-        return toPositionsSnapshot(running, open)
-      },
-    }
+    const accountSource: AccountSource = accountFetchers(client)
     const tickerSource: TickerSource = {
       fetchTicker: async (o) => ({ data: toTickerSnapshot(await client.ticker(o)), ts: Date.now() }),
     }

@@ -23,12 +23,12 @@ class FakeExchange implements AccountSource, TickerSource {
   calls: Array<{ what: string; key: string; at: number }> = []
   balance = 100
   price = 50_000
-  async fetchAccount(creds: Credentials) {
+  async account(creds: Credentials) {
     this.calls.push({ what: 'account', key: creds.key, at: Date.now() })
     await sleep(2)
     return { username: creds.key, balance: this.balance, syntheticUsdBalance: 0, feeTier: 0 }
   }
-  async fetchPositions(creds: Credentials) {
+  async positions(creds: Credentials) {
     this.calls.push({ what: 'positions', key: creds.key, at: Date.now() })
     await sleep(2)
     return { running: [], open: [], totals: { margin: 0, pl: 0, quantity: 0, count: 0 } }

@@ -12,13 +12,13 @@ class FakeExchange implements AccountSource {
   calls: Array<{ what: string; key: string; at: number }> = []
   fail: null | { kind: string; retryAfterMs?: number } = null
   balance = 100
-  async fetchAccount(creds: Credentials) {
+  async account(creds: Credentials) {
     this.calls.push({ what: 'account', key: creds.key, at: Date.now() })
     await sleep(2)
     if (this.fail) throw Object.assign(new Error('fail'), this.fail)
     return { username: creds.key, balance: this.balance, syntheticUsdBalance: 0, feeTier: 0 }
   }
-  async fetchPositions(creds: Credentials) {
+  async positions(creds: Credentials) {
     this.calls.push({ what: 'positions', key: creds.key, at: Date.now() })
     await sleep(2)
     if (this.fail) throw Object.assign(new Error('fail'), this.fail)
@@ -168,8 +168,8 @@ t.test('credentials changed: new epoch, old in-flight results dropped', async (t
 t.test('a hung exchange shows as down within an interval', async (t) => {
   const bus = new InProcessBus()
   const hang: AccountSource = {
-    fetchAccount: (_c, o) => new Promise((_r, rej) => o?.signal?.addEventListener('abort', () => rej(Object.assign(new Error('aborted'), { kind: 'timeout' })))),
-    fetchPositions: (_c, o) => new Promise((_r, rej) => o?.signal?.addEventListener('abort', () => rej(Object.assign(new Error('aborted'), { kind: 'timeout' })))),
+    account: (_c, o) => new Promise((_r, rej) => o?.signal?.addEventListener('abort', () => rej(Object.assign(new Error('aborted'), { kind: 'timeout' })))),
+    positions: (_c, o) => new Promise((_r, rej) => o?.signal?.addEventListener('abort', () => rej(Object.assign(new Error('aborted'), { kind: 'timeout' })))),
   }
   const pollers = new AccountPollers({ bus, source: hang, credentials: async () => ({ key: 'k', secret: 's', passphrase: 'p' }), intervalMs: 150, minPollDeadlineMs: 100 })
   pollers.start()

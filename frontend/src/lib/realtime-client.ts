@@ -28,9 +28,10 @@ import {
   WS_PING_EVERY_MS,
   WS_PONG_TIMEOUT_MS,
 } from '../config/constants.ts'
+// the channel table itself (a dependency-free module): the page knows every channel the gateway has
+import { CHANNELS, scopeOf } from '../../../backend/schemas/channels.ts'
 import { backoffDelay, isNewer, isSameVersionFresher, isTerminalCloseCode, isTokenExpiredCode, judgeFrame } from './frame-policy.ts'
 
-const CHANNELS: readonly Channel[] = ['account', 'positions', 'ticker']
 
 /** what the connection chip says */
 export type Transport = 'connecting' | 'live' | 'polling' | 'reconnecting' | 'offline' | 'stopped'
@@ -410,10 +411,10 @@ export class RealtimeClient {
     }
     const upstream = { ...this.state.upstream }
     // fresh data for a part proves that part is healthy again
-    const scope = frame.channel === 'ticker' ? 'ticker' : 'account'
+    const scope = scopeOf(frame.channel) === 'market' ? 'ticker' : 'account'
     if (upstream[scope]?.state !== 'ok') delete upstream[scope]
     delete upstream.all
-    this.update({ channels: { ...this.state.channels, [frame.channel]: view }, source: frame.source, upstream, hasCredentials: frame.channel === 'ticker' ? this.state.hasCredentials : true })
+    this.update({ channels: { ...this.state.channels, [frame.channel]: view }, source: frame.source, upstream, hasCredentials: scope === 'ticker' ? this.state.hasCredentials : true })
   }
 
   private onStatus(frame: StatusFrame): void {
