@@ -20,6 +20,8 @@ export interface Gateway {
   pids: () => number[]
   proc: ChildProcess
   dataDir: string
+  /** the environment it runs with (JWT_SECRET: the HTTP reference checks the same tokens) */
+  env: Record<string, string>
   output: () => string
   stop(): Promise<void>
 }
@@ -83,6 +85,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     pids: () => (workers > 1 ? [proc.pid as number, ...workerPids] : [proc.pid as number]),
     proc,
     dataDir,
+    env,
     output,
     async stop() {
       await stopChild(proc, 12_000)
