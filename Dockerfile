@@ -1,15 +1,28 @@
-# Production image: installs from the lockfile, generates the Prisma client and builds the dashboard.
+# Production image, in three stages: build (all dependencies: Prisma client, compiled gateway, dashboard),
+# deps (production dependencies only), and the runtime image, which holds those node_modules, the compiled
+# gateway (dist/backend), the dashboard (dist/frontend) and the migrations, and runs plain node: no dev
+# dependencies, no TypeScript loader.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --include=dev --ignore-scripts
+COPY . .
+# prisma generate, esbuild → dist/backend, vite build → dist/frontend
+RUN node scripts/postinstall.mjs
+
+FROM node:20-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# nothing to build at install time: the compiled output comes from the build stage
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+
 FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
-COPY package.json package-lock.json ./
+COPY package.json ./
 COPY prisma ./prisma
-COPY prisma.config.ts ./
-COPY scripts ./scripts
-# dev dependencies are needed to build the dashboard (vite) and to run TypeScript (tsx)
-RUN npm ci --include=dev --ignore-scripts
-COPY . .
-RUN node scripts/postinstall.mjs
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
 EXPOSE 3000
 USER node
-CMD ["node_modules/.bin/tsx", "backend/server.ts"]
+CMD ["node", "dist/backend/server.js"]

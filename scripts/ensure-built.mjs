@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * Run by `npm start` before the gateway: builds the dashboard (vite build → dist/frontend) when
+ * Run by `npm start` before the gateway: compiles the gateway (scripts/build-backend.mjs → dist/backend)
+ * when dist/backend is missing or older than backend/, and builds the dashboard (vite build → dist/frontend) when
  * dist/frontend/index.html is missing or older than the newest dashboard source (frontend/src, public,
  * index.html, vite.config.ts, the wire-protocol types),
  * so a fresh clone works even if postinstall skipped the build. Fast no-op otherwise.
@@ -9,6 +10,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { backendNeedsBuild, buildBackend } from './build-backend.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const out = join(root, 'dist', 'frontend', 'index.html')
@@ -56,7 +58,21 @@ export function ensureBuilt({ quiet = false } = {}) {
   return true
 }
 
+/** the compiled gateway `npm start` runs; throws when it is missing and cannot be built */
+export async function ensureBackendBuilt({ quiet = false } = {}) {
+  const reason = backendNeedsBuild()
+  if (!reason) return
+  if (!quiet) process.stdout.write(`ensure-built: ${reason}; compiling the gateway…\n`)
+  await buildBackend({ quiet: true })
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
+  try {
+    await ensureBackendBuilt()
+  } catch (err) {
+    process.stderr.write(`ensure-built: cannot compile the gateway: ${err.message}\n`)
+    process.exit(1)
+  }
   // a failed UI build must not stop the API from starting
   ensureBuilt()
 }

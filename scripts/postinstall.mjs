@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * Root postinstall (npm runs it after `npm install` on a clone): generate the Prisma client, then
- * build the dashboard when its sources and vite are present. Any failure stops the install loudly.
+ * Root postinstall (npm runs it after `npm install` on a clone): generate the Prisma client, compile
+ * the gateway to dist/backend (what `npm start` runs), then build the dashboard when its sources and vite are present. Any failure stops the install loudly.
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -21,6 +21,7 @@ function run(label, cmd, args) {
 }
 
 run('prisma generate (offline)', process.execPath, [join(root, 'scripts', 'prisma-generate.mjs')])
+run('compile the gateway (dist/backend)', process.execPath, [join(root, 'scripts', 'build-backend.mjs')])
 
 const vite = join(root, 'node_modules', '.bin', process.platform === 'win32' ? 'vite.cmd' : 'vite')
 if (existsSync(join(root, 'frontend', 'index.html')) && existsSync(vite)) {

@@ -2,9 +2,12 @@
  * The database: embedded PGlite under `${DATA_DIR}/pglite` unless DATABASE_URL names a PostgreSQL
  * server. Both use the same generated Prisma client and the same `prisma/migrations`, applied at
  * open by the WebAssembly schema engine (offline, no native binary), recorded in `_prisma_migrations`
- * exactly as `prisma migrate deploy` would.
+ * exactly as `prisma migrate deploy` would. At open, the engine runs only when a migration is pending
+ * (migration-status.ts), and then in a short-lived worker thread (migrate-in-worker.ts), so its memory
+ * does not stay with the gateway.
  */
 import { join } from 'node:path'
+import { setFlagsFromString } from 'node:v8'
 import { PGlite } from '@electric-sql/pglite'
 import { PrismaPg } from '@prisma/adapter-pg'
 import type { SqlDriverAdapter, SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils'
@@ -13,6 +16,8 @@ import type { Config } from '../config.ts'
 import { PrismaClient } from '../generated/prisma/client.ts'
 import { lockDataDir, type DataDirLock } from './lock.ts'
 import { applyPendingMigrations, createSchemaEngine, fixPGliteExecuteScript, MIGRATIONS_DIR } from './schema-engine.ts'
+import { schemaUpToDate, type RowsQuery } from './migration-status.ts'
+import { migrateInWorker } from './migrate-in-worker.ts'
 
 export { PrismaClient, Prisma } from '../generated/prisma/client.ts'
 export type { User, RefreshSession, RevokedToken, ExchangeCredential, AuthEvent } from '../generated/prisma/client.ts'
@@ -50,6 +55,12 @@ export interface MigrateResult {
 }
 
 const PING_TIMEOUT_MS = 2000
+
+// PGlite and Prisma's query compiler are WebAssembly: V8's optimising tier (TurboFan) compiles their hot
+// functions again in background threads and keeps both versions, ≈ 80 MB more resident memory for no
+// gain the gateway's few, small queries would notice. Baseline compiler (Liftoff) only; this module is
+// evaluated before either is compiled. JavaScript is not affected.
+setFlagsFromString('--liftoff-only')
 
 const silent: DbLogger = { info() {}, warn() {}, debug() {} }
 
@@ -97,10 +108,20 @@ async function runMigrations(
   }
 }
 
+/**
+ * PostgreSQL's default shared_buffers (128 MB) lives in PGlite's WebAssembly memory and ends up resident;
+ * the gateway's tables are small (users, sessions, credentials), 16 MB holds them with room to spare.
+ */
+const PGLITE_START_PARAMS = [...(PGlite as unknown as { defaultStartParams: string[] }).defaultStartParams, '-c', 'shared_buffers=16MB']
+
+function pgliteRows(pg: PGlite): RowsQuery {
+  return async (sql) => (await pg.query<Record<string, unknown>>(sql)).rows
+}
+
 async function openPGlite(dataDir: string): Promise<{ pg: PGlite; lock: DataDirLock }> {
   const lock = lockDataDir(dataDir)
   try {
-    const pg = await PGlite.create({ dataDir: pgliteDir({ dataDir }) })
+    const pg = await PGlite.create({ dataDir: pgliteDir({ dataDir }), startParams: PGLITE_START_PARAMS })
     return { pg, lock }
   } catch (err) {
     lock.release()
@@ -130,12 +151,19 @@ export async function openDatabase(config: Config, log: DbLogger = silent, opts:
 
   if (config.DATABASE_URL === undefined) {
     kind = 'pglite'
-    const { pg, lock } = await openPGlite(config.dataDir)
+    let { pg, lock } = await openPGlite(config.dataDir)
     try {
-      applied = await runMigrations(new PrismaPGlite(pg), log, migrationsDir, (a) => fixPGliteExecuteScript(a, pg))
+      applied = []
+      if (!(await schemaUpToDate(pgliteRows(pg), migrationsDir))) {
+        // the worker opens the directory itself: hand it over, then take it back
+        await pg.close()
+        lock.release()
+        applied = await migrateInWorker({ dataDir: config.dataDir, migrationsDir }, log)
+        ;({ pg, lock } = await openPGlite(config.dataDir))
+      }
       prisma = new PrismaClient({ adapter: new PrismaPGlite(pg) })
     } catch (err) {
-      await pg.close().catch(() => {})
+      if (!pg.closed) await pg.close().catch(() => {})
       lock.release()
       throw err
     }
@@ -149,15 +177,18 @@ export async function openDatabase(config: Config, log: DbLogger = silent, opts:
   } else {
     kind = 'postgres'
     const url = config.DATABASE_URL
+    prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) })
     try {
-      // one connection for the engine: Prisma's advisory lock is session-scoped
-      applied = await runMigrations(new PrismaPg({ connectionString: url, max: 1 }), log, migrationsDir)
+      applied = []
+      if (!(await schemaUpToDate((sql) => prisma.$queryRawUnsafe(sql), migrationsDir))) {
+        applied = await migrateInWorker({ dataDir: config.dataDir, databaseUrl: url, migrationsDir }, log)
+      }
     } catch (err) {
+      await prisma.$disconnect().catch(() => {})
       const e = err as Error
       e.message = `${e.message.split(url).join(redactUrl(url))} (database ${redactUrl(url)})`
       throw e
     }
-    prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) })
     shutdown = () => prisma.$disconnect()
   }
 

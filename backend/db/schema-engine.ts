@@ -10,8 +10,8 @@
 import { readFile, readdir } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { PGlite } from '@electric-sql/pglite'
+import { ROOT_DIR } from '../paths.ts'
 import {
   bindMigrationAwareSqlAdapterFactory,
   type SqlDriverAdapter,
@@ -19,8 +19,7 @@ import {
 } from '@prisma/driver-adapter-utils'
 import type { MigrationList, SchemaEngine, SchemaFilter } from '@prisma/schema-engine-wasm'
 
-/** repository root (this file is backend/db/schema-engine.ts) */
-export const ROOT_DIR = resolve(fileURLToPath(new URL('../../', import.meta.url)))
+export { ROOT_DIR }
 export const MIGRATIONS_DIR = join(ROOT_DIR, 'prisma', 'migrations')
 export const SCHEMA_PATH = join(ROOT_DIR, 'prisma', 'schema.prisma')
 export const LOCKFILE_NAME = 'migration_lock.toml'

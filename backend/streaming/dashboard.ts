@@ -4,6 +4,7 @@
  * unchanged dashboard costs a 304 and never an exchange call.
  */
 import { createHash } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
 import { CHANNEL_TABLE, type Channel } from '../schemas/channels.ts'
 import type { ChannelMeta, DashboardResponse, Source, UpstreamState } from '../schemas/ws-protocol.ts'
 import { TICKER_TOPIC, accountTopic, type StatusEvent } from './bus.ts'
@@ -17,7 +18,12 @@ export interface DashboardView {
 
 const RANK: Record<UpstreamState, number> = { ok: 0, degraded: 1, down: 2 }
 
-export function buildDashboard(cache: SnapshotCache, userId: string, o: { now: number; staleAfterMs: number; source: Source }): DashboardView {
+export function buildDashboard(
+  cache: SnapshotCache,
+  userId: string,
+  o: { now: number; staleAfterMs: number; source: Source },
+  memo?: DashboardMemo,
+): DashboardView {
   const topic = accountTopic(userId)
   const accStatus = cache.status(topic)
   const tickStatus = cache.status(TICKER_TOPIC)
@@ -55,11 +61,41 @@ export function buildDashboard(cache: SnapshotCache, userId: string, o: { now: n
     channels,
   }
   tag.push(meta.upstream, meta.reason ?? '', hasCredentials ? '1' : '0')
-  const etag = `W/"${createHash('sha1').update(tag.join('|')).digest('base64url').slice(0, 22)}"`
-  let body = '{'
-  for (const { name } of CHANNEL_TABLE) body += `"${name}":${entries[name]?.json ?? 'null'},`
-  body += `"meta":${JSON.stringify(meta)}}`
-  return { body, etag }
+  const key = tag.join('|')
+  // everything but serverTime is a function of `key` and lastSuccessTs (and the options): reuse the ETag
+  // and the serialized body around serverTime while they hold, instead of hashing and serializing again
+  const memoKey = `${key}|${meta.lastSuccessTs}|${o.source}|${o.staleAfterMs}`
+  let m = memo?.get(userId)
+  if (!m || m.key !== memoKey) {
+    const etag = `W/"${createHash('sha1').update(key).digest('base64url').slice(0, 22)}"`
+    const { serverTime: _omit, ...rest } = meta
+    const restJson = JSON.stringify(rest)
+    m = {
+      key: memoKey,
+      etag,
+      // {…,"meta":{"serverTime":<now>,<rest>}}: the same bytes JSON.stringify(meta) gives, serverTime first
+      head: `{${CHANNEL_TABLE.map(({ name }) => `"${name}":${entries[name]?.json ?? 'null'},`).join('')}"meta":{"serverTime":`,
+      tail: restJson === '{}' ? '}}' : `,${restJson.slice(1)}}`,
+    }
+    memo?.set(userId, m)
+  }
+  return { body: `${m.head}${o.now}${m.tail}`, etag: m.etag }
+}
+
+interface MemoEntry { key: string; etag: string; head: string; tail: string }
+
+export interface DashboardMemo {
+  get(userId: string): MemoEntry | undefined
+  set(userId: string, entry: MemoEntry): unknown
+}
+
+/**
+ * Per-user memory of the last dashboard built (its ETag and body around serverTime), for buildDashboard's
+ * `memo`: a dashboard polled while its snapshots do not change is then two string concatenations.
+ * Bounded: the least recently used users are forgotten past `max`.
+ */
+export function createDashboardMemo(max = 10_000): DashboardMemo {
+  return new LRUCache<string, MemoEntry>({ max })
 }
 
 /** RFC 9110 weak comparison against an If-None-Match list */

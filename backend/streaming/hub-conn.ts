@@ -12,6 +12,7 @@
 import type { WebSocket } from 'ws'
 import type { Metrics } from '../metrics.ts'
 import { CloseCode, type ClientMessage } from '../schemas/ws-protocol.ts'
+import type { FrameWriter } from './frame-writer.ts'
 import type { Room } from './hub-rooms.ts'
 import { ALL_CHANNELS, parseClientFrame } from './protocol.ts'
 import type { Log } from './sources.ts'
@@ -60,6 +61,8 @@ export class Conn {
   room: Room | null = null
   /** messages that arrived while the first auth was being verified */
   queue: ClientMessage[] | null = null
+  /** outbound frames (frame-writer.ts): created on the first frame */
+  out: FrameWriter | null = null
   reauthing = false
   constructor(readonly ws: WsWithConn, readonly id: number, deadline: number, now: number, burst: number) {
     this.deadline = deadline
@@ -309,6 +312,8 @@ export class Connections {
     c.closeCode = code
     c.deadline = this.o.now() + this.o.closeGraceMs
     this.closing.add(c)
+    // frames queued behind a write in flight go out before the close frame (an error, then the close)
+    c.out?.flush()
     try {
       c.ws.close(code, reason)
     } catch {

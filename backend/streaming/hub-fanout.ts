@@ -1,9 +1,10 @@
 /**
  * Hub part 3 of 4: fan-out and slow consumers, and every frame written to a socket.
  *
- * A bus event changes the cache; the data_update is serialized once into one Buffer and that same Buffer
- * is written to every subscriber (ws frames it without copying: server frames are unmasked). A socket
- * whose bufferedAmount exceeds the cap stops receiving frames: its pending channels are collapsed to a bit
+ * A bus event changes the cache; the data_update is serialized and framed once (header + payload, one
+ * Buffer) and that same Buffer is written to every subscriber through its FrameWriter (frame-writer.ts:
+ * through ws's Sender, one write in flight, frames queued meanwhile written together). A socket
+ * whose buffered bytes (ws's buffer + its writer's queue) exceed the cap stops receiving frames: its pending channels are collapsed to a bit
  * mask and flushed from the cache (latest snapshot only) once it drains below half the cap; still above
  * the cap after `slowConsumerGraceMs`, it is closed with 4008.
  */
@@ -12,9 +13,13 @@ import { ALL_CHANNELS, CHANNELS, CHANNEL_BITS, MARKET_CHANNEL_BITS, scopeOf, typ
 import { CloseCode, type FreshFrame, type ServerFrame, type Source } from '../schemas/ws-protocol.ts'
 import { TICKER_TOPIC, accountTopic, type StatusEvent } from './bus.ts'
 import { dataUpdateFrame, type CachedSnapshot, type SnapshotCache } from './cache.ts'
+import { FrameWriter, frameText } from './frame-writer.ts'
 import { State, type Conn } from './hub-conn.ts'
 
-export const SEND_OPTS = { binary: false, compress: false, fin: true } as const
+/** every frame goes through the socket's FrameWriter (pre-framed, one write in flight: frame-writer.ts) */
+const writerOf = (c: Conn): FrameWriter => (c.out ??= new FrameWriter(c.ws))
+/** bytes owed to a socket: ws's buffer plus the frames its writer holds */
+const buffered = (c: Conn): number => (c.out ? c.out.buffered() : c.ws.bufferedAmount)
 
 /** statuses owed to a collapsed socket: their own mask (`Conn.pendingStatus`), apart from the channel bits */
 export const STATUS_BITS = { account: 1, ticker: 2 } as const
@@ -70,22 +75,23 @@ export class Fanout {
     }
     if (list.length === 0) return lastSent
     const frame: FreshFrame = { type: 'fresh', ts: now, channels: list }
-    const buf = Buffer.from(JSON.stringify(frame))
+    const payload = Buffer.from(JSON.stringify(frame))
+    const framed = frameText(payload)
     let n = 0
     for (const c of conns) {
       // a slow socket catches up with full snapshots anyway
       if (c.state !== State.OPEN || c.slowSince !== 0) continue
-      c.ws.send(buf, SEND_OPTS)
+      writerOf(c).write(framed)
       n++
     }
     if (n > 0) {
       this.o.metrics.framesSent.inc({ type: 'fresh' }, n)
-      this.o.metrics.bytesSent.inc({ type: 'fresh' }, n * buf.length)
+      this.o.metrics.bytesSent.inc({ type: 'fresh' }, n * payload.length)
     }
     return now
   }
 
-  /** serialize once, write the same Buffer to every subscriber that keeps up */
+  /** serialize and frame once, write the same Buffer to every subscriber that keeps up */
   broadcast(conns: Set<Conn>, entry: CachedSnapshot): void {
     if (conns.size === 0) return
     const now = this.o.now()
@@ -95,6 +101,7 @@ export class Fanout {
     }
     const t0 = process.hrtime.bigint()
     const buf = Buffer.from(dataUpdateFrame(entry, now, this.o.source))
+    const framed = frameText(buf)
     const bit = CHANNEL_BITS[entry.channel]
     const cap = this.o.maxBufferedBytes
     let n = 0
@@ -104,11 +111,11 @@ export class Fanout {
         c.pendingMask |= bit
         continue
       }
-      if (c.ws.bufferedAmount > cap) {
+      if (buffered(c) > cap) {
         this.collapse(c, now, bit)
         continue
       }
-      c.ws.send(buf, SEND_OPTS)
+      writerOf(c).write(framed)
       n++
     }
     if (n > 0) {
@@ -122,6 +129,7 @@ export class Fanout {
     if (conns.size === 0) return
     const frame = s.hasCredentials === false ? NO_CREDENTIALS : statusFrame(s)
     const buf = Buffer.from(JSON.stringify(frame))
+    const framed = frameText(buf)
     let n = 0
     for (const c of conns) {
       if (c.state !== State.OPEN) continue
@@ -129,7 +137,7 @@ export class Fanout {
         c.pendingStatus |= pendingBit
         continue
       }
-      c.ws.send(buf, SEND_OPTS)
+      writerOf(c).write(framed)
       n++
     }
     if (n > 0) {
@@ -163,15 +171,15 @@ export class Fanout {
         this.o.metrics.staleWithheld.inc({ channel: ch })
         continue
       }
-      if (c.slowSince !== 0 || c.ws.bufferedAmount > this.o.maxBufferedBytes) {
+      if (c.slowSince !== 0 || buffered(c) > this.o.maxBufferedBytes) {
         if (c.slowSince === 0) this.collapse(c, now, bit)
         else c.pendingMask |= bit
         continue
       }
-      const frame = dataUpdateFrame(entry, now, this.o.source)
-      c.ws.send(frame, SEND_OPTS)
+      const payload = Buffer.from(dataUpdateFrame(entry, now, this.o.source))
+      writerOf(c).write(frameText(payload))
       this.m.dataFrames.inc(1)
-      this.m.dataBytes.inc(Buffer.byteLength(frame))
+      this.m.dataBytes.inc(payload.length)
     }
   }
 
@@ -193,8 +201,8 @@ export class Fanout {
    * channel and status, back to live frames; still above the cap after the grace period → 4008.
    */
   checkSlow(c: Conn, now: number): void {
-    const buffered = c.ws.bufferedAmount
-    if (buffered <= this.o.maxBufferedBytes / 2) {
+    const bytes = buffered(c)
+    if (bytes <= this.o.maxBufferedBytes / 2) {
       const owed = c.pendingMask
       const owedStatus = c.pendingStatus
       c.slowSince = 0
@@ -212,7 +220,7 @@ export class Fanout {
       }
       return
     }
-    if (buffered > this.o.maxBufferedBytes && now - c.slowSince >= this.o.slowConsumerGraceMs) this.slowConsumer(c)
+    if (bytes > this.o.maxBufferedBytes && now - c.slowSince >= this.o.slowConsumerGraceMs) this.slowConsumer(c)
   }
 
   // ------------------------------------------------------------------ per-socket frames
@@ -222,11 +230,11 @@ export class Fanout {
     const ws = c.ws
     if (ws.readyState !== 1) return
     // control frames are tiny, but a socket that lets them pile up far past the cap is not reading at all
-    if (ws.bufferedAmount > this.o.maxBufferedBytes * 2) return this.slowConsumer(c)
-    const text = JSON.stringify(frame)
-    ws.send(text, SEND_OPTS)
+    if (buffered(c) > this.o.maxBufferedBytes * 2) return this.slowConsumer(c)
+    const payload = Buffer.from(JSON.stringify(frame))
+    writerOf(c).write(frameText(payload))
     this.o.metrics.framesSent.inc({ type: frame.type })
-    this.o.metrics.bytesSent.inc({ type: frame.type }, Buffer.byteLength(text))
+    this.o.metrics.bytesSent.inc({ type: frame.type }, payload.length)
   }
 
   ack(c: Conn, requestId: string, status: 'ok' | 'error', message?: string, data?: unknown): void {

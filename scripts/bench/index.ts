@@ -185,7 +185,7 @@ async function main(): Promise<void> {
       writeFileSync(bodyFile, body)
       const ac = forkTs('scripts/bench/autocannon-worker.ts')
       await waitMessage(ac, (m) => m?.ready, 20_000, 'autocannon worker')
-      const refHttp = forkTs('scripts/bench/ref-http.ts', [], { env: { PORT: '0', BODY_FILE: bodyFile, ETAG: etag || '"ref"' } })
+      const refHttp = forkTs('scripts/bench/ref-http.ts', [], { env: { PORT: '0', BODY_FILE: bodyFile, ETAG: etag || '"ref"', JWT_SECRET: gw.env.JWT_SECRET } })
       const refReady = await waitMessage<any>(refHttp, (m) => m?.ready, 20_000, 'http reference')
       const run = async (label: string, url: string, headers: Record<string, string>, pids: number[]) => {
         const a = procSampleAll(pids)
@@ -198,13 +198,13 @@ async function main(): Promise<void> {
       const auth = { authorization: `Bearer ${token}` }
       // JIT warm-up of both servers' request paths (not counted)
       await rpc(ac, { op: 'run', opts: { url: `${gw.origin}/api/dashboard`, connections: 8, duration: 2, headers: auth } }, 40_000)
-      await rpc(ac, { op: 'run', opts: { url: `http://127.0.0.1:${refReady.port}/api/dashboard`, connections: 8, duration: 2 } }, 40_000)
+      await rpc(ac, { op: 'run', opts: { url: `http://127.0.0.1:${refReady.port}/api/dashboard`, connections: 8, duration: 2, headers: auth } }, 40_000)
       // the If-None-Match case first, right after the ETag was read, while the snapshots are surely unchanged
       const g304 = await run('gateway, If-None-Match', `${gw.origin}/api/dashboard`, { ...auth, 'if-none-match': etag }, gw.pids())
       const g200 = await run('gateway, no If-None-Match', `${gw.origin}/api/dashboard`, auth, gw.pids())
       const refOrigin = `http://127.0.0.1:${refReady.port}`
-      const r200 = await run('bare Fastify, same body', `${refOrigin}/api/dashboard`, {}, [refHttp.pid as number])
-      const r304 = await run('bare Fastify, If-None-Match', `${refOrigin}/api/dashboard`, { 'if-none-match': etag || '"ref"' }, [refHttp.pid as number])
+      const r200 = await run('bare Fastify + same JWT check, same body', `${refOrigin}/api/dashboard`, auth, [refHttp.pid as number])
+      const r304 = await run('bare Fastify + same JWT check, If-None-Match', `${refOrigin}/api/dashboard`, { ...auth, 'if-none-match': etag || '"ref"' }, [refHttp.pid as number])
       await stopChild(ac)
       await stopChild(refHttp)
       result.dashboard = { bodyBytes: body.length, etag: etag !== '', connections: 32, durationS: dashDurationS, gateway200: g200, gateway304: g304, reference200: r200, reference304: r304 }
@@ -278,7 +278,7 @@ function summaryRows(result: Record<string, any>): string[][] {
   }
   const d = result.dashboard
   if (d) {
-    rows.push(['/api/dashboard req/s, 200 (vs bare Fastify)', fmt(d.gateway200.rps, 0), fmt(d.reference200.rps, 0), '', fmtRatio(ratio(d.gateway200.rps, d.reference200.rps)), ''])
+    rows.push(['/api/dashboard req/s, 200 (vs bare Fastify + same JWT check)', fmt(d.gateway200.rps, 0), fmt(d.reference200.rps, 0), '', fmtRatio(ratio(d.gateway200.rps, d.reference200.rps)), ''])
     rows.push(['/api/dashboard req/s, If-None-Match → 304', fmt(d.gateway304.rps, 0), fmt(d.reference304.rps, 0), '', fmtRatio(ratio(d.gateway304.rps, d.reference304.rps)), ''])
     rows.push(['/api/dashboard 304 ÷ 200 (gateway)', fmtRatio(ratio(d.gateway304.rps, d.gateway200.rps)), '', '', '', ''])
   }
@@ -287,29 +287,44 @@ function summaryRows(result: Record<string, any>): string[][] {
 
 const fmtRatio3 = (r: number): string => (Number.isFinite(r) ? `${r.toFixed(3)}×` : '–')
 
+/** issue 11's targets (ratios in one run); the WORKERS=2 latency figure needs a cluster run and is not measured here */
 function targets(result: Record<string, any>): Array<{ target: string; measured: string; met: boolean; value: number }> {
   const out: Array<{ target: string; measured: string; met: boolean; value: number }> = []
   for (const n of Ns) {
     const g = fr(result, 'gateway', n), w = fr(result, 'ws', n), s = fr(result, 'sio', n)
     if (g && w) {
       const v = ratio(g.framesPerCpuSecond, w.framesPerCpuSecond)
-      out.push({ target: `fan-out N=${n} ≥ 0.9× bare ws (frames per CPU-s)`, measured: fmtRatio3(v), met: v >= 0.9, value: v })
+      out.push({ target: `fan-out N=${n} ≥ 1.2× bare ws (frames per CPU-s)`, measured: fmtRatio3(v), met: v >= 1.2, value: v })
       const dv = ratio(g.deliveredFramesPerSec, w.deliveredFramesPerSec)
-      out.push({ target: `fan-out N=${n} ≥ 0.9× bare ws (frames/s delivered)`, measured: fmtRatio3(dv), met: dv >= 0.9, value: dv })
+      out.push({ target: `fan-out N=${n}: frames/s delivered ≥ 1× bare ws`, measured: fmtRatio3(dv), met: dv >= 0.995, value: dv })
     }
     if (g && s) {
       const v = ratio(g.framesPerCpuSecond, s.framesPerCpuSecond)
-      out.push({ target: `fan-out N=${n} ≥ 3× Socket.IO (frames per CPU-s)`, measured: fmtRatio3(v), met: v >= 3, value: v })
+      out.push({ target: `fan-out N=${n} ≥ 1.5× Socket.IO (frames per CPU-s)`, measured: fmtRatio3(v), met: v >= 1.5, value: v })
     }
+  }
+  const small = Ns.find((n) => n <= 1000)
+  if (small !== undefined) {
+    const g = fr(result, 'gateway', small), w = fr(result, 'ws', small)
+    const pg = (g?.latencyAtThroughputRate.probeSourceToClient ?? g?.latencyAtThroughputRate.sourceToClient)?.p99 ?? NaN
+    const pw = (w?.latencyAtThroughputRate.probeSourceToClient ?? w?.latencyAtThroughputRate.sourceToClient)?.p99 ?? NaN
+    const v = ratio(pg, pw)
+    if (Number.isFinite(v)) out.push({ target: `p99 at the saturating fan-out rate, N=${small} ≤ 0.5× bare ws`, measured: `${fmtRatio3(v)} (${fmt(pg, 1)} vs ${fmt(pw, 1)} ms)`, met: v <= 0.5, value: v })
   }
   if (result.economy) out.push({ target: `upstream, ${result.economy.many.dashboardsPerAccount}/account ≤ 1.05× 1/account`, measured: fmtRatio3(result.economy.ratio), met: result.economy.ratio <= 1.05, value: result.economy.ratio })
   const big = Ns.find((n) => n >= 10_000) ?? Ns[0]
   const g = fr(result, 'gateway', big)
   if (g) {
     const p99 = lat(g)?.p99 ?? NaN
-    out.push({ target: `gateway-added p99 ≤ 25 ms at N=${big}`, measured: `${fmt(p99, 2)} ms`, met: p99 <= 25, value: p99 })
+    const pw = lat(fr(result, 'ws', big))?.p99 ?? NaN
+    out.push({ target: `gateway-added p99 at N=${big} (one process) vs bare ws`, measured: `${fmt(p99, 1)} vs ${fmt(pw, 1)} ms = ${fmtRatio3(ratio(p99, pw))}`, met: ratio(p99, pw) <= 0.5, value: ratio(p99, pw) })
     const kb = g.rssPerIdleConnBytes / 1024
-    out.push({ target: `RSS per idle connection ≤ 12 KiB at N=${big}`, measured: `${fmt(kb, 2)} KiB`, met: kb <= 12, value: kb })
+    out.push({ target: `RSS per idle connection ≤ 8 KiB at N=${big}`, measured: `${fmt(kb, 2)} KiB`, met: kb <= 8, value: kb })
+  }
+  const d = result.dashboard
+  if (d) {
+    const v = ratio(d.gateway200.rps, d.reference200.rps)
+    out.push({ target: '/api/dashboard req/s ≥ 0.5× bare Fastify with the same JWT check', measured: fmtRatio3(v), met: v >= 0.5, value: v })
   }
   return out
 }

@@ -7,13 +7,16 @@
 import { createServer } from 'node:http'
 import { WebSocketServer, WebSocket } from 'ws'
 import { subscribeFeed, tickerSnapshot, TICKER_TOPIC } from '../lib/feed.ts'
+import { FrameWriter, frameText } from '../../backend/streaming/frame-writer.ts'
 
 const port = Number(process.env.PORT ?? 0)
 /**
  * Experiment, not the reference (GATED=batch|conflate): at most one write in flight per socket, as Engine.IO
  * does; frames that arrive meanwhile are written together once it completes (batch) or only the latest (conflate).
  */
-const gated = process.env.GATED as 'batch' | 'conflate' | undefined
+const gated = process.env.GATED as 'batch' | 'conflate' | 'framewriter' | undefined
+/** GATED=framewriter: the gateway's own writer (backend/streaming/frame-writer.ts): pre-framed, one write in flight */
+const kWriter = Symbol('writer')
 const kBusy = Symbol('busy')
 const kQueue = Symbol('queue')
 type Gated = WebSocket & { [kBusy]?: boolean; [kQueue]?: Buffer[] }
@@ -45,7 +48,12 @@ if (feedUrl) {
     const frame = Buffer.from(JSON.stringify({
       type: 'data_update', channel: 'ticker', epoch, seq: ++seq, sourceTs: data?.time ?? Date.now(), ts: Date.now(), source: 'simulator', data: tickerSnapshot(data ?? {}),
     }))
-    if (gated) {
+    if (gated === 'framewriter') {
+      const framed = frameText(frame)
+      for (const c of wss.clients as Set<WebSocket & { [kWriter]?: FrameWriter }>) {
+        if (c.readyState === WebSocket.OPEN) (c[kWriter] ??= new FrameWriter(c)).write(framed)
+      }
+    } else if (gated) {
       for (const c of wss.clients as Set<Gated>) {
         if (c.readyState !== WebSocket.OPEN) continue
         if (c[kBusy]) {

@@ -4,7 +4,7 @@
  * raisable without CAP_SYS_RESOURCE), so 20 000 sockets need two processes. The primary accepts and hands
  * each connection to a worker (round-robin); each worker is backend/server.ts unchanged. Workers share the
  * database (DATABASE_URL) and, when REDIS_URL is set, polling and fan-out through Redis (CONTRACT §2).
- * Usage: node --import tsx scripts/lib/gateway-cluster.ts <workers>; tells its parent {workerPids} over IPC.
+ * Usage: node --import tsx scripts/lib/gateway-cluster.ts <workers> [entry.js]; tells its parent {workerPids} over IPC.
  */
 import cluster, { type Worker } from 'node:cluster'
 import { resolve } from 'node:path'
@@ -12,7 +12,9 @@ import { ROOT } from './proc.ts'
 
 const n = Math.max(2, Number(process.argv[2] ?? 2))
 cluster.schedulingPolicy = cluster.SCHED_RR
-cluster.setupPrimary({ exec: resolve(ROOT, 'backend/server.ts'), execArgv: process.execArgv, silent: false })
+/** the gateway's entry: the compiled dist/backend/server.js when given (what `npm start` runs), else the sources */
+const entry = process.argv[3] ?? resolve(ROOT, 'backend/server.ts')
+cluster.setupPrimary({ exec: entry, execArgv: process.execArgv, silent: false })
 
 const workers: Worker[] = []
 let stopping = false

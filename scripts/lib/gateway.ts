@@ -2,13 +2,13 @@
  * The gateway under test, started as its own process(es) from backend/server.ts in live mode against the
  * bench simulator, plus the provisioning of bench users (register → login → PUT /api/credentials).
  */
-import type { ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Client } from 'undici'
-import { captureOutput, spawnTs, stopChild, sleep } from './proc.ts'
+import { captureOutput, ROOT, spawnTs, stopChild, sleep, track } from './proc.ts'
 import { freePort, sourceAddresses, waitHttp } from './net.ts'
 import type { SimAccount } from './servers.ts'
 
@@ -20,6 +20,8 @@ export interface Gateway {
   pids: () => number[]
   proc: ChildProcess
   dataDir: string
+  /** the environment it runs with (JWT_SECRET: the HTTP reference checks the same tokens) */
+  env: Record<string, string>
   output: () => string
   stop(): Promise<void>
 }
@@ -60,9 +62,12 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const dataDir = mkdtempSync(join(tmpdir(), 'lnm-bench-'))
   const env = gatewayEnv(port, dataDir, o)
   const workers = o.workers ?? 1
+  // what `npm start` runs: the compiled gateway (rebuilt here, ≈ 0.5 s, so it matches the sources)
+  const built = spawnSync(process.execPath, [join(ROOT, 'scripts/build-backend.mjs')], { cwd: ROOT, encoding: 'utf8' })
+  if (built.status !== 0) throw new Error(`could not compile the gateway: ${built.stderr}`)
   const proc = workers > 1
-    ? spawnTs('scripts/lib/gateway-cluster.ts', [String(workers)], { env, nodeArgs: o.nodeArgs, ipc: true })
-    : spawnTs('backend/server.ts', [], { env, nodeArgs: o.nodeArgs })
+    ? spawnTs('scripts/lib/gateway-cluster.ts', [String(workers), join(ROOT, 'dist/backend/server.js')], { env, nodeArgs: o.nodeArgs, ipc: true })
+    : track(spawn(process.execPath, [...(o.nodeArgs ?? []), join(ROOT, 'dist/backend/server.js')], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] }))
   const output = captureOutput(proc, 20_000)
   let workerPids: number[] = []
   proc.on('message', (m: any) => { if (m && Array.isArray(m.workerPids)) workerPids = m.workerPids })
@@ -80,6 +85,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     pids: () => (workers > 1 ? [proc.pid as number, ...workerPids] : [proc.pid as number]),
     proc,
     dataDir,
+    env,
     output,
     async stop() {
       await stopChild(proc, 12_000)

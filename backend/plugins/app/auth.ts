@@ -52,7 +52,10 @@ export default fp(
     const { config } = app
     const events = new EventEmitter<AuthEvents>()
     events.setMaxListeners(0)
+    /** token → its verification, for at most VERIFY_CACHE_MS and never past the token's expiry */
     const verified = new LRUCache<string, VerifiedToken>({ max: 50_000, ttl: VERIFY_CACHE_MS })
+    /** database checks in progress, by token (only for tokens whose signature verified) */
+    const checking = new Map<string, Promise<VerifiedToken>>()
     /** tokens revoked by this node, refused at once without waiting for the cache to expire */
     const revokedHere = new LRUCache<string, true>({ max: 100_000, ttl: config.ACCESS_TOKEN_TTL_S * 1000 })
 
@@ -64,6 +67,11 @@ export default fp(
 
     async function verifyAccessToken(token: string): Promise<VerifiedToken> {
       if (typeof token !== 'string' || token.length === 0 || token.length > 4096) throw new AuthError('invalid', 'invalid token')
+      // the same token fully verified (signature, expiry, user, revocation) less than VERIFY_CACHE_MS ago, and
+      // never past its expiry: trusted without hashing it or checking its HMAC again (a dashboard polling
+      // /api/dashboard, a burst of requests from one tab). Revocation here deletes the entry.
+      const cached = verified.get(token)
+      if (cached) return cached
       const tokenHash = sha256hex(token)
       if (revokedHere.has(tokenHash)) throw new AuthError('revoked', 'token revoked')
       let payload: { sub?: unknown; exp?: unknown; iat?: unknown }
@@ -76,26 +84,38 @@ export default fp(
         throw new AuthError('invalid', 'invalid token')
       }
       if (typeof payload.sub !== 'string' || !UUID.test(payload.sub) || typeof payload.exp !== 'number') throw new AuthError('invalid', 'invalid token')
-      const cached = verified.get(tokenHash)
-      if (cached) return cached
+      // requests with the same (validly signed) token while its database check runs share that check:
+      // when the cache entry expires under load, 32 concurrent requests cost 2 queries, not 64
+      let check = checking.get(token)
+      if (!check) {
+        check = checkInDatabase(token, tokenHash, payload.sub, payload.exp, typeof payload.iat === 'number' ? payload.iat : 0)
+        checking.set(token, check)
+        const forget = () => { checking.delete(token) }
+        check.then(forget, forget)
+      }
+      return check
+    }
+
+    /** user exists, token not revoked nor issued before tokensValidAfter; caches the result */
+    async function checkInDatabase(token: string, tokenHash: string, sub: string, exp: number, iat: number): Promise<VerifiedToken> {
       // a database failure is not an authentication failure: it propagates (5xx), it never reads as "invalid token"
       const [user, revoked] = await Promise.all([
-        app.prisma.user.findUnique({ where: { id: payload.sub }, select: { id: true, tokensValidAfter: true } }),
+        app.prisma.user.findUnique({ where: { id: sub }, select: { id: true, tokensValidAfter: true } }),
         app.prisma.revokedToken.findUnique({ where: { tokenHash }, select: { tokenHash: true } }),
       ])
       if (!user) throw new AuthError('unknown_user', 'invalid token')
-      if (revoked) throw new AuthError('revoked', 'token revoked')
-      const iat = typeof payload.iat === 'number' ? payload.iat : 0
+      // revoked in the database, or here while the queries ran
+      if (revoked || revokedHere.has(tokenHash)) throw new AuthError('revoked', 'token revoked')
       if (iat * 1000 + 999 < user.tokensValidAfter.getTime()) throw new AuthError('revoked', 'token revoked')
-      const v: VerifiedToken = { userId: user.id, exp: payload.exp, tokenHash }
-      verified.set(tokenHash, v, { ttl: Math.min(VERIFY_CACHE_MS, Math.max(1, payload.exp * 1000 - Date.now())) })
+      const v: VerifiedToken = { userId: user.id, exp, tokenHash }
+      verified.set(token, v, { ttl: Math.min(VERIFY_CACHE_MS, Math.max(1, exp * 1000 - Date.now())) })
       return v
     }
 
     async function revokeAccessToken(token: string): Promise<void> {
       const v = await verifyAccessToken(token)
       revokedHere.set(v.tokenHash, true)
-      verified.delete(v.tokenHash)
+      verified.delete(token)
       await app.prisma.revokedToken.upsert({
         where: { tokenHash: v.tokenHash },
         create: { tokenHash: v.tokenHash, userId: v.userId, expiresAt: new Date(v.exp * 1000) },

@@ -9,7 +9,7 @@ import { toTickerSnapshot } from '../../exchange/snapshots.ts'
 import { AccountPollers } from '../../streaming/account-pollers.ts'
 import { CONTROL_TOPIC, SESSIONS_TOPIC, type Bus, type BusEvent } from '../../streaming/bus.ts'
 import { createBus } from '../../streaming/bus-factory.ts'
-import { buildDashboard, type DashboardView } from '../../streaming/dashboard.ts'
+import { buildDashboard, createDashboardMemo, type DashboardView } from '../../streaming/dashboard.ts'
 import { Hub } from '../../streaming/hub.ts'
 import type { AccountSource, Log, TickerSource } from '../../streaming/sources.ts'
 import { TickerFeed } from '../../streaming/ticker-feed.ts'
@@ -130,6 +130,7 @@ export default fp(
       await bus.close()
     })
 
+    const dashboardMemo = createDashboardMemo()
     app.decorate('streaming', {
       bus,
       hub,
@@ -140,7 +141,7 @@ export default fp(
       },
       async dashboard(userId: string) {
         await hub.touch(userId)
-        return buildDashboard(hub.cache, userId, { now: Date.now(), staleAfterMs: config.STALE_AFTER_MS, source })
+        return buildDashboard(hub.cache, userId, { now: Date.now(), staleAfterMs: config.STALE_AFTER_MS, source }, dashboardMemo)
       },
       upstreamState: () => hub.upstreamState(),
     } satisfies Streaming)

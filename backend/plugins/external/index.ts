@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import fp from 'fastify-plugin'
 import cookie from '@fastify/cookie'
 import cors from '@fastify/cors'
-import helmet from '@fastify/helmet'
+import securityHeaders from './security-headers.ts'
 import jwt from '@fastify/jwt'
 import rateLimit from '@fastify/rate-limit'
 import fastifyStatic from '@fastify/static'
@@ -15,14 +15,16 @@ import underPressure from '@fastify/under-pressure'
 import websocket from '@fastify/websocket'
 import { Redis } from 'ioredis'
 import { HttpError } from '../../errors.ts'
+import { ROOT_DIR } from '../../paths.ts'
 import { parseRedisUrl } from '../../streaming/bus-factory.ts'
 
-export const FRONTEND_DIST = join(import.meta.dirname, '..', '..', '..', 'dist', 'frontend')
+export const FRONTEND_DIST = join(ROOT_DIR, 'dist', 'frontend')
 
 export default fp(
   async function external(app) {
     const { config } = app
-    await app.register(helmet, {
+    // helmet's headers, built once (security-headers.ts) rather than per request
+    await app.register(securityHeaders, { helmet: {
       contentSecurityPolicy: {
         directives: {
           defaultSrc: ["'self'"],
@@ -35,7 +37,7 @@ export default fp(
       },
       // the dashboard is served over plain http on loopback by default
       hsts: config.NODE_ENV === 'production',
-    })
+    } })
     // same-origin only unless CORS_ORIGINS lists the origins allowed to call the API with credentials
     await app.register(cors, { origin: config.corsOrigins.length ? config.corsOrigins : false, credentials: true })
     await app.register(cookie)

@@ -1,4 +1,4 @@
-/** Runs the real gateway entry point (`backend/server.ts`) as a child process, as `npm start` does. */
+/** Runs the real gateway entry point (`backend/server.ts` through tsx, or its compiled bundle with node) as a child process. */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
@@ -29,7 +29,9 @@ export interface GatewayProcess {
 
 export function spawnGateway(env: Record<string, string>, script = 'backend/server.ts'): GatewayProcess {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(PORT|HOST|DATA_DIR|DATABASE_URL|REDIS_URL|JWT_SECRET|CREDENTIALS_KEY|LNM_|POLL_|STALE_|MAX_CONN|METRICS_TOKEN|NODE_ENV|SIM_)/.test(k)))
-  const child = spawn(TSX, [script], { cwd: ROOT, env: { ...clean, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  // a compiled entry (dist/…/server.js) runs with plain node, as `npm start` does
+  const [cmd, args] = script.endsWith('.js') ? [process.execPath, [script]] : [TSX, [script]]
+  const child = spawn(cmd, args, { cwd: ROOT, env: { ...clean, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
   const started = Date.now()

@@ -2,7 +2,8 @@
  * Experiment behind the fan-out recommendation in bench/README.md: the bare-ws reference with and without
  * per-socket write gating (at most one write in flight per socket, as Engine.IO does; frames arriving
  * meanwhile are written together under cork — "batch" — or only the latest — "conflate").
- * Usage: npx tsx scripts/bench/experiments/gated-writes.ts [N=1000] [ticksPerSec=50] [rounds=2]
+ * "framewriter" is the gateway's own writer (backend/streaming/frame-writer.ts: pre-framed + batch).
+ * Usage: [MODES=,batch,conflate,framewriter] npx tsx scripts/bench/experiments/gated-writes.ts [N=1000] [ticksPerSec=50] [rounds=2]
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -22,7 +23,7 @@ const lg = await LoadGen.start(2, true)
 const driver = new PriceDriver(`http://127.0.0.1:${sim.port}`)
 try {
   for (let round = 1; round <= rounds; round++) {
-    for (const g of ['', 'batch', 'conflate']) {
+    for (const g of (process.env.MODES ?? ',batch,conflate,framewriter').split(',')) {
       const proc = forkTs('scripts/bench/ref-ws.ts', [], { env: { PORT: '0', FEED_URL: sim.streamUrl, GATED: g } })
       const m = await waitMessage<any>(proc, (x) => x?.ready, 20_000, 'ws reference')
       const r = await fanoutRun(lg, {

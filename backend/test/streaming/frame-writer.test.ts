@@ -1,0 +1,89 @@
+/**
+ * frame-writer.ts on real sockets: a ws server on a listening port and ws clients, no mocks.
+ */
+import t, { type Test } from 'tap'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import { WebSocket, WebSocketServer } from 'ws'
+import { FrameWriter, frameText } from '../../streaming/frame-writer.ts'
+
+async function pair(t: Test): Promise<{ server: WebSocket; client: WebSocket; received: string[]; closed: Promise<[number, string]> }> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false })
+  t.teardown(() => new Promise<void>((r) => { for (const c of wss.clients) c.terminate(); wss.close(() => r()) }))
+  await once(wss, 'listening')
+  const port = (wss.address() as AddressInfo).port
+  const client = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false })
+  const received: string[] = []
+  client.on('message', (d, isBinary) => { received.push(isBinary ? '<binary>' : d.toString()) })
+  const closed = new Promise<[number, string]>((r) => client.once('close', (code, reason) => r([code, reason.toString()])))
+  const [server] = (await once(wss, 'connection')) as [WebSocket]
+  await once(client, 'open')
+  return { server, client, received, closed }
+}
+
+/** waits for `cond`, failing the test when it does not hold within `ms` */
+async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+t.test('frameText builds the frame ws would send, for each header size', async (t) => {
+  const { server, received } = await pair(t)
+  const w = new FrameWriter(server)
+  const texts = ['hi', 'é'.repeat(100), 'x'.repeat(70_000), '']
+  for (const s of texts) {
+    w.write(frameText(s))
+    await until(() => received.length === texts.indexOf(s) + 1, `frame ${texts.indexOf(s)}`)
+  }
+  t.same(received, texts, 'short (7-bit), 16-bit and 64-bit lengths, UTF-8 and empty payloads arrive intact as text')
+  t.same([...frameText('hi')], [0x81, 2, 0x68, 0x69], 'FIN + text opcode, unmasked, length, payload')
+})
+
+t.test('one write in flight: frames queued meanwhile go out together, in order', async (t) => {
+  const { server, received } = await pair(t)
+  const w = new FrameWriter(server)
+  const socket = (server as unknown as { _socket: { _writev: unknown; _write: unknown } })._socket
+  let writeCalls = 0
+  for (const k of ['_write', '_writev'] as const) {
+    const orig = socket[k] as (...a: unknown[]) => unknown
+    socket[k] = function (this: unknown, ...a: unknown[]) { writeCalls++; return orig.apply(this, a) }
+  }
+  for (let i = 0; i < 50; i++) w.write(frameText(`m${i}`))
+  t.equal(w.queued, 49, 'the first frame is written, the next 49 wait for it')
+  t.ok(w.buffered() >= 49 * 4, 'buffered() counts the queued bytes')
+  await until(() => received.length === 50, 'all 50 frames')
+  t.same(received, Array.from({ length: 50 }, (_, i) => `m${i}`), 'every frame arrives, in order')
+  t.equal(w.queued, 0, 'queue empty once written')
+  t.ok(writeCalls <= 3, `the 49 queued frames took one (corked) write, not 49 (${writeCalls} socket writes in all)`)
+  w.write(frameText('later'))
+  await until(() => received.length === 51, 'a later frame')
+  t.equal(received[50], 'later', 'the gate reopens after the write completes')
+})
+
+t.test('ws.send and pings interleave safely; nothing is written after the close frame', async (t) => {
+  const { server, client, received, closed } = await pair(t)
+  const w = new FrameWriter(server)
+  let pings = 0
+  client.on('ping', () => { pings++ })
+  w.write(frameText('a'))
+  server.ping()
+  w.write(frameText('b'))
+  server.send('c')
+  await until(() => received.length === 3 && pings === 1, 'frames and ping')
+  t.same(received.slice().sort(), ['a', 'b', 'c'], 'pre-framed frames and ws.send frames all arrive')
+  t.equal(pings, 1, 'the ping arrives')
+
+  // queued frames flushed before the close frame, none written after it
+  w.write(frameText('d'))
+  w.write(frameText('e (queued)'))
+  t.equal(w.queued, 1, 'one frame waits behind the write in flight')
+  w.flush()
+  server.close(4008, 'slow consumer')
+  t.equal(w.write(frameText('after close')), false, 'a write after close is refused')
+  const [code, reason] = await closed
+  t.same([code, reason], [4008, 'slow consumer'], 'the close frame arrives')
+  t.same(received.slice(3), ['d', 'e (queued)'], 'the frames written before close arrive before it, nothing after it')
+})
