@@ -894,6 +894,18 @@ export class Hub {
     if (waits.length) await Promise.all(waits)
   }
 
+  /** the topics this node's open sockets watch, with the channels they expect data on (the freshness watchdog) */
+  watchedTopics(): Array<{ key: string; topic: string; channels: Channel[] }> {
+    const out: Array<{ key: string; topic: string; channels: Channel[] }> = []
+    for (const room of this.rooms.values()) {
+      // a user without exchange credentials gets no account data: nothing to starve
+      if (room.conns.size === 0 || this.cache.status(room.topic)?.hasCredentials === false) continue
+      out.push({ key: room.userId, topic: room.topic, channels: ['account', 'positions'] })
+    }
+    if (this.tickerConns.size > 0) out.push({ key: 'ticker', topic: TICKER_TOPIC, channels: ['ticker'] })
+    return out
+  }
+
   /** worst state of the shared ticker feed (the exchange as a whole), for /health/ready */
   upstreamState(): UpstreamState | 'idle' {
     const s = this.cache.status(TICKER_TOPIC)
