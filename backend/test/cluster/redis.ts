@@ -89,6 +89,8 @@ export interface OwnRedis extends TestRedis {
   stall(): void
   /** SIGCONT */
   resume(): void
+  /** SIGKILL, resolved once the process is gone */
+  kill(): Promise<void>
 }
 
 /**
@@ -139,5 +141,10 @@ export async function withOwnRedis(t: Test): Promise<OwnRedis | undefined> {
     }
   }
   const prefix = `lnm-test-${process.pid}-${randomBytes(4).toString('hex')}`
-  return { url, prefix, admin, port, stall: () => void proc.kill('SIGSTOP'), resume: () => void proc.kill('SIGCONT') }
+  const gone = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+  const kill = async () => {
+    if (!exited) proc.kill('SIGKILL')
+    await gone
+  }
+  return { url, prefix, admin, port, stall: () => void proc.kill('SIGSTOP'), resume: () => void proc.kill('SIGCONT'), kill }
 }
