@@ -17,9 +17,12 @@
  *     its producer running while ANY node has demand (even if it has none itself) and gives it the 'unwatch'
  *     only when cluster-wide demand is gone; another node with demand takes the lease over when it expires
  *     (the holder crashed or stalled), and the 'watch' to its producer replays/refills every cache;
+ *   - every acquisition takes a new **generation** `<prefix>:gen:<key>` (the fencing token, see SYNC_LUA): the
+ *     producer's 'watch' carries it as the epoch to publish under, and caches refuse older epochs, so a stalled
+ *     or fenced-off producer's late messages never overwrite the current one's (README "Epochs and fencing");
  *   - a node whose demand starts while another node holds the lease broadcasts `demand` on `<prefix>:ctl`: the
- *     holder hands its producer a 'watch' again, which replays the latest state (after the newcomer's topic
- *     subscription is active, so nothing is lost);
+ *     holder confirms its lease (the generation may have moved) and hands its producer a 'watch' again, which
+ *     replays the latest state (after the newcomer's topic subscription is active, so nothing is lost);
  *   - 'refresh' and 'credentials' are broadcast on `<prefix>:ctl` and delivered to every node's producers
  *     (only the one running a poller acts; idle producers ignore them).
  * One op per key runs at a time (a promise chain), and the renew tick every `renewEveryMs` syncs every key this
@@ -27,10 +30,19 @@
  *
  * Redis trouble never crashes the node: ioredis reconnects and resubscribes (then this node asks the holders to
  * replay, since pub/sub messages may have been lost). When a key's state could not be confirmed in Redis for a
- * whole lease TTL, the node falls back to local production for the keys it watches itself (data keeps flowing,
- * at the cost of one poller per node) and stops producing for the keys it only held for others; once Redis
- * answers again, leases are re-acquired and a node that lost the contention stops its producer, resets its
- * cache of that topic (its own epoch may be newer than the holder's) and asks the holder for a replay.
+ * whole lease TTL (Redis gone, or hung: a stall keeps the connection 'ready'), the node falls back to local
+ * production for the keys it watches itself (data keeps flowing, at the cost of one poller per node) under an
+ * epoch above everything it has seen, and stops producing for the keys it only held for others. Fallback
+ * events are delivered on this node only, never PUBLISHed. Once Redis answers again, leases are re-acquired
+ * under a generation above every fallback epoch (each sync sends the highest epoch the node has seen: a lower
+ * generation is bumped), so every cache takes the holder's data again without a reset; a node that lost the
+ * contention stops its producer and asks the holder for a replay.
+ *
+ * Bounded buffering: a PUBLISH is only sent while the connection is ready, and at most `maxInflightPublishes`
+ * wait for Redis' answer (a hung Redis answers nothing): beyond that, events stay local and the keys concerned
+ * are replayed once the backlog drains. Lease syncs are one per key at a time and time out after a renew
+ * period (`commandTimeout`); what a stall left in the socket reaches the other nodes on resume, where the
+ * fence drops whatever an older generation produced.
  *
  * close() releases every lease and demand entry (other nodes take over at once); kill() (tests) drops the
  * connections without releasing, like a crash.
