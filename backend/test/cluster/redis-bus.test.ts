@@ -12,7 +12,8 @@ import { InProcessBus } from '../../streaming/bus.ts'
 import { RedisBus } from '../../streaming/redis-bus.ts'
 import { silentLog } from '../../streaming/sources.ts'
 import { sleep, until } from '../streaming/helpers.ts'
-import { killConnections, withRedis, type TestRedis } from './redis.ts'
+import { SnapshotCache } from '../../streaming/cache.ts'
+import { killConnections, withOwnRedis, withRedis, type TestRedis } from './redis.ts'
 
 const TTL = 600
 
@@ -243,6 +244,65 @@ t.test('bounded buffering: PUBLISHes beyond the in-flight cap stay off Redis, an
   t.ok(await until(() => controlA.filter((c) => c.kind === 'watch').length > watches0, 2000), 'once the backlog drained, the producer is asked to replay its latest state')
   await sleep(200)
   t.equal(gotB.length, 2, 'the other node received only what was sent')
+})
+
+t.test('a Redis stall: the fallback producer stays local and never outranks the holder; afterwards one generation above both', async (t) => {
+  const r = await withOwnRedis(t)
+  if (!r) return
+  const a = node(t, r, 'a')
+  const b = node(t, r, 'b')
+  await Promise.all([a.bus.whenReady(), b.bus.whenReady()])
+  const K = 'user-stalled'
+  const topic = accountTopic(K)
+  // each node: a cache fed by its bus, as the hub has
+  const caches = { a: new SnapshotCache(), b: new SnapshotCache() }
+  const fromB: BusEvent[] = []
+  a.bus.subscribe(topic, (e) => {
+    caches.a.apply(topic, e as SnapshotEvent)
+    if ((e as SnapshotEvent).json === '{"by":"b-fallback"}') fromB.push(e)
+  })
+  const acceptedByB: string[] = []
+  const receivedByB: string[] = []
+  b.bus.subscribe(topic, (e) => {
+    receivedByB.push((e as SnapshotEvent).json)
+    const res = caches.b.apply(topic, e as SnapshotEvent)
+    if (res?.kind === 'snapshot') acceptedByB.push(res.entry.json)
+  })
+  await Promise.all([a.bus.subscribed(topic), b.bus.subscribed(topic)])
+  const watches = (n: typeof a) => n.control.filter((c) => c.kind === 'watch' && c.key === K)
+  a.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
+  t.ok(await until(() => watches(a).length >= 1, 2000), 'node a holds the key')
+  const g1 = watches(a)[0]!.epoch!
+  a.bus.publish(topic, { kind: 'snapshot', channel: 'account', epoch: g1, seq: 1, sourceTs: Date.now(), json: '{"by":"a"}' })
+  b.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
+  t.ok(await until(() => caches.b.get(topic, 'account')?.epoch === g1, 2000), "node b's cache has node a's data")
+
+  r.stall()
+  let resumed = false
+  try {
+    t.ok(await until(() => watches(b).length >= 1, TTL * 5), 'Redis hung for over a lease TTL: node b starts its own producer')
+    const fallbackEpoch = watches(b)[0]!.epoch!
+    t.ok(fallbackEpoch > g1, `under an epoch above what it has seen (${fallbackEpoch} > ${g1})`)
+    b.bus.publish(topic, { kind: 'snapshot', channel: 'account', epoch: fallbackEpoch, seq: 1, sourceTs: Date.now(), json: '{"by":"b-fallback"}' })
+    t.equal(caches.b.get(topic, 'account')?.json, '{"by":"b-fallback"}', "node b's own cache takes its fallback data")
+    // node a, still believing it holds the lease, goes on producing: its publish waits in the hung socket
+    a.bus.publish(topic, { kind: 'snapshot', channel: 'account', epoch: g1, seq: 2, sourceTs: Date.now(), json: '{"by":"a-during-stall"}' })
+    r.resume()
+    resumed = true
+    const resumedAt = Date.now()
+    const current = () => Math.max(...[a, b].map((n) => (n.bus.isHolder(K) ? watches(n).at(-1)?.epoch ?? 0 : 0)))
+    t.ok(await until(() => [a, b].filter((n) => n.bus.isHolder(K)).length === 1 && current() > fallbackEpoch, TTL * 6), `after Redis resumed, one holder, under a generation above the fallback epoch (${Date.now() - resumedAt} ms)`)
+    const holder = a.bus.isHolder(K) ? a : b
+    const gen = current()
+    holder.bus.publish(topic, { kind: 'snapshot', channel: 'account', epoch: gen, seq: 3, sourceTs: Date.now(), json: '{"by":"holder"}' })
+    t.ok(await until(() => caches.a.get(topic, 'account')?.json === '{"by":"holder"}' && caches.b.get(topic, 'account')?.json === '{"by":"holder"}', 2000), `both caches take the holder's data (node ${holder.name}, generation ${gen})`)
+    await sleep(300)
+    t.equal(fromB.length, 0, "node b's fallback event never reached node a")
+    t.ok(await until(() => receivedByB.includes('{"by":"a-during-stall"}'), 2000), "node a's publish made during the stall did reach node b after the resume (a burst)")
+    t.notOk(acceptedByB.includes('{"by":"a-during-stall"}'), `node a's stall-time burst (older generation) never entered node b's cache (accepted: ${acceptedByB.join(' ')})`)
+  } finally {
+    if (!resumed) r.resume()
+  }
 })
 
 t.test('refresh and credentials reach the producers of every node, once each', async (t) => {
