@@ -20,6 +20,7 @@ export const EnvSchema = Type.Object({
   DATA_DIR: Type.String({ default: './data', minLength: 1 }),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  REDIS_LEASE_MS: Int(5000, 200, 600000, 'with REDIS_URL: lifetime of a polling lease; a stalled or crashed holder is replaced within about two of them'),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   /** base64 of exactly 32 bytes */
   CREDENTIALS_KEY: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$' })),

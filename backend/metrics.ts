@@ -41,6 +41,9 @@ export function createMetrics(registry: Registry = new Registry()) {
     // --- pollers ---
     activePollers: new Gauge({ name: `${P}active_pollers`, help: 'accounts being polled by this node', registers: r }),
     pollsTotal: new Counter({ name: `${P}polls_total`, help: 'poll cycles, by outcome', labelNames: ['outcome'] as const, registers: r }),
+    // --- freshness watchdog (streaming/freshness-watchdog.ts) ---
+    starvedTopics: new Gauge({ name: `${P}streaming_starved_topics`, help: "topics (accounts, ticker) this node's sockets watch whose data is older than STALE_AFTER_MS, by reason", labelNames: ['reason'] as const, registers: r }),
+    selfRepairs: new Counter({ name: `${P}streaming_self_repairs_total`, help: 'freshness watchdog repairs, by action (redemand: ask the producer for a replay; reset: forget the cached data and its fence)', labelNames: ['action'] as const, registers: r }),
   }
 }
 

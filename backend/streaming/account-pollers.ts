@@ -138,7 +138,8 @@ export class AccountPollers {
     p.controller?.abort()
     p.controller = null
     p.creds = undefined
-    p.epoch = nextEpoch()
+    // never below the current one (a lease generation may be ahead of this clock)
+    p.epoch = Math.max(nextEpoch(), p.epoch + 1)
     p.seq.fill(0)
     p.last.fill(null)
     p.data.fill(undefined)
@@ -159,8 +160,12 @@ export class AccountPollers {
     const p = this.pollers.get(e.key)
     switch (e.kind) {
       case 'watch':
-        if (p) return this.replay(p)
-        this.startPoller(e.key)
+        if (p) {
+          // a lease generation above our epoch (fencing): publish under it from now on
+          if (e.epoch !== undefined && e.epoch > p.epoch) p.epoch = e.epoch
+          return this.replay(p)
+        }
+        this.startPoller(e.key, e.epoch)
         return
       case 'unwatch':
         if (!p) return
@@ -190,8 +195,9 @@ export class AccountPollers {
     }
   }
 
-  private startPoller(userId: string): void {
+  private startPoller(userId: string, epoch?: number): void {
     const p = new AccountPoller(userId, phaseOf(userId, this.o.intervalMs))
+    if (epoch !== undefined) p.epoch = epoch
     this.pollers.set(userId, p)
     this.o.metrics?.activePollers.set(this.pollers.size)
     this.o.onStart?.(userId)

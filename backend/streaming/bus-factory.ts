@@ -20,11 +20,11 @@ export function parseRedisUrl(redisUrl: string): { url: string; prefix: string }
   return { url: u.toString(), prefix }
 }
 
-export function createBus(config: Pick<Config, 'REDIS_URL'>, log: Log, opts: { leaseTtlMs?: number; nodeId?: string } = {}): Bus {
+export function createBus(config: Pick<Config, 'REDIS_URL'> & Partial<Pick<Config, 'REDIS_LEASE_MS'>>, log: Log, opts: { leaseTtlMs?: number; nodeId?: string } = {}): Bus {
   const onHandlerError = (err: unknown, topic: string) => log.error({ err, topic }, 'bus handler failed')
   if (!config.REDIS_URL) return new InProcessBus(onHandlerError)
   const { url, prefix } = parseRedisUrl(config.REDIS_URL)
-  const bus = new RedisBus({ url, prefix, log, onHandlerError, ...opts })
+  const bus = new RedisBus({ url, prefix, log, onHandlerError, leaseTtlMs: config.REDIS_LEASE_MS, ...opts })
   log.info({ prefix, node: bus.nodeId, leaseTtlMs: bus.leaseTtlMs }, 'fan-out bus: Redis (cluster mode: one producer per account across nodes)')
   return bus
 }

@@ -57,6 +57,12 @@ export interface ControlEvent {
   /** credentials: the user's stored exchange credentials changed or were deleted */
   kind: 'watch' | 'unwatch' | 'refresh' | 'credentials'
   key: string
+  /**
+   * watch only: the epoch the producer must publish under from now on (the Redis bus passes the lease's fencing
+   * generation, see README "Epochs and fencing"). A running producer whose epoch is lower switches to it (seq
+   * numbering continues) before it replays. Absent (in-process bus): the producer picks a local epoch.
+   */
+  epoch?: number
 }
 
 /**

@@ -22,6 +22,8 @@ export interface CachedSnapshot {
 
 interface TopicState {
   entries: Array<CachedSnapshot | undefined>
+  /** the highest epoch accepted on this topic (any channel): the fence, kept across a `reset` */
+  floor: number
   status: StatusEvent | null
   waiters: Array<() => void> | null
 }
@@ -34,11 +36,16 @@ export type ApplyResult =
   | null
 
 /**
- * THE acceptance rule for a snapshot over the cached one of its channel (the only place it is decided):
- * an older epoch, or not newer within the epoch, is a replay or a reordered message.
+ * The acceptance rule (fencing). An epoch is the generation of the producer run that made the snapshot (with
+ * Redis: the lease generation, which only grows); seq orders the snapshots of one run. A snapshot replaces the
+ * cached one only when it comes from the topic's current or a newer generation (`epoch >= floor`) and is newer
+ * than what is cached: a newer epoch, or the same epoch with a higher seq. So a replay, a reordered message or
+ * a burst from a fenced-off producer (an older generation) never overwrites newer data.
  */
-export function acceptsSnapshot(cur: CachedSnapshot, e: SnapshotEvent): boolean {
-  return !(e.epoch < cur.epoch || (e.epoch === cur.epoch && e.seq <= cur.seq))
+export function acceptsSnapshot(cur: { epoch: number; seq: number } | undefined, floor: number, e: { epoch: number; seq: number }): boolean {
+  if (e.epoch < floor) return false
+  if (!cur) return true
+  return e.epoch > cur.epoch || (e.epoch === cur.epoch && e.seq > cur.seq)
 }
 
 export class SnapshotCache {
@@ -46,7 +53,7 @@ export class SnapshotCache {
 
   private state(topic: string): TopicState {
     let s = this.topics.get(topic)
-    if (!s) this.topics.set(topic, (s = { entries: emptySlots(), status: null, waiters: null }))
+    if (!s) this.topics.set(topic, (s = { entries: emptySlots(), floor: 0, status: null, waiters: null }))
     return s
   }
 
@@ -58,12 +65,13 @@ export class SnapshotCache {
       case 'snapshot': {
         const i = CHANNEL_INDEX[e.channel]
         const cur = s.entries[i]
-        if (cur && !acceptsSnapshot(cur, e)) {
-          if (e.epoch === cur.epoch && e.seq === cur.seq && e.sourceTs > cur.sourceTs) cur.sourceTs = e.sourceTs
+        if (!acceptsSnapshot(cur, s.floor, e)) {
+          if (cur && e.epoch === cur.epoch && e.seq === cur.seq && e.sourceTs > cur.sourceTs) cur.sourceTs = e.sourceTs
           break
         }
         const entry: CachedSnapshot = { channel: e.channel, epoch: e.epoch, seq: e.seq, sourceTs: e.sourceTs, json: e.json }
         s.entries[i] = entry
+        if (e.epoch > s.floor) s.floor = e.epoch
         result = { kind: 'snapshot', entry }
         break
       }
@@ -82,6 +90,7 @@ export class SnapshotCache {
         break
       }
       case 'reset':
+        // the data is void, the fence is not: an older generation's straggler must not refill the cache
         s.entries = emptySlots()
         result = { kind: 'reset' }
         break

@@ -13,7 +13,7 @@
  */
 import type { WebSocket } from 'ws'
 import type { Metrics } from '../metrics.ts'
-import { CloseCode, PROTOCOL_VERSION, type ClientMessage, type Source, type UpstreamState } from '../schemas/ws-protocol.ts'
+import { CloseCode, PROTOCOL_VERSION, type Channel, type ClientMessage, type Source, type UpstreamState } from '../schemas/ws-protocol.ts'
 import { CONTROL_TOPIC, TICKER_TOPIC, isUpstreamEvent, type Bus, type BusEvent } from './bus.ts'
 import { SnapshotCache } from './cache.ts'
 import { Connections, State, type Conn, type VerifiedToken, type VerifyToken } from './hub-conn.ts'
@@ -301,6 +301,18 @@ export class Hub {
   /** sockets of this user on this node (how watched the account is) */
   watchers(userId: string): number {
     return this.rooms.get(userId)?.conns.size ?? 0
+  }
+
+  /** the topics this node's open sockets watch, with the channels they expect data on (the freshness watchdog) */
+  watchedTopics(): Array<{ key: string; topic: string; channels: Channel[] }> {
+    const out: Array<{ key: string; topic: string; channels: Channel[] }> = []
+    for (const room of this.rooms.accountRooms()) {
+      // a user without exchange credentials gets no account data: nothing to starve
+      if (room.conns.size === 0 || this.cache.status(room.topic)?.hasCredentials === false) continue
+      out.push({ key: room.userId, topic: room.topic, channels: ['account', 'positions'] })
+    }
+    if (this.rooms.ticker.conns.size > 0) out.push({ key: 'ticker', topic: TICKER_TOPIC, channels: ['ticker'] })
+    return out
   }
 
   /** worst state of the shared ticker feed (the exchange as a whole), for /health/ready */

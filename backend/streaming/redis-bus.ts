@@ -17,9 +17,12 @@
  *     its producer running while ANY node has demand (even if it has none itself) and gives it the 'unwatch'
  *     only when cluster-wide demand is gone; another node with demand takes the lease over when it expires
  *     (the holder crashed or stalled), and the 'watch' to its producer replays/refills every cache;
+ *   - every acquisition takes a new **generation** `<prefix>:gen:<key>` (the fencing token, see SYNC_LUA): the
+ *     producer's 'watch' carries it as the epoch to publish under, and caches refuse older epochs, so a stalled
+ *     or fenced-off producer's late messages never overwrite the current one's (README "Epochs and fencing");
  *   - a node whose demand starts while another node holds the lease broadcasts `demand` on `<prefix>:ctl`: the
- *     holder hands its producer a 'watch' again, which replays the latest state (after the newcomer's topic
- *     subscription is active, so nothing is lost);
+ *     holder confirms its lease (the generation may have moved) and hands its producer a 'watch' again, which
+ *     replays the latest state (after the newcomer's topic subscription is active, so nothing is lost);
  *   - 'refresh' and 'credentials' are broadcast on `<prefix>:ctl` and delivered to every node's producers
  *     (only the one running a poller acts; idle producers ignore them).
  * One op per key runs at a time (a promise chain), and the renew tick every `renewEveryMs` syncs every key this
@@ -27,10 +30,19 @@
  *
  * Redis trouble never crashes the node: ioredis reconnects and resubscribes (then this node asks the holders to
  * replay, since pub/sub messages may have been lost). When a key's state could not be confirmed in Redis for a
- * whole lease TTL, the node falls back to local production for the keys it watches itself (data keeps flowing,
- * at the cost of one poller per node) and stops producing for the keys it only held for others; once Redis
- * answers again, leases are re-acquired and a node that lost the contention stops its producer, resets its
- * cache of that topic (its own epoch may be newer than the holder's) and asks the holder for a replay.
+ * whole lease TTL (Redis gone, or hung: a stall keeps the connection 'ready'), the node falls back to local
+ * production for the keys it watches itself (data keeps flowing, at the cost of one poller per node) under an
+ * epoch above everything it has seen, and stops producing for the keys it only held for others. Fallback
+ * events are delivered on this node only, never PUBLISHed. Once Redis answers again, leases are re-acquired
+ * under a generation above every fallback epoch (each sync sends the highest epoch the node has seen: a lower
+ * generation is bumped), so every cache takes the holder's data again without a reset; a node that lost the
+ * contention stops its producer and asks the holder for a replay.
+ *
+ * Bounded buffering: a PUBLISH is only sent while the connection is ready, and at most `maxInflightPublishes`
+ * wait for Redis' answer (a hung Redis answers nothing): beyond that, events stay local and the keys concerned
+ * are replayed once the backlog drains. Lease syncs are one per key at a time and time out after a renew
+ * period (`commandTimeout`); what a stall left in the socket reaches the other nodes on resume, where the
+ * fence drops whatever an older generation produced.
  *
  * close() releases every lease and demand entry (other nodes take over at once); kill() (tests) drops the
  * connections without releasing, like a crash.
@@ -54,13 +66,19 @@ export interface RedisBusOptions {
   leaseTtlMs?: number
   /** renew/sync period, default leaseTtlMs / 3 */
   renewEveryMs?: number
+  /**
+   * at most this many PUBLISHes awaiting Redis' answer; beyond it upstream events are not sent to Redis (local
+   * delivery goes on) and the keys concerned are replayed once the backlog has drained. Default 1000.
+   */
+  maxInflightPublishes?: number
   log?: Log
   onHandlerError?: (err: unknown, topic: string) => void
   now?: () => number
 }
 
 type SyncState = 'acquired' | 'held' | 'released' | 'none' | 'other'
-type Edge = 'watch' | 'unwatch' | 'tick'
+/** demand: another node asked for a replay (sync first: the generation may have been bumped) */
+type Edge = 'watch' | 'unwatch' | 'tick' | 'demand'
 
 interface KeyState {
   readonly key: string
@@ -69,8 +87,14 @@ interface KeyState {
   local: boolean
   /** this node's producer has been given 'watch' (and not 'unwatch' since) */
   holder: boolean
-  /** holder without a lease confirmed by Redis (Redis unreachable) */
+  /** holder without a lease confirmed by Redis (Redis unreachable): its events stay on this node */
   fallback: boolean
+  /** the key's lease generation as Redis last told us (ours when holder; 0: never heard) */
+  gen: number
+  /** the highest epoch delivered on the key's topic on this node (from any producer): sent to Redis as the fence */
+  floor: number
+  /** this node's cache may have missed events (reconnect, self-check): ask the holder for a replay at the next sync */
+  wantsReplay: boolean
   /** when Redis last confirmed this node's view of the key (local clock, request send time) */
   okAt: number
   pending: number
@@ -84,14 +108,30 @@ interface TopicSub {
 }
 
 /**
- * KEYS[1] lease, KEYS[2] demand; ARGV: nodeId, leaseTtlMs, mode ('1' this node wants the key, '-1' it does not), demandTtlMs.
- * Returns { state, liveDemand }.
+ * KEYS[1] lease, KEYS[2] demand, KEYS[3] generation; ARGV: nodeId, leaseTtlMs, mode ('1' this node wants the
+ * key, '-1' it does not), demandTtlMs, floor (the highest epoch this node has seen on the key's topic).
+ * Returns { state, liveDemand, generation }.
+ *
+ * The generation is the fencing token: every acquisition sets it to max(previous + 1, Redis time in ms,
+ * floor + 1), so it only grows (even across a Redis restart that lost it, as long as Redis' clock does not go
+ * back) and always exceeds every epoch the acquiring node has seen. A node that has seen an epoch above the
+ * current generation (it produced in fallback while Redis was away) bumps it the same way; the holder notices
+ * at its next renewal and moves its producer to the new generation.
  */
 const SYNC_LUA = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local me = ARGV[1]
 local ttl = tonumber(ARGV[2])
+local floor = tonumber(ARGV[5])
+local gen = tonumber(redis.call('GET', KEYS[3]) or '0')
+local function bump()
+  local g = gen + 1
+  if now > g then g = now end
+  if floor + 1 > g then g = floor + 1 end
+  redis.call('SET', KEYS[3], string.format('%.0f', g), 'PX', 604800000)
+  return g
+end
 if ARGV[3] == '1' then
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), me)
   redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[4]) * 2)
@@ -107,16 +147,22 @@ if holder == me then
     return {'released', 0}
   end
   redis.call('PEXPIRE', KEYS[1], ttl)
-  return {'held', demand}
+  if gen == 0 or floor > gen then
+    gen = bump()
+  else
+    redis.call('PEXPIRE', KEYS[3], 604800000)
+  end
+  return {'held', demand, gen}
 end
 if not holder then
   if ARGV[3] == '1' then
     redis.call('SET', KEYS[1], me, 'PX', ttl)
-    return {'acquired', demand}
+    return {'acquired', demand, bump()}
   end
-  return {'none', demand}
+  return {'none', demand, gen}
 end
-return {'other', demand}
+if floor > gen then gen = bump() end
+return {'other', demand, gen}
 `
 
 /** KEYS[1] lease, KEYS[2] demand; ARGV[1] nodeId. Returns 1 when the lease was ours. */
@@ -136,11 +182,12 @@ interface CtlMessage {
 }
 
 type ScriptedRedis = Redis & {
-  lnmSync(lease: string, demand: string, me: string, ttl: number, mode: string, demandTtl: number): Promise<[SyncState, number]>
+  lnmSync(lease: string, demand: string, gen: string, me: string, ttl: number, mode: string, demandTtl: number, floor: number): Promise<[SyncState, number, number]>
   lnmRelease(lease: string, demand: string, me: string): Promise<number>
 }
 
 const topicOfKey = (key: string): string => (key === 'ticker' ? TICKER_TOPIC : accountTopic(key))
+const keyOfTopic = (topic: string): string | null => (topic === TICKER_TOPIC ? 'ticker' : topic.startsWith('account:') ? topic.slice(8) : null)
 
 export class RedisBus implements Bus {
   readonly nodeId: string
@@ -164,6 +211,13 @@ export class RedisBus implements Bus {
   private subWasReady = false
   private pubDown = false
   private subDown = false
+  private readonly maxInflight: number
+  /** PUBLISHes sent and not yet answered */
+  private inflight = 0
+  /** keys whose events were kept off Redis by the in-flight cap: replayed once the backlog has drained */
+  private readonly skipped = new Set<string>()
+  /** upstream events not sent to Redis because of the cap (tests, diagnostics) */
+  droppedPublishes = 0
 
   constructor(opts: RedisBusOptions = {}) {
     this.nodeId = (opts.nodeId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`).replace(/\s/g, '_')
@@ -173,6 +227,7 @@ export class RedisBus implements Bus {
     this.log = opts.log ?? silentLog
     this.onHandlerError = opts.onHandlerError ?? ((err, topic) => this.log.error({ err, topic }, 'bus handler failed'))
     this.now = opts.now ?? Date.now
+    this.maxInflight = Math.max(1, opts.maxInflightPublishes ?? 1000)
     this.ctlChannel = `${this.prefix}:ctl`
     this.topicChannelPrefix = `${this.prefix}:t:`
 
@@ -186,7 +241,7 @@ export class RedisBus implements Bus {
     this.pub = new Redis(url, { commandTimeout: Math.max(500, this.renewEveryMs), maxRetriesPerRequest: 2, enableAutoPipelining: true, ...base }) as ScriptedRedis
     // subscriber: (un)subscribe commands wait for the connection however long it takes, never time out
     this.sub = new Redis(url, { maxRetriesPerRequest: null, autoResubscribe: true, ...base })
-    this.pub.defineCommand('lnmSync', { numberOfKeys: 2, lua: SYNC_LUA })
+    this.pub.defineCommand('lnmSync', { numberOfKeys: 3, lua: SYNC_LUA })
     this.pub.defineCommand('lnmRelease', { numberOfKeys: 2, lua: RELEASE_LUA })
 
     this.pub.on('error', (err: Error) => {
@@ -231,10 +286,37 @@ export class RedisBus implements Bus {
     if (this.closed) return
     if (topic === CONTROL_TOPIC) return this.onLocalControl(event as ControlEvent)
     this.deliver(topic, event)
+    const key = keyOfTopic(topic)
+    const k = key === null ? undefined : this.keys.get(key)
+    // a fallback producer's events stay on this node: they must never reach (and outrank) another node's cache
+    if (k?.fallback) return
     if (this.pub.status !== 'ready') return // never queue upstream data: it would arrive late and stale
-    this.pub.publish(this.topicChannelPrefix + topic, `${this.nodeId} ${JSON.stringify(event)}`).catch((err: unknown) => {
-      this.log.debug({ err, topic }, 'redis bus: publish failed')
-    })
+    if (this.inflight >= this.maxInflight) {
+      // Redis does not answer (a stall): bound what waits in the socket; the holder replays once it drains
+      if (this.droppedPublishes++ === 0 || this.skipped.size === 0) this.log.warn({ node: this.nodeId, inflight: this.inflight }, 'redis bus: Redis does not answer, upstream events kept off it until it does')
+      if (key !== null) this.skipped.add(key)
+      return
+    }
+    this.inflight++
+    this.pub
+      .publish(this.topicChannelPrefix + topic, `${this.nodeId} ${JSON.stringify(event)}`)
+      .catch((err: unknown) => {
+        this.log.debug({ err, topic }, 'redis bus: publish failed')
+      })
+      .finally(() => {
+        this.inflight--
+        if (this.inflight === 0 && this.skipped.size > 0) this.replaySkipped()
+      })
+  }
+
+  /** the backlog drained: producers of keys whose events were kept off Redis replay their latest state */
+  private replaySkipped(): void {
+    const keys = [...this.skipped]
+    this.skipped.clear()
+    for (const key of keys) {
+      const k = this.keys.get(key)
+      if (k?.holder && !k.fallback) this.control('watch', key, k.gen || undefined)
+    }
   }
 
   subscribe(topic: string, handler: BusHandler): () => void {
@@ -337,6 +419,11 @@ export class RedisBus implements Bus {
   // ------------------------------------------------------------------ local delivery
 
   private deliver(topic: string, event: BusEvent): void {
+    if (event.kind === 'snapshot' || event.kind === 'fresh') {
+      const key = keyOfTopic(topic)
+      const k = key === null ? undefined : this.keys.get(key)
+      if (k && event.epoch > k.floor) k.floor = event.epoch
+    }
     const handlers = this.topics.get(topic)?.handlers
     if (!handlers) return
     for (const h of handlers) {
@@ -349,8 +436,8 @@ export class RedisBus implements Bus {
   }
 
   /** to this node's producers */
-  private control(kind: ControlEvent['kind'], key: string): void {
-    const event: ControlEvent = { kind, key }
+  private control(kind: ControlEvent['kind'], key: string, epoch?: number): void {
+    const event: ControlEvent = epoch === undefined ? { kind, key } : { kind, key, epoch }
     for (const h of this.controlHandlers) {
       try {
         h(event, CONTROL_TOPIC)
@@ -390,7 +477,7 @@ export class RedisBus implements Bus {
   private state(key: string): KeyState {
     let k = this.keys.get(key)
     if (!k) {
-      k = { key, topic: topicOfKey(key), local: false, holder: false, fallback: false, okAt: this.now(), pending: 0, chain: Promise.resolve() }
+      k = { key, topic: topicOfKey(key), local: false, holder: false, fallback: false, gen: 0, floor: 0, wantsReplay: false, okAt: this.now(), pending: 0, chain: Promise.resolve() }
       this.keys.set(key, k)
     }
     return k
@@ -417,43 +504,52 @@ export class RedisBus implements Bus {
     if (this.closed && edge !== 'unwatch') return
     const sent = this.now()
     let state: SyncState
+    let gen: number
     try {
-      ;[state] = await this.pub.lnmSync(this.leaseKey(k.key), this.demandKey(k.key), this.nodeId, this.leaseTtlMs, k.local ? '1' : '-1', this.leaseTtlMs)
+      ;[state, , gen] = await this.pub.lnmSync(this.leaseKey(k.key), this.demandKey(k.key), this.genKey(k.key), this.nodeId, this.leaseTtlMs, k.local ? '1' : '-1', this.leaseTtlMs, k.floor)
     } catch (err) {
       this.log.debug({ err, key: k.key }, 'redis bus: lease sync failed')
       if (edge === 'unwatch' && k.holder && !k.local && (this.closed || this.pub.status !== 'ready')) {
         // cannot tell whether others still need it; they fall back to their own producers if Redis is gone
-        this.demote(k, false)
+        this.demote(k)
       }
       return
     }
     k.okAt = sent
+    const prevGen = k.gen
+    k.gen = gen
     if (this.closed && edge !== 'unwatch') return
     switch (state) {
       case 'acquired':
-      case 'held':
-        if (k.fallback) this.log.info({ key: k.key, node: this.nodeId }, 'redis bus: lease confirmed, back to cluster mode')
+      case 'held': {
+        const wasFallback = k.fallback
+        if (wasFallback) this.log.info({ key: k.key, node: this.nodeId, generation: gen }, 'redis bus: lease confirmed, back to cluster mode')
         k.fallback = false
         if (!k.holder) {
           k.holder = true
-          this.log.debug({ key: k.key, node: this.nodeId }, 'redis bus: lease acquired, producer starts')
-          this.control('watch', k.key)
-        } else if (edge === 'watch') {
-          // our hub has a fresh cache for a key our producer already runs: replay into it
-          this.control('watch', k.key)
+          this.log.debug({ key: k.key, node: this.nodeId, generation: gen }, 'redis bus: lease acquired, producer starts')
+          this.control('watch', k.key, gen)
+        } else if (edge === 'watch' || edge === 'demand' || wasFallback || gen !== prevGen) {
+          // a new generation (fencing): the producer moves to it and replays under it; otherwise a replay for a
+          // fresh cache (our hub's, or another node's that asked)
+          if (gen !== prevGen) this.log.info({ key: k.key, node: this.nodeId, generation: gen, previous: prevGen }, 'redis bus: new lease generation, producer moves to it')
+          this.control('watch', k.key, gen)
         }
         return
+      }
       case 'released':
       case 'none':
-        if (k.holder) this.demote(k, false)
+        if (k.holder) this.demote(k)
         return
       case 'other':
         if (k.holder) {
-          // someone else produces this key now (we stalled, or both ran while Redis was away)
-          this.log.info({ key: k.key, node: this.nodeId, fallback: k.fallback }, 'redis bus: lease held elsewhere, producer stops')
-          this.demote(k, k.local)
+          // someone else produces this key now (we stalled, or both ran while Redis was away). No cache reset:
+          // the holder's generation (bumped above anything we produced, see SYNC_LUA) replaces our data
+          this.log.info({ key: k.key, node: this.nodeId, fallback: k.fallback, generation: gen }, 'redis bus: lease held elsewhere, producer stops')
+          this.demote(k)
           if (k.local) await this.sendCtl('demand', k.key)
-        } else if (edge === 'watch' && k.local) {
+        } else if ((edge === 'watch' || gen !== prevGen || k.wantsReplay) && k.local) {
+          k.wantsReplay = false
           await this.sendCtl('demand', k.key)
         } else if (edge === 'unwatch') {
           await this.sendCtl('check', k.key)
@@ -462,12 +558,10 @@ export class RedisBus implements Bus {
     }
   }
 
-  private demote(k: KeyState, resetCache: boolean): void {
+  private demote(k: KeyState): void {
     k.holder = false
     k.fallback = false
     this.control('unwatch', k.key)
-    // our own producer's epoch may be newer than the holder's: let the holder's replay into our cache
-    if (resetCache) this.deliver(k.topic, { kind: 'reset', reason: 'producer_moved' })
   }
 
   private tick(): void {
@@ -478,13 +572,16 @@ export class RedisBus implements Bus {
       if (now - k.okAt <= this.leaseTtlMs) continue
       // Redis has not confirmed anything about this key for a whole lease TTL
       if (k.local && !k.holder) {
-        this.log.warn({ key: k.key, node: this.nodeId }, 'redis bus: Redis unreachable, producing locally until it is back')
+        // an epoch above everything this node has seen, so its own cache takes the local data; its events stay
+        // on this node, and the generation taken once Redis answers again is above it (SYNC_LUA's floor)
+        const epoch = Math.max(now, k.floor + 1, k.gen + 1)
+        this.log.warn({ key: k.key, node: this.nodeId, epoch }, 'redis bus: Redis unreachable, producing locally until it is back')
         k.holder = true
         k.fallback = true
-        this.control('watch', k.key)
+        this.control('watch', k.key, epoch)
       } else if (!k.local && k.holder) {
         this.log.warn({ key: k.key, node: this.nodeId }, 'redis bus: Redis unreachable, stop producing for other nodes')
-        this.demote(k, false)
+        this.demote(k)
       }
     }
   }
@@ -519,8 +616,9 @@ export class RedisBus implements Bus {
         this.control(m.k, m.key)
         return
       case 'demand':
-        // a node started watching: our running producer replays its latest state to everyone
-        if (k?.holder && !k.fallback) this.control('watch', m.key)
+        // a node started watching, or came back from fallback: confirm the lease (its generation may have been
+        // bumped above what that node produced meanwhile), then our producer replays under it
+        if (k?.holder && k.pending < 2) this.enqueue(k, 'demand')
         return
       case 'check':
         if (k?.holder && k.pending === 0) this.enqueue(k, 'tick')
@@ -541,7 +639,12 @@ export class RedisBus implements Bus {
     this.sub.subscribe(...channels).then(
       () => {
         if (this.closed) return
-        for (const k of this.keys.values()) if (k.local && !k.holder) void this.sendCtl('demand', k.key)
+        for (const k of this.keys.values()) {
+          if (!k.local || k.holder) continue
+          // sent now if the publisher is up, and by the next sync otherwise
+          k.wantsReplay = true
+          if (k.pending === 0) this.enqueue(k, 'tick')
+        }
       },
       (err: unknown) => this.log.warn({ err, node: this.nodeId }, 'redis bus: resubscribe failed'),
     )
@@ -562,6 +665,10 @@ export class RedisBus implements Bus {
 
   private demandKey(key: string): string {
     return `${this.prefix}:demand:${key}`
+  }
+
+  private genKey(key: string): string {
+    return `${this.prefix}:gen:${key}`
   }
 }
 

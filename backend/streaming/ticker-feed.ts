@@ -69,9 +69,13 @@ export class TickerFeed {
     if (e.kind !== 'watch' && e.kind !== 'unwatch' && e.kind !== 'refresh') return
     if (e.key !== 'ticker') return
     if (e.kind === 'watch') {
-      if (this.watching) return this.replay()
+      if (this.watching) {
+        // a lease generation above our epoch (fencing): publish under it from now on
+        if (e.epoch !== undefined && e.epoch > this.epoch) this.epoch = e.epoch
+        return this.replay()
+      }
       this.watching = true
-      this.epoch = nextEpoch()
+      this.epoch = e.epoch ?? nextEpoch()
       this.seq = 0
       this.lastJson = null
       this.status = null

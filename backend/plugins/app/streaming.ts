@@ -10,6 +10,7 @@ import { AccountPollers } from '../../streaming/account-pollers.ts'
 import { CONTROL_TOPIC, SESSIONS_TOPIC, type Bus, type BusEvent } from '../../streaming/bus.ts'
 import { createBus } from '../../streaming/bus-factory.ts'
 import { buildDashboard, createDashboardMemo, type DashboardView } from '../../streaming/dashboard.ts'
+import { FreshnessWatchdog, type FreshnessReport } from '../../streaming/freshness-watchdog.ts'
 import { Hub } from '../../streaming/hub.ts'
 import type { AccountSource, Log, TickerSource } from '../../streaming/sources.ts'
 import { TickerFeed } from '../../streaming/ticker-feed.ts'
@@ -27,6 +28,8 @@ export interface Streaming {
   /** /api/dashboard: watch the account, wait briefly for a cold cache, render from cache */
   dashboard(userId: string): Promise<DashboardView>
   upstreamState(): UpstreamState | 'idle'
+  /** do this node's sockets get fresh data? (/health/ready) */
+  freshness(): FreshnessReport
 }
 
 export default fp(
@@ -35,7 +38,7 @@ export default fp(
     const log = app.log.child({ module: 'streaming' }) as unknown as Log
     const { client, stream, source } = app.exchange
 
-    // in-process, or Redis when REDIS_URL is set (one producer per account across the cluster)
+    // in-process, or Redis when REDIS_URL is set (one producer per account across the cluster, REDIS_LEASE_MS)
     const bus = createBus(config, log)
     const accountSource: AccountSource = accountFetchers(client)
     const tickerSource: TickerSource = {
@@ -89,9 +92,11 @@ export default fp(
       })
       privateStreams.start()
     }
+    const watchdog = new FreshnessWatchdog({ watched: () => hub.watchedTopics(), cache: hub.cache, bus, staleAfterMs: config.STALE_AFTER_MS, metrics, log })
     pollers.start()
     ticker.start()
     hub.start()
+    watchdog.start()
 
     // revocation, deletion and credential changes reach open sockets and pollers at once — on every node:
     // they travel on the bus (in-process, or Redis across the cluster) and each node applies them to its sockets
@@ -123,6 +128,7 @@ export default fp(
       app.vault.events.off('changed', onCredsChanged)
       app.vault.events.off('deleted', onCredsDeleted)
       unsubscribeSessions()
+      watchdog.stop()
       await hub.stop()
       await ticker.stop()
       await pollers.stop()
@@ -144,6 +150,7 @@ export default fp(
         return buildDashboard(hub.cache, userId, { now: Date.now(), staleAfterMs: config.STALE_AFTER_MS, source }, dashboardMemo)
       },
       upstreamState: () => hub.upstreamState(),
+      freshness: () => watchdog.report(),
     } satisfies Streaming)
   },
   { name: 'streaming', dependencies: ['metrics', 'auth', 'vault', 'exchange'] },

@@ -9,7 +9,7 @@ import cookie from '@fastify/cookie'
 import cors from '@fastify/cors'
 import securityHeaders from './security-headers.ts'
 import jwt from '@fastify/jwt'
-import rateLimit from '@fastify/rate-limit'
+import rateLimit, { type FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 import fastifyStatic from '@fastify/static'
 import underPressure from '@fastify/under-pressure'
 import websocket from '@fastify/websocket'
@@ -17,6 +17,7 @@ import { Redis } from 'ioredis'
 import { HttpError } from '../../errors.ts'
 import { ROOT_DIR } from '../../paths.ts'
 import { parseRedisUrl } from '../../streaming/bus-factory.ts'
+import { redisRateLimitStore } from './rate-limit-store.ts'
 
 export const FRONTEND_DIST = join(ROOT_DIR, 'dist', 'frontend')
 
@@ -43,19 +44,28 @@ export default fp(
     await app.register(cookie)
     await app.register(jwt, { secret: config.jwtSecret, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'] } })
     // scale-out (REDIS_URL): the counters live in Redis, so N nodes behind a balancer do not give N× the attempts
-    let redisStore: { redis: Redis; nameSpace: string; skipOnError: false } | undefined
+    // Redis unreachable or hung: answers within a second, never queued, and the request gets a 503 saying so
+    // (rate-limit-store.ts); keys are `<prefix>:rate-limit:<METHOD>:<url>:<ip>` and `<prefix>:rate-limit:login-user:<name>`
+    let redisStore: { store: FastifyRateLimitStoreCtor; skipOnError: false } | undefined
     if (config.REDIS_URL) {
       const { url, prefix } = parseRedisUrl(config.REDIS_URL)
-      const redis = new Redis(url, { connectTimeout: 2000, maxRetriesPerRequest: 1, connectionName: 'lnm-gw:rate-limit' })
+      const redis = new Redis(url, { connectTimeout: 2000, commandTimeout: 1000, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectionName: 'lnm-gw:rate-limit' })
       let lastWarn = 0
-      redis.on('error', (err: Error & { code?: string }) => {
+      const warn = (err: Error & { code?: string }) => {
         if (Date.now() - lastWarn < 10_000) return
         lastWarn = Date.now()
-        app.log.warn({ code: err.code, message: err.message }, 'rate-limit Redis connection error (auth routes answer 5xx until it is back)')
-      })
+        app.log.warn({ code: err.code, message: err.message }, 'rate-limit Redis not answering (rate-limited routes such as login answer 503 until it is back)')
+      }
+      redis.on('error', warn)
       app.addHook('onClose', async () => { redis.disconnect() })
+      // without an offline queue, the first requests would fail while the connection is being made: wait (bounded)
+      await new Promise<void>((resolve) => {
+        const done = () => { clearTimeout(timer); redis.off('ready', done); resolve() }
+        const timer = setTimeout(done, 2000)
+        redis.once('ready', done)
+      })
       // fail closed: without its counters a login limit is no limit
-      redisStore = { redis, nameSpace: `${prefix}:rate-limit:`, skipOnError: false }
+      redisStore = { store: redisRateLimitStore(redis, `${prefix}:rate-limit:`, (err) => warn(err as Error)), skipOnError: false }
     }
     await app.register(rateLimit, {
       global: false,

@@ -20,8 +20,9 @@ export interface TestCluster {
   redis: TestRedis
 }
 
-export async function startCluster(t: Test, accounts: SimAccountInput[], env: Record<string, string> = {}): Promise<TestCluster | undefined> {
-  const redis = await withRedis(t)
+/** `opts.redis`: a Redis of the test's own (withOwnRedis) instead of the shared one */
+export async function startCluster(t: Test, accounts: SimAccountInput[], env: Record<string, string> = {}, opts: { redis?: TestRedis } = {}): Promise<TestCluster | undefined> {
+  const redis = opts.redis ?? (await withRedis(t))
   if (!redis) return undefined
   const databaseUrl = await withFreshPostgres(t)
   if (!databaseUrl) return undefined

@@ -12,7 +12,8 @@ import { InProcessBus } from '../../streaming/bus.ts'
 import { RedisBus } from '../../streaming/redis-bus.ts'
 import { silentLog } from '../../streaming/sources.ts'
 import { sleep, until } from '../streaming/helpers.ts'
-import { killConnections, withRedis, type TestRedis } from './redis.ts'
+import { SnapshotCache } from '../../streaming/cache.ts'
+import { killConnections, withOwnRedis, withRedis, type TestRedis } from './redis.ts'
 
 const TTL = 600
 
@@ -133,24 +134,27 @@ t.test('a crashed holder is replaced within about two lease TTLs; close() hands 
 
   const killedAt = Date.now()
   a.bus.kill() // no release: the lease expires on its own
-  t.ok(await until(() => b.seen('watch', K) + c.seen('watch', K) === 1, TTL * 4), 'another node takes over after the crash')
+  // (the new holder may get further watches: replays asked for by the other survivor; one producer either way)
+  const started = () => [b, c].filter((n) => n.seen('watch', K) > 0).length
+  t.ok(await until(() => started() === 1, TTL * 4), 'another node takes over after the crash')
   const took = Date.now() - killedAt
   t.ok(took <= TTL * 2, `takeover within 2 lease TTLs (${took} ms, TTL ${TTL} ms)`)
   await sleep(TTL)
-  t.equal(b.seen('watch', K) + c.seen('watch', K), 1, 'exactly one of the survivors took over')
+  t.equal(started(), 1, 'exactly one of the survivors took over')
+  t.equal([b, c].filter((n) => n.bus.isHolder(K)).length, 1, 'and only it believes it holds the lease')
   const next = b.seen('watch', K) ? b : c
   const other = next === b ? c : b
   t.comment(`crash takeover: ${took} ms (lease TTL ${TTL} ms)`)
 
   const closedAt = Date.now()
   await next.bus.close() // releases: the last node takes over without waiting for expiry
-  t.ok(await until(() => other.seen('watch', K) === 1, TTL * 3), 'the last node takes over after a clean close')
+  t.ok(await until(() => other.seen('watch', K) >= 1, TTL * 3), 'the last node takes over after a clean close')
   const handover = Date.now() - closedAt
   t.ok(handover < TTL, `a clean close hands over faster than a lease TTL (${handover} ms)`)
   t.comment(`clean handover: ${handover} ms`)
 })
 
-t.test('a holder that finds its lease taken (it stalled past the TTL) stops its producer and resets its cache', async (t) => {
+t.test('a holder that finds its lease taken (it stalled past the TTL) stops its producer; the new one runs under a newer generation', async (t) => {
   const r = await withRedis(t)
   if (!r) return
   const a = node(t, r, 'a')
@@ -167,11 +171,138 @@ t.test('a holder that finds its lease taken (it stalled past the TTL) stops its 
   t.equal(b.seen('watch', K), 0, 'node b waits')
   // what Redis looks like after node a stalled past the TTL and node b took the lease
   await r.admin.set(`${r.prefix}:lease:${K}`, b.bus.nodeId, 'PX', TTL)
+  await r.admin.incr(`${r.prefix}:gen:${K}`) // an acquisition always bumps the generation
   t.ok(await until(() => a.seen('unwatch', K) === 1 && b.seen('watch', K) >= 1, TTL * 3), "node a's producer is stopped, node b's is started")
-  t.ok(gotA.some((e) => e.kind === 'reset'), "node a's cache of the topic is reset so the new producer's data is accepted whatever its epoch")
+  const epochOf = (n: typeof a) => n.control.filter((c) => c.kind === 'watch' && c.key === K).map((c) => c.epoch ?? 0)
+  t.ok(Math.min(...epochOf(b)) > Math.max(...epochOf(a)), `node b's producer runs under a newer generation than node a's (${epochOf(b)} > ${epochOf(a)}): its data outranks a's in every cache`)
+  t.notOk(gotA.some((e) => e.kind === 'reset'), "node a's cache is not reset (fencing replaces its data; a reset would leave channels empty)")
   await sleep(TTL)
   t.equal(a.seen('unwatch', K), 1, 'node a stays demoted')
   t.ok(b.bus.isHolder(K) && !a.bus.isHolder(K), 'node b is the only holder')
+})
+
+t.test('fencing: each acquisition takes a newer generation; a node that saw a newer epoch makes the holder move above it', async (t) => {
+  const r = await withRedis(t)
+  if (!r) return
+  const a = node(t, r, 'a')
+  const b = node(t, r, 'b')
+  await Promise.all([a.bus.whenReady(), b.bus.whenReady()])
+  const K = 'user-fence'
+  const topic = accountTopic(K)
+  const watches = (n: typeof a) => n.control.filter((c) => c.kind === 'watch' && c.key === K)
+  a.bus.subscribe(topic, () => {})
+  b.bus.subscribe(topic, () => {})
+  a.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
+  t.ok(await until(() => watches(a).length >= 1, 2000), 'node a holds the key')
+  const g1 = Number(await r.admin.get(`${r.prefix}:gen:${K}`))
+  t.equal(watches(a)[0]!.epoch, g1, "the producer's watch carries the lease generation stored in Redis as its epoch")
+  t.ok(g1 >= Date.now() - 60_000, `the generation is at least Redis' clock in ms (${g1}), so it grows even if Redis lost it`)
+
+  b.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
+  await b.bus.settle()
+  await a.bus.close() // releases: b acquires
+  t.ok(await until(() => watches(b).length >= 1, TTL * 3), 'node b takes over')
+  const g2 = watches(b)[0]!.epoch!
+  t.ok(g2 > g1, `the new holder's generation is newer (${g2} > ${g1})`)
+
+  // node b's hub saw an epoch above the generation (what a node that produced in fallback has seen): the next
+  // renewal bumps the generation above it and the holder's producer moves to it
+  const c = node(t, r, 'c')
+  await c.bus.whenReady()
+  c.bus.subscribe(topic, () => {})
+  c.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
+  await c.bus.settle()
+  const high = g2 + 100_000
+  const before = watches(b).length
+  c.bus.publish(topic, { kind: 'snapshot', channel: 'account', epoch: high, seq: 1, sourceTs: Date.now(), json: '{}' })
+  t.ok(await until(() => watches(b).slice(before).some((w) => (w.epoch ?? 0) > high), TTL * 3), 'the holder is told to move to a generation above the highest epoch seen')
+  t.ok(Number(await r.admin.get(`${r.prefix}:gen:${K}`)) > high, 'the generation in Redis is above it')
+  t.equal(watches(c).length, 0, 'node c never produced')
+})
+
+t.test('bounded buffering: PUBLISHes beyond the in-flight cap stay off Redis, and the holder replays once the backlog drains', async (t) => {
+  const r = await withRedis(t)
+  if (!r) return
+  const a = new RedisBus({ url: r.url, prefix: r.prefix, nodeId: `a-${r.prefix}`, leaseTtlMs: TTL, maxInflightPublishes: 2 })
+  t.teardown(() => a.close())
+  const b = node(t, r, 'b')
+  const controlA: ControlEvent[] = []
+  a.subscribe(CONTROL_TOPIC, (e) => controlA.push(e as ControlEvent))
+  const K = 'user-cap'
+  const topic = accountTopic(K)
+  const gotA: BusEvent[] = []
+  const gotB: BusEvent[] = []
+  a.subscribe(topic, (e) => gotA.push(e))
+  b.bus.subscribe(topic, (e) => gotB.push(e))
+  await Promise.all([a.whenReady(), b.bus.whenReady(), a.subscribed(topic), b.bus.subscribed(topic)])
+  a.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
+  t.ok(await until(() => controlA.some((c) => c.kind === 'watch'), 2000), 'node a holds the key')
+  const watches0 = controlA.filter((c) => c.kind === 'watch').length
+  for (let i = 1; i <= 10; i++) a.publish(topic, snap(i))
+  t.equal(gotA.length, 10, 'local delivery is never capped')
+  t.equal(a.droppedPublishes, 8, 'beyond 2 in flight, events are not written to Redis')
+  t.ok(await until(() => controlA.filter((c) => c.kind === 'watch').length > watches0, 2000), 'once the backlog drained, the producer is asked to replay its latest state')
+  await sleep(200)
+  t.equal(gotB.length, 2, 'the other node received only what was sent')
+})
+
+t.test('a Redis stall: the fallback producer stays local and never outranks the holder; afterwards one generation above both', async (t) => {
+  const r = await withOwnRedis(t)
+  if (!r) return
+  const a = node(t, r, 'a')
+  const b = node(t, r, 'b')
+  await Promise.all([a.bus.whenReady(), b.bus.whenReady()])
+  const K = 'user-stalled'
+  const topic = accountTopic(K)
+  // each node: a cache fed by its bus, as the hub has
+  const caches = { a: new SnapshotCache(), b: new SnapshotCache() }
+  const fromB: BusEvent[] = []
+  a.bus.subscribe(topic, (e) => {
+    caches.a.apply(topic, e as SnapshotEvent)
+    if ((e as SnapshotEvent).json === '{"by":"b-fallback"}') fromB.push(e)
+  })
+  const acceptedByB: string[] = []
+  const receivedByB: string[] = []
+  b.bus.subscribe(topic, (e) => {
+    receivedByB.push((e as SnapshotEvent).json)
+    const res = caches.b.apply(topic, e as SnapshotEvent)
+    if (res?.kind === 'snapshot') acceptedByB.push(res.entry.json)
+  })
+  await Promise.all([a.bus.subscribed(topic), b.bus.subscribed(topic)])
+  const watches = (n: typeof a) => n.control.filter((c) => c.kind === 'watch' && c.key === K)
+  a.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
+  t.ok(await until(() => watches(a).length >= 1, 2000), 'node a holds the key')
+  const g1 = watches(a)[0]!.epoch!
+  a.bus.publish(topic, { kind: 'snapshot', channel: 'account', epoch: g1, seq: 1, sourceTs: Date.now(), json: '{"by":"a"}' })
+  b.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
+  t.ok(await until(() => caches.b.get(topic, 'account')?.epoch === g1, 2000), "node b's cache has node a's data")
+
+  r.stall()
+  let resumed = false
+  try {
+    t.ok(await until(() => watches(b).length >= 1, TTL * 5), 'Redis hung for over a lease TTL: node b starts its own producer')
+    const fallbackEpoch = watches(b)[0]!.epoch!
+    t.ok(fallbackEpoch > g1, `under an epoch above what it has seen (${fallbackEpoch} > ${g1})`)
+    b.bus.publish(topic, { kind: 'snapshot', channel: 'account', epoch: fallbackEpoch, seq: 1, sourceTs: Date.now(), json: '{"by":"b-fallback"}' })
+    t.equal(caches.b.get(topic, 'account')?.json, '{"by":"b-fallback"}', "node b's own cache takes its fallback data")
+    // node a, still believing it holds the lease, goes on producing: its publish waits in the hung socket
+    a.bus.publish(topic, { kind: 'snapshot', channel: 'account', epoch: g1, seq: 2, sourceTs: Date.now(), json: '{"by":"a-during-stall"}' })
+    r.resume()
+    resumed = true
+    const resumedAt = Date.now()
+    const current = () => Math.max(...[a, b].map((n) => (n.bus.isHolder(K) ? watches(n).at(-1)?.epoch ?? 0 : 0)))
+    t.ok(await until(() => [a, b].filter((n) => n.bus.isHolder(K)).length === 1 && current() > fallbackEpoch, TTL * 6), `after Redis resumed, one holder, under a generation above the fallback epoch (${Date.now() - resumedAt} ms)`)
+    const holder = a.bus.isHolder(K) ? a : b
+    const gen = current()
+    holder.bus.publish(topic, { kind: 'snapshot', channel: 'account', epoch: gen, seq: 3, sourceTs: Date.now(), json: '{"by":"holder"}' })
+    t.ok(await until(() => caches.a.get(topic, 'account')?.json === '{"by":"holder"}' && caches.b.get(topic, 'account')?.json === '{"by":"holder"}', 2000), `both caches take the holder's data (node ${holder.name}, generation ${gen})`)
+    await sleep(300)
+    t.equal(fromB.length, 0, "node b's fallback event never reached node a")
+    t.ok(await until(() => receivedByB.includes('{"by":"a-during-stall"}'), 2000), "node a's publish made during the stall did reach node b after the resume (a burst)")
+    t.notOk(acceptedByB.includes('{"by":"a-during-stall"}'), `node a's stall-time burst (older generation) never entered node b's cache (accepted: ${acceptedByB.join(' ')})`)
+  } finally {
+    if (!resumed) r.resume()
+  }
 })
 
 t.test('refresh and credentials reach the producers of every node, once each', async (t) => {

@@ -82,3 +82,69 @@ export async function killConnections(admin: Redis, nodeId: string): Promise<num
   }
   return n
 }
+
+export interface OwnRedis extends TestRedis {
+  port: number
+  /** SIGSTOP: the server hangs (connections stay open, nothing is answered), as in a long fork or a partition */
+  stall(): void
+  /** SIGCONT */
+  resume(): void
+  /** SIGKILL, resolved once the process is gone */
+  kill(): Promise<void>
+}
+
+/**
+ * A redis-server of this test's own on a free loopback port (no persistence), killed in teardown: for tests
+ * that stall or kill Redis. Without the redis-server binary: fails under CI=true, otherwise skips.
+ */
+export async function withOwnRedis(t: Test): Promise<OwnRedis | undefined> {
+  const { spawnSync, spawn } = await import('node:child_process')
+  const { createServer } = await import('node:net')
+  const which = spawnSync('redis-server', ['--version'], { encoding: 'utf8' })
+  if (which.status !== 0) {
+    const reason = 'redis-server binary not found (needed to start a Redis this test can stall)'
+    if (process.env.CI === 'true') t.fail(`${reason}; CI=true requires it`)
+    else t.skip(reason, async () => {})
+    return undefined
+  }
+  const port = await new Promise<number>((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as { port: number }).port
+      srv.close(() => resolve(p))
+    })
+  })
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning'], { stdio: 'ignore' })
+  let exited = false
+  proc.once('exit', () => { exited = true })
+  t.teardown(() => {
+    if (exited) return
+    try { proc.kill('SIGCONT') } catch { /* gone */ }
+    proc.kill('SIGKILL')
+  })
+  const url = `redis://127.0.0.1:${port}`
+  const admin = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: (n) => (n > 50 ? null : 100) })
+  admin.on('error', () => {})
+  t.teardown(() => admin.disconnect())
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    try {
+      await admin.ping()
+      break
+    } catch (err) {
+      if (exited || Date.now() > deadline) {
+        t.fail(`redis-server on port ${port} did not answer: ${(err as Error).message}`)
+        return undefined
+      }
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  const prefix = `lnm-test-${process.pid}-${randomBytes(4).toString('hex')}`
+  const gone = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+  const kill = async () => {
+    if (!exited) proc.kill('SIGKILL')
+    await gone
+  }
+  return { url, prefix, admin, port, stall: () => void proc.kill('SIGSTOP'), resume: () => void proc.kill('SIGCONT'), kill }
+}

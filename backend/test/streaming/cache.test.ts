@@ -1,5 +1,5 @@
 import t from 'tap'
-import { SnapshotCache, dataUpdateFrame } from '../../streaming/cache.ts'
+import { SnapshotCache, acceptsSnapshot, dataUpdateFrame } from '../../streaming/cache.ts'
 import { InProcessBus, TICKER_TOPIC } from '../../streaming/bus.ts'
 import { buildDashboard, etagMatches } from '../../streaming/dashboard.ts'
 
@@ -24,6 +24,21 @@ t.test('cache: newer wins, duplicates and older are dropped, fresh advances sour
   t.equal(c.get('account:u', 'account'), undefined, 'reset forgets snapshots')
   c.drop('account:u')
   t.equal(c.size, 0, 'drop forgets the topic')
+})
+
+t.test('cache fencing: a generation once seen on a topic fences older ones out of every channel, even after a reset', async (t) => {
+  t.ok(acceptsSnapshot(undefined, 0, { epoch: 5, seq: 1 }), 'an empty cache takes anything at or above the floor')
+  t.notOk(acceptsSnapshot(undefined, 6, { epoch: 5, seq: 9 }), 'but nothing below it')
+  t.ok(acceptsSnapshot({ epoch: 5, seq: 9 }, 5, { epoch: 6, seq: 1 }), 'a newer generation replaces, whatever its seq')
+  t.notOk(acceptsSnapshot({ epoch: 5, seq: 9 }, 5, { epoch: 5, seq: 9 }), 'the same version is not newer')
+  const c = new SnapshotCache()
+  c.apply('account:u', snap(3, 20))
+  t.equal(c.apply('account:u', { ...snap(7, 19), channel: 'positions' as const }), null, "an older generation's snapshot is refused on another channel of the topic too")
+  c.apply('account:u', { kind: 'reset', reason: 'credentials_changed' })
+  t.equal(c.apply('account:u', snap(8, 19)), null, "after a reset, a straggler of an older generation does not refill the cache")
+  t.match(c.apply('account:u', snap(1, 20)), { kind: 'snapshot' }, 'the current generation refills it')
+  c.drop('account:u')
+  t.match(c.apply('account:u', snap(1, 19)), { kind: 'snapshot' }, 'drop (no more interest) forgets the fence too')
 })
 
 t.test('cache: whenReady resolves on first data or timeout', async (t) => {
