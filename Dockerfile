@@ -12,4 +12,5 @@ COPY . .
 RUN node scripts/postinstall.mjs
 EXPOSE 3000
 USER node
-CMD ["node_modules/.bin/tsx", "backend/server.ts"]
+# node --import tsx (not the tsx CLI, which SIGKILLs a child slow to acknowledge SIGTERM): a graceful stop exits 0
+CMD ["node", "--import", "tsx", "backend/server.ts"]

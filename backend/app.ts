@@ -9,6 +9,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.ts'
 import { errorBody, installErrorHandlers } from './errors.ts'
 import { loggerOptions } from './logger.ts'
+import { closeRefusedUpgrades } from './upgrade-refusal.ts'
 import type { Metrics } from './metrics.ts'
 import type { SimulatorOptions } from './plugins/app/exchange.ts'
 import external, { FRONTEND_DIST } from './plugins/external/index.ts'
@@ -71,6 +72,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   app.decorate('config', config)
   installErrorHandlers(app)
 
+  // an upgrade refused by any hook below (shutdown, overload, rate limit, Origin) is answered and closed at once
+  closeRefusedUpgrades(app)
   // while shutting down (sockets draining, database still open) new requests get a 503 in the contract shape
   let closing = false
   app.addHook('preClose', async () => { closing = true })

@@ -4,7 +4,6 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 
 export const ROOT = join(import.meta.dirname, '..', '..', '..')
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx')
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -29,7 +28,9 @@ export interface GatewayProcess {
 
 export function spawnGateway(env: Record<string, string>, script = 'backend/server.ts'): GatewayProcess {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(PORT|HOST|DATA_DIR|DATABASE_URL|REDIS_URL|JWT_SECRET|CREDENTIALS_KEY|LNM_|POLL_|STALE_|MAX_CONN|METRICS_TOKEN|NODE_ENV|SIM_)/.test(k)))
-  const child = spawn(TSX, [script], { cwd: ROOT, env: { ...clean, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  // node --import tsx, not the tsx CLI: the CLI relays SIGTERM to its child and SIGKILLs it (exit 143) when the
+  // child has not acknowledged the signal within 30 ms, which a busy machine easily misses
+  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, env: { ...clean, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
   const started = Date.now()
