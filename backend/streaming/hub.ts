@@ -65,6 +65,8 @@ export interface HubOptions {
   coldWaitMs?: number
   cache?: SnapshotCache
   log?: Log
+  /** a socket left the unauthenticated state (the upgrade gate's budget) */
+  onAuthenticated?: (socket: WebSocket) => void
   now?: () => number
 }
 
@@ -182,6 +184,7 @@ export class Hub {
       coldWaitMs: 2000,
       log: silentLog,
       now: Date.now,
+      onAuthenticated: () => {},
       ...opts,
     }
     this.cache = opts.cache ?? new SnapshotCache()
@@ -246,10 +249,13 @@ export class Hub {
 
   // ------------------------------------------------------------------ admission
 
-  /** checked on the upgrade request, before upgrading: null = admit, else the refusal reason */
+  /**
+   * checked on the upgrade request, before upgrading: null = admit, else the refusal reason. MAX_CONNECTIONS
+   * counts sockets past authentication; those still authenticating have their own budget (the upgrade gate).
+   */
   refusal(): 'over_capacity' | 'shutting_down' | null {
     if (this.draining) return 'shutting_down'
-    if (this.conns.size >= this.o.maxConnections) return 'over_capacity'
+    if (this.conns.size - this.pendingAuth.size >= this.o.maxConnections) return 'over_capacity'
     return null
   }
 
@@ -278,7 +284,7 @@ export class Hub {
       this.o.metrics.connectionsRefused.inc({ reason: 'shutting_down' })
       return this.close(c, CloseCode.GOING_AWAY, 'server shutting down')
     }
-    if (this.conns.size > this.o.maxConnections) {
+    if (this.conns.size - this.pendingAuth.size > this.o.maxConnections) {
       this.o.metrics.connectionsRefused.inc({ reason: 'over_capacity' })
       return this.close(c, CloseCode.TRY_AGAIN_LATER, 'over capacity, retry later')
     }
@@ -440,7 +446,13 @@ export class Hub {
       if (requestId) this.ack(c, requestId, 'error', 'too many connections for this user')
       return this.close(c, CloseCode.TRY_AGAIN_LATER, 'too many connections for this user')
     }
+    if (this.pendingAuth.has(c) && this.conns.size - this.pendingAuth.size >= this.o.maxConnections) {
+      this.o.metrics.connectionsRefused.inc({ reason: 'over_capacity' })
+      if (requestId) this.ack(c, requestId, 'error', 'over capacity, retry later')
+      return this.close(c, CloseCode.TRY_AGAIN_LATER, 'over capacity, retry later')
+    }
     this.pendingAuth.delete(c)
+    this.o.onAuthenticated(c.ws)
     c.userId = info.userId
     c.tokenHash = info.tokenHash
     c.expMs = info.exp * 1000

@@ -12,6 +12,7 @@ import { buildDashboard, type DashboardView } from '../../streaming/dashboard.ts
 import { Hub } from '../../streaming/hub.ts'
 import type { AccountSource, Log, TickerSource } from '../../streaming/sources.ts'
 import { TickerFeed } from '../../streaming/ticker-feed.ts'
+import { UpgradeGate } from '../../streaming/upgrade-gate.ts'
 import type { UpstreamState } from '../../schemas/ws-protocol.ts'
 
 export interface Streaming {
@@ -19,6 +20,8 @@ export interface Streaming {
   hub: Hub
   pollers: AccountPollers
   ticker: TickerFeed
+  /** /ws admission before the handshake: Origin, upgrades per address, unauthenticated sockets */
+  gate: UpgradeGate
   /** /api/dashboard: watch the account, wait briefly for a cold cache, render from cache */
   dashboard(userId: string): Promise<DashboardView>
   upstreamState(): UpstreamState | 'idle'
@@ -51,6 +54,12 @@ export default fp(
       log,
     })
     const ticker = new TickerFeed({ bus, source: tickerSource, stream, intervalMs: config.TICKER_INTERVAL_MS, metrics, log })
+    const gate = new UpgradeGate({
+      allowedOrigins: config.corsOrigins,
+      unauthPerAddress: config.WS_UNAUTH_PER_ADDRESS,
+      unauthMax: config.WS_UNAUTH_MAX,
+      upgradesPerMinute: config.WS_UPGRADES_PER_MIN,
+    })
     const hub = new Hub({
       bus,
       verify: (token) => app.authn.verifyAccessToken(token),
@@ -66,6 +75,7 @@ export default fp(
       graceMs: config.POLLER_GRACE_MS,
       coldWaitMs: Math.min(3000, Math.max(1000, config.POLL_INTERVAL_MS)),
       log,
+      onAuthenticated: (socket) => gate.release(socket),
     })
     pollers.start()
     ticker.start()
@@ -112,6 +122,7 @@ export default fp(
       hub,
       pollers,
       ticker,
+      gate,
       async dashboard(userId: string) {
         await hub.touch(userId)
         return buildDashboard(hub.cache, userId, { now: Date.now(), staleAfterMs: config.STALE_AFTER_MS, source })
