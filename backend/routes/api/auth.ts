@@ -62,7 +62,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       data: { id, userId, tokenHash: sha256hex(refresh), expiresAt, userAgent: request.headers['user-agent']?.slice(0, 256) ?? null, ip: request.ip },
     })
     setRefreshCookie(reply, refresh, expiresAt)
-    return app.authn.issueAccessToken(userId)
+    return app.authn.issueAccessToken(userId, id)
   }
 
   app.post('/register', {
@@ -123,7 +123,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const justRotated = await app.prisma.refreshSession.findUnique({ where: { prevTokenHash: hash } })
       if (justRotated && !justRotated.revokedAt && justRotated.expiresAt > now && now.getTime() - justRotated.rotatedAt.getTime() <= config.REFRESH_REUSE_GRACE_MS) {
         app.authn.audit('refresh_grace', { userId: justRotated.userId, ip: request.ip, detail: 'concurrent refresh within the grace window' })
-        return app.authn.issueAccessToken(justRotated.userId)
+        return app.authn.issueAccessToken(justRotated.userId, justRotated.id)
       }
       // a rotated token presented again — the last one, or any older one of the same session (its id prefix says
       // which): whoever holds it is not the legitimate client — end the session
@@ -131,6 +131,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const stolen = justRotated ?? (sid ? await app.prisma.refreshSession.findUnique({ where: { id: sid } }) : null)
       if (stolen && !stolen.revokedAt) {
         await app.prisma.refreshSession.update({ where: { id: stolen.id }, data: { revokedAt: now } })
+        app.authn.sessionEnded(stolen.id)
         app.authn.audit('refresh_reuse', { userId: stolen.userId, ip: request.ip, detail: 'rotated refresh token reused; session revoked' })
         app.authn.authFailed('refresh_reuse')
       }
@@ -149,25 +150,34 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     })
     if (rotated.count !== 1) {
       // lost the race to a concurrent refresh of the same cookie a moment ago: the same grace as above
-      if (config.REFRESH_REUSE_GRACE_MS > 0) {
+      // — unless what won the race was a logout (or a reuse detection): an ended session issues nothing
+      const current = await app.prisma.refreshSession.findUnique({ where: { id: session.id }, select: { revokedAt: true } })
+      if (config.REFRESH_REUSE_GRACE_MS > 0 && current && !current.revokedAt) {
         app.authn.audit('refresh_grace', { userId: session.userId, ip: request.ip, detail: 'concurrent refresh lost the rotation race' })
-        return app.authn.issueAccessToken(session.userId)
+        return app.authn.issueAccessToken(session.userId, session.id)
       }
+      reply.clearCookie(REFRESH_COOKIE, { path: '/api/auth' })
       throw httpError(401, 'invalid_session', 'Refresh session is not valid')
     }
     setRefreshCookie(reply, next, session.expiresAt)
     app.authn.audit('refresh', { userId: session.userId, ip: request.ip })
-    return app.authn.issueAccessToken(session.userId)
+    return app.authn.issueAccessToken(session.userId, session.id)
   })
 
   app.post('/logout', {
     onRequest: app.requireUser,
     schema: { response: { 200: Ok, ...commonErrors } },
   }, async (request, reply) => {
-    await app.authn.revokeAccessToken(request.accessToken)
+    const v = await app.authn.revokeAccessToken(request.accessToken)
+    // the session the access token belongs to ends, with or without its cookie and whatever a concurrent refresh
+    // rotated meanwhile (it keeps its id); the cookie's session too, when one is presented
     const presented = request.cookies[REFRESH_COOKIE]
-    if (presented) {
-      await app.prisma.refreshSession.updateMany({ where: { tokenHash: sha256hex(presented), userId: request.userId }, data: { revokedAt: new Date() } })
+    const ids = [v.sessionId, presented ? refreshSessionId(presented) : null].filter((x): x is string => typeof x === 'string')
+    const ors = [...(ids.length ? [{ id: { in: ids } }] : []), ...(presented ? [{ tokenHash: sha256hex(presented) }] : [])]
+    if (ors.length) {
+      const ended = await app.prisma.refreshSession.findMany({ where: { userId: request.userId, OR: ors }, select: { id: true } })
+      await app.prisma.refreshSession.updateMany({ where: { userId: request.userId, OR: ors, revokedAt: null }, data: { revokedAt: new Date() } })
+      for (const s of ended) app.authn.sessionEnded(s.id)
     }
     reply.clearCookie(REFRESH_COOKIE, { path: '/api/auth' })
     app.authn.audit('logout', { userId: request.userId, ip: request.ip })
