@@ -164,6 +164,10 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     jwtSecret ??= dev.JWT_SECRET
     credKey ??= dev.CREDENTIALS_KEY
   }
+  // production never falls into demo mode (the simulator and its public demo/demo login) by omission
+  if (production && !source.LNM_NETWORK && e.LNM_API_URL === undefined) {
+    throw new ConfigError('invalid configuration: LNM_NETWORK is required when NODE_ENV=production (mainnet or signet; demo runs the built-in simulator with the public demo login)')
+  }
   const key = decodeKey(credKey, 'CREDENTIALS_KEY')
   const oldKeys: Array<{ id: string; key: Buffer }> = []
   for (const part of (e.CREDENTIALS_OLD_KEYS ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {

@@ -29,6 +29,7 @@ import {
 import { CONTROL_TOPIC, TICKER_TOPIC, accountTopic, isUpstreamEvent, type Bus, type BusEvent, type StatusEvent } from './bus.ts'
 import { CHANNEL_BY_INDEX, SnapshotCache, dataUpdateFrame, type CachedSnapshot } from './cache.ts'
 import { ALL_CHANNELS, CHANNEL_BITS, channelBits, channelList, parseClientFrame } from './protocol.ts'
+import { closeCodeLabel } from './close-code-label.ts'
 import { silentLog, type Log } from './sources.ts'
 
 export interface VerifiedToken {
@@ -744,7 +745,7 @@ export class Hub {
     this.conns.delete(c)
     c.state = State.CLOSED
     this.o.metrics.connectionsOpen.dec()
-    this.o.metrics.connectionsClosed.inc({ code: String(c.closeCode || code) })
+    this.o.metrics.connectionsClosed.inc({ code: closeCodeLabel(c.closeCode || code) })
   }
 
   /** logout: sockets authenticated with this token close with 4501 (do not reconnect with it) */

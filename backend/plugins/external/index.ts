@@ -19,6 +19,13 @@ import { parseRedisUrl } from '../../streaming/bus-factory.ts'
 
 export const FRONTEND_DIST = join(import.meta.dirname, '..', '..', '..', 'dist', 'frontend')
 
+/** Cache-Control of a file of the dashboard build */
+export function staticCacheControl(path: string): string {
+  if (path.endsWith('.html')) return 'no-cache'
+  if (/[/\\]assets[/\\][^/\\]+-[A-Za-z0-9_-]{8,}\.[a-z0-9]+$/.test(path)) return 'public, max-age=31536000, immutable'
+  return 'public, max-age=3600'
+}
+
 export default fp(
   async function external(app) {
     const { config } = app
@@ -89,8 +96,11 @@ export default fp(
       preClose: async () => {},
     })
     if (existsSync(join(FRONTEND_DIST, 'index.html'))) {
-      await app.register(fastifyStatic, { root: FRONTEND_DIST, prefix: '/', wildcard: false, index: 'index.html', maxAge: '1h', setHeaders: (res, path) => {
-        if (path.endsWith('index.html')) res.setHeader('cache-control', 'no-cache')
+      // send's own Cache-Control is written after setHeaders and would override it: it is off, and every file gets
+      // its policy here. index.html is revalidated on every load (it names the current bundle); Vite's hashed
+      // assets never change under their name; anything else may be cached for an hour
+      await app.register(fastifyStatic, { root: FRONTEND_DIST, prefix: '/', wildcard: false, index: 'index.html', cacheControl: false, setHeaders: (res, path) => {
+        res.setHeader('cache-control', staticCacheControl(path))
       } })
     } else {
       app.log.warn({ dir: FRONTEND_DIST }, 'dashboard build not found: run `npm run build` (the API still works)')
