@@ -62,6 +62,8 @@ export default fp(
       // fail closed: without its counters a login limit is no limit
       redisStore = { redis, nameSpace: `${prefix}:rate-limit:`, skipOnError: false }
     }
+    // the login/register attempt counters (auth/attempts.ts) share this connection and prefix
+    app.decorate('rateLimitRedis', redisStore ? { redis: redisStore.redis, prefix: redisStore.nameSpace.replace(/:rate-limit:$/, '') } : null)
     await app.register(rateLimit, {
       global: false,
       ...redisStore,
@@ -108,3 +110,10 @@ export default fp(
   },
   { name: 'external', dependencies: [] },
 )
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** REDIS_URL's connection for rate-limit counters and its key prefix; null without Redis */
+    rateLimitRedis: { redis: Redis; prefix: string } | null
+  }
+}

@@ -7,6 +7,7 @@ import Type from 'typebox'
 import { dummyPasswordHash, hashPassword, passwordProblem, verifyPassword } from '../../auth/passwords.ts'
 import { randomUUID } from 'node:crypto'
 import { REFRESH_COOKIE, newRefreshToken, refreshSessionId, sha256hex } from '../../auth/tokens.ts'
+import { MemoryAttempts, RedisAttempts, slowDownMs, type AttemptCounter } from '../../auth/attempts.ts'
 import { httpError } from '../../errors.ts'
 import { Credentials, ErrorResponse, LoginBody, Ok, TokenResponse, User, USERNAME_PATTERN, commonErrors } from '../../schemas/http.ts'
 
@@ -18,28 +19,29 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config } = app
   const ipLimit = { max: config.AUTH_RATE_LIMIT_IP_PER_MIN, timeWindow: 60_000 }
   /**
-   * A second limit keyed by the (normalised) username, so one account cannot be brute-forced from many IPs.
-   * createRateLimit (not a second route limiter: the plugin runs one limiter per request) shares the plugin's store.
+   * Besides the per-IP route limit: login attempts are limited per (username, address), so wrong passwords sent
+   * from one address cannot lock the owner out from another; across all addresses, attempts beyond
+   * AUTH_SLOWDOWN_USER_PER_MIN a minute are slowed down (never refused), which blunts a guess spread over many
+   * addresses without handing anyone a lock-out. Registrations are limited per username.
    */
+  const attempts: AttemptCounter = app.rateLimitRedis ? new RedisAttempts(app.rateLimitRedis.redis, app.rateLimitRedis.prefix) : new MemoryAttempts()
   const usernameKey = (req: FastifyRequest) => String((req.body as { username?: unknown } | undefined)?.username ?? '').toLowerCase().slice(0, 64)
-  const loginUserLimiter = app.createRateLimit({
-    max: config.AUTH_RATE_LIMIT_USER_PER_MIN,
-    timeWindow: 60_000,
-    keyGenerator: (req) => `login-user:${usernameKey(req)}`,
-  })
-  /** register is limited per username too (CONTRACT/issue: "login and register rate-limited per IP and per username") */
-  const registerUserLimiter = app.createRateLimit({
-    max: config.AUTH_RATE_LIMIT_USER_PER_MIN,
-    timeWindow: 60_000,
-    keyGenerator: (req) => `register-user:${usernameKey(req)}`,
-  })
-  const perUsername = (limiter: typeof loginUserLimiter, what: string) => async (request: FastifyRequest) => {
-    const r = await limiter(request)
-    // the result reports the count; isExceeded (not isAllowed) says whether this request is over the limit
-    if (!r.isAllowed && r.isExceeded) {
-      app.authn.authFailed('rate_limited')
-      throw httpError(429, 'rate_limited', `Too many ${what} attempts for this user; retry in ${r.ttlInSeconds} s`, { 'retry-after': String(r.ttlInSeconds) })
-    }
+  const refuse = (what: string, ttlMs: number) => {
+    const s = Math.max(1, Math.ceil(ttlMs / 1000))
+    app.authn.authFailed('rate_limited')
+    return httpError(429, 'rate_limited', `Too many ${what} attempts for this user; retry in ${s} s`, { 'retry-after': String(s) })
+  }
+  const loginLimits = async (request: FastifyRequest) => {
+    const name = usernameKey(request)
+    const pair = await attempts.hit(`login:user-addr:${name}|${request.ip}`, 60_000)
+    if (pair.count > config.AUTH_RATE_LIMIT_USER_PER_MIN) throw refuse('login', pair.ttlMs)
+    const all = await attempts.hit(`login:user:${name}`, 60_000)
+    const delay = slowDownMs(all.count, config.AUTH_SLOWDOWN_USER_PER_MIN)
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay))
+  }
+  const registerLimits = async (request: FastifyRequest) => {
+    const r = await attempts.hit(`register:user:${usernameKey(request)}`, 60_000)
+    if (r.count > config.AUTH_RATE_LIMIT_USER_PER_MIN) throw refuse('registration', r.ttlMs)
   }
   // the unknown-user path verifies against this hash: compute it now, so the first unknown login costs no more than a known one
   void dummyPasswordHash()
@@ -67,7 +69,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/register', {
     config: { rateLimit: ipLimit },
-    preHandler: perUsername(registerUserLimiter, 'registration'),
+    preHandler: registerLimits,
     schema: { body: Credentials, response: { 201: Type.Object({ user: User }), 409: ErrorResponse, ...commonErrors } },
   }, async (request, reply) => {
     const { username, password } = request.body
@@ -89,7 +91,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/login', {
     config: { rateLimit: ipLimit },
-    preHandler: perUsername(loginUserLimiter, 'login'),
+    preHandler: loginLimits,
     schema: { body: LoginBody, response: { 200: TokenResponse, ...commonErrors } },
   }, async (request, reply) => {
     const { username, password } = request.body
