@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.ts'
 import { errorBody, installErrorHandlers } from './errors.ts'
-import { loggerOptions } from './logger.ts'
+import { loggerOptions, prettyLogs } from './logger.ts'
 import { closeRefusedUpgrades } from './upgrade-refusal.ts'
 import type { Metrics } from './metrics.ts'
 import type { SimulatorOptions } from './plugins/app/exchange.ts'
@@ -56,7 +56,7 @@ function clientErrorHandler(this: FastifyInstance, err: Error & { code?: string 
 
 export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: loggerOptions(config.LOG_LEVEL, opts.logStream),
+    logger: loggerOptions(config.LOG_LEVEL, opts.logStream, prettyLogs({ nodeEnv: config.NODE_ENV, logPretty: config.LOG_PRETTY, isTTY: Boolean(process.stdout.isTTY) })),
     trustProxy: config.TRUST_PROXY,
     bodyLimit: 64 * 1024,
     // close idle keep-alive sockets at once on shutdown

@@ -16,6 +16,8 @@ export const EnvSchema = Type.Object({
   NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], { default: 'development' }),
   PORT: Int(3000, 0, 65535, 'listen port (0 = any free port)'),
   HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
+  /** human-readable logs (pino-pretty); default: when stdout is a terminal. Ignored in production (JSON) */
+  LOG_PRETTY: Type.Optional(Type.Boolean()),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   DATA_DIR: Type.String({ default: './data', minLength: 1 }),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
