@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import WebSocket from 'ws'
 import { startTestApp } from '../helpers/app.ts'
+import { seedPGliteDataDir } from '../helpers/db.ts'
 import { freePort, spawnGateway } from '../helpers/process.ts'
 
 /** a raw upgrade request; resolves with the status line and whether the server closed the socket within `ms` */
@@ -36,10 +37,11 @@ function rawUpgrade(port: number, ms: number, headers: Record<string, string> = 
 t.test('during the SIGTERM drain a reconnecting client is answered and the process exits 0 well before the kill', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-proc-'))
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
+  // an already-migrated embedded database: migrating a fresh one takes minutes on a loaded 2-core machine
+  await seedPGliteDataDir(dataDir)
   const port = await freePort()
   const g = spawnGateway({ DATA_DIR: dataDir, PORT: String(port), SIM_PORT: '0', SHUTDOWN_DRAIN_MS: '3000' })
   t.teardown(() => g.kill('SIGKILL'))
-  // a fresh embedded database is migrated at first start: slow on a busy 2-core machine
   await g.waitFor(/listening on/, 120_000)
   const login = await fetch(`http://127.0.0.1:${port}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'demo', password: 'demo' }) })
   const { accessToken } = (await login.json()) as { accessToken: string }
