@@ -8,7 +8,8 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.ts'
 import { errorBody, installErrorHandlers } from './errors.ts'
-import { loggerOptions } from './logger.ts'
+import { loggerOptions, prettyLogs } from './logger.ts'
+import { closeRefusedUpgrades } from './upgrade-refusal.ts'
 import type { Metrics } from './metrics.ts'
 import type { SimulatorOptions } from './plugins/app/exchange.ts'
 import external, { FRONTEND_DIST } from './plugins/external/index.ts'
@@ -56,7 +57,7 @@ function clientErrorHandler(this: FastifyInstance, err: Error & { code?: string 
 
 export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: loggerOptions(config.LOG_LEVEL, opts.logStream),
+    logger: loggerOptions(config.LOG_LEVEL, opts.logStream, prettyLogs({ nodeEnv: config.NODE_ENV, logPretty: config.LOG_PRETTY, isTTY: Boolean(process.stdout.isTTY) })),
     trustProxy: config.TRUST_PROXY,
     bodyLimit: 64 * 1024,
     // close idle keep-alive sockets at once on shutdown
@@ -72,6 +73,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   app.decorate('config', config)
   installErrorHandlers(app)
 
+  // an upgrade refused by any hook below (shutdown, overload, rate limit, Origin) is answered and closed at once
+  closeRefusedUpgrades(app)
   // while shutting down (sockets draining, database still open) new requests get a 503 in the contract shape
   let closing = false
   app.addHook('preClose', async () => { closing = true })

@@ -16,6 +16,8 @@ export const EnvSchema = Type.Object({
   NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], { default: 'development' }),
   PORT: Int(3000, 0, 65535, 'listen port (0 = any free port)'),
   HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
+  /** human-readable logs (pino-pretty); default: when stdout is a terminal. Ignored in production (JSON) */
+  LOG_PRETTY: Type.Optional(Type.Boolean()),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   DATA_DIR: Type.String({ default: './data', minLength: 1 }),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
@@ -39,6 +41,9 @@ export const EnvSchema = Type.Object({
   MAX_CONNECTIONS: Int(25000, 1, 1000000, 'global WebSocket admission limit'),
   MAX_CONNECTIONS_PER_USER: Int(50, 1, 100000, 'per-user WebSocket admission limit'),
   WS_AUTH_TIMEOUT_MS: Int(10000, 100, 120000, 'time allowed for the first auth message'),
+  WS_UNAUTH_PER_ADDRESS: Int(32, 1, 1000000, 'sockets not yet authenticated per client address (apart from MAX_CONNECTIONS)'),
+  WS_UNAUTH_MAX: Int(2000, 1, 1000000, 'sockets not yet authenticated in all (apart from MAX_CONNECTIONS)'),
+  WS_UPGRADES_PER_MIN: Int(600, 0, 1000000, 'WebSocket upgrade requests per client address per minute (0 = no limit)'),
   WS_HEARTBEAT_MS: Int(25000, 100, 600000, 'WebSocket ping period'),
   WS_MAX_MESSAGE_BYTES: Int(16384, 256, 10485760, 'largest inbound WebSocket message'),
   WS_MAX_BUFFERED_BYTES: Int(1048576, 1024, 1073741824, 'per-socket outbound buffer cap before collapsing/closing'),
@@ -48,7 +53,8 @@ export const EnvSchema = Type.Object({
   REFRESH_REUSE_GRACE_MS: Int(10000, 0, 60000, 'the token rotated last may be presented again this soon (concurrent tabs) without revoking the session'),
   REFRESH_TOKEN_TTL_S: Int(2592000, 60, 31536000, 'refresh session lifetime'),
   AUTH_RATE_LIMIT_IP_PER_MIN: Int(30, 1, 1000000, 'register/login attempts per client IP per minute'),
-  AUTH_RATE_LIMIT_USER_PER_MIN: Int(10, 1, 1000000, 'login attempts per username per minute'),
+  AUTH_RATE_LIMIT_USER_PER_MIN: Int(10, 1, 1000000, 'login attempts per username from one address per minute (and registrations per username)'),
+  AUTH_SLOWDOWN_USER_PER_MIN: Int(30, 1, 1000000, 'login attempts per username from all addresses per minute before each further one is slowed down'),
   MAX_EVENT_LOOP_DELAY_MS: Int(1000, 0, 600000, 'answer 503 while the event loop lags more than this (0 = off)'),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 8 })),
   CORS_ORIGINS: Type.Optional(Type.String({ description: 'comma-separated allowed origins; unset = same-origin only' })),
@@ -163,6 +169,10 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     const dev = devSecrets(dataDir)
     jwtSecret ??= dev.JWT_SECRET
     credKey ??= dev.CREDENTIALS_KEY
+  }
+  // production never falls into demo mode (the simulator and its public demo/demo login) by omission
+  if (production && !source.LNM_NETWORK && e.LNM_API_URL === undefined) {
+    throw new ConfigError('invalid configuration: LNM_NETWORK is required when NODE_ENV=production (mainnet or signet; demo runs the built-in simulator with the public demo login)')
   }
   const key = decodeKey(credKey, 'CREDENTIALS_KEY')
   const oldKeys: Array<{ id: string; key: Buffer }> = []

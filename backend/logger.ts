@@ -2,6 +2,7 @@
  * One pino configuration for the gateway: secrets are redacted wherever they could appear.
  */
 import type { LoggerOptions } from 'pino'
+import pinoPretty from 'pino-pretty'
 
 /** paths that may carry a secret in a logged object; censored, not removed, so a leak shows up as [redacted] */
 export const REDACT_PATHS = [
@@ -87,11 +88,22 @@ function reqSerializer(req: { method?: string; url?: string; headers?: Record<st
   }
 }
 
-export function loggerOptions(level: string, stream?: NodeJS.WritableStream): LoggerOptions & { stream?: NodeJS.WritableStream } {
+/**
+ * Human-readable logs (pino-pretty, in-process) for development: when NODE_ENV is not production and stdout is a
+ * terminal, or LOG_PRETTY=true. Production always writes JSON lines, for the log pipeline.
+ */
+export function prettyLogs(o: { nodeEnv: string; logPretty?: boolean; isTTY: boolean }): boolean {
+  if (o.nodeEnv === 'production') return false
+  return o.logPretty ?? o.isTTY
+}
+
+export function loggerOptions(level: string, stream?: NodeJS.WritableStream, pretty = false): LoggerOptions & { stream?: NodeJS.WritableStream } {
+  // redaction happens before the line reaches either stream
+  const out = stream ?? (pretty ? pinoPretty({ colorize: Boolean(process.stdout.isTTY), translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }) : undefined)
   return {
     level,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     serializers: { req: reqSerializer },
-    ...(stream ? { stream } : {}),
+    ...(out ? { stream: out } : {}),
   }
 }

@@ -9,6 +9,7 @@ const P = 'lnm_gateway_'
 export function createMetrics(registry: Registry = new Registry()) {
   collectDefaultMetrics({ register: registry, prefix: P })
   const r = [registry]
+  dropMisnamedGauges(registry)
   return {
     registry,
     // --- WebSocket ---
@@ -38,6 +39,8 @@ export function createMetrics(registry: Registry = new Registry()) {
     cacheHits: new Counter({ name: `${P}cache_hits_total`, help: 'cache hits, by cache', labelNames: ['cache'] as const, registers: r }),
     cacheMisses: new Counter({ name: `${P}cache_misses_total`, help: 'cache misses, by cache', labelNames: ['cache'] as const, registers: r }),
     streamConnected: new Gauge({ name: `${P}upstream_stream_connected`, help: '1 when the LN Markets Stream v1 socket is up', registers: r }),
+    // --- HTTP ---
+    httpRequests: new Counter({ name: `${P}http_requests_total`, help: 'HTTP responses (upgrades refused before the handshake included), by status class', labelNames: ['status_class'] as const, registers: r }),
     // --- pollers ---
     activePollers: new Gauge({ name: `${P}active_pollers`, help: 'accounts being polled by this node', registers: r }),
     pollsTotal: new Counter({ name: `${P}polls_total`, help: 'poll cycles, by outcome', labelNames: ['outcome'] as const, registers: r }),
@@ -48,3 +51,12 @@ export function createMetrics(registry: Registry = new Registry()) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>
+
+/**
+ * prom-client's default metrics name three gauges `…_total` (active handles, requests, resources), a suffix reserved
+ * for counters (`promtool check metrics` flags them). They are dropped: the same counts are there by type in
+ * `…_nodejs_active_handles`, `…_nodejs_active_requests` and `…_nodejs_active_resources` (sum over `type`).
+ */
+function dropMisnamedGauges(registry: Registry): void {
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(`${P}${name}`)
+}

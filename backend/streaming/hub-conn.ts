@@ -9,6 +9,7 @@
  * Memory per socket is one `Conn` of plain fields; the ws event handlers are shared functions reading
  * `ws[kConn]`, never one closure per socket.
  */
+import { closeCodeLabel } from './close-code-label.ts'
 import type { WebSocket } from 'ws'
 import type { Metrics } from '../metrics.ts'
 import { CloseCode, type ClientMessage } from '../schemas/ws-protocol.ts'
@@ -342,6 +343,6 @@ export class Connections {
     this.all.delete(c)
     c.state = State.CLOSED
     this.o.metrics.connectionsOpen.dec()
-    this.o.metrics.connectionsClosed.inc({ code: String(c.closeCode || code) })
+    this.o.metrics.connectionsClosed.inc({ code: closeCodeLabel(c.closeCode || code) })
   }
 }

@@ -51,6 +51,8 @@ export interface HubOptions {
   coldWaitMs?: number
   cache?: SnapshotCache
   log?: Log
+  /** a socket left the unauthenticated state (the upgrade gate's budget) */
+  onAuthenticated?: (socket: WebSocket) => void
   now?: () => number
 }
 
@@ -84,6 +86,7 @@ export class Hub {
       coldWaitMs: 2000,
       log: silentLog,
       now: Date.now,
+      onAuthenticated: () => {},
       ...opts,
     }
     const o = this.o
@@ -125,10 +128,13 @@ export class Hub {
 
   // ------------------------------------------------------------------ admission
 
-  /** checked on the upgrade request, before upgrading: null = admit, else the refusal reason */
+  /**
+   * checked on the upgrade request, before upgrading: null = admit, else the refusal reason. MAX_CONNECTIONS
+   * counts sockets past authentication; those still authenticating have their own budget (the upgrade gate).
+   */
   refusal(): 'over_capacity' | 'shutting_down' | null {
     if (this.draining) return 'shutting_down'
-    if (this.conns.all.size >= this.o.maxConnections) return 'over_capacity'
+    if (this.conns.all.size - this.conns.pendingAuth.size >= this.o.maxConnections) return 'over_capacity'
     return null
   }
 
@@ -146,7 +152,7 @@ export class Hub {
       this.o.metrics.connectionsRefused.inc({ reason: 'shutting_down' })
       return this.conns.close(c, CloseCode.GOING_AWAY, 'server shutting down')
     }
-    if (this.conns.all.size > this.o.maxConnections) {
+    if (this.conns.all.size - this.conns.pendingAuth.size > this.o.maxConnections) {
       this.o.metrics.connectionsRefused.inc({ reason: 'over_capacity' })
       return this.conns.close(c, CloseCode.TRY_AGAIN_LATER, 'over capacity, retry later')
     }
@@ -163,6 +169,13 @@ export class Hub {
       this.conns.close(c, CloseCode.TRY_AGAIN_LATER, 'too many connections for this user')
       return false
     }
+    if (this.conns.pendingAuth.has(c) && this.conns.all.size - this.conns.pendingAuth.size >= this.o.maxConnections) {
+      this.o.metrics.connectionsRefused.inc({ reason: 'over_capacity' })
+      if (requestId) this.fanout.ack(c, requestId, 'error', 'over capacity, retry later')
+      this.conns.close(c, CloseCode.TRY_AGAIN_LATER, 'over capacity, retry later')
+      return false
+    }
+    this.o.onAuthenticated(c.ws)
     return true
   }
 

@@ -67,9 +67,19 @@ export interface Failure {
 
 const KINDS = new Set<string>(['credentials_rejected', 'rate_limited', 'unavailable', 'bad_response', 'timeout', 'client_error', 'circuit_open'])
 
+/**
+ * LN Markets answers a signature whose timestamp is outside its window with a 401 too ("Your request is too old",
+ * "…too far in the future", codes apiKeyTimestamp…). The client re-learns the clock and retries once; when that
+ * fails as well (its /time call failing during an outage) the error still says credentials_rejected. The key is
+ * not at fault: it is the clocks, so it is an upstream problem, never `credentials_rejected` (which also backs
+ * the poller off as for a dead key).
+ */
+const TIMESTAMP_REJECTION = /timestamp|too far in the future|too old/i
+
 export function classify(err: unknown): Failure {
-  const e = err as { kind?: unknown; retryAfterMs?: unknown } | null
-  const kind = e && typeof e.kind === 'string' && KINDS.has(e.kind) ? (e.kind as FailureKind) : 'unavailable'
+  const e = err as { kind?: unknown; retryAfterMs?: unknown; code?: unknown; message?: unknown } | null
+  let kind = e && typeof e.kind === 'string' && KINDS.has(e.kind) ? (e.kind as FailureKind) : 'unavailable'
+  if (kind === 'credentials_rejected' && TIMESTAMP_REJECTION.test(`${typeof e?.code === 'string' ? e.code : ''} ${typeof e?.message === 'string' ? e.message : ''}`)) kind = 'unavailable'
   const retryAfterMs = e && typeof e.retryAfterMs === 'number' && e.retryAfterMs > 0 ? e.retryAfterMs : undefined
   return retryAfterMs === undefined ? { kind } : { kind, retryAfterMs }
 }

@@ -13,7 +13,8 @@ t.test('concurrent checks share one database check; revocation wins over a check
   const token = u.token
 
   // a fresh token (not yet cached by this node): 20 concurrent checks
-  const fresh = g.app.authn.issueAccessToken(u.userId).accessToken
+  const sid = g.app.jwt.decode<{ sid: string }>(token)!.sid
+  const fresh = g.app.authn.issueAccessToken(u.userId, sid).accessToken
   const all = await Promise.all(Array.from({ length: 20 }, () => g.app.authn.verifyAccessToken(fresh)))
   t.ok(all.every((v) => v.userId === u.userId), 'every concurrent check (one shared database check) succeeds for the right user')
   t.equal((await g.app.authn.verifyAccessToken(fresh)).userId, u.userId, 'a check within the second is answered from memory')

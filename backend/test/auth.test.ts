@@ -28,7 +28,8 @@ t.test('register, login, me, refresh rotation, reuse detection, logout', async (
   t.match(u.token, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'a JWT access token')
   t.ok(u.expiresAt > Date.now() + 14 * 60_000 && u.expiresAt <= Date.now() + 15 * 60_000 + 1000, 'expires in about 15 minutes')
   const payload = JSON.parse(Buffer.from(u.token.split('.')[1]!, 'base64url').toString())
-  t.same(Object.keys(payload).sort(), ['exp', 'iat', 'sub'], 'the token carries only the user id and its times')
+  t.same(Object.keys(payload).sort(), ['exp', 'iat', 'jti', 'sid', 'sub'], 'the token carries only the user id, its refresh session id, a unique id and its times')
+  t.match(payload, { sid: /^[0-9a-f-]{36}$/, jti: /^[0-9a-f-]{36}$/ }, 'session id and jti are opaque UUIDs (nothing personal)')
   t.match(u.cookie, /^lnm_refresh=/, 'refresh cookie set')
 
   const login = await g.http('POST', '/api/auth/login', { body: { username, password } })

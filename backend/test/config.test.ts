@@ -52,7 +52,11 @@ t.test('a secret is never echoed in a config error', async (t) => {
 t.test('production refuses to start without JWT_SECRET and CREDENTIALS_KEY', async (t) => {
   t.throws(() => loadConfig({ NODE_ENV: 'production', DATA_DIR: dir() }), /JWT_SECRET is required when NODE_ENV=production/)
   t.throws(() => loadConfig({ NODE_ENV: 'production', DATA_DIR: dir(), JWT_SECRET: 'x'.repeat(40) }), /CREDENTIALS_KEY is required/)
-  const ok = loadConfig({ NODE_ENV: 'production', DATA_DIR: dir(), JWT_SECRET: 'x'.repeat(40), CREDENTIALS_KEY: Buffer.alloc(32, 7).toString('base64') })
+  const secrets = { JWT_SECRET: 'x'.repeat(40), CREDENTIALS_KEY: Buffer.alloc(32, 7).toString('base64') }
+  t.throws(() => loadConfig({ NODE_ENV: 'production', DATA_DIR: dir(), ...secrets }), /^invalid configuration: LNM_NETWORK is required when NODE_ENV=production/, 'production without LNM_NETWORK refuses to run demo mode by omission')
+  t.equal(loadConfig({ NODE_ENV: 'production', DATA_DIR: dir(), ...secrets, LNM_NETWORK: 'demo' }).mode, 'demo', 'an explicit LNM_NETWORK=demo is allowed')
+  t.equal(loadConfig({ NODE_ENV: 'production', DATA_DIR: dir(), ...secrets, LNM_API_URL: 'http://127.0.0.1:3100/v3' }).mode, 'live', 'an explicit LNM_API_URL needs no LNM_NETWORK')
+  const ok = loadConfig({ NODE_ENV: 'production', DATA_DIR: dir(), ...secrets, LNM_NETWORK: 'mainnet' })
   t.equal(ok.NODE_ENV, 'production', 'starts with both set')
 })
 

@@ -53,6 +53,11 @@ export function gatewayEnv(port: number, dataDir: string, o: GatewayOptions): Re
     ACCESS_TOKEN_TTL_S: '7200',
     AUTH_RATE_LIMIT_IP_PER_MIN: '100000',
     AUTH_RATE_LIMIT_USER_PER_MIN: '100000',
+    AUTH_SLOWDOWN_USER_PER_MIN: '100000',
+    // every load-generator socket comes from 127.0.0.1
+    WS_UNAUTH_PER_ADDRESS: '100000',
+    WS_UNAUTH_MAX: '100000',
+    WS_UPGRADES_PER_MIN: '0',
     ...o.env,
   }
 }

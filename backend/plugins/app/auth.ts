@@ -1,7 +1,9 @@
 /**
- * Authentication service: short-lived JWT access tokens (user id + expiry only), refresh sessions,
+ * Authentication service: short-lived JWT access tokens (user id, refresh session id, a unique `jti`, times),
+ * refresh sessions,
  * revocation on logout, an audit trail, and `requireUser` for bearer routes.
  */
+import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
@@ -23,6 +25,8 @@ export interface VerifiedToken {
   /** epoch seconds */
   exp: number
   tokenHash: string
+  /** the refresh session the token was issued for (absent on tokens issued before sessions were named) */
+  sessionId?: string
 }
 
 export interface AuthEvents {
@@ -59,8 +63,13 @@ export default fp(
     /** tokens revoked by this node, refused at once without waiting for the cache to expire */
     const revokedHere = new LRUCache<string, true>({ max: 100_000, ttl: config.ACCESS_TOKEN_TTL_S * 1000 })
 
-    function issueAccessToken(userId: string): { accessToken: string; expiresAt: number; tokenType: 'Bearer' } {
-      const accessToken = app.jwt.sign({ sub: userId }, { expiresIn: config.ACCESS_TOKEN_TTL_S })
+    /**
+     * `sid` names the refresh session, so a logout can end it and every token it issued, whatever the race;
+     * `jti` makes every token unique (two logins in the same second no longer get the same token, which one
+     * logout would revoke for both)
+     */
+    function issueAccessToken(userId: string, sessionId: string): { accessToken: string; expiresAt: number; tokenType: 'Bearer' } {
+      const accessToken = app.jwt.sign({ sub: userId, sid: sessionId, jti: randomUUID() }, { expiresIn: config.ACCESS_TOKEN_TTL_S })
       const { exp } = app.jwt.decode<{ exp: number }>(accessToken)!
       return { accessToken, expiresAt: exp * 1000, tokenType: 'Bearer' }
     }
@@ -74,7 +83,7 @@ export default fp(
       if (cached) return cached
       const tokenHash = sha256hex(token)
       if (revokedHere.has(tokenHash)) throw new AuthError('revoked', 'token revoked')
-      let payload: { sub?: unknown; exp?: unknown; iat?: unknown }
+      let payload: { sub?: unknown; exp?: unknown; iat?: unknown; sid?: unknown }
       try {
         // no per-call options: the verifier (HS256 only) is built once at registration; options here would build one per call
         payload = app.jwt.verify(token)
@@ -84,11 +93,13 @@ export default fp(
         throw new AuthError('invalid', 'invalid token')
       }
       if (typeof payload.sub !== 'string' || !UUID.test(payload.sub) || typeof payload.exp !== 'number') throw new AuthError('invalid', 'invalid token')
+      if (payload.sid !== undefined && (typeof payload.sid !== 'string' || !UUID.test(payload.sid))) throw new AuthError('invalid', 'invalid token')
+      const sessionId = payload.sid as string | undefined
       // requests with the same (validly signed) token while its database check runs share that check:
       // when the cache entry expires under load, 32 concurrent requests cost 2 queries, not 64
       let check = checking.get(token)
       if (!check) {
-        check = checkInDatabase(token, tokenHash, payload.sub, payload.exp, typeof payload.iat === 'number' ? payload.iat : 0)
+        check = checkInDatabase(token, tokenHash, payload.sub, payload.exp, typeof payload.iat === 'number' ? payload.iat : 0, sessionId)
         checking.set(token, check)
         const forget = () => { checking.delete(token) }
         check.then(forget, forget)
@@ -96,23 +107,26 @@ export default fp(
       return check
     }
 
-    /** user exists, token not revoked nor issued before tokensValidAfter; caches the result */
-    async function checkInDatabase(token: string, tokenHash: string, sub: string, exp: number, iat: number): Promise<VerifiedToken> {
+    /** user exists, token not revoked nor issued before tokensValidAfter, its session not ended; caches the result */
+    async function checkInDatabase(token: string, tokenHash: string, sub: string, exp: number, iat: number, sessionId: string | undefined): Promise<VerifiedToken> {
       // a database failure is not an authentication failure: it propagates (5xx), it never reads as "invalid token"
-      const [user, revoked] = await Promise.all([
+      const [user, revoked, session] = await Promise.all([
         app.prisma.user.findUnique({ where: { id: sub }, select: { id: true, tokensValidAfter: true } }),
         app.prisma.revokedToken.findUnique({ where: { tokenHash }, select: { tokenHash: true } }),
+        sessionId ? app.prisma.refreshSession.findUnique({ where: { id: sessionId }, select: { userId: true, revokedAt: true } }) : null,
       ])
       if (!user) throw new AuthError('unknown_user', 'invalid token')
       // revoked in the database, or here while the queries ran
       if (revoked || revokedHere.has(tokenHash)) throw new AuthError('revoked', 'token revoked')
+      // the session ended (logout, refresh-token reuse): so did every access token it issued
+      if (sessionId && (!session || session.revokedAt || session.userId !== user.id)) throw new AuthError('revoked', 'session ended')
       if (iat * 1000 + 999 < user.tokensValidAfter.getTime()) throw new AuthError('revoked', 'token revoked')
-      const v: VerifiedToken = { userId: user.id, exp, tokenHash }
+      const v: VerifiedToken = { userId: user.id, exp, tokenHash, ...(sessionId ? { sessionId } : {}) }
       verified.set(token, v, { ttl: Math.min(VERIFY_CACHE_MS, Math.max(1, exp * 1000 - Date.now())) })
       return v
     }
 
-    async function revokeAccessToken(token: string): Promise<void> {
+    async function revokeAccessToken(token: string): Promise<VerifiedToken> {
       const v = await verifyAccessToken(token)
       revokedHere.set(v.tokenHash, true)
       verified.delete(token)
@@ -122,6 +136,12 @@ export default fp(
         update: {},
       })
       events.emit('revoked', { userId: v.userId, tokenHash: v.tokenHash })
+      return v
+    }
+
+    /** a refresh session ended: this node stops trusting the cached verification of any token it issued */
+    function sessionEnded(sessionId: string): void {
+      for (const [hash, v] of verified.entries()) if (v.sessionId === sessionId) verified.delete(hash)
     }
 
     function userDeleted(userId: string): void {
@@ -167,16 +187,17 @@ export default fp(
 
     app.decorateRequest('userId', '')
     app.decorateRequest('accessToken', '')
-    app.decorate('authn', { issueAccessToken, verifyAccessToken, revokeAccessToken, userDeleted, audit, authFailed, events })
+    app.decorate('authn', { issueAccessToken, verifyAccessToken, revokeAccessToken, sessionEnded, userDeleted, audit, authFailed, events })
     app.decorate('requireUser', requireUser)
   },
   { name: 'auth', dependencies: ['db', 'metrics', '@fastify/jwt'] },
 )
 
 export interface Authn {
-  issueAccessToken(userId: string): { accessToken: string; expiresAt: number; tokenType: 'Bearer' }
+  issueAccessToken(userId: string, sessionId: string): { accessToken: string; expiresAt: number; tokenType: 'Bearer' }
   verifyAccessToken(token: string): Promise<VerifiedToken>
-  revokeAccessToken(token: string): Promise<void>
+  revokeAccessToken(token: string): Promise<VerifiedToken>
+  sessionEnded(sessionId: string): void
   userDeleted(userId: string): void
   audit(event: string, fields: AuditFields): void
   authFailed(reason: string): void

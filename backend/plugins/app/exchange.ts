@@ -5,7 +5,7 @@
 import fp from 'fastify-plugin'
 import { LnmClient } from '../../exchange/client.ts'
 import { LnmStream } from '../../exchange/stream.ts'
-import { demoAccounts, startSimulator, type SimAccountInput, type Simulator } from '../../simulator/index.ts'
+import { demoAccounts, loadAccountsFile, startSimulator, type SimAccountInput, type Simulator } from '../../simulator/index.ts'
 import type { Source } from '../../schemas/ws-protocol.ts'
 import { hashPassword, verifyPassword } from '../../auth/passwords.ts'
 
@@ -46,7 +46,10 @@ export default fp(
     let apiUrl = config.apiUrl
     let streamUrl = config.streamUrl
     if (config.mode === 'demo') {
-      simulator = await startDemoSimulator(config.SIM_PORT, '127.0.0.1', config.SIM_ADMIN, opts.simulator ?? {}, app.log)
+      // SIM_ACCOUNTS_FILE gives the demo simulator its accounts, as it does the standalone one (a build option wins:
+      // tests pass theirs); a bad file stops start-up with its path and the field at fault
+      const accounts = opts.simulator?.accounts ?? (config.SIM_ACCOUNTS_FILE ? loadAccountsFile(config.SIM_ACCOUNTS_FILE) : undefined)
+      simulator = await startDemoSimulator(config.SIM_PORT, '127.0.0.1', config.SIM_ADMIN, { ...opts.simulator, accounts }, app.log)
       apiUrl = simulator.url
       streamUrl = simulator.streamUrl
       app.log.info({ url: simulator.url }, 'demo mode: LN Markets simulator running in-process')

@@ -4,7 +4,14 @@ import { createMetrics, type Metrics } from '../../metrics.ts'
 
 export default fp(
   async function metrics(app, opts: { metrics?: Metrics }) {
-    app.decorate('metrics', opts.metrics ?? createMetrics())
+    const m = opts.metrics ?? createMetrics()
+    app.decorate('metrics', m)
+    // the 5xx-rate alert reads this; one child per class, built once
+    const classes = ['1xx', '2xx', '3xx', '4xx', '5xx'].map((c) => m.httpRequests.labels(c))
+    app.addHook('onResponse', async (_request, reply) => {
+      const i = Math.floor(reply.statusCode / 100) - 1
+      if (i >= 0 && i < classes.length) classes[i]!.inc()
+    })
   },
   { name: 'metrics' },
 )

@@ -16,6 +16,7 @@ import type { AccountSource, Log, TickerSource } from '../../streaming/sources.t
 import { TickerFeed } from '../../streaming/ticker-feed.ts'
 import { PrivateStreams } from '../../streaming/private-streams.ts'
 import { LnmPrivateStream } from '../../exchange/private-stream.ts'
+import { UpgradeGate } from '../../streaming/upgrade-gate.ts'
 import type { UpstreamState } from '../../schemas/ws-protocol.ts'
 
 export interface Streaming {
@@ -25,6 +26,8 @@ export interface Streaming {
   ticker: TickerFeed
   /** null when PRIVATE_STREAMS_PER_NODE is 0 or there is no stream URL */
   privateStreams: PrivateStreams | null
+  /** /ws admission before the handshake: Origin, upgrades per address, unauthenticated sockets */
+  gate: UpgradeGate
   /** /api/dashboard: watch the account, wait briefly for a cold cache, render from cache */
   dashboard(userId: string): Promise<DashboardView>
   upstreamState(): UpstreamState | 'idle'
@@ -62,6 +65,12 @@ export default fp(
       log,
     })
     const ticker = new TickerFeed({ bus, source: tickerSource, stream, intervalMs: config.TICKER_INTERVAL_MS, metrics, log })
+    const gate = new UpgradeGate({
+      allowedOrigins: config.corsOrigins,
+      unauthPerAddress: config.WS_UNAUTH_PER_ADDRESS,
+      unauthMax: config.WS_UNAUTH_MAX,
+      upgradesPerMinute: config.WS_UPGRADES_PER_MIN,
+    })
     const hub = new Hub({
       bus,
       verify: (token) => app.authn.verifyAccessToken(token),
@@ -77,6 +86,7 @@ export default fp(
       graceMs: config.POLLER_GRACE_MS,
       coldWaitMs: Math.min(3000, Math.max(1000, config.POLL_INTERVAL_MS)),
       log,
+      onAuthenticated: (socket) => gate.release(socket),
     })
     hubRef = hub
     if (privateUrl && config.PRIVATE_STREAMS_PER_NODE > 0) {
@@ -145,6 +155,7 @@ export default fp(
       get privateStreams() {
         return privateStreams
       },
+      gate,
       async dashboard(userId: string) {
         await hub.touch(userId)
         return buildDashboard(hub.cache, userId, { now: Date.now(), staleAfterMs: config.STALE_AFTER_MS, source }, dashboardMemo)

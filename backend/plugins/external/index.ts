@@ -21,6 +21,13 @@ import { redisRateLimitStore } from './rate-limit-store.ts'
 
 export const FRONTEND_DIST = join(ROOT_DIR, 'dist', 'frontend')
 
+/** Cache-Control of a file of the dashboard build */
+export function staticCacheControl(path: string): string {
+  if (path.endsWith('.html')) return 'no-cache'
+  if (/[/\\]assets[/\\][^/\\]+-[A-Za-z0-9_-]{8,}\.[a-z0-9]+$/.test(path)) return 'public, max-age=31536000, immutable'
+  return 'public, max-age=3600'
+}
+
 export default fp(
   async function external(app) {
     const { config } = app
@@ -47,6 +54,7 @@ export default fp(
     // Redis unreachable or hung: answers within a second, never queued, and the request gets a 503 saying so
     // (rate-limit-store.ts); keys are `<prefix>:rate-limit:<METHOD>:<url>:<ip>` and `<prefix>:rate-limit:login-user:<name>`
     let redisStore: { store: FastifyRateLimitStoreCtor; skipOnError: false } | undefined
+    let attemptsRedis: { redis: Redis; prefix: string } | null = null
     if (config.REDIS_URL) {
       const { url, prefix } = parseRedisUrl(config.REDIS_URL)
       const redis = new Redis(url, { connectTimeout: 2000, commandTimeout: 1000, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectionName: 'lnm-gw:rate-limit' })
@@ -66,7 +74,10 @@ export default fp(
       })
       // fail closed: without its counters a login limit is no limit
       redisStore = { store: redisRateLimitStore(redis, `${prefix}:rate-limit:`, (err) => warn(err as Error)), skipOnError: false }
+      attemptsRedis = { redis, prefix }
     }
+    // the login/register attempt counters (auth/attempts.ts) share this connection and prefix
+    app.decorate('rateLimitRedis', attemptsRedis)
     await app.register(rateLimit, {
       global: false,
       ...redisStore,
@@ -101,8 +112,11 @@ export default fp(
       preClose: async () => {},
     })
     if (existsSync(join(FRONTEND_DIST, 'index.html'))) {
-      await app.register(fastifyStatic, { root: FRONTEND_DIST, prefix: '/', wildcard: false, index: 'index.html', maxAge: '1h', setHeaders: (res, path) => {
-        if (path.endsWith('index.html')) res.setHeader('cache-control', 'no-cache')
+      // send's own Cache-Control is written after setHeaders and would override it: it is off, and every file gets
+      // its policy here. index.html is revalidated on every load (it names the current bundle); Vite's hashed
+      // assets never change under their name; anything else may be cached for an hour
+      await app.register(fastifyStatic, { root: FRONTEND_DIST, prefix: '/', wildcard: false, index: 'index.html', cacheControl: false, setHeaders: (res, path) => {
+        res.setHeader('cache-control', staticCacheControl(path))
       } })
     } else {
       app.log.warn({ dir: FRONTEND_DIST }, 'dashboard build not found: run `npm run build` (the API still works)')
@@ -110,3 +124,10 @@ export default fp(
   },
   { name: 'external', dependencies: [] },
 )
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** REDIS_URL's connection for rate-limit counters and its key prefix; null without Redis */
+    rateLimitRedis: { redis: Redis; prefix: string } | null
+  }
+}

@@ -7,6 +7,7 @@ import Type from 'typebox'
 import { dummyPasswordHash, hashPassword, passwordProblem, verifyPassword } from '../../auth/passwords.ts'
 import { randomUUID } from 'node:crypto'
 import { REFRESH_COOKIE, newRefreshToken, refreshSessionId, sha256hex } from '../../auth/tokens.ts'
+import { MemoryAttempts, RedisAttempts, slowDownMs, type AttemptCounter } from '../../auth/attempts.ts'
 import { httpError } from '../../errors.ts'
 import { Credentials, ErrorResponse, LoginBody, Ok, TokenResponse, User, USERNAME_PATTERN, commonErrors } from '../../schemas/http.ts'
 
@@ -18,28 +19,29 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config } = app
   const ipLimit = { max: config.AUTH_RATE_LIMIT_IP_PER_MIN, timeWindow: 60_000 }
   /**
-   * A second limit keyed by the (normalised) username, so one account cannot be brute-forced from many IPs.
-   * createRateLimit (not a second route limiter: the plugin runs one limiter per request) shares the plugin's store.
+   * Besides the per-IP route limit: login attempts are limited per (username, address), so wrong passwords sent
+   * from one address cannot lock the owner out from another; across all addresses, attempts beyond
+   * AUTH_SLOWDOWN_USER_PER_MIN a minute are slowed down (never refused), which blunts a guess spread over many
+   * addresses without handing anyone a lock-out. Registrations are limited per username.
    */
+  const attempts: AttemptCounter = app.rateLimitRedis ? new RedisAttempts(app.rateLimitRedis.redis, app.rateLimitRedis.prefix) : new MemoryAttempts()
   const usernameKey = (req: FastifyRequest) => String((req.body as { username?: unknown } | undefined)?.username ?? '').toLowerCase().slice(0, 64)
-  const loginUserLimiter = app.createRateLimit({
-    max: config.AUTH_RATE_LIMIT_USER_PER_MIN,
-    timeWindow: 60_000,
-    keyGenerator: (req) => `login-user:${usernameKey(req)}`,
-  })
-  /** register is limited per username too (CONTRACT/issue: "login and register rate-limited per IP and per username") */
-  const registerUserLimiter = app.createRateLimit({
-    max: config.AUTH_RATE_LIMIT_USER_PER_MIN,
-    timeWindow: 60_000,
-    keyGenerator: (req) => `register-user:${usernameKey(req)}`,
-  })
-  const perUsername = (limiter: typeof loginUserLimiter, what: string) => async (request: FastifyRequest) => {
-    const r = await limiter(request)
-    // the result reports the count; isExceeded (not isAllowed) says whether this request is over the limit
-    if (!r.isAllowed && r.isExceeded) {
-      app.authn.authFailed('rate_limited')
-      throw httpError(429, 'rate_limited', `Too many ${what} attempts for this user; retry in ${r.ttlInSeconds} s`, { 'retry-after': String(r.ttlInSeconds) })
-    }
+  const refuse = (what: string, ttlMs: number) => {
+    const s = Math.max(1, Math.ceil(ttlMs / 1000))
+    app.authn.authFailed('rate_limited')
+    return httpError(429, 'rate_limited', `Too many ${what} attempts for this user; retry in ${s} s`, { 'retry-after': String(s) })
+  }
+  const loginLimits = async (request: FastifyRequest) => {
+    const name = usernameKey(request)
+    const pair = await attempts.hit(`login:user-addr:${name}|${request.ip}`, 60_000)
+    if (pair.count > config.AUTH_RATE_LIMIT_USER_PER_MIN) throw refuse('login', pair.ttlMs)
+    const all = await attempts.hit(`login:user:${name}`, 60_000)
+    const delay = slowDownMs(all.count, config.AUTH_SLOWDOWN_USER_PER_MIN)
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay))
+  }
+  const registerLimits = async (request: FastifyRequest) => {
+    const r = await attempts.hit(`register:user:${usernameKey(request)}`, 60_000)
+    if (r.count > config.AUTH_RATE_LIMIT_USER_PER_MIN) throw refuse('registration', r.ttlMs)
   }
   // the unknown-user path verifies against this hash: compute it now, so the first unknown login costs no more than a known one
   void dummyPasswordHash()
@@ -62,12 +64,12 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       data: { id, userId, tokenHash: sha256hex(refresh), expiresAt, userAgent: request.headers['user-agent']?.slice(0, 256) ?? null, ip: request.ip },
     })
     setRefreshCookie(reply, refresh, expiresAt)
-    return app.authn.issueAccessToken(userId)
+    return app.authn.issueAccessToken(userId, id)
   }
 
   app.post('/register', {
     config: { rateLimit: ipLimit },
-    preHandler: perUsername(registerUserLimiter, 'registration'),
+    preHandler: registerLimits,
     schema: { body: Credentials, response: { 201: Type.Object({ user: User }), 409: ErrorResponse, ...commonErrors } },
   }, async (request, reply) => {
     const { username, password } = request.body
@@ -89,7 +91,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/login', {
     config: { rateLimit: ipLimit },
-    preHandler: perUsername(loginUserLimiter, 'login'),
+    preHandler: loginLimits,
     schema: { body: LoginBody, response: { 200: TokenResponse, ...commonErrors } },
   }, async (request, reply) => {
     const { username, password } = request.body
@@ -123,7 +125,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const justRotated = await app.prisma.refreshSession.findUnique({ where: { prevTokenHash: hash } })
       if (justRotated && !justRotated.revokedAt && justRotated.expiresAt > now && now.getTime() - justRotated.rotatedAt.getTime() <= config.REFRESH_REUSE_GRACE_MS) {
         app.authn.audit('refresh_grace', { userId: justRotated.userId, ip: request.ip, detail: 'concurrent refresh within the grace window' })
-        return app.authn.issueAccessToken(justRotated.userId)
+        return app.authn.issueAccessToken(justRotated.userId, justRotated.id)
       }
       // a rotated token presented again — the last one, or any older one of the same session (its id prefix says
       // which): whoever holds it is not the legitimate client — end the session
@@ -131,6 +133,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const stolen = justRotated ?? (sid ? await app.prisma.refreshSession.findUnique({ where: { id: sid } }) : null)
       if (stolen && !stolen.revokedAt) {
         await app.prisma.refreshSession.update({ where: { id: stolen.id }, data: { revokedAt: now } })
+        app.authn.sessionEnded(stolen.id)
         app.authn.audit('refresh_reuse', { userId: stolen.userId, ip: request.ip, detail: 'rotated refresh token reused; session revoked' })
         app.authn.authFailed('refresh_reuse')
       }
@@ -149,25 +152,34 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     })
     if (rotated.count !== 1) {
       // lost the race to a concurrent refresh of the same cookie a moment ago: the same grace as above
-      if (config.REFRESH_REUSE_GRACE_MS > 0) {
+      // — unless what won the race was a logout (or a reuse detection): an ended session issues nothing
+      const current = await app.prisma.refreshSession.findUnique({ where: { id: session.id }, select: { revokedAt: true } })
+      if (config.REFRESH_REUSE_GRACE_MS > 0 && current && !current.revokedAt) {
         app.authn.audit('refresh_grace', { userId: session.userId, ip: request.ip, detail: 'concurrent refresh lost the rotation race' })
-        return app.authn.issueAccessToken(session.userId)
+        return app.authn.issueAccessToken(session.userId, session.id)
       }
+      reply.clearCookie(REFRESH_COOKIE, { path: '/api/auth' })
       throw httpError(401, 'invalid_session', 'Refresh session is not valid')
     }
     setRefreshCookie(reply, next, session.expiresAt)
     app.authn.audit('refresh', { userId: session.userId, ip: request.ip })
-    return app.authn.issueAccessToken(session.userId)
+    return app.authn.issueAccessToken(session.userId, session.id)
   })
 
   app.post('/logout', {
     onRequest: app.requireUser,
     schema: { response: { 200: Ok, ...commonErrors } },
   }, async (request, reply) => {
-    await app.authn.revokeAccessToken(request.accessToken)
+    const v = await app.authn.revokeAccessToken(request.accessToken)
+    // the session the access token belongs to ends, with or without its cookie and whatever a concurrent refresh
+    // rotated meanwhile (it keeps its id); the cookie's session too, when one is presented
     const presented = request.cookies[REFRESH_COOKIE]
-    if (presented) {
-      await app.prisma.refreshSession.updateMany({ where: { tokenHash: sha256hex(presented), userId: request.userId }, data: { revokedAt: new Date() } })
+    const ids = [v.sessionId, presented ? refreshSessionId(presented) : null].filter((x): x is string => typeof x === 'string')
+    const ors = [...(ids.length ? [{ id: { in: ids } }] : []), ...(presented ? [{ tokenHash: sha256hex(presented) }] : [])]
+    if (ors.length) {
+      const ended = await app.prisma.refreshSession.findMany({ where: { userId: request.userId, OR: ors }, select: { id: true } })
+      await app.prisma.refreshSession.updateMany({ where: { userId: request.userId, OR: ors, revokedAt: null }, data: { revokedAt: new Date() } })
+      for (const s of ended) app.authn.sessionEnded(s.id)
     }
     reply.clearCookie(REFRESH_COOKIE, { path: '/api/auth' })
     app.authn.audit('logout', { userId: request.userId, ip: request.ip })

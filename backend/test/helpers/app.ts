@@ -89,6 +89,10 @@ export async function startTestApp(t: Tap, env: Record<string, string> = {}, opt
     LOG_LEVEL: 'info',
     AUTH_RATE_LIMIT_IP_PER_MIN: '1000',
     AUTH_RATE_LIMIT_USER_PER_MIN: '1000',
+    AUTH_SLOWDOWN_USER_PER_MIN: '1000',
+    // tests open many sockets from one loopback address; the /ws admission tests set their own limits
+    WS_UNAUTH_PER_ADDRESS: '10000',
+    WS_UPGRADES_PER_MIN: '0',
     // each test opens a fresh embedded database, which stalls this process's event loop for a moment
     MAX_EVENT_LOOP_DELAY_MS: '0',
     ...env,

@@ -4,7 +4,6 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 
 export const ROOT = join(import.meta.dirname, '..', '..', '..')
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx')
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -29,9 +28,11 @@ export interface GatewayProcess {
 
 export function spawnGateway(env: Record<string, string>, script = 'backend/server.ts'): GatewayProcess {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(PORT|HOST|DATA_DIR|DATABASE_URL|REDIS_URL|JWT_SECRET|CREDENTIALS_KEY|LNM_|POLL_|STALE_|MAX_CONN|METRICS_TOKEN|NODE_ENV|SIM_)/.test(k)))
-  // a compiled entry (dist/…/server.js) runs with plain node, as `npm start` does
-  const [cmd, args] = script.endsWith('.js') ? [process.execPath, [script]] : [TSX, [script]]
-  const child = spawn(cmd, args, { cwd: ROOT, env: { ...clean, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  // a compiled entry (dist/…/server.js) runs with plain node, as `npm start` does; a .ts one with node --import tsx,
+  // not the tsx CLI: the CLI relays SIGTERM to its child and SIGKILLs it (exit 143) when the child has not
+  // acknowledged the signal within 30 ms, which a busy machine easily misses
+  const args = script.endsWith('.js') ? [script] : ['--import', 'tsx', script]
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...clean, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
   const started = Date.now()

@@ -31,8 +31,8 @@ t.test('/ws in the real app', async (t) => {
   const silent = await WsClient.open(g.wsUrl)
   t.equal((await silent.waitClose(3000)).code, 4502, 'no auth within WS_AUTH_TIMEOUT_MS → 4502')
 
-  // capacity: 4 sockets max
-  const held = await Promise.all([WsClient.open(g.wsUrl), WsClient.open(g.wsUrl), WsClient.open(g.wsUrl)])
+  // capacity: 4 authenticated sockets max (sockets still authenticating have their own budget)
+  const held = await Promise.all([WsClient.authed(g.wsUrl, u.token), WsClient.authed(g.wsUrl, u.token), WsClient.authed(g.wsUrl, u.token)])
   t.equal(await upgradeStatus(g.wsUrl, u.token), 503, 'over MAX_CONNECTIONS: 503 on the upgrade request, before upgrading')
   t.ok((await metricValue(g.app.metrics.registry, 'lnm_gateway_ws_connections_refused_total', { reason: 'over_capacity_http' })) >= 1, 'refusal counted')
   for (const h of held) h.close()
