@@ -6,6 +6,7 @@
  * (migration-status.ts), and then in a short-lived worker thread (migrate-in-worker.ts), so its memory
  * does not stay with the gateway.
  */
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { PGlite } from '@electric-sql/pglite'
@@ -151,10 +152,13 @@ export async function openDatabase(config: Config, log: DbLogger = silent, opts:
 
   if (config.DATABASE_URL === undefined) {
     kind = 'pglite'
+    // a fresh DATA_DIR certainly needs the migrations: the worker creates it, then this process opens it once
+    const fresh = !existsSync(pgliteDir(config))
+    const early = fresh ? await migrateInWorker({ dataDir: config.dataDir, migrationsDir }, log) : undefined
     let { pg, lock } = await openPGlite(config.dataDir)
     try {
-      applied = []
-      if (!(await schemaUpToDate(pgliteRows(pg), migrationsDir))) {
+      applied = early ?? []
+      if (!early && !(await schemaUpToDate(pgliteRows(pg), migrationsDir))) {
         // the worker opens the directory itself: hand it over, then take it back
         await pg.close()
         lock.release()
