@@ -95,6 +95,8 @@ export async function startTestApp(t: Tap, env: Record<string, string> = {}, opt
     WS_UPGRADES_PER_MIN: '0',
     // each test opens a fresh embedded database, which stalls this process's event loop for a moment
     MAX_EVENT_LOOP_DELAY_MS: '0',
+    // tests measure REST polling unless they ask for exchange push (private-push.test.ts sets a budget)
+    PRIVATE_STREAMS_PER_NODE: '0',
     ...env,
   })
   const logs = new LogCapture()
