@@ -28,7 +28,7 @@ import { pgliteKill } from './cells/pglite.ts'
 
 type CellFn = (ctx: Ctx) => Promise<Omit<CellResult, 'id' | 'name' | 'seconds'>>
 export const CELLS: Array<{ id: string; name: string; run: CellFn; limitS: (c: Ctx) => number }> = [
-  { id: '1', name: 'exchange faults under dashboards', run: exchangeFaults, limitS: (c) => 200 + c.outageS + 10 * c.faultS * 1.5 },
+  { id: '1', name: 'exchange faults under dashboards', run: exchangeFaults, limitS: (c) => 240 + c.outageS + 10 * (c.faultS + 25) },
   { id: '2', name: 'SIGTERM under sockets', run: sigtermDrain, limitS: () => 150 },
   { id: '3', name: 'SIGKILL + restart, dashboards reconnect', run: sigkillRestart, limitS: () => 240 },
   { id: '4', name: 'PostgreSQL stopped and started', run: postgresOutage, limitS: () => 150 },
@@ -50,11 +50,11 @@ async function main(): Promise<void> {
     short,
     dir,
     pg: () => (pgStarting ??= PgInstance.create().then((p) => (pg = p))),
-    dashboards: intArg(args, 'dashboards', short ? 200 : 2000, 1, 19_000),
-    outageS: intArg(args, 'outage-s', short ? 15 : 150, 1, 900),
-    faultS: intArg(args, 'fault-s', short ? 4 : 12, 1, 120),
-    sigtermSockets: intArg(args, 'sigterm-sockets', short ? 500 : 5000, 1, 19_000),
-    sigkillSockets: intArg(args, 'sigkill-sockets', short ? 500 : 10_000, 1, 19_000),
+    dashboards: intArg(args, 'dashboards', short ? 100 : 2000, 1, 19_000),
+    outageS: intArg(args, 'outage-s', short ? 10 : 150, 1, 900),
+    faultS: intArg(args, 'fault-s', short ? 3 : 12, 1, 120),
+    sigtermSockets: intArg(args, 'sigterm-sockets', short ? 300 : 5000, 1, 19_000),
+    sigkillSockets: intArg(args, 'sigkill-sockets', short ? 300 : 10_000, 1, 19_000),
     killRounds: intArg(args, 'kill-rounds', short ? 1 : 3, 1, 20),
   }
   const outFile = args.get('out') ?? join(ROOT, 'bench/results', `chaos-${started.toISOString().replace(/[:.]/g, '-')}.json`)
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     for (const cell of CELLS) {
       if (only && !only.includes(cell.id)) continue
       if (interrupted) break
-      const limit = cell.limitS(ctx) * (short ? 0.7 : 1)
+      const limit = cell.limitS(ctx)
       log(`— cell ${cell.id}: ${cell.name} (limit ${Math.round(limit)} s)`)
       const t0 = Date.now()
       let timer: NodeJS.Timeout | undefined

@@ -298,7 +298,7 @@ export class RedisServer {
     this.proc = proc
     const out = captureOutput(proc)
     const ok = await waitFor(() => {
-      try { return execFileSync('redis-cli', ['-p', String(this.port), 'ping'], { encoding: 'utf8', timeout: 2000 }).trim() === 'PONG' } catch { return false }
+      try { return execFileSync('redis-cli', ['-p', String(this.port), 'ping'], { encoding: 'utf8', timeout: 2000, stdio: ['ignore', 'pipe', 'ignore'] }).trim() === 'PONG' } catch { return false }
     }, 15_000, 100)
     if (ok === null) throw new Error(`redis-server on :${this.port} did not answer PING:\n${out()}`)
   }

@@ -5,7 +5,7 @@
  *  - staleShown: a data_update whose sourceTs was already older than STALE_AFTER_MS when it arrived;
  *  - regressions: a data_update the dashboard would have to refuse as older than what it shows
  *    (same epoch and a lower seq, or another epoch with an older sourceTs), exact replays excepted;
- *  - duplicates: the same (channel, epoch, seq) twice on one connection;
+ *  - duplicates: the same (channel, epoch, seq) twice on one connection (counted once, not also as a regression);
  *  - close codes, reconnects, status reasons, and per channel the newest sourceTs seen (data or `fresh`).
  * Reconnects use the dashboard's full-jitter backoff; `urls` are tried in turn (a load balancer's failover).
  */
@@ -25,6 +25,8 @@ export interface ObserverStats {
   closes: Record<string, number>
   connectFailures: Record<string, number>
   statusReasons: Record<string, number>
+  /** regressions and duplicates by the phase the suite was in when they arrived */
+  byPhase: Record<string, { regressions: number; duplicates: number; staleShown: number }>
   examples: string[]
 }
 
@@ -39,7 +41,9 @@ export interface ObserverOptions {
 const now = () => Date.now()
 
 export class Observer {
-  readonly stats: ObserverStats = { connects: 0, dataUpdates: 0, freshFrames: 0, staleShown: 0, maxAgeMs: 0, regressions: 0, duplicates: 0, closes: {}, connectFailures: {}, statusReasons: {}, examples: [] }
+  readonly stats: ObserverStats = { connects: 0, dataUpdates: 0, freshFrames: 0, staleShown: 0, maxAgeMs: 0, regressions: 0, duplicates: 0, closes: {}, connectFailures: {}, statusReasons: {}, byPhase: {}, examples: [] }
+  /** the suite's current phase (set from outside), for byPhase */
+  phase = ''
   /** what the dashboard shows, per channel (kept across reconnects) */
   readonly shown = new Map<Channel, Shown>()
   /** newest sourceTs seen per channel, from data_update or fresh */
@@ -60,7 +64,13 @@ export class Observer {
 
   get url(): string { return this.o.urls[this.urlIndex % this.o.urls.length]! }
 
-  private note(s: string): void { if (this.stats.examples.length < 10) this.stats.examples.push(`${this.o.label}: ${s}`) }
+  private note(s: string): void { if (this.stats.examples.length < 10) this.stats.examples.push(`${this.o.label}${this.phase ? ` [${this.phase}]` : ''}: ${s}`) }
+
+  private bump(k: 'regressions' | 'duplicates' | 'staleShown'): void {
+    this.stats[k]++
+    const p = (this.stats.byPhase[this.phase || '-'] ??= { regressions: 0, duplicates: 0, staleShown: 0 })
+    p[k]++
+  }
 
   private open(): void {
     if (this.stopped) return
@@ -113,15 +123,15 @@ export class Observer {
       this.stats.dataUpdates++
       const age = t - Number(f.sourceTs)
       if (age > this.stats.maxAgeMs) this.stats.maxAgeMs = age
-      if (age > this.o.staleAfterMs) { this.stats.staleShown++; this.note(`${ch} data_update ${age} ms old`) }
+      if (age > this.o.staleAfterMs) { this.bump('staleShown'); this.note(`${ch} data_update ${age} ms old`) }
       const id = `${ch}:${f.epoch}:${f.seq}`
-      if (this.seenThisConn.has(id)) { this.stats.duplicates++; this.note(`duplicate ${id}`) }
+      if (this.seenThisConn.has(id)) { this.bump('duplicates'); this.note(`duplicate ${id}`); return }
       this.seenThisConn.add(id)
       const cur = this.shown.get(ch)
       const inc: Shown = { epoch: Number(f.epoch), seq: Number(f.seq), sourceTs: Number(f.sourceTs) }
       const replay = cur !== undefined && cur.epoch === inc.epoch && cur.seq === inc.seq
       if (cur && !replay && !isNewer(cur, inc)) {
-        this.stats.regressions++
+        this.bump('regressions')
         this.note(`${ch} regression: shown e${cur.epoch}/s${cur.seq}@${cur.sourceTs}, got e${inc.epoch}/s${inc.seq}@${inc.sourceTs}`)
       } else if (!replay) this.shown.set(ch, inc)
       if (inc.sourceTs > (this.newestTs.get(ch) ?? 0)) this.newestTs.set(ch, inc.sourceTs)
@@ -157,7 +167,7 @@ function isNewer(shown: Shown, incoming: Shown): boolean {
 
 /** the sum of many observers' stats */
 export function sumStats(list: Observer[]): ObserverStats {
-  const out: ObserverStats = { connects: 0, dataUpdates: 0, freshFrames: 0, staleShown: 0, maxAgeMs: 0, regressions: 0, duplicates: 0, closes: {}, connectFailures: {}, statusReasons: {}, examples: [] }
+  const out: ObserverStats = { connects: 0, dataUpdates: 0, freshFrames: 0, staleShown: 0, maxAgeMs: 0, regressions: 0, duplicates: 0, closes: {}, connectFailures: {}, statusReasons: {}, byPhase: {}, examples: [] }
   for (const o of list) {
     const s = o.stats
     out.connects += s.connects; out.dataUpdates += s.dataUpdates; out.freshFrames += s.freshFrames; out.staleShown += s.staleShown
@@ -165,6 +175,10 @@ export function sumStats(list: Observer[]): ObserverStats {
     for (const [k, v] of Object.entries(s.closes)) out.closes[k] = (out.closes[k] ?? 0) + v
     for (const [k, v] of Object.entries(s.connectFailures)) out.connectFailures[k] = (out.connectFailures[k] ?? 0) + v
     for (const [k, v] of Object.entries(s.statusReasons)) out.statusReasons[k] = (out.statusReasons[k] ?? 0) + v
+    for (const [k, v] of Object.entries(s.byPhase)) {
+      const p = (out.byPhase[k] ??= { regressions: 0, duplicates: 0, staleShown: 0 })
+      p.regressions += v.regressions; p.duplicates += v.duplicates; p.staleShown += v.staleShown
+    }
     for (const e of s.examples) if (out.examples.length < 10) out.examples.push(e)
   }
   return out

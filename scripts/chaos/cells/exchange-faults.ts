@@ -70,15 +70,16 @@ export async function exchangeFaults(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
       // the exchange is back: every account must show data newer than this moment
       const back = Date.now()
       const recovered = () => observers.every((o) => (o.newestTs.get('account') ?? 0) >= back || (o.newestTs.get('positions') ?? 0) >= back)
-      const rec = await waitFor(recovered, 60_000, 100)
+      const isOutage = ph.name.startsWith('outage')
+      const rec = await waitFor(recovered, isOutage ? 60_000 : 20_000, 100)
       const r = await sim.rates(ps, Date.now())
       const peak = peakRates(r)
       perPhase.push({ phase: ph.name, seconds: ph.s, recoveryMs: rec, upstreamRequests: r.total, byStatus: r.byStatus, maxPerKeyPerSec: peak.privateMaxPerSec, publicMaxPerSec: peak.publicMaxPerSec })
-      log(`cell 1: ${ph.name}: recovered in ${rec === null ? '> 60 s' : `${rec} ms`}; ${r.total} upstream requests ${JSON.stringify(r.byStatus)}, peak ${peak.privateMaxPerSec}/s per key, ${peak.publicMaxPerSec}/s public`)
-      if (ph.name.startsWith('outage')) outageRecoveryMs = rec
-      else if (ph.name !== 'baseline') await sleep(Math.min(5, f) * 1000) // a healthy gap before the next fault
+      log(`cell 1: ${ph.name}: recovered in ${rec === null ? `> ${isOutage ? 60 : 20} s` : `${rec} ms`}; ${r.total} upstream requests ${JSON.stringify(r.byStatus)}, peak ${peak.privateMaxPerSec}/s per key, ${peak.publicMaxPerSec}/s public`)
+      if (isOutage) outageRecoveryMs = rec
+      else if (ph.name !== 'baseline' && !ctx.short) await sleep(Math.min(5, f) * 1000) // a healthy gap before the next fault
     }
-    await sleep(5000)
+    await sleep(ctx.short ? 2000 : 5000)
     const agg = await lg.pause()
     const obs = sumStats(observers)
     const all = await sim.rates(t0, Date.now())

@@ -11,7 +11,7 @@ import { makeSimAccounts } from '../../lib/servers.ts'
 import { sourceAddresses } from '../../lib/net.ts'
 import { promValue } from '../../lib/gateway.ts'
 import { fmt } from '../../lib/stats.ts'
-import { Checks, GatewayProc, log, RedisServer, sleep, startChaosSim, waitFor, type CellResult } from '../lib.ts'
+import { Checks, GatewayProc, log, peakRates, RedisServer, sleep, startChaosSim, waitFor, type CellResult } from '../lib.ts'
 import { Observer, sumStats } from '../observer.ts'
 import { makeUser, runId, withPosition, type Ctx, type User } from '../context.ts'
 
@@ -55,6 +55,8 @@ export async function redisCluster(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
       o.start()
     }
     if ((await waitFor(() => observers.every((o) => o.ready && o.newestTs.has('positions')), 30_000)) === null) throw new Error('observers got no positions snapshot within 30 s')
+    const phase = (name: string) => { for (const o of observers) o.phase = name }
+    phase('steady')
     const sum = async () => (await pollers(a)) + (await pollers(b))
     const exactlyOne = async (since: number) => {
       if ((await sum()) !== A) return false
@@ -66,11 +68,13 @@ export async function redisCluster(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
     const steadySplit = [await pollers(a), await pollers(b)]
     log(`cell 5: steady (${steadySplit.join(' + ')} pollers for ${A} accounts); killing Redis for ${redisDownS} s`)
 
+    phase('redis down')
     await redis.kill()
     let maxDuring = 0
     const downUntil = Date.now() + redisDownS * 1000
     while (Date.now() < downUntil) { maxDuring = Math.max(maxDuring, await sum() || 0); await sleep(1000) }
     await redis.start()
+    phase('redis back')
     const tBack = Date.now()
     const afterRedisMs = await waitFor(async () => exactlyOne(tBack), 4 * LEASE_MS, 250)
     // and it stays so
@@ -78,17 +82,20 @@ export async function redisCluster(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
     for (let i = 0; i < 8; i++) { if ((await sum()) !== A) unstable++; await sleep(500) }
     log(`cell 5: Redis back: exactly one poller per account after ${afterRedisMs ?? '> ' + 4 * LEASE_MS} ms; killing node A`)
 
+    phase('node killed')
     const tKill = Date.now()
     const killed = await a.signal('SIGKILL', 10_000)
     const takeoverMs = await waitFor(async () => (await pollers(b)) === A && (await exactlyOne(tKill + 1000)), 4 * LEASE_MS, 250)
-    const failoverMs = await waitFor(() => observers.every((o) => o.ready), 30_000, 250)
+    const failoverMs = await waitFor(() => observers.every((o) => o.ready && o.url === b.wsUrl), 30_000, 250)
     await sleep(2 * POLL_MS + 1000)
     const obs = sumStats(observers)
     const all = await sim.rates(0)
+    const peak = peakRates(all)
     const figures = {
       accounts: A, observers: observers.length, leaseMs: LEASE_MS, pollIntervalMs: POLL_MS, steadyMs, steadySplit, redisDownS,
       pollerSumDuringRedisOutage: maxDuring, exactlyOneAfterRedisBackMs: afterRedisMs, unstableSamplesAfter: unstable,
       nodeKilled: killed, exactlyOneAfterNodeKillMs: takeoverMs, dashboardsFailedOverMs: failoverMs, observerStats: obs, upstreamByStatus: all.byStatus,
+      peakPerKeyPerSec: peak.privateMaxPerSec, peakPublicPerSec: peak.publicMaxPerSec,
     }
     const limit = 2 * LEASE_MS
     checks.ok(afterRedisMs !== null && afterRedisMs <= limit && unstable === 0, 'one poller per account within two leases after Redis returns',
@@ -97,7 +104,7 @@ export async function redisCluster(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
       `${takeoverMs === null ? `> ${4 * LEASE_MS}` : takeoverMs} ms (limit ${limit})`)
     checks.ok(failoverMs !== null, 'every dashboard reconnected', failoverMs === null ? 'not within 30 s' : `${failoverMs} ms after the node died`)
     checks.ok(obs.regressions === 0 && obs.duplicates === 0, 'no seq regression, no duplicate frame',
-      `${obs.regressions} regressions, ${obs.duplicates} duplicates over ${obs.dataUpdates} data_updates${obs.examples.length ? ` (${obs.examples.slice(0, 3).join('; ')})` : ''}`)
+      `${obs.regressions} regressions, ${obs.duplicates} duplicates over ${obs.dataUpdates} data_updates; by phase ${JSON.stringify(obs.byPhase)}${obs.examples.length ? `; e.g. ${obs.examples.slice(0, 2).join('; ')}` : ''}`)
     checks.ok(obs.staleShown === 0, 'nothing stale shown as fresh', `${obs.staleShown} stale data_updates, oldest ${obs.maxAgeMs} ms`)
     const summary = `Redis down ${redisDownS} s (${maxDuring} pollers/${A}) → one each after ${afterRedisMs === null ? 'NO' : `${fmt(afterRedisMs / 1000, 1)} s`}; node killed → ${takeoverMs === null ? 'NO' : `${fmt(takeoverMs / 1000, 1)} s`}; ${obs.regressions} regressions, ${obs.duplicates} dupes in ${obs.dataUpdates} frames`
     return { held: checks.held, summary, checks: checks.list, figures }
