@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { intArg, parseArgs } from '../lib/args.ts'
 import { describeMachine, machineLine } from '../lib/machine.ts'
 import { fdLimits, ROOT, sleep } from '../lib/proc.ts'
-import { markdownTable, table } from '../lib/stats.ts'
+import { markdownTable } from '../lib/stats.ts'
 import { closeAgents, log, PgInstance, type CellResult } from './lib.ts'
 import type { Ctx } from './context.ts'
 import { exchangeFaults } from './cells/exchange-faults.ts'
@@ -36,6 +36,14 @@ export const CELLS: Array<{ id: string; name: string; run: CellFn; limitS: (c: C
   { id: '6', name: 'kill -9 on the embedded database', run: pgliteKill, limitS: () => 150 },
 ]
 
+/** a plain-text table, every column left-aligned (the figures are prose) */
+function table(rows: string[][]): string {
+  const widths: number[] = []
+  for (const r of rows) r.forEach((c, i) => { widths[i] = Math.max(widths[i] ?? 0, c.length) })
+  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')
+  return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n')
+}
+
 async function main(): Promise<void> {
   const args = parseArgs()
   const short = args.has('short') && args.get('short') !== 'false'
@@ -51,8 +59,8 @@ async function main(): Promise<void> {
     dir,
     pg: () => (pgStarting ??= PgInstance.create().then((p) => (pg = p))),
     dashboards: intArg(args, 'dashboards', short ? 100 : 2000, 1, 19_000),
-    outageS: intArg(args, 'outage-s', short ? 10 : 150, 1, 900),
-    faultS: intArg(args, 'fault-s', short ? 3 : 12, 1, 120),
+    outageS: intArg(args, 'outage-s', short ? 10 : 120, 1, 900),
+    faultS: intArg(args, 'fault-s', short ? 3 : 10, 1, 120),
     sigtermSockets: intArg(args, 'sigterm-sockets', short ? 300 : 5000, 1, 19_000),
     sigkillSockets: intArg(args, 'sigkill-sockets', short ? 300 : 10_000, 1, 19_000),
     killRounds: intArg(args, 'kill-rounds', short ? 1 : 3, 1, 20),

@@ -58,6 +58,8 @@ export async function exchangeFaults(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
       { name: 'clock skew −60 s', faults: { clockSkewMs: -60_000 }, s: f },
       { name: `outage ${ctx.outageS} s`, faults: { outage: true }, s: ctx.outageS },
     ]
+    // the CI subset keeps one fault of each family
+    if (ctx.short) for (const name of ['timeouts 30 %', '502 storm (HTML) 60 %', 'connection resets 30 %', 'clock skew −60 s']) phases.splice(phases.findIndex((p) => p.name === name), 1)
     const perPhase: Array<Record<string, unknown>> = []
     let outageRecoveryMs: number | null = null
     for (const ph of phases) {
@@ -77,7 +79,7 @@ export async function exchangeFaults(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
       perPhase.push({ phase: ph.name, seconds: ph.s, recoveryMs: rec, upstreamRequests: r.total, byStatus: r.byStatus, maxPerKeyPerSec: peak.privateMaxPerSec, publicMaxPerSec: peak.publicMaxPerSec })
       log(`cell 1: ${ph.name}: recovered in ${rec === null ? `> ${isOutage ? 60 : 20} s` : `${rec} ms`}; ${r.total} upstream requests ${JSON.stringify(r.byStatus)}, peak ${peak.privateMaxPerSec}/s per key, ${peak.publicMaxPerSec}/s public`)
       if (isOutage) outageRecoveryMs = rec
-      else if (ph.name !== 'baseline' && !ctx.short) await sleep(Math.min(5, f) * 1000) // a healthy gap before the next fault
+      else if (ph.name !== 'baseline' && !ctx.short) await sleep(3000) // a healthy gap before the next fault
     }
     await sleep(ctx.short ? 2000 : 5000)
     const agg = await lg.pause()

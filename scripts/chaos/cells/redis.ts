@@ -86,7 +86,8 @@ export async function redisCluster(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
     const tKill = Date.now()
     const killed = await a.signal('SIGKILL', 10_000)
     const takeoverMs = await waitFor(async () => (await pollers(b)) === A && (await exactlyOne(tKill + 1000)), 4 * LEASE_MS, 250)
-    const failoverMs = await waitFor(() => observers.every((o) => o.ready && o.url === b.wsUrl), 30_000, 250)
+    const failedOver = await waitFor(() => observers.every((o) => o.ready && o.url === b.wsUrl), 30_000, 250)
+    const failoverMs = failedOver === null ? null : Date.now() - tKill
     await sleep(2 * POLL_MS + 1000)
     const obs = sumStats(observers)
     const all = await sim.rates(0)
