@@ -15,7 +15,7 @@ import os, { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { intArg, parseArgs } from '../lib/args.ts'
 import { describeMachine, machineLine } from '../lib/machine.ts'
-import { fdLimits, ROOT, sleep } from '../lib/proc.ts'
+import { fdLimits, killChildren, ROOT, sleep } from '../lib/proc.ts'
 import { markdownTable } from '../lib/stats.ts'
 import { closeAgents, log, PgInstance, type CellResult } from './lib.ts'
 import type { Ctx } from './context.ts'
@@ -29,11 +29,11 @@ import { pgliteKill } from './cells/pglite.ts'
 type CellFn = (ctx: Ctx) => Promise<Omit<CellResult, 'id' | 'name' | 'seconds'>>
 export const CELLS: Array<{ id: string; name: string; run: CellFn; limitS: (c: Ctx) => number }> = [
   { id: '1', name: 'exchange faults under dashboards', run: exchangeFaults, limitS: (c) => 240 + c.outageS + 10 * (c.faultS + 25) },
-  { id: '2', name: 'SIGTERM under sockets', run: sigtermDrain, limitS: () => 150 },
-  { id: '3', name: 'SIGKILL + restart, dashboards reconnect', run: sigkillRestart, limitS: () => 240 },
-  { id: '4', name: 'PostgreSQL stopped and started', run: postgresOutage, limitS: () => 150 },
-  { id: '5', name: 'two nodes on Redis: Redis down, node killed', run: redisCluster, limitS: () => 150 },
-  { id: '6', name: 'kill -9 on the embedded database', run: pgliteKill, limitS: () => 150 },
+  { id: '2', name: 'SIGTERM under sockets', run: sigtermDrain, limitS: () => 300 },
+  { id: '3', name: 'SIGKILL + restart, dashboards reconnect', run: sigkillRestart, limitS: () => 420 },
+  { id: '4', name: 'PostgreSQL stopped and started', run: postgresOutage, limitS: () => 200 },
+  { id: '5', name: 'two nodes on Redis: Redis down, node killed', run: redisCluster, limitS: () => 200 },
+  { id: '6', name: 'kill -9 on the embedded database', run: pgliteKill, limitS: (c) => 90 + 75 * c.killRounds },
 ]
 
 /** a plain-text table, every column left-aligned (the figures are prose) */
@@ -60,10 +60,10 @@ async function main(): Promise<void> {
     pg: () => (pgStarting ??= PgInstance.create().then((p) => (pg = p))),
     dashboards: intArg(args, 'dashboards', short ? 100 : 2000, 1, 19_000),
     outageS: intArg(args, 'outage-s', short ? 10 : 120, 1, 900),
-    faultS: intArg(args, 'fault-s', short ? 3 : 10, 1, 120),
+    faultS: intArg(args, 'fault-s', short ? 3 : 8, 1, 120),
     sigtermSockets: intArg(args, 'sigterm-sockets', short ? 300 : 5000, 1, 19_000),
     sigkillSockets: intArg(args, 'sigkill-sockets', short ? 300 : 10_000, 1, 19_000),
-    killRounds: intArg(args, 'kill-rounds', short ? 1 : 3, 1, 20),
+    killRounds: intArg(args, 'kill-rounds', short ? 1 : 2, 1, 20),
   }
   const outFile = args.get('out') ?? join(ROOT, 'bench/results', `chaos-${started.toISOString().replace(/[:.]/g, '-')}.json`)
   const machine = describeMachine()
@@ -85,6 +85,8 @@ async function main(): Promise<void> {
         const out = await Promise.race([cell.run(ctx), timeout])
         r = { id: cell.id, name: cell.name, ...out, seconds: Math.round((Date.now() - t0) / 100) / 10 }
       } catch (e) {
+        // a cell that overran its limit is abandoned: everything it started goes with it, before the next cell
+        if (Date.now() - t0 >= limit * 1000) { killChildren(); await sleep(2000) }
         const err = e as Error
         log(`cell ${cell.id} error: ${err.stack ?? err.message}`)
         r = { id: cell.id, name: cell.name, held: false, summary: `error: ${err.message.split('\n')[0]}`, checks: [], figures: {}, error: err.stack ?? err.message, seconds: Math.round((Date.now() - t0) / 100) / 10 }

@@ -19,7 +19,7 @@ const DOWN = /^(error: (ECONNREFUSED|ECONNRESET|EPIPE)|closed 1006)/
 export async function sigkillRestart(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'name' | 'seconds'>> {
   const checks = new Checks()
   const N = ctx.sigkillSockets
-  const A = Math.min(100, Math.max(2, Math.ceil(N / 100)))
+  const A = Math.min(20, Math.max(2, Math.ceil(N / 500)))
   const windowS = ctx.short ? 10 : 15
   const accounts = makeSimAccounts(A, 'chaosk')
   const sim = await startChaosSim(ctx.dir, accounts)

@@ -15,7 +15,7 @@ const DRAIN_MS = 2000
 export async function sigtermDrain(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'name' | 'seconds'>> {
   const checks = new Checks()
   const N = ctx.sigtermSockets
-  const A = Math.min(50, Math.max(2, Math.ceil(N / 100)))
+  const A = Math.min(10, Math.max(2, Math.ceil(N / 500)))
   const accounts = makeSimAccounts(A, 'chaost')
   const sim = await startChaosSim(ctx.dir, accounts)
   const gw = await GatewayProc.create({ apiUrl: sim.url, streamUrl: sim.streamUrl, env: { SHUTDOWN_DRAIN_MS: String(DRAIN_MS) } })
