@@ -33,7 +33,7 @@ export const CELLS: Array<{ id: string; name: string; run: CellFn; limitS: (c: C
   { id: '3', name: 'SIGKILL + restart, dashboards reconnect', run: sigkillRestart, limitS: () => 420 },
   { id: '4', name: 'PostgreSQL stopped and started', run: postgresOutage, limitS: () => 200 },
   { id: '5', name: 'two nodes on Redis: Redis down, node killed', run: redisCluster, limitS: () => 200 },
-  { id: '6', name: 'kill -9 on the embedded database', run: pgliteKill, limitS: (c) => 90 + 75 * c.killRounds },
+  { id: '6', name: 'kill -9 on the embedded database', run: pgliteKill, limitS: (c) => 180 + 120 * c.killRounds },
 ]
 
 /** a plain-text table, every column left-aligned (the figures are prose) */

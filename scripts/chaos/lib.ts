@@ -143,7 +143,7 @@ export class GatewayProc {
   get alive(): boolean { return this.proc !== null && this.proc.exitCode === null && this.proc.signalCode === null }
   get pid(): number { return this.proc?.pid ?? 0 }
 
-  async start(timeoutMs = 90_000): Promise<number> {
+  async start(timeoutMs = 180_000): Promise<number> {
     const t0 = Date.now()
     const proc = spawnTs('backend/server.ts', [], { env: this.env, nodeArgs: this.nodeArgs })
     this.proc = proc

@@ -81,6 +81,8 @@ export interface ConnectSpec {
   reset?: boolean
   /** retries after a retryable refusal (503, 1013, timeout), with backoff */
   retries?: number
+  /** how long the whole connect may take (default: 60 s + twice the paced ramp) */
+  rpcTimeoutMs?: number
   /** reconnect sockets the server drops, with the dashboard's full-jitter backoff (loadgen-worker.ts) */
   reconnect?: { attempts: number; baseMs: number; capMs: number }
 }
@@ -122,7 +124,7 @@ export class LoadGen {
     if (this.probe && probeN > 0) shares.push([this.probe, probeN, offset])
     const t0 = performance.now()
     const total = spec.ratePerSec ?? 0
-    const timeout = 60_000 + (total > 0 ? (spec.count / total) * 1000 * 2 : spec.count * 20)
+    const timeout = spec.rpcTimeoutMs ?? 60_000 + (total > 0 ? (spec.count / total) * 1000 * 2 : spec.count * 20)
     const res = await Promise.all(shares.filter(([, n]) => n > 0).map(([c, n, off]) => rpc(c, {
       op: 'connect', kind: spec.kind, url: spec.url, count: n, offset: off, tokens: spec.tokens, authVia: spec.authVia ?? 'message',
       localAddresses: spec.localAddresses, concurrency: spec.concurrency ?? 64, timeoutMs: spec.timeoutMs ?? 20_000,

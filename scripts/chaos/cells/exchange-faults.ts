@@ -39,7 +39,7 @@ export async function exchangeFaults(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
     }
     if ((await waitFor(() => observers.every((o) => o.ready && o.newestTs.has('positions')), 30_000)) === null) throw new Error('observers did not get their first positions snapshot within 30 s')
     lg = await LoadGen.start(N > 1000 ? 2 : 1, false)
-    const conn = await lg.connect({ kind: 'gateway', url: gw.wsUrl, count: N, tokens: users.map((u) => u.token), localAddresses: sourceAddresses(Math.max(2, Math.ceil(N / 5000))), ratePerSec: 500, concurrency: 64, timeoutMs: 30_000, retries: 3, reset: true })
+    const conn = await lg.connect({ kind: 'gateway', url: gw.wsUrl, count: N, tokens: users.map((u) => u.token), localAddresses: sourceAddresses(Math.max(2, Math.ceil(N / 5000))), ratePerSec: 500, concurrency: 64, timeoutMs: 30_000, rpcTimeoutMs: 300_000, retries: 3, reset: true })
     figures.connected = conn.connected
     log(`cell 1: ${conn.connected}/${N} dashboards + ${observers.length} observers connected`)
     await lg.measure()

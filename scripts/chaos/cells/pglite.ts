@@ -56,7 +56,7 @@ export async function pgliteKill(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'nam
       log(`cell 6: round ${round + 1}: killed after ${killAfter} ms (${written.filter((w) => w.round === round && w.registered).length} registered, ${written.filter((w) => w.round === round && w.credentials).length} credentials)`)
       let startMs: number | null = null
       let startError = ''
-      try { startMs = await gw.start(60_000) } catch (e) { startError = (e as Error).message.slice(0, 600) }
+      try { startMs = await gw.start(120_000) } catch (e) { startError = (e as Error).message.slice(0, 600) }
       rounds.push({ round: round + 1, killAfterMs: killAfter, killed, startMs, startError: startError || undefined })
       if (startMs === null) break
     }

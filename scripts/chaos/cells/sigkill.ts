@@ -33,7 +33,7 @@ export async function sigkillRestart(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
     lg = await LoadGen.start(N > 2000 ? 2 : 1, false)
     const conn = await lg.connect({
       kind: 'gateway', url: gw.wsUrl, count: N, tokens: users.map((u) => u.token), localAddresses: sourceAddresses(Math.max(2, Math.ceil(N / 5000))),
-      ratePerSec: ctx.short ? 500 : 1000, concurrency: 64, timeoutMs: 30_000, retries: 5, reset: true,
+      ratePerSec: ctx.short ? 500 : 1000, concurrency: 64, timeoutMs: 30_000, rpcTimeoutMs: 300_000, retries: 5, reset: true,
       reconnect: { attempts: 60, baseMs: 500, capMs: 30_000 },
     })
     log(`cell 3: ${conn.connected}/${N} connected; measuring upstream for ${windowS} s`)

@@ -26,7 +26,7 @@ export async function sigtermDrain(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
     lg = await LoadGen.start(N > 2000 ? 2 : 1, false)
     const conn = await lg.connect({
       kind: 'gateway', url: gw.wsUrl, count: N, tokens: users.map((u) => u.token), localAddresses: sourceAddresses(Math.max(2, Math.ceil(N / 5000))),
-      ratePerSec: 1000, concurrency: 64, timeoutMs: 30_000, retries: 3, reset: true,
+      ratePerSec: 1000, concurrency: 64, timeoutMs: 30_000, rpcTimeoutMs: 300_000, retries: 3, reset: true,
       reconnect: { attempts: 3, baseMs: 100, capMs: 1000 },
     })
     await sleep(2000)
