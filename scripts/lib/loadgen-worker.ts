@@ -33,6 +33,11 @@ interface ConnectOp {
   reset?: boolean
   /** retries after a retryable refusal (HTTP 503, close 1013, timeout, reset), with backoff, as a dashboard would */
   retries?: number
+  /**
+   * reconnect a ready socket the server closed (any code but one the client asked for), as the dashboard does:
+   * full-jitter backoff over baseMs·2^attempt capped at capMs, at most `attempts` tries per drop
+   */
+  reconnect?: { attempts: number; baseMs: number; capMs: number }
 }
 
 const CH = { a: 0, p: 1, t: 2 } as Record<string, number>
@@ -68,6 +73,8 @@ let failures: Record<string, number> = {}
 let retried: Record<string, number> = {}
 /** connections that needed at least one retry and then connected */
 let connectedAfterRetry = 0
+/** server-closed sockets that reconnected (or gave up), and when the last one came back (wall ms) */
+const reconnects = { started: 0, done: 0, failed: 0, lastDoneAt: 0 }
 let closing = false
 let firstFrameAt = 0
 let lastFrameAt = 0
@@ -146,16 +153,30 @@ function fail(reason: string): void {
 
 const RETRYABLE = /^(HTTP 503|HTTP 429|closed 1013|closed 1001|timeout|error: (ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT))/
 
-async function openOne(op: ConnectOp, index: number): Promise<void> {
+/** full-jitter backoff as the dashboard's (frontend/src/lib/frame-policy.ts backoffDelay) */
+const fullJitter = (attempt: number, baseMs: number, capMs: number) => Math.floor(Math.random() * Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30)))
+
+async function openOne(op: ConnectOp, index: number): Promise<boolean> {
   const t0 = nowMs()
   const max = op.retries ?? 0
   for (let attempt = 0; ; attempt++) {
     const reason = await attemptOne(op, index, t0)
-    if (reason === null) { if (attempt > 0) connectedAfterRetry++; return }
-    if (attempt >= max || !RETRYABLE.test(reason)) { fail(reason); return }
+    if (reason === null) { if (attempt > 0) connectedAfterRetry++; return true }
+    if (attempt >= max || !RETRYABLE.test(reason) || closing) { fail(reason); return false }
     retried[reason] = (retried[reason] ?? 0) + 1
-    await new Promise((r) => setTimeout(r, Math.min(5000, 500 * 2 ** attempt) * (0.5 + Math.random())))
+    const delay = op.reconnect ? fullJitter(attempt + 1, op.reconnect.baseMs, op.reconnect.capMs) : Math.min(5000, 500 * 2 ** attempt) * (0.5 + Math.random())
+    await new Promise((r) => setTimeout(r, delay))
   }
+}
+
+/** a ready socket the server dropped: come back like a dashboard (first try after fullJitter(0)) */
+async function reopen(op: ConnectOp, index: number): Promise<void> {
+  const rc = op.reconnect as NonNullable<ConnectOp['reconnect']>
+  reconnects.started++
+  await new Promise((r) => setTimeout(r, fullJitter(0, rc.baseMs, rc.capMs)))
+  if (closing) { reconnects.failed++; return }
+  const ok = await openOne({ ...op, retries: rc.attempts }, index)
+  if (ok) { reconnects.done++; reconnects.lastDoneAt = nowMs() } else reconnects.failed++
 }
 
 /** one connection attempt: null when ready, else the reason it failed */
@@ -233,12 +254,14 @@ function attemptOne(op: ConnectOp, index: number, t0: number): Promise<string | 
       st.closedByCode[k] = (st.closedByCode[k] ?? 0) + 1
       if (!closing) st.unexpectedCloses++
       c.ready = false
+      if (!closing && op.reconnect) void reopen(op, index)
     })
   })
 }
 
 async function connect(op: ConnectOp): Promise<Record<string, unknown>> {
-  if (op.reset) { connectMs = new Samples(200_000); failures = {}; retried = {}; connectedAfterRetry = 0 }
+  if (op.reset) { connectMs = new Samples(200_000); failures = {}; retried = {}; connectedAfterRetry = 0; Object.assign(reconnects, { started: 0, done: 0, failed: 0, lastDoneAt: 0 }) }
+  closing = false
   const conc = Math.max(1, op.concurrency ?? 100)
   const offset = op.offset ?? 0
   const interval = op.ratePerSec && op.ratePerSec > 0 ? 1000 / op.ratePerSec : 0
@@ -252,7 +275,7 @@ async function connect(op: ConnectOp): Promise<Record<string, unknown>> {
       const wait = due - performance.now()
       if (wait > 1) await new Promise((r) => setTimeout(r, wait))
     }
-    const p = openOne(op, offset + next)
+    const p = openOne(op, offset + next).then(() => undefined)
     next++
     inflight.add(p)
     void p.then(() => inflight.delete(p))
@@ -294,6 +317,7 @@ function report(): Record<string, unknown> {
     failures,
     retried,
     connectedAfterRetry,
+    reconnects: { ...reconnects },
     latTs: Float64Array.from(latTs.values()),
     latTsCount: latTs.count,
     latTsMax: latTs.max,

@@ -26,6 +26,7 @@ export interface WorkerReport {
   failures: Record<string, number>
   retried: Record<string, number>
   connectedAfterRetry: number
+  reconnects?: { started: number; done: number; failed: number; lastDoneAt: number }
   latTs: Float64Array
   latTsCount: number
   latTsMax: number
@@ -56,6 +57,8 @@ export interface Aggregate {
   /** first attempts refused with a retryable answer (the connection was then retried) */
   retried: Record<string, number>
   connectedAfterRetry: number
+  /** server-dropped sockets that reconnected (ConnectSpec.reconnect), gave up, and when the last came back (wall ms) */
+  reconnects: { started: number; done: number; failed: number; lastDoneAt: number }
   latency: Summary
   latencySource: Summary
   probeLatency: Summary | null
@@ -78,6 +81,10 @@ export interface ConnectSpec {
   reset?: boolean
   /** retries after a retryable refusal (503, 1013, timeout), with backoff */
   retries?: number
+  /** how long the whole connect may take (default: 60 s + twice the paced ramp) */
+  rpcTimeoutMs?: number
+  /** reconnect sockets the server drops, with the dashboard's full-jitter backoff (loadgen-worker.ts) */
+  reconnect?: { attempts: number; baseMs: number; capMs: number }
 }
 
 export class LoadGen {
@@ -117,11 +124,11 @@ export class LoadGen {
     if (this.probe && probeN > 0) shares.push([this.probe, probeN, offset])
     const t0 = performance.now()
     const total = spec.ratePerSec ?? 0
-    const timeout = 60_000 + (total > 0 ? (spec.count / total) * 1000 * 2 : spec.count * 20)
+    const timeout = spec.rpcTimeoutMs ?? 60_000 + (total > 0 ? (spec.count / total) * 1000 * 2 : spec.count * 20)
     const res = await Promise.all(shares.filter(([, n]) => n > 0).map(([c, n, off]) => rpc(c, {
       op: 'connect', kind: spec.kind, url: spec.url, count: n, offset: off, tokens: spec.tokens, authVia: spec.authVia ?? 'message',
       localAddresses: spec.localAddresses, concurrency: spec.concurrency ?? 64, timeoutMs: spec.timeoutMs ?? 20_000,
-      ratePerSec: total > 0 ? (total * n) / spec.count : 0, reset: spec.reset ?? false, retries: spec.retries ?? 0,
+      ratePerSec: total > 0 ? (total * n) / spec.count : 0, reset: spec.reset ?? false, retries: spec.retries ?? 0, reconnect: spec.reconnect,
     }, timeout)))
     return { connected: res.reduce((a, r) => a + (r.connected as number), 0), wallMs: performance.now() - t0 }
   }
@@ -179,7 +186,7 @@ export function aggregate(bulk: WorkerReport[], probe: WorkerReport | null): Agg
   const out: Aggregate = {
     windowMs: all.reduce((a, r) => a + r.windowMs, 0) / Math.max(1, all.length),
     open: 0, frames: 0, bytes: 0, dataFrames: {}, statusFrames: 0, errorFrames: 0, gaps: 0, gapEvents: 0, dupes: 0,
-    closedByCode: {}, unexpectedCloses: 0, failures: {}, retried: {}, connectedAfterRetry: 0,
+    closedByCode: {}, unexpectedCloses: 0, failures: {}, retried: {}, connectedAfterRetry: 0, reconnects: { started: 0, done: 0, failed: 0, lastDoneAt: 0 },
     latency: summarize(all.map((r) => r.latTs), Math.max(...all.map((r) => r.latTsMax).filter(Number.isFinite), -Infinity), all.reduce((a, r) => a + r.latTsCount, 0)),
     latencySource: summarize(all.map((r) => r.latSource), Math.max(...all.map((r) => r.latSourceMax).filter(Number.isFinite), -Infinity), all.reduce((a, r) => a + r.latSourceCount, 0)),
     probeLatency: probe && probe.latTs.length ? summarize([probe.latTs], probe.latTsMax, probe.latTsCount) : null,
@@ -188,6 +195,12 @@ export function aggregate(bulk: WorkerReport[], probe: WorkerReport | null): Agg
   }
   for (const r of all) {
     out.connectedAfterRetry += r.connectedAfterRetry
+    if (r.reconnects) {
+      out.reconnects.started += r.reconnects.started
+      out.reconnects.done += r.reconnects.done
+      out.reconnects.failed += r.reconnects.failed
+      out.reconnects.lastDoneAt = Math.max(out.reconnects.lastDoneAt, r.reconnects.lastDoneAt)
+    }
     out.open += r.open; out.frames += r.frames; out.bytes += r.bytes
     out.statusFrames += r.statusFrames; out.errorFrames += r.errorFrames
     out.gaps += r.gaps; out.gapEvents += r.gapEvents; out.dupes += r.dupes; out.unexpectedCloses += r.unexpectedCloses

@@ -34,6 +34,11 @@ function hook(): void {
   }
 }
 
+/** SIGKILL every registered child now (a runner abandoning a step that overran its time limit) */
+export function killChildren(): void {
+  killAll()
+}
+
 export function track<T extends ChildProcess>(c: T): T {
   hook()
   children.add(c)
