@@ -38,6 +38,25 @@ export function errorBody(code: string, message: string) {
   return { error: { code, message } }
 }
 
+const DB_UNREACHABLE_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024'])
+const DB_UNREACHABLE_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections'])
+/** PostgreSQL SQLSTATEs of a server going away or not accepting connections (class 08, 57P01–57P03) */
+const PG_UNAVAILABLE_STATE = /^(08...|57P0[123])$/
+
+/**
+ * Is this error the database not answering (stopped, restarting, unreachable), rather than a bug? Prisma wraps the
+ * driver adapter's error: `code` P1001/P1017…, or `meta.driverAdapterError.cause` with a `kind` (and a SQLSTATE).
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const e = err as { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown; code?: unknown } } }; cause?: unknown }
+  if (typeof e?.code === 'string' && DB_UNREACHABLE_CODES.has(e.code)) return true
+  const cause = e?.meta?.driverAdapterError?.cause
+  if (cause && typeof cause.kind === 'string' && DB_UNREACHABLE_KINDS.has(cause.kind)) return true
+  if (cause && typeof cause.code === 'string' && PG_UNAVAILABLE_STATE.test(cause.code)) return true
+  if (typeof e?.code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE)$/.test(e.code)) return true
+  return false
+}
+
 export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | HttpError, request, reply) => {
     const raw = (err as { statusCode?: unknown }).statusCode
@@ -47,6 +66,12 @@ export function installErrorHandlers(app: FastifyInstance): void {
     if (err instanceof HttpError) {
       for (const [k, v] of Object.entries(err.headers)) reply.header(k, v)
       return reply.status(status).send(errorBody(err.code, err.message))
+    }
+    if (status >= 500 && isDatabaseUnavailable(err)) {
+      // an outage, not a bug: say so, and when to come back (streaming goes on from the cache meanwhile)
+      request.log.warn({ code: (err as { code?: unknown }).code }, 'database unavailable')
+      reply.header('retry-after', '5')
+      return reply.status(503).send(errorBody('database_unavailable', 'The database is not answering; try again in a few seconds'))
     }
     if (status >= 500) {
       request.log.error({ err }, 'request failed')
