@@ -23,17 +23,19 @@ import {
   BACKOFF_CAP_MS,
   DEFAULT_STALE_AFTER_MS,
   FALLBACK_POLL_MS,
+  MIN_FALLBACK_POLL_MS,
   WAKE_GAP_MS,
   WS_AUTH_TIMEOUT_MS,
   WS_PING_EVERY_MS,
   WS_PONG_TIMEOUT_MS,
+  WS_SILENT_AFTER_MS,
 } from '../config/constants.ts'
-import { backoffDelay, isNewer, isSameVersionFresher, isTerminalCloseCode, isTokenExpiredCode, judgeFrame } from './frame-policy.ts'
+import { backoffDelay, fallbackPollMs, isNewer, isSameVersionFresher, isTerminalCloseCode, isTokenExpiredCode, judgeFrame } from './frame-policy.ts'
 
 const CHANNELS: readonly Channel[] = ['account', 'positions', 'ticker']
 
 /** what the connection chip says */
-export type Transport = 'connecting' | 'live' | 'polling' | 'reconnecting' | 'offline' | 'stopped'
+export type Transport = 'connecting' | 'live' | 'silent' | 'polling' | 'reconnecting' | 'offline' | 'stopped'
 
 export interface ChannelView<C extends Channel = Channel> {
   data: SnapshotByChannel[C]
@@ -56,6 +58,10 @@ export interface RealtimeState {
   transport: Transport
   /** client ms of the next HTTP fallback poll, while polling */
   nextPollAt: number | null
+  /** the wait before that poll, ms (the chip's countdown never shows more) */
+  pollWaitMs: number
+  /** client ms since when the open socket has not answered (no frame, unanswered ping); null when it talks */
+  silentSince: number | null
   /** client ms of the next reconnect attempt, while the socket is down */
   nextReconnectAt: number | null
   lastPollOk: boolean | null
@@ -137,6 +143,8 @@ export class RealtimeClient {
     this.state = {
       transport: 'stopped',
       nextPollAt: null,
+      pollWaitMs: 0,
+      silentSince: null,
       nextReconnectAt: null,
       lastPollOk: null,
       channels: {},
@@ -302,6 +310,7 @@ export class RealtimeClient {
   private onClosed(code: number, reason: string): void {
     this.ws = null
     this.authed = false
+    this.update({ silentSince: null })
     if (this.authTimer) clearTimeout(this.authTimer)
     this.authTimer = null
     if (this.stopped) return
@@ -336,6 +345,12 @@ export class RealtimeClient {
   private onFrame(frame: ServerFrame): void {
     const now = this.opts.now()
     this.lastFrameAt = now
+    if (this.state.silentSince !== null) {
+      // the socket talks again: back to LIVE, the fallback polling started for the silence stops
+      this.update({ silentSince: null })
+      if (this.authed && frame.type !== 'connection') this.stopPolling()
+      this.update({ transport: this.deriveTransport() })
+    }
     switch (frame.type) {
       case 'connection': {
         const reconnect = this.everConnected
@@ -440,7 +455,12 @@ export class RealtimeClient {
     this.polling = false
     if (this.pollTimer) clearTimeout(this.pollTimer)
     this.pollTimer = null
-    this.update({ nextPollAt: null })
+    this.update({ nextPollAt: null, pollWaitMs: 0 })
+  }
+
+  /** the fallback's period: at most half the stale limit, so it never lets fresh-enough data look stale */
+  pollPeriodMs(): number {
+    return fallbackPollMs(this.opts.pollEveryMs, this.state.staleAfterMs, Math.min(MIN_FALLBACK_POLL_MS, this.opts.pollEveryMs))
   }
 
   private async pollOnce(): Promise<void> {
@@ -458,7 +478,8 @@ export class RealtimeClient {
     }
     if (this.stopped) return
     let lastPollOk = true
-    let wait = this.opts.pollEveryMs
+    const period = this.pollPeriodMs()
+    let wait = period
     if (result.kind === 'ok') {
       this.applyDashboard(result.body)
     } else if (result.kind === 'error') {
@@ -467,9 +488,9 @@ export class RealtimeClient {
       this.pollFailedNetwork = result.network
     }
     if (lastPollOk) this.pollFailedNetwork = false
-    if (this.polling && !this.authed) {
+    if (this.polling && (!this.authed || this.state.silentSince !== null)) {
       this.pollTimer = setTimeout(() => void this.pollOnce(), wait)
-      this.update({ lastPollOk, nextPollAt: this.opts.now() + wait })
+      this.update({ lastPollOk, nextPollAt: this.opts.now() + wait, pollWaitMs: wait })
     } else {
       this.update({ lastPollOk })
     }
@@ -520,11 +541,16 @@ export class RealtimeClient {
       return
     }
     if (this.authed && this.ws) {
-      // any frame proves the socket alive; a silent one gets a ping, and an unanswered ping drops it
+      // any frame proves the socket alive; a quiet one gets a ping. Unanswered for a few seconds, the open
+      // socket is called silent (the chip leaves LIVE, HTTP polling starts); unanswered longer, it is dropped
       if (this.pingSentAt && this.lastFrameAt < this.pingSentAt) {
         if (now - this.pingSentAt > WS_PONG_TIMEOUT_MS) {
           this.onSocketDead('heartbeat timeout')
           return
+        }
+        if (now - this.pingSentAt > WS_SILENT_AFTER_MS && this.state.silentSince === null) {
+          this.update({ silentSince: this.lastFrameAt })
+          this.startPolling()
         }
       } else if (now - this.lastFrameAt > WS_PING_EVERY_MS) {
         this.sendPing()
@@ -552,7 +578,7 @@ export class RealtimeClient {
 
   private deriveTransport(): Transport {
     if (this.stopped) return 'stopped'
-    if (this.authed) return 'live'
+    if (this.authed) return this.state.silentSince !== null ? 'silent' : 'live'
     if (!this.opts.isOnline()) return 'offline'
     if (this.state.lastPollOk === true && this.polling) return 'polling'
     if (this.state.lastPollOk === false && this.pollFailedNetwork) return 'offline'

@@ -113,7 +113,7 @@ function Dashboard(props: { session: SessionStore; user: User; config: PublicCon
         <div className={`grid ${noKey ? 'grid-chart-only' : ''}`}>
           {!noKey && <BalanceCard />}
           {!noKey && (
-            <LiquidationAlert rows={riskiestFirst} thresholdPct={alertPct} onThreshold={setAlertPct} stale={positionsFresh.stale || tickerFresh.stale} />
+            <LiquidationAlert rows={riskiestFirst} thresholdPct={alertPct} onThreshold={setAlertPct} staleParts={[...(positionsFresh.stale ? ['positions'] : []), ...(tickerFresh.stale ? ['prices'] : [])]} />
           )}
           <ChartPanel position={noKey ? null : selected} theme={props.theme} />
         </div>
