@@ -15,8 +15,9 @@ export const commonErrors = {
 
 export const USERNAME_PATTERN = '^[A-Za-z0-9_.-]+$'
 export const Username = Type.String({ minLength: 3, maxLength: 32, pattern: USERNAME_PATTERN, description: '3–32 letters, digits, _ . -' })
-/** the policy: at least 8 characters, at most 256; strength checks happen in code (not the username, not all one class) */
-export const Password = Type.String({ minLength: 8, maxLength: 256 })
+/** only the bounds here: the policy (length ≥ 8, not the username, not common…) is checked in code, so every rule
+ *  broken is reported at once, each as its own sentence (auth/passwords.ts) */
+export const Password = Type.String({ minLength: 1, maxLength: 256 })
 
 export const Credentials = Type.Object({ username: Username, password: Password }, { additionalProperties: false })
 export const LoginBody = Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false })
