@@ -109,7 +109,7 @@ function Dashboard(props: { session: SessionStore; user: User; config: PublicCon
       <main id="main" className="main">
         <TickerBar />
         {/* always at this place in the tree (CSS order moves it), so typing in it survives layout changes */}
-        <CredentialsPanel prominent={noKey} onChanged={() => props.client.resync('credentials')} />
+        <CredentialsPanel prominent={noKey} demo={props.config.mode === 'demo'} onChanged={() => props.client.resync('credentials')} />
         <div className={`grid ${noKey ? 'grid-chart-only' : ''}`}>
           {!noKey && <BalanceCard />}
           {!noKey && (
