@@ -107,7 +107,9 @@ async function main() {
     const started = Date.now()
     await waitReady(`${base}/health/ready`, gateway, started + READY_TIMEOUT_MS)
     log(`gateway ready in ${((Date.now() - started) / 1000).toFixed(1)} s`)
-    const files = readdirSync(join(root, 'e2e')).filter((f) => f.endsWith('.test.ts')).sort().map((f) => `e2e/${f}`)
+    // `npm run test:e2e -- e2e/x.test.ts` runs only the files named
+    const named = process.argv.slice(2).filter((a) => a.endsWith('.test.ts'))
+    const files = named.length ? named : readdirSync(join(root, 'e2e')).filter((f) => f.endsWith('.test.ts')).sort().map((f) => `e2e/${f}`)
     const tap = join(root, 'node_modules', 'tap', 'dist', 'esm', 'run.mjs')
     const runner = existsSync(tap) ? [process.execPath, [tap]] : ['npx', ['tap']]
     const child = spawn(runner[0], [...runner[1], '--reporter=tap', '--disable-coverage', '--allow-empty-coverage', '--jobs=1', '--timeout=300', ...files], {

@@ -68,3 +68,12 @@ t.test('live mode: no demo credentials route', async (t) => {
   t.equal(r.status, 404, 'outside demo mode the route answers 404')
   t.equal(r.body.error.code, 'not_found', 'in the contract error shape')
 })
+
+t.test('static caching policy: hashed assets immutable, the rest revalidated', async (t) => {
+  const { staticCacheControl } = await import('../plugins/external/index.ts')
+  t.equal(staticCacheControl('/srv/dist/frontend/assets/index-CWy9dzbJ.js'), 'public, max-age=31536000, immutable', 'a hashed script')
+  t.equal(staticCacheControl('/srv/dist/frontend/assets/index-CWmaQ6ee.css.br'), 'public, max-age=31536000, immutable', 'its brotli twin')
+  t.equal(staticCacheControl('/srv/dist/frontend/index.html'), 'no-cache', 'index.html')
+  t.equal(staticCacheControl('/srv/dist/frontend/index.html.gz'), 'no-cache', 'index.html gzip twin')
+  t.equal(staticCacheControl('/srv/dist/frontend/favicon.svg'), 'no-cache', 'an unhashed file')
+})

@@ -19,6 +19,16 @@ import { parseRedisUrl } from '../../streaming/bus-factory.ts'
 
 export const FRONTEND_DIST = join(import.meta.dirname, '..', '..', '..', 'dist', 'frontend')
 
+/**
+ * Vite names every file under assets/ by its content hash: such a file never changes, so it is cached for a
+ * year without revalidation. index.html (which names the current hashes) is always revalidated.
+ */
+export function staticCacheControl(path: string): string {
+  const p = path.replace(/\\/g, '/').replace(/\.(br|gz)$/, '')
+  if (/\/assets\/[^/]+-[A-Za-z0-9_-]{8,}\.[a-z0-9]+$/.test(p)) return 'public, max-age=31536000, immutable'
+  return 'no-cache'
+}
+
 export default fp(
   async function external(app) {
     const { config } = app
@@ -89,9 +99,19 @@ export default fp(
       preClose: async () => {},
     })
     if (existsSync(join(FRONTEND_DIST, 'index.html'))) {
-      await app.register(fastifyStatic, { root: FRONTEND_DIST, prefix: '/', wildcard: false, index: 'index.html', maxAge: '1h', setHeaders: (res, path) => {
-        if (path.endsWith('index.html')) res.setHeader('cache-control', 'no-cache')
-      } })
+      // brotli/gzip twins written at build time (vite.config.ts) are sent to browsers that accept them
+      await app.register(fastifyStatic, {
+        root: FRONTEND_DIST,
+        prefix: '/',
+        wildcard: false,
+        index: 'index.html',
+        preCompressed: true,
+        cacheControl: false,
+        setHeaders: (res, path) => {
+          res.setHeader('cache-control', staticCacheControl(path))
+          res.setHeader('vary', 'Accept-Encoding')
+        },
+      })
     } else {
       app.log.warn({ dir: FRONTEND_DIST }, 'dashboard build not found: run `npm run build` (the API still works)')
     }
