@@ -83,12 +83,13 @@ function Dashboard(props: { session: SessionStore; user: User; config: PublicCon
         Skip to positions
       </a>
       <header className="topbar">
-        <div className="brand">
+        <h1 className="brand">
           <span className="logo" aria-hidden="true">
             ⚡
           </span>
           <span className="brand-name">lnm-gateway</span>
-        </div>
+          <span className="sr-only"> trading dashboard</span>
+        </h1>
         <DemoBadge demo={props.config.mode === 'demo'} />
         <ConnectionChip />
         <UpstreamChip />
@@ -99,25 +100,26 @@ function Dashboard(props: { session: SessionStore; user: User; config: PublicCon
         <span className="user" title="Signed in" data-testid="username-label">
           {props.user.username}
         </span>
-        <button type="button" onClick={() => void props.session.logout()} data-testid="logout">
+        <button type="button" className="signout" onClick={() => void props.session.logout()} data-testid="logout">
           Sign out
         </button>
       </header>
-      <ConnectionAnnouncer />
-      <TransportBanner />
-      <StatusBanner />
+      {/* the document order is the visual order (no CSS order): the keyboard follows what the eye sees */}
       <main id="main" className="main">
+        <ConnectionAnnouncer />
+        <TransportBanner />
+        <StatusBanner />
         <TickerBar />
-        {/* always at this place in the tree (CSS order moves it), so typing in it survives layout changes */}
-        <CredentialsPanel prominent={noKey} demo={props.config.mode === 'demo'} onChanged={() => props.client.resync('credentials')} />
-        <div className={`grid ${noKey ? 'grid-chart-only' : ''}`}>
-          {!noKey && <BalanceCard />}
+        {noKey && <CredentialsPanel prominent demo={props.config.mode === 'demo'} onChanged={() => props.client.resync('credentials')} />}
+        <div className={`board ${noKey ? 'board-no-key' : ''}`}>
           {!noKey && (
             <LiquidationAlert rows={riskiestFirst} thresholdPct={alertPct} onThreshold={setAlertPct} staleParts={[...(positionsFresh.stale ? ['positions'] : []), ...(tickerFresh.stale ? ['prices'] : [])]} />
           )}
+          {!noKey && <BalanceCard />}
+          {!noKey && <PositionsTable alertPct={alertPct} selectedId={selected?.id ?? null} onSelect={setSelectedId} />}
           <ChartPanel position={noKey ? null : selected} theme={props.theme} />
         </div>
-        {!noKey && <PositionsTable alertPct={alertPct} selectedId={selected?.id ?? null} onSelect={setSelectedId} />}
+        {!noKey && <CredentialsPanel prominent={false} demo={props.config.mode === 'demo'} onChanged={() => props.client.resync('credentials')} />}
       </main>
       <footer className="footer small muted">
         {props.config.mode === 'demo' ? 'Demo mode: all values come from the built-in LN Markets simulator. ' : 'Data from LN Markets via this gateway. '}

@@ -42,7 +42,7 @@ export function LiquidationAlert(props: {
   staleParts: readonly string[]
 }) {
   const atRisk = props.rows.filter((r) => r.distancePct < props.thresholdPct).sort((a, b) => a.distancePct - b.distancePct)
-  const [permission, setPermission] = useState<NotificationPermission | 'unsupported'>(canNotify ? Notification.permission : 'unsupported')
+  const [permission, setPermission] = useState<NotificationPermission | 'unsupported'>(() => (canNotify ? Notification.permission : 'unsupported'))
   const notified = useRef(new Set<string>())
   // what is being typed ("0", "0.", "") may not be a valid threshold yet: only valid values are applied
   const [draft, setDraft] = useState(String(props.thresholdPct))

@@ -58,7 +58,8 @@ export default function PriceChart(props: { position: PositionRow | null; theme:
     const p = palette()
     const c = createChart(el, {
       autoSize: true,
-      layout: { background: { color: 'transparent' }, textColor: p.text, attributionLogo: true, fontSize: 11 },
+      // the attribution is the text link under the chart (TradingView's terms allow either); the logo covered the price line
+      layout: { background: { color: 'transparent' }, textColor: p.text, attributionLogo: false, fontSize: 11 },
       localization: { priceFormatter: fmtPrice },
       grid: { vertLines: { color: p.grid }, horzLines: { color: p.grid } },
       rightPriceScale: { borderVisible: false },
