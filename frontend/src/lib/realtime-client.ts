@@ -30,15 +30,19 @@ import {
   WS_PONG_TIMEOUT_MS,
   WS_SILENT_AFTER_MS,
 } from '../config/constants.ts'
+import type { CrossSnapshot, HistorySnapshot } from '../features/dashboard/account-data/types.ts'
 import { backoffDelay, fallbackPollMs, isNewer, isSameVersionFresher, isTerminalCloseCode, isTokenExpiredCode, judgeFrame } from './frame-policy.ts'
 
-const CHANNELS: readonly Channel[] = ['account', 'positions', 'ticker']
+/** the channels this page shows; `cross` and `history` arrive once the gateway serves them (CONTRACT §6) */
+export type PageChannel = Channel | 'cross' | 'history'
+export type PageSnapshots = SnapshotByChannel & { cross: CrossSnapshot; history: HistorySnapshot }
+const CHANNELS: readonly PageChannel[] = ['account', 'positions', 'ticker', 'cross', 'history']
 
 /** what the connection chip says */
 export type Transport = 'connecting' | 'live' | 'silent' | 'polling' | 'reconnecting' | 'offline' | 'stopped'
 
-export interface ChannelView<C extends Channel = Channel> {
-  data: SnapshotByChannel[C]
+export interface ChannelView<C extends PageChannel = PageChannel> {
+  data: PageSnapshots[C]
   epoch: number
   seq: number
   /** when the exchange data was true (server clock, ms) */
@@ -65,7 +69,7 @@ export interface RealtimeState {
   /** client ms of the next reconnect attempt, while the socket is down */
   nextReconnectAt: number | null
   lastPollOk: boolean | null
-  channels: { [C in Channel]?: ChannelView<C> }
+  channels: { [C in PageChannel]?: ChannelView<C> }
   /** upstream health per affected part ('account' polling, 'ticker' feed, or 'all' from the HTTP fallback) */
   upstream: Record<string, UpstreamView>
   source: Source | null
@@ -499,10 +503,12 @@ export class RealtimeClient {
 
   private applyDashboard(body: DashboardResponse): void {
     const now = this.opts.now()
-    const channels = { ...this.state.channels } as Record<Channel, ChannelView | undefined>
+    const channels = { ...this.state.channels } as Record<PageChannel, ChannelView | undefined>
+    // the body carries cross/history where the gateway serves them (CONTRACT §4 /api/dashboard)
+    const wide = body as unknown as Record<PageChannel, unknown> & { meta: { channels: Partial<Record<PageChannel, ChannelMeta>> } }
     for (const c of CHANNELS) {
-      const data = body[c]
-      const meta: ChannelMeta | undefined = body.meta.channels[c]
+      const data = wide[c]
+      const meta: ChannelMeta | undefined = wide.meta.channels[c]
       if (!data || !meta) continue
       const shown = channels[c]
       // HTTP snapshots replace what is shown when newer, even if old: they are then shown as STALE, honestly

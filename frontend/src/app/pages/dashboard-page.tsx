@@ -19,6 +19,9 @@ import { sortRows, DEFAULT_SORT } from '../../features/dashboard/positions/posit
 import { LiquidationAlert, useTabTitle } from '../../features/dashboard/alerts/liquidation-alert.tsx'
 import { useFreshness } from '../../features/dashboard/components/freshness.tsx'
 import { CredentialsPanel } from '../../features/credentials/credentials-panel.tsx'
+import { OpenOrdersPanel } from '../../features/dashboard/account-data/open-orders.tsx'
+import { CrossCard } from '../../features/dashboard/account-data/cross-card.tsx'
+import { HistoryPanel } from '../../features/dashboard/account-data/history-panel.tsx'
 import type { DashboardResponse } from '../../../../backend/schemas/ws-protocol.ts'
 
 function createClient(api: ApiClient, session: SessionStore, config: PublicConfig): RealtimeClient {
@@ -65,15 +68,16 @@ export function DashboardPage(props: { api: ApiClient; session: SessionStore; us
 function Dashboard(props: { session: SessionStore; user: User; config: PublicConfig; theme: string; onToggleTheme: () => void; client: RealtimeClient }) {
   const [alertPct, setAlertPct] = useLocalSetting<number>('liqAlertPct', DEFAULT_LIQ_ALERT_PCT, isPct)
   const [selectedId, setSelectedId] = useState<string | null>(null)
-  const { rows, sourceTs } = usePositionRows()
+  const { rows, cross, sourceTs } = usePositionRows()
   // a new account without an API key sees the market and the key form, nothing else
   const noKey = useRealtime((s) => s.hasCredentials === false)
   const ticker = useRealtime((s) => s.channels.ticker)
   const positionsFresh = useFreshness(sourceTs)
   const tickerFresh = useFreshness(ticker?.sourceTs)
 
-  const riskiestFirst = useMemo(() => sortRows(rows, DEFAULT_SORT), [rows])
-  const selected = rows.find((r) => r.id === selectedId) ?? riskiestFirst[0] ?? null
+  // the cross-margin position is watched by the liquidation alert like any isolated one
+  const riskiestFirst = useMemo(() => sortRows(cross ? [...rows, cross] : rows, DEFAULT_SORT), [rows, cross])
+  const selected = riskiestFirst.find((r) => r.id === selectedId) ?? riskiestFirst[0] ?? null
   const atRisk = useMemo(() => riskiestFirst.filter((r) => r.distancePct < alertPct), [riskiestFirst, alertPct])
   useTabTitle(atRisk, ticker?.data.lastPrice)
 
@@ -111,13 +115,16 @@ function Dashboard(props: { session: SessionStore; user: User; config: PublicCon
         <StatusBanner />
         <TickerBar />
         {noKey && <CredentialsPanel prominent demo={props.config.mode === 'demo'} onChanged={() => props.client.resync('credentials')} />}
-        <div className={`board ${noKey ? 'board-no-key' : ''}`}>
+        <div className={`board ${noKey ? 'board-no-key' : ''} ${cross ? 'has-cross' : ''}`}>
           {!noKey && (
             <LiquidationAlert rows={riskiestFirst} thresholdPct={alertPct} onThreshold={setAlertPct} staleParts={[...(positionsFresh.stale ? ['positions'] : []), ...(tickerFresh.stale ? ['prices'] : [])]} />
           )}
           {!noKey && <BalanceCard />}
+          {!noKey && <CrossCard />}
           {!noKey && <PositionsTable alertPct={alertPct} selectedId={selected?.id ?? null} onSelect={setSelectedId} />}
+          {!noKey && <OpenOrdersPanel />}
           <ChartPanel position={noKey ? null : selected} theme={props.theme} />
+          {!noKey && <HistoryPanel />}
         </div>
         {!noKey && <CredentialsPanel prominent={false} demo={props.config.mode === 'demo'} onChanged={() => props.client.resync('credentials')} />}
       </main>
