@@ -24,9 +24,14 @@ export function credentialsInputProblems(input: Record<Field, string>): Array<{ 
   return out
 }
 
+/** only this line re-renders every second, not the whole form */
+function VerifiedAt(props: { iso: string }) {
+  const now = useNow()
+  return <>{`${fmtDateTime(props.iso)} (${fmtDuration(now - Date.parse(props.iso))} ago)`}</>
+}
+
 export function CredentialsPanel(props: { onChanged: () => void; prominent: boolean; demo: boolean }) {
   const api = useApi()
-  const now = useNow()
   const simulator = useRealtime((s) => s.source === 'simulator')
   const [stored, setStored] = useState<StoredCredentials | null | undefined>(undefined)
   const [editing, setEditing] = useState(false)
@@ -138,9 +143,7 @@ export function CredentialsPanel(props: { onChanged: () => void; prominent: bool
               </div>
               <div>
                 <dt>Verified</dt>
-                <dd data-testid="cred-verified">
-                  {stored.verifiedAt ? `${fmtDateTime(stored.verifiedAt)} (${fmtDuration(now - Date.parse(stored.verifiedAt))} ago)` : 'not yet'}
-                </dd>
+                <dd data-testid="cred-verified">{stored.verifiedAt ? <VerifiedAt iso={stored.verifiedAt} /> : 'not yet'}</dd>
               </div>
             </dl>
             <div className="row-actions">
