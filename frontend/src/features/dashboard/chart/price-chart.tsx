@@ -99,7 +99,9 @@ export default function PriceChart(props: { position: PositionRow | null; theme:
       s.update({ time: time as UTCTimestamp, value: t.data.lastPrice })
       if (time > lastTime) count++
       lastTime = time
-      c.timeScale().fitContent()
+      // re-fitting the whole time scale on every tick costs main-thread time all day: fit while the chart fills
+      // up, then only now and then (between fits, the newest point scrolls into view by itself)
+      if (count <= 60 || count % 30 === 0) c.timeScale().fitContent()
       if (count > CHART_MAX_POINTS) {
         const data = s.data().slice(-CHART_MAX_POINTS)
         s.setData(data as Parameters<typeof s.setData>[0])
