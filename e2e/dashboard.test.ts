@@ -175,6 +175,8 @@ t.test('desktop: live, positions, polling fallback, stale exchange, recovery', a
 
   await t.test('the access token was refreshed in-band, before it expired', async (t) => {
     // run-e2e gives access tokens a 30 s life; the page refreshes them at 80 % and re-sends auth on the open socket
+    const deadline = Date.now() + 25_000
+    while (!authsPerSocket.some((n) => n >= 2) && Date.now() < deadline) await page.waitForTimeout(250)
     t.ok(authsPerSocket.some((n) => n >= 2), `a socket carried a second auth message (auth messages per socket: ${authsPerSocket.join(', ')})`)
     t.notOk(serverCloseCodes.includes(4001), `the server never closed a socket for an expired token (server close codes: ${serverCloseCodes.join(', ') || 'none'})`)
   })
