@@ -129,7 +129,7 @@ export function PositionsTable(props: { alertPct: number; selectedId: string | n
                             est. {fmtSignedSats(r.pl)} @ {r.markSource}
                           </span>
                         )}
-                        {(c.key === 'netPl' || c.key === 'plPct') && r.plEstimated && est}
+                        {c.key === 'netPl' && r.plEstimated && est}
                       </td>
                     ))}
                   </tr>
