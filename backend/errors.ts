@@ -3,7 +3,7 @@
  * 4xx messages pass through; 5xx details are logged and hidden.
  */
 import type { FastifyError, FastifyInstance } from 'fastify'
-import { FIELD_RULES } from './schemas/http.ts'
+import { describeValidation } from './validation-messages.ts'
 
 export class HttpError extends Error {
   constructor(
@@ -79,10 +79,8 @@ export function installErrorHandlers(app: FastifyInstance): void {
     }
     const fe = err as FastifyError
     if (fe.validation) {
-      // a body field with a written rule is named by that rule, not by the validator's text
-      const field = /^\/([A-Za-z]+)$/.exec(fe.validation[0]?.instancePath ?? '')?.[1]
-      const rule = fe.validationContext === 'body' && field ? FIELD_RULES[field] : undefined
-      return reply.status(400).send(errorBody('validation_failed', rule ?? fe.message))
+      // the field named in words, never the validator's own text (CONTRACT §4 shape unchanged)
+      return reply.status(400).send(errorBody('validation_failed', describeValidation(fe.validation, fe.validationContext)))
     }
     const code = (fe.code && FASTIFY_CODES[fe.code]) ?? (status === 429 ? 'rate_limited' : status === 401 ? 'unauthorized' : status === 404 ? 'not_found' : 'bad_request')
     // a JSON parse error message can echo request bytes: keep it generic

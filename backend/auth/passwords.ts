@@ -36,11 +36,30 @@ export function dummyPasswordHash(): Promise<string> {
   return dummyHash
 }
 
-/** the minimum policy beyond length: not the username, and not a single character class of digits */
+/** the passwords tried first by anyone guessing (lower-cased, trailing digits and symbols removed) */
+const COMMON = new Set([
+  'password', 'passw0rd', 'passwort', 'motdepasse', 'qwerty', 'qwertyuiop', 'azerty', 'asdfghjkl', 'letmein', 'iloveyou',
+  'welcome', 'admin', 'administrator', 'abcdefgh', 'abcdef', 'abc', 'monkey', 'dragon', 'football', 'baseball', 'sunshine',
+  'princess', 'trustno', 'master', 'secret', 'changeme', 'bitcoin', 'satoshi', 'lnmarkets', 'trading', 'default', 'login',
+])
+
+/**
+ * The minimum policy: each rule broken is one sentence, all of them at once so the user fixes everything in
+ * one go. Empty when the password is acceptable.
+ */
+export function passwordProblems(username: string, password: string): string[] {
+  const problems: string[] = []
+  if (password.length < 8) problems.push('The password must be at least 8 characters long.')
+  if (password.length > 256) problems.push('The password must be at most 256 characters long.')
+  if (username.length > 0 && password.toLowerCase().includes(username.toLowerCase())) problems.push('The password must not contain the username.')
+  if (/^\d+$/.test(password)) problems.push('The password must not be made of digits only.')
+  if (new Set(password).size < 4) problems.push('The password must use at least 4 different characters.')
+  const core = password.toLowerCase().replace(/[\d\W_]+$/u, '').replace(/^[\d\W_]+/u, '')
+  if (COMMON.has(password.toLowerCase()) || COMMON.has(core)) problems.push('The password is one of the most common passwords; choose another.')
+  return problems
+}
+
+/** the first problem, or null (kept for callers that need one sentence) */
 export function passwordProblem(username: string, password: string): string | null {
-  if (password.length < 8) return 'password must be at least 8 characters'
-  if (password.toLowerCase().includes(username.toLowerCase())) return 'password must not contain the username'
-  if (/^\d+$/.test(password)) return 'password must not be digits only'
-  if (new Set(password).size < 4) return 'password must use at least 4 different characters'
-  return null
+  return passwordProblems(username, password)[0] ?? null
 }

@@ -15,8 +15,9 @@ export const commonErrors = {
 
 export const USERNAME_PATTERN = '^[A-Za-z0-9_.-]+$'
 export const Username = Type.String({ minLength: 3, maxLength: 32, pattern: USERNAME_PATTERN, description: '3–32 letters, digits, _ . -' })
-/** the policy: at least 8 characters, at most 256; strength checks happen in code (not the username, not all one class) */
-export const Password = Type.String({ minLength: 8, maxLength: 256 })
+/** only the bounds here: the policy (length ≥ 8, not the username, not common…) is checked in code, so every rule
+ *  broken is reported at once, each as its own sentence (auth/passwords.ts) */
+export const Password = Type.String({ minLength: 1, maxLength: 256 })
 
 export const Credentials = Type.Object({ username: Username, password: Password }, { additionalProperties: false })
 export const LoginBody = Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false })
@@ -37,13 +38,6 @@ export const CredentialsBody = Type.Object({
   apiSecret: Type.String({ minLength: 8, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' }),
   passphrase: Type.String({ minLength: 1, maxLength: 256, pattern: HEADER_SAFE_PATTERN }),
 }, { additionalProperties: false })
-
-/** one plain sentence per body field, used for its validation errors instead of the validator's own text */
-export const FIELD_RULES: Record<string, string> = {
-  apiKey: 'API key: 8 to 256 printable ASCII characters, no spaces',
-  apiSecret: 'API secret: 8 to 512 printable ASCII characters, no spaces',
-  passphrase: 'API passphrase: 1 to 256 printable ASCII characters (letters, digits, punctuation), no leading or trailing space',
-}
 
 export const CredentialsInfo = Type.Object({
   maskedKey: Type.String(),

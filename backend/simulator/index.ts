@@ -49,6 +49,8 @@ export interface Simulator {
   /** ws://host:port/v1 */
   streamUrl: string
   accounts: SimAccountInput[]
+  /** add an account while running (demo mode's one-click credentials); its key must be new */
+  addAccount(account: SimAccountInput): void
   faults: { set(f: Partial<Faults>): void; reset(): void; get(): Faults }
   stats: {
     requests(filter?: { path?: string; key?: string; sinceMs?: number }): number
@@ -219,6 +221,13 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     url: `http://${urlHost}:${port}/v3`,
     streamUrl: `ws://${urlHost}:${port}/v1`,
     accounts,
+    addAccount: (input: SimAccountInput) => {
+      if (byKey.has(input.key)) throw new Error('simulator: duplicate account key')
+      const a = { ...input, positions: input.positions?.map((p) => ({ ...p })) }
+      accounts.push(a)
+      byKey.set(a.key, a)
+      engine.addAccount(a)
+    },
     faults,
     stats,
     market: { price: () => market.price(), index: () => market.index(), setPrice, tick, settleFunding: () => { engine.settleFunding() } },

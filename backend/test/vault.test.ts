@@ -19,7 +19,9 @@ t.test('AES-256-GCM sealing', async (t) => {
   tampered.ciphertext[0]! ^= 1
   t.throws(() => open(tampered, 'user-a', [k]), VaultError, 'a flipped bit fails authentication')
   t.throws(() => open(a, 'user-a', [mk('k2')]), /no master key with id k1/, 'an unknown key id is named, not guessed')
-  t.equal(maskKey('abcdefghijklmnopqrstuvwxyz0123456789'), 'abcd…6789', 'masked key shows only the ends')
+  t.equal(maskKey('abcdefghijklmnopqrstuvwxyz0123456789'), 'abc…456789', 'masked key shows only the ends')
+  t.not(maskKey('sim-alice-0a1b2c3d4e5f'), maskKey('sim-alice-0a1b2c3d4e60'), 'two keys with a common prefix are told apart by their ends')
+  t.equal(maskKey('sim-alice-0a1b2c3d4e5f'), 's…4e5f', 'a 22-character key shows 5 characters, mostly its end')
   for (const k of ['abcdefghi', 'abcdefghijklmno', 'abcdefghijklmnop', 'abcdefghijklmnopqrstuvwxyz01234']) {
     const visible = maskKey(k).replace('…', '').length
     t.ok(visible * 4 <= k.length, `a ${k.length}-character key shows at most a quarter of itself (${maskKey(k)})`)

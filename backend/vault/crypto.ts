@@ -53,11 +53,12 @@ export function open(sealed: Sealed, userId: string, keys: MasterKey[]): Exchang
 }
 
 /**
- * "abcd…wxyz": enough for the owner to recognise the key, useless to anyone else — never more than a quarter of
- * it (4 + 4 characters of a 9-character key would be most of the key).
+ * "abc…uvwxyz": enough for the owner to tell two keys apart (mostly the end: keys often share a prefix), useless
+ * to anyone else — never more than a quarter of the key, and at most 12 characters.
  */
 export function maskKey(key: string): string {
-  if (key.length < 16) return `${key.slice(0, 2)}…`
-  if (key.length < 32) return `${key.slice(0, 2)}…${key.slice(-2)}`
-  return `${key.slice(0, 4)}…${key.slice(-4)}`
+  const visible = Math.min(12, Math.floor(key.length / 4))
+  const head = Math.min(4, Math.floor(visible / 3))
+  const tail = visible - head
+  return `${key.slice(0, head)}…${tail > 0 ? key.slice(-tail) : ''}`
 }

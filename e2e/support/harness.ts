@@ -2,7 +2,7 @@
  * What every e2e test needs: the running gateway's URLs (given by scripts/run-e2e.mjs), Debian's
  * Chromium through playwright-core, screenshots into test-artifacts/e2e, and the simulator's faults.
  */
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 
@@ -22,7 +22,7 @@ export function e2eEnv(): E2EEnv {
   return { base, sim, artifacts, staleAfterMs: Number(process.env.E2E_STALE_AFTER_MS ?? 30_000) }
 }
 
-export const DESKTOP = { width: 1280, height: 800 }
+export const DESKTOP = { width: 1440, height: 900 }
 export const PHONE = { width: 390, height: 844 }
 
 export async function launch(): Promise<Browser> {
@@ -112,4 +112,46 @@ export async function waitForChange(read: () => Promise<string>, from: string, t
     await new Promise((r) => setTimeout(r, 250))
   }
   throw new Error(`value stayed "${from}" for ${timeoutMs} ms`)
+}
+
+const AXE_PATH = join(process.cwd(), 'node_modules', 'axe-core', 'axe.min.js')
+
+/**
+ * axe-core's serious and critical violations on the page as it is now, one line each
+ * ("color-contrast: 2 × .badge-stale — Elements must meet minimum color contrast ratio thresholds").
+ */
+export async function axeSerious(page: Page): Promise<string[]> {
+  const loaded = await page.evaluate(() => typeof (window as unknown as { axe?: unknown }).axe !== 'undefined')
+  // the page's Content-Security-Policy (script-src 'self') refuses an injected <script> (addScriptTag);
+  // evaluating the source through the DevTools protocol is not subject to it
+  if (!loaded) await page.evaluate(readFileSync(AXE_PATH, 'utf8'))
+  const violations = await page.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run(ctx: Document, opts: object): Promise<{ violations: Array<{ id: string; impact: string | null; help: string; nodes: Array<{ target: unknown[]; failureSummary?: string }> }> }> } }).axe
+    const r = await axe.run(document, { resultTypes: ['violations'] })
+    return r.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id}: ${v.nodes.length} × ${v.nodes.slice(0, 3).map((n) => String(n.target[0])).join(' | ')} — ${v.help} (${(v.nodes[0]?.failureSummary ?? '').replace(/\s+/g, ' ').slice(0, 160)})`)
+  })
+  return violations
+}
+
+/**
+ * The renderer main thread's cost over `ms`, from CDP Performance metrics: `cpu` = its CPU time (ThreadTime)
+ * per wall second — what the page itself burns — and `tasks` = TaskDuration per wall second, which on a
+ * loaded machine also counts the time the thread waited for a core in the middle of a task.
+ */
+export async function mainThreadBusy(page: Page, ms: number): Promise<{ cpu: number; tasks: number; wallSeconds: number }> {
+  const cdp = await page.context().newCDPSession(page)
+  await cdp.send('Performance.enable')
+  const read = async () => {
+    const { metrics } = await cdp.send('Performance.getMetrics')
+    const get = (n: string) => metrics.find((m) => m.name === n)?.value ?? 0
+    return { thread: get('ThreadTime'), task: get('TaskDuration'), ts: get('Timestamp') }
+  }
+  const a = await read()
+  await page.waitForTimeout(ms)
+  const b = await read()
+  await cdp.detach()
+  const wallSeconds = b.ts - a.ts
+  return { cpu: (b.thread - a.thread) / wallSeconds, tasks: (b.task - a.task) / wallSeconds, wallSeconds }
 }

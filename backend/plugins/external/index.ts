@@ -21,11 +21,14 @@ import { redisRateLimitStore } from './rate-limit-store.ts'
 
 export const FRONTEND_DIST = join(ROOT_DIR, 'dist', 'frontend')
 
-/** Cache-Control of a file of the dashboard build */
+/**
+ * Vite names every file under assets/ by its content hash: such a file never changes, so it is cached for a
+ * year without revalidation. index.html (which names the current hashes) is always revalidated.
+ */
 export function staticCacheControl(path: string): string {
-  if (path.endsWith('.html')) return 'no-cache'
-  if (/[/\\]assets[/\\][^/\\]+-[A-Za-z0-9_-]{8,}\.[a-z0-9]+$/.test(path)) return 'public, max-age=31536000, immutable'
-  return 'public, max-age=3600'
+  const p = path.replace(/\\/g, '/').replace(/\.(br|gz)$/, '')
+  if (/\/assets\/[^/]+-[A-Za-z0-9_-]{8,}\.[a-z0-9]+$/.test(p)) return 'public, max-age=31536000, immutable'
+  return 'no-cache'
 }
 
 export default fp(
@@ -112,12 +115,19 @@ export default fp(
       preClose: async () => {},
     })
     if (existsSync(join(FRONTEND_DIST, 'index.html'))) {
-      // send's own Cache-Control is written after setHeaders and would override it: it is off, and every file gets
-      // its policy here. index.html is revalidated on every load (it names the current bundle); Vite's hashed
-      // assets never change under their name; anything else may be cached for an hour
-      await app.register(fastifyStatic, { root: FRONTEND_DIST, prefix: '/', wildcard: false, index: 'index.html', cacheControl: false, setHeaders: (res, path) => {
-        res.setHeader('cache-control', staticCacheControl(path))
-      } })
+      // brotli/gzip twins written at build time (vite.config.ts) are sent to browsers that accept them
+      await app.register(fastifyStatic, {
+        root: FRONTEND_DIST,
+        prefix: '/',
+        wildcard: false,
+        index: 'index.html',
+        preCompressed: true,
+        cacheControl: false,
+        setHeaders: (res, path) => {
+          res.setHeader('cache-control', staticCacheControl(path))
+          res.setHeader('vary', 'Accept-Encoding')
+        },
+      })
     } else {
       app.log.warn({ dir: FRONTEND_DIST }, 'dashboard build not found: run `npm run build` (the API still works)')
     }

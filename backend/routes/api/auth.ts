@@ -4,7 +4,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import Type from 'typebox'
-import { dummyPasswordHash, hashPassword, passwordProblem, verifyPassword } from '../../auth/passwords.ts'
+import { dummyPasswordHash, hashPassword, passwordProblems, verifyPassword } from '../../auth/passwords.ts'
 import { randomUUID } from 'node:crypto'
 import { REFRESH_COOKIE, newRefreshToken, refreshSessionId, sha256hex } from '../../auth/tokens.ts'
 import { MemoryAttempts, RedisAttempts, slowDownMs, type AttemptCounter } from '../../auth/attempts.ts'
@@ -73,8 +73,9 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { body: Credentials, response: { 201: Type.Object({ user: User }), 409: ErrorResponse, ...commonErrors } },
   }, async (request, reply) => {
     const { username, password } = request.body
-    const problem = passwordProblem(username, password)
-    if (problem) throw httpError(400, 'weak_password', problem)
+    // every rule broken, each its own sentence (the dashboard lists them one per line)
+    const problems = passwordProblems(username, password)
+    if (problems.length) throw httpError(400, 'weak_password', problems.join(' '))
     // "Alice" next to "alice" would let one user pass for another: usernames are unique whatever their case
     const clash = await app.prisma.$queryRaw<Array<{ n: number }>>`SELECT 1 AS n FROM users WHERE lower(username) = lower(${username}) LIMIT 1`
     if (clash.length > 0) throw httpError(409, 'username_taken', 'That username is taken')

@@ -1,6 +1,7 @@
 /**
  * PUT/GET/DELETE /api/credentials — verified against the exchange before they are stored; never returned.
  */
+import { randomBytes } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { httpError } from '../../errors.ts'
 import { CredentialsBody, CredentialsInfo, ErrorResponse, Ok, commonErrors } from '../../schemas/http.ts'
@@ -29,6 +30,32 @@ const credentialsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
     const info = await app.vault.put(request.userId, secret, app.exchange.network, new Date())
     app.authn.audit('credentials_put', { userId: request.userId, ip: request.ip, detail: info.maskedKey })
+    return toInfo(info)
+  })
+
+  // demo mode only: a fresh simulator account (balance, running positions, an open order) for this user, its
+  // credentials stored like any verified key — one click from "no key" to a populated dashboard
+  app.post('/credentials/demo', {
+    config: { rateLimit: { max: 5, timeWindow: 60_000 } },
+    schema: { response: { 200: CredentialsInfo, 404: ErrorResponse, ...commonErrors } },
+  }, async (request) => {
+    const sim = app.exchange.simulator
+    if (app.config.mode !== 'demo' || !sim) throw httpError(404, 'not_found', 'Simulator credentials exist only in demo mode')
+    const account = {
+      username: `trader-${request.userId.slice(0, 8)}`,
+      key: `sim-${randomBytes(9).toString('hex')}`,
+      secret: randomBytes(24).toString('base64'),
+      passphrase: randomBytes(8).toString('hex'),
+      balance: 1_000_000,
+      positions: [
+        { side: 'buy' as const, quantity: 300, leverage: 10 },
+        { side: 'sell' as const, quantity: 100, leverage: 20 },
+        { side: 'buy' as const, quantity: 200, leverage: 15, type: 'limit' as const },
+      ],
+    }
+    sim.addAccount(account)
+    const info = await app.vault.put(request.userId, { key: account.key, secret: account.secret, passphrase: account.passphrase }, app.exchange.network, new Date())
+    app.authn.audit('credentials_put', { userId: request.userId, ip: request.ip, detail: `demo ${info.maskedKey}` })
     return toInfo(info)
   })
 

@@ -94,7 +94,7 @@ t.test('PUT /api/credentials: a non-ASCII passphrase is a 400 naming the field, 
     t.equal(r.status, 400, `attempt ${i + 1}: 400`)
     if (i === 0) {
       t.equal(r.body?.error?.code, 'validation_failed', 'in the contract error shape')
-      t.match(r.body?.error?.message, /^API passphrase: .*printable ASCII/, 'the message names the passphrase and its rule in plain words')
+      t.match(r.body?.error?.message, /^Passphrase must be printable ASCII/, 'the message names the passphrase and its rule in plain words')
       t.notMatch(r.body?.error?.message, /body\/|must match pattern/, 'not the validator text')
     }
   }

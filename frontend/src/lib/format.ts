@@ -8,7 +8,21 @@ export const fmtSats = (v: number): string => `${int.format(Math.round(v))} sats
 export const fmtInt = (v: number): string => int.format(Math.round(v))
 export const fmtSignedSats = (v: number): string => `${v > 0 ? '+' : v < 0 ? '−' : ''}${int.format(Math.abs(Math.round(v)))}`
 export const fmtUsd = (v: number): string => usd.format(v)
-export const fmtPrice = (v: number): string => (v > 0 ? price.format(v) : '—')
+/**
+ * Prices are formatted many times a second (the chart's axis labels call it on every paint): remembered for the
+ * few hundred values in view instead of running Intl each time.
+ */
+const priceMemo = new Map<number, string>()
+export const fmtPrice = (v: number): string => {
+  if (!(v > 0)) return '—'
+  let out = priceMemo.get(v)
+  if (out === undefined) {
+    if (priceMemo.size > 2_000) priceMemo.clear()
+    out = price.format(v)
+    priceMemo.set(v, out)
+  }
+  return out
+}
 export const fmtPct = (v: number, digits = 2): string => (Number.isFinite(v) ? `${v.toFixed(digits)} %` : '—')
 export const fmtSignedPct = (v: number, digits = 2): string =>
   Number.isFinite(v) ? `${v > 0 ? '+' : v < 0 ? '−' : ''}${Math.abs(v).toFixed(digits)} %` : '—'
@@ -31,9 +45,11 @@ export function fmtCountdown(ms: number): string {
   return `${String(h).padStart(2, '0')}:${String(m).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`
 }
 
+const dateTime = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short' })
+
 export function fmtDateTime(iso: string | number | null | undefined): string {
   if (iso === null || iso === undefined) return '—'
   const d = new Date(iso)
   if (Number.isNaN(d.getTime())) return '—'
-  return d.toLocaleString('en-GB', { dateStyle: 'medium', timeStyle: 'short' })
+  return dateTime.format(d)
 }

@@ -77,3 +77,17 @@ export function terminalReason(code: number, serverReason: string): string {
   const base = TERMINAL_REASONS[code] ?? 'The server ended the live connection. Please sign in again.'
   return serverReason ? `${base} (${serverReason}, code ${code})` : `${base} (code ${code})`
 }
+
+/**
+ * The HTTP fallback's period: the configured one, but at most half the stale limit. Data read at one poll
+ * is at most one gateway poll old; with the next read half a stale window later it never ages past the
+ * limit in between, so the fallback alone never makes fresh-enough data look STALE.
+ */
+export function fallbackPollMs(configuredMs: number, staleAfterMs: number, minMs = 2_000): number {
+  return Math.max(minMs, Math.min(configuredMs, Math.floor(staleAfterMs / 2)))
+}
+
+/** seconds shown in "next in N s": never more than the period, never negative */
+export function pollCountdownSeconds(nextPollAt: number, now: number, periodMs: number): number {
+  return Math.max(0, Math.min(Math.floor(periodMs / 1000), Math.ceil((nextPollAt - now) / 1000)))
+}

@@ -23,21 +23,27 @@ import {
   BACKOFF_CAP_MS,
   DEFAULT_STALE_AFTER_MS,
   FALLBACK_POLL_MS,
+  MIN_FALLBACK_POLL_MS,
   WAKE_GAP_MS,
   WS_AUTH_TIMEOUT_MS,
   WS_PING_EVERY_MS,
   WS_PONG_TIMEOUT_MS,
+  WS_SILENT_AFTER_MS,
 } from '../config/constants.ts'
 // the channel table itself (a dependency-free module): the page knows every channel the gateway has
 import { CHANNELS, scopeOf } from '../../../backend/schemas/channels.ts'
-import { backoffDelay, isNewer, isSameVersionFresher, isTerminalCloseCode, isTokenExpiredCode, judgeFrame } from './frame-policy.ts'
+import type { CrossSnapshot, HistorySnapshot } from '../features/dashboard/account-data/types.ts'
+import { backoffDelay, fallbackPollMs, isNewer, isSameVersionFresher, isTerminalCloseCode, isTokenExpiredCode, judgeFrame } from './frame-policy.ts'
 
+/** the channels this page shows: every channel of the table */
+export type PageChannel = Channel
+export type PageSnapshots = SnapshotByChannel & { cross: CrossSnapshot; history: HistorySnapshot }
 
 /** what the connection chip says */
-export type Transport = 'connecting' | 'live' | 'polling' | 'reconnecting' | 'offline' | 'stopped'
+export type Transport = 'connecting' | 'live' | 'silent' | 'polling' | 'reconnecting' | 'offline' | 'stopped'
 
-export interface ChannelView<C extends Channel = Channel> {
-  data: SnapshotByChannel[C]
+export interface ChannelView<C extends PageChannel = PageChannel> {
+  data: PageSnapshots[C]
   epoch: number
   seq: number
   /** when the exchange data was true (server clock, ms) */
@@ -57,10 +63,14 @@ export interface RealtimeState {
   transport: Transport
   /** client ms of the next HTTP fallback poll, while polling */
   nextPollAt: number | null
+  /** the wait before that poll, ms (the chip's countdown never shows more) */
+  pollWaitMs: number
+  /** client ms since when the open socket has not answered (no frame, unanswered ping); null when it talks */
+  silentSince: number | null
   /** client ms of the next reconnect attempt, while the socket is down */
   nextReconnectAt: number | null
   lastPollOk: boolean | null
-  channels: { [C in Channel]?: ChannelView<C> }
+  channels: { [C in PageChannel]?: ChannelView<C> }
   /** upstream health per affected part ('account' polling, 'ticker' feed, or 'all' from the HTTP fallback) */
   upstream: Record<string, UpstreamView>
   source: Source | null
@@ -138,6 +148,8 @@ export class RealtimeClient {
     this.state = {
       transport: 'stopped',
       nextPollAt: null,
+      pollWaitMs: 0,
+      silentSince: null,
       nextReconnectAt: null,
       lastPollOk: null,
       channels: {},
@@ -303,6 +315,7 @@ export class RealtimeClient {
   private onClosed(code: number, reason: string): void {
     this.ws = null
     this.authed = false
+    this.update({ silentSince: null })
     if (this.authTimer) clearTimeout(this.authTimer)
     this.authTimer = null
     if (this.stopped) return
@@ -337,6 +350,12 @@ export class RealtimeClient {
   private onFrame(frame: ServerFrame): void {
     const now = this.opts.now()
     this.lastFrameAt = now
+    if (this.state.silentSince !== null) {
+      // the socket talks again: back to LIVE, the fallback polling started for the silence stops
+      this.update({ silentSince: null })
+      if (this.authed && frame.type !== 'connection') this.stopPolling()
+      this.update({ transport: this.deriveTransport() })
+    }
     switch (frame.type) {
       case 'connection': {
         const reconnect = this.everConnected
@@ -441,7 +460,12 @@ export class RealtimeClient {
     this.polling = false
     if (this.pollTimer) clearTimeout(this.pollTimer)
     this.pollTimer = null
-    this.update({ nextPollAt: null })
+    this.update({ nextPollAt: null, pollWaitMs: 0 })
+  }
+
+  /** the fallback's period: at most half the stale limit, so it never lets fresh-enough data look stale */
+  pollPeriodMs(): number {
+    return fallbackPollMs(this.opts.pollEveryMs, this.state.staleAfterMs, Math.min(MIN_FALLBACK_POLL_MS, this.opts.pollEveryMs))
   }
 
   private async pollOnce(): Promise<void> {
@@ -459,7 +483,8 @@ export class RealtimeClient {
     }
     if (this.stopped) return
     let lastPollOk = true
-    let wait = this.opts.pollEveryMs
+    const period = this.pollPeriodMs()
+    let wait = period
     if (result.kind === 'ok') {
       this.applyDashboard(result.body)
     } else if (result.kind === 'error') {
@@ -468,9 +493,9 @@ export class RealtimeClient {
       this.pollFailedNetwork = result.network
     }
     if (lastPollOk) this.pollFailedNetwork = false
-    if (this.polling && !this.authed) {
+    if (this.polling && (!this.authed || this.state.silentSince !== null)) {
       this.pollTimer = setTimeout(() => void this.pollOnce(), wait)
-      this.update({ lastPollOk, nextPollAt: this.opts.now() + wait })
+      this.update({ lastPollOk, nextPollAt: this.opts.now() + wait, pollWaitMs: wait })
     } else {
       this.update({ lastPollOk })
     }
@@ -479,10 +504,12 @@ export class RealtimeClient {
 
   private applyDashboard(body: DashboardResponse): void {
     const now = this.opts.now()
-    const channels = { ...this.state.channels } as Record<Channel, ChannelView | undefined>
+    const channels = { ...this.state.channels } as Record<PageChannel, ChannelView | undefined>
+    // the body carries cross/history where the gateway serves them (CONTRACT §4 /api/dashboard)
+    const wide = body as unknown as Record<PageChannel, unknown> & { meta: { channels: Partial<Record<PageChannel, ChannelMeta>> } }
     for (const c of CHANNELS) {
-      const data = body[c]
-      const meta: ChannelMeta | undefined = body.meta.channels[c]
+      const data = wide[c]
+      const meta: ChannelMeta | undefined = wide.meta.channels[c]
       if (!data || !meta) continue
       const shown = channels[c]
       // HTTP snapshots replace what is shown when newer, even if old: they are then shown as STALE, honestly
@@ -521,11 +548,16 @@ export class RealtimeClient {
       return
     }
     if (this.authed && this.ws) {
-      // any frame proves the socket alive; a silent one gets a ping, and an unanswered ping drops it
+      // any frame proves the socket alive; a quiet one gets a ping. Unanswered for a few seconds, the open
+      // socket is called silent (the chip leaves LIVE, HTTP polling starts); unanswered longer, it is dropped
       if (this.pingSentAt && this.lastFrameAt < this.pingSentAt) {
         if (now - this.pingSentAt > WS_PONG_TIMEOUT_MS) {
           this.onSocketDead('heartbeat timeout')
           return
+        }
+        if (now - this.pingSentAt > WS_SILENT_AFTER_MS && this.state.silentSince === null) {
+          this.update({ silentSince: this.lastFrameAt })
+          this.startPolling()
         }
       } else if (now - this.lastFrameAt > WS_PING_EVERY_MS) {
         this.sendPing()
@@ -553,7 +585,7 @@ export class RealtimeClient {
 
   private deriveTransport(): Transport {
     if (this.stopped) return 'stopped'
-    if (this.authed) return 'live'
+    if (this.authed) return this.state.silentSince !== null ? 'silent' : 'live'
     if (!this.opts.isOnline()) return 'offline'
     if (this.state.lastPollOk === true && this.polling) return 'polling'
     if (this.state.lastPollOk === false && this.pollFailedNetwork) return 'offline'

@@ -19,6 +19,9 @@ import { sortRows, DEFAULT_SORT } from '../../features/dashboard/positions/posit
 import { LiquidationAlert, useTabTitle } from '../../features/dashboard/alerts/liquidation-alert.tsx'
 import { useFreshness } from '../../features/dashboard/components/freshness.tsx'
 import { CredentialsPanel } from '../../features/credentials/credentials-panel.tsx'
+import { OpenOrdersPanel } from '../../features/dashboard/account-data/open-orders.tsx'
+import { CrossCard } from '../../features/dashboard/account-data/cross-card.tsx'
+import { HistoryPanel } from '../../features/dashboard/account-data/history-panel.tsx'
 import type { DashboardResponse } from '../../../../backend/schemas/ws-protocol.ts'
 
 function createClient(api: ApiClient, session: SessionStore, config: PublicConfig): RealtimeClient {
@@ -65,15 +68,16 @@ export function DashboardPage(props: { api: ApiClient; session: SessionStore; us
 function Dashboard(props: { session: SessionStore; user: User; config: PublicConfig; theme: string; onToggleTheme: () => void; client: RealtimeClient }) {
   const [alertPct, setAlertPct] = useLocalSetting<number>('liqAlertPct', DEFAULT_LIQ_ALERT_PCT, isPct)
   const [selectedId, setSelectedId] = useState<string | null>(null)
-  const { rows, sourceTs } = usePositionRows()
+  const { rows, cross, sourceTs } = usePositionRows()
   // a new account without an API key sees the market and the key form, nothing else
   const noKey = useRealtime((s) => s.hasCredentials === false)
   const ticker = useRealtime((s) => s.channels.ticker)
   const positionsFresh = useFreshness(sourceTs)
   const tickerFresh = useFreshness(ticker?.sourceTs)
 
-  const riskiestFirst = useMemo(() => sortRows(rows, DEFAULT_SORT), [rows])
-  const selected = rows.find((r) => r.id === selectedId) ?? riskiestFirst[0] ?? null
+  // the cross-margin position is watched by the liquidation alert like any isolated one
+  const riskiestFirst = useMemo(() => sortRows(cross ? [...rows, cross] : rows, DEFAULT_SORT), [rows, cross])
+  const selected = riskiestFirst.find((r) => r.id === selectedId) ?? riskiestFirst[0] ?? null
   const atRisk = useMemo(() => riskiestFirst.filter((r) => r.distancePct < alertPct), [riskiestFirst, alertPct])
   useTabTitle(atRisk, ticker?.data.lastPrice)
 
@@ -83,12 +87,13 @@ function Dashboard(props: { session: SessionStore; user: User; config: PublicCon
         Skip to positions
       </a>
       <header className="topbar">
-        <div className="brand">
+        <h1 className="brand">
           <span className="logo" aria-hidden="true">
             ⚡
           </span>
           <span className="brand-name">lnm-gateway</span>
-        </div>
+          <span className="sr-only"> trading dashboard</span>
+        </h1>
         <DemoBadge demo={props.config.mode === 'demo'} />
         <ConnectionChip />
         <UpstreamChip />
@@ -99,25 +104,29 @@ function Dashboard(props: { session: SessionStore; user: User; config: PublicCon
         <span className="user" title="Signed in" data-testid="username-label">
           {props.user.username}
         </span>
-        <button type="button" onClick={() => void props.session.logout()} data-testid="logout">
+        <button type="button" className="signout" onClick={() => void props.session.logout()} data-testid="logout">
           Sign out
         </button>
       </header>
-      <ConnectionAnnouncer />
-      <TransportBanner />
-      <StatusBanner />
+      {/* the document order is the visual order (no CSS order): the keyboard follows what the eye sees */}
       <main id="main" className="main">
+        <ConnectionAnnouncer />
+        <TransportBanner />
+        <StatusBanner />
         <TickerBar />
-        {/* always at this place in the tree (CSS order moves it), so typing in it survives layout changes */}
-        <CredentialsPanel prominent={noKey} onChanged={() => props.client.resync('credentials')} />
-        <div className={`grid ${noKey ? 'grid-chart-only' : ''}`}>
-          {!noKey && <BalanceCard />}
+        {noKey && <CredentialsPanel prominent demo={props.config.mode === 'demo'} onChanged={() => props.client.resync('credentials')} />}
+        <div className={`board ${noKey ? 'board-no-key' : ''} ${cross ? 'has-cross' : ''}`}>
           {!noKey && (
-            <LiquidationAlert rows={riskiestFirst} thresholdPct={alertPct} onThreshold={setAlertPct} stale={positionsFresh.stale || tickerFresh.stale} />
+            <LiquidationAlert rows={riskiestFirst} thresholdPct={alertPct} onThreshold={setAlertPct} staleParts={[...(positionsFresh.stale ? ['positions'] : []), ...(tickerFresh.stale ? ['prices'] : [])]} />
           )}
+          {!noKey && <BalanceCard />}
+          {!noKey && <CrossCard />}
+          {!noKey && <PositionsTable alertPct={alertPct} selectedId={selected?.id ?? null} onSelect={setSelectedId} />}
+          {!noKey && <OpenOrdersPanel />}
           <ChartPanel position={noKey ? null : selected} theme={props.theme} />
+          {!noKey && <HistoryPanel />}
         </div>
-        {!noKey && <PositionsTable alertPct={alertPct} selectedId={selected?.id ?? null} onSelect={setSelectedId} />}
+        {!noKey && <CredentialsPanel prominent={false} demo={props.config.mode === 'demo'} onChanged={() => props.client.resync('credentials')} />}
       </main>
       <footer className="footer small muted">
         {props.config.mode === 'demo' ? 'Demo mode: all values come from the built-in LN Markets simulator. ' : 'Data from LN Markets via this gateway. '}

@@ -6,10 +6,12 @@ import { useRealtime } from '../../lib/realtime-react.ts'
 import { useNow } from '../../lib/use-now.ts'
 import type { Transport } from '../../lib/realtime-client.ts'
 import { describeReason } from './status-reasons.ts'
+import { pollCountdownSeconds } from '../../lib/frame-policy.ts'
 
 const LABEL: Record<Transport, string> = {
   connecting: 'CONNECTING',
   live: 'LIVE',
+  silent: 'SILENT',
   polling: 'POLLING',
   reconnecting: 'RECONNECTING',
   offline: 'OFFLINE',
@@ -19,7 +21,8 @@ const LABEL: Record<Transport, string> = {
 const EXPLAIN: Record<Transport, string> = {
   connecting: 'Opening the live connection',
   live: 'Live: values are pushed as they change',
-  polling: 'Live connection lost: refreshing over HTTP every 30 s while reconnecting',
+  silent: 'The live connection is open but nothing arrives on it: refreshing over HTTP until it answers or is replaced',
+  polling: 'Live connection lost: refreshing over HTTP while reconnecting',
   reconnecting: 'Live connection lost: reconnecting',
   offline: 'The gateway cannot be reached: values are not updating',
   stopped: 'Not connected',
@@ -29,9 +32,12 @@ export function ConnectionChip() {
   const transport = useRealtime((s) => s.transport)
   const nextPollAt = useRealtime((s) => s.nextPollAt)
   const nextReconnectAt = useRealtime((s) => s.nextReconnectAt)
+  const pollWaitMs = useRealtime((s) => s.pollWaitMs)
+  const silentSince = useRealtime((s) => s.silentSince)
   const now = useNow()
   let detail = ''
-  if (transport === 'polling' && nextPollAt) detail = `next in ${Math.max(0, Math.ceil((nextPollAt - now) / 1000))} s`
+  if (transport === 'polling' && nextPollAt) detail = `next in ${pollCountdownSeconds(nextPollAt, now, pollWaitMs)} s`
+  else if (transport === 'silent' && silentSince !== null) detail = `no data for ${Math.max(0, Math.round((now - silentSince) / 1000))} s`
   else if (transport === 'reconnecting' && nextReconnectAt && nextReconnectAt > now) detail = `retry in ${Math.ceil((nextReconnectAt - now) / 1000)} s`
   return (
     <span

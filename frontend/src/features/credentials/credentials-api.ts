@@ -32,3 +32,8 @@ export async function putCredentials(api: ApiClient, input: CredentialsInput): P
 export async function deleteCredentials(api: ApiClient): Promise<void> {
   await api.json('DELETE', '/api/credentials')
 }
+
+/** demo mode only: a fresh simulator account for this user, its key stored (POST /api/credentials/demo) */
+export async function provisionDemoCredentials(api: ApiClient): Promise<StoredCredentials> {
+  return api.json<StoredCredentials>('POST', '/api/credentials/demo')
+}

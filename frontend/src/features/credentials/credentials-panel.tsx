@@ -7,18 +7,38 @@ import { useApi } from '../../lib/api-context.ts'
 import { useRealtime } from '../../lib/realtime-react.ts'
 import { useNow } from '../../lib/use-now.ts'
 import { fmtDateTime, fmtDuration } from '../../lib/format.ts'
-import { describeError } from '../session/error-messages.ts'
-import { deleteCredentials, getCredentials, putCredentials, type StoredCredentials } from './credentials-api.ts'
+import { credentialsFieldOf, describeError, splitSentences } from '../session/error-messages.ts'
+import { deleteCredentials, getCredentials, putCredentials, provisionDemoCredentials, type StoredCredentials } from './credentials-api.ts'
 
-export function CredentialsPanel(props: { onChanged: () => void; prominent: boolean }) {
-  const api = useApi()
+type Field = 'apiKey' | 'apiSecret' | 'passphrase'
+const FIELD_LABEL: Record<Field, string> = { apiKey: 'API key', apiSecret: 'API secret', passphrase: 'Passphrase' }
+
+/** the form's own checks, each naming its field (the gateway checks again and says the same way) */
+export function credentialsInputProblems(input: Record<Field, string>): Array<{ field: Field; message: string }> {
+  const out: Array<{ field: Field; message: string }> = []
+  for (const f of ['apiKey', 'apiSecret', 'passphrase'] as const) {
+    if (!input[f]) out.push({ field: f, message: `${FIELD_LABEL[f]} is required.` })
+    else if (f !== 'passphrase' && input[f].length < 8) out.push({ field: f, message: `${FIELD_LABEL[f]} must be at least 8 characters.` })
+    else if (f !== 'passphrase' && /\s/.test(input[f])) out.push({ field: f, message: `${FIELD_LABEL[f]} must not contain spaces.` })
+  }
+  return out
+}
+
+/** only this line re-renders every second, not the whole form */
+function VerifiedAt(props: { iso: string }) {
   const now = useNow()
+  return <>{`${fmtDateTime(props.iso)} (${fmtDuration(now - Date.parse(props.iso))} ago)`}</>
+}
+
+export function CredentialsPanel(props: { onChanged: () => void; prominent: boolean; demo: boolean }) {
+  const api = useApi()
   const simulator = useRealtime((s) => s.source === 'simulator')
   const [stored, setStored] = useState<StoredCredentials | null | undefined>(undefined)
   const [editing, setEditing] = useState(false)
   const [busy, setBusy] = useState(false)
   const [error, setError] = useState<string | null>(null)
   const [notice, setNotice] = useState<string | null>(null)
+  const [badFields, setBadFields] = useState<Set<Field>>(new Set())
 
   useEffect(() => {
     let alive = true
@@ -40,12 +60,15 @@ export function CredentialsPanel(props: { onChanged: () => void; prominent: bool
       apiSecret: String(data.get('apiSecret') ?? '').trim(),
       passphrase: String(data.get('passphrase') ?? ''),
     }
-    if (!input.apiKey || !input.apiSecret || !input.passphrase) {
-      setError('All three fields are needed: key, secret and passphrase.')
+    const problems = credentialsInputProblems(input)
+    if (problems.length) {
+      setError(problems.map((p) => p.message).join(' '))
+      setBadFields(new Set(problems.map((p) => p.field)))
       return
     }
     setBusy(true)
     setError(null)
+    setBadFields(new Set())
     try {
       const saved = await putCredentials(api, input)
       form.reset() // the secret and passphrase leave the page's memory with the form
@@ -54,11 +77,32 @@ export function CredentialsPanel(props: { onChanged: () => void; prominent: bool
       setNotice('Verified with LN Markets and stored encrypted.')
       props.onChanged()
     } catch (err) {
+      const message = describeError(err, 'credentials')
+      setError(message)
+      setBadFields(new Set(splitSentences(message).map(credentialsFieldOf).filter((f): f is Field => f !== null)))
+    } finally {
+      setBusy(false)
+    }
+  }
+
+  const takeDemo = async () => {
+    setBusy(true)
+    setError(null)
+    try {
+      const saved = await provisionDemoCredentials(api)
+      setStored(saved)
+      setEditing(false)
+      setNotice('A fresh simulator account was created for you and its key stored.')
+      props.onChanged()
+    } catch (err) {
       setError(describeError(err, 'credentials'))
     } finally {
       setBusy(false)
     }
   }
+
+  const fieldProps = (f: Field) => ({ 'aria-invalid': badFields.has(f) || undefined, 'aria-describedby': badFields.has(f) ? 'cred-error' : undefined })
+  const errorLines = error ? splitSentences(error) : []
 
   const remove = async () => {
     if (!window.confirm('Forget this API key? Live data stops until you add one again.')) return
@@ -99,9 +143,7 @@ export function CredentialsPanel(props: { onChanged: () => void; prominent: bool
               </div>
               <div>
                 <dt>Verified</dt>
-                <dd data-testid="cred-verified">
-                  {stored.verifiedAt ? `${fmtDateTime(stored.verifiedAt)} (${fmtDuration(now - Date.parse(stored.verifiedAt))} ago)` : 'not yet'}
-                </dd>
+                <dd data-testid="cred-verified">{stored.verifiedAt ? <VerifiedAt iso={stored.verifiedAt} /> : 'not yet'}</dd>
               </div>
             </dl>
             <div className="row-actions">
@@ -123,22 +165,29 @@ export function CredentialsPanel(props: { onChanged: () => void; prominent: bool
               {simulator && (
                 <>
                   <br />
-                  <strong>Demo mode:</strong> this gateway talks to its built-in LN Markets simulator, so real LN Markets keys will be refused. Sign in as{' '}
-                  <code>demo</code> / <code>demo</code> to see a funded simulator account with open positions.
+                  <strong>Demo mode:</strong> this gateway talks to its built-in LN Markets simulator, so real LN Markets keys will be refused. Use
+                  the button below for a funded simulator account of your own.
                 </>
               )}
             </p>
+            {props.demo && (
+              <div className="demo-cred">
+                <button type="button" className="primary" onClick={() => void takeDemo()} disabled={busy} data-testid="cred-demo">
+                  Use simulator demo credentials
+                </button>
+              </div>
+            )}
             <label>
               API key
-              <input name="apiKey" autoComplete="off" spellCheck={false} required />
+              <input name="apiKey" autoComplete="off" spellCheck={false} required {...fieldProps('apiKey')} />
             </label>
             <label>
               API secret
-              <input name="apiSecret" type="password" autoComplete="new-password" spellCheck={false} required />
+              <input name="apiSecret" type="password" autoComplete="new-password" spellCheck={false} required {...fieldProps('apiSecret')} />
             </label>
             <label>
               Passphrase
-              <input name="passphrase" type="password" autoComplete="new-password" spellCheck={false} required />
+              <input name="passphrase" type="password" autoComplete="new-password" spellCheck={false} required {...fieldProps('passphrase')} />
             </label>
             <div className="row-actions">
               <button type="submit" className="primary" disabled={busy}>
@@ -153,9 +202,17 @@ export function CredentialsPanel(props: { onChanged: () => void; prominent: bool
           </form>
         )}
         {error && (
-          <p className="form-error" role="alert" data-testid="cred-error">
-            {error}
-          </p>
+          <div className="form-error" role="alert" data-testid="cred-error" id="cred-error">
+            {errorLines.length > 1 ? (
+              <ul className="error-list">
+                {errorLines.map((l) => (
+                  <li key={l}>{l}</li>
+                ))}
+              </ul>
+            ) : (
+              error
+            )}
+          </div>
         )}
         {notice && !error && (
           <p className="form-ok" role="status">

@@ -1,6 +1,6 @@
 /** Sign in / create account, with every API error said plainly and, in demo mode, the demo login. */
-import { useState, type FormEvent } from 'react'
-import { describeError } from './error-messages.ts'
+import { useRef, useState, type FormEvent, type KeyboardEvent } from 'react'
+import { describeError, splitSentences } from './error-messages.ts'
 import type { SessionStore } from './session-store.ts'
 
 type Mode = 'login' | 'register'
@@ -35,10 +35,6 @@ export function AuthForm(props: { session: SessionStore; notice: string | null; 
       setError('Usernames are 3–32 letters, digits, _ . or -.')
       return
     }
-    if (mode === 'register' && password.length < 8) {
-      setError('Choose a password of at least 8 characters.')
-      return
-    }
     void run(mode, username.trim(), password)
   }
 
@@ -46,14 +42,50 @@ export function AuthForm(props: { session: SessionStore; notice: string | null; 
     setMode(m)
     setError(null)
   }
+  const tabRefs = { login: useRef<HTMLButtonElement>(null), register: useRef<HTMLButtonElement>(null) }
+  // WAI-ARIA tabs: arrow keys (and Home/End) move between the tabs and select them
+  const onTabKey = (e: KeyboardEvent<HTMLButtonElement>) => {
+    const order: Mode[] = ['login', 'register']
+    const i = order.indexOf(mode)
+    let next: Mode | null = null
+    if (e.key === 'ArrowRight' || e.key === 'ArrowDown') next = order[(i + 1) % order.length]!
+    else if (e.key === 'ArrowLeft' || e.key === 'ArrowUp') next = order[(i + order.length - 1) % order.length]!
+    else if (e.key === 'Home') next = order[0]!
+    else if (e.key === 'End') next = order[order.length - 1]!
+    if (!next) return
+    e.preventDefault()
+    switchTo(next)
+    tabRefs[next].current?.focus()
+  }
+  const lines = error ? splitSentences(error) : []
 
   return (
     <div className="auth-card">
       <div className="tabs" role="tablist" aria-label="Account">
-        <button type="button" role="tab" aria-selected={mode === 'login'} onClick={() => switchTo('login')}>
+        <button
+          type="button"
+          role="tab"
+          id="tab-login"
+          ref={tabRefs.login}
+          aria-selected={mode === 'login'}
+          aria-controls="auth-panel"
+          tabIndex={mode === 'login' ? 0 : -1}
+          onKeyDown={onTabKey}
+          onClick={() => switchTo('login')}
+        >
           Sign in
         </button>
-        <button type="button" role="tab" aria-selected={mode === 'register'} onClick={() => switchTo('register')}>
+        <button
+          type="button"
+          role="tab"
+          id="tab-register"
+          ref={tabRefs.register}
+          aria-selected={mode === 'register'}
+          aria-controls="auth-panel"
+          tabIndex={mode === 'register' ? 0 : -1}
+          onKeyDown={onTabKey}
+          onClick={() => switchTo('register')}
+        >
           Create account
         </button>
       </div>
@@ -62,7 +94,7 @@ export function AuthForm(props: { session: SessionStore; notice: string | null; 
           {props.notice}
         </p>
       )}
-      <form onSubmit={submit} aria-label={mode === 'login' ? 'Sign in' : 'Create account'} noValidate>
+      <form onSubmit={submit} id="auth-panel" role="tabpanel" aria-labelledby={mode === 'login' ? 'tab-login' : 'tab-register'} noValidate>
         <label>
           Username
           <input
@@ -91,13 +123,24 @@ export function AuthForm(props: { session: SessionStore; notice: string | null; 
         </label>
         {mode === 'register' && (
           <p id="pw-hint" className="small muted">
-            Username: 3–32 letters, digits, _ . -. Password: at least 8 characters, not containing the username. Your LN Markets API key is added after signing up.
+            Username: 3–32 letters, digits, _ . -. Password: at least 8 characters and 4 different ones, not digits only, not containing
+            the username, not a common password. Your LN Markets API key is added after signing up.
           </p>
         )}
         {error && (
-          <p className="form-error" role="alert" data-testid="auth-error">
-            {error}
-          </p>
+          <div className="form-error" role="alert" data-testid="auth-error">
+            {lines.length > 1 ? (
+              <ul className="error-list">
+                {lines.map((l) => (
+                  <li key={l} data-testid="auth-error-rule">
+                    {l}
+                  </li>
+                ))}
+              </ul>
+            ) : (
+              error
+            )}
+          </div>
         )}
         <button type="submit" className="primary wide" disabled={busy} data-testid="auth-submit">
           {busy ? 'Please wait…' : mode === 'login' ? 'Sign in' : 'Create account'}

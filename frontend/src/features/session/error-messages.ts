@@ -16,11 +16,10 @@ export function describeError(e: unknown, ctx: ErrorContext = 'generic'): string
     case 0:
       return 'The gateway cannot be reached. Check your connection; nothing was changed.'
     case 400:
-      if (ctx === 'register') {
-        if (/username/.test(serverSays)) return 'Usernames are 3–32 letters, digits, _ . or -.'
-        return `That password cannot be used${serverSays ? `: ${serverSays}` : ''}.`
-      }
-      if (ctx === 'credentials') return `Those fields are not valid${serverSays ? `: ${serverSays}` : ''}.`
+      // the gateway says each broken rule as its own sentence, naming the field in words
+      if (ctx === 'register' && e.code !== 'weak_password' && /^Username/.test(serverSays)) return serverSays
+      if (ctx === 'register') return serverSays || 'That password cannot be used.'
+      if (ctx === 'credentials') return serverSays || 'Those fields are not valid.'
       return serverSays || 'The request was not valid.'
     case 401:
       if (ctx === 'login') return 'Wrong username or password.'
@@ -49,4 +48,20 @@ export function describeError(e: unknown, ctx: ErrorContext = 'generic'): string
       if (e.status >= 500) return 'The gateway had an internal error. Try again; if it persists, contact the operator.'
       return serverSays || `Unexpected answer from the gateway (HTTP ${e.status}).`
   }
+}
+
+/** one sentence per line: the gateway reports every broken rule at once, each as a sentence */
+export function splitSentences(message: string): string[] {
+  return message
+    .split(/(?<=[.!?])\s+(?=[A-Z"])/)
+    .map((x) => x.trim())
+    .filter(Boolean)
+}
+
+/** which credentials field a message is about (the gateway names it in words), or null */
+export function credentialsFieldOf(message: string): 'apiKey' | 'apiSecret' | 'passphrase' | null {
+  if (/^API key\b/.test(message)) return 'apiKey'
+  if (/^API secret\b/.test(message)) return 'apiSecret'
+  if (/^Passphrase\b/.test(message)) return 'passphrase'
+  return null
 }

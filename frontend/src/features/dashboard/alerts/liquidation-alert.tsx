@@ -5,6 +5,23 @@
 import { useEffect, useRef, useState } from 'react'
 import { fmtPct, fmtPrice } from '../../../lib/format.ts'
 import type { PositionRow } from '../positions/position-math.ts'
+import { joinNames } from '../../../lib/channel-age.ts'
+
+/** why a typed threshold cannot be used, said plainly; null when it can (0 < pct ≤ 90) */
+export function thresholdProblem(text: string): string | null {
+  const trimmed = text.trim()
+  if (trimmed === '') return 'Enter a distance in %, for example 10.'
+  const v = Number(trimmed)
+  if (!Number.isFinite(v)) return 'The distance must be a number, for example 10.'
+  if (v <= 0) return 'The distance must be more than 0 %: at 0 % the alert would only fire at liquidation itself.'
+  if (v > 90) return 'The distance must be 90 % or less.'
+  return null
+}
+
+/** "(positions are STALE)" — names exactly the channels whose data is stale */
+export function staleNote(staleParts: readonly string[]): string {
+  return staleParts.length ? ` (${joinNames(staleParts)} ${staleParts.length === 1 && !staleParts[0]!.endsWith('s') ? 'is' : 'are'} STALE)` : ''
+}
 
 const canNotify = typeof window !== 'undefined' && 'Notification' in window
 
@@ -21,13 +38,15 @@ export function LiquidationAlert(props: {
   rows: PositionRow[]
   thresholdPct: number
   onThreshold: (pct: number) => void
-  stale: boolean
+  /** the names of the stale inputs ('positions', 'prices', …), empty when all are fresh */
+  staleParts: readonly string[]
 }) {
   const atRisk = props.rows.filter((r) => r.distancePct < props.thresholdPct).sort((a, b) => a.distancePct - b.distancePct)
-  const [permission, setPermission] = useState<NotificationPermission | 'unsupported'>(canNotify ? Notification.permission : 'unsupported')
+  const [permission, setPermission] = useState<NotificationPermission | 'unsupported'>(() => (canNotify ? Notification.permission : 'unsupported'))
   const notified = useRef(new Set<string>())
   // what is being typed ("0", "0.", "") may not be a valid threshold yet: only valid values are applied
   const [draft, setDraft] = useState(String(props.thresholdPct))
+  const problem = thresholdProblem(draft)
 
   useEffect(() => {
     const ids = new Set(atRisk.map((r) => r.id))
@@ -71,18 +90,22 @@ export function LiquidationAlert(props: {
               step={0.5}
               value={draft}
               data-testid="liq-threshold"
-              aria-invalid={!(Number(draft) > 0 && Number(draft) <= 90)}
+              aria-invalid={problem !== null}
+              aria-describedby={problem ? 'liq-threshold-error' : undefined}
               onChange={(e) => {
                 setDraft(e.target.value)
-                const v = Number(e.target.value)
-                if (e.target.value !== '' && Number.isFinite(v) && v > 0 && v <= 90) props.onThreshold(v)
+                if (thresholdProblem(e.target.value) === null) props.onThreshold(Number(e.target.value))
               }}
-              onBlur={() => setDraft(String(props.thresholdPct))}
             />
             <span aria-hidden="true">%</span>
           </span>
           <span>to liquidation</span>
         </div>
+        {problem && (
+          <p className="field-error" id="liq-threshold-error" role="alert" data-testid="liq-threshold-error">
+            {problem} The alert keeps using {props.thresholdPct} %.
+          </p>
+        )}
         <p className="small muted">
           {permission === 'granted' ? (
             'Browser notifications are on.'
@@ -102,7 +125,7 @@ export function LiquidationAlert(props: {
             <p role="alert" className="liq-alert-title">
               <strong>
                 {atRisk.length} position{atRisk.length > 1 ? 's' : ''} within {props.thresholdPct} % of liquidation
-                {props.stale ? ' (prices are STALE)' : ''}
+                {staleNote(props.staleParts)}
               </strong>
             </p>
             <ul>

@@ -1,11 +1,39 @@
 /** The chart's panel: freshness, which position is drawn, the attribution, and the lazily loaded chart. */
-import { lazy, Suspense, useState } from 'react'
+import { Component, lazy, Suspense, useState, type ReactNode } from 'react'
 import { Panel } from '../components/freshness.tsx'
 import { useRealtime } from '../../../lib/realtime-react.ts'
 import { fmtPct, fmtPrice } from '../../../lib/format.ts'
 import type { PositionRow } from '../positions/position-math.ts'
 
-const PriceChart = lazy(() => import('./price-chart.tsx'))
+/** the chart's code is a separate file: a failed download (gateway busy, network blip) is retried with backoff */
+async function retryImport<T>(load: () => Promise<T>, tries = 3): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await load()
+    } catch (e) {
+      if (i >= tries) throw e
+      await new Promise((r) => setTimeout(r, 500 * 2 ** i))
+    }
+  }
+}
+const PriceChart = lazy(() => retryImport(() => import('./price-chart.tsx')))
+
+/** a chart that cannot load must not take the positions and balance down with it */
+class ChartBoundary extends Component<{ children: ReactNode }, { failed: boolean }> {
+  override state = { failed: false }
+  static getDerivedStateFromError() {
+    return { failed: true }
+  }
+  override render() {
+    if (this.state.failed)
+      return (
+        <div className="chart-box chart-loading" role="status" data-testid="chart-failed">
+          The chart could not be loaded. Reload the page to try again; every other panel keeps updating.
+        </div>
+      )
+    return this.props.children
+  }
+}
 
 export function ChartPanel(props: { position: PositionRow | null; theme: string }) {
   const ticker = useRealtime((s) => s.channels.ticker)
@@ -45,9 +73,11 @@ export function ChartPanel(props: { position: PositionRow | null; theme: string 
           <span>No running position: entry and liquidation lines appear here when you have one.</span>
         )}
       </div>
-      <Suspense fallback={<div className="chart-box chart-loading">Loading chart…</div>}>
-        <PriceChart position={p} theme={props.theme} showLines={showLines} />
-      </Suspense>
+      <ChartBoundary>
+        <Suspense fallback={<div className="chart-box chart-loading">Loading chart…</div>}>
+          <PriceChart position={p} theme={props.theme} showLines={showLines} />
+        </Suspense>
+      </ChartBoundary>
       <p className="attribution small muted">
         Chart by{' '}
         <a href="https://www.tradingview.com/" target="_blank" rel="noreferrer noopener">

@@ -58,7 +58,8 @@ export default function PriceChart(props: { position: PositionRow | null; theme:
     const p = palette()
     const c = createChart(el, {
       autoSize: true,
-      layout: { background: { color: 'transparent' }, textColor: p.text, attributionLogo: true, fontSize: 11 },
+      // the attribution is the text link under the chart (TradingView's terms allow either); the logo covered the price line
+      layout: { background: { color: 'transparent' }, textColor: p.text, attributionLogo: false, fontSize: 11 },
       localization: { priceFormatter: fmtPrice },
       grid: { vertLines: { color: p.grid }, horzLines: { color: p.grid } },
       rightPriceScale: { borderVisible: false },
@@ -98,7 +99,9 @@ export default function PriceChart(props: { position: PositionRow | null; theme:
       s.update({ time: time as UTCTimestamp, value: t.data.lastPrice })
       if (time > lastTime) count++
       lastTime = time
-      c.timeScale().fitContent()
+      // re-fitting the whole time scale on every tick costs main-thread time all day: fit while the chart fills
+      // up, then only now and then (between fits, the newest point scrolls into view by itself)
+      if (count <= 60 || count % 30 === 0) c.timeScale().fitContent()
       if (count > CHART_MAX_POINTS) {
         const data = s.data().slice(-CHART_MAX_POINTS)
         s.setData(data as Parameters<typeof s.setData>[0])

@@ -6,6 +6,7 @@ import type { ReactNode } from 'react'
 import { useNow } from '../../../lib/use-now.ts'
 import { useRealtime } from '../../../lib/realtime-react.ts'
 import { fmtDuration } from '../../../lib/format.ts'
+import { channelAgeMs } from '../../../lib/channel-age.ts'
 
 export interface Freshness {
   ageMs: number | null
@@ -16,9 +17,8 @@ export function useFreshness(sourceTs: number | undefined): Freshness {
   const now = useNow()
   const offset = useRealtime((s) => s.serverOffsetMs)
   const staleAfter = useRealtime((s) => s.staleAfterMs)
-  if (sourceTs === undefined) return { ageMs: null, stale: false }
-  const ageMs = Math.max(0, now + offset - sourceTs)
-  return { ageMs, stale: ageMs > staleAfter }
+  const ageMs = channelAgeMs(sourceTs, now, offset)
+  return { ageMs, stale: ageMs !== null && ageMs > staleAfter }
 }
 
 export function FreshnessLabel({ id, freshness, extra }: { id: string; freshness: Freshness; extra?: ReactNode }) {
