@@ -34,14 +34,34 @@ export function workerFile(): URL {
   return new URL(`./migrate-worker.${ext}`, import.meta.url)
 }
 
+/**
+ * A worker for a TypeScript entry that registers tsx itself. Started with `node --import tsx` (Node 20), the
+ * loader is registered in the main thread only, and the worker would refuse the `.ts` file.
+ */
+function tsWorker(file: URL, req: MigrateRequest): Worker {
+  const tsx = import.meta.resolve('tsx/esm/api')
+  const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(file.href)}) })`
+  return new Worker(code, { eval: true, workerData: req })
+}
+
 /** runs the migrations in a worker; resolves with the names applied, rejects with the engine's error */
-export function migrateInWorker(req: MigrateRequest, log: Log): Promise<string[]> {
+export function migrateInWorker(req: MigrateRequest, log: Log, bootstrapTs = false): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(workerFile(), { workerData: req })
+    const file = workerFile()
+    const worker = bootstrapTs ? tsWorker(file, req) : new Worker(file, { workerData: req })
     let reply: MigrateReply | undefined
+    let retried = false
     worker.once('message', (m: MigrateReply) => { reply = m })
-    worker.once('error', (err) => reject(err))
+    worker.once('error', (err) => {
+      if (!bootstrapTs && (err as { code?: string }).code === 'ERR_UNKNOWN_FILE_EXTENSION') {
+        retried = true
+        migrateInWorker(req, log, true).then(resolve, reject)
+        return
+      }
+      reject(err)
+    })
     worker.once('exit', (code) => {
+      if (retried) return
       if (!reply) return reject(new Error(`the migration worker exited (code ${code}) without an answer`))
       for (const l of reply.logs) log[l.level](l.obj, l.msg)
       if (reply.ok) return resolve(reply.applied ?? [])
