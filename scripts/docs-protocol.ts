@@ -89,8 +89,19 @@ function channelsBlock(): string {
   for (const [c, s] of snapshotSchemas()) {
     out.push(`#### \`${c}\``, '', fieldTable(s), '')
   }
-  out.push('#### `FuturesTrade` (an isolated-margin trade, LN Markets v3 field names)', '', fieldTable(P.FuturesTradeSchema as Schema))
-  return out.join('\n')
+  // the nested objects the snapshots name, when the schema module exports them
+  const nested: Array<[string, string]> = [
+    ['FuturesTrade', 'an isolated-margin trade'],
+    ['FuturesCrossPosition', 'the cross-margin position'],
+    ['CrossOrder', 'a cross-margin order'],
+    ['FundingFeeEntry', 'a funding fee, with its margin scope'],
+    ['Realized', 'realised totals over a window, in sats'],
+  ]
+  for (const [name, what] of nested) {
+    const schema = (P as Record<string, unknown>)[`${name}Schema`] as Schema | undefined
+    if (schema?.properties) out.push(`#### \`${name}\` (${what}; LN Markets v3 field names)`, '', fieldTable(schema), '')
+  }
+  return out.join('\n').trimEnd()
 }
 
 function clientBlock(): string {
