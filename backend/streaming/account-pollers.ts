@@ -27,7 +27,7 @@ export interface AccountPollersOptions {
   refreshMinMs?: number
   /** the interval never stretches (rate limits) or backs off (failures) beyond this factor */
   maxBackoffFactor?: number
-  /** a poll's budget is max(this, interval / 2); default 1000 */
+  /** a poll's budget is max(this, interval / 2); default 2000: the per-key throttle (5/s) spaces a poll's up to 5 calls over ~1.1 s */
   minPollDeadlineMs?: number
   metrics?: {
     activePollers: { set(v: number): void }
@@ -97,7 +97,7 @@ export class AccountPollers {
     this.o = {
       refreshMinMs: 3000,
       maxBackoffFactor: 8,
-      minPollDeadlineMs: 1000,
+      minPollDeadlineMs: 2000,
       log: silentLog,
       now: Date.now,
       ...opts,
