@@ -53,4 +53,13 @@ export const MARKET_CHANNEL_BITS: number = MARKET_CHANNELS.reduce((m, c) => m | 
 
 export const channelRow = (c: Channel): ChannelRow => CHANNEL_TABLE[CHANNEL_INDEX[c]]!
 export const scopeOf = (c: Channel): 'account' | 'market' => channelRow(c).scope
+/**
+ * How old a channel's data may be before it is stale: STALE_AFTER_MS, plus the refresh period of a slow channel.
+ * `history` is fetched every 10 minutes (or on an exchange event): between two fetches it is the truth as of its
+ * fetch, shown with its age, and stale only once a refresh is overdue.
+ */
+export function staleLimitOf(c: Channel, staleAfterMs: number): number {
+  const cadence = channelRow(c).cadence
+  return cadence.kind === 'slow' ? cadence.minIntervalMs + staleAfterMs : staleAfterMs
+}
 export const isChannel = (s: unknown): s is Channel => typeof s === 'string' && Object.hasOwn(CHANNEL_INDEX, s)

@@ -463,6 +463,24 @@ export class AccountPollers {
     else if (was && !p.controller) this.schedule(p)
   }
 
+  /**
+   * The account's private stream is up and was alive at `at`, and no change event came: the data of its polled
+   * channels (not the slow ones, which have their own schedule) is still true at `at`. Advances their sourceTs
+   * and publishes one `fresh` event, as an unchanged poll would. Nothing is claimed for data not yet fetched,
+   * or past what the stream saw.
+   */
+  confirmByPush(userId: string, at: number): void {
+    const p = this.pollers.get(userId)
+    if (!p || p.stopped || !p.pushHealthy || p.controller) return
+    const fresh: AccountChannel[] = []
+    for (let i = 0; i < POLLED.length; i++) {
+      if (channelRow(POLLED[i]!).cadence.kind !== 'poll' || p.data[i] === undefined || p.lastTs[i]! >= at) continue
+      p.lastTs[i] = at
+      fresh.push(POLLED[i]!)
+    }
+    if (fresh.length) this.o.bus.publish(p.topic, { kind: 'fresh', channels: fresh, epoch: p.epoch, sourceTs: at })
+  }
+
   /** fetch these channels now, single-flight: coalesced into the round in flight's follow-up if there is one */
   fetchNow(userId: string, channels: readonly AccountChannel[]): void {
     const p = this.pollers.get(userId)

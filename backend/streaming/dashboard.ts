@@ -3,6 +3,7 @@
  * `stale: true`, and a weak ETag over (epoch, seq, stale) per channel plus the upstream state, so an
  * unchanged dashboard costs a 304 and never an exchange call.
  */
+import { staleLimitOf } from '../schemas/channels.ts'
 import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import { CHANNEL_TABLE, type Channel } from '../schemas/channels.ts'
@@ -43,7 +44,7 @@ export function buildDashboard(
       tag.push('-')
       continue
     }
-    const stale = o.now - e.sourceTs > o.staleAfterMs
+    const stale = o.now - e.sourceTs > staleLimitOf(ch, o.staleAfterMs)
     channels[ch] = { epoch: e.epoch, seq: e.seq, sourceTs: e.sourceTs, stale }
     tag.push(`${e.epoch}.${e.seq}.${stale ? 1 : 0}`)
   }

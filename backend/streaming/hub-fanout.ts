@@ -8,6 +8,7 @@
  * mask and flushed from the cache (latest snapshot only) once it drains below half the cap; still above
  * the cap after `slowConsumerGraceMs`, it is closed with 4008.
  */
+import { staleLimitOf } from '../schemas/channels.ts'
 import type { Metrics } from '../metrics.ts'
 import { ALL_CHANNELS, CHANNELS, CHANNEL_BITS, MARKET_CHANNEL_BITS, scopeOf, type Channel } from '../schemas/channels.ts'
 import { CloseCode, type FreshFrame, type ServerFrame, type Source } from '../schemas/ws-protocol.ts'
@@ -71,7 +72,7 @@ export class Fanout {
     const list: FreshFrame['channels'] = []
     for (const ch of channels) {
       const entry = this.o.cache.get(topic, ch)
-      if (entry && now - entry.sourceTs <= this.o.staleAfterMs) list.push({ channel: ch, epoch: entry.epoch, seq: entry.seq, sourceTs: entry.sourceTs })
+      if (entry && now - entry.sourceTs <= staleLimitOf(ch, this.o.staleAfterMs)) list.push({ channel: ch, epoch: entry.epoch, seq: entry.seq, sourceTs: entry.sourceTs })
     }
     if (list.length === 0) return lastSent
     const frame: FreshFrame = { type: 'fresh', ts: now, channels: list }
@@ -95,7 +96,7 @@ export class Fanout {
   broadcast(conns: Set<Conn>, entry: CachedSnapshot): void {
     if (conns.size === 0) return
     const now = this.o.now()
-    if (now - entry.sourceTs > this.o.staleAfterMs) {
+    if (now - entry.sourceTs > staleLimitOf(entry.channel, this.o.staleAfterMs)) {
       this.o.metrics.staleWithheld.inc({ channel: entry.channel })
       return
     }
@@ -167,7 +168,7 @@ export class Fanout {
         continue
       }
       this.o.metrics.cacheHits.inc({ cache: 'snapshot' })
-      if (now - entry.sourceTs > this.o.staleAfterMs) {
+      if (now - entry.sourceTs > staleLimitOf(ch, this.o.staleAfterMs)) {
         this.o.metrics.staleWithheld.inc({ channel: ch })
         continue
       }

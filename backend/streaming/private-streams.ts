@@ -23,6 +23,8 @@ import { silentLog, type Credentials, type CredentialsLookup, type Log } from '.
 /** the slice of LnmPrivateStream used here */
 export interface PrivateStreamLike {
   readonly up: boolean
+  /** when the link last received anything from the exchange (ms; pongs included) */
+  readonly lastMessageTs?: number
   start(): void
   stop(): Promise<void>
   on(event: 'up', fn: () => void): unknown
@@ -32,7 +34,7 @@ export interface PrivateStreamLike {
 }
 
 export interface PrivateStreamsOptions {
-  pollers: Pick<AccountPollers, 'setPushHealthy' | 'fetchNow' | 'apply'>
+  pollers: Pick<AccountPollers, 'setPushHealthy' | 'fetchNow' | 'apply' | 'confirmByPush'>
   credentials: CredentialsLookup
   create: (creds: Credentials, userId: string) => PrivateStreamLike
   /** streams on this node at most */
@@ -41,6 +43,11 @@ export interface PrivateStreamsOptions {
   weight: (userId: string) => number
   startsPerMin?: number
   rebalanceMs?: number
+  /**
+   * how often an up stream re-confirms its account's data (default 5000): with the stream subscribed and alive
+   * (its last message at T) and no change event, the data is still the exchange's truth at T
+   */
+  confirmEveryMs?: number
   metrics?: { privateStreams?: { set(v: number): void } }
   log?: Log
   now?: () => number
@@ -133,10 +140,11 @@ export class PrivateStreams {
   private tokens: number
   private refillAt: number
   private timer: NodeJS.Timeout | null = null
+  private confirmTimer: ReturnType<typeof setInterval> | null = null
   private readonly burst: number
 
   constructor(opts: PrivateStreamsOptions) {
-    this.o = { startsPerMin: 12, rebalanceMs: 5000, log: silentLog, now: Date.now, ...opts }
+    this.o = { startsPerMin: 12, rebalanceMs: 5000, confirmEveryMs: 5000, log: silentLog, now: Date.now, ...opts }
     this.burst = Math.max(1, Math.floor(this.o.startsPerMin / 2))
     this.tokens = this.burst
     this.refillAt = this.o.now()
@@ -146,11 +154,23 @@ export class PrivateStreams {
     if (this.timer || this.o.budget <= 0) return
     this.timer = setInterval(() => this.rebalance(), this.o.rebalanceMs)
     this.timer.unref()
+    this.confirmTimer = setInterval(() => this.confirm(), this.o.confirmEveryMs)
+    this.confirmTimer.unref()
+  }
+
+  /** every up stream vouches for its account's data as of its last message (no event = no change) */
+  confirm(): void {
+    for (const e of this.entries.values()) {
+      const at = e.stream?.up ? (e.stream.lastMessageTs ?? 0) : 0
+      if (at > 0) this.o.pollers.confirmByPush(e.userId, at)
+    }
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer)
     this.timer = null
+    if (this.confirmTimer) clearInterval(this.confirmTimer)
+    this.confirmTimer = null
     const all = [...this.entries.values()]
     this.entries.clear()
     await Promise.all(all.map((e) => this.stopStream(e)))

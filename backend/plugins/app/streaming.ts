@@ -95,8 +95,13 @@ export default fp(
         pollers,
         credentials: (userId) => app.vault.get(userId),
         create: (creds) =>
-          new LnmPrivateStream({ url: privateUrl, creds, logger: streamLog, metrics, now: () => Date.now() + client.clockOffsetMs, reconnect: { baseMs: 1000, capMs: 60_000 } }),
+          new LnmPrivateStream({
+            url: privateUrl, creds, logger: streamLog, metrics, now: () => Date.now() + client.clockOffsetMs, reconnect: { baseMs: 1000, capMs: 60_000 },
+            // a ping (and its pong) often enough that the stream's own liveness keeps the data's age under the stale limit
+            pingIntervalMs: Math.max(1000, Math.min(30_000, Math.floor(config.STALE_AFTER_MS / 3))),
+          }),
         budget: config.PRIVATE_STREAMS_PER_NODE,
+        confirmEveryMs: Math.max(250, Math.min(5000, Math.floor(config.STALE_AFTER_MS / 4))),
         weight: (userId) => hubRef?.watchers(userId) ?? 0,
         log,
       })

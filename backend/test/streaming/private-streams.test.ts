@@ -33,6 +33,7 @@ function setup(budget: number, weights: Record<string, number>, startsPerMin = 6
     pollers: {
       setPushHealthy: (u, h) => void calls.push(`health:${u}:${h}`),
       fetchNow: (u, chs) => void calls.push(`fetch:${u}:${chs.join('+')}`),
+      confirmByPush: (u, at) => void calls.push(`confirm:${u}:${at}`),
       apply: ((u: string, ch: string, fn: (c: any) => unknown) => {
         applied.push([u, ch, fn({ position: null, openOrders: [], running: [], open: [], totals: { margin: 0, pl: 0, quantity: 0, count: 0 } })])
         return true
@@ -106,4 +107,21 @@ t.test('payload mappers', async (t) => {
   t.same(p.totals, { margin: 100, pl: 5, quantity: 10, count: 1 }, 'running trade added, totals recomputed')
   const closed = applyTrade(p, { ...trade!, running: false, closed: true })
   t.same([closed.running.length, closed.totals.count], [0, 0], 'a closed trade leaves the running list')
+})
+
+t.test('an up stream vouches for its account as of its last message; a down one does not', async (t) => {
+  const { ps, calls, streams } = setup(1, { u1: 1 })
+  ps.watch('u1')
+  ps.rebalance()
+  await tick()
+  await tick()
+  const s = streams.get('u1')!
+  ;(s as unknown as { lastMessageTs: number }).lastMessageTs = 12345
+  s.up = false
+  ps.confirm()
+  t.notOk(calls.some((c) => c.startsWith('confirm:')), 'nothing is confirmed while the stream is not up')
+  s.up = true
+  ps.confirm()
+  t.ok(calls.includes('confirm:u1:12345'), 'an up stream confirms its account as of its last message')
+  await ps.stop()
 })

@@ -31,7 +31,7 @@ import {
   WS_SILENT_AFTER_MS,
 } from '../config/constants.ts'
 // the channel table itself (a dependency-free module): the page knows every channel the gateway has
-import { CHANNELS, scopeOf } from '../../../backend/schemas/channels.ts'
+import { CHANNELS, scopeOf, staleLimitOf } from '../../../backend/schemas/channels.ts'
 import type { CrossSnapshot, HistorySnapshot } from '../features/dashboard/account-data/types.ts'
 import { backoffDelay, fallbackPollMs, isNewer, isSameVersionFresher, isTerminalCloseCode, isTokenExpiredCode, judgeFrame } from './frame-policy.ts'
 
@@ -411,7 +411,7 @@ export class RealtimeClient {
   private onData(frame: DataUpdateFrame): void {
     if (!CHANNELS.includes(frame.channel)) return
     const shown = this.state.channels[frame.channel]
-    const verdict = judgeFrame(shown, frame, this.serverNow(), this.state.staleAfterMs)
+    const verdict = judgeFrame(shown, frame, this.serverNow(), staleLimitOf(frame.channel, this.state.staleAfterMs))
     if (verdict === 'too_old' || verdict === 'not_newer') {
       this.update({ rejectedFrames: { ...this.state.rejectedFrames, [verdict]: this.state.rejectedFrames[verdict] + 1 } })
       return
@@ -577,7 +577,7 @@ export class RealtimeClient {
     const half = Math.max(5_000, this.state.staleAfterMs / 2)
     if (now - this.lastFreshnessCheck < half || this.pollInFlight) return
     const serverNow = now + this.state.serverOffsetMs
-    const ageing = Object.values(this.state.channels).some((v) => v && serverNow - v.sourceTs > this.state.staleAfterMs / 2)
+    const ageing = Object.entries(this.state.channels).some(([ch, v]) => v && serverNow - v.sourceTs > staleLimitOf(ch as Channel, this.state.staleAfterMs) / 2)
     if (!ageing) return
     this.lastFreshnessCheck = now
     void this.pollOnce()

@@ -42,7 +42,7 @@ export function CrossCard() {
   const t = useRealtime((s) => s.channels.ticker?.data)
   if (!cross) return null
   return (
-    <Panel id="cross" title="Cross margin" sourceTs={cross.sourceTs} className="panel-cross panel-small">
+    <Panel id="cross" title="Cross margin" channel="cross" sourceTs={cross.sourceTs} className="panel-cross panel-small">
       <CrossFigures position={cross.data.position} lastPrice={t?.lastPrice} bid={t?.bidPrice} ask={t?.askPrice} />
     </Panel>
   )

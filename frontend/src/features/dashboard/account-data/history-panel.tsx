@@ -202,6 +202,7 @@ export function HistoryPanel() {
     <Panel
       id="history"
       title="History"
+      channel="history"
       sourceTs={history.sourceTs}
       className="panel-history"
       actions={

@@ -2,6 +2,7 @@
  * How old a panel's numbers are, said on every panel: "updated N s ago" from the data's sourceTs on the
  * server's clock, re-rendered every second; past the stale threshold the panel is greyed and says STALE.
  */
+import { staleLimitOf, type Channel } from '../../../../../backend/schemas/channels.ts'
 import type { ReactNode } from 'react'
 import { useNow } from '../../../lib/use-now.ts'
 import { useRealtime } from '../../../lib/realtime-react.ts'
@@ -13,10 +14,12 @@ export interface Freshness {
   stale: boolean
 }
 
-export function useFreshness(sourceTs: number | undefined): Freshness {
+/** `channel`: whose staleness rule applies (a slow channel such as history may be older before it is stale) */
+export function useFreshness(sourceTs: number | undefined, channel?: Channel): Freshness {
   const now = useNow()
   const offset = useRealtime((s) => s.serverOffsetMs)
-  const staleAfter = useRealtime((s) => s.staleAfterMs)
+  const staleAfterMs = useRealtime((s) => s.staleAfterMs)
+  const staleAfter = channel ? staleLimitOf(channel, staleAfterMs) : staleAfterMs
   const ageMs = channelAgeMs(sourceTs, now, offset)
   return { ageMs, stale: ageMs !== null && ageMs > staleAfter }
 }
@@ -42,12 +45,14 @@ export function Panel(props: {
   id: string
   title: string
   sourceTs: number | undefined
+  /** the channel the panel shows, for its staleness rule */
+  channel?: Channel
   children: ReactNode
   actions?: ReactNode
   className?: string
   extra?: ReactNode
 }) {
-  const freshness = useFreshness(props.sourceTs)
+  const freshness = useFreshness(props.sourceTs, props.channel)
   const headingId = `${props.id}-title`
   return (
     <section
