@@ -84,7 +84,8 @@ export default fp(
       rateLimitPerSec: config.WS_RATE_LIMIT_PER_SEC,
       staleAfterMs: config.STALE_AFTER_MS,
       graceMs: config.POLLER_GRACE_MS,
-      coldWaitMs: Math.min(3000, Math.max(1000, config.POLL_INTERVAL_MS)),
+      // a first poll is up to 5 signed calls, which the per-key throttle (5/s) spreads over ~1.1 s
+      coldWaitMs: Math.min(3000, Math.max(2000, config.POLL_INTERVAL_MS)),
       log,
       onAuthenticated: (socket) => gate.release(socket),
     })
