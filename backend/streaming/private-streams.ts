@@ -14,6 +14,7 @@
  *
  * Streaming never imports the exchange client at run time: the plugin passes `create`.
  */
+import { toPositionsSnapshot } from '../exchange/snapshots.ts'
 import type { AccountChannel } from '../schemas/channels.ts'
 import { Compile } from 'typebox/compile'
 import { FuturesTradeSchema, type CrossSnapshot, type FuturesCrossPosition, type FuturesTrade, type PositionsSnapshot } from '../schemas/ws-protocol.ts'
@@ -123,15 +124,7 @@ export function applyTrade(cur: PositionsSnapshot, t: FuturesTrade): PositionsSn
   else if (t.open) open.push(t)
   running.sort(byNewest)
   open.sort(byNewest)
-  let margin = 0
-  let pl = 0
-  let quantity = 0
-  for (const x of running) {
-    margin += x.margin
-    pl += x.pl
-    quantity += x.quantity
-  }
-  return { running, open, totals: { margin, pl, quantity, count: running.length } }
+  return toPositionsSnapshot(running, open)
 }
 
 export class PrivateStreams {
