@@ -34,6 +34,16 @@ export const BLOCK_CANDLES = 500
 const FINAL_GRACE_MS = 30_000
 /** pages followed per block at most (a block is 500 candles; the exchange pages at 1000) */
 const MAX_PAGES = 4
+/**
+ * distinct blocks being fetched at once at most: every fetch waits for the public throttle (1/s) that the REST
+ * ticker fallback also uses, so one user paging far back must not queue minutes of calls in front of it
+ */
+export const MAX_INFLIGHT_BLOCKS = 6
+
+/** too many distinct blocks already waiting for the exchange: the route answers 503 with Retry-After */
+export class CandlesBusyError extends Error {
+  readonly code = 'candles_busy'
+}
 
 export interface ApiCandle {
   /** candle open time, epoch ms (UTC) */
@@ -65,7 +75,7 @@ interface Block {
 export interface CandleStoreOptions {
   /** how long the block holding "now" is served before the exchange is asked again (default 10 s) */
   liveTtlMs?: number
-  /** blocks kept (default 500) */
+  /** blocks kept (default 200, at most 100 000 candles) */
   max?: number
   now?: () => number
   onHit?: () => void
@@ -79,7 +89,7 @@ export class CandleStore {
   private readonly now: () => number
 
   constructor(private readonly client: Pick<LnmClient, 'get'>, private readonly o: CandleStoreOptions = {}) {
-    this.blocks = new LRUCache({ max: o.max ?? 500 })
+    this.blocks = new LRUCache({ max: o.max ?? 200 })
     this.liveTtlMs = o.liveTtlMs ?? 10_000
     this.now = o.now ?? Date.now
   }
@@ -115,6 +125,10 @@ export class CandleStore {
     this.o.onMiss?.()
     let p = this.inflight.get(key)
     if (!p) {
+      if (this.inflight.size >= MAX_INFLIGHT_BLOCKS) {
+        if (held) return { block: held, stale: true }
+        throw new CandlesBusyError(`${this.inflight.size} candle blocks are already waiting for LN Markets`)
+      }
       p = this.fetch(range, start, end, opts).finally(() => this.inflight.delete(key))
       this.inflight.set(key, p)
     }

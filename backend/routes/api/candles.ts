@@ -9,7 +9,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { httpError } from '../../errors.ts'
-import { CANDLE_RANGES, CandleStore, DEFAULT_CANDLES, MAX_CANDLES, type CandleRange } from '../../exchange/candle-store.ts'
+import { CANDLE_RANGES, CandlesBusyError, CandleStore, DEFAULT_CANDLES, MAX_CANDLES, type CandleRange } from '../../exchange/candle-store.ts'
 import { ErrorResponse, commonErrors } from '../../schemas/http.ts'
 
 const DATE = 'ISO 8601 date or epoch milliseconds'
@@ -77,6 +77,7 @@ const candlesRoute: FastifyPluginAsyncTypebox = async (app) => {
       reply.header('cache-control', answer.stale ? 'no-store' : 'private, max-age=5')
       return { ...answer, ageMs: Math.max(0, Date.now() - answer.fetchedAt) }
     } catch (err) {
+      if (err instanceof CandlesBusyError) throw httpError(503, 'candles_busy', 'Many candle requests are waiting for LN Markets; try again in a few seconds', { 'retry-after': '5' })
       const kind = (err as { kind?: string }).kind
       if (kind === 'client_error' || kind === 'bad_response') throw httpError(502, 'exchange_error', 'LN Markets gave an unexpected answer to the candles request')
       if (kind) throw httpError(503, 'upstream_unavailable', 'LN Markets did not answer the candles request and no earlier copy is cached; try again shortly', { 'retry-after': '10' })
