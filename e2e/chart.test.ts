@@ -7,7 +7,7 @@
  */
 import t from 'tap'
 import type { Browser, Page } from 'playwright-core'
-import { DESKTOP, PHONE, axeSerious, e2eEnv, launch, loginDemo, overflowReport, shot } from './support/harness.ts'
+import { DESKTOP, PHONE, axeSerious, e2eEnv, launch, loginDemo, overflowReport, shot, simFaults } from './support/harness.ts'
 
 const env = e2eEnv()
 let browser: Browser
@@ -15,6 +15,7 @@ t.before(async () => {
   browser = await launch()
 })
 t.teardown(async () => {
+  await simFaults(env, 'reset').catch(() => {})
   await browser?.close()
 })
 
@@ -123,5 +124,32 @@ t.test('phone 390: the chart fits, with its controls', async (t) => {
   await shot(page, env, 'chart-03-phone-390')
   const panel = page.getByTestId('panel-chart')
   await panel.screenshot({ path: `${env.artifacts}/chart-04-phone-390-panel.png` })
+  t.same(errors, [], 'no page errors')
+})
+
+t.test('an exchange outage longer than a candle is a gap, not a line drawn across it', async (t) => {
+  const { context, page, errors } = await open(DESKTOP)
+  t.teardown(() => context.close())
+  await loginDemo(page, env)
+  await page.getByTestId('chart-range').locator('button[data-range="1m"]').click()
+  await seeded(page, '1m')
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid="price-chart"]')?.getAttribute('data-live') ?? '0') > 0, null, { timeout: 20_000 })
+  // start just before a minute ends, so the whole next minute passes without a price
+  const toBoundary = 60_000 - (Date.now() % 60_000)
+  await page.waitForTimeout(Math.max(0, toBoundary - 2_000))
+  const gapsBefore = Number(await attr(page, 'gaps'))
+  await simFaults(env, { outage: true })
+  const outageStart = Date.now()
+  // the outage covers the next minute entirely, plus a little
+  await page.waitForTimeout(Math.max(0, 60_000 - (Date.now() % 60_000)) + 61_000)
+  const liveDuring = await attr(page, 'live')
+  await page.waitForTimeout(3_000)
+  t.equal(await attr(page, 'live'), liveDuring, 'no price drawn while the exchange is down')
+  await simFaults(env, 'reset')
+  t.ok(Date.now() - outageStart > 60_000, `the outage lasted ${Math.round((Date.now() - outageStart) / 1000)} s`)
+  await page.waitForFunction((before) => Number(document.querySelector('[data-testid="price-chart"]')?.getAttribute('data-gaps') ?? '0') > before, gapsBefore, { timeout: 90_000 })
+  t.ok(Number(await attr(page, 'gaps')) > gapsBefore, `live prices came back behind a gap (${gapsBefore} → ${await attr(page, 'gaps')} gaps)`)
+  t.same(await axeSerious(page), [], 'axe-core: no serious violation (after the outage)')
+  await shot(page, env, 'chart-05-desktop-after-outage')
   t.same(errors, [], 'no page errors')
 })

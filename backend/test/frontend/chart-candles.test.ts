@@ -4,7 +4,7 @@
  * silence opens a new candle behind whitespace for the buckets no price reached.
  */
 import t from 'tap'
-import { applyPrice, isCandle, toBars, whitespace } from '../../../frontend/src/features/dashboard/chart/candles.ts'
+import { applyPrice, countGaps, isCandle, mergeRefresh, toBars, whitespace } from '../../../frontend/src/features/dashboard/chart/candles.ts'
 
 const M = 60_000
 const c = (min: number, close: number) => ({ time: min * M, open: close - 1, high: close + 2, low: close - 3, close, volume: 1 })
@@ -30,4 +30,16 @@ t.test('applyPrice: into the current bucket, or a new candle behind a gap', asyn
   t.same(applyPrice(last, 101, 9 * M, M), [], 'an older price is ignored')
   t.same(applyPrice(undefined, 50, 3 * M + 7, M), [{ time: 180, open: 50, high: 50, low: 50, close: 50 }], 'no history: the first candle')
   t.same(applyPrice({ time: 600 as never }, 7, 10 * M, M), [{ time: 600, open: 7, high: 7, low: 7, close: 7 }], 'a whitespace bucket becomes a candle')
+})
+
+t.test('mergeRefresh keeps what live prices drew after the exchange\'s last candle; countGaps', async (t) => {
+  const fresh = toBars([c(10, 100), c(11, 101)], M).bars
+  const drawn = toBars([c(10, 100), c(11, 101), c(12, 102), c(13, 103)], M).bars
+  t.same(mergeRefresh(fresh, drawn, M).map((b) => b.time), [600, 660, 720, 780], 'the live candles follow on')
+  const later = toBars([c(10, 100), c(11, 101), c(16, 106)], M).bars
+  const merged = mergeRefresh(fresh, later, M)
+  t.same(merged.map((b) => [b.time, isCandle(b)]), [[600, true], [660, true], [720, false], [780, false], [840, false], [900, false], [960, true]], 'whitespace between the copy and the live candle')
+  t.equal(countGaps(merged), 1, 'one gap')
+  t.same(mergeRefresh(fresh, fresh, M), fresh, 'nothing newer: the refresh as is')
+  t.equal(countGaps(toBars([c(1, 1), c(3, 3), c(4, 4), c(9, 9)], M).bars), 2, 'two gaps')
 })

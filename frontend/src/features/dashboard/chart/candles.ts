@@ -78,3 +78,25 @@ export function applyPrice(last: Bar | undefined, price: number, tsMs: number, r
   }
   return [...whitespace(last.time * 1000, bucket, rangeMs), { time: t, open: price, high: price, low: price, close: price }]
 }
+
+/**
+ * A refresh of the exchange's candles merged with what the chart drew since: the bars after the exchange's
+ * last candle (built from live prices) are kept, behind whitespace if they do not follow on directly.
+ */
+export function mergeRefresh(fresh: Bar[], drawn: readonly Bar[], rangeMs: number): Bar[] {
+  const end = fresh.at(-1)?.time ?? 0
+  const tail = drawn.filter((b) => b.time > end)
+  const firstTail = tail.find(isCandle)
+  if (!firstTail) return fresh
+  const out = [...fresh]
+  if (end > 0) out.push(...whitespace(end * 1000, firstTail.time * 1000, rangeMs))
+  out.push(...tail.slice(tail.indexOf(firstTail)))
+  return out
+}
+
+/** runs of whitespace between candles (gaps drawn) */
+export function countGaps(bars: readonly Bar[]): number {
+  let gaps = 0
+  for (let i = 1; i < bars.length; i++) if (!isCandle(bars[i]) && isCandle(bars[i - 1])) gaps++
+  return gaps
+}

@@ -24,7 +24,7 @@ import { ApiError } from '../../../lib/api-client.ts'
 import { fmtAxisTime, fmtDuration, fmtLocalDayTime, fmtPrice, fmtUtcDayTime } from '../../../lib/format.ts'
 import { staleLimitOf } from '../../../../../backend/schemas/channels.ts'
 import type { PositionRow } from '../positions/position-math.ts'
-import { applyPrice, isCandle, RANGE_MS, toBars, type Bar, type CandlesResponse, type ChartRange } from './candles.ts'
+import { applyPrice, countGaps, isCandle, mergeRefresh, RANGE_MS, toBars, type Bar, type CandlesResponse, type ChartRange } from './candles.ts'
 
 /** lines closer than this to the price are kept inside the price scale */
 const NEAR_PCT = 15
@@ -251,14 +251,13 @@ export default function PriceChart(props: { position: PositionRow | null; theme:
       try {
         const res = await api.json<CandlesResponse>('GET', `/api/candles?range=${props.range}`, { signal: ctrl.signal })
         if (ctrl.signal.aborted) return
-        const { bars, gaps } = toBars(res.candles, RANGE_MS[props.range])
-        // keep the live candle when it is newer than the exchange's last one
-        const live = last.current
-        if (!first && isCandle(live) && bars.length > 0 && live.time > bars[bars.length - 1]!.time) bars.push(live)
+        const fresh = toBars(res.candles, RANGE_MS[props.range]).bars
+        // what live prices drew after the exchange's last candle is kept (a stale copy can be minutes old)
+        const bars = first ? fresh : mergeRefresh(fresh, s.data() as readonly Bar[], RANGE_MS[props.range])
         s.setData(bars)
         last.current = bars[bars.length - 1]
         outer.dataset.points = String(bars.filter(isCandle).length)
-        outer.dataset.gaps = String(gaps)
+        outer.dataset.gaps = String(countGaps(bars))
         outer.dataset.first = String(res.candles[0]?.time ?? '')
         outer.dataset.seeded = 'true'
         outer.dataset.fetches = String(Number(outer.dataset.fetches ?? '0') + 1)
