@@ -42,6 +42,7 @@ export function ChartPanel(props: { position: PositionRow | null; theme: string 
   const p = props.position
   const [showLines, setShowLines] = useState(true)
   const [range, setRange] = useLocalSetting('chartRange', '5m', isChartRange)
+  const zone = zoneLabel()
   return (
     <Panel
       id="chart"
@@ -87,7 +88,8 @@ export function ChartPanel(props: { position: PositionRow | null; theme: string 
           <span>No running position: entry, liquidation, stop-loss and take-profit lines appear here when you have one.</span>
         )}
         <span className="chart-tz" data-testid="chart-tz">
-          Times in {zoneLabel()}; UTC on hover
+          Times in {zone}
+          {zone === 'UTC' ? '' : '; UTC on hover'}
         </span>
       </div>
       <ChartBoundary>
