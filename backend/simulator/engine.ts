@@ -166,6 +166,9 @@ export class Engine {
       const t = this.build(acc, { type: limit ? 'limit' : 'market', side: p.side, leverage: p.leverage, quantity: p.quantity }, price, t0 - (i + 1) * 3_600_000)
       // seeded positions are funded by the exchange, not by the configured balance
       if (!limit) this.fill(t, price, t.createdAt + 1000, false)
+      const long = p.side === 'buy'
+      if (!limit && p.stoplossPct) t.stoploss = roundHalf(price * (1 + (long ? -p.stoplossPct : p.stoplossPct) / 100))
+      if (!limit && p.takeprofitPct) t.takeprofit = roundHalf(price * (1 + (long ? p.takeprofitPct : -p.takeprofitPct) / 100))
       acc.trades.push(t)
       this.trades.set(t.id, t)
     })

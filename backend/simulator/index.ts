@@ -266,7 +266,8 @@ export function demoAccounts(): SimAccountInput[] {
     {
       ...mk('demo', 2_500_000, [
         { side: 'buy', quantity: 500, leverage: 10 },
-        { side: 'sell', quantity: 200, leverage: 25 },
+        // the riskiest position, drawn on the chart by default: with a stop-loss and a take-profit
+        { side: 'sell', quantity: 200, leverage: 25, stoplossPct: 2, takeprofitPct: 3 },
         { side: 'buy', quantity: 1000, leverage: 5 },
         { side: 'buy', quantity: 300, leverage: 20, type: 'limit' },
       ]),
@@ -308,12 +309,12 @@ export function loadAccountsFile(path: string): SimAccountInput[] {
         const pat = `${at}.positions[${j}]`
         if (typeof rp !== 'object' || rp === null) return fail(pat, 'must be an object')
         const p = rp as Record<string, unknown>
-        for (const k of Object.keys(p)) if (!['side', 'quantity', 'leverage', 'entryPrice', 'type', 'price'].includes(k)) fail(`${pat}.${k}`, 'is not a known field')
+        for (const k of Object.keys(p)) if (!['side', 'quantity', 'leverage', 'entryPrice', 'type', 'price', 'stoplossPct', 'takeprofitPct'].includes(k)) fail(`${pat}.${k}`, 'is not a known field')
         if (p.side !== 'buy' && p.side !== 'sell') fail(`${pat}.side`, "must be 'buy' or 'sell'")
         if (!Number.isSafeInteger(p.quantity) || (p.quantity as number) < 1) fail(`${pat}.quantity`, 'must be a positive integer (USD)')
         if (typeof p.leverage !== 'number' || p.leverage < 1 || p.leverage > 100) fail(`${pat}.leverage`, 'must be a number in [1, 100]')
         if (p.type !== undefined && p.type !== 'market' && p.type !== 'limit') fail(`${pat}.type`, "must be 'market' or 'limit'")
-        for (const k of ['entryPrice', 'price'] as const) {
+        for (const k of ['entryPrice', 'price', 'stoplossPct', 'takeprofitPct'] as const) {
           if (p[k] !== undefined && (typeof p[k] !== 'number' || (p[k] as number) <= 0)) fail(`${pat}.${k}`, 'must be a positive number')
         }
         return p as unknown as NonNullable<SimAccountInput['positions']>[number]

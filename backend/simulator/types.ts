@@ -6,6 +6,10 @@ export interface SimPositionInput {
   entryPrice?: number
   type?: 'market' | 'limit'
   price?: number
+  /** a stop-loss this many % of the entry price against the position (a running position only) */
+  stoplossPct?: number
+  /** a take-profit this many % of the entry price in the position's favour (a running position only) */
+  takeprofitPct?: number
 }
 
 /** a cross-margin account: margin moved in from the exchange (not from `balance`), an optional position, resting limit orders */

@@ -26,6 +26,10 @@ t.test('demoAccounts: demo trader with running positions and one open limit orde
   const open = (await call(sim, demo, 'GET', '/futures/isolated/trades/open')).json
   t.ok(running.length >= 2 && running.length <= 3, '2–3 running positions')
   t.equal(open.length, 1, 'one open limit order')
+  const short = running.find((x: { side: string }) => x.side === 'sell')
+  t.ok(short.stoploss > short.entryPrice && short.stoploss < short.liquidation, `the short has a stop-loss between entry and liquidation (${short.entryPrice} < ${short.stoploss} < ${short.liquidation})`)
+  t.ok(short.takeprofit > 0 && short.takeprofit < short.entryPrice, `and a take-profit below entry (${short.takeprofit})`)
+  t.ok(running.filter((x: { side: string }) => x.side === 'buy').every((x: { stoploss: number; takeprofit: number }) => x.stoploss === 0 && x.takeprofit === 0), 'the longs have none (0 = not set)')
   t.ok((await call(sim, demo, 'GET', '/account')).json.balance > 0, 'a balance')
 })
 
@@ -38,6 +42,9 @@ t.test('loadAccountsFile validates SIM_ACCOUNTS_FILE', async (t) => {
   t.throws(() => loadAccountsFile(file('nokey.json', [{ username: 'x', secret: 's', passphrase: 'p', balance: 1 }])), /\[0\]\.key/, 'missing key named')
   t.throws(() => loadAccountsFile(file('bal.json', [{ username: 'x', key: 'k', secret: 's', passphrase: 'p', balance: -1 }])), /balance/, 'negative balance')
   t.throws(() => loadAccountsFile(file('dup.json', [good[1], good[1]])), /duplicated/, 'duplicate key')
+  const stops = [{ ...good[1], positions: [{ side: 'sell', quantity: 10, leverage: 10, stoplossPct: 2, takeprofitPct: 3 }] }]
+  t.same(loadAccountsFile(file('stops.json', stops)), stops, 'stop-loss/take-profit percentages round-trip')
+  t.throws(() => loadAccountsFile(file('stops2.json', [{ ...good[1], positions: [{ side: 'sell', quantity: 10, leverage: 10, stoplossPct: -2 }] }])), /positions\[0\]\.stoplossPct/, 'a negative stop-loss % is refused')
   t.throws(() => loadAccountsFile(file('pos.json', [{ ...good[1], positions: [{ side: 'long', quantity: 1, leverage: 1 }] }])), /positions\[0\]\.side/, 'bad position side')
   const withCross = [{ ...good[1], cross: { margin: 1000, leverage: 5, side: 'sell', quantity: 10, orders: [{ side: 'buy', quantity: 1, price: 90000 }] }, history: { closedTrades: 2 } }]
   t.same(loadAccountsFile(file('cross.json', withCross)), withCross, 'cross and history round-trip')

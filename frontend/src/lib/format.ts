@@ -53,3 +53,29 @@ export function fmtDateTime(iso: string | number | null | undefined): string {
   if (Number.isNaN(d.getTime())) return '—'
   return dateTime.format(d)
 }
+
+/**
+ * Every time on the page is shown in the browser's time zone (fmtDateTime above, the chart's axis and hover),
+ * named once by zoneLabel(); the chart's hover adds the same instant in UTC.
+ */
+export function zoneLabel(at: number = Date.now()): string {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time'
+  const part = new Intl.DateTimeFormat('en-US', { timeZoneName: 'shortOffset' }).formatToParts(new Date(at)).find((p) => p.type === 'timeZoneName')
+  const offset = (part?.value ?? 'GMT').replace(/^GMT/, 'UTC')
+  return zone === 'UTC' || zone === 'Etc/UTC' ? 'UTC' : `${zone} (${offset === 'UTC' ? 'UTC+0' : offset})`
+}
+
+const localDayTime = new Intl.DateTimeFormat('en-GB', { day: '2-digit', month: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
+const utcDayTime = new Intl.DateTimeFormat('en-GB', { day: '2-digit', month: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZone: 'UTC' })
+const localHm = new Intl.DateTimeFormat('en-GB', { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
+const localDay = new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'short' })
+const localMonth = new Intl.DateTimeFormat('en-GB', { month: 'short', year: 'numeric' })
+
+/** "30 Nov, 15:04" in the browser's time zone */
+export const fmtLocalDayTime = (ms: number): string => localDayTime.format(ms)
+/** "30 Nov, 14:04 UTC" */
+export const fmtUtcDayTime = (ms: number): string => `${utcDayTime.format(ms)} UTC`
+/** a time-axis label in the browser's time zone: the time, or the day / month when that is what changed */
+export function fmtAxisTime(ms: number, unit: 'time' | 'day' | 'month'): string {
+  return unit === 'time' ? localHm.format(ms) : unit === 'day' ? localDay.format(ms) : localMonth.format(ms)
+}

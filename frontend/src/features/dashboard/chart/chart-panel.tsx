@@ -1,8 +1,10 @@
 /** The chart's panel: freshness, which position is drawn, the attribution, and the lazily loaded chart. */
 import { Component, lazy, Suspense, useState, type ReactNode } from 'react'
+import { useLocalSetting } from '../../../lib/local-setting.ts'
 import { Panel } from '../components/freshness.tsx'
 import { useRealtime } from '../../../lib/realtime-react.ts'
-import { fmtPct, fmtPrice } from '../../../lib/format.ts'
+import { fmtPct, fmtPrice, zoneLabel } from '../../../lib/format.ts'
+import { CHART_RANGES, isChartRange } from './candles.ts'
 import type { PositionRow } from '../positions/position-math.ts'
 
 /** the chart's code is a separate file: a failed download (gateway busy, network blip) is retried with backoff */
@@ -39,23 +41,34 @@ export function ChartPanel(props: { position: PositionRow | null; theme: string 
   const ticker = useRealtime((s) => s.channels.ticker)
   const p = props.position
   const [showLines, setShowLines] = useState(true)
+  const [range, setRange] = useLocalSetting('chartRange', '5m', isChartRange)
+  const zone = zoneLabel()
   return (
     <Panel
       id="chart"
-      title="Live price"
+      title="Price"
       sourceTs={ticker?.sourceTs}
       className="panel-chart"
       actions={
-        p ? (
-          <div className="segmented" role="group" aria-label="Chart scale">
-            <button type="button" aria-pressed={showLines} onClick={() => setShowLines(true)} title="Keep the entry and liquidation lines in view">
-              with lines
-            </button>
-            <button type="button" aria-pressed={!showLines} onClick={() => setShowLines(false)} title="Zoom on the live price">
-              price
-            </button>
+        <div className="chart-actions">
+          <div className="segmented" role="group" aria-label="Candle length" data-testid="chart-range">
+            {CHART_RANGES.map((r) => (
+              <button key={r} type="button" aria-pressed={range === r} onClick={() => setRange(r)} title={`${r} candles`} data-range={r}>
+                {r}
+              </button>
+            ))}
           </div>
-        ) : undefined
+          {p && (
+            <div className="segmented" role="group" aria-label="Chart scale">
+              <button type="button" aria-pressed={showLines} onClick={() => setShowLines(true)} title="Keep the position's lines in view when they are near the price">
+                with lines
+              </button>
+              <button type="button" aria-pressed={!showLines} onClick={() => setShowLines(false)} title="Zoom on the price">
+                price
+              </button>
+            </div>
+          )}
+        </div>
       }
     >
       <div className="chart-legend muted small">
@@ -65,17 +78,23 @@ export function ChartPanel(props: { position: PositionRow | null; theme: string 
             <span className="legend legend-liq">
               liq. {fmtPrice(p.liquidation)} ({fmtPct(p.distancePct, 1)} away)
             </span>
+            {p.stoploss > 0 && <span className="legend legend-sl">stop-loss {fmtPrice(p.stoploss)}</span>}
+            {p.takeprofit > 0 && <span className="legend legend-tp">take-profit {fmtPrice(p.takeprofit)}</span>}
             <span>
               {p.side} ${p.quantity.toLocaleString('en-US')} · {p.leverage}×
             </span>
           </>
         ) : (
-          <span>No running position: entry and liquidation lines appear here when you have one.</span>
+          <span>No running position: entry, liquidation, stop-loss and take-profit lines appear here when you have one.</span>
         )}
+        <span className="chart-tz" data-testid="chart-tz">
+          Times in {zone}
+          {zone === 'UTC' ? '' : '; UTC on hover'}
+        </span>
       </div>
       <ChartBoundary>
         <Suspense fallback={<div className="chart-box chart-loading">Loading chart…</div>}>
-          <PriceChart position={p} theme={props.theme} showLines={showLines} />
+          <PriceChart position={p} theme={props.theme} showLines={showLines} range={range} />
         </Suspense>
       </ChartBoundary>
       <p className="attribution small muted">
