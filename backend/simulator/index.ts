@@ -67,7 +67,7 @@ export interface Simulator {
   }
   /** Stream v1 counters: connections, authenticate calls, refusals per limit, most sockets open at once */
   streamStats(): ReturnType<StreamServer['stats']>
-  /** Stream v1 log: each upgrade attempt (wall ms, status) and each `authenticate` call (wall ms) */
+  /** Stream v1 log: each upgrade attempt (wall ms, status) and each `authenticate` call (wall ms, the key it named) */
   streamEvents(): ReturnType<StreamServer['eventLog']>
   /** restart the Stream v1 server: drop every socket and refuse upgrades (503) for `refuseMs`; REST stays up */
   restartStream(refuseMs: number): void

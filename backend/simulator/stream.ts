@@ -76,8 +76,8 @@ export class StreamServer {
   private connections = new Map<string, number[]>()
   private readonly limits: StreamLimits
   private readonly counters = { connections: 0, authenticate: 0, refusedSockets: 0, refusedConnections: 0, refusedAuthenticate: 0, refusedMessages: 0, maxOpen: 0 }
-  /** every upgrade attempt (wall ms, the HTTP status answered) and every `authenticate` call (wall ms) */
-  private readonly events = { upgrades: [] as Array<{ ts: number; status: number }>, authenticate: [] as number[] }
+  /** every upgrade attempt (wall ms, the HTTP status answered) and every `authenticate` call (wall ms, the key it named) */
+  private readonly events = { upgrades: [] as Array<{ ts: number; status: number }>, authenticate: [] as Array<{ ts: number; key: string | null }> }
   /** restart(): upgrades are refused (503) until then */
   private refuseUntil = 0
   private nonces = new Map<string, number>()
@@ -248,7 +248,7 @@ export class StreamServer {
     attempts.push(wall)
     this.authAttempts.set(c.ip, attempts)
     this.counters.authenticate++
-    this.events.authenticate.push(wall)
+    this.events.authenticate.push({ ts: wall, key: typeof p?.key === 'string' ? p.key : null })
     if (attempts.length > this.limits.authPerMinute) {
       this.counters.refusedAuthenticate++
       throw new RpcFail('TOO_MANY_REQUESTS', 'Too many authentication attempts', { retryAfterMs: 60_000 - (wall - attempts[0]) })
@@ -329,7 +329,7 @@ export class StreamServer {
   }
 
   /** the log behind the counters: each upgrade attempt with its status, each authenticate call (wall ms) */
-  eventLog(): { upgrades: Array<{ ts: number; status: number }>; authenticate: number[] } {
+  eventLog(): { upgrades: Array<{ ts: number; status: number }>; authenticate: Array<{ ts: number; key: string | null }> } {
     return { upgrades: this.events.upgrades.slice(), authenticate: this.events.authenticate.slice() }
   }
 

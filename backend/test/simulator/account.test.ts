@@ -280,7 +280,7 @@ t.test('restartStream: sockets dropped, upgrades refused for a while, REST up; e
   t.equal(again.ws.readyState, WebSocket.OPEN, 'accepted again once the restart is over')
   const log = sim.streamEvents()
   t.same(log.upgrades.map((u) => u.status), [101, 503, 101], 'each upgrade attempt with its answer')
-  t.equal(log.authenticate.length, 1, 'each authenticate call')
+  t.same(log.authenticate.map((a) => a.key), [alice.key], 'each authenticate call, with the key it named')
   t.ok(log.upgrades.every((u) => u.ts >= t0 - 5000 && u.ts <= Date.now()), 'wall-clock times')
 })
 
