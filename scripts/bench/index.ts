@@ -9,7 +9,7 @@
  *
  * Options: --quick (tiny N, for the smoke test) --n 1000,10000 --frames-per-sec 50000 --window 10 (s)
  *          --accounts 20 --dashboards-per-account 100 --economy-window 20 (s) --dashboard-duration 6 (s) --fanout-accounts 5 --phases fanout,economy,dashboard,push
- *          --push-accounts 5 --push-window 60 (s) --push-trades 10 (phase `push`, scripts/bench/push.ts; `--phases push` runs it alone, ≈ 2 min)
+ *          --push-accounts 5 --push-window 60 (s) --push-trades 10 (phase `push`, scripts/bench/push.ts; `--phases push` runs it alone, ≈ 2.5 min)
  *          --no-gateway (references only) --database-url postgres://… (instead of the embedded PGlite) --out <file> --no-gc --cpu-prof (writes a CPU profile of the gateway into bench/results/)
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -221,9 +221,9 @@ async function main(): Promise<void> {
       result.dashboard = { bodyBytes: body.length, etag: etag !== '', connections: 32, durationS: dashDurationS, gateway200: g200, gateway304: g304, reference200: r200, reference304: r304 }
     }
     // ---------------------------------------------------------------- exchange push vs polling
-    if (phases.has('push') && withGateway && budgetLeft() > pushWindowMs + 60_000) {
+    if (phases.has('push') && withGateway && budgetLeft() > pushWindowMs + 110_000) {
       log(`exchange push: ${pushK} accounts with a private stream vs ${pushK} polling only, ${pushWindowMs / 1000} s window, ${pushTrades} trades on one more pushed account`)
-      result.push = await pushRun({ sim, accounts: pushAccounts, k: pushK, settleMs: quick ? 6000 : 10_000, windowMs: pushWindowMs, trades: pushTrades }, log)
+      result.push = await pushRun({ sim, accounts: pushAccounts, k: pushK, settleMs: quick ? 6000 : 45_000, windowMs: pushWindowMs, trades: pushTrades }, log)
     } else if (phases.has('push') && withGateway) log('time budget nearly spent: skipping the push phase')
   } finally {
     driver.stop()

@@ -4,7 +4,8 @@
  * Two gateways run at once against the same simulator, with the default poll (5 s) and reconcile (30 s) periods,
  * each watching accounts of its own through one /ws dashboard per account: one with exchange push
  * (PRIVATE_STREAMS_PER_NODE = K + 1), one polling only (PRIVATE_STREAMS_PER_NODE = 0). After a settle period
- * (streams up, first loads and history done) the simulator counts the signed REST requests of K accounts of each
+ * (streams up, first loads and history done, and the first reconcile after the full fetch, which falls on the
+ * account's 30 s phase at least 15 s later: 45 s) the simulator counts the signed REST requests of K accounts of each
  * over one window → requests per watched account per minute, side by side. The window is a whole minute by
  * default: the reconcile runs every 30 s and fetches `cross` every other round, so a shorter window counts 0 or 1
  * rounds depending on the phase. Meanwhile, on the push gateway's extra account (not counted), exchange events
