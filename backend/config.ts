@@ -36,7 +36,7 @@ export const EnvSchema = Type.Object({
   UPSTREAM_BREAKER_OPEN_MS: Int(10000, 500, 600000, 'after 5 consecutive exchange failures, wait this long before a probe request'),
   CANDLES_CACHE_MS: Int(10000, 1000, 600000, 'the newest candles are served from the gateway cache this long before the exchange is asked again'),
   STALE_AFTER_MS: Int(30000, 1000, 3600000, 'data older than this is never pushed as fresh'),
-  PRIVATE_STREAMS_PER_NODE: Int(20, 0, 32, 'authenticated Stream v1 connections per node, given to the most-watched accounts (0 = REST polling only; LN Markets allows 32 per IP)'),
+  PRIVATE_STREAMS_PER_NODE: Int(31, 0, 31, 'authenticated Stream v1 connections per node, given to the most-watched accounts (0 = REST polling only). LN Markets allows 32 stream connections per IP and the public ticker stream takes one; nodes sharing one IP share the 32'),
   PUSH_RECONCILE_MS: Int(30000, 250, 600000, 'REST reconciliation period of an account while its private stream is healthy'),
   POLLER_GRACE_MS: Int(15000, 0, 3600000, 'keep polling an account this long after its last subscriber left'),
   MAX_CONNECTIONS: Int(25000, 1, 1000000, 'global WebSocket admission limit'),

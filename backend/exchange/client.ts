@@ -18,7 +18,7 @@ import { LRUCache } from 'lru-cache'
 import type { Metrics } from '../metrics.ts'
 import { authHeaders, unsendableCredentialField, type Credentials } from './signing.ts'
 import { LnmError, redact, type LnmErrorKind } from './errors.ts'
-import { AbortedError, BREAKER_GAUGE, CircuitBreaker, Throttle, fullJitterBackoff, parseRetryAfter, sleep, type ThrottleSlot } from './resilience.ts'
+import { AbortedError, BREAKER_GAUGE, CircuitBreaker, Throttle, fullJitterBackoff, parseRetryAfter, sleep, type ThrottlePriority, type ThrottleSlot } from './resilience.ts'
 import {
   V,
   type Account,
@@ -71,6 +71,8 @@ export interface CallOptions {
   signal?: AbortSignal
   /** overall budget of the call (throttle waits, attempts, backoff) */
   deadlineMs?: number
+  /** throttle lane (default 'high'): 'low' for bulk reads (history) that must not delay polls */
+  priority?: ThrottlePriority
 }
 
 export type QueryValue = string | number | boolean | Date | undefined | null
@@ -317,8 +319,8 @@ export class LnmClient {
     this.metrics?.cacheMisses.inc({ cache: 'inflight' })
     const controller = new AbortController()
     const entry: Inflight = { controller, waiters: 0, promise: Promise.resolve() }
-    // the shared call keeps the leader's deadline; it is aborted only when every waiter gave up
-    entry.promise = this.request(full, { signal: controller.signal, deadlineMs: opts?.deadlineMs }).finally(() => {
+    // the shared call keeps the leader's deadline and priority; it is aborted only when every waiter gave up
+    entry.promise = this.request(full, { signal: controller.signal, deadlineMs: opts?.deadlineMs, priority: opts?.priority }).finally(() => {
       if (this.inflight.get(key) === entry) this.inflight.delete(key)
     })
     entry.promise.catch(() => {})
@@ -435,7 +437,7 @@ export class LnmClient {
         // client-side throttle (shared by every caller of this instance), one slot per attempt
         let slot: ThrottleSlot | null
         try {
-          slot = await throttle.acquire(deadline, callSignal)
+          slot = await throttle.acquire(deadline, callSignal, opts.priority)
         } catch (e) {
           if (e instanceof AbortedError) throw this.abortError(endpoint, opts.signal)
           throw e

@@ -21,7 +21,9 @@ export function accountFetchers(client: LnmClient, now: () => number = Date.now)
       const [position, openOrders] = await Promise.all([client.crossPosition(creds, o), client.crossOpenOrders(creds, o)])
       return toCrossSnapshot(position, openOrders)
     },
-    history: async (creds, o) => {
+    history: async (creds, opts) => {
+      // five bulk reads: the key's throttle serves polls first, so a history load never holds up positions
+      const o = { ...opts, priority: 'low' as const }
       const q = { limit: HISTORY_FETCH_LIMIT }
       const [closed, canceled, crossFilled, isolatedFunding, crossFunding] = await Promise.all([
         client.closedTrades(creds, q, o),

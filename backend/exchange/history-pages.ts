@@ -87,7 +87,8 @@ export class HistoryPages {
     const key = `${userId}\u0000${kind}\u0000${cursor ?? ''}\u0000${limit}`
     const hit = this.cache.get(key)
     if (hit) return hit
-    const p = plan(creds, limit, opts)
+    // bulk reads: polls of the same key go first (the client's throttle lanes)
+    const p = plan(creds, limit, { priority: 'low', ...opts })
     this.cache.set(key, p)
     // a failure is not cached: the next request tries again
     p.catch(() => {

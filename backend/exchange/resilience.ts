@@ -56,7 +56,15 @@ export interface ThrottleOptions {
   mode?: 'spaced' | 'serial'
 }
 
+/**
+ * 'high' (default): the calls a dashboard waits for (polls of account, positions, cross);
+ * 'low': bulk reads that can wait (history pages). A low call takes a slot only when no high call is
+ * waiting for one, so a history load never delays a poll; the bucket's rate is the same for both.
+ */
+export type ThrottlePriority = 'high' | 'low'
+
 interface Waiter {
+  low: boolean
   resolve(slot: ThrottleSlot | null): void
   reject(e: unknown): void
   cleanup(): void
@@ -80,6 +88,8 @@ export class Throttle {
   private timer: NodeJS.Timeout | null = null
   /** nothing is granted before this time (a server Retry-After for the whole bucket) */
   private blockedUntil = 0
+  /** spaced mode: low-priority callers wait their turn on this chain, one at a time, for a free slot */
+  private lowChain: Promise<void> = Promise.resolve()
 
   constructor(perSec: number, opts: ThrottleOptions = {}) {
     this.intervalMs = perSec > 0 ? (1000 / perSec) * (1 + (opts.margin ?? 0.05)) : 0
@@ -120,10 +130,54 @@ export class Throttle {
     return Math.max(0, this.blockedUntil - now)
   }
 
-  async acquire(deadline: number | undefined, signal: AbortSignal): Promise<ThrottleSlot | null> {
+  /**
+   * Spaced mode, low priority: wait (behind earlier low callers) until the bucket has no booked start ahead,
+   * i.e. no high-priority caller is waiting; false when the deadline would pass first.
+   */
+  private async lowTurn(deadline: number | undefined, signal: AbortSignal): Promise<{ ok: boolean; release: () => void }> {
+    const prev = this.lowChain
+    let release!: () => void
+    this.lowChain = new Promise<void>((r) => (release = r))
+    try {
+      // behind the earlier low callers (each books its slot, or gives up, before releasing the next)
+      const turn = await new Promise<'ok' | 'late'>((resolve, reject) => {
+        const done = (fn: () => void) => {
+          clearTimeout(timer)
+          signal.removeEventListener('abort', onAbort)
+          fn()
+        }
+        const onAbort = () => done(() => reject(new AbortedError(signal.reason)))
+        const timer = deadline !== undefined ? setTimeout(() => done(() => resolve('late')), Math.max(0, deadline - Date.now())) : undefined
+        if (signal.aborted) return onAbort()
+        signal.addEventListener('abort', onAbort, { once: true })
+        void prev.then(() => done(() => resolve('ok')))
+      })
+      if (turn === 'late') return { ok: false, release }
+      for (;;) {
+        if (signal.aborted) throw new AbortedError(signal.reason)
+        const now = Date.now()
+        const freeAt = Math.max(this.next, this.blockedUntil, this.lastGrant + this.intervalMs)
+        if (freeAt <= now) return { ok: true, release }
+        if (deadline !== undefined && freeAt > deadline) return { ok: false, release }
+        await sleep(freeAt - now, signal)
+      }
+    } catch (e) {
+      release()
+      throw e
+    }
+  }
+
+  async acquire(deadline: number | undefined, signal: AbortSignal, priority: ThrottlePriority = 'high'): Promise<ThrottleSlot | null> {
     if (this.mode === 'spaced') {
-      const now = Date.now()
-      const wait = this.reserve(now, deadline)
+      let wait: number | null
+      if (priority === 'low') {
+        const turn = await this.lowTurn(deadline, signal)
+        // booked (or given up) before the next low caller looks
+        wait = turn.ok ? this.reserve(Date.now(), deadline) : null
+        turn.release()
+      } else {
+        wait = this.reserve(Date.now(), deadline)
+      }
       if (wait === null) return null
       if (wait > 0) await sleep(wait, signal)
       // timers that fire late after a busy event loop would release several booked slots together:
@@ -170,6 +224,7 @@ export class Throttle {
         w.cleanup()
       }
       const w: Waiter = {
+        low: priority === 'low',
         resolve,
         reject,
         cleanup: () => {
@@ -184,7 +239,10 @@ export class Throttle {
         }, Math.max(0, deadline - Date.now()))
       }
       signal.addEventListener('abort', onAbort, { once: true })
-      this.queue.push(w)
+      // a high-priority caller goes before every low one waiting
+      const firstLow = w.low ? -1 : this.queue.findIndex((x) => x.low)
+      if (firstLow < 0) this.queue.push(w)
+      else this.queue.splice(firstLow, 0, w)
       this.pump()
     })
   }

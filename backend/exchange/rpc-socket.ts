@@ -31,6 +31,11 @@ export interface RpcSocketOptions {
   reconnect?: { baseMs?: number; capMs?: number }
   /** outgoing message budget per second (server limit is 10; default 8) */
   maxMsgsPerSec?: number
+  /**
+   * awaited before every reconnect attempt (after the jittered delay): a budget shared by many sockets of one
+   * IP (LN Markets: 20 `authenticate` per minute, 500 new connections per hour)
+   */
+  gate?: () => Promise<void>
 }
 
 const NotificationSchema = Type.Object({
@@ -59,7 +64,7 @@ interface Pending {
   timer: NodeJS.Timeout | null
 }
 
-type Resolved = Required<Omit<RpcSocketOptions, 'logger' | 'reconnect'>> & { reconnect: { baseMs: number; capMs: number } }
+type Resolved = Required<Omit<RpcSocketOptions, 'logger' | 'reconnect' | 'gate'>> & { reconnect: { baseMs: number; capMs: number } }
 
 export abstract class RpcSocket extends EventEmitter {
   readonly url: string
@@ -70,6 +75,11 @@ export abstract class RpcSocket extends EventEmitter {
   private stopped = true
   private attempt = 0
   private reconnectTimer: NodeJS.Timeout | null = null
+  private readonly gate?: () => Promise<void>
+  /** a reconnect is waiting for the gate */
+  private gating = false
+  /** bumped by close(): a gate that opens after a close (and maybe a new connect) must not open a socket */
+  private runs = 0
   private pingTimer: NodeJS.Timeout | null = null
   private readonly pending = new Map<string, Pending>()
   private readonly outbox: Array<{ id: string; frame: string }> = []
@@ -83,6 +93,7 @@ export abstract class RpcSocket extends EventEmitter {
     super()
     this.url = opts.url
     this.logger = opts.logger
+    this.gate = opts.gate
     this.o = {
       url: opts.url,
       clientName: opts.clientName ?? 'lnm-gateway',
@@ -121,6 +132,8 @@ export abstract class RpcSocket extends EventEmitter {
 
   async close(): Promise<void> {
     this.stopped = true
+    this.runs++
+    this.gating = false
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer)
     this.reconnectTimer = null
     const ws = this.ws
@@ -316,7 +329,7 @@ export abstract class RpcSocket extends EventEmitter {
   }
 
   private scheduleReconnect(reason: string) {
-    if (this.stopped || this.reconnectTimer) return
+    if (this.stopped || this.reconnectTimer || this.gating) return
     const ceiling = Math.min(this.o.reconnect.capMs, this.o.reconnect.baseMs * 2 ** this.attempt)
     // half fixed, half jittered: never a tight loop, and sockets dropped together come back spread out
     const jittered = Math.round(ceiling / 2 + fullJitterBackoff(0, ceiling / 2, ceiling / 2))
@@ -326,7 +339,21 @@ export abstract class RpcSocket extends EventEmitter {
     this.logger?.info?.({ reason, delayMs: delay, attempt: this.attempt }, 'lnm stream reconnect scheduled')
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null
-      this.open()
+      if (!this.gate) return this.open()
+      const run = this.runs
+      this.gating = true
+      this.gate().then(
+        () => {
+          if (run !== this.runs) return
+          this.gating = false
+          this.open()
+        },
+        () => {
+          if (run !== this.runs) return
+          this.gating = false
+          this.scheduleReconnect('gate failed')
+        },
+      )
     }, delay)
   }
 }

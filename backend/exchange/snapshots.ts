@@ -28,13 +28,16 @@ export function toAccountSnapshot(account: Account): AccountSnapshot {
 
 /**
  * equity = balance + running isolated margin and unrealised P&L (positions.totals) + the cross position's
- * margin and totalPl. A part not fetched yet counts as zero.
+ * `margin` (the cross account's collateral, realised P&L already in it) and `deltaPl` (the unrealised P&L of
+ * the open cross exposure). Not `totalPl` (realised: counted twice) and not `runningMargin` (the part of
+ * `margin` the open exposure locks, quantity / entryPrice / leverage, in the LN Markets SDKs' own maths: it
+ * leaves out the free collateral). A part not fetched yet counts as zero.
  */
 export function withEquity(acc: AccountSnapshot, latest: { positions?: PositionsSnapshot; cross?: CrossSnapshot }): AccountSnapshot {
   let equity = acc.balance
   if (latest.positions) equity += latest.positions.totals.margin + latest.positions.totals.pl
   const x = latest.cross?.position
-  if (x) equity += x.margin + x.totalPl
+  if (x) equity += x.margin + x.deltaPl
   return { ...acc, equity: Math.round(equity) }
 }
 

@@ -67,6 +67,10 @@ export interface Simulator {
   }
   /** Stream v1 counters: connections, authenticate calls, refusals per limit, most sockets open at once */
   streamStats(): ReturnType<StreamServer['stats']>
+  /** Stream v1 log: each upgrade attempt (wall ms, status) and each `authenticate` call (wall ms, the key it named) */
+  streamEvents(): ReturnType<StreamServer['eventLog']>
+  /** restart the Stream v1 server: drop every socket and refuse upgrades (503) for `refuseMs`; REST stays up */
+  restartStream(refuseMs: number): void
   /** wallet events of an account (by username): the balance moves and `wallet/deposit|withdrawal` is pushed */
   wallet: {
     deposit(username: string, amount: number, network?: 'lightning' | 'bitcoin'): unknown
@@ -232,6 +236,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     stats,
     market: { price: () => market.price(), index: () => market.index(), setPrice, tick, settleFunding: () => { engine.settleFunding() } },
     streamStats: () => stream!.stats(),
+    streamEvents: () => stream!.eventLog(),
+    restartStream: (refuseMs) => stream!.restart(refuseMs),
     wallet: {
       deposit: (username, amount, network) => engine.deposit(keyOf(username), amount, network),
       withdraw: (username, amount, network) => engine.withdraw(keyOf(username), amount, network),

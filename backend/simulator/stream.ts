@@ -76,6 +76,10 @@ export class StreamServer {
   private connections = new Map<string, number[]>()
   private readonly limits: StreamLimits
   private readonly counters = { connections: 0, authenticate: 0, refusedSockets: 0, refusedConnections: 0, refusedAuthenticate: 0, refusedMessages: 0, maxOpen: 0 }
+  /** every upgrade attempt (wall ms, the HTTP status answered) and every `authenticate` call (wall ms, the key it named) */
+  private readonly events = { upgrades: [] as Array<{ ts: number; status: number }>, authenticate: [] as Array<{ ts: number; key: string | null }> }
+  /** restart(): upgrades are refused (503) until then */
+  private refuseUntil = 0
   private nonces = new Map<string, number>()
   private lastPrice: number | undefined
   private lastFunding: number | undefined
@@ -87,10 +91,11 @@ export class StreamServer {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (req.url ?? '/').split('?')[0]
     const reject = (status: number, reason: string) => {
+      this.events.upgrades.push({ ts: Date.now(), status })
       socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
     }
     if (path !== '/v1') return reject(404, 'Not Found')
-    if (this.d.faults().outage) return reject(503, 'Service Unavailable')
+    if (this.d.faults().outage || Date.now() < this.refuseUntil) return reject(503, 'Service Unavailable')
     const ip = req.socket.remoteAddress ?? '?'
     if ([...this.clients].filter((c) => c.ip === ip).length >= this.limits.socketsPerIp) {
       this.counters.refusedSockets++
@@ -107,6 +112,7 @@ export class StreamServer {
     recent.push(wall)
     this.connections.set(ip, recent)
     this.counters.connections++
+    this.events.upgrades.push({ ts: wall, status: 101 })
     this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, ip))
   }
 
@@ -242,6 +248,7 @@ export class StreamServer {
     attempts.push(wall)
     this.authAttempts.set(c.ip, attempts)
     this.counters.authenticate++
+    this.events.authenticate.push({ ts: wall, key: typeof p?.key === 'string' ? p.key : null })
     if (attempts.length > this.limits.authPerMinute) {
       this.counters.refusedAuthenticate++
       throw new RpcFail('TOO_MANY_REQUESTS', 'Too many authentication attempts', { retryAfterMs: 60_000 - (wall - attempts[0]) })
@@ -319,6 +326,17 @@ export class StreamServer {
    */
   stats(): { open: number; authenticated: number } & StreamServer['counters'] {
     return { ...this.counters, open: this.clients.size, authenticated: [...this.clients].filter((c) => c.auth).length }
+  }
+
+  /** the log behind the counters: each upgrade attempt with its status, each authenticate call (wall ms) */
+  eventLog(): { upgrades: Array<{ ts: number; status: number }>; authenticate: Array<{ ts: number; key: string | null }> } {
+    return { upgrades: this.events.upgrades.slice(), authenticate: this.events.authenticate.slice() }
+  }
+
+  /** an exchange-side stream restart: every socket dropped, upgrades refused (503) for `refuseMs`; REST stays up */
+  restart(refuseMs: number): void {
+    this.refuseUntil = Date.now() + refuseMs
+    this.dropAll()
   }
 
   dropAll(): void {

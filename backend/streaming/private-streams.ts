@@ -3,10 +3,12 @@
  *
  * - Which accounts: those this node polls (AccountPollers' onStart/onStop), the `budget` most-watched
  *   (weight = dashboards on this node), re-ranked every `rebalanceMs`; the rest stay on REST polling.
- * - Limits (LN Markets, per IP): 32 sockets (the budget is capped below that, the public ticker stream
- *   needs one), 20 `authenticate` per minute and 500 new connections per hour: new streams are started
- *   from a token bucket (`startsPerMin`, default 12, burst 6) and each stream's own reconnects back off
- *   with jitter (RpcSocket), so an exchange restart does not become a reconnect storm.
+ * - Limits (LN Markets, per IP): 32 sockets (`privateStreamBudget` leaves one for the public ticker stream),
+ *   20 `authenticate` per minute and 500 new connections per hour. Every connection attempt of a private
+ *   stream — a start and each reconnect — takes a token of one node-wide budget (`startsPerMin`, default 12,
+ *   burst 6: at most 18 in any minute; and at most `connectsPerHour`, default 400, in any hour), and each
+ *   stream's reconnects also back off with jitter (RpcSocket), so an exchange restart does not become a
+ *   reconnect storm.
  * - An event updates the affected channel at once: `cross/position` carries the whole position and is
  *   applied as is; the other topics trigger a single-flight fetch of just the channels they change.
  * - Health: 'up' (again after every reconnect) → a full REST fetch, then REST every PUSH_RECONCILE_MS;
@@ -37,12 +39,19 @@ export interface PrivateStreamLike {
 export interface PrivateStreamsOptions {
   pollers: Pick<AccountPollers, 'setPushHealthy' | 'fetchNow' | 'apply' | 'confirmByPush'>
   credentials: CredentialsLookup
-  create: (creds: Credentials, userId: string) => PrivateStreamLike
+  /**
+   * a stream for these credentials; its reconnects must await `admit()` before each attempt (the first
+   * connection is already admitted)
+   */
+  create: (creds: Credentials, userId: string, admit: () => Promise<void>) => PrivateStreamLike
   /** streams on this node at most */
   budget: number
   /** how watched an account is (dashboards on this node); higher first */
   weight: (userId: string) => number
+  /** connection attempts (starts and reconnects) per minute, node-wide; burst half of it */
   startsPerMin?: number
+  /** connection attempts in any rolling hour, node-wide (LN Markets: 500 new connections per IP per hour) */
+  connectsPerHour?: number
   rebalanceMs?: number
   /**
    * how often an up stream re-confirms its account's data (default 5000): with the stream subscribed and alive
@@ -81,6 +90,17 @@ export function channelsFor(topic: string, data: unknown): AccountChannel[] {
     default:
       return []
   }
+}
+
+/** LN Markets' Stream v1 limits per IP */
+export const STREAM_LIMITS_PER_IP = Object.freeze({ sockets: 32, connectionsPerHour: 500, authenticatePerMinute: 20 })
+
+/**
+ * Private streams a node may hold: the configured budget, within the 32 stream sockets per IP less the
+ * node's other stream connections (the public ticker stream).
+ */
+export function privateStreamBudget(configured: number, otherStreams: number): number {
+  return Math.max(0, Math.min(configured, STREAM_LIMITS_PER_IP.sockets - otherStreams))
 }
 
 const NUM = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null)
@@ -135,9 +155,14 @@ export class PrivateStreams {
   private timer: NodeJS.Timeout | null = null
   private confirmTimer: ReturnType<typeof setInterval> | null = null
   private readonly burst: number
+  /** times of the connection attempts admitted in the last hour */
+  private connects: number[] = []
+  /** reconnects waiting for a token, first come first served (they go before new starts) */
+  private readonly waiters: Array<() => void> = []
+  private admitTimer: NodeJS.Timeout | null = null
 
   constructor(opts: PrivateStreamsOptions) {
-    this.o = { startsPerMin: 12, rebalanceMs: 5000, confirmEveryMs: 5000, log: silentLog, now: Date.now, ...opts }
+    this.o = { startsPerMin: 12, connectsPerHour: 400, rebalanceMs: 5000, confirmEveryMs: 5000, log: silentLog, now: Date.now, ...opts }
     this.burst = Math.max(1, Math.floor(this.o.startsPerMin / 2))
     this.tokens = this.burst
     this.refillAt = this.o.now()
@@ -164,6 +189,10 @@ export class PrivateStreams {
     this.timer = null
     if (this.confirmTimer) clearInterval(this.confirmTimer)
     this.confirmTimer = null
+    if (this.admitTimer) clearTimeout(this.admitTimer)
+    this.admitTimer = null
+    // waiting reconnects go on to find their stream stopped
+    for (const w of this.waiters.splice(0)) w()
     const all = [...this.entries.values()]
     this.entries.clear()
     await Promise.all(all.map((e) => this.stopStream(e)))
@@ -218,13 +247,42 @@ export class PrivateStreams {
     this.count()
   }
 
+  /** a new stream may start now (waiting reconnects go first) */
   private takeStartToken(): boolean {
+    return this.waiters.length === 0 && this.takeToken()
+  }
+
+  private takeToken(): boolean {
     const now = this.o.now()
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.refillAt) * this.o.startsPerMin) / 60_000)
     this.refillAt = now
-    if (this.tokens < 1) return false
+    while (this.connects.length > 0 && now - this.connects[0]! >= 3_600_000) this.connects.shift()
+    if (this.tokens < 1 || this.connects.length >= this.o.connectsPerHour) return false
     this.tokens -= 1
+    this.connects.push(now)
     return true
+  }
+
+  /** one reconnect attempt of a stream may go: resolves when the node-wide connection budget allows it */
+  readonly admit = (): Promise<void> => {
+    if (this.waiters.length === 0 && this.takeToken()) return Promise.resolve()
+    return new Promise<void>((resolve) => {
+      this.waiters.push(resolve)
+      this.pumpAdmit()
+    })
+  }
+
+  private pumpAdmit(): void {
+    if (this.admitTimer) return
+    while (this.waiters.length > 0 && this.takeToken()) this.waiters.shift()!()
+    if (this.waiters.length === 0) return
+    const now = this.o.now()
+    const minuteWait = this.tokens >= 1 ? 0 : ((1 - this.tokens) * 60_000) / this.o.startsPerMin
+    const hourWait = this.connects.length >= this.o.connectsPerHour ? this.connects[0]! + 3_600_000 - now : 0
+    this.admitTimer = setTimeout(() => {
+      this.admitTimer = null
+      this.pumpAdmit()
+    }, Math.max(10, Math.ceil(Math.max(minuteWait, hourWait))))
   }
 
   private async startStream(e: Entry): Promise<void> {
@@ -239,7 +297,7 @@ export class PrivateStreams {
     }
     e.starting = false
     if (gen !== e.gen || this.entries.get(e.userId) !== e || !creds) return
-    const s = this.o.create(creds, e.userId)
+    const s = this.o.create(creds, e.userId, this.admit)
     e.stream = s
     const userId = e.userId
     s.on('up', () => {

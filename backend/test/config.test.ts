@@ -13,6 +13,7 @@ t.test('defaults: demo mode on 127.0.0.1:3000 with generated dev secrets', async
   t.equal(c.HOST, '127.0.0.1', 'default host')
   t.equal(c.mode, 'demo', 'no exchange configured → demo')
   t.equal(c.STALE_AFTER_MS, 30000, 'stale threshold default')
+  t.equal(c.PRIVATE_STREAMS_PER_NODE, 31, 'private streams: 32 stream connections per IP, one is the public ticker stream')
   t.equal(c.credentialsKey.key.length, 32, '32-byte credentials key')
   const file = join(d, 'secrets.json')
   t.equal(statSync(file).mode & 0o777, 0o600, 'secrets file is 0600')
@@ -27,6 +28,8 @@ t.test('invalid values stop start-up with one line naming the variable', async (
     [{ PORT: 'abc' }, /^invalid configuration: PORT .*abc/],
     [{ PORT: '70000' }, /^invalid configuration: PORT /],
     [{ STALE_AFTER_MS: '-1' }, /STALE_AFTER_MS/],
+    // 32 per IP, and the ticker stream holds one of them
+    [{ PRIVATE_STREAMS_PER_NODE: '32' }, /^invalid configuration: PRIVATE_STREAMS_PER_NODE /],
     [{ LNM_NETWORK: 'testnet' }, /LNM_NETWORK/],
     [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL/],
     [{ CREDENTIALS_KEY: 'short' }, /CREDENTIALS_KEY/],

@@ -8,7 +8,8 @@
  * autocannon in its own process. All on loopback; every phase bounded in time.
  *
  * Options: --quick (tiny N, for the smoke test) --n 1000,10000 --frames-per-sec 50000 --window 10 (s)
- *          --accounts 20 --dashboards-per-account 100 --economy-window 20 (s) --dashboard-duration 6 (s) --fanout-accounts 5 --phases fanout,economy,dashboard
+ *          --accounts 20 --dashboards-per-account 100 --economy-window 20 (s) --dashboard-duration 6 (s) --fanout-accounts 5 --phases fanout,economy,dashboard,push
+ *          --push-accounts 5 --push-window 60 (s) --push-trades 10 (phase `push`, scripts/bench/push.ts; `--phases push` runs it alone, ≈ 2.5 min)
  *          --no-gateway (references only) --database-url postgres://… (instead of the embedded PGlite) --out <file> --no-gc --cpu-prof (writes a CPU profile of the gateway into bench/results/)
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -24,6 +25,7 @@ import { PriceDriver } from '../lib/ticker.ts'
 import { fmt, fmtRatio, markdownTable, ratio, round, table } from '../lib/stats.ts'
 import { metrics, promValue, provisionUsers, startGateway, type BenchUser, type Gateway } from '../lib/gateway.ts'
 import { fanoutRun, type FanoutResult, type Target } from './fanout.ts'
+import { pushRun } from './push.ts'
 
 const args = parseArgs()
 const quick = boolArg(args, 'quick')
@@ -40,8 +42,14 @@ const perAccount = intArg(args, 'dashboards-per-account', quick ? 4 : 100, 2, 10
 const fanoutAccounts = intArg(args, 'fanout-accounts', quick ? 2 : 5, 1, 2000)
 const economyWindowMs = numArg(args, 'economy-window', quick ? 4 : 20, 1, 300) * 1000
 const dashDurationS = intArg(args, 'dashboard-duration', quick ? 2 : 6, 1, 60)
-const phases = new Set((args.get('phases') ?? 'fanout,economy,dashboard').split(','))
+const phases = new Set((args.get('phases') ?? 'fanout,economy,dashboard,push').split(','))
 const withGateway = !boolArg(args, 'no-gateway')
+/** phase `push` starts gateways of its own: the shared one only for the other phases */
+const withMainGateway = withGateway && [...phases].some((p) => p !== 'push')
+// K + 1 private streams start at once (the node's start burst is 6)
+const pushK = intArg(args, 'push-accounts', quick ? 2 : 5, 1, 5)
+const pushWindowMs = numArg(args, 'push-window', quick ? 10 : 60, 5, 120) * 1000
+const pushTrades = intArg(args, 'push-trades', quick ? 3 : 10, 1, 100)
 const cpuProf = boolArg(args, 'cpu-prof')
 /** servers start with an inspector on a loopback port so a full GC precedes each RSS reading (--no-gc: not) */
 const withGc = !boolArg(args, 'no-gc')
@@ -58,14 +66,16 @@ async function main(): Promise<void> {
   log(`bench on ${machineLine(machine)}`)
   const dir = mkdtempSync(join(tmpdir(), 'lnm-bench-run-'))
   const accounts = makeSimAccounts(accountsN)
-  const sim = await startSim(dir, accounts)
+  // phase push: accounts of its own (K with push, K polling only), watched by its own gateways
+  const pushAccounts = makeSimAccounts(2 * pushK + 1, 'push')
+  const sim = await startSim(dir, [...accounts, ...pushAccounts])
   log(`simulator pid ${sim.pid} on :${sim.port}`)
   const driver = new PriceDriver(`http://127.0.0.1:${sim.port}`)
   let gw: Gateway | null = null
   let users: BenchUser[] = []
   let gwInspector: string | null = null
   const profDir = join(resultsDir, 'profiles')
-  if (withGateway) {
+  if (withMainGateway) {
     if (cpuProf) mkdirSync(profDir, { recursive: true })
     gw = await startGateway({
       apiUrl: sim.url, streamUrl: sim.streamUrl,
@@ -88,7 +98,8 @@ async function main(): Promise<void> {
     startedAt: started.toISOString(),
     machine,
     settings: { Ns, framesPerSec, windowMs, latencyFramesPerSec, latencyWindowMs, fanoutAccounts, warmupMs, settleMs, accounts: accountsN, dashboardsPerAccount: perAccount, economyWindowMs, quick,
-      gatewayEnv: { POLL_INTERVAL_MS: 1000, TICKER_INTERVAL_MS: 600000, NODE_ENV: 'production', LOG_LEVEL: 'warn' }, loadGenerators: { bulk: 2, probe: 1 } },
+      gatewayEnv: { POLL_INTERVAL_MS: 1000, TICKER_INTERVAL_MS: 600000, NODE_ENV: 'production', LOG_LEVEL: 'warn' }, loadGenerators: { bulk: 2, probe: 1 },
+      push: { accounts: pushK, windowMs: pushWindowMs, trades: pushTrades, gatewayEnv: { POLL_INTERVAL_MS: 5000, PUSH_RECONCILE_MS: 30000 } } },
     fanout: [] as FanoutResult[],
   }
 
@@ -209,6 +220,11 @@ async function main(): Promise<void> {
       await stopChild(refHttp)
       result.dashboard = { bodyBytes: body.length, etag: etag !== '', connections: 32, durationS: dashDurationS, gateway200: g200, gateway304: g304, reference200: r200, reference304: r304 }
     }
+    // ---------------------------------------------------------------- exchange push vs polling
+    if (phases.has('push') && withGateway && budgetLeft() > pushWindowMs + 110_000) {
+      log(`exchange push: ${pushK} accounts with a private stream vs ${pushK} polling only, ${pushWindowMs / 1000} s window, ${pushTrades} trades on one more pushed account`)
+      result.push = await pushRun({ sim, accounts: pushAccounts, k: pushK, settleMs: quick ? 6000 : 45_000, windowMs: pushWindowMs, trades: pushTrades }, log)
+    } else if (phases.has('push') && withGateway) log('time budget nearly spent: skipping the push phase')
   } finally {
     driver.stop()
     await driver.close()
@@ -253,7 +269,7 @@ function summaryRows(result: Record<string, any>): string[][] {
     // for costs (latency, memory) the ratio is still gateway ÷ reference: below 1 is better
     row3(label, f, d, n)
   }
-  for (const n of Ns) {
+  for (const n of phases.has('fanout') ? Ns : []) {
     const k = n >= 1000 ? `${n / 1000}k` : String(n)
     row3(`fan-out N=${k}: frames/s delivered`, (r) => r?.deliveredFramesPerSec ?? NaN, 0, n)
     row3(`fan-out N=${k}: delivered / offered %`, (r) => (r ? r.deliveryRatio * 100 : NaN), 1, n)
@@ -270,11 +286,17 @@ function summaryRows(result: Record<string, any>): string[][] {
     lower(`latency N=${k}: p99 ms at the fan-out rate`, (r) => r?.latencyAtThroughputRate.probeSourceToClient?.p99 ?? r?.latencyAtThroughputRate.sourceToClient.p99 ?? NaN, 1, n)
   }
   const nMax = Ns[0]
-  if (nMax) lower(`RSS per idle connection KiB (N=${nMax >= 1000 ? `${nMax / 1000}k` : nMax})`, (r) => (r ? r.rssPerIdleConnBytes / 1024 : NaN), 2, nMax)
+  if (nMax && phases.has('fanout')) lower(`RSS per idle connection KiB (N=${nMax >= 1000 ? `${nMax / 1000}k` : nMax})`, (r) => (r ? r.rssPerIdleConnBytes / 1024 : NaN), 2, nMax)
   const e = result.economy
   if (e) {
     rows.push(['upstream req/min, 1 dashboard/account', fmt(e.one.perMinute, 1), '', '', '', ''])
     rows.push([`upstream req/min, ${e.many.dashboardsPerAccount} dashboards/account`, fmt(e.many.perMinute, 1), '', '', `${fmtRatio(e.ratio)} of 1/account`, ''])
+  }
+  const p = result.push
+  if (p) {
+    rows.push(['upstream REST req/min per watched account, private stream healthy', fmt(p.push.perAccountPerMinute, 1), '', '', `${fmtRatio(p.ratio)} of polling`, ''])
+    rows.push(['upstream REST req/min per watched account, polling only', fmt(p.polling.perAccountPerMinute, 1), '', '', '', ''])
+    rows.push([`exchange event → dashboard data_update, p50 / p99 ms (n=${p.latency.n})`, `${fmt(p.latency.p50, 0)} / ${fmt(p.latency.p99, 0)}`, '', '', '', ''])
   }
   const d = result.dashboard
   if (d) {
@@ -320,6 +342,12 @@ function targets(result: Record<string, any>): Array<{ target: string; measured:
     out.push({ target: `gateway-added p99 at N=${big} (one process) vs bare ws`, measured: `${fmt(p99, 1)} vs ${fmt(pw, 1)} ms = ${fmtRatio3(ratio(p99, pw))}`, met: ratio(p99, pw) <= 0.5, value: ratio(p99, pw) })
     const kb = g.rssPerIdleConnBytes / 1024
     out.push({ target: `RSS per idle connection ≤ 8 KiB at N=${big}`, measured: `${fmt(kb, 2)} KiB`, met: kb <= 8, value: kb })
+  }
+  const p = result.push
+  if (p) {
+    const v = p.push.perAccountPerMinute
+    out.push({ target: 'upstream REST req/min per watched account with a healthy private stream ≤ 9 (¼ of 36)', measured: `${fmt(v, 1)} (polling only ${fmt(p.polling.perAccountPerMinute, 1)})`, met: v <= 9, value: v })
+    out.push({ target: 'exchange event → dashboard data_update p99 ≤ 250 ms (loopback)', measured: `${fmt(p.latency.p99, 0)} ms (n=${p.latency.n})`, met: p.latency.p99 <= 250, value: p.latency.p99 })
   }
   const d = result.dashboard
   if (d) {

@@ -14,7 +14,7 @@ import { FreshnessWatchdog, type FreshnessReport } from '../../streaming/freshne
 import { Hub } from '../../streaming/hub.ts'
 import type { AccountSource, Log, TickerSource } from '../../streaming/sources.ts'
 import { TickerFeed } from '../../streaming/ticker-feed.ts'
-import { PrivateStreams } from '../../streaming/private-streams.ts'
+import { PrivateStreams, privateStreamBudget } from '../../streaming/private-streams.ts'
 import { LnmPrivateStream } from '../../exchange/private-stream.ts'
 import { UpgradeGate } from '../../streaming/upgrade-gate.ts'
 import type { UpstreamState } from '../../schemas/ws-protocol.ts'
@@ -90,18 +90,22 @@ export default fp(
       onAuthenticated: (socket) => gate.release(socket),
     })
     hubRef = hub
-    if (privateUrl && config.PRIVATE_STREAMS_PER_NODE > 0) {
+    // LN Markets allows 32 stream sockets per IP: the public ticker stream (when there is one) holds one of them
+    const privateBudget = privateStreamBudget(config.PRIVATE_STREAMS_PER_NODE, stream ? 1 : 0)
+    if (privateUrl && privateBudget > 0) {
       const streamLog = app.log.child({ module: 'private-stream' })
       privateStreams = new PrivateStreams({
         pollers,
         credentials: (userId) => app.vault.get(userId),
-        create: (creds) =>
+        create: (creds, _userId, admit) =>
           new LnmPrivateStream({
             url: privateUrl, creds, logger: streamLog, metrics, now: () => Date.now() + client.clockOffsetMs, reconnect: { baseMs: 1000, capMs: 60_000 },
+            // every reconnect takes a token of the node-wide connection budget (authenticate and new-connection limits per IP)
+            gate: admit,
             // a ping (and its pong) often enough that the stream's own liveness keeps the data's age under the stale limit
             pingIntervalMs: Math.max(1000, Math.min(30_000, Math.floor(config.STALE_AFTER_MS / 3))),
           }),
-        budget: config.PRIVATE_STREAMS_PER_NODE,
+        budget: privateBudget,
         confirmEveryMs: Math.max(250, Math.min(5000, Math.floor(config.STALE_AFTER_MS / 4))),
         weight: (userId) => hubRef?.watchers(userId) ?? 0,
         log,

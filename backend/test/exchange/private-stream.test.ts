@@ -181,3 +181,37 @@ t.teardown(() => {
   wire.stop()
   if (wire.seen.length) throw new Error(`uncaught: ${wire.seen.map(String).join('; ')}`)
 })
+
+t.test('every reconnect waits for the gate (a connection budget shared by the node), the first connect does not', async (t) => {
+  const sim = await setup(t)
+  const alice = sim.accounts[0]
+  let calls = 0
+  let open!: () => void
+  const gate = () => {
+    calls++
+    return new Promise<void>((resolve) => (open = resolve))
+  }
+  const s = new LnmPrivateStream({ url: sim.streamUrl, creds: alice, now: () => sim.now(), reconnect: { baseMs: 50, capMs: 200 }, gate })
+  t.teardown(() => s.stop())
+  s.start()
+  await within(once(s, 'up'), 3000, 'first up')
+  t.equal(calls, 0, 'the first connection is not gated (the caller admitted it)')
+  const before = sim.streamEvents().upgrades.length
+  sim.restartStream(0)
+  await within(once(s, 'down'), 3000, 'down')
+  await new Promise((r) => setTimeout(r, 600)) // several reconnect delays (50–200 ms)
+  t.equal(calls, 1, 'the reconnect asked the gate once')
+  t.equal(sim.streamEvents().upgrades.length, before, 'and made no connection attempt while the gate was closed')
+  open()
+  await within(once(s, 'up'), 3000, 'up again once the gate opened')
+  t.equal(sim.streamEvents().upgrades.length, before + 1, 'one attempt, after the gate')
+  // stopped while waiting for the gate: the gate opening later must not open a socket
+  sim.restartStream(0)
+  await within(once(s, 'down'), 3000, 'down again')
+  await new Promise((r) => setTimeout(r, 400))
+  t.equal(calls, 2, 'the second reconnect waits for the gate too')
+  await s.stop()
+  open()
+  await new Promise((r) => setTimeout(r, 300))
+  t.equal(sim.streamEvents().upgrades.length, before + 1, 'stopped during the wait: no connection when the gate opens')
+})

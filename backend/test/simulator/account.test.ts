@@ -264,6 +264,26 @@ t.test('stream limits: 500 new connections per IP per hour (configurable), 32 co
   })
 })
 
+t.test('restartStream: sockets dropped, upgrades refused for a while, REST up; every attempt logged', async (t) => {
+  const sim = await setup(t)
+  const alice = sim.accounts[0]!
+  const c = await privateConn(sim, alice, ['wallet/deposit'], t)
+  const t0 = Date.now()
+  sim.restartStream(400)
+  t.equal((await c.closed).code, 1006, 'the open socket is dropped')
+  const ws = new WebSocket(sim.streamUrl)
+  const err = await new Promise<Error>((resolve) => ws.on('error', resolve))
+  t.match(err.message, /503/, 'an upgrade during the restart → 503')
+  t.equal((await call(sim, alice, 'GET', '/account')).status, 200, 'REST answers meanwhile')
+  await new Promise((r) => setTimeout(r, 450 - (Date.now() - t0)))
+  const again = await connect(sim, t)
+  t.equal(again.ws.readyState, WebSocket.OPEN, 'accepted again once the restart is over')
+  const log = sim.streamEvents()
+  t.same(log.upgrades.map((u) => u.status), [101, 503, 101], 'each upgrade attempt with its answer')
+  t.same(log.authenticate.map((a) => a.key), [alice.key], 'each authenticate call, with the key it named')
+  t.ok(log.upgrades.every((u) => u.ts >= t0 - 5000 && u.ts <= Date.now()), 'wall-clock times')
+})
+
 t.test('the demo trader has every panel populated at first start', async (t) => {
   const sim = await setup(t, { accounts: demoAccounts() })
   const demo = sim.accounts[0]

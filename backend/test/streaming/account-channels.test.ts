@@ -43,8 +43,8 @@ t.test('cross, history and equity on /ws and /api/dashboard; /api/history pages'
   t.ok(d.body.history.closed.length >= 6, 'history on /api/dashboard')
   t.ok(d.body.meta.channels.cross && d.body.meta.channels.history, 'meta for the new channels')
   const { account, positions } = d.body
-  const expected = account.balance + positions.totals.margin + positions.totals.pl + d.body.cross.position.margin + d.body.cross.position.totalPl
-  t.ok(Math.abs(account.equity - expected) <= 1, `equity = balance + isolated margin/P&L + cross margin/P&L (${account.equity} vs ${expected})`)
+  const expected = account.balance + positions.totals.margin + positions.totals.pl + d.body.cross.position.margin + d.body.cross.position.deltaPl
+  t.ok(Math.abs(account.equity - expected) <= 1, `equity = balance + isolated margin/P&L + cross margin + deltaPl (${account.equity} vs ${expected})`)
 
   // paging further back
   t.equal((await L.g.http('GET', '/api/history?kind=closed')).status, 401, 'history needs a bearer token')

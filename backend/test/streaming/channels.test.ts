@@ -57,7 +57,27 @@ t.test('equity = balance + running margin and P&L + cross margin and P&L', async
   const positions = { running: [], open: [], totals: { margin: 20_000, pl: 300, quantity: 100, count: 1 } }
   t.equal(withEquity(acc, {}).equity, 1_000_000, 'nothing known yet: the balance')
   t.equal(withEquity(acc, { positions }).equity, 1_020_300, 'with running isolated positions')
-  t.equal(withEquity(acc, { positions, cross: toCrossSnapshot(crossPos, []) }).equity, 1_020_300 + 50_000 - 1234, 'with the cross position')
+  t.equal(withEquity(acc, { positions, cross: toCrossSnapshot(crossPos, []) }).equity, 1_020_300 + 50_000 + 10, 'with the cross position: margin + deltaPl')
+})
+
+t.test('cross equity with numbers: margin + unrealised P&L, not totalPl or runningMargin', async (t) => {
+  // a cross long of $1000 at 100 000, leverage 10, in a cross account holding 500 000 sats that already
+  // realised +2 000 (inside margin); the price is now 110 000
+  const sats = (usd: number, price: number) => (usd / price) * 1e8
+  const deltaPl = Math.round(sats(1000, 100_000) - sats(1000, 110_000)) // 1000·(1/100000 − 1/110000)·1e8
+  t.equal(deltaPl, 90_909, 'unrealised P&L of the long')
+  const position = {
+    ...crossPos, quantity: 1000, leverage: 10, entryPrice: 100_000, margin: 500_000, totalPl: 2_000, deltaPl,
+    runningMargin: Math.floor(sats(1000, 100_000) / 10), // 100 000: what the exposure locks
+  }
+  const acc = { username: 'a', balance: 0, syntheticUsdBalance: 0, feeTier: 0, equity: 0 }
+  const equity = withEquity(acc, { cross: { position, openOrders: [] } }).equity
+  t.equal(equity, 590_909, 'closing now would leave 500 000 + 90 909 sats in the cross account')
+  t.not(equity, position.margin + position.totalPl, 'margin + totalPl would count the realised +2 000 twice and miss the open P&L')
+  t.not(equity, position.runningMargin, 'runningMargin is only the locked part of the collateral')
+  // flat, margin kept (a flat position with margin is still returned by the client)
+  const flat = { ...position, quantity: 0, entryPrice: null, liquidation: null, deltaPl: 0, runningMargin: 0 }
+  t.equal(withEquity(acc, { cross: { position: flat, openOrders: [] } }).equity, 500_000, 'flat: the collateral alone')
 })
 
 const H = 3_600_000

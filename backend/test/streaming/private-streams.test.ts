@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { EventEmitter } from 'node:events'
-import { PrivateStreams, applyTrade, channelsFor, crossPositionFromEvent, tradeFromEvent } from '../../streaming/private-streams.ts'
+import { PrivateStreams, STREAM_LIMITS_PER_IP, applyTrade, channelsFor, crossPositionFromEvent, privateStreamBudget, tradeFromEvent } from '../../streaming/private-streams.ts'
 
 class FakeStream extends EventEmitter {
   up = false
@@ -16,13 +16,14 @@ class FakeStream extends EventEmitter {
   goDown() { this.up = false; this.emit('down', 'test') }
 }
 
-function setup(budget: number, weights: Record<string, number>, startsPerMin = 600) {
+function setup(budget: number, weights: Record<string, number>, startsPerMin = 600, connectsPerHour = 400) {
   const calls: string[] = []
   const streams = new Map<string, FakeStream>()
   const applied: unknown[] = []
   const ps = new PrivateStreams({
     budget,
     startsPerMin,
+    connectsPerHour,
     weight: (u) => weights[u] ?? 0,
     credentials: async (u) => ({ key: `k-${u}`, secret: 's', passphrase: 'p' }),
     create: (_c, u) => {
@@ -67,6 +68,45 @@ t.test('starts are paced (authenticate budget)', async (t) => {
   await tick()
   t.equal(streams.size, 6, 'a burst of 6 starts, the rest wait for the bucket (12/min)')
   await ps.stop()
+})
+
+t.test('the budget leaves one of the 32 stream sockets per IP to the public ticker stream', async (t) => {
+  t.equal(STREAM_LIMITS_PER_IP.sockets, 32, 'LN Markets: 32 stream connections per IP')
+  t.equal(privateStreamBudget(31, 1), 31, 'the default (31) and the ticker stream: 32 sockets')
+  t.equal(privateStreamBudget(32, 1), 31, 'never more than 32 sockets with the ticker stream')
+  t.equal(privateStreamBudget(32, 0), 32, 'no public stream: all 32')
+  t.equal(privateStreamBudget(4, 1), 4, 'a smaller budget is kept')
+  t.equal(privateStreamBudget(0, 1), 0, '0 = REST polling only')
+})
+
+t.test('reconnects take tokens of the same budget as starts, and go first', async (t) => {
+  // 600 a minute, burst 300: the burst is spent by 300 starts, then one token every 100 ms
+  const { ps, streams } = setup(400, {}, 600)
+  for (let i = 0; i < 300; i++) ps.watch(`u${i}`)
+  await tick()
+  t.equal(streams.size, 300, 'the burst')
+  const order: string[] = []
+  const r1 = ps.admit().then(() => order.push('reconnect 1'))
+  const r2 = ps.admit().then(() => order.push('reconnect 2'))
+  ps.watch('late')
+  await tick()
+  t.notOk(streams.has('late'), 'a new start does not jump the reconnects waiting for a token')
+  await Promise.all([r1, r2])
+  t.same(order, ['reconnect 1', 'reconnect 2'], 'reconnects admitted in order as tokens come back')
+  await ps.stop()
+})
+
+t.test('connection attempts per hour are capped (LN Markets: 500 new connections per IP per hour)', async (t) => {
+  const { ps, streams } = setup(10, {}, 600, 3)
+  for (let i = 0; i < 5; i++) ps.watch(`u${i}`)
+  await tick()
+  t.equal(streams.size, 3, 'three starts, then the hour budget is spent')
+  let admitted = false
+  void ps.admit().then(() => (admitted = true))
+  await new Promise((r) => setTimeout(r, 300))
+  t.notOk(admitted, 'a reconnect waits for the hour window too')
+  await ps.stop()
+  t.ok(admitted, 'stop releases the waiting reconnects (they find their stream stopped)')
 })
 
 t.test('health and events', async (t) => {
