@@ -3,8 +3,9 @@
  * (the exchange's history through the gateway's shared cache, so a reload shows hours, not seconds), live prices
  * folded into the current candle, whitespace where no price arrived (outage, stale feed) so a gap shows as a gap,
  * times on the axis in the browser's time zone with UTC on hover, and the selected position's entry,
- * liquidation, stop-loss and take-profit lines. A line far from the price is kept out of the autoscale (it would
- * flatten the candles) and named at the chart's edge with its distance instead. Loaded lazily.
+ * liquidation, stop-loss and take-profit lines. A line that would squeeze the candles (their high–low range
+ * under 40 % of the pane, see autoscale.ts) is kept out of the autoscale and named at the chart's edge with
+ * its distance instead. Loaded lazily.
  */
 import { useEffect, useRef, useState } from 'react'
 import {
@@ -24,10 +25,8 @@ import { ApiError } from '../../../lib/api-client.ts'
 import { fmtAxisTime, fmtDuration, fmtLocalDayTime, fmtPrice, fmtUtcDayTime } from '../../../lib/format.ts'
 import { staleLimitOf } from '../../../../../backend/schemas/channels.ts'
 import type { PositionRow } from '../positions/position-math.ts'
+import { scaleWithLines, type PriceRange } from './autoscale.ts'
 import { applyPrice, countGaps, isCandle, mergeRefresh, RANGE_MS, toBars, type Bar, type CandlesResponse, type ChartRange } from './candles.ts'
-
-/** lines closer than this to the price are kept inside the price scale */
-const NEAR_PCT = 15
 
 interface Palette {
   text: string
@@ -142,19 +141,19 @@ export default function PriceChart(props: { position: PositionRow | null; theme:
       wickUpColor: p.up,
       wickDownColor: p.down,
       priceFormat: { type: 'price', precision: 1, minMove: 0.5 },
-      // lines within NEAR_PCT of the price stay in view (in "with lines" mode); a far one would flatten the
-      // candles into a line, so it is left out and named at the edge of the chart instead
-      autoscaleInfoProvider: (base: () => { priceRange: { minValue: number; maxValue: number } } | null) => {
+      // "with lines" mode: the lines that leave the candles readable (their high–low range at least
+      // MIN_CANDLE_SHARE of the pane) stretch the scale; the others are named at the edge of the chart instead
+      autoscaleInfoProvider: (base: () => { priceRange: PriceRange | null } | null) => {
         const r = base()
-        if (!r || !showLines.current || lines.current.length === 0) return r
-        const mid = (r.priceRange.minValue + r.priceRange.maxValue) / 2
-        const near = lines.current.map((l) => l.price).filter((x) => Math.abs(x - mid) / mid <= NEAR_PCT / 100)
-        if (near.length === 0) return r
-        return { priceRange: { minValue: Math.min(r.priceRange.minValue, ...near), maxValue: Math.max(r.priceRange.maxValue, ...near) } }
+        if (!r?.priceRange || !showLines.current || lines.current.length === 0) return r
+        const m = c.priceScale('right').options().scaleMargins
+        return { ...r, priceRange: scaleWithLines(r.priceRange, lines.current, 1 - m.top - m.bottom).priceRange }
       },
     })
     chart.current = c
     series.current = s
+    // the chart's API on its element, for the e2e test to measure what is drawn (priceToCoordinate)
+    Object.defineProperty(outer, 'lwChart', { value: { chart: c, series: s }, configurable: true })
 
     // lines outside the visible price range: "Liq 61,200.0 ↓ (38.1 % away)" at the top or bottom edge
     let offKey = ''
@@ -228,6 +227,7 @@ export default function PriceChart(props: { position: PositionRow | null; theme:
     return () => {
       unsub()
       if (raf) cancelAnimationFrame(raf)
+      delete (outer as { lwChart?: unknown }).lwChart
       c.remove()
       chart.current = null
       series.current = null
