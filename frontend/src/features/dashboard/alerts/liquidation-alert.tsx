@@ -38,6 +38,8 @@ export function LiquidationAlert(props: {
   rows: PositionRow[]
   thresholdPct: number
   onThreshold: (pct: number) => void
+  /** the trader answered the browser's notification question (asked from the button below) */
+  onPermission?: (permission: NotificationPermission) => void
   /** the names of the stale inputs ('positions', 'prices', …), empty when all are fresh */
   staleParts: readonly string[]
 }) {
@@ -47,6 +49,10 @@ export function LiquidationAlert(props: {
   // what is being typed ("0", "0.", "") may not be a valid threshold yet: only valid values are applied
   const [draft, setDraft] = useState(String(props.thresholdPct))
   const problem = thresholdProblem(draft)
+  // the threshold changed elsewhere (loaded from the gateway, saved on another device): show it
+  useEffect(() => {
+    setDraft((d) => (Number(d) === props.thresholdPct ? d : String(props.thresholdPct)))
+  }, [props.thresholdPct])
 
   useEffect(() => {
     const ids = new Set(atRisk.map((r) => r.id))
@@ -69,7 +75,9 @@ export function LiquidationAlert(props: {
 
   const ask = async () => {
     if (!canNotify) return
-    setPermission(await Notification.requestPermission())
+    const answer = await Notification.requestPermission()
+    setPermission(answer)
+    props.onPermission?.(answer)
   }
 
   return (
