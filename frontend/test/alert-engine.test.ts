@@ -98,6 +98,12 @@ t.test('price levels: once per crossing, hysteresis, first sight beyond does not
   t.same(late.update(base({ price: 104_000 }), 4_000), [], 'a moved level starts over (armed below it)')
   t.same(late.update(base({ price: 105_000 }), 5_000).map((a) => a.levelId), ['up'])
   t.same(engine({ priceLevels: [up] }).update(base({ price: 0 }), 0), [], 'no price yet: nothing')
+
+  // a level added while the price is below it, when the very next price is already above: still a crossing
+  const quick = engine()
+  quick.update(base({ price: 99_000 }), 0)
+  quick.setSettings({ notify: ALL_ON, priceLevels: [up] })
+  t.same(quick.update(base({ price: 100_200 }), 1_000).map((a) => a.levelId), ['up'], 'a level is armed against the price seen when it was set')
 })
 
 t.test('fills: an isolated order becoming a running trade; a new filled cross order', async (t) => {

@@ -148,6 +148,9 @@ export class AlertEngine {
     // a level whose price or direction changed is a new level: it must see the price on its near side again
     const keys = new Set(settings.priceLevels.map(levelKey))
     for (const k of this.levels.keys()) if (!keys.has(k)) this.levels.delete(k)
+    // a new level is judged against the price the trader saw when setting it, not the next one (which may
+    // already be past it: the crossing would then be missed)
+    if (this.lastPrice !== null) for (const l of settings.priceLevels) if (!this.levels.has(levelKey(l))) this.levels.set(levelKey(l), isBeyond(l, this.lastPrice) ? 'fired' : 'armed')
   }
 
   /** the alerts the new state raises (in order); call on every state change and about once a second */
@@ -217,7 +220,7 @@ export class AlertEngine {
     for (const level of this.settings.priceLevels) {
       const key = levelKey(level)
       const state = this.levels.get(key) ?? 'unknown'
-      const beyond = level.direction === 'above' ? price >= level.price : price <= level.price
+      const beyond = isBeyond(level, price)
       const rearm = level.direction === 'above' ? price <= level.price * (1 - this.hysteresis) : price >= level.price * (1 + this.hysteresis)
       if (state === 'armed' && beyond) {
         this.levels.set(key, 'fired')
@@ -301,3 +304,4 @@ export class AlertEngine {
 }
 
 const levelKey = (l: PriceLevel): string => `${l.id}:${l.price}:${l.direction}`
+const isBeyond = (l: PriceLevel, price: number): boolean => (l.direction === 'above' ? price >= l.price : price <= l.price)
