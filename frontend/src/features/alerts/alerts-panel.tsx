@@ -160,9 +160,10 @@ export function AlertsPanel(props: { handle: AlertSettingsHandle; log: readonly 
         </fieldset>
 
         <div className="alert-log">
-          <h3>Recent alerts</h3>
+          <h3 id="alert-log-title">Recent alerts</h3>
           {props.log.length ? (
-            <ol data-testid="alert-log">
+            // scrolls when long: focusable, so the keyboard can scroll it too
+            <ol data-testid="alert-log" tabIndex={0} aria-labelledby="alert-log-title">
               {props.log.map((a) => (
                 <li key={a.id} data-kind={a.kind}>
                   <span className="small muted">{time.format(a.at)}</span> <strong>{a.title}</strong> {a.body}
