@@ -147,6 +147,9 @@ t.test('alerts: price level, persistence, other device, fill/close/liquidation, 
     await panel.scrollIntoViewIfNeeded()
     await page.getByTestId('alert-settings-state').filter({ hasText: 'Saved for all your devices' }).waitFor({ timeout: 10_000 })
     t.equal(await page.getByTestId('notify-fills').isChecked(), true, 'fills on by default')
+    t.equal(await page.getByTestId('notify-browser').isChecked(), true, 'the site may already notify (permission granted): browser notifications start on')
+    await page.getByTestId('notify-browser').uncheck()
+    await page.getByTestId('notify-browser-note').filter({ hasText: 'Alerts always show on this page.' }).waitFor({ timeout: 5_000 })
     await page.getByTestId('notify-browser').check()
     await page.getByTestId('notify-browser-note').filter({ hasText: /^On\./ }).waitFor({ timeout: 5_000 })
     // an invalid level is refused in words, tied to its field
@@ -214,6 +217,7 @@ t.test('alerts: price level, persistence, other device, fill/close/liquidation, 
     const fill = toast(page, 'fill').filter({ hasText: 'Long $100 at 10×' })
     await fill.waitFor({ timeout: 20_000 })
     t.match(await fill.innerText(), /Order filled.*Long \$100 at 10× filled at [\d,.]+/s, 'the fill names the order')
+    t.notOk((await notes(page)).some((n) => n.title === 'Order filled'), 'the page is in front of the trader: the toast only, no browser notification')
 
     let running = false
     for (let i = 0; i < 40 && !running; i++) {
@@ -257,6 +261,41 @@ t.test('alerts: price level, persistence, other device, fill/close/liquidation, 
     await toast(page, 'exchange_recovered').waitFor({ timeout: 60_000 })
     t.pass('and back')
     t.ok((await page.getByTestId('alert-log').locator('li').count()) >= 6, 'every alert is in the recent-alerts log')
+  })
+
+  await t.test('a threshold an older page kept in localStorage moves to the server on the first load', async (t) => {
+    const name = `alerts_legacy_${Date.now().toString(36)}`
+    const reg = await fetch(`${env.base}/api/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: name, password }) })
+    t.equal(reg.status, 201, 'a second user')
+    const legacy = await alertContext(false)
+    t.teardown(() => legacy.context.close())
+    await legacy.context.addInitScript(() => {
+      if (!sessionStorage.getItem('seeded')) {
+        sessionStorage.setItem('seeded', '1')
+        localStorage.setItem('lnm.liqAlertPct', '7')
+      }
+    })
+    await legacy.page.goto(env.base)
+    await legacy.page.getByTestId('username').fill(name)
+    await legacy.page.getByTestId('password').fill(password)
+    await legacy.page.getByTestId('auth-submit').click()
+    await legacy.page.getByTestId('alert-settings-state').filter({ hasText: 'Saved for all your devices' }).waitFor({ timeout: 30_000 })
+    const res = await fetch(`${env.base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: name, password }) })
+    const other = ((await res.json()) as { accessToken: string }).accessToken
+    const saved = await (await fetch(`${env.base}/api/alerts`, { headers: { authorization: `Bearer ${other}` } })).json()
+    t.equal(saved.liquidationPct, 7, 'the local threshold is now the server setting')
+    t.equal(saved.version, 1, 'saved once')
+    t.equal(await legacy.page.evaluate(() => localStorage.getItem('lnm.liqAlertPct')), null, 'and forgotten locally')
+    await legacy.context.close()
+  })
+
+  await t.test('the shared demo account is untouched (the other e2e files expect its open order)', async (t) => {
+    const login = await fetch(`${env.base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'demo', password: 'demo' }) })
+    const demoToken = ((await login.json()) as { accessToken: string }).accessToken
+    const dash = await (await fetch(`${env.base}/api/dashboard`, { headers: { authorization: `Bearer ${demoToken}` } })).json()
+    const open = (dash.positions?.open ?? []).map((o: { side: string; quantity: number; price: number }) => `${o.side} ${o.quantity} @ ${o.price}`)
+    console.log(`# demo open orders: ${JSON.stringify(open)}; running: ${JSON.stringify((dash.positions?.running ?? []).map((o: { side: string; quantity: number; liquidation: number }) => `${o.side} ${o.quantity} liq ${o.liquidation}`))}; price ${startPrice}`)
+    t.ok(open.some((o: string) => /^buy 300 /.test(o)), 'the demo limit buy $300 is still open')
   })
 
   t.same(errors, [], 'no uncaught page errors')

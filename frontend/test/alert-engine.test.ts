@@ -6,6 +6,8 @@
 import t from 'tap'
 import { AlertEngine, closeReason, type EngineInput, type EngineSettings } from '../src/features/alerts/alert-engine.ts'
 import type { FuturesTrade } from '../../backend/schemas/ws-protocol.ts'
+import { priceLevelProblem } from '../src/features/alerts/alert-settings.ts'
+import { wantsBrowserNotification } from '../src/features/alerts/use-alert-feed.ts'
 
 const ALL_ON: EngineSettings['notify'] = { connectionLoss: true, exchangeDown: true, fills: true, closes: true, liquidations: true }
 
@@ -179,4 +181,21 @@ t.test('closeReason', async (t) => {
   t.equal(closeReason(trade({ exitPrice: 95_100, stoploss: 95_000 })), 'close', 'long above its stop: a close')
   t.equal(closeReason(trade({ side: 'sell', liquidation: 110_000, exitPrice: 96_000, takeprofit: 96_500 })), 'takeprofit', 'short through its take-profit')
   t.equal(closeReason(trade({ exitPrice: null })), 'close')
+})
+
+t.test('price level input and browser-notification rules', async (t) => {
+  t.equal(priceLevelProblem('', '', 0), 'Enter a price in USD, for example 98500.')
+  t.equal(priceLevelProblem('abc', '', 0), 'The price must be a number, for example 98500.')
+  t.equal(priceLevelProblem('0', '', 0), 'The price must be more than 0.')
+  t.equal(priceLevelProblem('-5', '', 0), 'The price must be more than 0.')
+  t.equal(priceLevelProblem('1e9', '', 0), 'The price must be at most 100,000,000.')
+  t.equal(priceLevelProblem('98,500', 'x'.repeat(81), 0), 'The note must be at most 80 characters.')
+  t.equal(priceLevelProblem('98,500', '', 20), 'At most 20 price levels: remove one before adding another.')
+  t.equal(priceLevelProblem('98,500.5', 'ok', 19), null, 'thousands separators are accepted')
+  const on = { browserNotifications: true }
+  t.equal(wantsBrowserNotification(on, { permission: 'granted', visible: true, focused: true }), false, 'in front of the trader: the toast is enough')
+  t.equal(wantsBrowserNotification(on, { permission: 'granted', visible: true, focused: false }), true, 'another window has the focus')
+  t.equal(wantsBrowserNotification(on, { permission: 'granted', visible: false, focused: false }), true, 'tab in the background')
+  t.equal(wantsBrowserNotification(on, { permission: 'default', visible: false, focused: false }), false, 'not allowed by the browser')
+  t.equal(wantsBrowserNotification({ browserNotifications: false }, { permission: 'granted', visible: false, focused: false }), false, 'not wanted')
 })

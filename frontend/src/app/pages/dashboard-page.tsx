@@ -120,7 +120,7 @@ function Dashboard(props: { api: ApiClient; session: SessionStore; user: User; c
         {noKey && <CredentialsPanel prominent demo={props.config.mode === 'demo'} onChanged={() => props.client.resync('credentials')} />}
         <div className={`board ${noKey ? 'board-no-key' : ''} ${cross ? 'has-cross' : ''}`}>
           {!noKey && (
-            <LiquidationAlert rows={riskiestFirst} thresholdPct={alertPct} onThreshold={(pct) => alerts.change(() => ({ liquidationPct: pct }), 600)} onPermission={(p) => p === 'granted' && alerts.change(() => ({ browserNotifications: true }))} staleParts={[...(positionsFresh.stale ? ['positions'] : []), ...(tickerFresh.stale ? ['prices'] : [])]} />
+            <LiquidationAlert rows={riskiestFirst} thresholdPct={alertPct} onThreshold={(pct) => alerts.change(() => ({ liquidationPct: pct }), 600)} onPermission={(p) => p === 'granted' && alerts.change(() => ({ browserNotifications: true }))} notifyEnabled={alerts.settings.browserNotifications} staleParts={[...(positionsFresh.stale ? ['positions'] : []), ...(tickerFresh.stale ? ['prices'] : [])]} />
           )}
           {!noKey && <BalanceCard />}
           {!noKey && <CrossCard />}

@@ -183,9 +183,11 @@ export function useAlertSettings(api: ApiClient): AlertSettingsHandle {
       const fresh = await api.json<AlertSettings>('GET', '/api/alerts')
       if (dirty.current) return
       const legacy = legacyPct()
-      if (fresh.version === 0 && legacy !== null) {
-        // first visit since the settings moved to the server: bring the threshold this browser had along
-        apply({ ...fresh, liquidationPct: legacy })
+      // the trader already let this site notify (the liquidation alert asked before the settings existed)
+      const granted = typeof Notification !== 'undefined' && Notification.permission === 'granted'
+      if (fresh.version === 0 && (legacy !== null || granted)) {
+        // first visit since the settings moved to the server: bring what this browser had along
+        apply({ ...fresh, liquidationPct: legacy ?? fresh.liquidationPct, browserNotifications: fresh.browserNotifications || granted })
         dirty.current = true
         flush()
       } else {

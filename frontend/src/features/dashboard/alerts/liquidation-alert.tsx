@@ -40,6 +40,8 @@ export function LiquidationAlert(props: {
   onThreshold: (pct: number) => void
   /** the trader answered the browser's notification question (asked from the button below) */
   onPermission?: (permission: NotificationPermission) => void
+  /** the trader wants browser notifications (alert settings); default true */
+  notifyEnabled?: boolean
   /** the names of the stale inputs ('positions', 'prices', …), empty when all are fresh */
   staleParts: readonly string[]
 }) {
@@ -58,7 +60,7 @@ export function LiquidationAlert(props: {
     const ids = new Set(atRisk.map((r) => r.id))
     // forget positions that left the danger zone, so they alert again if they come back
     for (const id of notified.current) if (!ids.has(id)) notified.current.delete(id)
-    if (permission !== 'granted') return
+    if (permission !== 'granted' || props.notifyEnabled === false) return
     for (const r of atRisk) {
       if (notified.current.has(r.id)) continue
       notified.current.add(r.id)
@@ -71,7 +73,7 @@ export function LiquidationAlert(props: {
         /* some browsers only allow notifications from a service worker */
       }
     }
-  }, [atRisk, permission])
+  }, [atRisk, permission, props.notifyEnabled])
 
   const ask = async () => {
     if (!canNotify) return
@@ -115,8 +117,12 @@ export function LiquidationAlert(props: {
           </p>
         )}
         <p className="small muted">
-          {permission === 'granted' ? (
+          {permission === 'granted' && props.notifyEnabled !== false ? (
             'Browser notifications are on.'
+          ) : permission === 'granted' ? (
+            <button type="button" className="link" onClick={() => props.onPermission?.('granted')}>
+              Also notify me when this tab is in the background
+            </button>
           ) : permission === 'denied' ? (
             'Browser notifications are blocked for this site.'
           ) : permission === 'unsupported' ? (
