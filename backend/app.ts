@@ -27,6 +27,7 @@ import configRoute from './routes/api/config.ts'
 import dashboardRoute from './routes/api/dashboard.ts'
 import historyRoute from './routes/api/history.ts'
 import candlesRoute from './routes/api/candles.ts'
+import alertsRoutes from './routes/api/alerts.ts'
 import wsRoute from './routes/ws.ts'
 
 export interface BuildOptions {
@@ -104,6 +105,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     await api.register(dashboardRoute)
     await api.register(historyRoute)
     await api.register(candlesRoute)
+    await api.register(alertsRoutes)
   }, { prefix: '/api' })
 
   // the dashboard is a single-page app: unknown GETs outside /api fall back to index.html

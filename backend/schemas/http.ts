@@ -47,3 +47,51 @@ export const CredentialsInfo = Type.Object({
 })
 
 export const Ok = Type.Object({ ok: Type.Literal(true) })
+
+/** alert settings (GET/PUT /api/alerts): bounds shared with the dashboard's own checks */
+export const ALERT_LIMITS = {
+  /** liquidation-distance threshold, % (same bounds as the dashboard's input) */
+  maxLiquidationPct: 90,
+  maxPriceLevels: 20,
+  /** a USD price no BTC quote will reach: catches a typo of extra digits */
+  maxPrice: 100_000_000,
+  maxNoteLength: 80,
+} as const
+
+export const PriceLevel = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }),
+  price: Type.Number({ exclusiveMinimum: 0, maximum: ALERT_LIMITS.maxPrice }),
+  direction: Type.Union([Type.Literal('above'), Type.Literal('below')]),
+  note: Type.Optional(Type.String({ maxLength: ALERT_LIMITS.maxNoteLength })),
+  /** when the price last crossed this level (ISO), null until then */
+  triggeredAt: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()])),
+}, { additionalProperties: false })
+export type PriceLevelT = Static<typeof PriceLevel>
+
+export const AlertNotify = Type.Object({
+  connectionLoss: Type.Boolean(),
+  exchangeDown: Type.Boolean(),
+  fills: Type.Boolean(),
+  closes: Type.Boolean(),
+  liquidations: Type.Boolean(),
+}, { additionalProperties: false })
+
+const alertFields = {
+  liquidationPct: Type.Number({ exclusiveMinimum: 0, maximum: ALERT_LIMITS.maxLiquidationPct }),
+  notify: AlertNotify,
+  /** the trader wants browser notifications (the browser's permission is asked for separately, on the page) */
+  browserNotifications: Type.Boolean(),
+  priceLevels: Type.Array(PriceLevel, { maxItems: ALERT_LIMITS.maxPriceLevels }),
+}
+
+/** PUT body: the whole settings (full replace) and the version they were read at (0: never saved) */
+export const AlertSettingsBody = Type.Object({ ...alertFields, version: Type.Integer({ minimum: 0 }) }, { additionalProperties: false })
+export type AlertSettingsBodyT = Static<typeof AlertSettingsBody>
+
+export const AlertSettingsResponse = Type.Object({
+  ...alertFields,
+  /** 0 while nothing is saved (the defaults); each PUT increments it */
+  version: Type.Integer(),
+  updatedAt: Type.Union([Type.String(), Type.Null()]),
+})
+export type AlertSettingsT = Static<typeof AlertSettingsResponse>

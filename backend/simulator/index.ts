@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createServer, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
-import { Engine, type TradeEvent } from './engine.ts'
+import { Engine, type CreateTradeBody, type TradeEvent } from './engine.ts'
 import { createFaults } from './faults.ts'
 import { createHttpHandler, type LogEntry } from './http.ts'
 import { Market, nextFundingTime } from './market.ts'
@@ -139,6 +139,18 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     return { username: b.username, amount: b.amount as number, network: (b.network as 'lightning' | 'bitcoin' | undefined) ?? 'lightning' }
   }
 
+  const adminTrade = (body: unknown): { username: unknown; trade: CreateTradeBody } => {
+    const b = (body ?? {}) as Record<string, unknown>
+    const type = b.type ?? 'market'
+    if (type !== 'market' && type !== 'limit') throw new SimError(400, 'badRequest', "type must be 'market' or 'limit'")
+    if (b.side !== 'buy' && b.side !== 'sell') throw new SimError(400, 'badRequest', "side must be 'buy' or 'sell'")
+    if (typeof b.leverage !== 'number' || !(b.leverage >= 1 && b.leverage <= 100)) throw new SimError(400, 'badRequest', 'leverage must be a number from 1 to 100')
+    if (!Number.isSafeInteger(b.quantity) || (b.quantity as number) < 1) throw new SimError(400, 'badRequest', 'quantity must be a positive integer (USD)')
+    if (type === 'limit' && !(typeof b.price === 'number' && b.price > 0)) throw new SimError(400, 'badRequest', 'a limit order needs a positive price')
+    const trade: CreateTradeBody = { type, side: b.side, leverage: b.leverage, quantity: b.quantity as number, ...(type === 'limit' ? { price: b.price as number } : {}) }
+    return { username: b.username, trade }
+  }
+
   let log: LogEntry[] = []
   const held = new Set<ServerResponse>()
   const publicLimiter = new TokenBuckets(opts.rateLimit?.publicPerSec ?? 1)
@@ -172,6 +184,13 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         case 'POST /__sim/funding': return engine.settleFunding()
         case 'POST /__sim/wallet/deposit': { const w = walletAmount(body); return engine.deposit(keyOf(w.username), w.amount, w.network) }
         case 'POST /__sim/wallet/withdrawal': { const w = walletAmount(body); return engine.withdraw(keyOf(w.username), w.amount, w.network) }
+        // a trader's own actions, for tests that need a fill or a close pushed by the exchange without signing requests
+        case 'POST /__sim/trades': { const o = adminTrade(body); return engine.create(keyOf(o.username), o.trade) }
+        case 'POST /__sim/trades/close': {
+          const b = (body ?? {}) as { username?: unknown; id?: unknown }
+          if (typeof b.id !== 'string') throw new SimError(400, 'badRequest', 'id must be a trade id')
+          return engine.close(keyOf(b.username), b.id)
+        }
         default: throw new SimError(404, 'notFound', `Route ${method}:${path} not found`)
       }
     }

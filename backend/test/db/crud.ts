@@ -49,6 +49,15 @@ export async function crudAllModels(t: Test, prisma: PrismaClient, suffix: strin
   t.type(e1.id, 'bigint', 'auth event id is a bigint')
   t.ok(e2.id > e1.id, 'auth event ids increase')
 
+  const levels = [{ id: 'l1', price: 100_000.5, direction: 'above', triggeredAt: null }]
+  await prisma.alertSettings.create({ data: { userId: user.id, settings: { liquidationPct: 7.5, priceLevels: levels } } })
+  const cas = await prisma.alertSettings.updateMany({ where: { userId: user.id, version: 1 }, data: { settings: { liquidationPct: 8, priceLevels: levels }, version: { increment: 1 } } })
+  t.equal(cas.count, 1, 'alert settings: compare-and-set on the version')
+  t.equal((await prisma.alertSettings.updateMany({ where: { userId: user.id, version: 1 }, data: { version: { increment: 1 } } })).count, 0, 'a stale version matches nothing')
+  const alerts = await prisma.alertSettings.findUnique({ where: { userId: user.id } })
+  t.same(alerts?.settings, { liquidationPct: 8, priceLevels: levels }, 'alert settings JSON round-trips')
+  t.equal(alerts?.version, 2)
+
   const withRelations = await prisma.user.findUnique({
     where: { username },
     include: { sessions: true, credentials: true, authEvents: { orderBy: { id: 'asc' } } },
@@ -75,6 +84,7 @@ export async function crudAllModels(t: Test, prisma: PrismaClient, suffix: strin
   await prisma.user.delete({ where: { id: user.id } })
   t.equal(await prisma.refreshSession.count({ where: { userId: user.id } }), 0, 'deleting a user cascades to sessions')
   t.equal(await prisma.exchangeCredential.count({ where: { userId: user.id } }), 0, 'deleting a user cascades to credentials')
+  t.equal(await prisma.alertSettings.count({ where: { userId: user.id } }), 0, 'deleting a user cascades to alert settings')
   const orphaned = await prisma.authEvent.findMany({ where: { username } })
   t.equal(orphaned.length, 3, 'auth events survive their user')
   t.ok(orphaned.every((e) => e.userId === null), 'auth events user_id set to NULL')

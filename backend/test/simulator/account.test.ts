@@ -162,6 +162,20 @@ t.test('private topics: cross/orders, cross/position, wallet, isolated funding s
   t.equal((await raw(sim.port, { method: 'POST', path: '/__sim/wallet/deposit', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', amount: -1 }) })).status, 400, 'a bad amount → 400')
   t.equal((await raw(sim.port, { method: 'POST', path: '/__sim/wallet/deposit', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'nobody', amount: 1 }) })).status, 404, 'an unknown username → 404')
 
+  const post = (path: string, body: unknown) => raw(sim.port, { method: 'POST', path, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const opened = await post('/__sim/trades', { username: 'alice', side: 'sell', quantity: 50, leverage: 5 })
+  t.equal(opened.status, 200, 'admin: open a trade for alice')
+  const openedTrade = opened.json
+  t.match((await on(a, `${P}isolated/trades`, (d) => d.trade?.id === openedTrade.id)).params.data, { event: 'filled' }, 'the admin trade is pushed like a trader\'s own')
+  t.ok((await call(sim, alice, 'GET', '/futures/isolated/trades/running')).json.some((x: { id: string }) => x.id === openedTrade.id), 'and is running')
+  const closedR = await post('/__sim/trades/close', { username: 'alice', id: openedTrade.id })
+  t.equal(closedR.status, 200, 'admin: close it')
+  t.match((await on(a, `${P}isolated/trades`, (d) => d.trade?.id === openedTrade.id && d.event === 'closed')).params.data.trade, { closed: true, running: false }, 'the close is pushed')
+  t.equal((await post('/__sim/trades', { username: 'alice', side: 'up', quantity: 50, leverage: 5 })).status, 400, 'a bad side → 400')
+  t.equal((await post('/__sim/trades', { username: 'alice', side: 'buy', type: 'limit', quantity: 50, leverage: 5 })).status, 400, 'a limit without price → 400')
+  t.equal((await post('/__sim/trades/close', { username: 'alice', id: openedTrade.id })).status, 400, 'closing a closed trade → 400 (tradeNotRunning)')
+  t.equal((await post('/__sim/trades/close', { username: 'nobody', id: 'x' })).status, 404, 'an unknown username → 404')
+
   t.notOk(b.frames.some((f) => f.method === 'subscription'), "bob never sees alice's events")
   const anon = await connect(sim, t)
   t.equal((await anon.rpc('subscribe', { topics: [`${P}cross/position`] })).error.code, -32401, 'private cross topic needs authentication')

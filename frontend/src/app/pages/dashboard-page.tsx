@@ -3,10 +3,8 @@ import { useEffect, useMemo, useState } from 'react'
 import { RealtimeClient, type DashboardFetchResult } from '../../lib/realtime-client.ts'
 import { RealtimeContext, useRealtime } from '../../lib/realtime-react.ts'
 import { ApiError, type ApiClient } from '../../lib/api-client.ts'
-import { useLocalSetting } from '../../lib/local-setting.ts'
 import { terminalReason } from '../../lib/frame-policy.ts'
 import { wsUrl, type PublicConfig } from '../../config/public-config.ts'
-import { DEFAULT_LIQ_ALERT_PCT } from '../../config/constants.ts'
 import type { SessionStore, User } from '../../features/session/session-store.ts'
 import { ConnectionAnnouncer, ConnectionChip, DemoBadge, UpstreamChip } from '../../features/connection/connection-chip.tsx'
 import { StatusBanner, TransportBanner } from '../../features/connection/status-banner.tsx'
@@ -23,6 +21,10 @@ import { OpenOrdersPanel } from '../../features/dashboard/account-data/open-orde
 import { CrossCard } from '../../features/dashboard/account-data/cross-card.tsx'
 import { HistoryPanel } from '../../features/dashboard/account-data/history-panel.tsx'
 import type { DashboardResponse } from '../../../../backend/schemas/ws-protocol.ts'
+import { useAlertSettings } from '../../features/alerts/alert-settings.ts'
+import { useAlertFeed } from '../../features/alerts/use-alert-feed.ts'
+import { AlertToasts } from '../../features/alerts/alert-toasts.tsx'
+import { AlertsPanel } from '../../features/alerts/alerts-panel.tsx'
 
 function createClient(api: ApiClient, session: SessionStore, config: PublicConfig): RealtimeClient {
   return new RealtimeClient({
@@ -45,8 +47,6 @@ function createClient(api: ApiClient, session: SessionStore, config: PublicConfi
   })
 }
 
-const isPct = (v: unknown): v is number => typeof v === 'number' && v > 0 && v <= 90
-
 export function DashboardPage(props: { api: ApiClient; session: SessionStore; user: User; config: PublicConfig; theme: string; onToggleTheme: () => void }) {
   const [client] = useState(() => createClient(props.api, props.session, props.config))
   useEffect(() => {
@@ -65,8 +65,11 @@ export function DashboardPage(props: { api: ApiClient; session: SessionStore; us
   )
 }
 
-function Dashboard(props: { session: SessionStore; user: User; config: PublicConfig; theme: string; onToggleTheme: () => void; client: RealtimeClient }) {
-  const [alertPct, setAlertPct] = useLocalSetting<number>('liqAlertPct', DEFAULT_LIQ_ALERT_PCT, isPct)
+function Dashboard(props: { api: ApiClient; session: SessionStore; user: User; config: PublicConfig; theme: string; onToggleTheme: () => void; client: RealtimeClient }) {
+  // alert settings live on the gateway (they follow the trader to another device)
+  const alerts = useAlertSettings(props.api)
+  const alertPct = alerts.settings.liquidationPct
+  const feed = useAlertFeed(props.client, alerts.settings, alerts.markTriggered)
   const [selectedId, setSelectedId] = useState<string | null>(null)
   const { rows, cross, sourceTs } = usePositionRows()
   // a new account without an API key sees the market and the key form, nothing else
@@ -117,7 +120,7 @@ function Dashboard(props: { session: SessionStore; user: User; config: PublicCon
         {noKey && <CredentialsPanel prominent demo={props.config.mode === 'demo'} onChanged={() => props.client.resync('credentials')} />}
         <div className={`board ${noKey ? 'board-no-key' : ''} ${cross ? 'has-cross' : ''}`}>
           {!noKey && (
-            <LiquidationAlert rows={riskiestFirst} thresholdPct={alertPct} onThreshold={setAlertPct} staleParts={[...(positionsFresh.stale ? ['positions'] : []), ...(tickerFresh.stale ? ['prices'] : [])]} />
+            <LiquidationAlert rows={riskiestFirst} thresholdPct={alertPct} onThreshold={(pct) => alerts.change(() => ({ liquidationPct: pct }), 600)} onPermission={(p) => p === 'granted' && alerts.change(() => ({ browserNotifications: true }))} notifyEnabled={alerts.settings.browserNotifications} staleParts={[...(positionsFresh.stale ? ['positions'] : []), ...(tickerFresh.stale ? ['prices'] : [])]} />
           )}
           {!noKey && <BalanceCard />}
           {!noKey && <CrossCard />}
@@ -125,9 +128,11 @@ function Dashboard(props: { session: SessionStore; user: User; config: PublicCon
           {!noKey && <OpenOrdersPanel />}
           <ChartPanel position={noKey ? null : selected} theme={props.theme} />
           {!noKey && <HistoryPanel />}
+          <AlertsPanel handle={alerts} log={feed.log} lastPrice={ticker?.data.lastPrice} />
         </div>
         {!noKey && <CredentialsPanel prominent={false} demo={props.config.mode === 'demo'} onChanged={() => props.client.resync('credentials')} />}
       </main>
+      <AlertToasts toasts={feed.toasts} onDismiss={feed.dismiss} />
       <footer className="footer small muted">
         {props.config.mode === 'demo' ? 'Demo mode: all values come from the built-in LN Markets simulator. ' : 'Data from LN Markets via this gateway. '}
         Values older than {Math.round(props.config.staleAfterMs / 1000)} s are marked STALE.

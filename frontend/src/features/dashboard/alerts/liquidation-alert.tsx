@@ -38,6 +38,10 @@ export function LiquidationAlert(props: {
   rows: PositionRow[]
   thresholdPct: number
   onThreshold: (pct: number) => void
+  /** the trader answered the browser's notification question (asked from the button below) */
+  onPermission?: (permission: NotificationPermission) => void
+  /** the trader wants browser notifications (alert settings); default true */
+  notifyEnabled?: boolean
   /** the names of the stale inputs ('positions', 'prices', …), empty when all are fresh */
   staleParts: readonly string[]
 }) {
@@ -47,12 +51,16 @@ export function LiquidationAlert(props: {
   // what is being typed ("0", "0.", "") may not be a valid threshold yet: only valid values are applied
   const [draft, setDraft] = useState(String(props.thresholdPct))
   const problem = thresholdProblem(draft)
+  // the threshold changed elsewhere (loaded from the gateway, saved on another device): show it
+  useEffect(() => {
+    setDraft((d) => (Number(d) === props.thresholdPct ? d : String(props.thresholdPct)))
+  }, [props.thresholdPct])
 
   useEffect(() => {
     const ids = new Set(atRisk.map((r) => r.id))
     // forget positions that left the danger zone, so they alert again if they come back
     for (const id of notified.current) if (!ids.has(id)) notified.current.delete(id)
-    if (permission !== 'granted') return
+    if (permission !== 'granted' || props.notifyEnabled === false) return
     for (const r of atRisk) {
       if (notified.current.has(r.id)) continue
       notified.current.add(r.id)
@@ -65,11 +73,13 @@ export function LiquidationAlert(props: {
         /* some browsers only allow notifications from a service worker */
       }
     }
-  }, [atRisk, permission])
+  }, [atRisk, permission, props.notifyEnabled])
 
   const ask = async () => {
     if (!canNotify) return
-    setPermission(await Notification.requestPermission())
+    const answer = await Notification.requestPermission()
+    setPermission(answer)
+    props.onPermission?.(answer)
   }
 
   return (
@@ -107,8 +117,12 @@ export function LiquidationAlert(props: {
           </p>
         )}
         <p className="small muted">
-          {permission === 'granted' ? (
+          {permission === 'granted' && props.notifyEnabled !== false ? (
             'Browser notifications are on.'
+          ) : permission === 'granted' ? (
+            <button type="button" className="link" onClick={() => props.onPermission?.('granted')}>
+              Also notify me when this tab is in the background
+            </button>
           ) : permission === 'denied' ? (
             'Browser notifications are blocked for this site.'
           ) : permission === 'unsupported' ? (
