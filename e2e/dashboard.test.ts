@@ -121,8 +121,8 @@ t.test('desktop: live, positions, polling fallback, stale exchange, recovery', a
     t.match(String(await first.locator('td[data-col="markPrice"]').getAttribute('title')), /^Estimated P&L uses [\d.]+, the (bid|ask)/, 'the mark price says which price the estimate uses and why')
     const net = await first.locator('td[data-col="netPl"]').innerText()
     t.match(net, /^[+−]?[\d,]+/, `and a net P&L after fees and funding (${net.replace(/\s+/g, ' ')})`)
-    // the demo account holds one open limit order
-    const order = page.getByTestId('order-row').first()
+    // the demo account holds one isolated limit order (rows are sorted by distance, so pick it by scope)
+    const order = page.locator('[data-testid="order-row"][data-scope="isolated"]').first()
     await order.waitFor({ timeout: 10_000 })
     t.match((await order.innerText()).replace(/\s+/g, ' '), /Isolated limit Buy \$300 [\d,.]+ 20× [\d,]+ .*\d+\.\d\d %/, `the open order is listed with side, quantity, price, leverage, margin, age and distance: ${(await order.innerText()).replace(/\s+/g, ' ')}`)
     t.ok(await page.getByTestId('positions-totals').isVisible(), 'a totals row is shown')
