@@ -27,7 +27,7 @@ t.test('ticker: REST while the stream is down, stream ticks merged while up, sta
   t.teardown(() => feed.stop())
   const events: UpstreamEvent[] = []
   bus.subscribe(TICKER_TOPIC, (e) => events.push(e as UpstreamEvent))
-  await sleep(150)
+  await sleep(150) // proves no poll within 150 ms (1.5 intervals) while nobody watches
   t.equal(calls, 0, 'nothing polled before anyone watches')
   bus.publish(CONTROL_TOPIC, { kind: 'watch', key: 'ticker' })
   await until(() => events.some((e) => e.kind === 'snapshot'), 1000)
@@ -53,6 +53,6 @@ t.test('ticker: REST while the stream is down, stream ticks merged while up, sta
   t.equal(lastStatus(), 'ok', 'recovers: the latest ticker status is ok')
   bus.publish(CONTROL_TOPIC, { kind: 'unwatch', key: 'ticker' })
   const n = calls
-  await sleep(300)
+  await sleep(300) // proves no poll within 300 ms (3 intervals) after unwatch
   t.equal(calls, n, 'unwatch stops REST polling')
 })
