@@ -168,7 +168,7 @@ t.test('two nodes, one account, one ticker: one producer each across the cluster
   await keepSurvivor
   t.ok(await until(() => survivor.pollers.size === 0, 3000), 'after the grace period with no demand anywhere, the poller stops')
   const quietFrom = Date.now()
-  await sleep(POLL_MS * 3)
+  await sleep(POLL_MS * 3) // proves no account call within 3 poll intervals once stopped
   t.equal(ex.count('account', quietFrom), 0, 'no more account calls')
 })
 

@@ -49,7 +49,7 @@ t.test('upstream events cross nodes; a local publish is delivered exactly once l
   t.same(gotB[0], gotA[0], 'the event arrives intact (snapshot json forwarded verbatim)')
   b.bus.publish(topic, { kind: 'status', scope: 'account', upstream: 'degraded', lastSuccessTs: 5, reason: 'rate_limited', hasCredentials: true })
   t.ok(await until(() => gotA.length === 2, 2000), 'events published on the other node arrive too')
-  await sleep(200)
+  await sleep(200) // proves no echo within 200 ms
   t.equal(gotA.length, 2, 'no echo: node a saw each event once')
   t.equal(gotB.length, 2, 'no echo: node b saw each event once')
 
@@ -61,9 +61,9 @@ t.test('upstream events cross nodes; a local publish is delivered exactly once l
   a.bus.publish(other, snap(1))
   t.ok(await until(() => gotOther.length === 1, 2000), 'a newly subscribed topic is delivered')
   off()
-  await sleep(100)
+  await until(() => b.bus.stats().topics === 1, 2000, "node b's unsubscribe")
   a.bus.publish(other, snap(2))
-  await sleep(200)
+  await sleep(200) // proves nothing arrives within 200 ms after unsubscribe
   t.equal(gotOther.length, 1, 'after unsubscribe nothing more arrives')
   t.equal(b.bus.stats().topics, 1, 'only the still-subscribed topic is held')
 })
@@ -82,14 +82,14 @@ t.test('lease: exactly one producer gets watch; a newcomer makes it replay; unwa
 
   b.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
   t.ok(await until(() => a.seen('watch', K) === 2, 2000), "node b's demand makes the holder's producer replay (a second watch on a)")
-  await sleep(TTL * 2)
+  await sleep(TTL * 2) // proves no watch on b within 2 TTLs of renewals
   t.equal(b.seen('watch', K), 0, "node b's producer never gets watch while a holds the lease (over 2 TTLs of renewals)")
   t.equal(a.seen('watch', K), 2, 'renewals do not re-send watch')
   t.equal(await r.admin.zcard(`${r.prefix}:demand:${K}`), 2, 'both nodes have a demand entry')
 
   // the holder's hub loses interest first: its producer keeps running for node b
   a.bus.publish(CONTROL_TOPIC, { kind: 'unwatch', key: K })
-  await sleep(TTL)
+  await sleep(TTL) // proves no unwatch within a TTL while b still watches
   t.equal(a.seen('unwatch', K), 0, 'unwatch does not reach the producer while node b still watches')
   t.ok(a.bus.isHolder(K), 'node a still holds the lease for node b')
   t.equal(b.seen('watch', K), 0, 'no second producer was started')
@@ -112,7 +112,7 @@ t.test('both nodes watch at once: exactly one producer; the ticker is leased lik
   await Promise.all(nodes.map((n) => n.bus.whenReady()))
   for (const n of nodes) n.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: 'ticker' })
   t.ok(await until(() => nodes.some((n) => n.bus.isHolder('ticker')), 2000), 'some node holds the ticker lease')
-  await sleep(TTL * 2)
+  await sleep(TTL * 2) // proves no second holder within 2 TTLs
   const holders = nodes.filter((n) => n.seen('watch', 'ticker') > 0)
   t.equal(holders.length, 1, `exactly one of three nodes' producers got watch for the ticker (${holders.map((h) => h.name)})`)
   t.equal(nodes.filter((n) => n.bus.isHolder('ticker')).length, 1, 'exactly one node believes it holds the lease')
@@ -139,7 +139,7 @@ t.test('a crashed holder is replaced within about two lease TTLs; close() hands 
   t.ok(await until(() => started() === 1, TTL * 4), 'another node takes over after the crash')
   const took = Date.now() - killedAt
   t.ok(took <= TTL * 2, `takeover within 2 lease TTLs (${took} ms, TTL ${TTL} ms)`)
-  await sleep(TTL)
+  await sleep(TTL) // proves no second takeover within a TTL
   t.equal(started(), 1, 'exactly one of the survivors took over')
   t.equal([b, c].filter((n) => n.bus.isHolder(K)).length, 1, 'and only it believes it holds the lease')
   const next = b.seen('watch', K) ? b : c
@@ -176,7 +176,7 @@ t.test('a holder that finds its lease taken (it stalled past the TTL) stops its 
   const epochOf = (n: typeof a) => n.control.filter((c) => c.kind === 'watch' && c.key === K).map((c) => c.epoch ?? 0)
   t.ok(Math.min(...epochOf(b)) > Math.max(...epochOf(a)), `node b's producer runs under a newer generation than node a's (${epochOf(b)} > ${epochOf(a)}): its data outranks a's in every cache`)
   t.notOk(gotA.some((e) => e.kind === 'reset'), "node a's cache is not reset (fencing replaces its data; a reset would leave channels empty)")
-  await sleep(TTL)
+  await sleep(TTL) // proves a is not re-promoted within a TTL
   t.equal(a.seen('unwatch', K), 1, 'node a stays demoted')
   t.ok(b.bus.isHolder(K) && !a.bus.isHolder(K), 'node b is the only holder')
 })
@@ -242,7 +242,7 @@ t.test('bounded buffering: PUBLISHes beyond the in-flight cap stay off Redis, an
   t.equal(gotA.length, 10, 'local delivery is never capped')
   t.equal(a.droppedPublishes, 8, 'beyond 2 in flight, events are not written to Redis')
   t.ok(await until(() => controlA.filter((c) => c.kind === 'watch').length > watches0, 2000), 'once the backlog drained, the producer is asked to replay its latest state')
-  await sleep(200)
+  await sleep(200) // proves no dropped event reaches b within 200 ms
   t.equal(gotB.length, 2, 'the other node received only what was sent')
 })
 
@@ -296,7 +296,7 @@ t.test('a Redis stall: the fallback producer stays local and never outranks the 
     const gen = current()
     holder.bus.publish(topic, { kind: 'snapshot', channel: 'account', epoch: gen, seq: 3, sourceTs: Date.now(), json: '{"by":"holder"}' })
     t.ok(await until(() => caches.a.get(topic, 'account')?.json === '{"by":"holder"}' && caches.b.get(topic, 'account')?.json === '{"by":"holder"}', 2000), `both caches take the holder's data (node ${holder.name}, generation ${gen})`)
-    await sleep(300)
+    await sleep(300) // proves b's fallback event does not reach a within 300 ms
     t.equal(fromB.length, 0, "node b's fallback event never reached node a")
     t.ok(await until(() => receivedByB.includes('{"by":"a-during-stall"}'), 2000), "node a's publish made during the stall did reach node b after the resume (a burst)")
     t.notOk(acceptedByB.includes('{"by":"a-during-stall"}'), `node a's stall-time burst (older generation) never entered node b's cache (accepted: ${acceptedByB.join(' ')})`)
@@ -315,7 +315,7 @@ t.test('refresh and credentials reach the producers of every node, once each', a
   b.bus.publish(CONTROL_TOPIC, { kind: 'credentials', key: 'u9' })
   t.equal(b.seen('refresh', 'u9'), 1, 'the local producers get refresh at once')
   t.ok(await until(() => a.seen('refresh', 'u9') === 1 && a.seen('credentials', 'u9') === 1, 2000), 'the other node producers get refresh and credentials')
-  await sleep(200)
+  await sleep(200) // proves no echo within 200 ms
   t.equal(b.seen('refresh', 'u9') + b.seen('credentials', 'u9'), 2, 'no echo on the publishing node')
   t.equal(a.seen('refresh', 'u9'), 1, 'delivered once on the other node')
 })

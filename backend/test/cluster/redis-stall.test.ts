@@ -11,7 +11,7 @@ import t from 'tap'
 import { RedisBus } from '../../streaming/redis-bus.ts'
 import { testAccounts, type TestApp, type TestUser } from '../helpers/app.ts'
 import { ACCOUNT_PATHS } from '../streaming/live.ts'
-import { WsClient, sleep, until } from '../streaming/helpers.ts'
+import { WsClient, holdsWithin, sleep, until } from '../streaming/helpers.ts'
 import { startCluster } from './cluster.ts'
 import { withOwnRedis } from './redis.ts'
 
@@ -143,12 +143,12 @@ t.test('Redis stalls past a lease, repeatedly: both nodes fresh again within two
     await sleep(STALL_MS)
     redis.resume()
     const resumedAt = Date.now()
-    const fresh = await until(() => watchers.every(({ w }) => CHANNELS.every((ch) => w.firstFreshAfter(ch, resumedAt) !== null)), 2 * LEASE_MS + 3000)
+    const fresh = await holdsWithin(() => watchers.every(({ w }) => CHANNELS.every((ch) => w.firstFreshAfter(ch, resumedAt) !== null)), 2 * LEASE_MS + 3000)
     const times = watchers.flatMap(({ w }) => CHANNELS.map((ch) => (w.firstFreshAfter(ch, resumedAt) ?? Infinity) - resumedAt))
     freshTimes.push(times)
     const late = watchers.flatMap(({ w }) => CHANNELS.filter((ch) => (w.firstFreshAfter(ch, resumedAt) ?? Infinity) - resumedAt > 2 * LEASE_MS).map((ch) => `${w.name}/${ch}`))
     t.ok(fresh && late.length === 0, `round ${round}: every socket on both nodes has fresh data on every channel within two lease periods (${2 * LEASE_MS} ms) after Redis resumed (slowest ${Math.max(...times)} ms${late.length ? `; late: ${late.join(', ')}` : ''})`)
-    const owned = await until(onePollerEach, 2 * LEASE_MS + 3000)
+    const owned = await holdsWithin(onePollerEach, 2 * LEASE_MS + 3000)
     const took = Date.now() - resumedAt
     oneOwnerTimes.push(took)
     t.ok(owned, `round ${round}: one poller per account and one ticker feed again (${took} ms after resume; pollers ${pollersTotal()}, ticker feeds ${tickerFeeds()})`)

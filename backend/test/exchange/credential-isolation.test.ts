@@ -10,15 +10,7 @@ import { unsendableCredentialField } from '../../exchange/signing.ts'
 import { V } from '../../exchange/schemas.ts'
 import { ACCOUNT, CREDS, clientOnLocalServer, lnmHandler, rejects } from './helpers.ts'
 import { startTestApp } from '../helpers/app.ts'
-
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (cond()) return true
-    await new Promise((r) => setTimeout(r, 20))
-  }
-  return cond()
-}
+import { until } from '../streaming/helpers.ts'
 
 t.test('credentials that cannot travel in a header are refused locally, without touching the shared pool', async (t) => {
   const { server, client } = await clientOnLocalServer(t, lnmHandler(), { connections: 4 })
@@ -74,7 +66,7 @@ t.test('a call never outlives its own deadline, even on a pool that lost its con
   const e1 = await rejects(client.account(CREDS, { deadlineMs: 300 }))
   t.equal(e1.code, 'DEADLINE', 'a coalesced GET ends with its deadline too')
   const inflight = (client as unknown as { inflight: Map<string, unknown> }).inflight
-  const cleared = await until(() => inflight.size === 0, 2_000)
+  const cleared = await until(() => inflight.size === 0, 2_000, 'the shared in-flight entry to be released')
   t.ok(cleared, 'and its shared in-flight entry is released, so the next poll of that account is not stuck behind it')
 
   const ac = new AbortController()

@@ -116,7 +116,7 @@ t.test('a dropped link: down, then up again with a fresh authenticate, events fl
   await s.stop()
   t.equal(s.up, false, 'stop() takes it down')
   const before = ups.length
-  await new Promise((r) => setTimeout(r, 300))
+  await new Promise((r) => setTimeout(r, 300)) // proves no reconnect within 300 ms of stop()
   t.equal(ups.length, before, 'and it stays down')
 })
 
@@ -171,7 +171,7 @@ t.test('authenticate rate-limited per IP: waits the server retryAfterMs, not the
     }, 10)
   }), 3000, 'the refused authenticate')
   t.match(warns[0], { what: 'handshake', code: 'TOO_MANY_REQUESTS' }, 'the 2nd authenticate within the minute is refused')
-  await new Promise((r) => setTimeout(r, 800))
+  await new Promise((r) => setTimeout(r, 800)) // proves no handshake retry within 800 ms
   t.equal(warns.filter((w) => w.what === 'handshake').length, 1, 'no retry within 800 ms although the reconnect cap is 100 ms (retryAfterMs ≈ 60 s)')
   t.equal(second.up, false)
   t.match(sim.streamStats(), { authenticate: 2, refusedAuthenticate: 1, authenticated: 1 }, 'the simulator saw two authenticate, refused one')
@@ -212,6 +212,6 @@ t.test('every reconnect waits for the gate (a connection budget shared by the no
   t.equal(calls, 2, 'the second reconnect waits for the gate too')
   await s.stop()
   open()
-  await new Promise((r) => setTimeout(r, 300))
+  await new Promise((r) => setTimeout(r, 300)) // proves no connection within 300 ms of the gate opening after stop()
   t.equal(sim.streamEvents().upgrades.length, before + 1, 'stopped during the wait: no connection when the gate opens')
 })

@@ -7,6 +7,7 @@ import { WebSocketServer, type WebSocket } from 'ws'
 import { createMetrics } from '../../metrics.ts'
 import { LnmStream, TOPIC_INDEX, TOPIC_LAST_PRICE, TOPIC_TICKER, type StreamTicker } from '../../exchange/stream.ts'
 import { maxPerWindow, tripwire } from './helpers.ts'
+import { until } from '../streaming/helpers.ts'
 
 const wire = tripwire()
 
@@ -106,7 +107,7 @@ t.test('connects, hello + subscribe, merged ticker, reconnect and resubscribe', 
 
   await stream.close()
   const before = server.connections
-  await new Promise((r) => setTimeout(r, 300))
+  await new Promise((r) => setTimeout(r, 300)) // proves no reconnect within 300 ms of close()
   t.equal(server.connections, before, 'no reconnect after close()')
 })
 
@@ -117,7 +118,7 @@ t.test('reconnects with backoff while the server is unreachable', async (t) => {
   const stream = new LnmStream({ url, reconnect: { baseMs: 30, capMs: 100 } })
   t.teardown(() => stream.close())
   stream.connect()
-  await new Promise((r) => setTimeout(r, 400))
+  await new Promise((r) => setTimeout(r, 400)) // proves it stays down (and alive) over several reconnect attempts
   t.equal(stream.isUp, false, 'stays down, no crash')
 })
 
@@ -131,7 +132,7 @@ t.test('ping: no pong within the timeout → link declared dead, reconnect', asy
   })
   stream.connect()
   await once(stream, 'up')
-  await new Promise((r) => setTimeout(r, 350))
+  await until(() => server.received.filter((r) => r.method === 'ping').length >= 2, 3000, 'two JSON-RPC pings')
   t.ok(server.received.filter((r) => r.method === 'ping').length >= 2, 'JSON-RPC ping sent periodically')
   t.equal(stream.isUp, true, 'answered pings keep the link up')
   answer = false

@@ -186,7 +186,7 @@ t.test('client: a dropped socket polls over HTTP and reconnects; a terminal code
   ws2.serverClose(4501, 'invalid token')
   t.same(terminal, [[4501, 'invalid token']], 'a terminal close code sends the user back to login with the reason')
   t.equal(client.getState().transport, 'stopped', 'and the client stops')
-  await new Promise((r) => setTimeout(r, 50))
+  await new Promise((r) => setTimeout(r, 50)) // proves no reconnect within 50 ms of a terminal close
   t.equal(FakeSocket.instances.length, 2, 'no reconnect after a terminal close code')
 })
 

@@ -55,7 +55,7 @@ t.test('SIM_ACCOUNTS_FILE feeds the demo simulator', async (t) => {
     const r = await g.http('GET', '/api/dashboard', { token: demo.token })
     body = r.body
     return r.status === 200 && body?.account != null
-  }, 15_000, 200)
+  }, 15_000, { what: "the demo user's dashboard with an account", stepMs: 200 })
   t.equal(body?.account?.balance, 4242424, "the demo user's dashboard shows the balance from the file")
 
   const bad = join(dir, 'bad.json')

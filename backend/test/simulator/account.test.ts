@@ -8,6 +8,7 @@ import t from 'tap'
 import { WebSocket } from 'ws'
 import { demoAccounts, startSimulator, type Simulator } from '../../simulator/index.ts'
 import { authHeaders, call, connect, privateConn, raw, relaxed, testAccounts } from './helpers.ts'
+import { until } from '../streaming/helpers.ts'
 
 const SATS = 1e8
 const FEE = 0.001
@@ -272,7 +273,7 @@ t.test('stream limits: 500 new connections per IP per hour (configurable), 32 co
     t.match(err.message, /429/, 'the 33rd → 429')
     t.match(sim.streamStats(), { maxOpen: 32, refusedSockets: 1, open: 32 }, 'streamStats: the most open at once, the refusal')
     open.pop()!.terminate()
-    await new Promise((r) => setTimeout(r, 50))
+    await until(() => sim.streamStats().open === 31, 3000, 'the terminated socket to free its slot')
     const again = await connect(sim, t)
     t.equal(again.ws.readyState, WebSocket.OPEN, 'a slot frees when a socket closes')
   })

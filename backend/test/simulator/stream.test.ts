@@ -40,7 +40,7 @@ t.test('Stream v1 JSON-RPC', async (t) => {
     t.equal(all.result.unsubscribed.length, 2, 'unsubscribeAll lists the rest')
     const before = c.frames.length
     sim.market.setPrice(102_000)
-    await new Promise((r) => setTimeout(r, 50))
+    await new Promise((r) => setTimeout(r, 50)) // proves no notification within 50 ms of unsubscribeAll
     t.equal(c.frames.length, before, 'no notifications after unsubscribeAll')
   })
 

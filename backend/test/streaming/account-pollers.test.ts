@@ -67,7 +67,7 @@ t.test('one poller per account; first poll at once, then once per interval', asy
   t.equal(JSON.parse((last as { json: string }).json).balance, 200, 'with the new data, serialized once')
   s.bus.publish(CONTROL_TOPIC, { kind: 'unwatch', key: 'u1' })
   const before = s.ex.calls.length
-  await sleep(300)
+  await sleep(300) // proves no poll within 300 ms (3 intervals) after unwatch
   t.equal(s.ex.calls.length, before, 'unwatch stops polling')
   t.equal(s.pollers.size, 0, 'and removes the poller')
 })
@@ -115,7 +115,7 @@ t.test('rate limits stretch the interval and honour Retry-After', async (t) => {
   await until(() => s.events.some((x) => x.e.kind === 'status' && x.e.upstream === 'degraded'), 1000)
   const t0 = Date.now()
   const n0 = s.ex.calls.length
-  await sleep(450)
+  await sleep(450) // proves no call within 450 ms, before Retry-After elapsed
   t.equal(s.ex.calls.length, n0, 'no call before Retry-After elapsed')
   t.match(s.events.find((x) => x.e.kind === 'status' && x.e.upstream === 'degraded')!.e, { reason: 'rate_limited' }, 'degraded: rate_limited')
   t.ok(Date.now() - t0 < 1000, 'timing sanity')
@@ -127,11 +127,11 @@ t.test('refresh: at most one extra poll per window', async (t) => {
   await until(() => s.ex.calls.length === 2, 1000)
   await sleep(50)
   for (let i = 0; i < 20; i++) s.bus.publish(CONTROL_TOPIC, { kind: 'refresh', key: 'u1' })
-  await sleep(100)
+  await sleep(100) // proves no extra poll within 100 ms of 20 refreshes inside refreshMinMs
   t.equal(s.ex.calls.length, 2, 'refresh within refreshMinMs of the last poll is ignored')
   await sleep(1000)
   for (let i = 0; i < 20; i++) s.bus.publish(CONTROL_TOPIC, { kind: 'refresh', key: 'u1' })
-  await sleep(100)
+  await until(() => s.ex.calls.length >= 4, 2000, 'the poll the refreshes ask for')
   t.equal(s.ex.calls.length, 4, '20 refreshes after the window → exactly one poll (account + positions)')
 })
 
@@ -140,7 +140,7 @@ t.test('no credentials: a status that says so, no exchange calls; storing them s
   s.watch('u1')
   await until(() => s.events.some((x) => x.e.kind === 'status'), 1000)
   t.match(s.events[0]!.e, { kind: 'status', reason: 'no_credentials', hasCredentials: false }, 'status no_credentials')
-  await sleep(300)
+  await sleep(300) // proves no poll within 300 ms without credentials
   t.equal(s.ex.calls.length, 0, 'nothing polled without credentials')
   s.creds.u1 = { key: 'new-key', secret: 's', passphrase: 'p' }
   s.bus.publish(CONTROL_TOPIC, { kind: 'credentials', key: 'u1' })

@@ -1,6 +1,7 @@
 import t from 'tap'
 import WebSocket from 'ws'
 import { startTestApp, testAccounts } from '../helpers/app.ts'
+import { until } from './helpers.ts'
 
 t.test('unchanged account data is re-confirmed with small fresh frames, never re-sent as data_update', async (t) => {
   // no price walk: a trader with no positions has a constant balance, so every poll finds it unchanged. 1 s polls:
@@ -14,11 +15,13 @@ t.test('unchanged account data is re-confirmed with small fresh frames, never re
   ws.on('message', (m) => frames.push(JSON.parse(String(m))))
   await new Promise((r) => ws.once('open', r))
   // the first ~2.5 s go to the first poll and the first history load (11 signed calls at the client's 5/s per key)
-  await new Promise((r) => setTimeout(r, 8000))
+  const freshOf = () => frames.filter((f) => f.type === 'fresh' && f.channels.some((c: any) => c.channel === 'account'))
+  const t0 = Date.now()
+  await until(() => freshOf().length >= 2, 20_000, 'two fresh frames for the account channel')
   const accountUpdates = frames.filter((f) => f.type === 'data_update' && f.channel === 'account')
-  const fresh = frames.filter((f) => f.type === 'fresh' && f.channels.some((c: any) => c.channel === 'account'))
+  const fresh = freshOf()
   t.equal(accountUpdates.length, 1, 'the balance went out once (it never changed)')
-  t.ok(fresh.length >= 2, `fresh frames keep its age honest (${fresh.length} in 8 s)`)
+  t.ok(fresh.length >= 2, `fresh frames keep its age honest (${fresh.length} in ${Date.now() - t0} ms)`)
   const first = accountUpdates[0]
   const last = fresh.at(-1).channels.find((c: any) => c.channel === 'account')
   t.ok(last, 'the fresh frame names the account channel')

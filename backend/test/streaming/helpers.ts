@@ -111,7 +111,30 @@ export class WsClient {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, stepMs = 20): Promise<boolean> {
+export interface UntilOptions {
+  /** what is waited for, named in the timeout error (default: the condition's source) */
+  what?: string
+  /** poll interval, ms */
+  stepMs?: number
+}
+
+/**
+ * Polls `cond` until it holds and resolves `true`; when it still does not hold after `timeoutMs` it THROWS
+ * `until: timed out after N ms waiting for <what>`, which fails the test. So `await until(cond)` on its own is
+ * a checked wait, and `t.ok(await until(cond), 'label')` still reads as an assertion. Pass a string as the
+ * third argument for `{ what }`. For a wait whose timeout is a legitimate outcome, use `holdsWithin`.
+ */
+export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, opts: string | UntilOptions = {}): Promise<true> {
+  const { what, stepMs } = typeof opts === 'string' ? { what: opts, stepMs: undefined } : opts
+  if (await holdsWithin(cond, timeoutMs, stepMs)) return true
+  throw new Error(`until: timed out after ${timeoutMs} ms waiting for ${what ?? cond.toString()}`)
+}
+
+/**
+ * Polls `cond` for up to `timeoutMs`; resolves whether it came to hold. A timeout is NOT an error here: the
+ * caller must assert or branch on the result (e.g. to report measurements in its own assertion message).
+ */
+export async function holdsWithin(cond: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 20): Promise<boolean> {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     if (await cond()) return true

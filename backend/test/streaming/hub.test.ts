@@ -84,7 +84,7 @@ t.test('data_update only on change, one serialization for all subscribers, never
   // a stale cached snapshot is not sent on connect either
   h.publishAccount('u2', 'positions', { running: [], open: [], totals: { margin: 0, pl: 0, quantity: 0, count: 0 } }, { sourceTs: Date.now() - 60_000 })
   const late = await WsClient.authed(h.url, token('u2'))
-  await sleep(100)
+  await sleep(100) // proves no stale snapshot is sent within 100 ms of connecting
   t.equal(late.all((f) => f.type === 'data_update' && f.channel === 'positions').length, 0, 'a stale cached snapshot is not sent on connect')
   const fanout = (await h.metrics.fanoutDuration.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0
   t.ok(fanout >= 2, 'fan-outs are timed')
@@ -147,7 +147,7 @@ t.test('close codes produced by the hub', async (t) => {
     b.send({ type: 'auth', request_id: 'refresh', token: token('u1', 600) })
     t.match(await b.next((f) => f.type === 'ack' && f.request_id === 'refresh'), { status: 'ok' }, 'in-band re-auth acked')
     t.equal((await a.waitClose(4000)).code, 4001, 'expired token closes the socket with 4001')
-    await sleep(300)
+    await sleep(300) // proves the refreshed socket is not closed within 300 ms after the other one expired
     t.equal(b.closeInfo, null, 'the socket that refreshed its token stays open')
     b.send({ type: 'auth', request_id: 'other', token: token('u2', 600) })
     t.equal((await b.waitClose()).code, 4503, "re-auth with another user's token → 4503")
@@ -203,7 +203,7 @@ t.test('close codes produced by the hub', async (t) => {
     const b = await WsClient.authed(h.url, token('u1', 599))
     t.equal(h.hub.revokeToken('u1', `h:${token('u1')}`), 1, 'one socket used the revoked token')
     t.equal((await a.waitClose()).code, 4501, 'revoked token → 4501')
-    await sleep(50)
+    await sleep(50) // proves the socket with another token is not closed within 50 ms of the revocation
     t.equal(b.closeInfo, null, 'a socket with another token of the same user stays')
     h.publishAccount('u1', 'account', ACCOUNT)
     t.equal(h.hub.forbidUser('u1', 'user deleted'), 1, 'forbidUser closes the rest')
@@ -235,7 +235,7 @@ t.test('heartbeat: a peer that does not answer pings is dropped', async (t) => {
   const info = await c.waitClose(3000)
   t.equal(info.code, 1006, 'terminated without a close frame after a missed pong')
   const ok = await WsClient.authed(h.url, token('u1'))
-  await sleep(500)
+  await sleep(500) // proves a peer answering pings is not terminated within 500 ms (several ping periods)
   t.equal(ok.closeInfo, null, 'a peer that answers pings stays')
   ok.close()
 })

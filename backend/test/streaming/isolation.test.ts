@@ -44,7 +44,7 @@ t.test('isolation', async (t) => {
     c.send({ type: 'refresh_data', request_id: 'r', userId: bob.userId, account: bob.userId })
     await c.next((f) => f.type === 'ack' && f.request_id === 'r')
     await c.next((f) => f.type === 'data_update' && f.channel === 'account', 5000)
-    await sleep(300)
+    await sleep(300) // proves no foreign account frame arrives within 300 ms
     const names = new Set(c.all((f) => f.type === 'data_update' && f.channel === 'account').map((f) => f.data.username))
     t.same([...names], [aliceName], "alice's socket only ever carries alice's account")
     t.equal(c.frames.find((f) => f.type === 'connection').userId, alice.userId, 'the connection is alice')
@@ -75,7 +75,7 @@ t.test('isolation', async (t) => {
     t.equal((await c.waitClose()).code, 4503, 'the open socket closes with 4503')
     const again = await WsClient.authed(g.wsUrl, u.token)
     t.match(await again.next((f) => f.type === 'error'), { code: 'no_credentials' }, 'a new socket is told there are no credentials')
-    await sleep(1500)
+    await sleep(1500) // proves no account/positions data within 1.5 s without credentials
     t.equal(again.all((f) => f.type === 'data_update' && f.channel !== 'ticker').length, 0, 'and never receives account or positions data')
     const d = await g.http('GET', '/api/dashboard', { token: u.token })
     t.equal(d.body.account, null, 'the dashboard has no account data')

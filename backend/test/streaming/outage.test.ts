@@ -28,7 +28,7 @@ t.test('simulator outage and recovery without reconnecting', async (t) => {
   t.ok(detectMs <= POLL_MS, 'down within one poll interval (the ticker stream drop + REST probe, or the first account poll)')
   t.match(down, { lastSuccessTs: Number, reason: String }, 'the status says when data was last good and why')
   t.ok(down.lastSuccessTs <= pausedAt + 50, `lastSuccessTs is from before the outage (${down.lastSuccessTs - stopAt} ms after stop, pause took ${pausedAt - stopAt} ms)`)
-  await sleep(2 * POLL_MS)
+  await sleep(2 * POLL_MS) // proves no post-outage data within two poll intervals
   const freshAfter = c.all((f) => f.type === 'data_update' && f.channel !== 'ticker' && f.sourceTs > pausedAt + 50)
   t.equal(freshAfter.length, 0, 'no account/positions data_update with data from after the outage')
   const d = await g.http('GET', '/api/dashboard', { token: user.token })

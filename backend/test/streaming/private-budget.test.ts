@@ -64,7 +64,7 @@ t.test('stream budget and limits hold: budget, restart, spread reconnects, full 
   const restartAt = Date.now()
   L.sim.restartStream(REFUSE_MS)
   t.ok(await until(() => !pushed.some((u) => ps.isUp(u.userId)), 5000), 'the private streams went down')
-  t.ok(await until(() => pushed.every((u) => ps.isUp(u.userId)) && L.sim.streamStats().authenticated === BUDGET, 60_000, 50), 'all 4 private streams are back')
+  t.ok(await until(() => pushed.every((u) => ps.isUp(u.userId)) && L.sim.streamStats().authenticated === BUDGET, 60_000, { stepMs: 50 }), 'all 4 private streams are back')
   await sleep(3000) // the full fetch after 'up'
   const ev = L.sim.streamEvents()
   const attempts = ev.upgrades.filter((u) => u.ts >= restartAt)

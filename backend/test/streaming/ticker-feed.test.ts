@@ -27,14 +27,16 @@ t.test('ticker: REST while the stream is down, stream ticks merged while up, sta
   t.teardown(() => feed.stop())
   const events: UpstreamEvent[] = []
   bus.subscribe(TICKER_TOPIC, (e) => events.push(e as UpstreamEvent))
-  await sleep(150)
+  await sleep(150) // proves no poll within 150 ms (1.5 intervals) while nobody watches
   t.equal(calls, 0, 'nothing polled before anyone watches')
   bus.publish(CONTROL_TOPIC, { kind: 'watch', key: 'ticker' })
   await until(() => events.some((e) => e.kind === 'snapshot'), 1000)
   t.match(events.find((e) => e.kind === 'snapshot'), { channel: 'ticker', seq: 1 }, 'first REST ticker published')
   price = 101
-  await until(() => events.filter((e) => e.kind === 'snapshot').length === 2, 1000)
-  t.pass('a REST change is published')
+  await until(() => events.filter((e) => e.kind === 'snapshot').length === 2, 1000, 'a second ticker snapshot')
+  const second = events.filter((e) => e.kind === 'snapshot').at(-1) as { seq: number; json: string }
+  t.equal(second.seq, 2, 'a REST change is published with the next seq')
+  t.match(JSON.parse(second.json), { lastPrice: 101 }, 'carrying the changed price')
   stream.isUp = true
   stream.emit('up')
   stream.emit('ticker', { index: 105, lastPrice: 106, fundingRate: null, fundingTime: null, time: Date.now() } satisfies StreamTick)
@@ -46,10 +48,11 @@ t.test('ticker: REST while the stream is down, stream ticks merged while up, sta
   await until(() => events.some((e) => e.kind === 'status' && e.upstream === 'down'), 1000)
   t.match(events.find((e) => e.kind === 'status' && e.upstream === 'down'), { scope: 'ticker' }, 'stream and REST both failing → ticker down')
   fail = false
-  await until(() => (events.filter((e) => e.kind === 'status').at(-1) as { upstream: string }).upstream === 'ok', 3000)
-  t.pass('recovers')
+  const lastStatus = () => (events.filter((e) => e.kind === 'status').at(-1) as { upstream: string }).upstream
+  await until(() => lastStatus() === 'ok', 3000, 'the ticker status to return to ok')
+  t.equal(lastStatus(), 'ok', 'recovers: the latest ticker status is ok')
   bus.publish(CONTROL_TOPIC, { kind: 'unwatch', key: 'ticker' })
   const n = calls
-  await sleep(300)
+  await sleep(300) // proves no poll within 300 ms (3 intervals) after unwatch
   t.equal(calls, n, 'unwatch stops REST polling')
 })

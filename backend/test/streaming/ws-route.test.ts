@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { startTestApp } from '../helpers/app.ts'
-import { WsClient, metricValue, sleep, upgradeStatus } from './helpers.ts'
+import { WsClient, metricValue, until, upgradeStatus } from './helpers.ts'
 
 t.test('/ws in the real app', async (t) => {
   const g = await startTestApp(t, {
@@ -35,8 +35,9 @@ t.test('/ws in the real app', async (t) => {
   const held = await Promise.all([WsClient.authed(g.wsUrl, u.token), WsClient.authed(g.wsUrl, u.token), WsClient.authed(g.wsUrl, u.token)])
   t.equal(await upgradeStatus(g.wsUrl, u.token), 503, 'over MAX_CONNECTIONS: 503 on the upgrade request, before upgrading')
   t.ok((await metricValue(g.app.metrics.registry, 'lnm_gateway_ws_connections_refused_total', { reason: 'over_capacity_http' })) >= 1, 'refusal counted')
+  const open0 = g.app.streaming.hub.stats().connections
   for (const h of held) h.close()
-  await sleep(200)
+  await until(() => g.app.streaming.hub.stats().connections === open0 - held.length, 5000, 'the closed sockets to free their slots')
 
   // the access token lives 5 s: the header-authenticated socket is closed with 4001 when it expires
   const left = u.expiresAt - Date.now()
