@@ -101,7 +101,8 @@ export default fp(
             // a ping (and its pong) often enough that the stream's own liveness keeps the data's age under the stale limit
             pingIntervalMs: Math.max(1000, Math.min(30_000, Math.floor(config.STALE_AFTER_MS / 3))),
           }),
-        budget: config.PRIVATE_STREAMS_PER_NODE,
+        // LN Markets counts streams per IP: the workers of one machine (WORKERS) share the node's budget
+        budget: Math.floor(config.PRIVATE_STREAMS_PER_NODE / config.workers) + (config.workerIndex < config.PRIVATE_STREAMS_PER_NODE % config.workers ? 1 : 0),
         confirmEveryMs: Math.max(250, Math.min(5000, Math.floor(config.STALE_AFTER_MS / 4))),
         weight: (userId) => hubRef?.watchers(userId) ?? 0,
         log,
