@@ -6,7 +6,8 @@
  * would, so the same processes also span machines.
  *
  * The primary: applies the migrations once (before forking), forks the workers (each told its slot), serves the
- * workers' /metrics aggregated over all of them (prom-client AggregatorRegistry), re-forks a worker that dies
+ * workers' /metrics aggregated over all of them (prom-client AggregatorRegistry), counts the HTTP rate limits and
+ * login attempts for all of them when there is no Redis (ClusterAttempts), re-forks a worker that dies
  * unexpectedly (backoff 0.5 s → 30 s, reset after a minute of life), and on SIGTERM/SIGINT asks every worker to
  * drain (1001 to its sockets over SHUTDOWN_DRAIN_MS), then exits 0 once all have exited — SIGKILLing any worker
  * still alive SHUTDOWN_DRAIN_MS + 1.5 s later (exit 1 then). A second signal kills the workers at once.
@@ -15,6 +16,7 @@ import cluster, { type Worker } from 'node:cluster'
 import { pino } from 'pino'
 import { AggregatorRegistry } from 'prom-client'
 import type { Config } from './config.ts'
+import { MemoryAttempts, type AttemptCounter, type Hit } from './auth/attempts.ts'
 import { openDatabase } from './db/index.ts'
 import { loggerOptions, prettyLogs, redactUrl } from './logger.ts'
 import { ClusterRelay, LeaseAuthority, isLnmMessage, type ToPrimary, type ToWorker } from './streaming/cluster-bus.ts'
@@ -46,6 +48,8 @@ export async function runPrimary(config: Config): Promise<void> {
   const relay = new ClusterRelay(send)
   const authority = new LeaseAuthority(send, Date.now, log)
   const aggregator = new AggregatorRegistry()
+  // the machine's rate-limit and login-attempt counters (ClusterAttempts in the workers)
+  const attempts = new MemoryAttempts()
   const failures = new Map<number, number>() // slot → consecutive unexpected exits
   let stopping = false
   let announced = false
@@ -61,6 +65,9 @@ export async function runPrimary(config: Config): Promise<void> {
       case 'leave':
         relay.removeWorker(id)
         if (!stopping) authority.removeWorker(id)
+        return
+      case 'hit':
+        void attempts.hit(m.key, m.windowMs).then((h) => send(id, { lnm: 'hit', id: m.id, count: h.count, ttlMs: h.ttlMs }))
         return
       case 'metrics':
         aggregator.clusterMetrics().then(
@@ -149,27 +156,63 @@ export async function runPrimary(config: Config): Promise<void> {
   for (let slot = 0; slot < n; slot++) fork(slot)
 }
 
-/** in a worker: the aggregated /metrics of every worker, from the primary */
-let metricsSeq = 0
-export function clusterMetrics(timeoutMs = 6000): Promise<{ body: string; contentType: string }> {
-  const id = ++metricsSeq
-  return new Promise((resolve, reject) => {
+// ------------------------------------------------------------------------------------------------ worker side
+
+type Reply = Extract<ToWorker, { id: number }>
+const pending = new Map<number, (r: Reply) => void>()
+let requestSeq = 0
+let listening = false
+
+/** in a worker: one request to the primary, its answer (matched by id), or an error after timeoutMs */
+function askPrimary<R extends Reply>(make: (id: number) => ToPrimary, timeoutMs: number): Promise<R> {
+  if (!listening) {
+    listening = true
+    process.on('message', (m: unknown) => {
+      if (!isLnmMessage(m)) return
+      const id = (m as { id?: unknown }).id
+      if (typeof id !== 'number') return
+      const done = pending.get(id)
+      pending.delete(id)
+      done?.(m as Reply)
+    })
+  }
+  const id = ++requestSeq
+  return new Promise<R>((resolve, reject) => {
     const timer = setTimeout(() => {
-      process.off('message', onMessage)
+      pending.delete(id)
       reject(new Error('the cluster primary did not answer'))
     }, timeoutMs)
-    const onMessage = (m: unknown) => {
-      if (!isLnmMessage(m)) return
-      const r = m as ToWorker
-      if (r.lnm !== 'metrics' || r.id !== id) return
+    pending.set(id, (r) => {
       clearTimeout(timer)
-      process.off('message', onMessage)
-      if (r.error) reject(new Error(r.error))
-      else resolve({ body: r.body, contentType: r.contentType })
+      resolve(r as R)
+    })
+    if (!process.connected || !process.send) {
+      clearTimeout(timer)
+      pending.delete(id)
+      reject(new Error('not connected to the cluster primary'))
+      return
     }
-    process.on('message', onMessage)
-    process.send?.({ lnm: 'metrics', id } satisfies ToPrimary)
+    process.send(make(id))
   })
+}
+
+/** in a worker: the aggregated /metrics of every worker, from the primary */
+export async function clusterMetrics(timeoutMs = 6000): Promise<{ body: string; contentType: string }> {
+  const r = await askPrimary<Extract<ToWorker, { lnm: 'metrics' }>>((id) => ({ lnm: 'metrics', id }), timeoutMs)
+  if (r.error) throw new Error(r.error)
+  return { body: r.body, contentType: r.contentType }
+}
+
+/**
+ * In a worker: the login/register attempt counters and the HTTP rate limits, counted once for the machine by the
+ * primary (without Redis, per-worker counters would give a client WORKERS times the limit). Fails closed: no answer
+ * within a second rejects, as the Redis counters do when Redis does not answer.
+ */
+export class ClusterAttempts implements AttemptCounter {
+  async hit(key: string, windowMs: number): Promise<Hit> {
+    const r = await askPrimary<Extract<ToWorker, { lnm: 'hit' }>>((id) => ({ lnm: 'hit', id, key, windowMs }), 1000)
+    return { count: r.count, ttlMs: r.ttlMs }
+  }
 }
 
 /** in a worker: `close` runs when the primary asks for a drain, or disappears */

@@ -29,6 +29,8 @@ export type ToPrimary =
   | { lnm: 'want'; key: string; floor: number }
   | { lnm: 'unwant'; key: string }
   | { lnm: 'metrics'; id: number }
+  /** one hit on a fixed-window counter of the machine (rate limits, login attempts) */
+  | { lnm: 'hit'; id: number; key: string; windowMs: number }
   /** the worker's bus closes: its demand ends and the keys it holds go to other workers at once */
   | { lnm: 'leave' }
 
@@ -38,6 +40,7 @@ export type ToWorker =
   | { lnm: 'grant'; key: string; epoch: number }
   | { lnm: 'revoke'; key: string }
   | { lnm: 'metrics'; id: number; body: string; contentType: string; error?: string }
+  | { lnm: 'hit'; id: number; count: number; ttlMs: number }
   | { lnm: 'shutdown' }
 
 export const isLnmMessage = (m: unknown): m is { lnm: string } => typeof m === 'object' && m !== null && typeof (m as { lnm?: unknown }).lnm === 'string'

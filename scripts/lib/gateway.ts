@@ -69,7 +69,7 @@ function childPids(pid: number): number[] {
     if (!/^\d+$/.test(d)) continue
     try {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8')
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d))
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid && readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'node') out.push(Number(d))
     } catch { /* gone */ }
   }
   return out

@@ -4,10 +4,11 @@
  * workers all receive the same frames; the simulator sees one poller's worth of requests for the account; the
  * aggregated /metrics counts every worker's sockets and one poller; killing a worker moves its polling to the other
  * at once (and the primary forks a new one) while its clients reconnect; SIGTERM on the primary closes every socket
- * with 1001 and exits 0. WORKERS=2 without DATABASE_URL refuses to start with one line.
+ * with 1001 and exits 0. Login attempts are limited once for the machine, whichever worker answers. WORKERS=2 without
+ * DATABASE_URL refuses to start with one line.
  */
-import { execSync } from 'node:child_process'
 import { readdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -23,7 +24,7 @@ const POLL_MS = 3000
 const WINDOW_MS = 9000
 const DRAIN_MS = 500
 
-/** the pids of a process' children (Linux /proc) */
+/** the pids of a process' node children (Linux /proc): its workers, not tsx's esbuild service */
 function childrenOf(pid: number): number[] {
   const out: number[] = []
   for (const d of readdirSync('/proc')) {
@@ -31,7 +32,7 @@ function childrenOf(pid: number): number[] {
     try {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8')
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-      if (ppid === pid) out.push(Number(d))
+      if (ppid === pid && readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'node') out.push(Number(d))
     } catch { /* gone */ }
   }
   return out
@@ -40,6 +41,19 @@ function childrenOf(pid: number): number[] {
 async function json(res: Response): Promise<any> {
   const text = await res.text()
   try { return JSON.parse(text) } catch { return text }
+}
+
+/** a POST on a connection of its own (no keep-alive), so consecutive requests reach different workers */
+function postOnNewConnection(port: number, path: string, body: unknown): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const data = JSON.stringify(body)
+    const req = httpRequest({ host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } }, (res) => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode ?? 0))
+    })
+    req.on('error', reject)
+    req.end(data)
+  })
 }
 
 function promValue(text: string, name: string): number {
@@ -73,7 +87,6 @@ t.test('WORKERS=2 on one port: shared frames, one poller per account, a dead wor
   t.equal((g.stdout().match(/listening on/g) ?? []).length, 1, 'the listening line is printed once, by the primary')
   const okWorkers = await until(() => childrenOf(g.child.pid!).length === 2, 10_000)
   t.ok(okWorkers, `two worker processes (${childrenOf(g.child.pid!).join(', ')} of ${g.child.pid})`)
-  if (!okWorkers) t.comment(execSync('ps -ef --forest | tail -40').toString())
   const workers0 = childrenOf(g.child.pid!)
 
   const origin = `http://127.0.0.1:${port}`
@@ -86,6 +99,13 @@ t.test('WORKERS=2 on one port: shared frames, one poller per account, a dead wor
   const login = await json(await post('/api/auth/login', { username, password }))
   const token = login.accessToken as string
   t.equal((await post('/api/credentials', { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase }, token, 'PUT')).status, 200, 'credentials stored')
+
+  // --- login attempts are counted once for the machine (by the primary), not once per worker: wrong passwords sent
+  // over new connections (round-robin over both workers) hit the per-(username, address) limit of 10 a minute
+  const statuses: number[] = []
+  for (let i = 0; i < 12; i++) statuses.push(await postOnNewConnection(port, '/api/auth/login', { username, password: 'wrong-password-Long1' }))
+  const first429 = statuses.indexOf(429)
+  t.ok(first429 >= 0 && first429 <= 9, `the limit holds across workers: 429 at wrong attempt ${first429 + 1}, after the login (${statuses.join(',')}); per-worker counters would allow about 20`)
 
   // --- many dashboards of the same user: the round-robin spreads them over both workers
   const N = 6
