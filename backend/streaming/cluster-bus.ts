@@ -256,9 +256,9 @@ export class LeaseAuthority {
     if (!l) this.leases.set(key, (l = { demand: new Set(), holder: null, gen: 0 }))
     l.demand.add(workerId)
     if (l.holder === null) this.grant(key, l, workerId, floor)
-    // the holder's producer replays its latest state (for the newcomer's cache), under a higher generation if the
-    // newcomer has seen an epoch at or above the current one
-    else if (floor >= l.gen) this.grant(key, l, l.holder, floor)
+    // the holder's producer replays its latest state (for the newcomer's cache), under a higher generation only if
+    // the asking worker has seen an epoch above the current one (as SYNC_LUA does with Redis)
+    else if (floor > l.gen) this.grant(key, l, l.holder, floor)
     else this.send(l.holder, { lnm: 'grant', key, epoch: l.gen })
   }
 

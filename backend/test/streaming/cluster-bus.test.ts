@@ -63,6 +63,13 @@ t.test('one producer per key for the machine; a newcomer makes it replay; unwatc
   t.equal(b.watches('u1').length, 0, 'the second worker is not granted it')
   t.equal(a.watches('u1').length, 2, 'the holder replays for the newcomer')
   t.equal(a.watches('u1')[1]!.epoch, 1000, 'under the same generation')
+  // b's cache has the holder's data (its floor is the current generation): asking again (the freshness watchdog's
+  // redemand) is a replay, never a new generation
+  b.bus.subscribe(accountTopic('u1'), () => {})
+  a.bus.publish(accountTopic('u1'), snap(1, 1000))
+  b.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: 'u1' })
+  a.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: 'u1' })
+  t.same(a.watches('u1').map((w) => w.epoch), [1000, 1000, 1000, 1000], 'redemands from either worker replay under the same generation')
   a.bus.publish(CONTROL_TOPIC, { kind: 'unwatch', key: 'u1' })
   t.equal(a.unwatches('u1'), 0, 'the holder keeps producing while another worker wants the key')
   b.bus.publish(CONTROL_TOPIC, { kind: 'unwatch', key: 'u1' })
