@@ -19,6 +19,7 @@ import { withFreshPostgres } from '../helpers/db.ts'
 import { freePort, spawnGateway } from '../helpers/process.ts'
 import { ACCOUNT_PATHS } from '../streaming/live.ts'
 import { WsClient, sleep, until } from '../streaming/helpers.ts'
+import { withRedis } from './redis.ts'
 
 const POLL_MS = 3000
 const WINDOW_MS = 9000
@@ -194,6 +195,53 @@ t.test('WORKERS=2 on one port: shared frames, one poller per account, a dead wor
   t.equal(exit.code, 0, `the primary exits 0 (${exit.ms} ms after SIGTERM; drain ${DRAIN_MS} ms)`)
   t.ok(exit.ms < DRAIN_MS + 2000 + 3000, `within SHUTDOWN_DRAIN_MS + 2 s (plus slack for a loaded machine): ${exit.ms} ms`)
   t.ok(await until(() => childrenOf(g.child.pid!).length === 0, 2000), 'no worker left behind')
+})
+
+t.test('WORKERS=2 with REDIS_URL: the workers are Redis nodes, still one poller for the account', async (t) => {
+  const redis = await withRedis(t)
+  if (!redis) return
+  const databaseUrl = await withFreshPostgres(t)
+  if (!databaseUrl) return
+  const accounts = testAccounts(1)
+  const acc = accounts[0]!
+  const sim = await startSimulator({ port: 0, host: '127.0.0.1', accounts, admin: true, rateLimit: { publicPerSec: 1000, authPerSec: 1000 } })
+  t.teardown(() => sim.close())
+  const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-workers-'))
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
+  const port = await freePort()
+  const g = spawnGateway({
+    WORKERS: '2', PORT: String(port), DATA_DIR: dataDir, DATABASE_URL: databaseUrl, REDIS_URL: `${redis.url}?prefix=${redis.prefix}`, REDIS_LEASE_MS: '1000',
+    LNM_API_URL: sim.url, LNM_STREAM_URL: sim.streamUrl, POLL_INTERVAL_MS: String(POLL_MS), SHUTDOWN_DRAIN_MS: String(DRAIN_MS),
+    JWT_SECRET: randomBytes(32).toString('base64url'), CREDENTIALS_KEY: randomBytes(32).toString('base64'),
+    WS_UPGRADES_PER_MIN: '0', PRIVATE_STREAMS_PER_NODE: '0',
+  })
+  t.teardown(() => {
+    for (const pid of childrenOf(g.child.pid!)) try { process.kill(pid, 'SIGKILL') } catch { /* gone */ }
+    g.kill('SIGKILL')
+  })
+  await g.waitFor(/listening on/, 120_000)
+  t.match(g.stdout(), /workers: 2 processes on one port \(Redis bus/, 'the primary says the workers use the Redis bus')
+  const origin = `http://127.0.0.1:${port}`
+  const post = (path: string, body: unknown, token?: string, method = 'POST') =>
+    fetch(origin + path, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) })
+  const username = `r${randomBytes(4).toString('hex')}`
+  const password = 'pw-workers-test-Long1'
+  t.equal((await post('/api/auth/register', { username, password })).status, 201, 'registered')
+  const token = (await json(await post('/api/auth/login', { username, password }))).accessToken as string
+  t.equal((await post('/api/credentials', { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase }, token, 'PUT')).status, 200, 'credentials stored')
+  const clients: WsClient[] = []
+  for (let i = 0; i < 4; i++) clients.push(await WsClient.authed(`ws://127.0.0.1:${port}/ws`, token))
+  t.teardown(() => clients.forEach((c) => c.close()))
+  for (const c of clients) await c.next((f) => f.type === 'data_update' && f.channel === 'positions', 10_000)
+  const last = (c: WsClient) => c.all((f) => f.type === 'data_update' && f.channel === 'positions').at(-1)
+  t.ok(await until(() => clients.every((c) => last(c).epoch === last(clients[0]!).epoch && last(c).seq === last(clients[0]!).seq), 10_000), 'every dashboard shows the same positions frame (one producer, the Redis lease holder)')
+  t.equal(await redis.admin.exists(`${redis.prefix}:lease:${(await json(await fetch(`${origin}/api/me`, { headers: { authorization: `Bearer ${token}` } }))).id}`), 1, 'the account\'s lease is in Redis')
+  const metrics = await (await fetch(`${origin}/metrics`)).text()
+  t.equal(promValue(metrics, 'lnm_gateway_active_pollers'), 1, 'one account poller over both workers')
+  g.kill('SIGTERM')
+  const closes = await Promise.all(clients.map((c) => c.waitClose(DRAIN_MS + 10_000)))
+  t.same(closes.map((c) => c.code), clients.map(() => 1001), 'SIGTERM: every socket gets 1001')
+  t.equal((await g.exited).code, 0, 'and the primary exits 0')
 })
 
 t.test('WORKERS=2 without DATABASE_URL refuses to start with one line', async (t) => {
