@@ -153,6 +153,8 @@ export async function runPrimary(config: Config): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'))
   process.on('SIGINT', () => shutdown('SIGINT'))
 
+  // structured clone, not JSON: a relayed event (already a JSON string) is copied, not escaped again per worker
+  cluster.setupPrimary({ serialization: 'advanced' })
   for (let slot = 0; slot < n; slot++) fork(slot)
 }
 
