@@ -6,6 +6,7 @@
  */
 import cluster from 'node:cluster'
 import closeWithGrace from 'close-with-grace'
+import { AggregatorRegistry } from 'prom-client'
 import { onPrimaryShutdown, runPrimary } from './cluster.ts'
 import { ConfigError, loadConfig, type Config } from './config.ts'
 import { buildApp } from './app.ts'
@@ -27,6 +28,9 @@ else await runGateway(config)
 
 async function runGateway(config: Config): Promise<void> {
   const inCluster = config.workers > 1 && cluster.isWorker
+  // answer the primary's metrics requests from the start (empty until the app's registry is set), so a scrape
+  // while this worker starts does not wait for the primary's timeout
+  if (inCluster) new AggregatorRegistry()
   let app: Awaited<ReturnType<typeof buildApp>>
   try {
     app = await buildApp(config)

@@ -22,9 +22,8 @@ const metricsRoute: FastifyPluginAsync = async (app) => {
   const token = app.config.METRICS_TOKEN
   const inCluster = cluster.isWorker && app.config.workers > 1
   if (inCluster) {
-    // answer the primary's requests with this worker's registry
+    // answer the primary's requests with this worker's registry (server.ts installed the listener)
     AggregatorRegistry.setRegistries([app.metrics.registry])
-    new AggregatorRegistry()
   }
   app.get('/metrics', { config: { rateLimit: false } }, async (request, reply) => {
     if (token) {
