@@ -4,6 +4,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync, chmodSync, existsSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import Type, { type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
@@ -22,6 +23,7 @@ export const EnvSchema = Type.Object({
   DATA_DIR: Type.String({ default: './data', minLength: 1 }),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  WORKERS: Type.String({ default: '1', pattern: '^(auto|[1-9][0-9]{0,2})$', description: 'gateway processes on one port (node:cluster): a number, or auto = one per core; above 1 needs DATABASE_URL' }),
   REDIS_LEASE_MS: Int(5000, 200, 600000, 'with REDIS_URL: lifetime of a polling lease; a stalled or crashed holder is replaced within about two of them'),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   /** base64 of exactly 32 bytes */
@@ -72,6 +74,10 @@ export type Mode = 'demo' | 'live'
 
 export interface Config extends Env {
   mode: Mode
+  /** WORKERS resolved: 1 = one process (no cluster) */
+  workers: number
+  /** in a cluster worker: its slot, 0…workers-1 (set by the primary), else 0 */
+  workerIndex: number
   dataDir: string
   jwtSecret: string
   credentialsKey: { id: string; key: Buffer }
@@ -197,9 +203,19 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     throw new ConfigError(`invalid configuration: LNM_API_URL must end with /v3 (got ${JSON.stringify(apiUrl)})`)
   }
 
+  const workers = e.WORKERS === 'auto' ? Math.min(999, availableParallelism()) : Number(e.WORKERS)
+  if (workers > 1 && e.DATABASE_URL === undefined) {
+    throw new ConfigError('WORKERS>1 needs DATABASE_URL: the embedded database is single-process')
+  }
+  if (workers > 1 && !live) {
+    throw new ConfigError('WORKERS>1 needs LNM_NETWORK or LNM_API_URL: the demo simulator runs inside one process')
+  }
+
   return {
     ...e,
     mode: live ? 'live' : 'demo',
+    workers,
+    workerIndex: Math.max(0, Math.min(workers - 1, Number(source.LNM_GATEWAY_WORKER_INDEX) || 0)),
     dataDir,
     jwtSecret,
     credentialsKey: { id: keyId(key), key },

@@ -1,6 +1,6 @@
 /**
  * npm run stress -- --connections N [--accounts A] [--duration S] [--rate T] [--ramp R] [--gateway-workers W]
- *                   [--clients C] [--redis-url URL | --no-redis] [--database-url URL] [--retries 5] [--out FILE]
+ *                   [--clients C] [--redis-url URL] [--database-url URL] [--retries 5] [--out FILE]
  *
  * N authenticated dashboards (A accounts, N/A sockets each) ramp up at R connections/s while the simulator's
  * price ticks T times a second, hold for S seconds receiving updates, then close cleanly. Reports the
@@ -9,17 +9,16 @@
  * Writes bench/results/stress-<date>.json.
  *
  * Sizing on this kind of machine: a process may hold at most `ulimit -Hn` descriptors (20 000 here, and
- * CAP_SYS_RESOURCE is not available to raise it), so above ~19 500 sockets the gateway runs as a Node cluster
- * of W processes behind one port (scripts/lib/gateway-cluster.ts) sharing one PostgreSQL database (a fresh
- * database on the local server, dropped afterwards, unless --database-url is given) and, when Redis answers on
- * 127.0.0.1:6379 (or --redis-url), one Redis bus (one poller per account across the cluster). Client sockets are
+ * CAP_SYS_RESOURCE is not available to raise it), so above ~19 500 sockets the gateway runs with `WORKERS=W`
+ * (its own node:cluster mode: W processes behind one port, one poller per account for the machine through the
+ * in-host bus) sharing one PostgreSQL database (a fresh database on the local server, dropped afterwards, unless
+ * --database-url is given); with --redis-url the workers use that Redis bus instead. Client sockets are
  * spread over several load-generator processes and over 127.0.0.2… source addresses, so no process runs
  * out of descriptors and no address out of ephemeral ports.
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { connect as netConnect } from 'node:net'
 import pg from 'pg'
 import { intArg, numArg, parseArgs } from './lib/args.ts'
 import { describeMachine, machineLine } from './lib/machine.ts'
@@ -46,18 +45,6 @@ const retries = intArg(args, 'retries', 5, 0, 20)
 const started = new Date()
 const outFile = args.get('out') ?? join(ROOT, 'bench/results', `stress-${started.toISOString().replace(/[:.]/g, '-')}.json`)
 const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`)
-
-/** true when a Redis server answers PING at host:port within a second */
-function redisAnswers(host = '127.0.0.1', port = 6379): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = netConnect({ host, port })
-    const done = (v: boolean) => { sock.destroy(); resolve(v) }
-    sock.setTimeout(1000, () => done(false))
-    sock.once('error', () => done(false))
-    sock.once('connect', () => sock.write('PING\r\n'))
-    sock.once('data', (d) => done(d.toString().startsWith('+PONG')))
-  })
-}
 
 async function createDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
   const given = args.get('database-url')
@@ -110,10 +97,10 @@ async function main(): Promise<void> {
     if (gwWorkers > 1) {
       db = await createDatabase()
       env.DATABASE_URL = db.url
-      // the cluster shares polling and fan-out through Redis when one answers (CONTRACT §2), else each worker polls alone
-      const redis = args.get('redis-url') ?? (args.get('no-redis') === undefined && (await redisAnswers()) ? `redis://127.0.0.1:6379?prefix=lnm-stress-${process.pid}` : undefined)
+      // WORKERS: the workers share polling and fan-out through the primary (in-host bus), or through Redis when asked
+      const redis = args.get('redis-url')
       if (redis) env.REDIS_URL = redis
-      result.settings.redis = redis ? redis.replace(/\/\/[^@]*@/, '//…@') : 'none (each gateway process polls its own accounts)'
+      result.settings.redis = redis ? redis.replace(/\/\/[^@]*@/, '//…@') : 'none (in-host bus: the cluster primary relays and grants one poller per account)'
       log(`gateway cluster bus: ${result.settings.redis}`)
     } else if (args.get('database-url')) env.DATABASE_URL = args.get('database-url') as string
     gw = await startGateway({ apiUrl: sim.url, streamUrl: sim.streamUrl, env, workers: gwWorkers, nodeArgs: ['--max-old-space-size=4096'] })
@@ -257,7 +244,7 @@ async function main(): Promise<void> {
     ['gateway RSS growth per open connection KiB (receiving)', fmt(g.rssPerConnectionBytes / 1024, 2)],
     ['upstream requests/min during hold', fmt(h.upstreamRequestsPerMinute, 1)],
     ['client close: clean / attempted', `${result.close.cleanCloses} / ${result.close.closed} in ${result.close.clientCloseMs} ms`],
-    [g.processes > 1 ? 'gateway open sockets after clients closed (one worker\'s /metrics)' : 'gateway open sockets after clients closed', String(g.openAfterClientsClosed)],
+    ['gateway open sockets after clients closed', String(g.openAfterClientsClosed)],
     ['gateway stop (SIGTERM → exit)', `${g.stopMs} ms, exit code ${g.exitCode}`],
   ]
   process.stdout.write(`\nlnm-gateway stress — ${machineLine(machine)}\n${started.toISOString()}\n\n${table(rows)}\n\n` +

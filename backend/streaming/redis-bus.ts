@@ -8,6 +8,10 @@
  * topics its handlers listen to (reference-counted) and drops its own messages, so a local publish is delivered
  * once, never twice. Messages are `<nodeId> <JSON event>`.
  *
+ * The class is two parts sharing the two connections (ownership.ts): `RedisPubSub` (publish/subscribe: every
+ * topic, CONTROL_TOPIC's refresh/credentials included, is plain pub/sub) and `RedisLeases` (poll ownership:
+ * demand, leases, generations, fallback); `RedisBus` is the OwnedBus of the two.
+ *
  * Control: the hub's 'watch'/'unwatch' are this node's demand edges. They never reach the local producers
  * directly; instead, per key:
  *   - demand is a sorted set `<prefix>:demand:<key>` of nodeId → expiry (Redis server time), refreshed while the
@@ -23,7 +27,7 @@
  *   - a node whose demand starts while another node holds the lease broadcasts `demand` on `<prefix>:ctl`: the
  *     holder confirms its lease (the generation may have moved) and hands its producer a 'watch' again, which
  *     replays the latest state (after the newcomer's topic subscription is active, so nothing is lost);
- *   - 'refresh' and 'credentials' are broadcast on `<prefix>:ctl` and delivered to every node's producers
+ *   - 'refresh' and 'credentials' are published on CONTROL_TOPIC like any event and reach every node's producers
  *     (only the one running a poller acts; idle producers ignore them).
  * One op per key runs at a time (a promise chain), and the renew tick every `renewEveryMs` syncs every key this
  * node wants or holds.
@@ -50,7 +54,8 @@
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
-import { CONTROL_TOPIC, TICKER_TOPIC, accountTopic, type Bus, type BusEvent, type BusHandler, type ControlEvent } from './bus.ts'
+import { TICKER_TOPIC, accountTopic, type Bus, type BusEvent, type BusHandler } from './bus.ts'
+import { OwnedBus, type Ownership, type OwnershipEvent } from './ownership.ts'
 import { silentLog, type Log } from './sources.ts'
 
 export interface RedisBusOptions {
@@ -175,7 +180,7 @@ end
 return 0
 `
 
-type CtlKind = 'demand' | 'check' | 'released' | 'refresh' | 'credentials'
+type CtlKind = 'demand' | 'check' | 'released'
 interface CtlMessage {
   k: CtlKind
   key: string
@@ -189,28 +194,26 @@ type ScriptedRedis = Redis & {
 const topicOfKey = (key: string): string => (key === 'ticker' ? TICKER_TOPIC : accountTopic(key))
 const keyOfTopic = (topic: string): string | null => (topic === TICKER_TOPIC ? 'ticker' : topic.startsWith('account:') ? topic.slice(8) : null)
 
-export class RedisBus implements Bus {
-  readonly nodeId: string
-  readonly prefix: string
-  readonly leaseTtlMs: number
-  readonly renewEveryMs: number
-  private readonly pub: ScriptedRedis
-  private readonly sub: Redis
-  private readonly log: Log
-  private readonly onHandlerError: (err: unknown, topic: string) => void
-  private readonly now: () => number
+/** what the pub/sub half needs from the ownership half (they share the node's view of each key) */
+interface PubSubHooks {
+  /** events of this topic stay on this node (its producer runs in fallback) */
+  localOnly(topic: string): boolean
+  /** an upstream event was delivered on this node (the fence floor) */
+  delivered(topic: string, event: BusEvent): void
+  /** the publish backlog drained: these keys' events were kept off Redis, their producers replay */
+  drained(keys: string[]): void
+  /** the subscriber reconnected: resubscribe the ownership's channels, then ask for replays */
+  resubscribe(): Promise<void>
+  reconnected(): void
+}
+
+/**
+ * Pub/sub over Redis: upstream events delivered locally at once and PUBLISHed as `<nodeId> <JSON>` on
+ * `<prefix>:t:<topic>`; SUBSCRIBEs reference-counted per topic; own messages dropped; bounded in-flight publishes.
+ */
+export class RedisPubSub implements Bus {
   private readonly topics = new Map<string, TopicSub>()
-  /** CONTROL_TOPIC handlers: this node's producers */
-  private readonly controlHandlers = new Set<BusHandler>()
-  private readonly keys = new Map<string, KeyState>()
-  private readonly ctlChannel: string
   private readonly topicChannelPrefix: string
-  private readonly ready: Promise<void>
-  private timer: NodeJS.Timeout | null = null
-  private closed = false
-  private subWasReady = false
-  private pubDown = false
-  private subDown = false
   private readonly maxInflight: number
   /** PUBLISHes sent and not yet answered */
   private inflight = 0
@@ -218,32 +221,23 @@ export class RedisBus implements Bus {
   private readonly skipped = new Set<string>()
   /** upstream events not sent to Redis because of the cap (tests, diagnostics) */
   droppedPublishes = 0
+  closed = false
+  private subWasReady = false
+  private pubDown = false
+  private subDown = false
+  hooks: PubSubHooks = { localOnly: () => false, delivered: () => {}, drained: () => {}, resubscribe: async () => {}, reconnected: () => {} }
 
-  constructor(opts: RedisBusOptions = {}) {
-    this.nodeId = (opts.nodeId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`).replace(/\s/g, '_')
-    this.prefix = opts.prefix ?? 'lnm-gw'
-    this.leaseTtlMs = Math.max(200, opts.leaseTtlMs ?? 5000)
-    this.renewEveryMs = Math.max(50, Math.min(opts.renewEveryMs ?? Math.floor(this.leaseTtlMs / 3), Math.floor(this.leaseTtlMs / 2)))
-    this.log = opts.log ?? silentLog
-    this.onHandlerError = opts.onHandlerError ?? ((err, topic) => this.log.error({ err, topic }, 'bus handler failed'))
-    this.now = opts.now ?? Date.now
-    this.maxInflight = Math.max(1, opts.maxInflightPublishes ?? 1000)
-    this.ctlChannel = `${this.prefix}:ctl`
-    this.topicChannelPrefix = `${this.prefix}:t:`
-
-    const base: RedisOptions = {
-      retryStrategy: (times) => Math.min(100 * times, 2000),
-      connectionName: `lnm-gw:${this.nodeId}`,
-      ...opts.redis,
-    }
-    const url = opts.url ?? 'redis://127.0.0.1:6379'
-    // publisher: a command that cannot be answered within a renew period is reported as failed (the tick retries)
-    this.pub = new Redis(url, { commandTimeout: Math.max(500, this.renewEveryMs), maxRetriesPerRequest: 2, enableAutoPipelining: true, ...base }) as ScriptedRedis
-    // subscriber: (un)subscribe commands wait for the connection however long it takes, never time out
-    this.sub = new Redis(url, { maxRetriesPerRequest: null, autoResubscribe: true, ...base })
-    this.pub.defineCommand('lnmSync', { numberOfKeys: 3, lua: SYNC_LUA })
-    this.pub.defineCommand('lnmRelease', { numberOfKeys: 2, lua: RELEASE_LUA })
-
+  constructor(
+    readonly nodeId: string,
+    prefix: string,
+    private readonly pub: Redis,
+    private readonly sub: Redis,
+    private readonly log: Log,
+    private readonly onHandlerError: (err: unknown, topic: string) => void,
+    maxInflightPublishes: number,
+  ) {
+    this.topicChannelPrefix = `${prefix}:t:`
+    this.maxInflight = Math.max(1, maxInflightPublishes)
     this.pub.on('error', (err: Error) => {
       if (!this.pubDown) this.log.warn({ err: { message: err.message }, node: this.nodeId }, 'redis bus: publisher connection error (reconnecting)')
       this.pubDown = true
@@ -263,34 +257,15 @@ export class RedisBus implements Bus {
       this.subWasReady = true
     })
     this.sub.on('message', (channel: string, message: string) => this.onMessage(channel, message))
-
-    this.ready = Promise.all([
-      this.sub.subscribe(this.ctlChannel).then(
-        () => {},
-        (err: unknown) => this.log.warn({ err, node: this.nodeId }, 'redis bus: control subscription failed (retried on reconnect)'),
-      ),
-      this.pub.ping().then(() => {}, () => {}),
-    ]).then(() => {})
-    this.timer = setInterval(() => this.tick(), this.renewEveryMs)
-    this.timer.unref()
   }
-
-  /** resolves once both connections answered (or failed): the control subscription is active and publishes go out */
-  whenReady(): Promise<void> {
-    return this.ready
-  }
-
-  // ------------------------------------------------------------------ Bus
 
   publish(topic: string, event: BusEvent): void {
     if (this.closed) return
-    if (topic === CONTROL_TOPIC) return this.onLocalControl(event as ControlEvent)
     this.deliver(topic, event)
-    const key = keyOfTopic(topic)
-    const k = key === null ? undefined : this.keys.get(key)
     // a fallback producer's events stay on this node: they must never reach (and outrank) another node's cache
-    if (k?.fallback) return
+    if (this.hooks.localOnly(topic)) return
     if (this.pub.status !== 'ready') return // never queue upstream data: it would arrive late and stale
+    const key = keyOfTopic(topic)
     if (this.inflight >= this.maxInflight) {
       // Redis does not answer (a stall): bound what waits in the socket; the holder replays once it drains
       if (this.droppedPublishes++ === 0 || this.skipped.size === 0) this.log.warn({ node: this.nodeId, inflight: this.inflight }, 'redis bus: Redis does not answer, upstream events kept off it until it does')
@@ -305,27 +280,15 @@ export class RedisBus implements Bus {
       })
       .finally(() => {
         this.inflight--
-        if (this.inflight === 0 && this.skipped.size > 0) this.replaySkipped()
+        if (this.inflight === 0 && this.skipped.size > 0) {
+          const keys = [...this.skipped]
+          this.skipped.clear()
+          this.hooks.drained(keys)
+        }
       })
   }
 
-  /** the backlog drained: producers of keys whose events were kept off Redis replay their latest state */
-  private replaySkipped(): void {
-    const keys = [...this.skipped]
-    this.skipped.clear()
-    for (const key of keys) {
-      const k = this.keys.get(key)
-      if (k?.holder && !k.fallback) this.control('watch', key, k.gen || undefined)
-    }
-  }
-
   subscribe(topic: string, handler: BusHandler): () => void {
-    if (topic === CONTROL_TOPIC) {
-      this.controlHandlers.add(handler)
-      return () => {
-        this.controlHandlers.delete(handler)
-      }
-    }
     let s = this.topics.get(topic)
     if (!s) {
       const channel = this.topicChannelPrefix + topic
@@ -350,6 +313,143 @@ export class RedisBus implements Bus {
     }
   }
 
+  /** the connections are closed by RedisBus (shared with the leases) */
+  async close(): Promise<void> {
+    this.closed = true
+    this.topics.clear()
+  }
+
+  get topicCount(): number {
+    return this.topics.size
+  }
+
+  /** resolves once this node's Redis subscription to `topic` is active */
+  subscribed(topic: string): Promise<void> {
+    return this.topics.get(topic)?.ready ?? Promise.resolve()
+  }
+
+  /** resolves once every current topic subscription is active */
+  allSubscribed(): Promise<void> {
+    return Promise.all([...this.topics.values()].map((s) => s.ready)).then(() => {})
+  }
+
+  private deliver(topic: string, event: BusEvent): void {
+    this.hooks.delivered(topic, event)
+    const handlers = this.topics.get(topic)?.handlers
+    if (!handlers) return
+    for (const h of handlers) {
+      try {
+        h(event, topic)
+      } catch (err) {
+        this.onHandlerError(err, topic)
+      }
+    }
+  }
+
+  private onMessage(channel: string, message: string): void {
+    if (this.closed || !channel.startsWith(this.topicChannelPrefix)) return
+    const sp = message.indexOf(' ')
+    if (sp <= 0) return
+    if (message.slice(0, sp) === this.nodeId) return // our own publish: already delivered locally
+    let event: BusEvent
+    try {
+      event = JSON.parse(message.slice(sp + 1)) as BusEvent
+    } catch {
+      this.log.warn({ channel }, 'redis bus: unparsable message dropped')
+      return
+    }
+    if (!event || typeof event.kind !== 'string') return
+    this.deliver(channel.slice(this.topicChannelPrefix.length), event)
+  }
+
+  /**
+   * After a reconnect: subscribe again to everything (ioredis resubscribes what it had confirmed; this also
+   * covers subscriptions issued while disconnected), then, since pub/sub messages may have been lost, the
+   * leases ask the holders of what we watch for a replay.
+   */
+  private afterReconnect(): void {
+    const channels = [...this.topics.keys()].map((t) => this.topicChannelPrefix + t)
+    Promise.all([channels.length > 0 ? this.sub.subscribe(...channels) : undefined, this.hooks.resubscribe()]).then(
+      () => {
+        if (!this.closed) this.hooks.reconnected()
+      },
+      (err: unknown) => this.log.warn({ err, node: this.nodeId }, 'redis bus: resubscribe failed'),
+    )
+  }
+}
+
+/** Poll ownership over Redis: demand, leases, fencing generations, fallback (the class comment above) */
+export class RedisLeases implements Ownership {
+  private readonly keys = new Map<string, KeyState>()
+  private readonly ctlChannel: string
+  private timer: NodeJS.Timeout | null = null
+  private closed = false
+  private emit: (e: OwnershipEvent) => void = () => {}
+  readonly ready: Promise<void>
+
+  constructor(
+    readonly nodeId: string,
+    private readonly prefix: string,
+    private readonly pub: ScriptedRedis,
+    private readonly sub: Redis,
+    private readonly pubsub: RedisPubSub,
+    readonly leaseTtlMs: number,
+    readonly renewEveryMs: number,
+    private readonly log: Log,
+    private readonly now: () => number,
+  ) {
+    this.ctlChannel = `${prefix}:ctl`
+    this.sub.on('message', (channel: string, message: string) => {
+      if (channel === this.ctlChannel) this.onMessage(message)
+    })
+    pubsub.hooks = {
+      localOnly: (topic) => {
+        const key = keyOfTopic(topic)
+        return key !== null && (this.keys.get(key)?.fallback ?? false)
+      },
+      delivered: (topic, event) => {
+        if (event.kind !== 'snapshot' && event.kind !== 'fresh') return
+        const key = keyOfTopic(topic)
+        const k = key === null ? undefined : this.keys.get(key)
+        if (k && event.epoch > k.floor) k.floor = event.epoch
+      },
+      drained: (keys) => {
+        for (const key of keys) {
+          const k = this.keys.get(key)
+          if (k?.holder && !k.fallback) this.control('watch', key, k.gen || undefined)
+        }
+      },
+      resubscribe: () => this.sub.subscribe(this.ctlChannel).then(() => {}),
+      reconnected: () => this.afterReconnect(),
+    }
+    this.ready = this.sub.subscribe(this.ctlChannel).then(
+      () => {},
+      (err: unknown) => this.log.warn({ err, node: this.nodeId }, 'redis bus: control subscription failed (retried on reconnect)'),
+    )
+    this.timer = setInterval(() => this.tick(), this.renewEveryMs)
+    this.timer.unref()
+  }
+
+  attach(emit: (e: OwnershipEvent) => void): void {
+    this.emit = emit
+  }
+
+  want(key: string): void {
+    if (this.closed) return
+    const k = this.state(key)
+    k.local = true
+    this.enqueue(k, 'watch')
+  }
+
+  unwant(key: string): void {
+    if (this.closed) return
+    const k = this.keys.get(key)
+    if (!k || !k.local) return
+    k.local = false
+    this.enqueue(k, 'unwatch')
+  }
+
+  /** releases every lease and demand entry (other nodes take over at once) */
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
@@ -367,39 +467,23 @@ export class RedisBus implements Bus {
         }),
       )
     }
-    this.topics.clear()
-    this.controlHandlers.clear()
-    await Promise.allSettled([quit(this.sub), quit(this.pub)])
   }
 
-  /** tests: vanish like a crashed node (no release: leases and demand expire on their own) */
+  /** tests: vanish like a crashed node (no release) */
   kill(): void {
     this.closed = true
     if (this.timer) clearInterval(this.timer)
     this.timer = null
     this.keys.clear()
-    this.topics.clear()
-    this.controlHandlers.clear()
-    this.sub.disconnect()
-    this.pub.disconnect()
   }
 
-  /** introspection (tests, diagnostics) */
-  stats(): { nodeId: string; watching: string[]; holding: string[]; fallback: string[]; topics: number; connected: boolean } {
+  stats(): { watching: string[]; holding: string[]; fallback: string[] } {
     const ks = [...this.keys.values()]
     return {
-      nodeId: this.nodeId,
       watching: ks.filter((k) => k.local).map((k) => k.key),
       holding: ks.filter((k) => k.holder).map((k) => k.key),
       fallback: ks.filter((k) => k.fallback).map((k) => k.key),
-      topics: this.topics.size,
-      connected: this.pub.status === 'ready' && this.sub.status === 'ready',
     }
-  }
-
-  /** resolves once this node's Redis subscription to `topic` is active (tests; the bus awaits it itself before asking for a replay) */
-  subscribed(topic: string): Promise<void> {
-    return this.topics.get(topic)?.ready ?? Promise.resolve()
   }
 
   isHolder(key: string): boolean {
@@ -416,62 +500,9 @@ export class RedisBus implements Bus {
     }
   }
 
-  // ------------------------------------------------------------------ local delivery
-
-  private deliver(topic: string, event: BusEvent): void {
-    if (event.kind === 'snapshot' || event.kind === 'fresh') {
-      const key = keyOfTopic(topic)
-      const k = key === null ? undefined : this.keys.get(key)
-      if (k && event.epoch > k.floor) k.floor = event.epoch
-    }
-    const handlers = this.topics.get(topic)?.handlers
-    if (!handlers) return
-    for (const h of handlers) {
-      try {
-        h(event, topic)
-      } catch (err) {
-        this.onHandlerError(err, topic)
-      }
-    }
-  }
-
   /** to this node's producers */
-  private control(kind: ControlEvent['kind'], key: string, epoch?: number): void {
-    const event: ControlEvent = epoch === undefined ? { kind, key } : { kind, key, epoch }
-    for (const h of this.controlHandlers) {
-      try {
-        h(event, CONTROL_TOPIC)
-      } catch (err) {
-        this.onHandlerError(err, CONTROL_TOPIC)
-      }
-    }
-  }
-
-  // ------------------------------------------------------------------ control: from this node's hub
-
-  private onLocalControl(e: ControlEvent): void {
-    if (typeof e?.key !== 'string') return
-    switch (e.kind) {
-      case 'watch': {
-        const k = this.state(e.key)
-        k.local = true
-        this.enqueue(k, 'watch')
-        return
-      }
-      case 'unwatch': {
-        const k = this.keys.get(e.key)
-        if (!k || !k.local) return
-        k.local = false
-        this.enqueue(k, 'unwatch')
-        return
-      }
-      case 'refresh':
-      case 'credentials':
-        // every node's producers see it; only the one running the key's poller acts on it
-        this.control(e.kind, e.key)
-        void this.sendCtl(e.kind, e.key)
-        return
-    }
+  private control(kind: 'watch' | 'unwatch', key: string, epoch?: number): void {
+    this.emit(kind === 'watch' ? (epoch === undefined ? { kind, key } : { kind, key, epoch }) : { kind, key })
   }
 
   private state(key: string): KeyState {
@@ -498,8 +529,7 @@ export class RedisBus implements Bus {
   private async sync(k: KeyState, edge: Edge): Promise<void> {
     if (edge === 'watch') {
       // the replay the holder sends must find our topic subscription active
-      const s = this.topics.get(k.topic)
-      if (s) await Promise.race([s.ready, sleep(this.renewEveryMs)])
+      await Promise.race([this.pubsub.subscribed(k.topic), sleep(this.renewEveryMs)])
     }
     if (this.closed && edge !== 'unwatch') return
     const sent = this.now()
@@ -588,33 +618,21 @@ export class RedisBus implements Bus {
 
   // ------------------------------------------------------------------ Redis → this node
 
-  private onMessage(channel: string, message: string): void {
+  private onMessage(message: string): void {
     if (this.closed) return
     const sp = message.indexOf(' ')
     if (sp <= 0) return
-    if (message.slice(0, sp) === this.nodeId) return // our own publish: already delivered locally
-    let payload: unknown
+    if (message.slice(0, sp) === this.nodeId) return // our own message
+    let m: CtlMessage
     try {
-      payload = JSON.parse(message.slice(sp + 1))
+      m = JSON.parse(message.slice(sp + 1)) as CtlMessage
     } catch {
-      this.log.warn({ channel }, 'redis bus: unparsable message dropped')
+      this.log.warn({ channel: this.ctlChannel }, 'redis bus: unparsable message dropped')
       return
     }
-    if (channel === this.ctlChannel) return this.onCtl(payload as CtlMessage)
-    if (!channel.startsWith(this.topicChannelPrefix)) return
-    const event = payload as BusEvent
-    if (!event || typeof event.kind !== 'string') return
-    this.deliver(channel.slice(this.topicChannelPrefix.length), event)
-  }
-
-  private onCtl(m: CtlMessage): void {
     if (!m || typeof m.key !== 'string') return
     const k = this.keys.get(m.key)
     switch (m.k) {
-      case 'refresh':
-      case 'credentials':
-        this.control(m.k, m.key)
-        return
       case 'demand':
         // a node started watching, or came back from fallback: confirm the lease (its generation may have been
         // bumped above what that node produced meanwhile), then our producer replays under it
@@ -629,25 +647,15 @@ export class RedisBus implements Bus {
     }
   }
 
-  /**
-   * After a reconnect: subscribe again to everything (ioredis resubscribes what it had confirmed; this also
-   * covers subscriptions issued while disconnected), then, since pub/sub messages may have been lost, ask the
-   * holders of what we watch for a replay.
-   */
+  /** pub/sub messages may have been lost while the subscriber was away: ask the holders of what we watch for a replay */
   private afterReconnect(): void {
-    const channels = [this.ctlChannel, ...[...this.topics.keys()].map((t) => this.topicChannelPrefix + t)]
-    this.sub.subscribe(...channels).then(
-      () => {
-        if (this.closed) return
-        for (const k of this.keys.values()) {
-          if (!k.local || k.holder) continue
-          // sent now if the publisher is up, and by the next sync otherwise
-          k.wantsReplay = true
-          if (k.pending === 0) this.enqueue(k, 'tick')
-        }
-      },
-      (err: unknown) => this.log.warn({ err, node: this.nodeId }, 'redis bus: resubscribe failed'),
-    )
+    if (this.closed) return
+    for (const k of this.keys.values()) {
+      if (!k.local || k.holder) continue
+      // sent now if the publisher is up, and by the next sync otherwise
+      k.wantsReplay = true
+      if (k.pending === 0) this.enqueue(k, 'tick')
+    }
   }
 
   private async sendCtl(kind: CtlKind, key: string): Promise<void> {
@@ -669,6 +677,100 @@ export class RedisBus implements Bus {
 
   private genKey(key: string): string {
     return `${this.prefix}:gen:${key}`
+  }
+}
+
+/** the Redis Bus: pub/sub (RedisPubSub) and poll ownership (RedisLeases) on two shared connections */
+export class RedisBus extends OwnedBus {
+  readonly nodeId: string
+  readonly prefix: string
+  readonly leaseTtlMs: number
+  readonly renewEveryMs: number
+  declare readonly pubsub: RedisPubSub
+  declare readonly ownership: RedisLeases
+  private readonly pubConn: ScriptedRedis
+  private readonly subConn: Redis
+  private readonly ready: Promise<void>
+  private closing = false
+
+  constructor(opts: RedisBusOptions = {}) {
+    const nodeId = (opts.nodeId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`).replace(/\s/g, '_')
+    const prefix = opts.prefix ?? 'lnm-gw'
+    const leaseTtlMs = Math.max(200, opts.leaseTtlMs ?? 5000)
+    const renewEveryMs = Math.max(50, Math.min(opts.renewEveryMs ?? Math.floor(leaseTtlMs / 3), Math.floor(leaseTtlMs / 2)))
+    const log = opts.log ?? silentLog
+    const onHandlerError = opts.onHandlerError ?? ((err: unknown, topic: string) => log.error({ err, topic }, 'bus handler failed'))
+    const base: RedisOptions = {
+      retryStrategy: (times) => Math.min(100 * times, 2000),
+      connectionName: `lnm-gw:${nodeId}`,
+      ...opts.redis,
+    }
+    const url = opts.url ?? 'redis://127.0.0.1:6379'
+    // publisher: a command that cannot be answered within a renew period is reported as failed (the tick retries)
+    const pub = new Redis(url, { commandTimeout: Math.max(500, renewEveryMs), maxRetriesPerRequest: 2, enableAutoPipelining: true, ...base }) as ScriptedRedis
+    // subscriber: (un)subscribe commands wait for the connection however long it takes, never time out
+    const sub = new Redis(url, { maxRetriesPerRequest: null, autoResubscribe: true, ...base })
+    pub.defineCommand('lnmSync', { numberOfKeys: 3, lua: SYNC_LUA })
+    pub.defineCommand('lnmRelease', { numberOfKeys: 2, lua: RELEASE_LUA })
+    const pubsub = new RedisPubSub(nodeId, prefix, pub, sub, log, onHandlerError, opts.maxInflightPublishes ?? 1000)
+    const leases = new RedisLeases(nodeId, prefix, pub, sub, pubsub, leaseTtlMs, renewEveryMs, log, opts.now ?? Date.now)
+    super(pubsub, leases, onHandlerError)
+    this.nodeId = nodeId
+    this.prefix = prefix
+    this.leaseTtlMs = leaseTtlMs
+    this.renewEveryMs = renewEveryMs
+    this.pubConn = pub
+    this.subConn = sub
+    this.ready = Promise.all([leases.ready, pub.ping().then(() => {}, () => {})]).then(() => {})
+  }
+
+  /** resolves once both connections answered (or failed): the subscriptions made so far are active and publishes go out */
+  whenReady(): Promise<void> {
+    return this.ready.then(() => this.pubsub.allSubscribed())
+  }
+
+  /** close() releases every lease and demand entry (other nodes take over at once) */
+  override async close(): Promise<void> {
+    if (this.closing) return
+    this.closing = true
+    await super.close()
+    await Promise.allSettled([quit(this.subConn), quit(this.pubConn)])
+  }
+
+  /** tests: vanish like a crashed node (no release: leases and demand expire on their own) */
+  kill(): void {
+    this.closing = true
+    this.ownership.kill()
+    void this.pubsub.close()
+    this.subConn.disconnect()
+    this.pubConn.disconnect()
+  }
+
+  get droppedPublishes(): number {
+    return this.pubsub.droppedPublishes
+  }
+
+  /** introspection (tests, diagnostics) */
+  stats(): { nodeId: string; watching: string[]; holding: string[]; fallback: string[]; topics: number; connected: boolean } {
+    return {
+      nodeId: this.nodeId,
+      ...this.ownership.stats(),
+      topics: this.pubsub.topicCount,
+      connected: this.pubConn.status === 'ready' && this.subConn.status === 'ready',
+    }
+  }
+
+  /** resolves once this node's Redis subscription to `topic` is active (tests; the leases await it before asking for a replay) */
+  subscribed(topic: string): Promise<void> {
+    return this.pubsub.subscribed(topic)
+  }
+
+  isHolder(key: string): boolean {
+    return this.ownership.isHolder(key)
+  }
+
+  settle(timeoutMs?: number): Promise<void> {
+    return this.ownership.settle(timeoutMs)
   }
 }
 

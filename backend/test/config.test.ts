@@ -98,3 +98,15 @@ t.test('a damaged secrets.json stops start-up with one line and is never overwri
     t.equal(readFileSync(file, 'utf8'), content, `${what}: the file is left as it was (the stored credentials depend on its keys)`)
   }
 })
+
+t.test('WORKERS: 1 by default, a number or auto; above 1 needs DATABASE_URL and a live exchange', async (t) => {
+  const live = { DATA_DIR: dir(), LNM_API_URL: 'http://127.0.0.1:3100/v3' }
+  const db = { DATABASE_URL: 'postgres://u@127.0.0.1:5432/lnm' }
+  t.equal(loadConfig({ DATA_DIR: dir() }).workers, 1, 'no setting: one process (npm start unchanged)')
+  t.equal(loadConfig({ ...live, ...db, WORKERS: '3' }).workers, 3)
+  t.equal(loadConfig({ ...live, ...db, WORKERS: 'auto' }).workers, (await import('node:os')).availableParallelism(), 'auto: one per core')
+  t.equal(loadConfig({ ...live, ...db, WORKERS: '2', LNM_GATEWAY_WORKER_INDEX: '1' }).workerIndex, 1, 'a worker knows its slot')
+  t.throws(() => loadConfig({ ...live, WORKERS: '2' }), new ConfigError('WORKERS>1 needs DATABASE_URL: the embedded database is single-process'))
+  t.throws(() => loadConfig({ DATA_DIR: dir(), ...db, WORKERS: '2' }), /^WORKERS>1 needs LNM_NETWORK or LNM_API_URL: the demo simulator runs inside one process$/)
+  for (const bad of ['0', '-1', 'two', '1.5']) t.throws(() => loadConfig({ ...live, ...db, WORKERS: bad }), /^invalid configuration: WORKERS /, `WORKERS=${bad} is refused`)
+})

@@ -4,11 +4,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Client } from 'undici'
-import { captureOutput, ROOT, spawnTs, stopChild, sleep, track } from './proc.ts'
+import { captureOutput, ROOT, stopChild, sleep, track } from './proc.ts'
 import { freePort, sourceAddresses, waitHttp } from './net.ts'
 import type { SimAccount } from './servers.ts'
 
@@ -31,7 +31,7 @@ export interface GatewayOptions {
   streamUrl: string
   env?: Record<string, string>
   nodeArgs?: string[]
-  /** >1: a Node cluster of this many gateway processes behind one port (scripts/lib/gateway-cluster.ts) */
+  /** >1: the gateway's own cluster, `WORKERS=<n>`: n worker processes behind one port (needs DATABASE_URL in env) */
   workers?: number
   startTimeoutMs?: number
 }
@@ -62,6 +62,19 @@ export function gatewayEnv(port: number, dataDir: string, o: GatewayOptions): Re
   }
 }
 
+/** the pids of a process' children (Linux /proc): the workers of a WORKERS>1 gateway */
+function childPids(pid: number): number[] {
+  const out: number[] = []
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8')
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid && readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'node') out.push(Number(d))
+    } catch { /* gone */ }
+  }
+  return out
+}
+
 export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const port = await freePort()
   const dataDir = mkdtempSync(join(tmpdir(), 'lnm-bench-'))
@@ -70,24 +83,24 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   // what `npm start` runs: the compiled gateway (rebuilt here, ≈ 0.5 s, so it matches the sources)
   const built = spawnSync(process.execPath, [join(ROOT, 'scripts/build-backend.mjs')], { cwd: ROOT, encoding: 'utf8' })
   if (built.status !== 0) throw new Error(`could not compile the gateway: ${built.stderr}`)
-  const proc = workers > 1
-    ? spawnTs('scripts/lib/gateway-cluster.ts', [String(workers), join(ROOT, 'dist/backend/server.js')], { env, nodeArgs: o.nodeArgs, ipc: true })
-    : track(spawn(process.execPath, [...(o.nodeArgs ?? []), join(ROOT, 'dist/backend/server.js')], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] }))
+  const proc = track(spawn(process.execPath, [...(o.nodeArgs ?? []), join(ROOT, 'dist/backend/server.js')], {
+    cwd: ROOT, env: { ...process.env, ...env, ...(workers > 1 ? { WORKERS: String(workers) } : {}) }, stdio: ['pipe', 'pipe', 'pipe'],
+  }))
   const output = captureOutput(proc, 20_000)
-  let workerPids: number[] = []
-  proc.on('message', (m: any) => { if (m && Array.isArray(m.workerPids)) workerPids = m.workerPids })
   const origin = `http://127.0.0.1:${port}`
   const exited = new Promise<never>((_, rej) => proc.once('exit', (c, s) => rej(new Error(`gateway exited (${c ?? s}) during start:\n${output()}`))))
   await Promise.race([waitHttp(`${origin}/health/live`, o.startTimeoutMs ?? 120_000, (s) => s === 200), exited])
+  // the primary prints its listening line once every worker listens; the workers are its children
   if (workers > 1) {
     const until = Date.now() + 60_000
-    while (workerPids.length < workers && Date.now() < until) await sleep(100)
+    while (!/listening on/.test(output()) && Date.now() < until) await sleep(100)
   }
+  const workerPids = () => (workers > 1 ? childPids(proc.pid as number) : [])
   return {
     origin,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
     port,
-    pids: () => (workers > 1 ? [proc.pid as number, ...workerPids] : [proc.pid as number]),
+    pids: () => [proc.pid as number, ...workerPids()],
     proc,
     dataDir,
     env,

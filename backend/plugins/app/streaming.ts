@@ -91,7 +91,10 @@ export default fp(
     })
     hubRef = hub
     // LN Markets allows 32 stream sockets per IP: the public ticker stream (when there is one) holds one of them
-    const privateBudget = privateStreamBudget(config.PRIVATE_STREAMS_PER_NODE, stream ? 1 : 0)
+    // LN Markets counts streams per IP: every worker of this machine (WORKERS) holds its own ticker stream, and the
+    // workers share what is left of the 32 sockets
+    const machineBudget = privateStreamBudget(config.PRIVATE_STREAMS_PER_NODE, stream ? config.workers : 0)
+    const privateBudget = Math.floor(machineBudget / config.workers) + (config.workerIndex < machineBudget % config.workers ? 1 : 0)
     if (privateUrl && privateBudget > 0) {
       const streamLog = app.log.child({ module: 'private-stream' })
       privateStreams = new PrivateStreams({

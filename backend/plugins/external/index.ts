@@ -13,11 +13,13 @@ import rateLimit, { type FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 import fastifyStatic from '@fastify/static'
 import underPressure from '@fastify/under-pressure'
 import websocket from '@fastify/websocket'
+import cluster from 'node:cluster'
 import { Redis } from 'ioredis'
 import { HttpError } from '../../errors.ts'
 import { ROOT_DIR } from '../../paths.ts'
 import { parseRedisUrl } from '../../streaming/bus-factory.ts'
-import { redisRateLimitStore } from './rate-limit-store.ts'
+import { counterRateLimitStore, redisRateLimitStore } from './rate-limit-store.ts'
+import { ClusterAttempts } from '../../cluster.ts'
 
 export const FRONTEND_DIST = join(ROOT_DIR, 'dist', 'frontend')
 
@@ -78,6 +80,9 @@ export default fp(
       // fail closed: without its counters a login limit is no limit
       redisStore = { store: redisRateLimitStore(redis, `${prefix}:rate-limit:`, (err) => warn(err as Error)), skipOnError: false }
       attemptsRedis = { redis, prefix }
+    } else if (config.workers > 1 && cluster.isWorker) {
+      // WORKERS without Redis: the cluster primary counts for every worker of the machine (ClusterAttempts)
+      redisStore = { store: counterRateLimitStore(new ClusterAttempts(), 'rate-limit:', (err) => app.log.warn({ err }, 'cluster rate-limit counter not answering')), skipOnError: false }
     }
     // the login/register attempt counters (auth/attempts.ts) share this connection and prefix
     app.decorate('rateLimitRedis', attemptsRedis)

@@ -13,6 +13,7 @@
  */
 import type { FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 import type { Redis } from 'ioredis'
+import type { AttemptCounter } from '../../auth/attempts.ts'
 import { HttpError } from '../../errors.ts'
 
 const INCR_LUA = `
@@ -28,11 +29,11 @@ return {current, ttl}
 
 export const RATE_LIMIT_RETRY_AFTER_S = 5
 
-export function rateLimitUnavailable(): HttpError {
+export function rateLimitUnavailable(store = 'Redis'): HttpError {
   return new HttpError(
     503,
     'rate_limit_unavailable',
-    `Temporarily unavailable: the shared rate-limit store (Redis) is not answering. Try again in ${RATE_LIMIT_RETRY_AFTER_S} s.`,
+    `Temporarily unavailable: the shared rate-limit store (${store}) is not answering. Try again in ${RATE_LIMIT_RETRY_AFTER_S} s.`,
     { 'retry-after': String(RATE_LIMIT_RETRY_AFTER_S) },
   )
 }
@@ -70,4 +71,34 @@ export function redisRateLimitStore(redis: Redis, namespace: string, onError: (e
     }
   }
   return RedisRateLimitStore
+}
+
+/**
+ * The same store over a shared attempt counter: the cluster primary's (WORKERS>1 without Redis, ClusterAttempts),
+ * so the workers of one machine count one limit, not one each. Fails closed like the Redis store.
+ */
+export function counterRateLimitStore(counter: AttemptCounter, namespace: string, onError: (err: unknown) => void = () => {}): FastifyRateLimitStoreCtor {
+  class CounterRateLimitStore {
+    readonly keyPrefix: string
+    constructor(_options?: unknown, keyPrefix?: string) {
+      this.keyPrefix = keyPrefix ?? namespace
+    }
+
+    incr(key: string, cb: Callback, timeWindow: number): void {
+      counter.hit(this.keyPrefix + key, timeWindow).then(
+        (h) => cb(null, { current: h.count, ttl: h.ttlMs }),
+        (err: unknown) => {
+          onError(err)
+          cb(rateLimitUnavailable('the cluster primary'))
+        },
+      )
+    }
+
+    child(params: unknown): CounterRateLimitStore {
+      const ri = (params as { routeInfo?: { method?: string | string[]; url?: string } }).routeInfo
+      const method = Array.isArray(ri?.method) ? ri.method.join(',') : ri?.method
+      return new CounterRateLimitStore(undefined, method && ri?.url ? `${namespace}${method}:${ri.url}:` : namespace)
+    }
+  }
+  return CounterRateLimitStore
 }

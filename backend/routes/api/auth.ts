@@ -7,7 +7,9 @@ import Type from 'typebox'
 import { dummyPasswordHash, hashPassword, passwordProblems, verifyPassword } from '../../auth/passwords.ts'
 import { randomUUID } from 'node:crypto'
 import { REFRESH_COOKIE, newRefreshToken, refreshSessionId, sha256hex } from '../../auth/tokens.ts'
+import cluster from 'node:cluster'
 import { MemoryAttempts, RedisAttempts, slowDownMs, type AttemptCounter } from '../../auth/attempts.ts'
+import { ClusterAttempts } from '../../cluster.ts'
 import { httpError } from '../../errors.ts'
 import { Credentials, ErrorResponse, LoginBody, Ok, TokenResponse, User, USERNAME_PATTERN, commonErrors } from '../../schemas/http.ts'
 
@@ -24,7 +26,10 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
    * AUTH_SLOWDOWN_USER_PER_MIN a minute are slowed down (never refused), which blunts a guess spread over many
    * addresses without handing anyone a lock-out. Registrations are limited per username.
    */
-  const attempts: AttemptCounter = app.rateLimitRedis ? new RedisAttempts(app.rateLimitRedis.redis, app.rateLimitRedis.prefix) : new MemoryAttempts()
+  // shared by the nodes (Redis), by the workers of one machine (the cluster primary), or this process' own
+  const attempts: AttemptCounter = app.rateLimitRedis
+    ? new RedisAttempts(app.rateLimitRedis.redis, app.rateLimitRedis.prefix)
+    : app.config.workers > 1 && cluster.isWorker ? new ClusterAttempts() : new MemoryAttempts()
   const usernameKey = (req: FastifyRequest) => String((req.body as { username?: unknown } | undefined)?.username ?? '').toLowerCase().slice(0, 64)
   const refuse = (what: string, ttlMs: number) => {
     const s = Math.max(1, Math.ceil(ttlMs / 1000))
