@@ -142,7 +142,7 @@ export function paginate<T>(items: T[], timeOf: (x: T) => number, q: Map<string,
   hits.sort((a, b) => (order === 'desc' ? timeOf(b) - timeOf(a) : timeOf(a) - timeOf(b)))
   const page = hits.slice(0, limit)
   const more = hits.length > limit
-  const nextCursor = !more ? null : order === 'desc' ? iso(timeOf(page[page.length - 1])) : iso(timeOf(hits[limit]))
+  const nextCursor = !more ? null : order === 'desc' ? iso(timeOf(page[page.length - 1]!)) : iso(timeOf(hits[limit]!))
   return { data: page.map(map), nextCursor }
 }
 
@@ -173,7 +173,7 @@ export function buildRoutes({ engine, market, now }: RouteDeps): Map<string, Rou
     const limit = intParam(ctx.query, 'limit', 1, 1000, 100)
     const out: unknown[] = []
     for (let i = market.samples.length - 1; i >= 0 && out.length < limit; i--) {
-      const s = market.samples[i]
+      const s = market.samples[i]!
       if (s.time >= from && s.time <= to) out.push(field === 'index' ? { index: s.index, time: iso(s.time) } : { lastPrice: s.lastPrice, time: iso(s.time) })
     }
     return out

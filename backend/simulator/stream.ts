@@ -244,7 +244,7 @@ export class StreamServer {
     this.counters.authenticate++
     if (attempts.length > this.limits.authPerMinute) {
       this.counters.refusedAuthenticate++
-      throw new RpcFail('TOO_MANY_REQUESTS', 'Too many authentication attempts', { retryAfterMs: 60_000 - (wall - attempts[0]) })
+      throw new RpcFail('TOO_MANY_REQUESTS', 'Too many authentication attempts', { retryAfterMs: 60_000 - (wall - attempts[0]!) })
     }
     const str = (v: unknown, max: number) => typeof v === 'string' && v.length > 0 && v.length <= max
     if (!str(p.key, 256) || !str(p.signature, 256) || !str(p.passphrase, 256) || !str(p.nonce, 128) || !Number.isSafeInteger(p.timestamp)) {

@@ -126,7 +126,7 @@ export async function provisionUsers(origin: string, accounts: SimAccount[], con
   const worker = async () => {
     while (next < accounts.length) {
       const i = next++
-      const a = accounts[i]
+      const a = accounts[i]!
       const c = new Client(origin, { localAddress: addrs[i], pipelining: 1 })
       try {
         const username = `u${runId}x${i}`
