@@ -56,6 +56,7 @@ export function describeIssue(issue: AjvIssue, context = 'body'): string {
     case 'maximum':
     case 'exclusiveMaximum':
       return `${name} must be at most ${String(params.limit)}.`
+    case undefined:
     default:
       return context === 'body' ? `${name} is not valid.` : `${name} in the ${context} is not valid.`
   }

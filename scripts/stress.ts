@@ -160,6 +160,7 @@ async function main(): Promise<void> {
     const sysA = systemCpu()
     log(`holding ${holdS} s with ${openAtHold} open…`)
     const holdEnd = Date.now() + holdS * 1000
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by the SIGINT handler
     while (Date.now() < holdEnd && !stopRequested) await sleep(Math.min(1000, holdEnd - Date.now()))
     const hb = procSampleAll(gw.pids())
     const sysB = systemCpu()

@@ -301,6 +301,7 @@ export class Connections {
     raw?.uncork()
     const q = c.queue
     c.queue = null
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a dispatch can close the connection (slow consumer), ending the replay
     if (q) for (const m of q) if (c.state === State.OPEN) this.hooks.dispatch(c, m)
   }
 

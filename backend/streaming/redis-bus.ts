@@ -450,7 +450,7 @@ export class RedisBus implements Bus {
   // ------------------------------------------------------------------ control: from this node's hub
 
   private onLocalControl(e: ControlEvent): void {
-    if (typeof e?.key !== 'string') return
+    if (typeof e.key !== 'string') return
     switch (e.kind) {
       case 'watch': {
         const k = this.state(e.key)
@@ -600,14 +600,14 @@ export class RedisBus implements Bus {
       this.log.warn({ channel }, 'redis bus: unparsable message dropped')
       return
     }
-    if (channel === this.ctlChannel) return this.onCtl(payload as CtlMessage)
+    if (channel === this.ctlChannel) return this.onCtl(payload as CtlMessage | null)
     if (!channel.startsWith(this.topicChannelPrefix)) return
-    const event = payload as BusEvent
+    const event = payload as BusEvent | null
     if (!event || typeof event.kind !== 'string') return
     this.deliver(channel.slice(this.topicChannelPrefix.length), event)
   }
 
-  private onCtl(m: CtlMessage): void {
+  private onCtl(m: CtlMessage | null): void {
     if (!m || typeof m.key !== 'string') return
     const k = this.keys.get(m.key)
     switch (m.k) {

@@ -93,7 +93,7 @@ export function reasonOf(f: Failure): string {
     case 'circuit_open': return 'upstream_unavailable'
     case 'bad_response': return 'upstream_bad_response'
     case 'client_error': return 'upstream_client_error'
-    default: return 'upstream_unavailable'
+    case 'unavailable': return 'upstream_unavailable'
   }
 }
 

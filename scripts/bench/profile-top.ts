@@ -29,7 +29,7 @@ for (let i = 0; i < p.samples.length; i++) {
   if (tUs < fromUs || tUs > toUs) continue
   self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + dt)
 }
-process.stdout.write(`busy % per second: ${Array.from(busyPerS, (b) => Math.round((b ?? 0) / 1e4)).join(' ')}\n`)
+process.stdout.write(`busy % per second: ${Array.from(busyPerS, (b) => Math.round(b / 1e4)).join(' ')}\n`)
 const total = [...self.values()].reduce((a, b) => a + b, 0)
 const fnTime = new Map<string, number>()
 const pkgTime = new Map<string, number>()

@@ -25,6 +25,7 @@ function forkOne(): Promise<Worker> {
     workers.push(w)
     w.once('listening', () => res(w))
     w.once('exit', (code, sig) => {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- Node passes a null code when a signal ended the worker
       if (!stopping) { process.stderr.write(`gateway-cluster: worker ${w.process.pid} exited (${code ?? sig})\n`); rej(new Error('worker exited')) }
     })
   })

@@ -103,7 +103,7 @@ export default fp(
           }),
         budget: config.PRIVATE_STREAMS_PER_NODE,
         confirmEveryMs: Math.max(250, Math.min(5000, Math.floor(config.STALE_AFTER_MS / 4))),
-        weight: (userId) => hubRef?.watchers(userId) ?? 0,
+        weight: (userId) => hubRef.watchers(userId),
         log,
       })
       privateStreams.start()

@@ -45,6 +45,7 @@ export async function postgresOutage(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
     const written: Array<{ username: string; password: string; at: number; answer: string }> = []
     let w = 0
     const writer = (async () => {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- cleared by the cell when the outage is over
       while (writing) {
         const username = `cw${runId}n${w}`
         const password = `Chaos!${randomBytes(6).toString('hex')}`
@@ -58,10 +59,12 @@ export async function postgresOutage(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
     // the login probe: once a second as the first user
     const logins: Array<{ at: number; ms: number; answer: string; down: boolean }> = []
     const prober = (async () => {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- cleared by the cell when the outage is over
       while (writing) {
         const at = Date.now()
         const down = pgDown
         const r = await api(gw.origin, 'POST', '/api/auth/login', { username: users[0]!.username, password: users[0]!.password }, { localAddress: addrs[0], timeoutMs: 20_000 })
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- pgDown is flipped by the cell while the login is in flight
         logins.push({ at, ms: Date.now() - at, answer: statusKey(r), down: down && pgDown })
         await sleep(1000)
       }
