@@ -156,7 +156,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     const schema = (EnvSchema.properties as Record<string, { description?: string }>)[name]
     throw new ConfigError(`invalid configuration: ${name} ${first?.message ?? 'is invalid'}${hint}${schema?.description ? ` — ${schema.description}` : ''}`)
   }
-  const e = env as Env
+  const e = env
   const dataDir = resolve(e.DATA_DIR)
   const production = e.NODE_ENV === 'production'
 

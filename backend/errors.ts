@@ -77,7 +77,7 @@ export function installErrorHandlers(app: FastifyInstance): void {
       request.log.error({ err }, 'request failed')
       return reply.status(status === 503 ? 503 : 500).send(errorBody(status === 503 ? 'unavailable' : 'internal', status === 503 ? 'Service temporarily unavailable' : 'Internal Server Error'))
     }
-    const fe = err as FastifyError
+    const fe = err
     if (fe.validation) {
       // the field named in words, never the validator's own text (CONTRACT §4 shape unchanged)
       return reply.status(400).send(errorBody('validation_failed', describeValidation(fe.validation, fe.validationContext)))

@@ -43,8 +43,10 @@ export function describeIssue(issue: AjvIssue, context = 'body'): string {
           ? 'Passphrase must be printable ASCII characters (letters, digits, punctuation), with no leading or trailing space: LN Markets receives it in an HTTP header.'
           : `${name} contains characters that are not allowed (spaces or non-ASCII characters: check for a stray space when pasting).`
     case 'type':
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- Ajv's params.type: a type name or a list of them
       return `${name} must be ${String(params.type ?? 'of another type')}.`
     case 'additionalProperties':
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- Ajv's params.additionalProperty: a property name
       return `Unknown field "${String(params.additionalProperty ?? '')}".`
     case 'enum':
     case 'const':

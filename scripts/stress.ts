@@ -70,7 +70,7 @@ async function createDatabase(): Promise<{ url: string; drop: () => Promise<void
     await c.query(`CREATE DATABASE ${name}`)
   } catch (e) {
     throw new Error(`${N} connections need ${gwWorkers} gateway processes (fd limit ${fd.hard} per process), which share a PostgreSQL database: ` +
-      `could not create one at ${admin.replace(/\/\/[^@]*@/, '//…@')} (${(e as Error).message}). Pass --database-url postgres://… or set STRESS_PG_ADMIN_URL.`)
+      `could not create one at ${admin.replace(/\/\/[^@]*@/, '//…@')} (${(e as Error).message}). Pass --database-url postgres://… or set STRESS_PG_ADMIN_URL.`, { cause: e })
   } finally {
     await c.end().catch(() => {})
   }

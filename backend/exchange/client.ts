@@ -357,7 +357,7 @@ export class LnmClient {
     })
   }
 
-  private async cached<T extends {}>(cache: LRUCache<string, T>, name: string, key: string, load: () => Promise<T>, _opts?: CallOptions): Promise<T> {
+  private async cached<T extends NonNullable<unknown>>(cache: LRUCache<string, T>, name: string, key: string, load: () => Promise<T>, _opts?: CallOptions): Promise<T> {
     const hit = cache.get(key)
     if (hit !== undefined) {
       this.metrics?.cacheHits.inc({ cache: name })

@@ -175,6 +175,7 @@ export abstract class RpcSocket extends EventEmitter {
     })
     ws.on('message', (data) => {
       if (this.ws !== ws) return
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- ws hands a text frame over as one Buffer (binaryType 'nodebuffer')
       this.onMessage(data.toString())
     })
     ws.on('error', (err) => {

@@ -90,7 +90,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const byKey = new Map(accounts.map((a) => [a.key, a]))
   if (byKey.size !== accounts.length) throw new Error('simulator: duplicate account key')
 
-  let stream: StreamServer | undefined
+  // set once below; the engine's callbacks are created before it and check
+  let stream: StreamServer | undefined = undefined
   const faults = createFaults((f) => {
     if (f.outage) stream?.dropAll()
   })
@@ -106,7 +107,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
 
   const afterPrice = () => {
     engine.onPrice()
-    stream?.publishMarket()
+    stream.publishMarket()
   }
   // tickMs ≤ 0 disables the walk (prices then move only through setPrice/tick); setInterval caps at 2^31−1
   const tickMs = Math.min(opts.tickMs ?? 1000, 2_147_483_647)
@@ -132,7 +133,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     const b = (body ?? {}) as { username?: unknown; amount?: unknown; network?: unknown }
     if (!Number.isSafeInteger(b.amount) || (b.amount as number) < 1) throw new SimError(400, 'badRequest', 'amount must be a positive integer (sats)')
     if (b.network !== undefined && b.network !== 'lightning' && b.network !== 'bitcoin') throw new SimError(400, 'badRequest', "network must be 'lightning' or 'bitcoin'")
-    return { username: b.username, amount: b.amount as number, network: (b.network as 'lightning' | 'bitcoin' | undefined) ?? 'lightning' }
+    return { username: b.username, amount: b.amount as number, network: b.network ?? 'lightning' }
   }
 
   let log: LogEntry[] = []
@@ -158,7 +159,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
           return { total: log.length, byPath, recent: log.slice(-100) }
         }
         case 'POST /__sim/stats/reset': stats.reset(); return { ok: true }
-        case 'GET /__sim/stream': return stream?.stats()
+        case 'GET /__sim/stream': return stream.stats()
         case 'POST /__sim/price': {
           const p = (body as { price?: unknown } | undefined)?.price
           setPrice(typeof p === 'number' ? p : NaN)
@@ -190,7 +191,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     sockets.add(s)
     s.on('close', () => sockets.delete(s))
   })
-  server.on('upgrade', (req, socket, head) => stream?.handleUpgrade(req, socket, head))
+  server.on('upgrade', (req, socket, head) => stream.handleUpgrade(req, socket, head))
   server.on('clientError', (_e, socket) => socket.destroy())
 
   const listen = (port: number) => new Promise<number>((resolve, reject) => {
@@ -201,7 +202,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     })
   })
   const shut = () => new Promise<void>((resolve) => {
-    stream?.dropAll()
+    stream.dropAll()
     for (const r of held) r.destroy()
     held.clear()
     for (const s of sockets) s.destroy()
@@ -231,7 +232,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     faults,
     stats,
     market: { price: () => market.price(), index: () => market.index(), setPrice, tick, settleFunding: () => { engine.settleFunding() } },
-    streamStats: () => stream!.stats(),
+    streamStats: () => stream.stats(),
     wallet: {
       deposit: (username, amount, network) => engine.deposit(keyOf(username), amount, network),
       withdraw: (username, amount, network) => engine.withdraw(keyOf(username), amount, network),
@@ -246,7 +247,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       closed = true
       clearInterval(timer)
       await shut()
-      stream?.close()
+      stream.close()
     },
   }
 }
@@ -285,7 +286,7 @@ export function loadAccountsFile(path: string): SimAccountInput[] {
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'))
   } catch (e) {
-    throw new Error(`SIM_ACCOUNTS_FILE ${path}: ${(e as Error).message}`)
+    throw new Error(`SIM_ACCOUNTS_FILE ${path}: ${(e as Error).message}`, { cause: e })
   }
   const fail = (where: string, what: string): never => { throw new Error(`SIM_ACCOUNTS_FILE ${path}: ${where} ${what}`) }
   if (!Array.isArray(parsed) || parsed.length === 0) fail('root', 'must be a non-empty JSON array')
@@ -296,7 +297,7 @@ export function loadAccountsFile(path: string): SimAccountInput[] {
     const a = raw as Record<string, unknown>
     for (const k of Object.keys(a)) if (!['username', 'key', 'secret', 'passphrase', 'balance', 'positions', 'cross', 'history'].includes(k)) fail(`${at}.${k}`, 'is not a known field')
     for (const k of ['username', 'key', 'secret', 'passphrase'] as const) {
-      if (typeof a[k] !== 'string' || (a[k] as string).length === 0) fail(`${at}.${k}`, 'must be a non-empty string')
+      if (typeof a[k] !== 'string' || a[k].length === 0) fail(`${at}.${k}`, 'must be a non-empty string')
     }
     if (keys.has(a.key as string)) fail(`${at}.key`, 'is duplicated')
     keys.add(a.key as string)
@@ -314,7 +315,7 @@ export function loadAccountsFile(path: string): SimAccountInput[] {
         if (typeof p.leverage !== 'number' || p.leverage < 1 || p.leverage > 100) fail(`${pat}.leverage`, 'must be a number in [1, 100]')
         if (p.type !== undefined && p.type !== 'market' && p.type !== 'limit') fail(`${pat}.type`, "must be 'market' or 'limit'")
         for (const k of ['entryPrice', 'price'] as const) {
-          if (p[k] !== undefined && (typeof p[k] !== 'number' || (p[k] as number) <= 0)) fail(`${pat}.${k}`, 'must be a positive number')
+          if (p[k] !== undefined && (typeof p[k] !== 'number' || p[k] <= 0)) fail(`${pat}.${k}`, 'must be a positive number')
         }
         return p as unknown as NonNullable<SimAccountInput['positions']>[number]
       })

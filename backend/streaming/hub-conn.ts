@@ -124,6 +124,7 @@ export class Connections {
   ) {
     this.burst = Math.max(2, o.rateLimitPerSec * 2)
     // shared handlers: one function per hub, never one per socket
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the handlers' own `this` is the socket
     const self = this
     this.onWsMessage = function (this: WsWithConn, data: Buffer, isBinary: boolean) {
       const c = this[kConn]

@@ -109,7 +109,7 @@ async function call(c: Client, method: 'POST' | 'PUT' | 'GET', path: string, bod
     headersTimeout: 60_000, bodyTimeout: 60_000,
   })
   const text = await r.body.text()
-  let json: any = null
+  let json: any
   try { json = JSON.parse(text) } catch { json = text }
   return { status: r.statusCode, json }
 }

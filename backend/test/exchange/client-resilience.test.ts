@@ -3,7 +3,7 @@
  * circuit breaker, client-side throttle (measured at the server).
  */
 import t, { type Test } from 'tap'
-import { LnmClient, type LnmClientOptions } from '../../exchange/client.ts'
+import type { LnmClientOptions } from '../../exchange/client.ts'
 import { V } from '../../exchange/schemas.ts'
 import { fullJitterBackoff, parseRetryAfter } from '../../exchange/resilience.ts'
 import { CREDS, CREDS2, clientOnLocalServer, json, lnmHandler, maxPerWindow, rejects, tripwire, type Handler } from './helpers.ts'

@@ -113,7 +113,6 @@ export async function postgresOutage(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
       loginBackAfterStartMs: loginBackMs, registrations: { attempted: written.length, acknowledged: acked.length, lostAfterAck: lost, lostExamples: lostNames, whileDown: duringWrites, errorButWritten: ghost },
       observerStats: obs, healthAtEnd: statusKey(await api(gw.origin, 'GET', '/health/ready')),
     }
-    const n503 = duringLogins['503 unavailable'] ?? Object.entries(duringLogins).filter(([k]) => k.startsWith('503')).reduce((a, [, v]) => a + v, 0)
     const nDown = Object.values(duringLogins).reduce((a, b) => a + b, 0)
     checks.ok(streamedWhileDown === observers.length && obs.staleShown === 0, 'streaming continues from the cache',
       `${streamedWhileDown}/${observers.length} dashboards got account data newer than the stop while PostgreSQL was down; ${obs.staleShown} stale frames`)

@@ -104,7 +104,7 @@ export default function PriceChart(props: { position: PositionRow | null; theme:
       if (count <= 60 || count % 30 === 0) c.timeScale().fitContent()
       if (count > CHART_MAX_POINTS) {
         const data = s.data().slice(-CHART_MAX_POINTS)
-        s.setData(data as Parameters<typeof s.setData>[0])
+        s.setData(data)
         count = data.length
       }
     }
