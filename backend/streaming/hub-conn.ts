@@ -295,6 +295,7 @@ export class Connections {
     c.expMs = info.exp * 1000
     c.state = State.OPEN
     // ack, connection, snapshots and statuses leave in one system call instead of five or six
+    // (through ws's private _socket, ws 8.23.0)
     const raw = (c.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket
     raw?.cork()
     if (requestId) this.hooks.ack(c, requestId, 'ok', undefined, { expiresAt: c.expMs })
