@@ -131,9 +131,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   }
   const walletAmount = (body: unknown): { username: unknown; amount: number; network: 'lightning' | 'bitcoin' } => {
     const b = (body ?? {}) as { username?: unknown; amount?: unknown; network?: unknown }
-    if (!Number.isSafeInteger(b.amount) || (b.amount as number) < 1) throw new SimError(400, 'badRequest', 'amount must be a positive integer (sats)')
+    if (!isSafeInt(b.amount) || b.amount < 1) throw new SimError(400, 'badRequest', 'amount must be a positive integer (sats)')
     if (b.network !== undefined && b.network !== 'lightning' && b.network !== 'bitcoin') throw new SimError(400, 'badRequest', "network must be 'lightning' or 'bitcoin'")
-    return { username: b.username, amount: b.amount as number, network: b.network ?? 'lightning' }
+    return { username: b.username, amount: b.amount, network: b.network ?? 'lightning' }
   }
 
   let log: LogEntry[] = []
@@ -280,6 +280,9 @@ export function demoAccounts(): SimAccountInput[] {
   ]
 }
 
+/** Number.isSafeInteger as a type guard (the lib's signature takes `unknown` but narrows nothing) */
+const isSafeInt = (v: unknown): v is number => Number.isSafeInteger(v)
+
 /** reads and validates a SIM_ACCOUNTS_FILE: a JSON array of {username,key,secret,passphrase,balance[,positions]} */
 export function loadAccountsFile(path: string): SimAccountInput[] {
   let parsed: unknown
@@ -301,7 +304,7 @@ export function loadAccountsFile(path: string): SimAccountInput[] {
     }
     if (keys.has(a.key as string)) fail(`${at}.key`, 'is duplicated')
     keys.add(a.key as string)
-    if (!Number.isSafeInteger(a.balance) || (a.balance as number) < 0) fail(`${at}.balance`, 'must be a non-negative integer (sats)')
+    if (!isSafeInt(a.balance) || a.balance < 0) fail(`${at}.balance`, 'must be a non-negative integer (sats)')
     let positions: SimAccountInput['positions']
     if (a.positions !== undefined) {
       if (!Array.isArray(a.positions)) fail(`${at}.positions`, 'must be an array')
@@ -311,7 +314,7 @@ export function loadAccountsFile(path: string): SimAccountInput[] {
         const p = rp as Record<string, unknown>
         for (const k of Object.keys(p)) if (!['side', 'quantity', 'leverage', 'entryPrice', 'type', 'price'].includes(k)) fail(`${pat}.${k}`, 'is not a known field')
         if (p.side !== 'buy' && p.side !== 'sell') fail(`${pat}.side`, "must be 'buy' or 'sell'")
-        if (!Number.isSafeInteger(p.quantity) || (p.quantity as number) < 1) fail(`${pat}.quantity`, 'must be a positive integer (USD)')
+        if (!isSafeInt(p.quantity) || p.quantity < 1) fail(`${pat}.quantity`, 'must be a positive integer (USD)')
         if (typeof p.leverage !== 'number' || p.leverage < 1 || p.leverage > 100) fail(`${pat}.leverage`, 'must be a number in [1, 100]')
         if (p.type !== undefined && p.type !== 'market' && p.type !== 'limit') fail(`${pat}.type`, "must be 'market' or 'limit'")
         for (const k of ['entryPrice', 'price'] as const) {
@@ -335,7 +338,7 @@ const onlyKeys = (o: Record<string, unknown>, keys: string[], at: string, fail: 
   for (const k of Object.keys(o)) if (!keys.includes(k)) fail(`${at}.${k}`, 'is not a known field')
 }
 const side = (v: unknown, at: string, fail: Fail) => (v === 'buy' || v === 'sell' ? v : fail(at, "must be 'buy' or 'sell'"))
-const posInt = (v: unknown, at: string, fail: Fail, what: string) => (Number.isSafeInteger(v) && (v as number) >= 1 ? (v as number) : fail(at, `must be a positive integer (${what})`))
+const posInt = (v: unknown, at: string, fail: Fail, what: string) => (isSafeInt(v) && v >= 1 ? v : fail(at, `must be a positive integer (${what})`))
 const posNum = (v: unknown, at: string, fail: Fail) => (typeof v === 'number' && v > 0 ? v : fail(at, 'must be a positive number'))
 
 function crossInput(raw: unknown, at: string, fail: Fail): SimCrossInput {
@@ -362,7 +365,7 @@ function crossInput(raw: unknown, at: string, fail: Fail): SimCrossInput {
 function historyInput(raw: unknown, at: string, fail: Fail): SimHistoryInput {
   if (!isObject(raw)) return fail(at, 'must be an object')
   onlyKeys(raw, ['closedTrades', 'fundingSettlements'], at, fail)
-  const n = (v: unknown, k: string) => (Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= 500 ? (v as number) : fail(`${at}.${k}`, 'must be an integer in [0, 500]'))
+  const n = (v: unknown, k: string) => (isSafeInt(v) && v >= 0 && v <= 500 ? v : fail(`${at}.${k}`, 'must be an integer in [0, 500]'))
   return {
     ...(raw.closedTrades !== undefined ? { closedTrades: n(raw.closedTrades, 'closedTrades') } : {}),
     ...(raw.fundingSettlements !== undefined ? { fundingSettlements: n(raw.fundingSettlements, 'fundingSettlements') } : {}),
