@@ -83,7 +83,7 @@ export interface RealtimeState {
 
 export type DashboardFetchResult =
   | { kind: 'ok'; body: DashboardResponse }
-  | { kind: 'error'; network: boolean; retryAfterMs?: number }
+  | { kind: 'error'; network: boolean; retryAfterMs?: number | undefined }
 
 export interface RealtimeOptions {
   /** absolute ws:// or wss:// URL of /ws */

@@ -81,8 +81,8 @@ export function markExplanation(r: Pick<PositionRow, 'side' | 'markPrice' | 'mar
 export interface LivePrice {
   /** last price */
   price: number
-  bid?: number
-  ask?: number
+  bid?: number | undefined
+  ask?: number | undefined
   /** server-clock ms of the price */
   sourceTs: number
 }
