@@ -114,9 +114,9 @@ function devSecrets(dataDir: string): { JWT_SECRET: string; CREDENTIALS_KEY: str
   const file = join(dataDir, 'secrets.json')
   const read = (): { JWT_SECRET: string; CREDENTIALS_KEY: string } | null => {
     if (!existsSync(file)) return null
-    let parsed: { JWT_SECRET?: unknown; CREDENTIALS_KEY?: unknown }
+    let parsed: { JWT_SECRET?: unknown; CREDENTIALS_KEY?: unknown } | null
     try {
-      parsed = JSON.parse(readFileSync(file, 'utf8')) as typeof parsed
+      parsed = JSON.parse(readFileSync(file, 'utf8')) as typeof parsed | null
     } catch {
       // never regenerate over it: stored credentials and sessions depend on these keys
       throw new ConfigError(`invalid configuration: DATA_DIR holds an unreadable ${file}; fix or remove it (removing it makes stored credentials unreadable)`)
@@ -163,7 +163,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     const schema = (EnvSchema.properties as Record<string, { description?: string }>)[name]
     throw new ConfigError(`invalid configuration: ${name} ${first?.message ?? 'is invalid'}${hint}${schema?.description ? ` — ${schema.description}` : ''}`)
   }
-  const e = env as Env
+  const e = env
   const dataDir = resolve(e.DATA_DIR)
   const production = e.NODE_ENV === 'production'
 

@@ -15,6 +15,7 @@ export function closeRefusedUpgrades(app: FastifyInstance): void {
     const raw = request.raw as typeof request.raw & { upgrade?: boolean }
     if (!raw.upgrade) return
     const socket = raw.socket
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- Node can null message.socket once it is detached; @types/node says it never is
     if (!socket || socket.destroyed) return
     // the answer has been handed to the kernel ('finish'): half-close, and destroy in case the peer never reads
     socket.end()

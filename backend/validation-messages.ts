@@ -89,8 +89,10 @@ export function describeIssue(issue: AjvIssue, context = 'body'): string {
           ? 'Passphrase must be printable ASCII characters (letters, digits, punctuation), with no leading or trailing space: LN Markets receives it in an HTTP header.'
           : `${name} contains characters that are not allowed (spaces or non-ASCII characters: check for a stray space when pasting).`
     case 'type':
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- Ajv's params.type: a type name or a list of them
       return `${name} must be ${TYPE_WORDS[String(params.type)] ?? String(params.type ?? 'of another type')}.`
     case 'additionalProperties':
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- Ajv's params.additionalProperty: a property name
       return `Unknown field "${String(params.additionalProperty ?? '')}".`
     case 'enum':
     case 'const':
@@ -112,6 +114,7 @@ export function describeIssue(issue: AjvIssue, context = 'body'): string {
       return params.format === 'date-time' ? `${name} must be a date and time such as 2026-01-31T12:00:00Z.` : `${name} is not in the expected format.`
     case 'multipleOf':
       return `${name} must be a whole number.`
+    case undefined:
     default:
       return context === 'body' ? `${name} is not valid.` : `${name} in the ${context} is not valid.`
   }

@@ -5,7 +5,7 @@
  * to test-artifacts/e2e/.
  */
 import t from 'tap'
-import type { Browser, Page, WebSocketRoute } from 'playwright-core'
+import type { Browser, WebSocketRoute } from 'playwright-core'
 import { DESKTOP, PHONE, e2eEnv, launch, loginDemo, newPage, overflowReport, shot, simFaults, text, waitForChange } from './support/harness.ts'
 
 const env = e2eEnv()
@@ -15,6 +15,7 @@ t.before(async () => {
 })
 t.teardown(async () => {
   await simFaults(env, 'reset').catch(() => {})
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when launch() failed in t.before
   await browser?.close()
 })
 

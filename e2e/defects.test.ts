@@ -15,6 +15,7 @@ t.before(async () => {
 })
 t.teardown(async () => {
   await simFaults(env, 'reset').catch(() => {})
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when launch() failed in t.before
   await browser?.close()
 })
 
@@ -76,7 +77,7 @@ t.test('desktop 1440: live cost, silent socket, POLLING without flicker, exchang
     await signIn.focus()
     await page.keyboard.press('ArrowRight')
     t.equal(await page.getByRole('tab', { name: 'Create account' }).getAttribute('aria-selected'), 'true', 'ArrowRight selects "Create account"')
-    t.equal(await page.evaluate(() => document.activeElement?.textContent?.trim()), 'Create account', 'and moves the focus to it')
+    t.equal(await page.evaluate(() => document.activeElement?.textContent.trim()), 'Create account', 'and moves the focus to it')
     await page.keyboard.press('ArrowLeft')
     t.equal(await signIn.getAttribute('aria-selected'), 'true', 'ArrowLeft goes back to "Sign in"')
     await page.keyboard.press('End')
@@ -212,7 +213,7 @@ t.test('desktop 1440: live cost, silent socket, POLLING without flicker, exchang
     await page.getByTestId('positions-stale').waitFor({ timeout: env.staleAfterMs + 30_000 })
     await page.waitForTimeout(1200)
     const snap = await page.evaluate(() => {
-      const txt = (id: string) => document.querySelector(`[data-testid="${id}"]`)?.textContent?.replace(/\s+/g, ' ').trim() ?? ''
+      const txt = (id: string) => document.querySelector(`[data-testid="${id}"]`)?.textContent.replace(/\s+/g, ' ').trim() ?? ''
       return {
         balance: txt('account-updated'),
         bannerBalance: txt('banner-age-account'),

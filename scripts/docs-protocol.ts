@@ -50,7 +50,7 @@ type Schema = {
 
 /** the exported `<Name>Schema` objects of ws-protocol.ts, so a nested one is written by its name */
 const NAMED = new Map<unknown, string>(
-  Object.entries(P).flatMap(([k, v]) => (/^\w+Schema$/.test(k) && k !== 'ClientMessageSchema' && v && typeof v === 'object' ? [[v, k.replace(/Schema$/, '').replace(/Snapshot$/, 'Snapshot')]] : [])),
+  Object.entries(P).flatMap(([k, v]) => (/^\w+Schema$/.test(k) && k !== 'ClientMessageSchema' && typeof v === 'object' ? [[v, k.replace(/Schema$/, '').replace(/Snapshot$/, 'Snapshot')]] : [])),
 )
 
 /** a short type expression for a JSON schema */
@@ -138,7 +138,7 @@ function closeBlock(): string {
 function metricsBlock(): string {
   const registry = new Registry()
   const m = createMetrics(registry)
-  const ours = new Set(Object.values(m).flatMap((v) => (v && typeof v === 'object' && 'name' in v ? [String((v as { name: string }).name)] : [])))
+  const ours = new Set(Object.values(m).flatMap((v) => (typeof v === 'object' && 'name' in v ? [String((v as { name: string }).name)] : [])))
   const rows = ['| metric | type | labels | help |', '|---|---|---|---|']
   const defaults: string[] = []
   for (const metric of registry.getMetricsAsArray() as unknown as Array<{ name: string; help: string; type: string; labelNames?: string[] }>) {

@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   const result: Record<string, any> = { kind: 'lnm-gateway performance-test', startedAt: started.toISOString(), machine, settings: { connections: C, ticks: nTicks, rate, pollMs } }
   try {
     gw = await startGateway({ apiUrl: sim.url, streamUrl: sim.streamUrl, env: { POLL_INTERVAL_MS: '5000', TICKER_INTERVAL_MS: '600000' } })
-    const [user] = await provisionUsers(gw.origin, accounts, 1)
+    const user = (await provisionUsers(gw.origin, accounts, 1))[0]!
     lg = await LoadGen.start(1, false)
     const conn = await lg.connect({ kind: 'gateway', url: gw.wsUrl, count: C, tokens: [user.token], authVia: 'message', concurrency: 20, reset: true })
     log(`${conn.connected} WebSocket dashboards connected`)

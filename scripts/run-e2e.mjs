@@ -101,7 +101,7 @@ async function main() {
   gateway.stdout.pipe(gatewayLog, { end: false })
   gateway.stderr.pipe(gatewayLog, { end: false })
 
-  let code = 1
+  let code
   const onSignal = () => void stop(gateway).then(() => process.exit(130))
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)

@@ -57,7 +57,7 @@ async function createDatabase(): Promise<{ url: string; drop: () => Promise<void
     await c.query(`CREATE DATABASE ${name}`)
   } catch (e) {
     throw new Error(`${N} connections need ${gwWorkers} gateway processes (fd limit ${fd.hard} per process), which share a PostgreSQL database: ` +
-      `could not create one at ${admin.replace(/\/\/[^@]*@/, '//…@')} (${(e as Error).message}). Pass --database-url postgres://… or set STRESS_PG_ADMIN_URL.`)
+      `could not create one at ${admin.replace(/\/\/[^@]*@/, '//…@')} (${(e as Error).message}). Pass --database-url postgres://… or set STRESS_PG_ADMIN_URL.`, { cause: e })
   } finally {
     await c.end().catch(() => {})
   }
@@ -147,6 +147,7 @@ async function main(): Promise<void> {
     const sysA = systemCpu()
     log(`holding ${holdS} s with ${openAtHold} open…`)
     const holdEnd = Date.now() + holdS * 1000
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by the SIGINT handler
     while (Date.now() < holdEnd && !stopRequested) await sleep(Math.min(1000, holdEnd - Date.now()))
     const hb = procSampleAll(gw.pids())
     const sysB = systemCpu()

@@ -112,6 +112,7 @@ async function runMigrations(
 /**
  * PostgreSQL's default shared_buffers (128 MB) lives in PGlite's WebAssembly memory and ends up resident;
  * the gateway's tables are small (users, sessions, credentials), 16 MB holds them with room to spare.
+ * `PGlite.defaultStartParams` is a static PGlite has but does not declare (@electric-sql/pglite 0.4.3).
  */
 const PGLITE_START_PARAMS = [...(PGlite as unknown as { defaultStartParams: string[] }).defaultStartParams, '-c', 'shared_buffers=16MB']
 

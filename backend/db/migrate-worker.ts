@@ -19,6 +19,6 @@ try {
   const res = await migrate(config, log, { migrationsDir: req.migrationsDir })
   parentPort!.postMessage({ ok: true, applied: res.applied, logs } satisfies MigrateReply)
 } catch (err) {
-  const e = err as Error
-  parentPort!.postMessage({ ok: false, error: { name: e?.name ?? 'Error', message: e?.message ?? String(err), pid: (e as { pid?: number }).pid }, logs } satisfies MigrateReply)
+  const e = err as { name?: string; message?: string; pid?: number } | null | undefined
+  parentPort!.postMessage({ ok: false, error: { name: e?.name ?? 'Error', message: e?.message ?? String(err), pid: e?.pid }, logs } satisfies MigrateReply)
 }

@@ -33,6 +33,18 @@ export const NO_FILTERS: SchemaFilter = { externalTables: [], externalEnums: [] 
 
 type WasmModule = typeof import('@prisma/schema-engine-wasm/schema_engine_bg')
 
+/**
+ * Node's global WebAssembly, the part used here: @types/node 20 does not declare it (TypeScript's own
+ * declaration is in the DOM lib, which the backend's tsconfig leaves out on purpose).
+ */
+declare const WebAssembly: {
+  compile(bytes: Uint8Array): Promise<CompiledWasm>
+  instantiate(module: CompiledWasm, imports: Record<string, object>): Promise<{ exports: Record<string, unknown> }>
+}
+interface CompiledWasm {
+  readonly __compiledWasm: unique symbol
+}
+
 let wasmModule: Promise<WasmModule> | undefined
 
 /**
@@ -45,8 +57,8 @@ export function loadSchemaEngineWasm(): Promise<WasmModule> {
     const bg = await import('@prisma/schema-engine-wasm/schema_engine_bg')
     const wasmUrl = new URL('schema_engine_bg.wasm', import.meta.resolve('@prisma/schema-engine-wasm/schema_engine_bg'))
     const module = await WebAssembly.compile(readFileSync(wasmUrl))
-    const instance = await WebAssembly.instantiate(module, { './schema_engine_bg.js': bg as unknown as WebAssembly.ModuleImports })
-    const exports = instance.exports as WebAssembly.Exports & { __wbindgen_start(): void }
+    const instance = await WebAssembly.instantiate(module, { './schema_engine_bg.js': bg })
+    const exports = instance.exports as { __wbindgen_start(): void }
     bg.__wbg_set_wasm(exports)
     exports.__wbindgen_start()
     return bg

@@ -359,7 +359,7 @@ export class LnmClient {
     })
   }
 
-  private async cached<T extends {}>(cache: LRUCache<string, T>, name: string, key: string, load: () => Promise<T>, _opts?: CallOptions): Promise<T> {
+  private async cached<T extends NonNullable<unknown>>(cache: LRUCache<string, T>, name: string, key: string, load: () => Promise<T>, _opts?: CallOptions): Promise<T> {
     const hit = cache.get(key)
     if (hit !== undefined) {
       this.metrics?.cacheHits.inc({ cache: name })
@@ -499,6 +499,7 @@ export class LnmClient {
       }
     } catch (e) {
       // aborted while waiting (throttle/backoff) or any other exit: never leave a probe slot taken
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- TS types the catch with the try's last assignment; an abort while throttled leaves admission null
       if (!outcomeRecorded && admission !== null) {
         outcomeRecorded = true
         if (lastFailure?.upstreamFailure && !(e instanceof LnmError && (e.code === 'ABORTED' || e.code === 'CLIENT_CLOSED'))) this.breaker.failure()
@@ -648,8 +649,9 @@ export class LnmClient {
     userAborted: boolean,
     phaseTimedOut: 'headers' | 'body' | null,
   ): AttemptFailure {
-    let code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : undefined
-    const name = (err as Error)?.name
+    const e = err as { code?: unknown; name?: string } | null | undefined
+    let code = typeof e?.code === 'string' ? e.code : undefined
+    const name = e?.name
     if (deadlineHit) return { error: new LnmError('timeout', endpoint, `lnm ${endpoint}: call deadline exceeded`, { code: 'DEADLINE' }), retryable: false, upstreamFailure: false }
     if (phaseTimedOut === 'headers' || code === 'UND_ERR_HEADERS_TIMEOUT') code = 'HEADERS_TIMEOUT'
     else if (phaseTimedOut === 'body' || code === 'UND_ERR_BODY_TIMEOUT') code = 'BODY_TIMEOUT'

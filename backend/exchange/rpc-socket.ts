@@ -188,6 +188,7 @@ export abstract class RpcSocket extends EventEmitter {
     })
     ws.on('message', (data) => {
       if (this.ws !== ws) return
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- ws hands a text frame over as one Buffer (binaryType 'nodebuffer')
       this.onMessage(data.toString())
     })
     ws.on('error', (err) => {
@@ -290,7 +291,7 @@ export abstract class RpcSocket extends EventEmitter {
       // a 1.1 s window: 100 ms of margin for network jitter against the server's 1 s window
       this.sentAt = this.sentAt.filter((t) => now - t < RATE_WINDOW_MS)
       if (this.sentAt.length >= this.o.maxMsgsPerSec) {
-        const wait = RATE_WINDOW_MS - (now - this.sentAt[0]) + 1
+        const wait = RATE_WINDOW_MS - (now - (this.sentAt[0] ?? now)) + 1
         this.flushTimer = setTimeout(() => {
           this.flushTimer = null
           this.flush()

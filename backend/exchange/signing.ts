@@ -48,7 +48,9 @@ export function unsendableCredentialField(creds: Credentials): 'key' | 'passphra
 }
 
 /** The four lnm-access-* headers (lower-case, as the v3 SDK sends them). */
-export function authHeaders(creds: Credentials, timestamp: number, method: string, url: URL, body?: string): Record<string, string> {
+export type AuthHeaders = Record<'lnm-access-key' | 'lnm-access-passphrase' | 'lnm-access-timestamp' | 'lnm-access-signature', string>
+
+export function authHeaders(creds: Credentials, timestamp: number, method: string, url: URL, body?: string): AuthHeaders {
   return {
     'lnm-access-key': creds.key,
     'lnm-access-passphrase': creds.passphrase,

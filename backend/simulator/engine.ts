@@ -220,7 +220,8 @@ export class Engine {
   private seedCross(acc: Account, c: NonNullable<SimAccountInput['cross']>): void {
     const now = this.now()
     const past = this.settlements.filter((s) => s.time < now)
-    const openedAt = past.length >= 2 ? past[past.length - 2].time - 3_600_000 : now - 2 * 3_600_000
+    const previous = past[past.length - 2]
+    const openedAt = previous ? previous.time - 3_600_000 : now - 2 * 3_600_000
     this.cross.seed(acc.key, { margin: c.margin, leverage: c.leverage ?? 10, side: c.side, quantity: c.quantity, entryPrice: c.entryPrice, openedAt })
     for (const s of past) if (s.time > openedAt) this.cross.fund(acc.key, s, false)
     for (const o of c.orders ?? []) {

@@ -17,7 +17,7 @@ export function validateFaults(input: unknown): Partial<Faults> {
     if (!(k in DEFAULT_FAULTS)) throw new SimError(400, 'badRequest', `unknown fault "${k}"`)
   }
   for (const k of RATES) {
-    if (k in f && (typeof f[k] !== 'number' || !((f[k] as number) >= 0 && (f[k] as number) <= 1))) throw new SimError(400, 'badRequest', `${k} must be a number in [0, 1]`)
+    if (k in f && (typeof f[k] !== 'number' || !(f[k] >= 0 && f[k] <= 1))) throw new SimError(400, 'badRequest', `${k} must be a number in [0, 1]`)
   }
   for (const k of BOOLS) {
     if (k in f && typeof f[k] !== 'boolean') throw new SimError(400, 'badRequest', `${k} must be a boolean`)
@@ -25,7 +25,7 @@ export function validateFaults(input: unknown): Partial<Faults> {
   if ('latencyMs' in f && (typeof f.latencyMs !== 'number' || !(f.latencyMs >= 0 && f.latencyMs <= 600_000))) throw new SimError(400, 'badRequest', 'latencyMs must be a number in [0, 600000]')
   if ('clockSkewMs' in f && (typeof f.clockSkewMs !== 'number' || !Number.isFinite(f.clockSkewMs))) throw new SimError(400, 'badRequest', 'clockSkewMs must be a finite number')
   if ('errorStatus' in f && ![500, 502, 503, 504].includes(f.errorStatus as number)) throw new SimError(400, 'badRequest', 'errorStatus must be 500, 502, 503 or 504')
-  return f as Partial<Faults>
+  return f
 }
 
 export function createFaults(onChange: (f: Faults) => void): { set(f: Partial<Faults>): void; reset(): void; get(): Faults } {

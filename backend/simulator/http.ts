@@ -76,7 +76,7 @@ export function createHttpHandler(d: HttpDeps): (req: IncomingMessage, res: Serv
   const handleRoute = (req: IncomingMessage, method: string, pathname: string, search: string, raw: string): Reply => {
     const route = d.routes.get(`${method} ${pathname}`)
     if (!route) return errorReply(404, 'notFound', `Route ${method}:${pathname} not found`)
-    const contentType = (one(req.headers['content-type']) ?? '').split(';')[0].trim().toLowerCase()
+    const contentType = (one(req.headers['content-type']) ?? '').split(';', 1)[0]!.trim().toLowerCase()
     if (raw.length > 0 && (method === 'GET' || method === 'DELETE')) return errorReply(400, 'badRequest', `${method} requests must not have a body`)
     if (raw.length === 0 && contentType === 'application/json') return errorReply(400, 'badRequest', "Body cannot be empty when content-type is set to 'application/json'")
     if (raw.length > 0 && contentType !== 'application/json') return errorReply(415, 'unsupportedMediaType', `Unsupported Media Type: ${contentType || 'none'}`)

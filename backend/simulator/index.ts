@@ -94,7 +94,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const byKey = new Map(accounts.map((a) => [a.key, a]))
   if (byKey.size !== accounts.length) throw new Error('simulator: duplicate account key')
 
-  let stream: StreamServer | undefined
+  // set once below; the engine's callbacks are created before it and check
+  let stream: StreamServer | undefined = undefined
   const faults = createFaults((f) => {
     if (f.outage) stream?.dropAll()
   })
@@ -110,7 +111,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
 
   const afterPrice = () => {
     engine.onPrice()
-    stream?.publishMarket()
+    stream.publishMarket()
   }
   // tickMs ≤ 0 disables the walk (prices then move only through setPrice/tick); setInterval caps at 2^31−1
   const tickMs = Math.min(opts.tickMs ?? 1000, 2_147_483_647)
@@ -134,9 +135,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   }
   const walletAmount = (body: unknown): { username: unknown; amount: number; network: 'lightning' | 'bitcoin' } => {
     const b = (body ?? {}) as { username?: unknown; amount?: unknown; network?: unknown }
-    if (!Number.isSafeInteger(b.amount) || (b.amount as number) < 1) throw new SimError(400, 'badRequest', 'amount must be a positive integer (sats)')
+    if (!isSafeInt(b.amount) || b.amount < 1) throw new SimError(400, 'badRequest', 'amount must be a positive integer (sats)')
     if (b.network !== undefined && b.network !== 'lightning' && b.network !== 'bitcoin') throw new SimError(400, 'badRequest', "network must be 'lightning' or 'bitcoin'")
-    return { username: b.username, amount: b.amount as number, network: (b.network as 'lightning' | 'bitcoin' | undefined) ?? 'lightning' }
+    return { username: b.username, amount: b.amount, network: b.network ?? 'lightning' }
   }
 
   const adminTrade = (body: unknown): { username: unknown; trade: CreateTradeBody } => {
@@ -174,7 +175,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
           return { total: log.length, byPath, recent: log.slice(-100) }
         }
         case 'POST /__sim/stats/reset': stats.reset(); return { ok: true }
-        case 'GET /__sim/stream': return stream?.stats()
+        case 'GET /__sim/stream': return stream.stats()
         case 'POST /__sim/price': {
           const p = (body as { price?: unknown } | undefined)?.price
           setPrice(typeof p === 'number' ? p : NaN)
@@ -213,7 +214,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     sockets.add(s)
     s.on('close', () => sockets.delete(s))
   })
-  server.on('upgrade', (req, socket, head) => stream?.handleUpgrade(req, socket, head))
+  server.on('upgrade', (req, socket, head) => stream.handleUpgrade(req, socket, head))
   server.on('clientError', (_e, socket) => socket.destroy())
 
   const listen = (port: number) => new Promise<number>((resolve, reject) => {
@@ -224,7 +225,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     })
   })
   const shut = () => new Promise<void>((resolve) => {
-    stream?.dropAll()
+    stream.dropAll()
     for (const r of held) r.destroy()
     held.clear()
     for (const s of sockets) s.destroy()
@@ -254,9 +255,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     faults,
     stats,
     market: { price: () => market.price(), index: () => market.index(), setPrice, tick, settleFunding: () => { engine.settleFunding() } },
-    streamStats: () => stream!.stats(),
-    streamEvents: () => stream!.eventLog(),
-    restartStream: (refuseMs) => stream!.restart(refuseMs),
+    streamStats: () => stream.stats(),
+    streamEvents: () => stream.eventLog(),
+    restartStream: (refuseMs) => stream.restart(refuseMs),
     wallet: {
       deposit: (username, amount, network) => engine.deposit(keyOf(username), amount, network),
       withdraw: (username, amount, network) => engine.withdraw(keyOf(username), amount, network),
@@ -271,7 +272,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       closed = true
       clearInterval(timer)
       await shut()
-      stream?.close()
+      stream.close()
     },
   }
 }
@@ -305,13 +306,16 @@ export function demoAccounts(): SimAccountInput[] {
   ]
 }
 
+/** Number.isSafeInteger as a type guard (the lib's signature takes `unknown` but narrows nothing) */
+const isSafeInt = (v: unknown): v is number => Number.isSafeInteger(v)
+
 /** reads and validates a SIM_ACCOUNTS_FILE: a JSON array of {username,key,secret,passphrase,balance[,positions]} */
 export function loadAccountsFile(path: string): SimAccountInput[] {
   let parsed: unknown
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'))
   } catch (e) {
-    throw new Error(`SIM_ACCOUNTS_FILE ${path}: ${(e as Error).message}`)
+    throw new Error(`SIM_ACCOUNTS_FILE ${path}: ${(e as Error).message}`, { cause: e })
   }
   const fail = (where: string, what: string): never => { throw new Error(`SIM_ACCOUNTS_FILE ${path}: ${where} ${what}`) }
   if (!Array.isArray(parsed) || parsed.length === 0) fail('root', 'must be a non-empty JSON array')
@@ -322,11 +326,11 @@ export function loadAccountsFile(path: string): SimAccountInput[] {
     const a = raw as Record<string, unknown>
     for (const k of Object.keys(a)) if (!['username', 'key', 'secret', 'passphrase', 'balance', 'positions', 'cross', 'history'].includes(k)) fail(`${at}.${k}`, 'is not a known field')
     for (const k of ['username', 'key', 'secret', 'passphrase'] as const) {
-      if (typeof a[k] !== 'string' || (a[k] as string).length === 0) fail(`${at}.${k}`, 'must be a non-empty string')
+      if (typeof a[k] !== 'string' || a[k].length === 0) fail(`${at}.${k}`, 'must be a non-empty string')
     }
     if (keys.has(a.key as string)) fail(`${at}.key`, 'is duplicated')
     keys.add(a.key as string)
-    if (!Number.isSafeInteger(a.balance) || (a.balance as number) < 0) fail(`${at}.balance`, 'must be a non-negative integer (sats)')
+    if (!isSafeInt(a.balance) || a.balance < 0) fail(`${at}.balance`, 'must be a non-negative integer (sats)')
     let positions: SimAccountInput['positions']
     if (a.positions !== undefined) {
       if (!Array.isArray(a.positions)) fail(`${at}.positions`, 'must be an array')
@@ -336,11 +340,11 @@ export function loadAccountsFile(path: string): SimAccountInput[] {
         const p = rp as Record<string, unknown>
         for (const k of Object.keys(p)) if (!['side', 'quantity', 'leverage', 'entryPrice', 'type', 'price', 'stoplossPct', 'takeprofitPct'].includes(k)) fail(`${pat}.${k}`, 'is not a known field')
         if (p.side !== 'buy' && p.side !== 'sell') fail(`${pat}.side`, "must be 'buy' or 'sell'")
-        if (!Number.isSafeInteger(p.quantity) || (p.quantity as number) < 1) fail(`${pat}.quantity`, 'must be a positive integer (USD)')
+        if (!isSafeInt(p.quantity) || p.quantity < 1) fail(`${pat}.quantity`, 'must be a positive integer (USD)')
         if (typeof p.leverage !== 'number' || p.leverage < 1 || p.leverage > 100) fail(`${pat}.leverage`, 'must be a number in [1, 100]')
         if (p.type !== undefined && p.type !== 'market' && p.type !== 'limit') fail(`${pat}.type`, "must be 'market' or 'limit'")
         for (const k of ['entryPrice', 'price', 'stoplossPct', 'takeprofitPct'] as const) {
-          if (p[k] !== undefined && (typeof p[k] !== 'number' || (p[k] as number) <= 0)) fail(`${pat}.${k}`, 'must be a positive number')
+          if (p[k] !== undefined && (typeof p[k] !== 'number' || p[k] <= 0)) fail(`${pat}.${k}`, 'must be a positive number')
         }
         return p as unknown as NonNullable<SimAccountInput['positions']>[number]
       })
@@ -360,7 +364,7 @@ const onlyKeys = (o: Record<string, unknown>, keys: string[], at: string, fail: 
   for (const k of Object.keys(o)) if (!keys.includes(k)) fail(`${at}.${k}`, 'is not a known field')
 }
 const side = (v: unknown, at: string, fail: Fail) => (v === 'buy' || v === 'sell' ? v : fail(at, "must be 'buy' or 'sell'"))
-const posInt = (v: unknown, at: string, fail: Fail, what: string) => (Number.isSafeInteger(v) && (v as number) >= 1 ? (v as number) : fail(at, `must be a positive integer (${what})`))
+const posInt = (v: unknown, at: string, fail: Fail, what: string) => (isSafeInt(v) && v >= 1 ? v : fail(at, `must be a positive integer (${what})`))
 const posNum = (v: unknown, at: string, fail: Fail) => (typeof v === 'number' && v > 0 ? v : fail(at, 'must be a positive number'))
 
 function crossInput(raw: unknown, at: string, fail: Fail): SimCrossInput {
@@ -387,7 +391,7 @@ function crossInput(raw: unknown, at: string, fail: Fail): SimCrossInput {
 function historyInput(raw: unknown, at: string, fail: Fail): SimHistoryInput {
   if (!isObject(raw)) return fail(at, 'must be an object')
   onlyKeys(raw, ['closedTrades', 'fundingSettlements'], at, fail)
-  const n = (v: unknown, k: string) => (Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= 500 ? (v as number) : fail(`${at}.${k}`, 'must be an integer in [0, 500]'))
+  const n = (v: unknown, k: string) => (isSafeInt(v) && v >= 0 && v <= 500 ? v : fail(`${at}.${k}`, 'must be an integer in [0, 500]'))
   return {
     ...(raw.closedTrades !== undefined ? { closedTrades: n(raw.closedTrades, 'closedTrades') } : {}),
     ...(raw.fundingSettlements !== undefined ? { fundingSettlements: n(raw.fundingSettlements, 'fundingSettlements') } : {}),

@@ -146,11 +146,11 @@ export class Market {
   /** the bucket that prices an order of `quantity` USD */
   quote(quantity: number): Bucket {
     const b = this.buckets()
-    return b.find((x) => quantity >= x.minSize && quantity < x.maxSize) ?? b[b.length - 1]
+    return b.find((x) => quantity >= x.minSize && quantity < x.maxSize) ?? b[b.length - 1]!
   }
 
-  bid(): number { return this.buckets()[0].bidPrice }
-  ask(): number { return this.buckets()[0].askPrice }
+  bid(): number { return this.buckets()[0]!.bidPrice }
+  ask(): number { return this.buckets()[0]!.askPrice }
 
   ticker(): { index: number; lastPrice: number; prices: Bucket[]; fundingRate: number; fundingTime: string } {
     return {

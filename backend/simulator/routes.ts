@@ -3,7 +3,7 @@
  * body they accept, and what they answer. Transport concerns (raw body, auth, limits, faults) live in
  * http.ts; this file only turns a validated request into a JSON value or a SimError.
  */
-import Type, { type TSchema } from 'typebox'
+import Type, { type Static, type TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
 import type { Engine, Trade, CreateTradeBody } from './engine.ts'
 import type { CrossOrder, CrossOrderBody, CrossPositionView } from './cross.ts'
@@ -14,7 +14,8 @@ export interface RouteCtx {
   /** the authenticated API key ('' on public routes) */
   key: string
   query: Map<string, string>
-  body: any
+  /** the raw JSON body; a route with a `body` validator reads it through withBody, typed */
+  body: unknown
 }
 
 export interface Route {
@@ -34,15 +35,15 @@ const Half = (opts: Record<string, unknown> = {}) => Type.Number({ multipleOf: 0
 const Side = Type.Union([Type.Literal('buy'), Type.Literal('sell')])
 
 /** a validator that throws a 400 `{code:'badRequest'}` naming the first problem */
-function validator(schema: TSchema, extra?: (v: any) => string | undefined): (v: unknown) => unknown {
+function validator<T extends TSchema>(schema: T, extra?: (v: Static<T>) => string | undefined): (v: unknown) => Static<T> {
   const c = Compile(schema)
   return (v) => {
     if (!c.Check(v)) {
-      const errors = [...c.Errors(v)].filter((e: any) => e.keyword !== 'boolean' && e.keyword !== 'const')
-      const e: any = errors[0]
+      const errors = [...c.Errors(v)].filter((e) => e.keyword !== 'boolean' && e.keyword !== 'const')
+      const e = errors[0]
       const msg = !e ? 'body is not valid'
-        : e.keyword === 'additionalProperties' ? `body must NOT have additional properties (${(e.params?.additionalProperties ?? []).join(', ')})`
-        : e.keyword === 'required' ? `body must have required property ${(e.params?.requiredProperties ?? []).map((p: string) => `'${p}'`).join(', ')}`
+        : e.keyword === 'additionalProperties' ? `body must NOT have additional properties (${e.params.additionalProperties.join(', ')})`
+        : e.keyword === 'required' ? `body must have required property ${e.params.requiredProperties.map((p) => `'${p}'`).join(', ')}`
         : `body${e.instancePath} ${e.message}`
       throw new SimError(400, 'badRequest', msg)
     }
@@ -50,6 +51,11 @@ function validator(schema: TSchema, extra?: (v: any) => string | undefined): (v:
     if (problem) throw new SimError(400, 'badRequest', problem)
     return v
   }
+}
+
+/** a route that takes a body: http.ts has checked it with `body`, and `run` gets it typed (checked again, cheaply) */
+function withBody<B>(body: (v: unknown) => B, run: (ctx: Omit<RouteCtx, 'body'> & { body: B }) => unknown): Pick<Route, 'body' | 'run'> {
+  return { body, run: (ctx) => run({ ...ctx, body: body(ctx.body) }) }
 }
 
 const tradeBody = validator(
@@ -142,7 +148,7 @@ export function paginate<T>(items: T[], timeOf: (x: T) => number, q: Map<string,
   hits.sort((a, b) => (order === 'desc' ? timeOf(b) - timeOf(a) : timeOf(a) - timeOf(b)))
   const page = hits.slice(0, limit)
   const more = hits.length > limit
-  const nextCursor = !more ? null : order === 'desc' ? iso(timeOf(page[page.length - 1])) : iso(timeOf(hits[limit]))
+  const nextCursor = !more ? null : order === 'desc' ? iso(timeOf(page[page.length - 1]!)) : iso(timeOf(hits[limit]!))
   return { data: page.map(map), nextCursor }
 }
 
@@ -173,7 +179,7 @@ export function buildRoutes({ engine, market, now }: RouteDeps): Map<string, Rou
     const limit = intParam(ctx.query, 'limit', 1, 1000, 100)
     const out: unknown[] = []
     for (let i = market.samples.length - 1; i >= 0 && out.length < limit; i--) {
-      const s = market.samples[i]
+      const s = market.samples[i]!
       if (s.time >= from && s.time <= to) out.push(field === 'index' ? { index: s.index, time: iso(s.time) } : { lastPrice: s.lastPrice, time: iso(s.time) })
     }
     return out
@@ -246,21 +252,21 @@ export function buildRoutes({ engine, market, now }: RouteDeps): Map<string, Rou
       auth: true, query: PAGE_KEYS,
       run: ({ key, query }) => paginate(engine.cross.state(key).fundingFeeList, (f) => f.time, query, now(), 'desc', (f) => ({ ...f, time: iso(f.time) })),
     }],
-    ['POST /v3/futures/cross/order', { auth: true, body: crossOrderBody, run: ({ key, body }) => crossOrderJson(engine.cross.order(key, body)) }],
-    ['POST /v3/futures/cross/order/cancel', { auth: true, body: idBody, run: ({ key, body }) => crossOrderJson(engine.cross.cancel(key, body.id)) }],
+    ['POST /v3/futures/cross/order', { auth: true, ...withBody(crossOrderBody, ({ key, body }) => crossOrderJson(engine.cross.order(key, body))) }],
+    ['POST /v3/futures/cross/order/cancel', { auth: true, ...withBody(idBody, ({ key, body }) => crossOrderJson(engine.cross.cancel(key, body.id))) }],
     ['POST /v3/futures/cross/orders/cancel-all', { auth: true, run: ({ key }) => engine.cross.cancelAll(key).map(crossOrderJson) }],
     ['POST /v3/futures/cross/position/close', { auth: true, run: ({ key }) => crossOrderJson(engine.cross.close(key)) }],
-    ['PUT /v3/futures/cross/leverage', { auth: true, body: leverageBody, run: ({ key, body }) => crossPositionJson(engine.cross.setLeverage(key, body.leverage)) }],
-    ['POST /v3/futures/cross/deposit', { auth: true, body: crossAmountBody, run: ({ key, body }) => crossPositionJson(engine.cross.deposit(key, body.amount)) }],
-    ['POST /v3/futures/cross/withdraw', { auth: true, body: crossAmountBody, run: ({ key, body }) => crossPositionJson(engine.cross.withdraw(key, body.amount)) }],
-    ['POST /v3/futures/isolated/trade', { auth: true, body: tradeBody, run: ({ key, body }) => tradeJson(engine.create(key, body)) }],
-    ['POST /v3/futures/isolated/trade/close', { auth: true, body: idBody, run: ({ key, body }) => tradeJson(engine.close(key, body.id)) }],
-    ['POST /v3/futures/isolated/trade/cancel', { auth: true, body: idBody, run: ({ key, body }) => tradeJson(engine.cancel(key, body.id)) }],
+    ['PUT /v3/futures/cross/leverage', { auth: true, ...withBody(leverageBody, ({ key, body }) => crossPositionJson(engine.cross.setLeverage(key, body.leverage))) }],
+    ['POST /v3/futures/cross/deposit', { auth: true, ...withBody(crossAmountBody, ({ key, body }) => crossPositionJson(engine.cross.deposit(key, body.amount))) }],
+    ['POST /v3/futures/cross/withdraw', { auth: true, ...withBody(crossAmountBody, ({ key, body }) => crossPositionJson(engine.cross.withdraw(key, body.amount))) }],
+    ['POST /v3/futures/isolated/trade', { auth: true, ...withBody(tradeBody, ({ key, body }) => tradeJson(engine.create(key, body))) }],
+    ['POST /v3/futures/isolated/trade/close', { auth: true, ...withBody(idBody, ({ key, body }) => tradeJson(engine.close(key, body.id))) }],
+    ['POST /v3/futures/isolated/trade/cancel', { auth: true, ...withBody(idBody, ({ key, body }) => tradeJson(engine.cancel(key, body.id))) }],
     ['POST /v3/futures/isolated/trades/cancel-all', { auth: true, run: ({ key }) => engine.cancelAll(key).map(tradeJson) }],
-    ['POST /v3/futures/isolated/trade/add-margin', { auth: true, body: amountBody, run: ({ key, body }) => tradeJson(engine.addMargin(key, body.id, body.amount)) }],
-    ['POST /v3/futures/isolated/trade/cash-in', { auth: true, body: amountBody, run: ({ key, body }) => tradeJson(engine.cashIn(key, body.id, body.amount)) }],
-    ['PUT /v3/futures/isolated/trade/stoploss', { auth: true, body: stoplossBody, run: ({ key, body }) => tradeJson(engine.setStoploss(key, body.id, body.value, body.mode)) }],
-    ['PUT /v3/futures/isolated/trade/takeprofit', { auth: true, body: takeprofitBody, run: ({ key, body }) => tradeJson(engine.setTakeprofit(key, body.id, body.value)) }],
+    ['POST /v3/futures/isolated/trade/add-margin', { auth: true, ...withBody(amountBody, ({ key, body }) => tradeJson(engine.addMargin(key, body.id, body.amount))) }],
+    ['POST /v3/futures/isolated/trade/cash-in', { auth: true, ...withBody(amountBody, ({ key, body }) => tradeJson(engine.cashIn(key, body.id, body.amount))) }],
+    ['PUT /v3/futures/isolated/trade/stoploss', { auth: true, ...withBody(stoplossBody, ({ key, body }) => tradeJson(engine.setStoploss(key, body.id, body.value, body.mode))) }],
+    ['PUT /v3/futures/isolated/trade/takeprofit', { auth: true, ...withBody(takeprofitBody, ({ key, body }) => tradeJson(engine.setTakeprofit(key, body.id, body.value))) }],
     ['DELETE /v3/futures/isolated/trade/stoploss', { auth: true, query: ['id'], run: ({ key, query }) => tradeJson(engine.setStoploss(key, queryId(query), 0)) }],
     ['DELETE /v3/futures/isolated/trade/takeprofit', { auth: true, query: ['id'], run: ({ key, query }) => tradeJson(engine.setTakeprofit(key, queryId(query), 0)) }],
   ]

@@ -39,6 +39,8 @@ export const RpcError = {
   INTERNAL_SERVER_ERROR: -32603, UNAUTHORIZED: -32401, FORBIDDEN: -32403, TOO_MANY_REQUESTS: -32429,
 } as const
 type RpcCode = keyof typeof RpcError
+/** a JSON-RPC message or its params, as received: every field is checked before use */
+type RpcParams = Record<string, unknown>
 
 class RpcFail extends Error {
   constructor(readonly code: RpcCode, message: string, readonly extra: Record<string, unknown> = {}) { super(message) }
@@ -121,6 +123,7 @@ export class StreamServer {
     this.clients.add(c)
     this.counters.maxOpen = Math.max(this.counters.maxOpen, this.clients.size)
     this.touch(c)
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- ws hands a text frame over as one Buffer (binaryType 'nodebuffer')
     ws.on('message', (data, isBinary) => this.onMessage(c, isBinary ? '\u0000' : data.toString()))
     ws.on('close', () => {
       clearTimeout(c.idle)
@@ -162,27 +165,29 @@ export class StreamServer {
     }
     const fail = (e: RpcFail) => reply({ error: { code: RpcError[e.code], message: e.message, data: { code: e.code, ...e.extra } } })
 
-    let msg: any
-    let parsed = true
+    let parsed: unknown
+    let parseable = true
     try {
-      msg = JSON.parse(text)
+      parsed = JSON.parse(text)
     } catch {
-      parsed = false
+      parseable = false
     }
-    const validId = (v: unknown) => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v))
-    if (msg && typeof msg === 'object' && validId(msg.id)) id = msg.id
+    const validId = (v: unknown): v is string | number => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v))
+    const msg = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as RpcParams) : null
+    if (msg && validId(msg.id)) id = msg.id
     if (c.count > STREAM_MSGS_PER_SEC) {
       this.counters.refusedMessages++
       return fail(new RpcFail('TOO_MANY_REQUESTS', 'Too many requests', { retryAfterMs: Math.max(1, c.windowStart + 1000 - wall) }))
     }
-    if (!parsed) return fail(new RpcFail('PARSE_ERROR', 'Parse error'))
-    if (!msg || typeof msg !== 'object' || Array.isArray(msg) || msg.jsonrpc !== '2.0' || typeof msg.method !== 'string' ||
-      ('id' in msg && !validId(msg.id)) || ('params' in msg && (typeof msg.params !== 'object' || msg.params === null))) {
+    if (!parseable) return fail(new RpcFail('PARSE_ERROR', 'Parse error'))
+    const { method, params = {} } = msg ?? {}
+    if (!msg || msg.jsonrpc !== '2.0' || typeof method !== 'string' ||
+      ('id' in msg && !validId(msg.id)) || typeof params !== 'object' || params === null) {
       return fail(new RpcFail('INVALID_REQUEST', 'Invalid Request'))
     }
     const notification = !('id' in msg)
     try {
-      const result = this.call(c, msg.method, msg.params ?? {})
+      const result = this.call(c, method, params as RpcParams)
       if (!notification) reply({ result })
     } catch (e) {
       if (notification) return
@@ -191,15 +196,15 @@ export class StreamServer {
     }
   }
 
-  private topicsParam(params: any): string[] {
-    const topics = params?.topics
-    if (!Array.isArray(topics) || topics.length === 0 || !topics.every((t) => typeof t === 'string')) {
+  private topicsParam(params: RpcParams): string[] {
+    const topics = params.topics
+    if (!Array.isArray(topics) || topics.length === 0 || !topics.every((t): t is string => typeof t === 'string')) {
       throw new RpcFail('INVALID_PARAMS', 'params.topics must be a non-empty array of strings')
     }
-    return [...new Set(topics as string[])]
+    return [...new Set(topics)]
   }
 
-  private call(c: Client, method: string, params: any): unknown {
+  private call(c: Client, method: string, params: RpcParams): unknown {
     switch (method) {
       case 'hello':
         return { version: '1.0.0' }
@@ -242,7 +247,7 @@ export class StreamServer {
     }
   }
 
-  private authenticate(c: Client, p: any): unknown {
+  private authenticate(c: Client, p: RpcParams): unknown {
     const wall = Date.now()
     const attempts = (this.authAttempts.get(c.ip) ?? []).filter((t) => wall - t < 60_000)
     attempts.push(wall)
@@ -251,16 +256,17 @@ export class StreamServer {
     this.events.authenticate.push({ ts: wall, key: typeof p?.key === 'string' ? p.key : null })
     if (attempts.length > this.limits.authPerMinute) {
       this.counters.refusedAuthenticate++
-      throw new RpcFail('TOO_MANY_REQUESTS', 'Too many authentication attempts', { retryAfterMs: 60_000 - (wall - attempts[0]) })
+      throw new RpcFail('TOO_MANY_REQUESTS', 'Too many authentication attempts', { retryAfterMs: 60_000 - (wall - attempts[0]!) })
     }
-    const str = (v: unknown, max: number) => typeof v === 'string' && v.length > 0 && v.length <= max
-    if (!str(p.key, 256) || !str(p.signature, 256) || !str(p.passphrase, 256) || !str(p.nonce, 128) || !Number.isSafeInteger(p.timestamp)) {
+    const str = (v: unknown, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max
+    const { key, signature, passphrase, nonce, timestamp } = p
+    if (!str(key, 256) || !str(signature, 256) || !str(passphrase, 256) || !str(nonce, 128) || typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp)) {
       throw new RpcFail('INVALID_PARAMS', 'params must be {key, signature, timestamp (ms integer), passphrase, nonce}')
     }
     const now = this.d.now()
-    const res = verifyStream(p, this.d.accounts, now)
+    const res = verifyStream({ key, signature, passphrase, nonce, timestamp }, this.d.accounts, now)
     if (typeof res === 'string') throw new RpcFail('UNAUTHORIZED', res)
-    const nonceKey = `${p.key}:${p.nonce}`
+    const nonceKey = `${key}:${nonce}`
     for (const [k, t] of this.nonces) if (now - t > 120_000) this.nonces.delete(k)
     if (this.nonces.has(nonceKey)) throw new RpcFail('UNAUTHORIZED', 'Nonce already used')
     this.nonces.set(nonceKey, now)

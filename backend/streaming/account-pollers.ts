@@ -369,6 +369,7 @@ export class AccountPollers {
         }
         // a healthy account: slow channels that are due, and channels an event asked for during this round,
         // are fetched in a round of their own right away (never stacked onto a poll: bursts stay small)
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() or a credentials event may clear p.creds during the awaits above
         if (p.creds && !p.stopped && p.failures === 0 && minDelay === 0) {
           p.forced |= this.slowDue(p)
           if (p.forced !== 0) setImmediate(() => void this.poll(p, true))

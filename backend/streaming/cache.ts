@@ -4,11 +4,11 @@
  * Filled only from bus events; read by the hub (connect, refresh_data, collapse flush) and /api/dashboard.
  */
 import { CHANNELS, CHANNEL_INDEX, type Channel } from '../schemas/channels.ts'
-import type { SnapshotEvent, StatusEvent, UpstreamEvent } from './bus.ts'
+import type { StatusEvent, UpstreamEvent } from './bus.ts'
 
 export { CHANNEL_INDEX }
 export const CHANNEL_BY_INDEX: readonly Channel[] = CHANNELS
-const emptySlots = (): Array<CachedSnapshot | undefined> => new Array(CHANNELS.length).fill(undefined)
+const emptySlots = (): Array<CachedSnapshot | undefined> => Array.from({ length: CHANNELS.length }, () => undefined)
 
 export interface CachedSnapshot {
   readonly channel: Channel

@@ -36,9 +36,10 @@ interface SocketInternals {
   uncork(): void
   destroyed: boolean
 }
+/** ws's private fields this module writes through (ws 8.23.0) */
 type WsInternals = WebSocket & { _sender?: SenderInternals; _socket?: SocketInternals }
 
-/** ws's Sender class (exported by ws's ESM entry; @types/ws does not declare it) */
+/** ws's Sender class (exported by ws's ESM entry; @types/ws does not declare it). Checked with ws 8.23.0, @types/ws 8.18.2. */
 const FrameOf = (wsModule as unknown as { Sender: unknown }).Sender as {
   frame(data: Buffer, options: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean }): Buffer[]
 }

@@ -124,6 +124,7 @@ export class Connections {
   ) {
     this.burst = Math.max(2, o.rateLimitPerSec * 2)
     // shared handlers: one function per hub, never one per socket
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the handlers' own `this` is the socket
     const self = this
     this.onWsMessage = function (this: WsWithConn, data: Buffer, isBinary: boolean) {
       const c = this[kConn]
@@ -294,6 +295,7 @@ export class Connections {
     c.expMs = info.exp * 1000
     c.state = State.OPEN
     // ack, connection, snapshots and statuses leave in one system call instead of five or six
+    // (through ws's private _socket, ws 8.23.0)
     const raw = (c.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket
     raw?.cork()
     if (requestId) this.hooks.ack(c, requestId, 'ok', undefined, { expiresAt: c.expMs })
@@ -301,6 +303,7 @@ export class Connections {
     raw?.uncork()
     const q = c.queue
     c.queue = null
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a dispatch can close the connection (slow consumer), ending the replay
     if (q) for (const m of q) if (c.state === State.OPEN) this.hooks.dispatch(c, m)
   }
 

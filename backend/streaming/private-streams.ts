@@ -130,9 +130,9 @@ export function tradeFromEvent(data: unknown): FuturesTrade | null {
   const t = (data as { trade?: Record<string, unknown> } | null)?.trade
   if (!t || typeof t !== 'object') return null
   const out: Record<string, unknown> = { ...t }
-  for (const k of TRADE_TIMES) if (typeof out[k] === 'number') out[k] = new Date(out[k] as number).toISOString()
+  for (const k of TRADE_TIMES) if (typeof out[k] === 'number') out[k] = new Date(out[k]).toISOString()
   for (const k of Object.keys(out)) if (!(k in FuturesTradeSchema.properties)) delete out[k]
-  return tradeCheck.Check(out) ? (out as FuturesTrade) : null
+  return tradeCheck.Check(out) ? out : null
 }
 
 /** positions with this trade's new state: out of both lists, back into running or open (newest first) */

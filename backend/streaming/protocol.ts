@@ -53,7 +53,7 @@ export function parseClientFrame(data: Buffer | ArrayBuffer | Buffer[], isBinary
     const where = first ? `${first.instancePath || '/'}: ${first.message}` : 'invalid'
     return withId({ ok: false, code: 'invalid_message', message: `invalid ${type} message (${where.slice(0, 160)})` }, request_id)
   }
-  return { ok: true, msg: value as ClientMessage }
+  return { ok: true, msg: value }
 }
 
 function withId(p: Extract<Parsed, { ok: false }>, request_id: string | undefined): Parsed {

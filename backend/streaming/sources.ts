@@ -51,7 +51,7 @@ export interface TickerStream {
   readonly isUp: boolean
   on(event: 'ticker', fn: (t: StreamTick) => void): unknown
   on(event: 'up' | 'down', fn: (...args: unknown[]) => void): unknown
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- EventEmitter.off's own listener type: unknown[] or never[] are rejected
   off(event: string, fn: (...args: any[]) => void): unknown
 }
 
@@ -93,7 +93,7 @@ export function reasonOf(f: Failure): string {
     case 'circuit_open': return 'upstream_unavailable'
     case 'bad_response': return 'upstream_bad_response'
     case 'client_error': return 'upstream_client_error'
-    default: return 'upstream_unavailable'
+    case 'unavailable': return 'upstream_unavailable'
   }
 }
 

@@ -103,7 +103,8 @@ export class TickerFeed {
     if (this.timer) clearTimeout(this.timer)
     const f = this.failures > 0 ? Math.min(2 ** (this.failures - 1), this.o.maxBackoffFactor) : 1
     const delay = this.o.intervalMs * f
-    this.timer = setTimeout(this.pollRest, delay)
+    // pollRest settles every outcome itself (status, metrics, the next schedule); nothing to catch here
+    this.timer = setTimeout(() => void this.pollRest(), delay)
     this.timer.unref()
   }
 

@@ -19,7 +19,7 @@ const trade = (over: Partial<FuturesTrade>): FuturesTrade =>
     exitPrice: null, liquidation: 91_000, stoploss: 95_000, takeprofit: 110_000, pl: 500, openingFee: 100, closingFee: 0, maintenanceMargin: 1_000,
     sumFundingFees: 40, open: false, running: true, closed: false, canceled: false, createdAt: '2026-11-30T10:00:00.000Z', filledAt: '2026-11-30T10:00:01.000Z', closedAt: null,
     ...over,
-  }) as FuturesTrade
+  })
 
 t.test('positions: mark price, exchange vs estimate, fees, funding, net', async (t) => {
   t.same(markFor('long', { price: 100, bid: 99, ask: 101, sourceTs: 0 }, 50), { price: 99, source: 'bid' }, 'a long is marked at the bid (it closes by selling)')

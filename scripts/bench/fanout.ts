@@ -102,7 +102,7 @@ export async function fanoutRun(lg: LoadGen, t: Target, driver: PriceDriver, o: 
   const idle = gcIdle ? procSampleAll(pids) : idleCpuEnd
   const idleCpu = cpuPct(idleA, idleCpuEnd)
   // the server's own broadcast timing, read while it is idle (an overloaded gateway may answer /metrics with 503)
-  const probeA = t.probe ? await t.probe().catch(() => ({} as Record<string, number>)) : {}
+  const probeA = t.probe ? await t.probe().catch((): Record<string, number> => ({})) : {}
   const drive = driver.run(o.ticksPerSec, o.warmupMs + o.windowMs + 60_000)
   await sleep(o.warmupMs)
   await lg.measure()
@@ -118,7 +118,7 @@ export async function fanoutRun(lg: LoadGen, t: Target, driver: PriceDriver, o: 
   const d = await drive
   // frames still queued when the driver stopped (a server or the machine that could not keep up) drain first
   const drainMs = await lg.waitQuiet(Math.max(300, Math.min(1500, 2000 / o.ticksPerSec)), 15_000)
-  const probeB = t.probe ? await t.probe().catch(() => ({} as Record<string, number>)) : {}
+  const probeB = t.probe ? await t.probe().catch((): Record<string, number> => ({})) : {}
   let latAgg: Aggregate = agg
   if (o.latency) {
     log(`  ${t.name}: latency window, ${o.latency.ticksPerSec} ticks/s`)

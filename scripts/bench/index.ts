@@ -132,7 +132,7 @@ async function main(): Promise<void> {
             await sleep(300)
             const refInspector = withGc ? inspectorUrl(ref.output()) : null
             target = {
-              name, kind: name as 'ws' | 'sio', url: ref.url, pids: () => [ref.pid],
+              name, kind: name, url: ref.url, pids: () => [ref.pid],
               gc: withGc ? () => remoteGc(refInspector) : undefined,
               probe: async () => {
                 const st = await rpc(ref.proc, { op: 'stats' }, 10_000)
@@ -278,7 +278,7 @@ function summaryRows(result: Record<string, any>): string[][] {
     row3(`fan-out N=${k}:   of which system (kernel) %`, (r) => r?.serverSysCpuPercent ?? NaN, 1, n)
     row3(`fan-out N=${k}: frames per CPU-second`, (r) => r?.framesPerCpuSecond ?? NaN, 0, n)
     row3(`fan-out N=${k}: frames per CPU-s above idle`, (r) => r?.framesPerMarginalCpuSecond ?? NaN, 0, n)
-    row3(`fan-out N=${k}: broadcast loop ms per tick`, (r) => (r && r.serverProbe.fanouts > 0 ? (r.serverProbe.fanoutSeconds / r.serverProbe.fanouts) * 1000 : NaN), 2, n)
+    row3(`fan-out N=${k}: broadcast loop ms per tick`, (r) => (r && r.serverProbe.fanouts! > 0 ? (r.serverProbe.fanoutSeconds! / r.serverProbe.fanouts!) * 1000 : NaN), 2, n)
     lower(`latency N=${k} at ${fr(result, 'ws', n)?.latency.ticksPerSec ?? fr(result, 'gateway', n)?.latency.ticksPerSec ?? '?'} ticks/s: p50 ms`, (r) => lat(r)?.p50 ?? NaN, 2, n)
     lower(`latency N=${k}: p99 ms`, (r) => lat(r)?.p99 ?? NaN, 2, n)
     lower(`latency N=${k}: max ms`, (r) => lat(r)?.max ?? NaN, 2, n)
@@ -334,7 +334,7 @@ function targets(result: Record<string, any>): Array<{ target: string; measured:
     if (Number.isFinite(v)) out.push({ target: `p99 at the saturating fan-out rate, N=${small} ≤ 0.5× bare ws`, measured: `${fmtRatio3(v)} (${fmt(pg, 1)} vs ${fmt(pw, 1)} ms)`, met: v <= 0.5, value: v })
   }
   if (result.economy) out.push({ target: `upstream, ${result.economy.many.dashboardsPerAccount}/account ≤ 1.05× 1/account`, measured: fmtRatio3(result.economy.ratio), met: result.economy.ratio <= 1.05, value: result.economy.ratio })
-  const big = Ns.find((n) => n >= 10_000) ?? Ns[0]
+  const big = Ns.find((n) => n >= 10_000) ?? Ns[0]!
   const g = fr(result, 'gateway', big)
   if (g) {
     const p99 = lat(g)?.p99 ?? NaN

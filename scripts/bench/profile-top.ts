@@ -25,11 +25,11 @@ for (let i = 0; i < p.samples.length; i++) {
   const dt = p.timeDeltas[i] ?? 0
   tUs += dt
   const sec = Math.floor(tUs / 1e6)
-  if (!idleIds.has(p.samples[i])) busyPerS[sec] = (busyPerS[sec] ?? 0) + dt
+  if (!idleIds.has(p.samples[i]!)) busyPerS[sec] = (busyPerS[sec] ?? 0) + dt
   if (tUs < fromUs || tUs > toUs) continue
-  self.set(p.samples[i], (self.get(p.samples[i]) ?? 0) + dt)
+  self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + dt)
 }
-process.stdout.write(`busy % per second: ${Array.from(busyPerS, (b) => Math.round((b ?? 0) / 1e4)).join(' ')}\n`)
+process.stdout.write(`busy % per second: ${Array.from(busyPerS, (b) => Math.round(b / 1e4)).join(' ')}\n`)
 const total = [...self.values()].reduce((a, b) => a + b, 0)
 const fnTime = new Map<string, number>()
 const pkgTime = new Map<string, number>()

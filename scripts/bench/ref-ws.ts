@@ -24,7 +24,7 @@ function gatedSend(c: Gated, frames: Buffer[]): void {
   c[kBusy] = true
   const sock = (c as unknown as { _socket: { cork(): void; uncork(): void } })._socket
   if (frames.length > 1) sock.cork()
-  for (let i = 0; i < frames.length; i++) c.send(frames[i], { binary: false }, i === frames.length - 1 ? () => onWritten(c) : undefined)
+  for (let i = 0; i < frames.length; i++) c.send(frames[i]!, { binary: false }, i === frames.length - 1 ? () => onWritten(c) : undefined)
   if (frames.length > 1) sock.uncork()
 }
 function onWritten(c: Gated): void {

@@ -78,7 +78,7 @@ async function once(): Promise<Run> {
   const t0 = performance.now()
   const child = track(spawn(process.execPath, argv, { cwd: root, env, stdio: ['ignore', 'ignore', 'pipe'] }))
   let stderr = ''
-  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000) })
+  child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000) })
   try {
     const deadline = Date.now() + 240_000
     for (;;) {

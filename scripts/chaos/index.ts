@@ -74,6 +74,7 @@ async function main(): Promise<void> {
   try {
     for (const cell of CELLS) {
       if (only && !only.includes(cell.id)) continue
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by the SIGINT handler
       if (interrupted) break
       const limit = cell.limitS(ctx)
       log(`— cell ${cell.id}: ${cell.name} (limit ${Math.round(limit)} s)`)
@@ -100,6 +101,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await closeAgents()
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- assigned by the context's Postgres starter, a closure
     if (pg) (pg as PgInstance).destroy()
     rmSync(dir, { recursive: true, force: true })
   }

@@ -88,7 +88,7 @@ export async function startChaosSim(dir: string, accounts: SimAccount[]): Promis
   try {
     msg = await waitMessage<any>(proc, (m) => m && m.ready === true, 30_000, 'chaos simulator start')
   } catch (e) {
-    throw new Error(`${(e as Error).message}\n${out()}`)
+    throw new Error(`${(e as Error).message}\n${out()}`, { cause: e })
   }
   return {
     proc,

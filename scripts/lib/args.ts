@@ -2,7 +2,7 @@
 export function parseArgs(argv: string[] = process.argv.slice(2)): Map<string, string> {
   const out = new Map<string, string>()
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
+    const a = argv[i]!
     if (!a.startsWith('--')) continue
     const eq = a.indexOf('=')
     if (eq > 0) { out.set(a.slice(2, eq), a.slice(eq + 1)); continue }

@@ -122,7 +122,7 @@ async function call(c: Client, method: 'POST' | 'PUT' | 'GET', path: string, bod
     headersTimeout: 60_000, bodyTimeout: 60_000,
   })
   const text = await r.body.text()
-  let json: any = null
+  let json: any
   try { json = JSON.parse(text) } catch { json = text }
   return { status: r.statusCode, json }
 }
@@ -139,7 +139,7 @@ export async function provisionUsers(origin: string, accounts: SimAccount[], con
   const worker = async () => {
     while (next < accounts.length) {
       const i = next++
-      const a = accounts[i]
+      const a = accounts[i]!
       const c = new Client(origin, { localAddress: addrs[i], pipelining: 1 })
       try {
         const username = `u${runId}x${i}`

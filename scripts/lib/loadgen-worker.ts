@@ -97,11 +97,11 @@ function numAfter(buf: Buffer, key: Buffer): number {
   if (buf[j] === 45) { neg = true; j++ }
   let v = 0
   let c = buf[j]
-  while (c >= 48 && c <= 57) { v = v * 10 + (c - 48); c = buf[++j] }
+  while (c! >= 48 && c! <= 57) { v = v * 10 + (c! - 48); c = buf[++j] }
   if (c === 46) { // fractional ms
     let f = 0.1
     c = buf[++j]
-    while (c >= 48 && c <= 57) { v += (c - 48) * f; f /= 10; c = buf[++j] }
+    while (c! >= 48 && c! <= 57) { v += (c! - 48) * f; f /= 10; c = buf[++j] }
   }
   return neg ? -v : v
 }
@@ -120,7 +120,7 @@ function onData(c: Conn, buf: Buffer): void {
     if (firstFrameAt === 0) firstFrameAt = t
     lastFrameAt = t
     const ch = trackSeq(c, buf, true)
-    if (ch >= 0) st.dataFrames[ch]++
+    if (ch >= 0) st.dataFrames[ch]!++
     const ts = numAfter(buf, K_TS)
     if (ts > 0) latTs.add(t - ts)
     const src = numAfter(buf, K_SRC)
@@ -133,14 +133,14 @@ function onData(c: Conn, buf: Buffer): void {
 function trackSeq(c: Conn, buf: Buffer, count: boolean): number {
   const ci = buf.indexOf(K_CH)
   if (ci < 0) return -1
-  const ch = CH[String.fromCharCode(buf[ci + K_CH.length])]
+  const ch = CH[String.fromCharCode(buf[ci + K_CH.length]!)]
   if (ch === undefined) return -1
   const seq = numAfter(buf, K_SEQ)
   const epoch = numAfter(buf, K_EPOCH)
   if (!Number.isFinite(seq)) return ch
   const last = c.lastSeq[ch]
-  if (last >= 0 && c.lastEpoch[ch] === epoch && count) {
-    if (seq > last + 1) { st.gaps += seq - last - 1; st.gapEvents++ } else if (seq <= last) st.dupes++
+  if (last! >= 0 && c.lastEpoch[ch] === epoch && count) {
+    if (seq > last! + 1) { st.gaps += seq - last! - 1; st.gapEvents++ } else if (seq <= last!) st.dupes++
   }
   c.lastSeq[ch] = seq
   c.lastEpoch[ch] = Number.isFinite(epoch) ? epoch : 0

@@ -120,7 +120,7 @@ export class LoadGen {
     const per = this.bulk.map((_, i) => Math.floor(bulkN / this.bulk.length) + (i < bulkN % this.bulk.length ? 1 : 0))
     const shares: Array<[ChildProcess, number, number]> = []
     let offset = 0
-    this.bulk.forEach((c, i) => { shares.push([c, per[i], offset]); offset += per[i] })
+    this.bulk.forEach((c, i) => { shares.push([c, per[i]!, offset]); offset += per[i]! })
     if (this.probe && probeN > 0) shares.push([this.probe, probeN, offset])
     const t0 = performance.now()
     const total = spec.ratePerSec ?? 0

@@ -64,7 +64,7 @@ export function spawnTs(file: string, args: string[] = [], opts: SpawnOpts = {})
   const stdio = opts.stdio ?? 'pipe'
   const c = spawn(process.execPath, [...TSX_ARGS, ...(opts.nodeArgs ?? []), resolve(ROOT, file), ...args], {
     cwd: opts.cwd ?? ROOT,
-    env: { ...process.env, ...opts.env } as NodeJS.ProcessEnv,
+    env: { ...process.env, ...opts.env },
     stdio: opts.ipc ? [stdio, stdio, stdio, 'ipc'] : [stdio, stdio, stdio],
   })
   return track(c)
@@ -74,7 +74,7 @@ export function spawnTs(file: string, args: string[] = [], opts: SpawnOpts = {})
 export function forkTs(file: string, args: string[] = [], opts: SpawnOpts = {}): ChildProcess {
   const c = fork(resolve(ROOT, file), args, {
     cwd: opts.cwd ?? ROOT,
-    env: { ...process.env, ...opts.env } as NodeJS.ProcessEnv,
+    env: { ...process.env, ...opts.env },
     execArgv: [...TSX_ARGS, ...(opts.nodeArgs ?? [])],
     stdio: opts.stdio === 'inherit' ? ['inherit', 'inherit', 'inherit', 'ipc'] : ['ignore', 'pipe', 'pipe', 'ipc'],
     serialization: 'advanced',
@@ -183,7 +183,7 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 export function systemCpu(): { busy: number; total: number } {
   try {
     const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]
-    const v = line.trim().split(/\s+/).slice(1).map(Number)
+    const v = line!.trim().split(/\s+/).slice(1).map(Number)
     const idle = (v[3] ?? 0) + (v[4] ?? 0)
     const total = v.reduce((a, b) => a + b, 0)
     return { busy: total - idle, total }
@@ -201,7 +201,7 @@ export function systemCpuPercent(a: { busy: number; total: number }, b: { busy: 
 /** the inspector URL a child started with --inspect=127.0.0.1:0 printed (null until it has) */
 export function inspectorUrl(output: string): string | null {
   const m = /Debugger listening on (ws:\/\/127\.0\.0\.1:\d+\/[0-9a-f-]+)/.exec(output)
-  return m ? m[1] : null
+  return m?.[1] ?? null
 }
 
 /**

@@ -13,7 +13,7 @@ async function startForked(file: string, env: Record<string, string>, what: stri
     const msg = await waitMessage<any>(proc, (m) => m && m.ready === true, timeoutMs, what)
     return { proc, pid: proc.pid as number, port: msg.port as number, msg, output: out }
   } catch (e) {
-    throw new Error(`${(e as Error).message}\n${out()}`)
+    throw new Error(`${(e as Error).message}\n${out()}`, { cause: e })
   }
 }
 

@@ -38,7 +38,7 @@ export interface Summary { n: number; mean: number; p50: number; p90: number; p9
 export function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return NaN
   const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
-  return sorted[idx]
+  return sorted[idx]!
 }
 
 /** summary of many sample arrays merged (each may come from another process) */
@@ -47,10 +47,10 @@ export function summarize(parts: ArrayLike<number>[], exactMax?: number, exactCo
   for (const p of parts) total += p.length
   const all = new Float64Array(total)
   let o = 0
-  for (const p of parts) { all.set(p as ArrayLike<number>, o); o += p.length }
+  for (const p of parts) { all.set(p, o); o += p.length }
   all.sort()
   let sum = 0
-  for (let i = 0; i < all.length; i++) sum += all[i]
+  for (let i = 0; i < all.length; i++) sum += all[i]!
   return {
     n: exactCount ?? all.length,
     mean: all.length ? sum / all.length : NaN,
@@ -58,8 +58,8 @@ export function summarize(parts: ArrayLike<number>[], exactMax?: number, exactCo
     p90: percentile(all, 90),
     p99: percentile(all, 99),
     p999: percentile(all, 99.9),
-    max: exactMax ?? (all.length ? all[all.length - 1] : NaN),
-    min: all.length ? all[0] : NaN,
+    max: exactMax ?? (all.length ? all[all.length - 1]! : NaN),
+    min: all.length ? all[0]! : NaN,
   }
 }
 
@@ -80,17 +80,17 @@ export const fmtRatio = (r: number): string => (Number.isFinite(r) ? `${r.toFixe
 export function table(rows: string[][]): string {
   const widths: number[] = []
   for (const r of rows) r.forEach((c, i) => { widths[i] = Math.max(widths[i] ?? 0, c.length) })
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')
   const sep = widths.map((w) => '-'.repeat(w)).join('  ')
-  return [line(rows[0]), sep, ...rows.slice(1).map(line)].join('\n')
+  return [line(rows[0]!), sep, ...rows.slice(1).map(line)].join('\n')
 }
 
 /** the same rows as a GitHub-flavoured markdown table */
 export function markdownTable(rows: string[][]): string {
   const esc = (c: string) => c.replace(/\|/g, '\\|')
   return [
-    `| ${rows[0].map(esc).join(' | ')} |`,
-    `|${rows[0].map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`,
+    `| ${rows[0]!.map(esc).join(' | ')} |`,
+    `|${rows[0]!.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`,
     ...rows.slice(1).map((r) => `| ${r.map(esc).join(' | ')} |`),
   ].join('\n')
 }

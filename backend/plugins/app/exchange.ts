@@ -65,8 +65,8 @@ export default fp(
       client.time({ deadlineMs: 5000 }).catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'exchange clock sync at start failed; retried on first use'))
     })
     app.addHook('onClose', async () => {
-      stream?.close()
-      await client.close()
+      // both at once, as before, but onClose now also waits for the stream's socket (close() is bounded)
+      await Promise.all([stream?.close(), client.close()])
       await simulator?.close()
     })
   },

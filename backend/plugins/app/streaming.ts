@@ -38,7 +38,7 @@ export interface Streaming {
 export default fp(
   async function streaming(app) {
     const { config, metrics } = app
-    const log = app.log.child({ module: 'streaming' }) as unknown as Log
+    const log: Log = app.log.child({ module: 'streaming' })
     const { client, stream, source } = app.exchange
 
     // in-process, or Redis when REDIS_URL is set (one producer per account across the cluster, REDIS_LEASE_MS)
@@ -110,7 +110,7 @@ export default fp(
           }),
         budget: privateBudget,
         confirmEveryMs: Math.max(250, Math.min(5000, Math.floor(config.STALE_AFTER_MS / 4))),
-        weight: (userId) => hubRef?.watchers(userId) ?? 0,
+        weight: (userId) => hubRef.watchers(userId),
         log,
       })
       privateStreams.start()

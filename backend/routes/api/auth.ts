@@ -30,7 +30,10 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const attempts: AttemptCounter = app.rateLimitRedis
     ? new RedisAttempts(app.rateLimitRedis.redis, app.rateLimitRedis.prefix)
     : app.config.workers > 1 && cluster.isWorker ? new ClusterAttempts() : new MemoryAttempts()
-  const usernameKey = (req: FastifyRequest) => String((req.body as { username?: unknown } | undefined)?.username ?? '').toLowerCase().slice(0, 64)
+  const usernameKey = (req: FastifyRequest) => {
+    const u = (req.body as { username?: unknown } | undefined)?.username
+    return (typeof u === 'string' || typeof u === 'number' ? String(u) : '').toLowerCase().slice(0, 64)
+  }
   const refuse = (what: string, ttlMs: number) => {
     const s = Math.max(1, Math.ceil(ttlMs / 1000))
     app.authn.authFailed('rate_limited')

@@ -41,6 +41,7 @@ const historyRoute: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/history', {
     onRequest: app.requireUser,
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the limiter's key can be computed before requireUser has set userId
     config: { rateLimit: { max: 30, timeWindow: 60_000, keyGenerator: (req: FastifyRequest) => `history:${req.userId ?? req.ip}` } },
     schema: { querystring: Query, response: { 200: HistoryPageResponse, 404: ErrorResponse, 502: ErrorResponse, 503: ErrorResponse, ...commonErrors } },
   }, async (request, reply) => {

@@ -104,6 +104,7 @@ t.test('two nodes, one account, one ticker: one producer each across the cluster
   // dashboards on both nodes keep the account watched (touch = /api/dashboard: watch + grace)
   let touching = true
   const keepTouching = (async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- cleared by the test once the node is stopped
     while (touching) {
       await Promise.all([a.hub.touch(U), b.hub.touch(U)])
       await sleep(150)
@@ -144,6 +145,7 @@ t.test('two nodes, one account, one ticker: one producer each across the cluster
   await keepTouching
   let survivorTouching = true
   const keepSurvivor = (async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- cleared by the test once the node is stopped
     while (survivorTouching) {
       await survivor.hub.touch(U)
       await sleep(150)

@@ -332,7 +332,7 @@ t.test('a newcomer gets the latest state through the holder replay, and survives
   let seq = 0
   for (const n of [a, b]) {
     n.bus.subscribe(CONTROL_TOPIC, (e) => {
-      if (e.kind === 'watch' && (e as ControlEvent).key === K) n.bus.publish(topic, snap(Math.max(seq, 1), `{"from":"${n.name}"}`))
+      if (e.kind === 'watch' && e.key === K) n.bus.publish(topic, snap(Math.max(seq, 1), `{"from":"${n.name}"}`))
     })
   }
   const gotA: BusEvent[] = []

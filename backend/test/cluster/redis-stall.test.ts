@@ -115,6 +115,7 @@ t.test('Redis stalls past a lease, repeatedly: both nodes fresh again within two
   const health: Array<{ node: string; at: number; status: string; body: any }> = []
   let sampling = true
   const sampler = (async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- cleared by the test after the stall
     while (sampling) {
       await Promise.all(nodes.map(async ([name, g]) => {
         const at = Date.now()
@@ -201,7 +202,7 @@ t.test('Redis stalls past a lease, repeatedly: both nodes fresh again within two
 
   const fmt = (xs: number[]) => `max ${Math.max(...xs)} ms, median ${xs.slice().sort((x, y) => x - y)[Math.floor(xs.length / 2)]} ms`
   freshTimes.forEach((xs, i) => {
-    const byNode = nodes.map(([name]) => `${name}: ${fmt(watchers.flatMap(({ node, w }, wi) => (node === name ? CHANNELS.map((_, ci) => xs[wi * CHANNELS.length + ci]!) : [])))}`)
+    const byNode = nodes.map(([name]) => `${name}: ${fmt(watchers.flatMap(({ node }, wi) => (node === name ? CHANNELS.map((_, ci) => xs[wi * CHANNELS.length + ci]!) : [])))}`)
     t.comment(`stall ${i + 1} (${STALL_MS} ms, lease ${LEASE_MS} ms): fresh data on every socket/channel after resume — ${byNode.join('; ')}; one owner per key again after ${oneOwnerTimes[i]} ms`)
   })
 })

@@ -133,6 +133,7 @@ export async function withOwnRedis(t: Test): Promise<OwnRedis | undefined> {
       await admin.ping()
       break
     } catch (err) {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by the child's exit handler
       if (exited || Date.now() > deadline) {
         t.fail(`redis-server on port ${port} did not answer: ${(err as Error).message}`)
         return undefined

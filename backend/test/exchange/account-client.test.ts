@@ -43,11 +43,11 @@ t.test('cross position, open and filled orders, canceled trades, funding fees: p
   t.same(await client.crossPosition(CREDS), POSITION, 'position as sent')
   t.same(await client.crossOpenOrders(CREDS), [ORDER], 'open orders')
   const filled = await client.crossFilledOrders(CREDS, { limit: 5, cursor: '2026-01-02T00:00:00.000Z' })
-  t.equal(filled.data[0].filled, true)
+  t.equal(filled.data[0]!.filled, true)
   t.equal(filled.nextCursor, '2026-01-01T00:00:01.000Z')
-  t.equal((await client.canceledTrades(CREDS, { limit: 2 })).data[0].canceled, true)
+  t.equal((await client.canceledTrades(CREDS, { limit: 2 })).data[0]!.canceled, true)
   t.same((await client.isolatedFundingFees(CREDS, { tradeId: 't1' })).data, [{ fee: 12, settlementId: 's1', time: '2026-01-01T08:00:00.000Z', tradeId: 't1' }])
-  t.same((await client.crossFundingFees(CREDS)).data[0].tradeId, null)
+  t.same((await client.crossFundingFees(CREDS)).data[0]!.tradeId, null)
   const urls = server.requests.map((r) => r.url)
   t.ok(urls.includes('/v3/futures/cross/orders/filled?limit=5&cursor=2026-01-02T00%3A00%3A00.000Z'), 'page query on the wire')
   t.ok(urls.includes('/v3/futures/isolated/trades/canceled?limit=2'))
@@ -65,10 +65,10 @@ t.test('lenient: a missing nullable key is normalised to null, not a failed poll
   const p = await client.crossPosition(CREDS)
   t.equal(p?.entryPrice, null)
   t.equal(p?.liquidation, null)
-  const [o] = await client.crossOpenOrders(CREDS)
+  const o = (await client.crossOpenOrders(CREDS))[0]!
   t.equal(o.filledAt, null)
   t.equal(o.canceledAt, null)
-  t.equal((await client.crossFundingFees(CREDS)).data[0].tradeId, null)
+  t.equal((await client.crossFundingFees(CREDS)).data[0]!.tradeId, null)
 })
 
 t.test('trade lists: a trade whose nullable keys are missing is read with null, a wrong type still fails', async (t) => {
@@ -122,14 +122,15 @@ t.test('against the simulator: the demo trader, signed and verified on a real po
     await client.close()
     await sim.close()
   })
-  const [demo, , bob] = sim.accounts
+  const demo = sim.accounts[0]!
+  const bob = sim.accounts[2]!
   const pos = await client.crossPosition(demo)
   t.ok(pos && pos.quantity > 0 && pos.entryPrice !== null && pos.liquidation !== null, 'the demo cross position')
   t.equal(await client.crossPosition(bob), null, 'an account that never used cross margin → null')
   t.equal((await client.crossOpenOrders(demo)).length, 1, 'one resting cross order')
   const filled = await client.crossFilledOrders(demo)
   t.equal(filled.data.length, 1, 'the filled order that opened it')
-  t.equal(filled.data[0].quantity, pos!.quantity, '… for the position quantity')
+  t.equal(filled.data[0]!.quantity, pos!.quantity, '… for the position quantity')
   const cf = await client.crossFundingFees(demo)
   t.ok(cf.data.length >= 1 && cf.data.every((f) => f.tradeId === null), 'cross funding fees, tradeId null')
   t.equal(cf.data.reduce((s, f) => s + f.fee, 0), pos!.fundingFees, 'they add up to the position fundingFees')

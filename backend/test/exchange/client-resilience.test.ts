@@ -3,7 +3,7 @@
  * circuit breaker, client-side throttle (measured at the server).
  */
 import t, { type Test } from 'tap'
-import { LnmClient, type LnmClientOptions } from '../../exchange/client.ts'
+import type { LnmClientOptions } from '../../exchange/client.ts'
 import { V } from '../../exchange/schemas.ts'
 import { fullJitterBackoff, parseRetryAfter } from '../../exchange/resilience.ts'
 import { CREDS, CREDS2, clientOnLocalServer, json, lnmHandler, maxPerWindow, rejects, tripwire, type Handler } from './helpers.ts'
@@ -54,7 +54,7 @@ t.test('429 + Retry-After → waits max(retryAfter, backoff) and retries', async
     n === 1 ? json(res, 429, { code: 'rateLimited', message: 'Too Many Requests' }, { 'retry-after': '1' }) : json(res, 200, '"pong"'))
   const t0 = Date.now()
   t.equal(await client.ping(), 'pong', 'succeeded after the 429')
-  const gap = server.requests[1].at - server.requests[0].at
+  const gap = server.requests[1]!.at - server.requests[0]!.at
   t.ok(gap >= 1000, `second attempt waited Retry-After (gap ${gap} ms ≥ 1000)`)
   t.ok(gap < 1400, `and not much more (gap ${gap} ms)`)
   t.comment(`measured Retry-After wait: ${gap} ms; call took ${Date.now() - t0} ms`)
@@ -173,7 +173,7 @@ t.test('throttle: a burst of 20 private calls stays ≤ 5/s at the server; other
   const elapsed = Date.now() - t0
   const times = server.requests.filter((r) => r.headers['lnm-access-key'] === CREDS.key).map((r) => r.at)
   const max = maxPerWindow(times)
-  const rate = ((times.length - 1) / ((times[times.length - 1] - times[0]) / 1000)).toFixed(2)
+  const rate = ((times.length - 1) / ((times[times.length - 1]! - times[0]!) / 1000)).toFixed(2)
   t.equal(times.length, 20, '20 requests reached the server')
   t.ok(max <= 5, `at most 5 in any 1 s window (max ${max})`)
   t.ok(elapsed >= 3800, `the burst was spread over ≥ 3.8 s (${elapsed} ms)`)

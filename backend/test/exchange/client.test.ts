@@ -21,15 +21,15 @@ t.test('read-only calls: signed on the wire, validated, typed results', async (t
   const time = await client.time()
   t.ok(Math.abs(time.offsetMs) < 1000, 'offset learned from /time is ~0 on a local server')
   t.same(await client.account(CREDS), ACCOUNT, 'account validated and returned')
-  t.equal((await client.runningTrades(CREDS))[0].running, true, 'running trades')
-  t.equal((await client.openTrades(CREDS))[0].open, true, 'open trades')
+  t.equal((await client.runningTrades(CREDS))[0]!.running, true, 'running trades')
+  t.equal((await client.openTrades(CREDS))[0]!.open, true, 'open trades')
   const closed = await client.closedTrades(CREDS, { from: new Date('2023-10-31T00:00:00.000Z'), limit: 10 })
-  t.equal(closed.data[0].closed, true, 'closed trades page data')
+  t.equal(closed.data[0]!.closed, true, 'closed trades page data')
   t.equal(closed.nextCursor, null, 'closed trades nextCursor')
   t.equal((await client.ticker()).lastPrice, TICKER.lastPrice, 'ticker')
   t.equal((await client.candles({ from: '2026-01-01T00:00:00.000Z', range: '1h' })).data.length, 1, 'candles page')
-  t.equal((await client.oracleIndex({ limit: 1 }))[0].index, 67500, 'oracle index')
-  t.equal((await client.oracleLastPrice({ limit: 1 }))[0].lastPrice, 67520, 'oracle last price')
+  t.equal((await client.oracleIndex({ limit: 1 }))[0]!.index, 67500, 'oracle index')
+  t.equal((await client.oracleLastPrice({ limit: 1 }))[0]!.lastPrice, 67520, 'oracle last price')
 
   const closedReq = server.requests.find((r) => r.url.startsWith('/v3/futures/isolated/trades/closed'))!
   t.equal(closedReq.url, '/v3/futures/isolated/trades/closed?from=2023-10-31T00%3A00%3A00.000Z&limit=10', 'query percent-encoded on the wire, undefined params dropped')
@@ -45,7 +45,7 @@ t.test('read-only calls: signed on the wire, validated, typed results', async (t
 
 t.test('POST body: exact bytes signed, content-type set', async (t) => {
   const { server, client } = await setup(t)
-  const res = await client.request({ method: 'POST', path: '/futures/isolated/trade', creds: CREDS, body: { type: 'market', side: 'buy', leverage: 10, quantity: 100 }, validator: (await import('../../exchange/schemas.ts')).V.trades as never })
+  const res = await client.request({ method: 'POST', path: '/futures/isolated/trade', creds: CREDS, body: { type: 'market', side: 'buy', leverage: 10, quantity: 100 }, validator: (await import('../../exchange/schemas.ts')).V.trades })
     .catch((e: LnmError) => e)
   t.equal((res as LnmError).kind, 'bad_response', 'single trade does not match an array validator → bad_response (validation applies to POST too)')
   const post = server.requests.find((r) => r.method === 'POST')!
@@ -227,7 +227,7 @@ t.test('secrets never appear in errors, logs or metrics', async (t) => {
   const text = [...errs.map((e) => `${e.message} ${e.stack} ${JSON.stringify(e)}`), ...lines, await metrics.registry.metrics()].join('\n')
   for (const s of forbidden) t.notOk(text.includes(s), `never leaked: ${s === CREDS.secret ? 'secret' : s === CREDS.passphrase ? 'passphrase' : s === CREDS.key ? 'key' : 'a signature'}`)
   t.ok(lines.length > 0, 'logs were written (retries)')
-  t.match(errs[0].message, /\[redacted\]/, 'echoed credentials were redacted')
+  t.match(errs[0]!.message, /\[redacted\]/, 'echoed credentials were redacted')
 })
 
 t.test('metrics: endpoint labels are route templates', async (t) => {

@@ -69,7 +69,7 @@ t.test('contract: simulator', async (t) => {
     await client.close()
     await sim.close()
   })
-  const a = sim.accounts[0]
+  const a = sim.accounts[0]!
   await contractSuite(t, client, { key: a.key, secret: a.secret, passphrase: a.passphrase })
   t.equal(sim.stats.log().filter((e) => e.status === 429).length, 0, 'the client-side throttle avoided every 429')
 })

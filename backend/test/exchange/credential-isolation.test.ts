@@ -5,7 +5,6 @@
  */
 import t from 'tap'
 import type { Pool } from 'undici'
-import { LnmClient } from '../../exchange/client.ts'
 import { unsendableCredentialField } from '../../exchange/signing.ts'
 import { V } from '../../exchange/schemas.ts'
 import { ACCOUNT, CREDS, clientOnLocalServer, lnmHandler, rejects } from './helpers.ts'

@@ -160,7 +160,7 @@ export function maxPerWindow(times: number[], windowMs = 1000): number {
   const s = [...times].sort((a, b) => a - b)
   let best = 0
   for (let i = 0, j = 0; i < s.length; i++) {
-    while (s[i] - s[j] >= windowMs) j++
+    while (s[i]! - s[j]! >= windowMs) j++
     best = Math.max(best, i - j + 1)
   }
   return best

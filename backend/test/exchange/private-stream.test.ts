@@ -48,7 +48,7 @@ async function setup(t: { teardown(fn: () => unknown): void }): Promise<Simulato
 
 t.test('authenticates, subscribes to every private topic, emits events', async (t) => {
   const sim = await setup(t)
-  const alice = sim.accounts[0]
+  const alice = sim.accounts[0]!
   const { lines, logger } = collectingLogger()
   const s = new LnmPrivateStream({ url: sim.streamUrl, creds: alice, logger, now: () => sim.now(), reconnect: { baseMs: 50, capMs: 200 } })
   t.teardown(() => s.stop())
@@ -78,7 +78,7 @@ t.test('authenticates, subscribes to every private topic, emits events', async (
   t.match((await wdEv).data, { amount: 1_000 }, 'wallet/withdrawal')
 
   const bobEvents: PrivateStreamEvent[] = []
-  const bob = new LnmPrivateStream({ url: sim.streamUrl, creds: sim.accounts[1], now: () => sim.now() })
+  const bob = new LnmPrivateStream({ url: sim.streamUrl, creds: sim.accounts[1]!, now: () => sim.now() })
   t.teardown(() => bob.stop())
   bob.on('event', (e) => bobEvents.push(e))
   bob.start()
@@ -93,7 +93,7 @@ t.test('authenticates, subscribes to every private topic, emits events', async (
 
 t.test('a dropped link: down, then up again with a fresh authenticate, events flow again', async (t) => {
   const sim = await setup(t)
-  const alice = sim.accounts[0]
+  const alice = sim.accounts[0]!
   const s = new LnmPrivateStream({ url: sim.streamUrl, creds: alice, now: () => sim.now(), reconnect: { baseMs: 50, capMs: 200 } })
   t.teardown(() => s.stop())
   const ups: number[] = []
@@ -122,7 +122,7 @@ t.test('a dropped link: down, then up again with a fresh authenticate, events fl
 
 t.test('refused credentials: never up, a warning without secrets, reconnects at the cap', async (t) => {
   const sim = await setup(t)
-  const alice = sim.accounts[0]
+  const alice = sim.accounts[0]!
   const creds = { ...alice, secret: `${alice.secret}-wrong` }
   const { lines, logger } = collectingLogger()
   const s = new LnmPrivateStream({ url: sim.streamUrl, creds, logger, now: () => sim.now(), reconnect: { baseMs: 20, capMs: 600 } })
@@ -152,7 +152,8 @@ t.test('refused credentials: never up, a warning without secrets, reconnects at 
 t.test('authenticate rate-limited per IP: waits the server retryAfterMs, not the reconnect base', async (t) => {
   const sim = await startSimulator({ accounts: testAccounts(), tickMs: 0, rateLimit: relaxed, streamLimits: { authPerMinute: 1 } })
   t.teardown(() => sim.close())
-  const [alice, bob] = sim.accounts
+  const alice = sim.accounts[0]!
+  const bob = sim.accounts[1]!
   const first = new LnmPrivateStream({ url: sim.streamUrl, creds: alice, now: () => sim.now(), reconnect: { baseMs: 20, capMs: 100 } })
   t.teardown(() => first.stop())
   first.start()

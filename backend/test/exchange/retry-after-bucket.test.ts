@@ -23,7 +23,8 @@ async function setup(t: { teardown(fn: () => unknown): void }, rateLimit: { publ
     await client.close()
     await sim.close()
   })
-  const [alice, bob] = sim.accounts
+  const alice = sim.accounts[0]!
+  const bob = sim.accounts[1]!
   return { sim, client, alice, bob }
 }
 

@@ -17,7 +17,7 @@ async function setup(t: Test, opts: Partial<LnmClientOptions> = {}, simOpts: Par
   const sim: Simulator = await startSimulator({ port: 0, tickMs: 500, rateLimit: { publicPerSec: 1000, authPerSec: 1000 }, ...simOpts })
   const metrics = createMetrics(new Registry())
   const client = new LnmClient({ baseUrl: sim.url, metrics, retry: { baseMs: 20, capMs: 80, retries: 3 }, limits: { publicPerSec: 1000, authPerSec: 1000 }, ...opts })
-  const a = sim.accounts[0]
+  const a = sim.accounts[0]!
   const creds = { key: a.key, secret: a.secret, passphrase: a.passphrase }
   t.teardown(async () => {
     await client.close()
@@ -32,7 +32,7 @@ t.test('latency within budget → result', async (t) => {
   sim.faults.set({ latencyMs: 200 })
   const t0 = Date.now()
   const acc = await client.account(creds, { deadlineMs: 2000 })
-  t.equal(acc.username, sim.accounts[0].username, 'account returned')
+  t.equal(acc.username, sim.accounts[0]!.username, 'account returned')
   t.ok(Date.now() - t0 >= 200, 'latency was applied')
   sim.faults.set({ latencyMs: 1500 })
   const t1 = Date.now()
@@ -73,7 +73,7 @@ t.test('429 from the real limiter + Retry-After → waits and retries', async (t
   const limited = log.filter((e) => e.status === 429)
   t.ok(limited.length >= 1, `the simulator answered 429 (${limited.length}×)`)
   const last = log.filter((e) => e.path === '/v3/time')
-  const gap = last[last.length - 1].ts - limited[0].ts
+  const gap = last[last.length - 1]!.ts - limited[0]!.ts
   t.ok(gap >= 900, `the retry waited for Retry-After (${gap} ms after the 429)`)
   t.comment(`sim 429 → retry after ${gap} ms; both calls done in ${Date.now() - t0} ms`)
 })
@@ -105,7 +105,7 @@ t.test('clock skew → learned offset makes signed requests accepted', async (t)
   const { sim, client, creds } = await setup(t)
   sim.faults.set({ clockSkewMs: 90_000 })
   const acc = await client.account(creds)
-  t.equal(acc.username, sim.accounts[0].username, 'accepted with a server clock 90 s ahead')
+  t.equal(acc.username, sim.accounts[0]!.username, 'accepted with a server clock 90 s ahead')
   t.ok(Math.abs(client.clockOffsetMs - 90_000) < 1000, `offset ${client.clockOffsetMs} ms`)
   sim.faults.set({ clockSkewMs: -60_000 })
   const running = await client.runningTrades(creds)
@@ -125,7 +125,7 @@ t.test('outage → breaker opens, then a half-open probe recovers', async (t) =>
   await new Promise((r) => setTimeout(r, 450))
   t.equal(await client.ping(), 'pong', 'half-open probe succeeds')
   t.equal(client.circuitState, 'closed', 'breaker closed')
-  const g = (await metrics.circuitState.get()).values[0].value
+  const g = (await metrics.circuitState.get()).values[0]!.value
   t.equal(g, 0, 'gauge closed')
 })
 

@@ -76,9 +76,9 @@ t.test('connects, hello + subscribe, merged ticker, reconnect and resubscribe', 
   stream.connect()
   await once(stream, 'up')
   t.equal(stream.isUp, true, 'isUp after hello + subscribe')
-  t.equal((await metrics.streamConnected.get()).values[0].value, 1, 'streamConnected gauge = 1')
+  t.equal((await metrics.streamConnected.get()).values[0]!.value, 1, 'streamConnected gauge = 1')
   t.same(server.received.map((r) => r.method), ['hello', 'subscribe'], 'hello then subscribe')
-  t.same((server.received[1].params as { topics: string[] }).topics, [TOPIC_TICKER, TOPIC_LAST_PRICE, TOPIC_INDEX], 'ticker, lastPrice and index topics')
+  t.same((server.received[1]!.params as { topics: string[] }).topics, [TOPIC_TICKER, TOPIC_LAST_PRICE, TOPIC_INDEX], 'ticker, lastPrice and index topics')
 
   const updates: StreamTicker[] = []
   stream.on('ticker', (u: StreamTicker) => updates.push(u))
@@ -100,7 +100,7 @@ t.test('connects, hello + subscribe, merged ticker, reconnect and resubscribe', 
   server.dropAll()
   await down
   t.equal(stream.isUp, false, 'isUp false after the drop')
-  t.equal((await metrics.streamConnected.get()).values[0].value, 0, 'gauge = 0')
+  t.equal((await metrics.streamConnected.get()).values[0]!.value, 0, 'gauge = 0')
   await once(stream, 'up')
   t.equal(server.connections, 2, 'reconnected')
   t.equal(server.received.filter((r) => r.method === 'subscribe').length, 2, 'resubscribed after reconnect')

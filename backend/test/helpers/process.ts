@@ -37,8 +37,8 @@ export function spawnGateway(env: Record<string, string>, script = 'backend/serv
   let err = ''
   const started = Date.now()
   let killedAt = 0
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString() })
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>((resolve) =>
     child.on('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - (killedAt || started) })))
   return {

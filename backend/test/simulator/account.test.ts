@@ -24,7 +24,7 @@ async function setup(t: { teardown(fn: () => unknown): void }, extra: Parameters
 
 t.test('cross margin: deposit, market and limit orders, fills, close, withdraw, leverage', async (t) => {
   const sim = await setup(t)
-  const alice = sim.accounts[0]
+  const alice = sim.accounts[0]!
   const balance = async () => (await call(sim, alice, 'GET', '/account')).json.balance as number
   const empty = (await call(sim, alice, 'GET', '/futures/cross/position')).json
   t.match(empty, { quantity: 0, margin: 0, entryPrice: null, liquidation: null, totalPl: 0, deltaPl: 0 }, 'a fresh account: flat, nothing in it')
@@ -97,14 +97,14 @@ t.test('cross margin: deposit, market and limit orders, fills, close, withdraw, 
 
 t.test('cross funding and liquidation', async (t) => {
   const sim = await setup(t)
-  const alice = sim.accounts[0]
+  const alice = sim.accounts[0]!
   await call(sim, alice, 'POST', '/futures/cross/deposit', { amount: 200_000 })
   await call(sim, alice, 'PUT', '/futures/cross/leverage', { leverage: 10 })
   await call(sim, alice, 'POST', '/futures/cross/order', { type: 'market', side: 'sell', quantity: 1_500 })
   const before = (await call(sim, alice, 'GET', '/futures/cross/position')).json
   t.ok(before.liquidation > 100_000, 'short liquidation above the price')
   sim.market.settleFunding()
-  const s = (await call(sim, undefined, 'GET', '/futures/funding-settlements')).json.data[0]
+  const s = (await call(sim, undefined, 'GET', '/futures/funding-settlements')).json.data[0]!
   const paid = -Math.round((1_500 / s.fixingPrice) * s.fundingRate * SATS)
   const fees = (await call(sim, alice, 'GET', '/futures/cross/funding-fees')).json
   t.same(fees.data, [{ fee: paid, settlementId: s.id, time: s.time, tradeId: null }], 'cross funding fee (a short receives a positive rate), tradeId null')
@@ -116,13 +116,14 @@ t.test('cross funding and liquidation', async (t) => {
   const liq = (await call(sim, alice, 'GET', '/futures/cross/position')).json
   t.equal(liq.quantity, 0, 'liquidated when the ask reaches the liquidation price')
   t.equal(liq.margin, 0, 'the margin is gone')
-  const last = (await call(sim, alice, 'GET', '/futures/cross/orders/filled?limit=1')).json.data[0]
+  const last = (await call(sim, alice, 'GET', '/futures/cross/orders/filled?limit=1')).json.data[0]!
   t.match(last, { type: 'liquidation', side: 'buy', quantity: 1_500 }, 'a liquidation order in the filled list')
 })
 
 t.test('private topics: cross/orders, cross/position, wallet, isolated funding shape', async (t) => {
   const sim = await setup(t)
-  const [alice, bob] = sim.accounts
+  const alice = sim.accounts[0]!
+  const bob = sim.accounts[1]!
   const topics = [`${P}isolated/trades`, `${P}cross/orders`, `${P}cross/position`, 'wallet/deposit', 'wallet/withdrawal']
   const a = await privateConn(sim, alice, topics, t)
   const b = await privateConn(sim, bob, topics, t)
@@ -148,7 +149,7 @@ t.test('private topics: cross/orders, cross/position, wallet, isolated funding s
   const iso = (await call(sim, alice, 'POST', '/futures/isolated/trade', { type: 'market', side: 'buy', quantity: 1_000, leverage: 10 })).json
   sim.market.settleFunding()
   const fund = await on(a, `${P}isolated/trades`, (d) => d.event === 'funding')
-  const s = (await call(sim, undefined, 'GET', '/futures/funding-settlements')).json.data[0]
+  const s = (await call(sim, undefined, 'GET', '/futures/funding-settlements')).json.data[0]!
   const running = (await call(sim, alice, 'GET', '/futures/isolated/trades/running')).json[0]
   t.same(Object.keys(fund.params.data.trade).sort(), ['clientId', 'fundedAt', 'fundingFee', 'id', 'liquidationPrice', 'margin'], "the SDK's funding shape")
   t.match(fund.params.data.trade, { id: iso.id, margin: running.margin, liquidationPrice: running.liquidation, fundingFee: running.sumFundingFees, fundedAt: Date.parse(s.time) }, 'values match REST')
@@ -184,8 +185,8 @@ t.test('private topics: cross/orders, cross/position, wallet, isolated funding s
 })
 
 t.test('history: closed and canceled trades and funding fees page back with cursors', async (t) => {
-  const sim = await setup(t, { accounts: [{ ...testAccounts()[0], history: { closedTrades: 6 } }] })
-  const alice = sim.accounts[0]
+  const sim = await setup(t, { accounts: [{ ...testAccounts()[0]!, history: { closedTrades: 6 } }] })
+  const alice = sim.accounts[0]!
   const all = (await call(sim, alice, 'GET', '/futures/isolated/trades/closed')).json.data
   t.equal(all.length, 7, 'six closed + one canceled (closed lists both)')
   const seen: string[] = []
@@ -217,7 +218,7 @@ t.test('history: closed and canceled trades and funding fees page back with curs
 
 t.test('stricter: future timestamps, stop-loss beyond liquidation, trailing distance as a fraction', async (t) => {
   const sim = await setup(t)
-  const alice = sim.accounts[0]
+  const alice = sim.accounts[0]!
   const ahead = await raw(sim.port, { method: 'GET', path: '/v3/account', headers: authHeaders(alice, 'GET', '/v3/account', '', String(sim.now() + 2_000)) })
   t.equal(ahead.status, 401, 'a timestamp 2 s ahead → 401')
   t.same(ahead.json, { code: 'apiKeyTimestampTurfu', message: 'Your request too far in the future' })
@@ -301,7 +302,7 @@ t.test('restartStream: sockets dropped, upgrades refused for a while, REST up; e
 
 t.test('the demo trader has every panel populated at first start', async (t) => {
   const sim = await setup(t, { accounts: demoAccounts() })
-  const demo = sim.accounts[0]
+  const demo = sim.accounts[0]!
   const pos = (await call(sim, demo, 'GET', '/futures/cross/position')).json
   t.ok(pos.quantity > 0 && pos.margin > 0 && pos.entryPrice > 0 && pos.liquidation > 0, 'a cross position')
   t.ok(pos.fundingFees !== 0, 'that has paid funding')

@@ -16,12 +16,12 @@ const file = (name: string, content: unknown) => {
 
 t.test('demoAccounts: demo trader with running positions and one open limit order', async (t) => {
   const accounts = demoAccounts()
-  t.equal(accounts[0].username, 'demo', "first account is 'demo'")
+  t.equal(accounts[0]!.username, 'demo', "first account is 'demo'")
   t.ok(accounts.length >= 3, 'plus a couple more')
-  t.not(demoAccounts()[0].secret, accounts[0].secret, 'fresh credentials per call')
+  t.not(demoAccounts()[0]!.secret, accounts[0]!.secret, 'fresh credentials per call')
   const sim = await startSimulator({ accounts, tickMs: 3_600_000, rateLimit: relaxed })
   t.teardown(() => sim.close())
-  const demo = sim.accounts[0]
+  const demo = sim.accounts[0]!
   const running = (await call(sim, demo, 'GET', '/futures/isolated/trades/running')).json
   const open = (await call(sim, demo, 'GET', '/futures/isolated/trades/open')).json
   t.ok(running.length >= 2 && running.length <= 3, '2–3 running positions')

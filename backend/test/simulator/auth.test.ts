@@ -20,7 +20,7 @@ t.test('our own signer reproduces the reference vectors of lnmarkets-api.md §2.
 t.test('REST v3 auth', async (t) => {
   const sim = await startSimulator({ accounts: testAccounts(), tickMs: 60_000, initialPrice: 100_000, rateLimit: relaxed })
   t.teardown(() => sim.close())
-  const [alice] = sim.accounts
+  const alice = sim.accounts[0]!
   const now = () => String(sim.now())
 
   t.test('accepts independently signed requests', async (t) => {

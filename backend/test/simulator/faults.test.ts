@@ -7,7 +7,7 @@ t.test('fault injection', async (t) => {
   const sim = await startSimulator({ accounts: testAccounts(), tickMs: 3_600_000, initialPrice: 100_000, rateLimit: relaxed, admin: true })
   t.teardown(() => sim.close())
   t.afterEach(() => sim.faults.reset())
-  const alice = sim.accounts[0]
+  const alice = sim.accounts[0]!
 
   t.test('latencyMs delays answers', async (t) => {
     sim.faults.set({ latencyMs: 300 })

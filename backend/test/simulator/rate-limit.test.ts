@@ -5,12 +5,13 @@ import { call, testAccounts } from './helpers.ts'
 t.test('authenticated: 5 req/s per key, then 429 with Retry-After and X-Ratelimit-*', async (t) => {
   const sim = await startSimulator({ accounts: testAccounts(), tickMs: 3_600_000 })
   t.teardown(() => sim.close())
-  const [alice, bob] = sim.accounts
+  const alice = sim.accounts[0]!
+  const bob = sim.accounts[1]!
   const burst = []
   for (let i = 0; i < 6; i++) burst.push(await call(sim, alice, 'GET', '/account'))
   t.same(burst.slice(0, 5).map((r) => r.status), [200, 200, 200, 200, 200], 'the first 5 pass')
-  t.equal(burst[0].headers['x-ratelimit-remaining'], '4', 'successful responses carry X-Ratelimit-Remaining')
-  const limited = burst[5]
+  t.equal(burst[0]!.headers['x-ratelimit-remaining'], '4', 'successful responses carry X-Ratelimit-Remaining')
+  const limited = burst[5]!
   t.equal(limited.status, 429, 'the 6th within a second is limited')
   t.same(limited.json, { code: 'rateLimited', message: 'Too Many Requests' }, '429 body')
   t.equal(limited.headers['retry-after'], '1', 'Retry-After in seconds')

@@ -7,7 +7,7 @@ import { call, connect, hmacB64, relaxed, testAccounts } from './helpers.ts'
 t.test('Stream v1 JSON-RPC', async (t) => {
   const sim = await startSimulator({ accounts: testAccounts(), tickMs: 3_600_000, initialPrice: 100_000, rateLimit: relaxed })
   t.teardown(() => sim.close())
-  const alice = sim.accounts[0]
+  const alice = sim.accounts[0]!
 
   t.test('hello, ping, time and the response envelope', async (t) => {
     const c = await connect(sim, t)

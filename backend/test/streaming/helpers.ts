@@ -46,7 +46,7 @@ export class WsClient {
       ws.once('open', () => resolve(c))
       ws.once('unexpected-response', (_req, res) => {
         let body = ''
-        res.on('data', (d: Buffer) => (body += d))
+        res.on('data', (d: Buffer) => (body += d.toString()))
         res.on('end', () => reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode, body })))
       })
       ws.once('error', reject)

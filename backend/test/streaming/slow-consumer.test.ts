@@ -10,7 +10,7 @@ import { WsClient, metricValue, percentile, sleep, until } from './helpers.ts'
 const CAP = 256 * 1024
 
 t.test('a client that stops reading is bounded and dropped; others stay on time', async (t) => {
-  const positions = Array.from({ length: 1600 }, (_, i) => ({ side: (i % 2 ? 'sell' : 'buy') as 'buy' | 'sell', quantity: 10 + (i % 7), leverage: 10 }))
+  const positions = Array.from({ length: 1600 }, (_, i) => ({ side: i % 2 ? ('sell' as const) : ('buy' as const), quantity: 10 + (i % 7), leverage: 10 }))
   const L = await liveGateway(t, {
     accounts: [{ username: 'whale', key: 'whale-key-0123456789', secret: 'whale-secret-abcdefghijkl', passphrase: 'whale-pass', balance: 50_000_000_000, positions }],
     sim: { tickMs: 100, volatility: 5 },

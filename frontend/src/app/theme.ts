@@ -19,7 +19,7 @@ const systemTheme = (): ThemeChoice => (media()?.matches ? 'dark' : 'light')
 export function useTheme(): [ThemeChoice, () => void] {
   const [choice, setChoice] = useLocalSetting<ThemeChoice | 'system'>('theme', 'system', isTheme)
   // re-rendered by the OS's own change event: no reload, no polling
-  const system = useSyncExternalStore(subscribeSystem, systemTheme, () => 'light' as ThemeChoice)
+  const system = useSyncExternalStore(subscribeSystem, systemTheme, (): ThemeChoice => 'light')
   const theme = choice === 'system' ? system : choice
   // a layout effect: it runs before the children's effects, so the chart reads the new colours
   useLayoutEffect(() => {

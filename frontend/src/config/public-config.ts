@@ -5,7 +5,7 @@ export interface PublicConfig {
   mode: 'demo' | 'live'
   source: string | null
   staleAfterMs: number
-  demoLogin?: { username: string; password: string }
+  demoLogin?: { username: string; password: string } | undefined
 }
 
 const DEFAULTS: PublicConfig = { mode: 'live', source: null, staleAfterMs: DEFAULT_STALE_AFTER_MS }

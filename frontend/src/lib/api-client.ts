@@ -103,10 +103,10 @@ export class ApiClient {
       return await fetch(this.baseUrl + path, {
         method,
         headers,
-        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+        body: opts.body === undefined ? null : JSON.stringify(opts.body),
         credentials: 'same-origin',
         cache: 'no-store',
-        signal: opts.signal,
+        signal: opts.signal ?? null,
       })
     } catch (e) {
       if ((e as Error).name === 'AbortError') throw e

@@ -83,7 +83,7 @@ export interface RealtimeState {
 
 export type DashboardFetchResult =
   | { kind: 'ok'; body: DashboardResponse }
-  | { kind: 'error'; network: boolean; retryAfterMs?: number }
+  | { kind: 'error'; network: boolean; retryAfterMs?: number | undefined }
 
 export interface RealtimeOptions {
   /** absolute ws:// or wss:// URL of /ws */
@@ -481,13 +481,14 @@ export class RealtimeClient {
     } finally {
       this.pollInFlight = false
     }
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() may have run during the fetch
     if (this.stopped) return
     let lastPollOk = true
     const period = this.pollPeriodMs()
     let wait = period
     if (result.kind === 'ok') {
       this.applyDashboard(result.body)
-    } else if (result.kind === 'error') {
+    } else {
       lastPollOk = false
       if (result.retryAfterMs) wait = Math.max(wait, result.retryAfterMs)
       this.pollFailedNetwork = result.network
@@ -577,6 +578,7 @@ export class RealtimeClient {
     const half = Math.max(5_000, this.state.staleAfterMs / 2)
     if (now - this.lastFreshnessCheck < half || this.pollInFlight) return
     const serverNow = now + this.state.serverOffsetMs
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- optional keys: an entry may hold undefined
     const ageing = Object.entries(this.state.channels).some(([ch, v]) => v && serverNow - v.sourceTs > staleLimitOf(ch as Channel, this.state.staleAfterMs) / 2)
     if (!ageing) return
     this.lastFreshnessCheck = now

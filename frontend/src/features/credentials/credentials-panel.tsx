@@ -25,6 +25,12 @@ export function credentialsInputProblems(input: Record<Field, string>): Array<{ 
 }
 
 /** only this line re-renders every second, not the whole form */
+/** a text input's value ('' when absent; these forms have no file inputs) */
+const textField = (data: FormData, name: Field): string => {
+  const v = data.get(name)
+  return typeof v === 'string' ? v : ''
+}
+
 function VerifiedAt(props: { iso: string }) {
   const now = useNow()
   return <>{`${fmtDateTime(props.iso)} (${fmtDuration(now - Date.parse(props.iso))} ago)`}</>
@@ -56,9 +62,9 @@ export function CredentialsPanel(props: { onChanged: () => void; prominent: bool
     const form = e.currentTarget
     const data = new FormData(form)
     const input = {
-      apiKey: String(data.get('apiKey') ?? '').trim(),
-      apiSecret: String(data.get('apiSecret') ?? '').trim(),
-      passphrase: String(data.get('passphrase') ?? ''),
+      apiKey: textField(data, 'apiKey').trim(),
+      apiSecret: textField(data, 'apiSecret').trim(),
+      passphrase: textField(data, 'passphrase'),
     }
     const problems = credentialsInputProblems(input)
     if (problems.length) {

@@ -5,7 +5,7 @@ import type { SessionStore } from './session-store.ts'
 
 type Mode = 'login' | 'register'
 
-export function AuthForm(props: { session: SessionStore; notice: string | null; demoLogin?: { username: string; password: string } }) {
+export function AuthForm(props: { session: SessionStore; notice: string | null; demoLogin?: { username: string; password: string } | undefined }) {
   const [mode, setMode] = useState<Mode>('login')
   const [username, setUsername] = useState('')
   const [password, setPassword] = useState('')

@@ -5,7 +5,7 @@ import { fmtInt, fmtPct, fmtPrice, fmtSignedSats } from '../../../lib/format.ts'
 import { crossRow } from '../positions/position-math.ts'
 import type { FuturesCrossPosition } from './types.ts'
 
-export function CrossFigures(props: { position: FuturesCrossPosition | null; lastPrice: number | undefined; bid?: number; ask?: number }) {
+export function CrossFigures(props: { position: FuturesCrossPosition | null; lastPrice: number | undefined; bid?: number | undefined; ask?: number | undefined }) {
   const p = props.position
   const row = crossRow(p, props.lastPrice ? { price: props.lastPrice, bid: props.bid, ask: props.ask, sourceTs: 0 } : null)
   if (!p || !row) return <p className="empty" data-testid="cross-empty">No cross-margin position.</p>

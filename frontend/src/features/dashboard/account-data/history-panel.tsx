@@ -27,8 +27,8 @@ export interface HistoryRow {
 }
 
 export function closedRow(t: ClosedTrade): HistoryRow {
-  const fees = (t.openingFee ?? 0) + (t.closingFee ?? 0)
-  const funding = t.sumFundingFees ?? 0
+  const fees = t.openingFee + t.closingFee
+  const funding = t.sumFundingFees
   const pl = t.canceled ? 0 : t.pl
   return {
     key: `trade-${t.id}`,

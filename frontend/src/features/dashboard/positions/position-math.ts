@@ -81,8 +81,8 @@ export function markExplanation(r: Pick<PositionRow, 'side' | 'markPrice' | 'mar
 export interface LivePrice {
   /** last price */
   price: number
-  bid?: number
-  ask?: number
+  bid?: number | undefined
+  ask?: number | undefined
   /** server-clock ms of the price */
   sourceTs: number
 }
@@ -99,8 +99,8 @@ export function toRows(trades: readonly FuturesTrade[], positionsTs: number, liv
     const mark = markFor(side, live, entry)
     const markPrice = mark.price
     const pl = useLive ? estimatePl(side, t.quantity, entry, markPrice) : t.pl
-    const fees = (t.openingFee ?? 0) + (t.closingFee ?? 0)
-    const funding = t.sumFundingFees ?? 0
+    const fees = t.openingFee + t.closingFee
+    const funding = t.sumFundingFees
     return {
       id: t.id,
       side,
