@@ -185,7 +185,7 @@ t.teardown(() => {
 
 t.test('every reconnect waits for the gate (a connection budget shared by the node), the first connect does not', async (t) => {
   const sim = await setup(t)
-  const alice = sim.accounts[0]
+  const alice = sim.accounts[0]!
   let calls = 0
   let open!: () => void
   const gate = () => {

@@ -76,10 +76,10 @@ export interface EngineInput {
   transport: Transport
   upstream: Readonly<Record<string, { state: UpstreamState; reason: string | null }>>
   /** the last price (ticker), undefined until known */
-  price?: number
-  positions?: { running: readonly Trade[]; open: readonly Trade[] }
+  price?: number | undefined
+  positions?: { running: readonly Trade[]; open: readonly Trade[] } | undefined
   /** the history channel's closed isolated trades and filled cross orders */
-  history?: { closed: readonly Trade[]; crossFilled: readonly { id: string; side: string; quantity: number; price: number }[] }
+  history?: { closed: readonly Trade[]; crossFilled: readonly { id: string; side: string; quantity: number; price: number }[] } | undefined
 }
 
 export interface EngineOptions {
