@@ -232,20 +232,20 @@ export class CallPolicy {
   }
 }
 
-function linkSignals(a: AbortSignal, b?: AbortSignal): { signal: AbortSignal; dispose(): void } {
-  if (!b) return { signal: a, dispose: () => {} }
+/**
+ * The call's own signal: aborted by the client's close() or by the caller's signal. The client's close signal
+ * lives as long as the client, so it is reached through a listener removed when the call ends: AbortSignal.any
+ * on it would keep an entry per call until close() on Node 20 (measured on 20.20.2: +160 MB of heap after
+ * 2.4 M calls). The caller's signal lives for one call (a poll), so it joins with AbortSignal.any. Every
+ * signal below (attempt, throttle, backoff) hangs off this short-lived one.
+ */
+function linkSignals(closing: AbortSignal, caller?: AbortSignal): { signal: AbortSignal; dispose(): void } {
   const ac = new AbortController()
-  const onA = () => ac.abort(a.reason)
-  const onB = () => ac.abort(b.reason)
-  if (a.aborted) onA()
-  else if (b.aborted) onB()
-  a.addEventListener('abort', onA, { once: true })
-  b.addEventListener('abort', onB, { once: true })
+  const onClose = () => ac.abort(closing.reason)
+  if (closing.aborted) onClose()
+  else closing.addEventListener('abort', onClose, { once: true })
   return {
-    signal: ac.signal,
-    dispose() {
-      a.removeEventListener('abort', onA)
-      b.removeEventListener('abort', onB)
-    },
+    signal: caller ? AbortSignal.any([ac.signal, caller]) : ac.signal,
+    dispose: () => closing.removeEventListener('abort', onClose),
   }
 }

@@ -51,25 +51,29 @@ export class Coalescer {
         entry.waiters--
       })
     }
+    // this waiter's end: its caller's signal or its own deadline, whichever comes first
+    const deadlineSignal = deadline !== undefined ? AbortSignal.timeout(Math.max(0, deadline - Date.now())) : undefined
+    const signal = opts?.signal && deadlineSignal ? AbortSignal.any([opts.signal, deadlineSignal]) : (opts?.signal ?? deadlineSignal!)
     return new Promise<T>((resolve, reject) => {
       let done = false
       const finish = (err: LnmError | null, value?: T) => {
         if (done) return
         done = true
-        if (timer) clearTimeout(timer)
-        opts?.signal?.removeEventListener('abort', onAbort)
+        signal.removeEventListener('abort', onAbort)
         entry.waiters--
         if (err) {
           if (entry.waiters <= 0) entry.controller.abort(err)
           reject(err)
         } else resolve(value as T)
       }
-      const onAbort = () => finish(new LnmError('timeout', endpoint, `lnm ${endpoint}: aborted by caller`, { code: 'ABORTED' }))
-      const timer = deadline !== undefined
-        ? setTimeout(() => finish(new LnmError('timeout', endpoint, `lnm ${endpoint}: deadline of ${opts!.deadlineMs} ms exceeded`, { code: 'DEADLINE' })), Math.max(0, deadline - Date.now()))
-        : undefined
-      if (opts?.signal?.aborted) return onAbort()
-      opts?.signal?.addEventListener('abort', onAbort, { once: true })
+      const onAbort = () =>
+        finish(
+          opts?.signal?.aborted
+            ? new LnmError('timeout', endpoint, `lnm ${endpoint}: aborted by caller`, { code: 'ABORTED' })
+            : new LnmError('timeout', endpoint, `lnm ${endpoint}: deadline of ${opts!.deadlineMs} ms exceeded`, { code: 'DEADLINE' }),
+        )
+      if (signal.aborted) return onAbort()
+      signal.addEventListener('abort', onAbort, { once: true })
       ;(entry.promise as Promise<T>).then((v) => finish(null, v), (e: LnmError) => finish(e))
     })
   }

@@ -101,17 +101,10 @@ export class HttpAttempt {
       secrets = [...secrets, auth['lnm-access-signature']]
     }
 
-    const ac = new AbortController()
-    const onAbort = () => ac.abort(callSignal.reason)
-    if (callSignal.aborted) ac.abort(callSignal.reason)
-    else callSignal.addEventListener('abort', onAbort, { once: true })
-    let deadlineHit = false
-    const timer = deadline !== undefined
-      ? setTimeout(() => {
-          deadlineHit = true
-          ac.abort(new Error('deadline'))
-        }, Math.max(0, deadline - Date.now()))
-      : undefined
+    // the attempt ends with the call (close() or the caller), at the call's deadline, or at a phase timeout
+    const deadlineSignal = deadline !== undefined ? AbortSignal.timeout(Math.max(0, deadline - Date.now())) : undefined
+    const phaseAbort = new AbortController()
+    const signal = AbortSignal.any(deadlineSignal ? [callSignal, deadlineSignal, phaseAbort.signal] : [callSignal, phaseAbort.signal])
 
     const started = performance.now()
     let status = 0
@@ -122,7 +115,7 @@ export class HttpAttempt {
     const armPhase = (which: 'headers' | 'body', ms: number) =>
       setTimeout(() => {
         phaseTimedOut = which
-        ac.abort(new Error(`${which} timeout`))
+        phaseAbort.abort(new Error(`${which} timeout`))
       }, ms)
     let phaseTimer = armPhase('headers', this.t.headersMs)
 
@@ -138,8 +131,8 @@ export class HttpAttempt {
         body,
         headersTimeout: this.t.headersMs + 1_000,
         bodyTimeout: this.t.bodyMs + 1_000,
-        signal: ac.signal,
-      }), ac.signal)
+        signal,
+      }), signal)
       status = res.statusCode
       if (spec.timing) spec.timing.receivedAt = Date.now()
       phase = 'body'
@@ -148,14 +141,12 @@ export class HttpAttempt {
       const text = await res.body.text()
       return this.interpret(spec, endpoint, status, res.headers, text, secrets)
     } catch (err) {
-      const failure = this.classifyError(err, endpoint, phase, spec.method, deadlineHit, userSignal?.aborted === true, phaseTimedOut)
+      const failure = this.classifyError(err, endpoint, phase, spec.method, deadlineSignal?.aborted === true, userSignal?.aborted === true, phaseTimedOut)
       status = -1
       this.metrics?.upstreamRequests.inc({ endpoint, status: failure.error.code === 'DEADLINE' || failure.error.code === 'ABORTED' ? 'aborted' : failure.error.kind })
       return { ok: false, failure }
     } finally {
       clearTimeout(phaseTimer)
-      if (timer) clearTimeout(timer)
-      callSignal.removeEventListener('abort', onAbort)
       this.metrics?.upstreamDuration.observe({ endpoint }, (performance.now() - started) / 1000)
       if (status > 0) this.metrics?.upstreamRequests.inc({ endpoint, status: String(status) })
     }
