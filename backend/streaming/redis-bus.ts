@@ -49,6 +49,7 @@
  */
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis, type RedisOptions } from 'ioredis'
 import { CONTROL_TOPIC, TICKER_TOPIC, accountTopic, type Bus, type BusEvent, type BusHandler, type ControlEvent } from './bus.ts'
 import { silentLog, type Log } from './sources.ts'
@@ -412,7 +413,7 @@ export class RedisBus implements Bus {
     while (this.now() < deadline) {
       const busy = [...this.keys.values()].filter((k) => k.pending > 0)
       if (busy.length === 0) return
-      await Promise.race([Promise.allSettled(busy.map((k) => k.chain)), sleep(Math.max(1, deadline - this.now()))])
+      await Promise.race([Promise.allSettled(busy.map((k) => k.chain)), sleep(Math.max(1, deadline - this.now()), undefined, { ref: false })])
     }
   }
 
@@ -499,7 +500,7 @@ export class RedisBus implements Bus {
     if (edge === 'watch') {
       // the replay the holder sends must find our topic subscription active
       const s = this.topics.get(k.topic)
-      if (s) await Promise.race([s.ready, sleep(this.renewEveryMs)])
+      if (s) await Promise.race([s.ready, sleep(this.renewEveryMs, undefined, { ref: false })])
     }
     if (this.closed && edge !== 'unwatch') return
     const sent = this.now()
@@ -675,12 +676,8 @@ export class RedisBus implements Bus {
 async function quit(r: Redis): Promise<void> {
   if (r.status === 'end') return
   try {
-    await Promise.race([r.quit(), sleep(1000).then(() => { throw new Error('quit timeout') })])
+    await Promise.race([r.quit(), sleep(1000, undefined, { ref: false }).then(() => { throw new Error('quit timeout') })])
   } catch {
     r.disconnect()
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref())
 }
