@@ -13,7 +13,7 @@ import { LnmError } from './errors.ts'
 import { AbortedError, BREAKER_GAUGE, CircuitBreaker, Throttle, fullJitterBackoff, sleep, type ThrottlePriority, type ThrottleSlot } from './resilience.ts'
 import type { AttemptFailure, HttpAttempt, RequestSpec } from './http-attempt.ts'
 import type { ServerClock } from './clock.ts'
-import type { Logger } from './client.ts'
+import type { Log } from '../logger.ts'
 
 export interface CallOptions {
   /** caller cancellation; the call rejects with LnmError kind 'timeout' code 'ABORTED' */
@@ -30,7 +30,7 @@ export interface CallPolicyOptions {
   /** aborted by the client's close() */
   closing: AbortSignal
   metrics?: Metrics
-  logger?: Logger
+  logger?: Log
   retry: { baseMs: number; capMs: number; retries: number }
   limits: { publicPerSec: number; authPerSec: number; publicMode: 'serial' | 'spaced'; margin: number }
   breaker: { failureThreshold: number; openMs: number }
@@ -42,7 +42,7 @@ export class CallPolicy {
   private readonly clock: ServerClock
   private readonly closing: AbortSignal
   private readonly metrics?: Metrics
-  private readonly logger?: Logger
+  private readonly logger?: Log
   private readonly r: { baseMs: number; capMs: number; retries: number }
   private readonly limits: { publicPerSec: number; authPerSec: number; margin: number }
   readonly breaker: CircuitBreaker
@@ -64,7 +64,7 @@ export class CallPolicy {
     this.metrics?.circuitState.set({ origin: originLabel }, 0)
     this.breaker = new CircuitBreaker(opts.breaker.failureThreshold, opts.breaker.openMs, (s) => {
       this.metrics?.circuitState.set({ origin: originLabel }, BREAKER_GAUGE[s])
-      this.logger?.warn?.({ origin: originLabel, state: s }, 'lnm circuit breaker state changed')
+      this.logger?.warn({ origin: originLabel, state: s }, 'lnm circuit breaker state changed')
     })
   }
 
@@ -168,7 +168,7 @@ export class CallPolicy {
 
         if (f.timestampRejected && !relearned && spec.creds) {
           relearned = true
-          this.logger?.warn?.({ endpoint, status: f.error.status, code: f.error.code }, 'lnm timestamp rejected; re-learning server clock')
+          this.logger?.warn({ endpoint, status: f.error.status, code: f.error.code }, 'lnm timestamp rejected; re-learning server clock')
           this.clock.invalidate()
           await this.clock.ensure(deadline, callSignal)
           this.metrics?.upstreamRetries.inc({ endpoint, reason: 'timestamp' })
@@ -189,7 +189,7 @@ export class CallPolicy {
         }
         const reason = f.error.status !== undefined ? String(f.error.status) : (f.error.code ?? 'connect')
         this.metrics?.upstreamRetries.inc({ endpoint, reason })
-        this.logger?.warn?.({ endpoint, attempt: attempt + 1, delayMs: delay, status: f.error.status, code: f.error.code }, 'lnm request failed; retrying')
+        this.logger?.warn({ endpoint, attempt: attempt + 1, delayMs: delay, status: f.error.status, code: f.error.code }, 'lnm request failed; retrying')
         await this.pause(delay, callSignal, endpoint, opts.signal)
       }
     } catch (e) {

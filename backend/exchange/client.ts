@@ -14,6 +14,7 @@
  */
 import type { Pool } from 'undici'
 import { LRUCache } from 'lru-cache'
+import type { Log } from '../logger.ts'
 import type { Metrics } from '../metrics.ts'
 import type { Credentials } from './signing.ts'
 import { LnmError } from './errors.ts'
@@ -41,13 +42,6 @@ export { LnmError } from './errors.ts'
 export type { LnmErrorKind } from './errors.ts'
 export type { Credentials } from './signing.ts'
 
-export interface Logger {
-  debug?(obj: object, msg?: string): void
-  info?(obj: object, msg?: string): void
-  warn?(obj: object, msg?: string): void
-  error?(obj: object, msg?: string): void
-}
-
 export type { CallOptions } from './call-policy.ts'
 export type { QueryValue, RequestSpec } from './http-attempt.ts'
 
@@ -55,7 +49,7 @@ export interface LnmClientOptions {
   /** e.g. https://api.lnmarkets.com/v3 */
   baseUrl: string
   metrics?: Metrics
-  logger?: Logger
+  logger?: Log
   timeouts?: { connectMs?: number; headersMs?: number; bodyMs?: number }
   retry?: { baseMs?: number; capMs?: number; retries?: number }
   /** client-side throttle; publicMode 'serial' (default) or 'spaced', see Throttle */

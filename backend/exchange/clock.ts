@@ -5,7 +5,7 @@
  * retried a minute later rather than before every signed call.
  */
 import type { LnmError } from './errors.ts'
-import type { Logger } from './client.ts'
+import type { Log } from '../logger.ts'
 
 const CLOCK_RETRY_AFTER_FAILURE_MS = 60_000
 
@@ -19,7 +19,7 @@ export class ServerClock {
   constructor(
     private readonly time: (opts: { deadlineMs?: number; signal: AbortSignal }) => Promise<unknown>,
     private readonly clockRefreshMs: number,
-    private readonly logger?: Logger,
+    private readonly logger?: Log,
   ) {}
 
   /** A /time answer: `serverMs` read between `t0` (sent) and `t1` (headers received). */
@@ -43,7 +43,7 @@ export class ServerClock {
       this.clockSync = this.time({ deadlineMs, signal })
         .then(() => undefined)
         .catch((e: unknown) => {
-          this.logger?.warn?.({ kind: (e as LnmError).kind, code: (e as LnmError).code }, 'lnm clock sync failed; keeping previous offset')
+          this.logger?.warn({ kind: (e as LnmError).kind, code: (e as LnmError).code }, 'lnm clock sync failed; keeping previous offset')
           // do not block (or add a /time call to) every signed request while /time is failing: retry in a minute
           this.clockSyncedAt = Date.now() - this.clockRefreshMs + CLOCK_RETRY_AFTER_FAILURE_MS
         })
