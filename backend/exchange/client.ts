@@ -12,6 +12,7 @@
  * - lru-cache for ticker/candles + in-flight coalescing of identical GETs (private ones per credentials);
  * - optional per-call budget: `{ signal, deadlineMs }`.
  */
+import { setMaxListeners } from 'node:events'
 import type { Pool } from 'undici'
 import { LRUCache } from 'lru-cache'
 import type { Log } from '../logger.ts'
@@ -103,6 +104,8 @@ export class LnmClient {
     this.baseUrl = new URL(opts.baseUrl)
     this.origin = this.baseUrl.origin
     this.metrics = opts.metrics
+    // every call in flight listens for close() until it ends: hundreds under load is normal, not a leak
+    setMaxListeners(0, this.closing.signal)
     this.clock = new ServerClock((o) => this.time(o), opts.clockRefreshMs ?? 10 * 60_000, opts.logger)
     this.http = new HttpAttempt({
       baseUrl: this.baseUrl,
