@@ -4,6 +4,20 @@
 import type { LoggerOptions } from 'pino'
 import pinoPretty from 'pino-pretty'
 
+type LogFn = (obj: object, msg?: string) => void
+/**
+ * The one logger type of the gateway: the slice of pino its modules log through (object first, then message).
+ * A pino logger, Fastify's `app.log` and their children fit as they are; tests pass a collecting one.
+ */
+export interface Log {
+  debug: LogFn
+  info: LogFn
+  warn: LogFn
+  error: LogFn
+}
+const noop: LogFn = () => {}
+export const silentLog: Log = { debug: noop, info: noop, warn: noop, error: noop }
+
 /** paths that may carry a secret in a logged object; censored, not removed, so a leak shows up as [redacted] */
 export const REDACT_PATHS = [
   'req.headers.authorization',

@@ -14,6 +14,7 @@ import { PrismaPg } from '@prisma/adapter-pg'
 import type { SqlDriverAdapter, SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils'
 import { PrismaPGlite } from 'pglite-prisma-adapter'
 import type { Config } from '../config.ts'
+import { silentLog, type Log } from '../logger.ts'
 import { PrismaClient } from '../generated/prisma/client.ts'
 import { lockDataDir, type DataDirLock } from './lock.ts'
 import { applyPendingMigrations, createSchemaEngine, fixPGliteExecuteScript, MIGRATIONS_DIR } from './schema-engine.ts'
@@ -25,13 +26,6 @@ export type { User, RefreshSession, RevokedToken, ExchangeCredential, AuthEvent 
 export { DataDirLockedError } from './lock.ts'
 
 export type DbKind = 'pglite' | 'postgres'
-
-/** the subset of a pino logger used here (object first, then message) */
-export interface DbLogger {
-  info(obj: object, msg?: string): void
-  warn(obj: object, msg?: string): void
-  debug(obj: object, msg?: string): void
-}
 
 export interface Database {
   prisma: PrismaClient
@@ -63,8 +57,6 @@ const PING_TIMEOUT_MS = 2000
 // evaluated before either is compiled. JavaScript is not affected.
 setFlagsFromString('--liftoff-only')
 
-const silent: DbLogger = { info() {}, warn() {}, debug() {} }
-
 /** where the embedded database lives */
 export function pgliteDir(config: Pick<Config, 'dataDir'>): string {
   return join(config.dataDir, 'pglite')
@@ -81,7 +73,7 @@ function redactUrl(url: string): string {
   }
 }
 
-function engineLogger(log: DbLogger) {
+function engineLogger(log: Log) {
   return (line: string) => {
     try {
       const parsed = JSON.parse(line) as { level?: string; fields?: { message?: string } }
@@ -97,7 +89,7 @@ function engineLogger(log: DbLogger) {
 
 async function runMigrations(
   factory: SqlMigrationAwareDriverAdapterFactory,
-  log: DbLogger,
+  log: Log,
   migrationsDir: string,
   fix?: (adapter: SqlDriverAdapter) => SqlDriverAdapter,
 ): Promise<string[]> {
@@ -143,7 +135,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
  * Open the configured database and bring its schema up to date.
  * Embedded: fails with DataDirLockedError when another process holds `${DATA_DIR}`.
  */
-export async function openDatabase(config: Config, log: DbLogger = silent, opts: OpenOptions = {}): Promise<Database> {
+export async function openDatabase(config: Config, log: Log = silentLog, opts: OpenOptions = {}): Promise<Database> {
   const started = performance.now()
   const migrationsDir = opts.migrationsDir ?? MIGRATIONS_DIR
   let prisma: PrismaClient
@@ -234,7 +226,7 @@ export async function openDatabase(config: Config, log: DbLogger = silent, opts:
  * Apply pending migrations to the configured database and close it (`npm run db:migrate`).
  * Embedded: takes the DATA_DIR lock, so it refuses to run while the gateway is running.
  */
-export async function migrate(config: Config, log: DbLogger = silent, opts: OpenOptions = {}): Promise<MigrateResult> {
+export async function migrate(config: Config, log: Log = silentLog, opts: OpenOptions = {}): Promise<MigrateResult> {
   const started = performance.now()
   const migrationsDir = opts.migrationsDir ?? MIGRATIONS_DIR
   let applied: string[]

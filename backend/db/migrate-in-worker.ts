@@ -8,6 +8,7 @@
  * inherit its loader), `migrate-worker.js` beside the compiled bundle (dist/backend/).
  */
 import { Worker } from 'node:worker_threads'
+import type { Log } from '../logger.ts'
 import { DataDirLockedError } from './lock.ts'
 
 export interface MigrateRequest {
@@ -20,13 +21,7 @@ export interface MigrateReply {
   ok: boolean
   applied?: string[]
   error?: { name: string; message: string; pid?: number }
-  logs: Array<{ level: 'info' | 'warn' | 'debug'; obj: object; msg?: string }>
-}
-
-interface Log {
-  info(obj: object, msg?: string): void
-  warn(obj: object, msg?: string): void
-  debug(obj: object, msg?: string): void
+  logs: Array<{ level: 'info' | 'warn' | 'debug' | 'error'; obj: object; msg?: string }>
 }
 
 export function workerFile(): URL {

@@ -13,6 +13,7 @@ const log = {
   info(obj: object, msg?: string) { logs.push({ level: 'info', obj, msg }) },
   warn(obj: object, msg?: string) { logs.push({ level: 'warn', obj, msg }) },
   debug(obj: object, msg?: string) { logs.push({ level: 'debug', obj, msg }) },
+  error(obj: object, msg?: string) { logs.push({ level: 'error', obj, msg }) },
 }
 try {
   const config = { dataDir: req.dataDir, DATABASE_URL: req.databaseUrl } as Config

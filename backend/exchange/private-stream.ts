@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto'
 import type { Metrics } from '../metrics.ts'
 import { signStreamAuth, type Credentials } from './signing.ts'
 import { RpcSocket, StreamRpcError, type RpcSocketOptions } from './rpc-socket.ts'
-import type { Logger } from './client.ts'
+import type { Log } from '../logger.ts'
 
 export const PRIVATE_TOPICS = [
   'futures/inverse/btc_usd/isolated/trades',
@@ -40,7 +40,7 @@ export interface PrivateStreamEvent {
 export interface LnmPrivateStreamOptions extends Omit<RpcSocketOptions, 'logger'> {
   url: string
   creds: Credentials
-  logger?: Logger
+  logger?: Log
   metrics?: Metrics
   /** clock for the `authenticate` timestamp (ms), e.g. Date.now() + the REST client's learned offset */
   now?: () => number
@@ -93,7 +93,7 @@ export class LnmPrivateStream extends RpcSocket {
       this.metrics?.upstreamRequests.inc({ endpoint: 'stream:authenticate', status: String(code) })
       // refused credentials will be refused again: do not spend the per-IP authenticate budget on them
       if (code === 'UNAUTHORIZED' || code === 'FORBIDDEN' || code === -32401 || code === -32403) this.minNextDelayMs = this.o.reconnect.capMs
-      this.logger?.warn?.({ code }, 'lnm private stream: authenticate refused')
+      this.logger?.warn({ code }, 'lnm private stream: authenticate refused')
       throw e
     }
     await this.request('subscribe', { topics: [...this.topics] })

@@ -2,6 +2,7 @@
  * Building blocks of the exchange client: backoff, an abortable sleep, a spacing throttle
  * and a per-origin circuit breaker. All timers are cleared on abort.
  */
+import { setTimeout as delay } from 'node:timers/promises'
 
 /** Full-jitter exponential backoff: uniform in [0, min(cap, base·2^attempt)]. */
 export function fullJitterBackoff(attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
@@ -24,19 +25,14 @@ export class AbortedError extends Error {
   }
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new AbortedError(signal.reason))
-    const onAbort = () => {
-      clearTimeout(timer)
-      reject(new AbortedError(signal!.reason))
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, Math.max(0, ms))
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
+/** Waits `ms`; rejects with AbortedError (carrying the signal's reason) when `signal` aborts first. */
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await delay(Math.max(0, ms), undefined, { signal })
+  } catch (e) {
+    if (signal?.aborted) throw new AbortedError(signal.reason)
+    throw e
+  }
 }
 
 /** One admitted request: report when it really left and when it finished (exactly once). */

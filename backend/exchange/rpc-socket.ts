@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto'
 import WebSocket from 'ws'
 import Type from 'typebox'
 import { Compile } from 'typebox/compile'
-import type { Logger } from './client.ts'
+import type { Log } from '../logger.ts'
 import { fullJitterBackoff } from './resilience.ts'
 
 const RATE_WINDOW_MS = 1_100
@@ -21,7 +21,7 @@ const RATE_WINDOW_MS = 1_100
 export interface RpcSocketOptions {
   /** e.g. wss://stream.lnmarkets.com/v1 */
   url: string
-  logger?: Logger
+  logger?: Log
   clientName?: string
   clientVersion?: string
   pingIntervalMs?: number
@@ -69,7 +69,7 @@ type Resolved = Required<Omit<RpcSocketOptions, 'logger' | 'reconnect' | 'gate'>
 export abstract class RpcSocket extends EventEmitter {
   readonly url: string
   protected readonly o: Resolved
-  protected readonly logger?: Logger
+  protected readonly logger?: Log
   private ws: WebSocket | null = null
   private linkUp = false
   private stopped = true
@@ -177,7 +177,7 @@ export abstract class RpcSocket extends EventEmitter {
     try {
       ws = new WebSocket(this.url, { handshakeTimeout: this.o.handshakeTimeoutMs, maxPayload: 1 << 20 })
     } catch (e) {
-      this.logger?.warn?.({ err: (e as Error).message }, 'lnm stream: cannot create socket')
+      this.logger?.warn({ err: (e as Error).message }, 'lnm stream: cannot create socket')
       this.scheduleReconnect('create failed')
       return
     }
@@ -192,7 +192,7 @@ export abstract class RpcSocket extends EventEmitter {
       this.onMessage(data.toString())
     })
     ws.on('error', (err) => {
-      this.logger?.debug?.({ err: err.message }, 'lnm stream socket error')
+      this.logger?.debug({ err: err.message }, 'lnm stream socket error')
     })
     ws.on('unexpected-response', (_req, res) => {
       // e.g. 429 when the exchange refuses more connections from this IP: back off at the cap
@@ -233,7 +233,7 @@ export abstract class RpcSocket extends EventEmitter {
       if (this.ws !== ws) return
       const pongDeadline = setTimeout(() => {
         if (this.ws !== ws) return
-        this.logger?.warn?.({}, 'lnm stream: no pong; declaring the link dead')
+        this.logger?.warn({}, 'lnm stream: no pong; declaring the link dead')
         this.emit('warn', { what: 'ping', message: 'no pong' })
         ws.terminate()
       }, this.o.pongTimeoutMs)
@@ -337,7 +337,7 @@ export abstract class RpcSocket extends EventEmitter {
     const delay = Math.max(50, jittered, this.minNextDelayMs)
     this.minNextDelayMs = 0
     this.attempt++
-    this.logger?.info?.({ reason, delayMs: delay, attempt: this.attempt }, 'lnm stream reconnect scheduled')
+    this.logger?.info({ reason, delayMs: delay, attempt: this.attempt }, 'lnm stream reconnect scheduled')
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null
       if (!this.gate) return this.open()

@@ -6,6 +6,7 @@
  * (drop, truncate, malformed).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { headerValue as one, verifyRest } from './auth.ts'
 import type { TokenBuckets } from './rate-limit.ts'
 import type { Rng } from './rng.ts'
@@ -52,8 +53,6 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on('error', reject)
   })
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 function parseQuery(search: string, allowed: readonly string[]): Map<string, string> {
   const q = new Map<string, string>()

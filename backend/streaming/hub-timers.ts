@@ -5,6 +5,7 @@
  * - the heartbeat (every `heartbeatMs`): ping; a socket that answered nothing for a whole period is dropped;
  * - the drain at shutdown: 1001 to every socket, spread over a window, then stragglers are terminated.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import { CloseCode } from '../schemas/ws-protocol.ts'
 import { State, type Connections } from './hub-conn.ts'
 import type { Fanout } from './hub-fanout.ts'
@@ -115,15 +116,11 @@ export class HubTimers {
       const step = windowMs / slices
       for (let i = 0; i < slices; i++) {
         for (const c of list.slice(i * per, (i + 1) * per)) this.conns.close(c, CloseCode.GOING_AWAY, 'server shutting down')
-        if (i < slices - 1) await sleep(step)
+        if (i < slices - 1) await sleep(step, undefined, { ref: false })
       }
     }
     const deadline = Date.now() + Math.min(this.o.closeGraceMs, 1000)
-    while (this.conns.all.size > 0 && Date.now() < deadline) await sleep(20)
+    while (this.conns.all.size > 0 && Date.now() < deadline) await sleep(20, undefined, { ref: false })
     for (const c of this.conns.all) c.ws.terminate()
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref())
 }

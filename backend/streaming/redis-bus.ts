@@ -53,6 +53,7 @@
  */
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis, type RedisOptions } from 'ioredis'
 import { TICKER_TOPIC, accountTopic, type Bus, type BusEvent, type BusHandler } from './bus.ts'
 import { OwnedBus, type Ownership, type OwnershipEvent } from './ownership.ts'
@@ -496,7 +497,7 @@ export class RedisLeases implements Ownership {
     while (this.now() < deadline) {
       const busy = [...this.keys.values()].filter((k) => k.pending > 0)
       if (busy.length === 0) return
-      await Promise.race([Promise.allSettled(busy.map((k) => k.chain)), sleep(Math.max(1, deadline - this.now()))])
+      await Promise.race([Promise.allSettled(busy.map((k) => k.chain)), sleep(Math.max(1, deadline - this.now()), undefined, { ref: false })])
     }
   }
 
@@ -529,7 +530,7 @@ export class RedisLeases implements Ownership {
   private async sync(k: KeyState, edge: Edge): Promise<void> {
     if (edge === 'watch') {
       // the replay the holder sends must find our topic subscription active
-      await Promise.race([this.pubsub.subscribed(k.topic), sleep(this.renewEveryMs)])
+      await Promise.race([this.pubsub.subscribed(k.topic), sleep(this.renewEveryMs, undefined, { ref: false })])
     }
     if (this.closed && edge !== 'unwatch') return
     const sent = this.now()
@@ -777,12 +778,8 @@ export class RedisBus extends OwnedBus {
 async function quit(r: Redis): Promise<void> {
   if (r.status === 'end') return
   try {
-    await Promise.race([r.quit(), sleep(1000).then(() => { throw new Error('quit timeout') })])
+    await Promise.race([r.quit(), sleep(1000, undefined, { ref: false }).then(() => { throw new Error('quit timeout') })])
   } catch {
     r.disconnect()
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref())
 }

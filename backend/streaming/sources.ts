@@ -97,16 +97,7 @@ export function reasonOf(f: Failure): string {
   }
 }
 
-type LogFn = (obj: object, msg?: string) => void
-/** the slice of pino the streaming modules log through */
-export interface Log {
-  debug: LogFn
-  info: LogFn
-  warn: LogFn
-  error: LogFn
-}
-const noop: LogFn = () => {}
-export const silentLog: Log = { debug: noop, info: noop, warn: noop, error: noop }
+export { silentLog, type Log } from '../logger.ts'
 
 let lastEpoch = 0
 /** epochs are wall-clock based and strictly increasing within a process, so a restarted producer never reuses one */

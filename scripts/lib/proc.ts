@@ -177,7 +177,7 @@ export function fdLimits(): { soft: number; hard: number } {
   return { soft: Infinity, hard: Infinity }
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+export { setTimeout as sleep } from 'node:timers/promises'
 
 /** whole-machine CPU busy fraction between two readings of /proc/stat (other people's load shows here) */
 export function systemCpu(): { busy: number; total: number } {

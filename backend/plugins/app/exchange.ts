@@ -7,6 +7,7 @@ import { LnmClient } from '../../exchange/client.ts'
 import { LnmStream } from '../../exchange/stream.ts'
 import { demoAccounts, loadAccountsFile, startSimulator, type SimAccountInput, type Simulator } from '../../simulator/index.ts'
 import type { Source } from '../../schemas/ws-protocol.ts'
+import type { Log } from '../../logger.ts'
 import { hashPassword, verifyPassword } from '../../auth/passwords.ts'
 
 export const DEMO_LOGIN = { username: 'demo', password: 'demo' } as const
@@ -28,7 +29,7 @@ export interface SimulatorOptions {
   tickMs?: number
 }
 
-async function startDemoSimulator(port: number, host: string, admin: boolean, o: SimulatorOptions, log: { warn(o: object, m: string): void }): Promise<Simulator> {
+async function startDemoSimulator(port: number, host: string, admin: boolean, o: SimulatorOptions, log: Log): Promise<Simulator> {
   const opts = { host, admin, accounts: o.accounts ?? demoAccounts(), rateLimit: o.rateLimit, tickMs: o.tickMs }
   try {
     return await startSimulator({ port, ...opts })

@@ -38,7 +38,7 @@ export interface Streaming {
 export default fp(
   async function streaming(app) {
     const { config, metrics } = app
-    const log: Log = app.log.child({ module: 'streaming' })
+    const log = app.log.child({ module: 'streaming' })
     const { client, stream, source } = app.exchange
 
     // in-process, or Redis when REDIS_URL is set (one producer per account across the cluster, REDIS_LEASE_MS)

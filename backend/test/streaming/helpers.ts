@@ -2,6 +2,7 @@
  * WebSocket test clients for /ws. `WsClient` keeps every frame (for protocol tests); `open()` waits for the
  * upgrade. Frames are parsed JSON; `next(pred)` waits for the first matching frame not yet consumed.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import WebSocket from 'ws'
 
 export interface CloseInfo {
@@ -109,7 +110,7 @@ export class WsClient {
   }
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+export { sleep }
 
 export interface UntilOptions {
   /** what is waited for, named in the timeout error (default: the condition's source) */
