@@ -104,7 +104,7 @@ export async function runPrimary(config: Config): Promise<void> {
       const moved = useIpcBus ? authority.removeWorker(worker.id) : []
       if (!announced) {
         // a worker that cannot start (port taken, database down) would fail again: stop, as one process would
-        process.stderr.write(`lnm-gateway: a worker exited during start (${signal ?? `code ${code}`})\n`)
+        process.stderr.write(`lnm-gateway: a worker exited during start (${signal || `code ${code}`})\n`)
         shutdown('start failed', 1)
         return
       }

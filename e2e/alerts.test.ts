@@ -28,6 +28,7 @@ t.before(async () => {
 t.teardown(async () => {
   await simFaults(env, 'reset').catch(() => {})
   if (startPrice) await simPost('/__sim/price', { price: startPrice }).catch(() => {})
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when launch() failed in t.before
   await browser?.close()
 })
 
@@ -61,6 +62,7 @@ async function alertContext(notifications: boolean): Promise<{ context: BrowserC
     w.__focused = true
     document.hasFocus = () => w.__focused
     const Real = window.Notification
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- DOM types say always there; a browser without notifications has none
     if (!Real) return
     function Recording(title: string, opts?: NotificationOptions) {
       w.__notes.push({ title, body: opts?.body })

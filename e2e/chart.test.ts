@@ -17,6 +17,7 @@ t.before(async () => {
 })
 t.teardown(async () => {
   await simFaults(env, 'reset').catch(() => {})
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- unset when launch() failed in t.before
   await browser?.close()
 })
 

@@ -194,6 +194,7 @@ export class CallPolicy {
       }
     } catch (e) {
       // aborted while waiting (throttle/backoff) or any other exit: never leave a probe slot taken
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- TS types the catch with the try's last assignment; an abort while throttled leaves admission null
       if (!outcomeRecorded && admission !== null) {
         outcomeRecorded = true
         if (lastFailure?.upstreamFailure && !(e instanceof LnmError && (e.code === 'ABORTED' || e.code === 'CLIENT_CLOSED'))) this.breaker.failure()

@@ -36,7 +36,6 @@ import {
   type OracleLastPrice,
   type Page,
   type Ticker,
-  type Validator,
 } from './schemas.ts'
 
 export { LnmError } from './errors.ts'

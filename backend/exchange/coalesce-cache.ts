@@ -80,7 +80,7 @@ export class Coalescer {
 }
 
 /** A hit of `cache`, or `load()` stored in it; counted as `cache_hits` / `cache_misses` under `name`. */
-export async function cached<T extends {}>(metrics: Metrics | undefined, cache: LRUCache<string, T>, name: string, key: string, load: () => Promise<T>): Promise<T> {
+export async function cached<T extends NonNullable<unknown>>(metrics: Metrics | undefined, cache: LRUCache<string, T>, name: string, key: string, load: () => Promise<T>): Promise<T> {
   const hit = cache.get(key)
   if (hit !== undefined) {
     metrics?.cacheHits.inc({ cache: name })

@@ -29,7 +29,6 @@ export interface RequestSpec<T> {
 
 const RETRY_STATUS = new Set([429, 502, 503, 504])
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT'])
-const CLOCK_RETRY_AFTER_FAILURE_MS = 60_000
 const TIMESTAMP_ERROR = /timestamp|too far in the future|too old|expired/i
 
 export interface AttemptFailure {
@@ -212,8 +211,9 @@ export class HttpAttempt {
     userAborted: boolean,
     phaseTimedOut: 'headers' | 'body' | null,
   ): AttemptFailure {
-    let code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : undefined
-    const name = (err as Error)?.name
+    const e = err as { code?: unknown; name?: string } | null | undefined
+    let code = typeof e?.code === 'string' ? e.code : undefined
+    const name = e?.name
     if (deadlineHit) return { error: new LnmError('timeout', endpoint, `lnm ${endpoint}: call deadline exceeded`, { code: 'DEADLINE' }), retryable: false, upstreamFailure: false }
     if (phaseTimedOut === 'headers' || code === 'UND_ERR_HEADERS_TIMEOUT') code = 'HEADERS_TIMEOUT'
     else if (phaseTimedOut === 'body' || code === 'UND_ERR_BODY_TIMEOUT') code = 'BODY_TIMEOUT'

@@ -253,7 +253,7 @@ export class StreamServer {
     attempts.push(wall)
     this.authAttempts.set(c.ip, attempts)
     this.counters.authenticate++
-    this.events.authenticate.push({ ts: wall, key: typeof p?.key === 'string' ? p.key : null })
+    this.events.authenticate.push({ ts: wall, key: typeof p.key === 'string' ? p.key : null })
     if (attempts.length > this.limits.authPerMinute) {
       this.counters.refusedAuthenticate++
       throw new RpcFail('TOO_MANY_REQUESTS', 'Too many authentication attempts', { retryAfterMs: 60_000 - (wall - attempts[0]!) })

@@ -111,9 +111,9 @@ export class IpcPubSub implements Bus {
   /** a message relayed by the primary */
   receive(topic: string, data: string): void {
     if (this.closed || !this.topics.has(topic)) return
-    let event: BusEvent
+    let event: BusEvent | null
     try {
-      event = JSON.parse(data) as BusEvent
+      event = JSON.parse(data) as BusEvent | null
     } catch {
       this.log.warn({ topic }, 'cluster bus: unparsable message dropped')
       return
@@ -214,6 +214,10 @@ export class ClusterBus extends OwnedBus {
           return leases.grant(m.key, m.epoch)
         case 'revoke':
           return leases.revoke(m.key)
+        case 'metrics': // answered by the worker's metrics route, which waits for it
+        case 'hit': // answered by ClusterAttempts, which waits for it
+        case 'shutdown': // handled by backend/cluster.ts in the worker
+          return
       }
     })
   }

@@ -46,7 +46,7 @@ export class OwnedBus implements Bus {
 
   publish(topic: string, event: BusEvent): void {
     if (topic === CONTROL_TOPIC && (event.kind === 'watch' || event.kind === 'unwatch')) {
-      const key = (event as ControlEvent).key
+      const key = event.key
       if (typeof key !== 'string') return
       if (event.kind === 'watch') this.ownership.want(key)
       else this.ownership.unwant(key)

@@ -352,9 +352,9 @@ export class RedisPubSub implements Bus {
     const sp = message.indexOf(' ')
     if (sp <= 0) return
     if (message.slice(0, sp) === this.nodeId) return // our own publish: already delivered locally
-    let event: BusEvent
+    let event: BusEvent | null
     try {
-      event = JSON.parse(message.slice(sp + 1)) as BusEvent
+      event = JSON.parse(message.slice(sp + 1)) as BusEvent | null
     } catch {
       this.log.warn({ channel }, 'redis bus: unparsable message dropped')
       return
@@ -624,9 +624,9 @@ export class RedisLeases implements Ownership {
     const sp = message.indexOf(' ')
     if (sp <= 0) return
     if (message.slice(0, sp) === this.nodeId) return // our own message
-    let m: CtlMessage
+    let m: CtlMessage | null
     try {
-      m = JSON.parse(message.slice(sp + 1)) as CtlMessage
+      m = JSON.parse(message.slice(sp + 1)) as CtlMessage | null
     } catch {
       this.log.warn({ channel: this.ctlChannel }, 'redis bus: unparsable message dropped')
       return

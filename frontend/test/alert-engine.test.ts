@@ -17,7 +17,7 @@ const trade = (over: Partial<FuturesTrade>): FuturesTrade =>
     exitPrice: null, liquidation: 91_000, stoploss: 0, takeprofit: 0, pl: 500, openingFee: 100, closingFee: 0, maintenanceMargin: 1_000,
     sumFundingFees: 0, open: false, running: true, closed: false, canceled: false, createdAt: '2026-11-30T10:00:00.000Z', filledAt: '2026-11-30T10:00:01.000Z', closedAt: null,
     ...over,
-  }) as FuturesTrade
+  })
 
 const base = (over: Partial<EngineInput> = {}): EngineInput => ({ transport: 'live', upstream: {}, ...over })
 

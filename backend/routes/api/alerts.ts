@@ -37,7 +37,7 @@ const conflict = () =>
   httpError(409, 'version_conflict', 'These alert settings were changed elsewhere (another tab or device) since they were loaded; reload them and apply the change again')
 
 /** 60 writes a minute per user (a page saves on each change the trader makes, and when a price level triggers) */
-const writeLimit = { max: 60, timeWindow: 60_000, keyGenerator: (req: FastifyRequest) => `alerts:${req.userId ?? req.ip}` }
+const writeLimit = { max: 60, timeWindow: 60_000, keyGenerator: (req: FastifyRequest) => `alerts:${req.userId || req.ip}` }
 
 const alertsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.addHook('onRequest', app.requireUser)

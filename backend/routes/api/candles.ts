@@ -58,7 +58,7 @@ const candlesRoute: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/candles', {
     onRequest: app.requireUser,
-    config: { rateLimit: { max: 60, timeWindow: 60_000, keyGenerator: (req: FastifyRequest) => `candles:${req.userId ?? req.ip}` } },
+    config: { rateLimit: { max: 60, timeWindow: 60_000, keyGenerator: (req: FastifyRequest) => `candles:${req.userId || req.ip}` } },
     schema: { querystring: Query, response: { 200: CandlesResponse, 502: ErrorResponse, 503: ErrorResponse, ...commonErrors } },
   }, async (request, reply) => {
     const range = request.query.range as CandleRange

@@ -100,7 +100,7 @@ const isLong = (s: string) => s === 'buy' || s === 'long' || s === 'b'
 /** why a closed trade closed, from what the exchange recorded on it */
 export function closeReason(t: Trade): 'liquidation' | 'stoploss' | 'takeprofit' | 'close' {
   const exit = t.exitPrice
-  if (exit === null || exit === undefined) return 'close'
+  if (exit === null) return 'close'
   const long = isLong(t.side)
   const tick = Math.max(0.5, t.liquidation * 0.0005)
   // a liquidated trade exits at its liquidation price (a live one never trades beyond it) and loses its margin

@@ -90,9 +90,9 @@ export interface AlertSettingsHandle {
   /** the last failure in words, null when the last save worked */
   error: string | null
   /** apply a change now and save it (after `debounceMs`: a threshold being typed is saved once) */
-  change(patch: (cur: AlertSettings) => Partial<AlertSettings>, debounceMs?: number): void
+  change: (patch: (cur: AlertSettings) => Partial<AlertSettings>, debounceMs?: number) => void
   /** a price level fired: remember when, on the server too */
-  markTriggered(levelId: string, at: string): void
+  markTriggered: (levelId: string, at: string) => void
 }
 
 export function useAlertSettings(api: ApiClient): AlertSettingsHandle {
@@ -129,9 +129,11 @@ export function useAlertSettings(api: ApiClient): AlertSettingsHandle {
       for (const [id, at] of sentMarks) if (marks.current.get(id) === at) marks.current.delete(id)
       forgetLegacy()
       // a change made while this one was on its way keeps its values; only the version moves on
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- dirty.current may change during the await
       apply(dirty.current ? { ...current.current, version: saved.version, updatedAt: saved.updatedAt } : saved)
       if (alive.current) {
         setError(null)
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- dirty.current may change during the await
         setState(dirty.current ? 'saving' : 'saved')
       }
     } catch (e) {
@@ -181,6 +183,7 @@ export function useAlertSettings(api: ApiClient): AlertSettingsHandle {
     if (dirty.current) return
     try {
       const fresh = await api.json<AlertSettings>('GET', '/api/alerts')
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- dirty.current may change during the await
       if (dirty.current) return
       const legacy = legacyPct()
       // the trader already let this site notify (the liquidation alert asked before the settings existed)

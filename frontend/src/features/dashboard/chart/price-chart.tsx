@@ -17,7 +17,6 @@ import {
   type IPriceLine,
   type ISeriesApi,
   type Time,
-  type UTCTimestamp,
 } from 'lightweight-charts'
 import { useRealtimeClient } from '../../../lib/realtime-react.ts'
 import { useApi } from '../../../lib/api-context.ts'
