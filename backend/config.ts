@@ -33,7 +33,7 @@ export const EnvSchema = Type.Object({
   LNM_STREAM_URL: Type.Optional(Type.String({ pattern: '^wss?://' })),
   POLL_INTERVAL_MS: Int(5000, 250, 600000, 'account/positions polling period per account'),
   TICKER_INTERVAL_MS: Int(2000, 250, 600000, 'REST ticker polling period when the stream is down'),
-  UPSTREAM_BREAKER_OPEN_MS: Int(10000, 500, 600000, 'after 5 consecutive exchange failures, wait this long before a probe request'),
+  UPSTREAM_BREAKER_OPEN_MS: Int(10000, 500, 600000, 'after 5 consecutive exchange failures, refuse calls this long before a caller\'s request is the probe (a public GET /ping probes every POLL_INTERVAL_MS / 3 meanwhile)'),
   STALE_AFTER_MS: Int(30000, 1000, 3600000, 'data older than this is never pushed as fresh'),
   PRIVATE_STREAMS_PER_NODE: Int(20, 0, 32, 'authenticated Stream v1 connections per node, given to the most-watched accounts (0 = REST polling only; LN Markets allows 32 per IP)'),
   PUSH_RECONCILE_MS: Int(30000, 250, 600000, 'REST reconciliation period of an account while its private stream is healthy'),

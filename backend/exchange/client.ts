@@ -8,7 +8,9 @@
  * - retries ONLY 429/502/503/504 and connect-phase errors, full-jitter exponential backoff
  *   (base 1 s, cap 8 s, 3 retries), 429 waits max(Retry-After, backoff); read timeouts are never retried;
  * - client-side throttle: public 1/s, per credential key 5/s, shared by every caller of this instance;
- * - circuit breaker for the origin; TypeBox validation of every response; typed `LnmError`s;
+ * - circuit breaker for the origin (while it is open, an optional public GET /ping health probe every
+ *   `breaker.probeMs` closes it as soon as the exchange answers; `onRecovered` listeners then hear it);
+ *   TypeBox validation of every response; typed `LnmError`s;
  * - lru-cache for ticker/candles + in-flight coalescing of identical GETs (private ones per credentials);
  * - optional per-call budget: `{ signal, deadlineMs }`.
  */
@@ -55,7 +57,12 @@ export interface LnmClientOptions {
   retry?: { baseMs?: number; capMs?: number; retries?: number }
   /** client-side throttle; publicMode 'serial' (default) or 'spaced', see Throttle */
   limits?: { publicPerSec?: number; authPerSec?: number; publicMode?: 'serial' | 'spaced'; /** extra spacing, default 0.1 (10 %) against network jitter */ margin?: number }
-  breaker?: { failureThreshold?: number; openMs?: number }
+  /**
+   * probeMs: while the circuit is open, one public GET /ping every probeMs (±25 % jitter, on the public
+   * throttle) as its half-open probe, so recovery is seen within probeMs of the exchange answering again
+   * rather than after openMs and a caller's next attempt; 0 (default) = callers' requests are the only probes
+   */
+  breaker?: { failureThreshold?: number; openMs?: number; probeMs?: number }
   cacheTtl?: { tickerMs?: number; candlesMs?: number }
   userAgent?: string
   /** how often the server clock offset is refreshed (default 10 min) */
@@ -146,6 +153,9 @@ export class LnmClient {
   private clockSyncedAt = 0
   private clockSync: Promise<void> | null = null
   private closed = false
+  private readonly probeMs: number
+  private probeTimer: NodeJS.Timeout | null = null
+  private readonly recoveredListeners = new Set<() => void>()
 
   constructor(opts: LnmClientOptions) {
     this.baseUrl = new URL(opts.baseUrl)
@@ -170,9 +180,13 @@ export class LnmClient {
     })
     const originLabel = this.origin
     this.metrics?.circuitState.set({ origin: originLabel }, 0)
+    this.probeMs = Math.max(0, opts.breaker?.probeMs ?? 0)
     this.breaker = new CircuitBreaker(opts.breaker?.failureThreshold ?? 5, opts.breaker?.openMs ?? 30_000, (s) => {
       this.metrics?.circuitState.set({ origin: originLabel }, BREAKER_GAUGE[s])
       this.logger?.warn?.({ origin: originLabel, state: s }, 'lnm circuit breaker state changed')
+      if (s === 'open') this.scheduleProbe()
+      // closed again after an outage: tell the listeners outside the call that closed it
+      else if (s === 'closed') setImmediate(() => { if (!this.closed) for (const fn of this.recoveredListeners) fn() })
     })
     this.tickerCache = new LRUCache({ max: 1, ttl: Math.max(1, opts.cacheTtl?.tickerMs ?? 1_000) })
     this.candlesCache = new LRUCache({ max: 200, ttl: Math.max(1, opts.cacheTtl?.candlesMs ?? 10_000) })
@@ -292,10 +306,45 @@ export class LnmClient {
     return this.get({ path: '/oracle/last-price', query: pageQuery(q), validator: V.oracleLastPrice }, opts)
   }
 
+  /**
+   * `fn` runs each time the circuit closes after having been open (the exchange answers again), so whoever
+   * backed off during the outage can fetch now instead of at the end of its backoff. Returns the unsubscribe.
+   */
+  onRecovered(fn: () => void): () => void {
+    this.recoveredListeners.add(fn)
+    return () => this.recoveredListeners.delete(fn)
+  }
+
+  /** the circuit opened: the next health probe in probeMs (±25 %), one at a time, until it closes */
+  private scheduleProbe(): void {
+    if (this.probeMs <= 0 || this.closed || this.probeTimer) return
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = null
+      void this.probe()
+    }, Math.round(this.probeMs * (0.75 + Math.random() * 0.5)))
+    this.probeTimer.unref()
+  }
+
+  private async probe(): Promise<void> {
+    if (this.closed || this.breaker.state === 'closed') return
+    if (this.breaker.probeNow()) {
+      try {
+        // a single attempt on the public throttle (1/s, shared with the ticker): never beyond the public limit
+        await this.request({ method: 'GET', path: '/ping', validator: V.ping }, { deadlineMs: Math.max(1000, Math.min(this.probeMs, 5000)) }, true, true)
+      } catch {
+        // its outcome went to the breaker (a failure re-opened it)
+      }
+    }
+    // (state read again: the probe's outcome changed it)
+    if ((this.breaker.state as string) !== 'closed') this.scheduleProbe()
+  }
+
   /** Aborts every pending call (they reject with kind 'unavailable' code 'CLIENT_CLOSED') and closes sockets. */
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    if (this.probeTimer) clearTimeout(this.probeTimer)
+    this.probeTimer = null
     this.closing.abort(new Error('client closed'))
     this.tickerCache.clear()
     this.candlesCache.clear()
@@ -375,7 +424,7 @@ export class LnmClient {
    * One logical call: throttle → breaker → sign → send → validate, with retries per the official policy.
    * Exposed for write endpoints (POST/PUT/DELETE are never coalesced or cached).
    */
-  async request<T>(spec: RequestSpec<T>, opts: CallOptions = {}, skipClock = false): Promise<T> {
+  async request<T>(spec: RequestSpec<T>, opts: CallOptions = {}, skipClock = false, breakerProbe = false): Promise<T> {
     const endpoint = spec.endpoint ?? spec.path
     const secrets = spec.creds ? [spec.creds.secret, spec.creds.passphrase, spec.creds.key] : []
     if (this.closed) throw new LnmError('unavailable', endpoint, `lnm ${endpoint}: client closed`, { code: 'CLIENT_CLOSED' })
@@ -392,7 +441,7 @@ export class LnmClient {
     // one signal for the call: client close() or the caller's signal (listeners removed when the call ends)
     const link = linkSignals(this.closing.signal, opts.signal)
     try {
-      return await this.run(spec, opts, skipClock, endpoint, secrets, deadline, link.signal)
+      return await this.run(spec, opts, skipClock, endpoint, secrets, deadline, link.signal, breakerProbe)
     } finally {
       link.dispose()
     }
@@ -406,6 +455,7 @@ export class LnmClient {
     secrets: string[],
     deadline: number | undefined,
     callSignal: AbortSignal,
+    breakerProbe: boolean,
   ): Promise<T> {
 
     const url = this.buildUrl(spec.path, spec.query)
@@ -415,9 +465,10 @@ export class LnmClient {
     if (spec.creds && !skipClock) await this.ensureClock(deadline, callSignal)
 
     // circuit breaker: one decision per logical call (a call that exhausted its retries is one failure)
-    const blocked = this.breaker.blockedFor()
+    // (the health probe already holds the breaker's probe slot: see probe())
+    const blocked = breakerProbe ? 0 : this.breaker.blockedFor()
     if (blocked > 0) throw this.circuitOpen(endpoint, blocked)
-    let admission: 'go' | 'probe' | 'reject' | null = null
+    let admission: 'go' | 'probe' | 'reject' | null = breakerProbe ? 'probe' : null
     let outcomeRecorded = false
     const record = (f: AttemptFailure | null) => {
       if (outcomeRecorded || admission === null) return

@@ -264,6 +264,18 @@ export class CircuitBreaker {
     return 'probe'
   }
 
+  /**
+   * An active health probe while the circuit is not closed: take the single probe slot now, before `openMs`
+   * has passed (the caller then sends one cheap request and reports it like any probe). false when the
+   * circuit is closed or a probe is already in flight.
+   */
+  probeNow(): boolean {
+    if (this.state === 'closed' || this.probeInFlight) return false
+    if (this.state === 'open') this.set('half_open')
+    this.probeInFlight = true
+    return true
+  }
+
   success(): void {
     this.failures = 0
     this.probeInFlight = false

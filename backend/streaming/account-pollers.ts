@@ -62,6 +62,8 @@ class AccountPoller {
   /** bumped by a credentials change: results of older polls are dropped */
   gen = 0
   failures = 0
+  /** the exchange came back while this poller's round was in flight: if that round failed, retry soon */
+  recovering = false
   /** interval multiplier learned from rate limits (1 = configured interval) */
   factor = 1
   lastPollStart = 0
@@ -193,6 +195,33 @@ export class AccountPollers {
     for (const p of this.pollers.values()) {
       if (p.creds && p.status?.upstream !== 'down') this.setStatus(p, 'down', 'exchange_unreachable')
     }
+  }
+
+  /**
+   * The exchange answers again after an outage (the exchange client's breaker closed): every poller that
+   * backed off (failures, or `down`) polls within `spreadMs` — uniform jitter, so the accounts do not fire
+   * together, and each key's calls still pass its own 5/s throttle — instead of at the end of a backoff of
+   * up to 15 s. A round in flight that then fails is retried the same way. Rate-limited pollers are left to
+   * their stretched interval. Returns how many were moved forward.
+   */
+  recover(spreadMs = Math.min(1000, Math.floor(this.o.intervalMs / 4))): number {
+    let n = 0
+    for (const p of this.pollers.values()) {
+      if (p.stopped || !p.creds || (p.failures === 0 && p.status?.upstream !== 'down')) continue
+      if (p.controller) {
+        p.recovering = true
+        continue
+      }
+      this.soon(p, spreadMs)
+      n++
+    }
+    return n
+  }
+
+  private soon(p: AccountPoller, spreadMs: number): void {
+    if (p.timer) clearTimeout(p.timer)
+    p.timer = setTimeout(this.tick, Math.round(Math.random() * spreadMs), p)
+    p.timer.unref()
   }
 
   private startPoller(userId: string, epoch?: number): void {
@@ -366,6 +395,11 @@ export class AccountPollers {
         else if (p.timer) {
           clearTimeout(p.timer)
           p.timer = null
+        }
+        // the exchange came back during this round and it still failed: once more soon, not after a backoff
+        if (p.recovering) {
+          p.recovering = false
+          if (p.creds && p.failures > 0 && minDelay === 0) this.soon(p, Math.min(1000, Math.floor(this.o.intervalMs / 4)))
         }
         // a healthy account: slow channels that are due, and channels an event asked for during this round,
         // are fetched in a round of their own right away (never stacked onto a poll: bursts stay small)

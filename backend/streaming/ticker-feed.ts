@@ -153,6 +153,14 @@ export class TickerFeed {
     if (this.failures === 0 && this.status?.upstream !== 'ok') this.setStatus('ok', 'ok')
   }
 
+  /** the exchange answers again after an outage (the client's breaker closed): a backed-off REST poll goes now */
+  recover(): void {
+    if (!this.watching || this.failures === 0 || this.controller) return
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = null
+    void this.pollRest()
+  }
+
   private onStreamChange(): void {
     if (!this.watching) return
     // stream lost: poll REST at once instead of waiting for a backed-off timer

@@ -109,6 +109,12 @@ export default fp(
       privateStreams.start()
     }
     const watchdog = new FreshnessWatchdog({ watched: () => hub.watchedTopics(), cache: hub.cache, bus, staleAfterMs: config.STALE_AFTER_MS, metrics, log })
+    // the exchange answers again after an outage: whoever backed off fetches now (spread over a short window)
+    const offRecovered = client.onRecovered(() => {
+      ticker.recover()
+      const n = pollers.recover()
+      if (n > 0) log.info({ pollers: n }, 'exchange answers again; backed-off pollers poll now')
+    })
     pollers.start()
     ticker.start()
     hub.start()
@@ -144,6 +150,7 @@ export default fp(
       app.vault.events.off('changed', onCredsChanged)
       app.vault.events.off('deleted', onCredsDeleted)
       unsubscribeSessions()
+      offRecovered()
       watchdog.stop()
       await hub.stop()
       await ticker.stop()
