@@ -164,7 +164,7 @@ export class AccountPollers {
       case 'watch':
         if (p) {
           // a lease generation above our epoch (fencing): publish under it from now on
-          if (e.epoch !== undefined && e.epoch > p.epoch) p.epoch = e.epoch
+          if (e.epoch !== undefined && e.epoch > p.epoch) return this.moveEpoch(p, e.epoch)
           return this.replay(p)
         }
         this.startPoller(e.key, e.epoch)
@@ -241,6 +241,24 @@ export class AccountPollers {
     p.timer = null
     p.controller?.abort()
     p.controller = null
+  }
+
+  /**
+   * A lease generation above our epoch (the lease was taken again after Redis came back, or this node took it
+   * over): publish under it from now on. What we hold is NOT replayed under the new epoch: while Redis was away
+   * another node's producer may have published newer data for this account, and a higher epoch carrying older
+   * data would take clients back in time (rule 2 of README "Epochs and fencing" accepts any higher epoch).
+   * Every channel is fetched again now and published as a new version (new epoch, next seq, the fetch's time);
+   * caches keep showing what they have until then. The status carries no data: it is replayed.
+   */
+  private moveEpoch(p: AccountPoller, epoch: number): void {
+    p.epoch = epoch
+    // the next answers are new versions (snapshots), never a `fresh` for a version no cache holds under this epoch
+    p.last.fill(null)
+    if (p.status) this.o.bus.publish(p.topic, p.status)
+    if (p.creds === null) return
+    for (let i = 0; i < POLLED.length; i++) if (this.o.source[POLLED[i]!]) p.forced |= 1 << i
+    if (!p.controller) void this.poll(p, true)
   }
 
   /** a new node-local cache wants the current state: publish it again (the cache drops duplicates) */
@@ -508,7 +526,7 @@ export class AccountPollers {
     if (!p || p.stopped || !p.pushHealthy || p.controller) return
     const fresh: AccountChannel[] = []
     for (let i = 0; i < POLLED.length; i++) {
-      if (channelRow(POLLED[i]!).cadence.kind !== 'poll' || p.data[i] === undefined || p.lastTs[i]! >= at) continue
+      if (channelRow(POLLED[i]!).cadence.kind !== 'poll' || p.data[i] === undefined || p.last[i] === null || p.lastTs[i]! >= at) continue
       p.lastTs[i] = at
       fresh.push(POLLED[i]!)
     }

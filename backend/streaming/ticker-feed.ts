@@ -70,8 +70,15 @@ export class TickerFeed {
     if (e.key !== 'ticker') return
     if (e.kind === 'watch') {
       if (this.watching) {
-        // a lease generation above our epoch (fencing): publish under it from now on
-        if (e.epoch !== undefined && e.epoch > this.epoch) this.epoch = e.epoch
+        // a lease generation above our epoch (fencing): publish under it from now on — the next tick or REST
+        // answer, as a new version: our last ticker is not replayed under it (another node may have published a
+        // newer one meanwhile; a higher epoch with older data would take clients back in time)
+        if (e.epoch !== undefined && e.epoch > this.epoch) {
+          this.epoch = e.epoch
+          this.lastJson = null
+          if (this.status) this.o.bus.publish(TICKER_TOPIC, this.status)
+          return
+        }
         return this.replay()
       }
       this.watching = true
