@@ -58,11 +58,20 @@ export async function redisCluster(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
     const phase = (name: string) => { for (const o of observers) o.phase = name }
     phase('steady')
     const sum = async () => (await pollers(a)) + (await pollers(b))
+    // the parts of "each account polled by exactly one node", each with the first moment it held (for the figures)
+    const parts = { onePoller: null as number | null, everyKeyPolled: null as number | null, everyDashboardFresh: null as number | null }
     const exactlyOne = async (since: number) => {
-      if ((await sum()) !== A) return false
-      // and every key is being polled right now: requests at the exchange since `since`
+      const one = (await sum()) === A
+      // every key is being polled right now: requests at the exchange since `since`
       const r = await sim.rates(since)
-      return accounts.every((acc) => (r.perKey[acc.key]?.total ?? 0) > 0)
+      const polled = accounts.every((acc) => (r.perKey[acc.key]?.total ?? 0) > 0)
+      // and its data reaches the dashboards on both nodes (whoever polls it)
+      const fresh = observers.every((o) => !o.ready || (o.newestTs.get('positions') ?? 0) >= since)
+      const at = Date.now() - since
+      if (one && parts.onePoller === null) parts.onePoller = at
+      if (polled && parts.everyKeyPolled === null) parts.everyKeyPolled = at
+      if (fresh && parts.everyDashboardFresh === null) parts.everyDashboardFresh = at
+      return one && polled
     }
     const steadyMs = await waitFor(async () => exactlyOne(Date.now() - 2 * POLL_MS), 30_000, 500)
     const steadySplit = [await pollers(a), await pollers(b)]
@@ -76,16 +85,20 @@ export async function redisCluster(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
     await redis.start()
     phase('redis back')
     const tBack = Date.now()
+    Object.assign(parts, { onePoller: null, everyKeyPolled: null, everyDashboardFresh: null })
     const afterRedisMs = await waitFor(async () => exactlyOne(tBack), 4 * LEASE_MS, 250)
+    const afterRedisParts = { ...parts }
+    Object.assign(parts, { onePoller: null, everyKeyPolled: null, everyDashboardFresh: null })
     // and it stays so
     let unstable = 0
     for (let i = 0; i < 8; i++) { if ((await sum()) !== A) unstable++; await sleep(500) }
-    log(`cell 5: Redis back: exactly one poller per account after ${afterRedisMs ?? '> ' + 4 * LEASE_MS} ms; killing node A`)
+    log(`cell 5: Redis back: exactly one poller per account after ${afterRedisMs ?? '> ' + 4 * LEASE_MS} ms (${JSON.stringify(afterRedisParts)}); killing node A`)
 
     phase('node killed')
     const tKill = Date.now()
     const killed = await a.signal('SIGKILL', 10_000)
     const takeoverMs = await waitFor(async () => (await pollers(b)) === A && (await exactlyOne(tKill + 1000)), 4 * LEASE_MS, 250)
+    const afterKillParts = { ...parts }
     const failedOver = await waitFor(() => observers.every((o) => o.ready && o.url === b.wsUrl), 30_000, 250)
     const failoverMs = failedOver === null ? null : Date.now() - tKill
     await sleep(2 * POLL_MS + 1000)
@@ -94,8 +107,8 @@ export async function redisCluster(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
     const peak = peakRates(all)
     const figures = {
       accounts: A, observers: observers.length, leaseMs: LEASE_MS, pollIntervalMs: POLL_MS, steadyMs, steadySplit, redisDownS,
-      pollerSumDuringRedisOutage: maxDuring, exactlyOneAfterRedisBackMs: afterRedisMs, unstableSamplesAfter: unstable,
-      nodeKilled: killed, exactlyOneAfterNodeKillMs: takeoverMs, dashboardsFailedOverMs: failoverMs, observerStats: obs, upstreamByStatus: all.byStatus,
+      pollerSumDuringRedisOutage: maxDuring, exactlyOneAfterRedisBackMs: afterRedisMs, afterRedisParts, unstableSamplesAfter: unstable,
+      nodeKilled: killed, exactlyOneAfterNodeKillMs: takeoverMs, afterKillParts, dashboardsFailedOverMs: failoverMs, observerStats: obs, upstreamByStatus: all.byStatus,
       peakPerKeyPerSec: peak.privateMaxPerSec, peakPublicPerSec: peak.publicMaxPerSec,
     }
     const limit = 2 * LEASE_MS
