@@ -16,6 +16,7 @@ import type { AccountSource, Log, TickerSource } from '../../streaming/sources.t
 import { TickerFeed } from '../../streaming/ticker-feed.ts'
 import { PrivateStreams } from '../../streaming/private-streams.ts'
 import { LnmPrivateStream } from '../../exchange/private-stream.ts'
+import { TokenBucket } from '../../exchange/resilience.ts'
 import { UpgradeGate } from '../../streaming/upgrade-gate.ts'
 import type { UpstreamState } from '../../schemas/ws-protocol.ts'
 
@@ -92,12 +93,17 @@ export default fp(
     hubRef = hub
     if (privateUrl && config.PRIVATE_STREAMS_PER_NODE > 0) {
       const streamLog = app.log.child({ module: 'private-stream' })
+      // LN Markets counts new connections (500 per IP per hour) and `authenticate` (20 per IP per minute): every
+      // private connection attempt, first or reconnect, takes a token from one node-wide bucket: 8 per minute,
+      // burst 10 — at most 18 in any minute and 490 in any hour, however often the exchange drops the streams
+      const connects = new TokenBucket(8, 10)
       privateStreams = new PrivateStreams({
         pollers,
         credentials: (userId) => app.vault.get(userId),
         create: (creds) =>
           new LnmPrivateStream({
             url: privateUrl, creds, logger: streamLog, metrics, now: () => Date.now() + client.clockOffsetMs, reconnect: { baseMs: 1000, capMs: 60_000 },
+            admit: () => connects.take(),
             // a ping (and its pong) often enough that the stream's own liveness keeps the data's age under the stale limit
             pingIntervalMs: Math.max(1000, Math.min(30_000, Math.floor(config.STALE_AFTER_MS / 3))),
           }),
