@@ -35,7 +35,7 @@ export const EnvSchema = Type.Object({
   LNM_STREAM_URL: Type.Optional(Type.String({ pattern: '^wss?://' })),
   POLL_INTERVAL_MS: Int(5000, 250, 600000, 'account/positions polling period per account'),
   TICKER_INTERVAL_MS: Int(2000, 250, 600000, 'REST ticker polling period when the stream is down'),
-  UPSTREAM_BREAKER_OPEN_MS: Int(10000, 500, 600000, 'after 5 consecutive exchange failures, wait this long before a probe request'),
+  UPSTREAM_BREAKER_OPEN_MS: Int(10000, 500, 600000, 'after 5 consecutive exchange failures, refuse calls this long before a caller\'s request is the probe (a public GET /ping probes every POLL_INTERVAL_MS / 3 meanwhile)'),
   CANDLES_CACHE_MS: Int(10000, 1000, 600000, 'the newest candles are served from the gateway cache this long before the exchange is asked again'),
   STALE_AFTER_MS: Int(30000, 1000, 3600000, 'data older than this is never pushed as fresh'),
   PRIVATE_STREAMS_PER_NODE: Int(31, 0, 31, 'authenticated Stream v1 connections per node, given to the most-watched accounts (0 = REST polling only). LN Markets allows 32 stream connections per IP and the public ticker stream takes one; nodes sharing one IP share the 32'),

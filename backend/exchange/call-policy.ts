@@ -33,7 +33,14 @@ export interface CallPolicyOptions {
   logger?: Log
   retry: { baseMs: number; capMs: number; retries: number }
   limits: { publicPerSec: number; authPerSec: number; publicMode: 'serial' | 'spaced'; margin: number }
-  breaker: { failureThreshold: number; openMs: number }
+  /**
+   * probeMs: while the circuit is open, one public GET /ping every probeMs (±25 % jitter, on the public
+   * throttle) as its half-open probe, so recovery is seen within probeMs of the exchange answering again
+   * rather than after openMs and a caller's next attempt; 0 = callers' requests are the only probes
+   */
+  breaker: { failureThreshold: number; openMs: number; probeMs: number }
+  /** the health probe's request (a public GET /ping); sent through call() with the probe slot already held */
+  probeSpec?: RequestSpec<unknown>
 }
 
 export class CallPolicy {
@@ -46,6 +53,10 @@ export class CallPolicy {
   private readonly r: { baseMs: number; capMs: number; retries: number }
   private readonly limits: { publicPerSec: number; authPerSec: number; margin: number }
   readonly breaker: CircuitBreaker
+  private readonly probeMs: number
+  private readonly probeSpec: RequestSpec<unknown> | undefined
+  private probeTimer: NodeJS.Timeout | null = null
+  private readonly recoveredListeners = new Set<() => void>()
   private readonly publicThrottle: Throttle
   private readonly keyThrottles = new LRUCache<string, Throttle>({ max: 10_000, ttl: 10 * 60_000, updateAgeOnGet: true })
 
@@ -62,17 +73,70 @@ export class CallPolicy {
     this.publicThrottle = new Throttle(this.limits.publicPerSec, { mode: opts.limits.publicMode, margin: this.limits.margin })
     const originLabel = this.origin
     this.metrics?.circuitState.set({ origin: originLabel }, 0)
+    this.probeMs = Math.max(0, opts.breaker.probeMs)
+    this.probeSpec = opts.probeSpec
     this.breaker = new CircuitBreaker(opts.breaker.failureThreshold, opts.breaker.openMs, (s) => {
       this.metrics?.circuitState.set({ origin: originLabel }, BREAKER_GAUGE[s])
       this.logger?.warn({ origin: originLabel, state: s }, 'lnm circuit breaker state changed')
+      if (s === 'open') this.scheduleProbe()
+      // closed again after an outage: tell the listeners outside the call that closed it
+      else if (s === 'closed') {
+        setImmediate(() => {
+          if (!this.closing.aborted) for (const fn of this.recoveredListeners) fn()
+        })
+      }
     })
+    opts.closing.addEventListener(
+      'abort',
+      () => {
+        if (this.probeTimer) clearTimeout(this.probeTimer)
+        this.probeTimer = null
+      },
+      { once: true },
+    )
+  }
+
+  /**
+   * `fn` runs each time the circuit closes after having been open (the exchange answers again), so whoever
+   * backed off during the outage can fetch now instead of at the end of its backoff. Returns the unsubscribe.
+   */
+  onRecovered(fn: () => void): () => void {
+    this.recoveredListeners.add(fn)
+    return () => this.recoveredListeners.delete(fn)
+  }
+
+  /** the circuit opened: the next health probe in probeMs (±25 %), one at a time, until it closes */
+  private scheduleProbe(): void {
+    if (this.probeMs <= 0 || !this.probeSpec || this.closing.aborted || this.probeTimer) return
+    this.probeTimer = setTimeout(
+      () => {
+        this.probeTimer = null
+        void this.probe()
+      },
+      Math.round(this.probeMs * (0.75 + Math.random() * 0.5)),
+    )
+    this.probeTimer.unref()
+  }
+
+  private async probe(): Promise<void> {
+    if (this.closing.aborted || this.breaker.state === 'closed' || !this.probeSpec) return
+    if (this.breaker.probeNow()) {
+      try {
+        // a single attempt on the public throttle (1/s, shared with the ticker): never beyond the public limit
+        await this.call(this.probeSpec, { deadlineMs: Math.max(1000, Math.min(this.probeMs, 5000)) }, true, true)
+      } catch {
+        // its outcome went to the breaker (a failure re-opened it)
+      }
+    }
+    // (state read again: the probe's outcome changed it)
+    if ((this.breaker.state as string) !== 'closed') this.scheduleProbe()
   }
 
   /**
    * One logical call: throttle → breaker → sign → send → validate, with retries per the official policy.
    * Exposed for write endpoints (POST/PUT/DELETE are never coalesced or cached).
    */
-  async call<T>(spec: RequestSpec<T>, opts: CallOptions = {}, skipClock = false): Promise<T> {
+  async call<T>(spec: RequestSpec<T>, opts: CallOptions = {}, skipClock = false, breakerProbe = false): Promise<T> {
     const endpoint = spec.endpoint ?? spec.path
     const secrets = spec.creds ? [spec.creds.secret, spec.creds.passphrase, spec.creds.key] : []
     if (this.closing.aborted) throw new LnmError('unavailable', endpoint, `lnm ${endpoint}: client closed`, { code: 'CLIENT_CLOSED' })
@@ -89,7 +153,7 @@ export class CallPolicy {
     // one signal for the call: client close() or the caller's signal (listeners removed when the call ends)
     const link = linkSignals(this.closing, opts.signal)
     try {
-      return await this.run(spec, opts, skipClock, endpoint, secrets, deadline, link.signal)
+      return await this.run(spec, opts, skipClock, endpoint, secrets, deadline, link.signal, breakerProbe)
     } finally {
       link.dispose()
     }
@@ -103,6 +167,7 @@ export class CallPolicy {
     secrets: string[],
     deadline: number | undefined,
     callSignal: AbortSignal,
+    breakerProbe: boolean,
   ): Promise<T> {
 
     const url = this.http.buildUrl(spec.path, spec.query)
@@ -112,9 +177,10 @@ export class CallPolicy {
     if (spec.creds && !skipClock) await this.clock.ensure(deadline, callSignal)
 
     // circuit breaker: one decision per logical call (a call that exhausted its retries is one failure)
-    const blocked = this.breaker.blockedFor()
+    // (the health probe already holds the breaker's probe slot: see probe())
+    const blocked = breakerProbe ? 0 : this.breaker.blockedFor()
     if (blocked > 0) throw this.circuitOpen(endpoint, blocked)
-    let admission: 'go' | 'probe' | 'reject' | null = null
+    let admission: 'go' | 'probe' | 'reject' | null = breakerProbe ? 'probe' : null
     let outcomeRecorded = false
     const record = (f: AttemptFailure | null) => {
       if (outcomeRecorded || admission === null) return

@@ -8,7 +8,9 @@
  * - retries ONLY 429/502/503/504 and connect-phase errors, full-jitter exponential backoff
  *   (base 1 s, cap 8 s, 3 retries), 429 waits max(Retry-After, backoff); read timeouts are never retried;
  * - client-side throttle: public 1/s, per credential key 5/s, shared by every caller of this instance;
- * - circuit breaker for the origin; TypeBox validation of every response; typed `LnmError`s;
+ * - circuit breaker for the origin (while it is open, an optional public GET /ping health probe every
+ *   `breaker.probeMs` closes it as soon as the exchange answers; `onRecovered` listeners then hear it);
+ *   TypeBox validation of every response; typed `LnmError`s;
  * - lru-cache for ticker/candles + in-flight coalescing of identical GETs (private ones per credentials);
  * - optional per-call budget: `{ signal, deadlineMs }`.
  */
@@ -54,7 +56,12 @@ export interface LnmClientOptions {
   retry?: { baseMs?: number; capMs?: number; retries?: number }
   /** client-side throttle; publicMode 'serial' (default) or 'spaced', see Throttle */
   limits?: { publicPerSec?: number; authPerSec?: number; publicMode?: 'serial' | 'spaced'; /** extra spacing, default 0.1 (10 %) against network jitter */ margin?: number }
-  breaker?: { failureThreshold?: number; openMs?: number }
+  /**
+   * probeMs: while the circuit is open, one public GET /ping every probeMs (±25 % jitter, on the public
+   * throttle) as its half-open probe, so recovery is seen within probeMs of the exchange answering again
+   * rather than after openMs and a caller's next attempt; 0 (default) = callers' requests are the only probes
+   */
+  breaker?: { failureThreshold?: number; openMs?: number; probeMs?: number }
   cacheTtl?: { tickerMs?: number; candlesMs?: number }
   userAgent?: string
   /** how often the server clock offset is refreshed (default 10 min) */
@@ -124,7 +131,8 @@ export class LnmClient {
       logger: opts.logger,
       retry: { baseMs: opts.retry?.baseMs ?? 1_000, capMs: opts.retry?.capMs ?? 8_000, retries: opts.retry?.retries ?? 3 },
       limits: { publicPerSec: opts.limits?.publicPerSec ?? 1, authPerSec: opts.limits?.authPerSec ?? 5, publicMode: opts.limits?.publicMode ?? 'serial', margin: opts.limits?.margin ?? 0.1 },
-      breaker: { failureThreshold: opts.breaker?.failureThreshold ?? 5, openMs: opts.breaker?.openMs ?? 30_000 },
+      breaker: { failureThreshold: opts.breaker?.failureThreshold ?? 5, openMs: opts.breaker?.openMs ?? 30_000, probeMs: opts.breaker?.probeMs ?? 0 },
+      probeSpec: { method: 'GET', path: '/ping', validator: V.ping },
     })
     this.coalescer = new Coalescer(opts.metrics)
     this.tickerCache = new LRUCache({ max: 1, ttl: Math.max(1, opts.cacheTtl?.tickerMs ?? 1_000) })
@@ -250,6 +258,14 @@ export class LnmClient {
 
   oracleLastPrice(q: OracleQuery = {}, opts?: CallOptions): Promise<OracleLastPrice> {
     return this.get({ path: '/oracle/last-price', query: pageQuery(q), validator: V.oracleLastPrice }, opts)
+  }
+
+  /**
+   * `fn` runs each time the circuit closes after having been open (the exchange answers again), so whoever
+   * backed off during the outage can fetch now instead of at the end of its backoff. Returns the unsubscribe.
+   */
+  onRecovered(fn: () => void): () => void {
+    return this.policy.onRecovered(fn)
   }
 
   /** Aborts every pending call (they reject with kind 'unavailable' code 'CLIENT_CLOSED') and closes sockets. */

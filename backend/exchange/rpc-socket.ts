@@ -36,6 +36,18 @@ export interface RpcSocketOptions {
    * IP (LN Markets: 20 `authenticate` per minute, 500 new connections per hour)
    */
   gate?: () => Promise<void>
+  /**
+   * the reconnect backoff starts over only after a link stayed up this long (default 60 000): a link the
+   * exchange drops every few seconds backs off exponentially up to `reconnect.capMs` instead of reconnecting
+   * at `baseMs` each time
+   */
+  stableMs?: number
+  /**
+   * a connection budget shared with other links from this address (the exchange counts new connections and
+   * `authenticate` per IP): asked before every connection attempt, first or reconnect; 0 = go (and it took a
+   * token), else ms to wait before asking again
+   */
+  admit?: () => number
 }
 
 const NotificationSchema = Type.Object({
@@ -64,7 +76,7 @@ interface Pending {
   timer: NodeJS.Timeout | null
 }
 
-type Resolved = Required<Omit<RpcSocketOptions, 'logger' | 'reconnect' | 'gate'>> & { reconnect: { baseMs: number; capMs: number } }
+type Resolved = Required<Omit<RpcSocketOptions, 'logger' | 'reconnect' | 'gate' | 'admit'>> & { reconnect: { baseMs: number; capMs: number }; admit?: () => number }
 
 export abstract class RpcSocket extends EventEmitter {
   readonly url: string
@@ -74,6 +86,8 @@ export abstract class RpcSocket extends EventEmitter {
   private linkUp = false
   private stopped = true
   private attempt = 0
+  /** when the link last came up (ms) */
+  private upSince = 0
   private reconnectTimer: NodeJS.Timeout | null = null
   private readonly gate?: () => Promise<void>
   /** a reconnect is waiting for the gate */
@@ -104,6 +118,8 @@ export abstract class RpcSocket extends EventEmitter {
       handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 10_000,
       maxMsgsPerSec: opts.maxMsgsPerSec ?? 8,
       reconnect: { baseMs: opts.reconnect?.baseMs ?? 1_000, capMs: opts.reconnect?.capMs ?? 30_000 },
+      stableMs: opts.stableMs ?? 60_000,
+      admit: opts.admit,
     }
   }
 
@@ -127,6 +143,21 @@ export abstract class RpcSocket extends EventEmitter {
     if (!this.stopped) return
     this.stopped = false
     this.attempt = 0
+    this.openAdmitted()
+  }
+
+  /** open now if the shared connection budget allows, else ask again when it says (plus up to 1 s of jitter) */
+  private openAdmitted(): void {
+    if (this.stopped) return
+    const wait = this.o.admit ? this.o.admit() : 0
+    if (wait > 0) {
+      this.logger?.info?.({ waitMs: wait }, 'lnm stream connection budget spent; waiting')
+      this.reconnectTimer = setTimeout(() => {
+        this.reconnectTimer = null
+        this.openAdmitted()
+      }, Math.ceil(wait) + Math.floor(Math.random() * 1000))
+      return
+    }
     this.open()
   }
 
@@ -221,7 +252,8 @@ export abstract class RpcSocket extends EventEmitter {
     }
     if (this.ws !== ws || this.stopped) return
     this.linkUp = true
-    this.attempt = 0
+    // the backoff starts over only once this link has proved stable (see teardown)
+    this.upSince = Date.now()
     this.onLinkChange(true)
     this.startPing(ws)
     this.emit('up')
@@ -314,6 +346,7 @@ export abstract class RpcSocket extends EventEmitter {
   private teardown(reason: string) {
     const wasUp = this.linkUp
     this.linkUp = false
+    if (wasUp && Date.now() - this.upSince >= this.o.stableMs) this.attempt = 0
     this.ws = null
     if (this.pingTimer) clearInterval(this.pingTimer)
     this.pingTimer = null
@@ -340,14 +373,14 @@ export abstract class RpcSocket extends EventEmitter {
     this.logger?.info({ reason, delayMs: delay, attempt: this.attempt }, 'lnm stream reconnect scheduled')
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null
-      if (!this.gate) return this.open()
+      if (!this.gate) return this.openAdmitted()
       const run = this.runs
       this.gating = true
       this.gate().then(
         () => {
           if (run !== this.runs) return
           this.gating = false
-          this.open()
+          this.openAdmitted()
         },
         () => {
           if (run !== this.runs) return

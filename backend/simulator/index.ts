@@ -98,6 +98,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   let stream: StreamServer | undefined = undefined
   const faults = createFaults((f) => {
     if (f.outage) stream?.dropAll()
+    stream?.applyFaults(f)
   })
   const now = () => Date.now() + faults.get().clockSkewMs
   const market = new Market({ seed, now, initialPrice: opts.initialPrice, volatility: opts.volatility })

@@ -330,8 +330,8 @@ export class StreamServer {
    * what the limits saw since start: accepted connections and authenticate calls, the refusals of each limit,
    * and the most sockets open at once (every client of a test is on 127.0.0.1, so these are per IP)
    */
-  stats(): { open: number; authenticated: number } & StreamServer['counters'] {
-    return { ...this.counters, open: this.clients.size, authenticated: [...this.clients].filter((c) => c.auth).length }
+  stats(): { open: number; authenticated: number; privateDrops: number } & StreamServer['counters'] {
+    return { ...this.counters, open: this.clients.size, authenticated: [...this.clients].filter((c) => c.auth).length, privateDrops: this.privateDrops }
   }
 
   /** the log behind the counters: each upgrade attempt with its status, each authenticate call (wall ms) */
@@ -349,7 +349,32 @@ export class StreamServer {
     for (const c of this.clients) c.ws.terminate()
   }
 
+  /** authenticated (private) connections terminated by the `privateStreamDropMs` fault */
+  privateDrops = 0
+  private privateDropTimer: NodeJS.Timeout | null = null
+  private privateDropMs = 0
+
+  /** the faults changed: (re)arm or stop the periodic drop of private connections */
+  applyFaults(f: Faults): void {
+    if (f.privateStreamDropMs === this.privateDropMs) return
+    if (this.privateDropTimer) clearInterval(this.privateDropTimer)
+    this.privateDropTimer = null
+    this.privateDropMs = f.privateStreamDropMs
+    if (f.privateStreamDropMs > 0) {
+      this.privateDropTimer = setInterval(() => {
+        for (const c of this.clients) {
+          if (!c.auth) continue
+          this.privateDrops++
+          c.ws.terminate()
+        }
+      }, f.privateStreamDropMs)
+      this.privateDropTimer.unref()
+    }
+  }
+
   close(): void {
+    if (this.privateDropTimer) clearInterval(this.privateDropTimer)
+    this.privateDropTimer = null
     this.dropAll()
     this.wss.close()
   }

@@ -59,6 +59,12 @@ export interface Faults {
   clockSkewMs: number
   /** 503 for everything, stream upgrades refused and stream sockets dropped */
   outage: boolean
+  /**
+   * > 0: every this many ms, every authenticated (private) Stream v1 connection is terminated (no close frame,
+   * like a network drop); new connections are accepted as usual, so clients reconnect and authenticate again,
+   * within the stream limits. 0 = off
+   */
+  privateStreamDropMs: number
 }
 
 /** a REST error: `{code, message}` with an HTTP status */

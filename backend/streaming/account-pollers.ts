@@ -62,6 +62,8 @@ class AccountPoller {
   /** bumped by a credentials change: results of older polls are dropped */
   gen = 0
   failures = 0
+  /** the exchange came back while this poller's round was in flight: if that round failed, retry soon */
+  recovering = false
   /** interval multiplier learned from rate limits (1 = configured interval) */
   factor = 1
   lastPollStart = 0
@@ -162,7 +164,7 @@ export class AccountPollers {
       case 'watch':
         if (p) {
           // a lease generation above our epoch (fencing): publish under it from now on
-          if (e.epoch !== undefined && e.epoch > p.epoch) p.epoch = e.epoch
+          if (e.epoch !== undefined && e.epoch > p.epoch) return this.moveEpoch(p, e.epoch)
           return this.replay(p)
         }
         this.startPoller(e.key, e.epoch)
@@ -195,6 +197,33 @@ export class AccountPollers {
     }
   }
 
+  /**
+   * The exchange answers again after an outage (the exchange client's breaker closed): every poller that
+   * backed off (failures, or `down`) polls within `spreadMs` — uniform jitter, so the accounts do not fire
+   * together, and each key's calls still pass its own 5/s throttle — instead of at the end of a backoff of
+   * up to 15 s. A round in flight that then fails is retried the same way. Rate-limited pollers are left to
+   * their stretched interval. Returns how many were moved forward.
+   */
+  recover(spreadMs = Math.min(1000, Math.floor(this.o.intervalMs / 4))): number {
+    let n = 0
+    for (const p of this.pollers.values()) {
+      if (p.stopped || !p.creds || (p.failures === 0 && p.status?.upstream !== 'down')) continue
+      if (p.controller) {
+        p.recovering = true
+        continue
+      }
+      this.soon(p, spreadMs)
+      n++
+    }
+    return n
+  }
+
+  private soon(p: AccountPoller, spreadMs: number): void {
+    if (p.timer) clearTimeout(p.timer)
+    p.timer = setTimeout(this.tick, Math.round(Math.random() * spreadMs), p)
+    p.timer.unref()
+  }
+
   private startPoller(userId: string, epoch?: number): void {
     const p = new AccountPoller(userId, phaseOf(userId, this.o.intervalMs))
     if (epoch !== undefined) p.epoch = epoch
@@ -212,6 +241,24 @@ export class AccountPollers {
     p.timer = null
     p.controller?.abort()
     p.controller = null
+  }
+
+  /**
+   * A lease generation above our epoch (the lease was taken again after Redis came back, or this node took it
+   * over): publish under it from now on. What we hold is NOT replayed under the new epoch: while Redis was away
+   * another node's producer may have published newer data for this account, and a higher epoch carrying older
+   * data would take clients back in time (rule 2 of README "Epochs and fencing" accepts any higher epoch).
+   * Every channel is fetched again now and published as a new version (new epoch, next seq, the fetch's time);
+   * caches keep showing what they have until then. The status carries no data: it is replayed.
+   */
+  private moveEpoch(p: AccountPoller, epoch: number): void {
+    p.epoch = epoch
+    // the next answers are new versions (snapshots), never a `fresh` for a version no cache holds under this epoch
+    p.last.fill(null)
+    if (p.status) this.o.bus.publish(p.topic, p.status)
+    if (p.creds === null) return
+    for (let i = 0; i < POLLED.length; i++) if (this.o.source[POLLED[i]!]) p.forced |= 1 << i
+    if (!p.controller) void this.poll(p, true)
   }
 
   /** a new node-local cache wants the current state: publish it again (the cache drops duplicates) */
@@ -367,6 +414,11 @@ export class AccountPollers {
           clearTimeout(p.timer)
           p.timer = null
         }
+        // the exchange came back during this round and it still failed: once more soon, not after a backoff
+        if (p.recovering) {
+          p.recovering = false
+          if (p.creds && p.failures > 0 && minDelay === 0) this.soon(p, Math.min(1000, Math.floor(this.o.intervalMs / 4)))
+        }
         // a healthy account: slow channels that are due, and channels an event asked for during this round,
         // are fetched in a round of their own right away (never stacked onto a poll: bursts stay small)
         // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() or a credentials event may clear p.creds during the awaits above
@@ -475,7 +527,7 @@ export class AccountPollers {
     if (!p || p.stopped || !p.pushHealthy || p.controller) return
     const fresh: AccountChannel[] = []
     for (let i = 0; i < POLLED.length; i++) {
-      if (channelRow(POLLED[i]!).cadence.kind !== 'poll' || p.data[i] === undefined || p.lastTs[i]! >= at) continue
+      if (channelRow(POLLED[i]!).cadence.kind !== 'poll' || p.data[i] === undefined || p.last[i] === null || p.lastTs[i]! >= at) continue
       p.lastTs[i] = at
       fresh.push(POLLED[i]!)
     }

@@ -70,8 +70,15 @@ export class TickerFeed {
     if (e.key !== 'ticker') return
     if (e.kind === 'watch') {
       if (this.watching) {
-        // a lease generation above our epoch (fencing): publish under it from now on
-        if (e.epoch !== undefined && e.epoch > this.epoch) this.epoch = e.epoch
+        // a lease generation above our epoch (fencing): publish under it from now on — the next tick or REST
+        // answer, as a new version: our last ticker is not replayed under it (another node may have published a
+        // newer one meanwhile; a higher epoch with older data would take clients back in time)
+        if (e.epoch !== undefined && e.epoch > this.epoch) {
+          this.epoch = e.epoch
+          this.lastJson = null
+          if (this.status) this.o.bus.publish(TICKER_TOPIC, this.status)
+          return
+        }
         return this.replay()
       }
       this.watching = true
@@ -152,6 +159,14 @@ export class TickerFeed {
     this.lastSuccessTs = this.o.now()
     this.emit(merged, t.time > 0 ? Math.min(t.time, this.o.now()) : this.o.now())
     if (this.failures === 0 && this.status?.upstream !== 'ok') this.setStatus('ok', 'ok')
+  }
+
+  /** the exchange answers again after an outage (the client's breaker closed): a backed-off REST poll goes now */
+  recover(): void {
+    if (!this.watching || this.failures === 0 || this.controller) return
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = null
+    void this.pollRest()
   }
 
   private onStreamChange(): void {

@@ -76,6 +76,10 @@ export interface ChaosSim {
   faults(f: Record<string, unknown>): Promise<void>
   reset(): Promise<void>
   rates(sinceMs: number, untilMs?: number): Promise<{ total: number; byStatus: Record<string, number>; byPath: Record<string, number>; perKey: Record<string, { total: number; maxPerSec: number }> }>
+  /** per key, the longest time in the window without a request on one of `paths` ('GET /v3/account', …) */
+  gaps(paths: string[], sinceMs: number, untilMs?: number): Promise<{ maxGapMs: Record<string, number> }>
+  /** the simulator's Stream v1 counters (connections, authenticate, refusals per limit, privateDrops) */
+  streamStats(): Promise<{ connections: number; authenticate: number; refusedSockets: number; refusedConnections: number; refusedAuthenticate: number; privateDrops: number; open: number; authenticated: number }>
   stop(): Promise<void>
 }
 
@@ -97,6 +101,8 @@ export async function startChaosSim(dir: string, accounts: SimAccount[]): Promis
     faults: async (f) => { await rpc(proc, { op: 'faults', faults: f }, 10_000) },
     reset: async () => { await rpc(proc, { op: 'faultsReset' }, 10_000) },
     rates: (sinceMs, untilMs) => rpc(proc, { op: 'rates', sinceMs, untilMs }, 30_000),
+    gaps: (paths, sinceMs, untilMs) => rpc(proc, { op: 'gaps', paths, sinceMs, untilMs }, 30_000),
+    streamStats: () => rpc(proc, { op: 'streamStats' }, 10_000),
     stop: () => stopChild(proc),
   }
 }

@@ -66,6 +66,30 @@ function rates(sinceMs: number, untilMs: number) {
   return { total, byStatus, byPath, perKey }
 }
 
+/**
+ * per key, the longest time in [sinceMs, untilMs] without a request on one of `paths` (e.g. 'GET /v3/account'),
+ * the window's edges included: how long an account went unpolled
+ */
+function gaps(paths: string[], sinceMs: number, untilMs: number) {
+  drain()
+  const want = new Set(paths)
+  const byKey = new Map<string, number[]>()
+  for (const e of seen) {
+    if (e.ts < sinceMs || e.ts > untilMs || e.key === '(public)' || !want.has(e.path)) continue
+    let l = byKey.get(e.key)
+    if (!l) byKey.set(e.key, (l = []))
+    l.push(e.ts)
+  }
+  const maxGapMs: Record<string, number> = {}
+  for (const [k, l] of byKey) {
+    l.sort((a, b) => a - b)
+    let g = l[0]! - sinceMs
+    for (let i = 1; i < l.length; i++) g = Math.max(g, l[i]! - l[i - 1]!)
+    maxGapMs[k] = Math.max(g, untilMs - l[l.length - 1]!)
+  }
+  return { maxGapMs }
+}
+
 process.on('message', (m: any) => {
   const reply = (body: Record<string, unknown>) => process.send?.({ id: m.id, ...body })
   try {
@@ -73,6 +97,8 @@ process.on('message', (m: any) => {
       case 'faults': sim.faults.set(m.faults); reply({ faults: sim.faults.get() }); break
       case 'faultsReset': sim.faults.reset(); reply({ faults: sim.faults.get() }); break
       case 'rates': reply(rates(m.sinceMs ?? 0, m.untilMs ?? Number.MAX_SAFE_INTEGER)); break
+      case 'gaps': reply(gaps(m.paths ?? [], m.sinceMs ?? 0, m.untilMs ?? Date.now())); break
+      case 'streamStats': reply(sim.streamStats()); break
       case 'now': reply({ now: Date.now() }); break
       default: reply({ error: `unknown op ${String(m?.op)}` })
     }

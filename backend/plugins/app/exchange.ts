@@ -55,7 +55,10 @@ export default fp(
       streamUrl = simulator.streamUrl
       app.log.info({ url: simulator.url }, 'demo mode: LN Markets simulator running in-process')
     }
-    const client = new LnmClient({ baseUrl: apiUrl!, metrics: app.metrics, logger: app.log.child({ module: 'exchange' }), breaker: { openMs: config.UPSTREAM_BREAKER_OPEN_MS } })
+    // while the breaker is open, a public GET /ping every third of a poll period (at most every openMs) is its
+    // probe: the exchange's return is seen well within one poll period, and the pollers are told (onRecovered)
+    const probeMs = Math.min(config.UPSTREAM_BREAKER_OPEN_MS, Math.max(500, Math.floor(config.POLL_INTERVAL_MS / 3)))
+    const client = new LnmClient({ baseUrl: apiUrl!, metrics: app.metrics, logger: app.log.child({ module: 'exchange' }), breaker: { openMs: config.UPSTREAM_BREAKER_OPEN_MS, probeMs } })
     const stream = streamUrl ? new LnmStream({ url: streamUrl, metrics: app.metrics, logger: app.log.child({ module: 'stream' }) }) : null
     const network = config.mode === 'demo' ? 'demo' : config.LNM_NETWORK !== 'demo' ? config.LNM_NETWORK : 'custom'
 

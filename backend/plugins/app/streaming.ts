@@ -90,7 +90,6 @@ export default fp(
       onAuthenticated: (socket) => gate.release(socket),
     })
     hubRef = hub
-    // LN Markets allows 32 stream sockets per IP: the public ticker stream (when there is one) holds one of them
     // LN Markets counts streams per IP: every worker of this machine (WORKERS) holds its own ticker stream, and the
     // workers share what is left of the 32 sockets
     const machineBudget = privateStreamBudget(config.PRIVATE_STREAMS_PER_NODE, stream ? config.workers : 0)
@@ -116,6 +115,12 @@ export default fp(
       privateStreams.start()
     }
     const watchdog = new FreshnessWatchdog({ watched: () => hub.watchedTopics(), cache: hub.cache, bus, staleAfterMs: config.STALE_AFTER_MS, metrics, log })
+    // the exchange answers again after an outage: whoever backed off fetches now (spread over a short window)
+    const offRecovered = client.onRecovered(() => {
+      ticker.recover()
+      const n = pollers.recover()
+      if (n > 0) log.info({ pollers: n }, 'exchange answers again; backed-off pollers poll now')
+    })
     pollers.start()
     ticker.start()
     hub.start()
@@ -151,6 +156,7 @@ export default fp(
       app.vault.events.off('changed', onCredsChanged)
       app.vault.events.off('deleted', onCredsDeleted)
       unsubscribeSessions()
+      offRecovered()
       watchdog.stop()
       await hub.stop()
       await ticker.stop()

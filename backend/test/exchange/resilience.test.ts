@@ -76,3 +76,23 @@ t.test('circuit breaker state machine', async (t) => {
   t.equal(b.state, 'closed', 'successful probe closes')
   t.same(states, ['open', 'half_open', 'open', 'half_open', 'closed'], 'state changes reported')
 })
+
+t.test('circuit breaker: an active health probe before openMs', async (t) => {
+  let now = 0
+  const b = new CircuitBreaker(1, 10_000, () => {}, () => now)
+  t.equal(b.probeNow(), false, 'closed: nothing to probe')
+  b.failure()
+  now = 1000
+  t.equal(b.acquire(), 'reject', 'callers are still refused 1 s into the 10 s open period')
+  t.equal(b.probeNow(), true, 'the health probe takes the probe slot anyway')
+  t.equal(b.state, 'half_open', 'half-open while it is in flight')
+  t.equal(b.probeNow(), false, 'one probe at a time')
+  t.equal(b.acquire(), 'reject', 'and callers wait for it')
+  b.failure()
+  t.equal(b.state, 'open', 'a failed probe re-opens')
+  t.equal(b.blockedFor(), 10_000, 'for a full openMs for callers')
+  t.equal(b.probeNow(), true, 'the next health probe may go at once')
+  b.success()
+  t.equal(b.state, 'closed', 'its success closes the circuit')
+  t.equal(b.acquire(), 'go', 'callers go again')
+})

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { WebSocket } from 'ws'
 import { startSimulator } from '../../simulator/index.ts'
-import { call, raw, relaxed, testAccounts } from './helpers.ts'
+import { call, connect, privateConn, raw, relaxed, testAccounts } from './helpers.ts'
 
 t.test('fault injection', async (t) => {
   const sim = await startSimulator({ accounts: testAccounts(), tickMs: 3_600_000, initialPrice: 100_000, rateLimit: relaxed, admin: true })
@@ -77,6 +77,26 @@ t.test('fault injection', async (t) => {
     const again = new WebSocket(sim.streamUrl)
     const err = await new Promise<Error>((r) => again.on('error', r))
     t.match(err.message, /503/, 'new stream connections refused with 503')
+  })
+
+  t.test('privateStreamDropMs: authenticated stream sockets dropped every period, public ones kept', async (t) => {
+    const pub = await connect(sim, t)
+    const priv = await privateConn(sim, alice, ['futures/inverse/btc_usd/isolated/trades'], t)
+    const before = sim.streamStats().privateDrops
+    const set = Date.now()
+    sim.faults.set({ privateStreamDropMs: 200 })
+    t.equal((await priv.closed).code, 1006, 'the private socket is dropped without a close frame')
+    t.ok(Date.now() - set >= 150, 'at the period, not at once')
+    t.equal(pub.ws.readyState, WebSocket.OPEN, 'the public socket stays open')
+    const again = await privateConn(sim, alice, ['futures/inverse/btc_usd/isolated/trades'], t)
+    t.pass('a new private connection is accepted and authenticates')
+    t.equal((await again.closed).code, 1006, 'and is dropped at the next period')
+    t.ok(sim.streamStats().privateDrops >= before + 2, 'drops are counted')
+    sim.faults.set({ privateStreamDropMs: 0 })
+    const kept = await privateConn(sim, alice, ['futures/inverse/btc_usd/isolated/trades'], t)
+    await new Promise((r) => setTimeout(r, 500))
+    t.equal(kept.ws.readyState, WebSocket.OPEN, 'off again (0): private sockets stay')
+    t.equal((await raw(sim.port, { method: 'PUT', path: '/__sim/faults', body: JSON.stringify({ privateStreamDropMs: 5 }) })).status, 400, 'a period under 100 ms → 400')
   })
 
   t.test('admin routes', async (t) => {

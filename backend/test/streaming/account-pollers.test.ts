@@ -165,6 +165,27 @@ t.test('credentials changed: new epoch, old in-flight results dropped', async (t
   t.notOk(after.some((x) => (x.e as { channel: string }).channel === 'account' && JSON.parse((x.e as { json: string }).json).username !== 'other'), 'no data of the old credentials after the change')
 })
 
+t.test('a higher lease generation: old data is never replayed under it, a fresh fetch is', async (t) => {
+  const s = setup(t, { intervalMs: 5000 })
+  s.watch('u1')
+  await until(() => ['account', 'positions'].every((ch) => s.events.some((x) => x.e.kind === 'snapshot' && x.e.channel === ch)), 1000)
+  const first = s.events.find((x) => x.e.kind === 'snapshot')!.e as { epoch: number }
+  const calls = s.ex.calls.length
+  await sleep(20)
+  const movedAt = Date.now()
+  const gen = first.epoch + 1000
+  s.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: 'u1', epoch: gen })
+  await until(() => ['account', 'positions'].every((ch) => s.events.some((x) => x.e.kind === 'snapshot' && x.e.channel === ch && x.e.epoch === gen)), 2000)
+  const under = s.events.filter((x) => x.e.kind === 'snapshot' && x.e.epoch === gen).map((x) => x.e as { channel: string; seq: number; sourceTs: number })
+  t.ok(s.ex.calls.length > calls && s.ex.calls.slice(calls).every((c) => c.at >= movedAt), 'the move fetched again (long before the next 5 s poll)')
+  for (const ch of ['account', 'positions']) {
+    const e = under.find((x) => x.channel === ch)!
+    t.ok(e.sourceTs >= movedAt, `${ch}: the first version under the new generation is data fetched after the move`)
+    t.equal(e.seq, 2, `${ch}: and a new version (seq 2), not the old one replayed`)
+  }
+  t.notOk(s.events.some((x) => x.e.kind === 'fresh' && x.e.epoch === gen && x.e.sourceTs < movedAt), 'no `fresh` claims under it for data from before the move')
+})
+
 t.test('a hung exchange shows as down within an interval', async (t) => {
   const bus = new InProcessBus()
   const hang: AccountSource = {

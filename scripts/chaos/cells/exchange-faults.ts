@@ -1,11 +1,15 @@
 /**
  * Cell 1: exchange faults under N connected dashboards. The simulator (documented limits: 5 signed/s per key,
  * 1 public/s) goes through timeouts, 503 and 502 storms, a 429 storm, garbage and truncated bodies, connection
- * resets, clock skew of +60 s and −60 s, then an outage, each followed by a healthy gap.
+ * resets, clock skew of +60 s and −60 s, the private streams dropped every 3 s, then an outage, each followed
+ * by a healthy gap.
  * Nothing lost means: no data_update older than STALE_AFTER_MS reaches any dashboard (bulk load generators
  * and observers), never more requests at the exchange than its limits (counted there, per key, in any
  * sliding second), every dashboard still connected, every account fresh within one poll period after the
- * exchange returns from the outage.
+ * exchange returns from the outage. While the private streams drop: REST takes over (no account unpolled for
+ * more than two poll periods, where a healthy stream leaves REST at PUSH_RECONCILE_MS), the dashboards' data
+ * never gets older than STALE_AFTER_MS, and the reconnects never hit a stream limit (the simulator enforces
+ * 500 new connections per IP per hour and 20 authenticate per IP per minute: no refusal).
  */
 import { LoadGen } from '../../lib/loadgen.ts'
 import { sourceAddresses } from '../../lib/net.ts'
@@ -18,6 +22,9 @@ import { withPosition, type Ctx } from '../context.ts'
 
 const POLL_MS = 5000
 const STALE_MS = 30_000
+const DROP_EVERY_MS = 3000
+/** REST requests that poll an account's account and positions channels (as the chaos simulator logs them) */
+const POLL_PATHS = ['GET /v3/account', 'GET /v3/futures/isolated/trades/running']
 
 export async function exchangeFaults(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'name' | 'seconds'>> {
   const checks = new Checks()
@@ -56,18 +63,43 @@ export async function exchangeFaults(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
       { name: 'connection resets 30 %', faults: { dropRate: 0.3 }, s: f },
       { name: 'clock skew +60 s', faults: { clockSkewMs: 60_000 }, s: f },
       { name: 'clock skew −60 s', faults: { clockSkewMs: -60_000 }, s: f },
+      { name: `private stream drops every ${DROP_EVERY_MS / 1000} s`, faults: { privateStreamDropMs: DROP_EVERY_MS }, s: ctx.short ? 20 : 40 },
       { name: `outage ${ctx.outageS} s`, faults: { outage: true }, s: ctx.outageS },
     ]
     // the CI subset keeps one fault of each family
     if (ctx.short) for (const name of ['timeouts 30 %', '502 storm (HTML) 60 %', 'connection resets 30 %', 'clock skew −60 s']) phases.splice(phases.findIndex((p) => p.name === name), 1)
     const perPhase: Array<Record<string, unknown>> = []
     let outageRecoveryMs: number | null = null
+    type DropFigures = Record<'seconds' | 'privateDrops' | 'connections' | 'authenticate' | 'refusedConnections' | 'refusedAuthenticate' | 'refusedSockets' | 'maxRestGapMs' | 'unpolledAccounts' | 'maxDataAgeMs', number>
+    let drops: DropFigures | null = null
     for (const ph of phases) {
       const ps = Date.now()
       await sim.reset()
+      const isDrops = 'privateStreamDropMs' in ph.faults
+      const ss0 = isDrops ? await sim.streamStats() : null
       if (Object.keys(ph.faults).length) await sim.faults(ph.faults)
       log(`cell 1: ${ph.name} for ${ph.s} s`)
-      await sleep(ph.s * 1000)
+      if (isDrops) {
+        // the oldest account data any observer holds, sampled through the phase
+        let maxAgeMs = 0
+        const end = ps + ph.s * 1000
+        while (Date.now() < end) {
+          const now = Date.now()
+          for (const o of observers) maxAgeMs = Math.max(maxAgeMs, now - Math.max(o.newestTs.get('account') ?? 0, o.newestTs.get('positions') ?? 0))
+          await sleep(250)
+        }
+        const pe = Date.now()
+        const ss1 = await sim.streamStats()
+        // from the first drop on, REST must poll every account at its poll period
+        const g = await sim.gaps(POLL_PATHS, ps + DROP_EVERY_MS, pe)
+        const unpolled = accounts.filter((a) => g.maxGapMs[a.key] === undefined).length
+        drops = {
+          seconds: ph.s, privateDrops: ss1.privateDrops - ss0!.privateDrops, connections: ss1.connections - ss0!.connections, authenticate: ss1.authenticate - ss0!.authenticate,
+          refusedConnections: ss1.refusedConnections - ss0!.refusedConnections, refusedAuthenticate: ss1.refusedAuthenticate - ss0!.refusedAuthenticate, refusedSockets: ss1.refusedSockets - ss0!.refusedSockets,
+          maxRestGapMs: unpolled ? Infinity : Math.max(0, ...Object.values(g.maxGapMs)), unpolledAccounts: unpolled, maxDataAgeMs: maxAgeMs,
+        }
+        log(`cell 1: ${ph.name}: ${JSON.stringify(drops)}`)
+      } else await sleep(ph.s * 1000)
       await sim.reset()
       // the exchange is back: every account must show data newer than this moment
       const back = Date.now()
@@ -92,6 +124,7 @@ export async function exchangeFaults(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
       dashboards: { open: agg.open, dataFrames: agg.dataFrames, statusFrames: agg.statusFrames, unexpectedCloses: agg.unexpectedCloses, closedByCode: agg.closedByCode, maxSourceAgeMs: agg.latencySource.max, p99SourceAgeMs: agg.latencySource.p99 },
       observers: obs,
       outageRecoveryMs,
+      privateStreamDrops: drops,
     })
     checks.ok(obs.staleShown === 0 && !(agg.latencySource.max > STALE_MS), 'nothing stale shown as fresh',
       `oldest data_update received ${fmt(Math.max(agg.latencySource.max || 0, obs.maxAgeMs), 0)} ms (limit ${STALE_MS}); observers saw ${obs.staleShown} stale`)
@@ -99,6 +132,16 @@ export async function exchangeFaults(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
       `peak ${peak.privateMaxPerSec} signed req/s per key (≤ 5), ${peak.publicMaxPerSec} public/s (≤ 1), ${all.total} requests`)
     checks.ok(outageRecoveryMs !== null && outageRecoveryMs <= POLL_MS + 1000, 'recovery within one poll period after the outage',
       `${outageRecoveryMs === null ? '> 60 000' : outageRecoveryMs} ms (limit ${POLL_MS} + 1 000 for the poll itself)`)
+    if (drops) {
+      checks.ok(drops.maxRestGapMs <= 2 * POLL_MS + 1000, 'private streams dropping: REST polls every account',
+        `longest time an account went unpolled ${fmt(drops.maxRestGapMs, 0)} ms (limit ${2 * POLL_MS + 1000}); ${drops.privateDrops} private sockets dropped`)
+      // while a stream is up its data is vouched for by its liveness (a ping every STALE_AFTER_MS / 3), so the
+      // bound is the stale limit, not the poll period
+      checks.ok(drops.maxDataAgeMs < STALE_MS, 'private streams dropping: data never goes stale',
+        `oldest account data an observer held ${fmt(drops.maxDataAgeMs, 0)} ms (limit ${STALE_MS})`)
+      checks.ok(drops.refusedConnections === 0 && drops.refusedAuthenticate === 0 && drops.refusedSockets === 0, 'private streams dropping: reconnects within the stream limits',
+        `${drops.connections} new connections and ${drops.authenticate} authenticate in ${drops.seconds} s; refused by the limits: ${drops.refusedConnections} connections (500/h), ${drops.refusedAuthenticate} authenticate (20/min), ${drops.refusedSockets} sockets (32)`)
+    }
     checks.ok(agg.open === conn.connected && conn.connected === N && agg.unexpectedCloses === 0, 'every dashboard stayed connected',
       `${agg.open}/${N} open, ${agg.unexpectedCloses} dropped`)
     checks.ok(gw.alive, 'gateway alive', gw.alive ? 'yes' : `exited ${JSON.stringify(gw.exits)}`)

@@ -4,7 +4,8 @@
  * accounts), started again, then one node is killed (SIGKILL) and its dashboards fail over to the other.
  * Nothing lost means: within two lease periods (2 × 5 s) of Redis coming back, and again of the node's
  * death, each account is polled by exactly one node (the nodes' active-poller gauges sum to the number of
- * accounts and every key is being polled at the exchange); no dashboard sees a seq regression (a frame the
+ * accounts and every account is being produced: its key requested at the exchange, or — REST only reconciles
+ * every 30 s while its private stream is up — data newer than the event reaching one of its dashboards); no dashboard sees a seq regression (a frame the
  * dashboard would refuse as older than what it shows) or a duplicate frame; nothing stale is shown.
  */
 import { makeSimAccounts } from '../../lib/servers.ts'
@@ -49,20 +50,34 @@ export async function redisCluster(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
     const addrs = sourceAddresses(A, 150)
     const users: User[] = []
     for (let i = 0; i < A; i++) users.push(await makeUser(a.origin, `cr${runId}u${i}`, accounts[i], addrs[i]))
-    for (const u of users) for (const [first, second] of [[a, b], [b, a]] as const) for (let k = 0; k < 2; k++) {
+    /** the observers of each account (index as `accounts`) */
+    const byAccount: Observer[][] = accounts.map(() => [])
+    for (const [i, u] of users.entries()) for (const [first, second] of [[a, b], [b, a]] as const) for (let k = 0; k < 2; k++) {
       const o = new Observer({ urls: [first.wsUrl, second.wsUrl], token: u.token, label: `${u.username}@${first === a ? 'A' : 'B'}#${k}`, staleAfterMs: STALE_MS, backoff: { baseMs: 200, capMs: 2000 } })
       observers.push(o)
+      byAccount[i]!.push(o)
       o.start()
     }
     if ((await waitFor(() => observers.every((o) => o.ready && o.newestTs.has('positions')), 30_000)) === null) throw new Error('observers got no positions snapshot within 30 s')
     const phase = (name: string) => { for (const o of observers) o.phase = name }
     phase('steady')
     const sum = async () => (await pollers(a)) + (await pollers(b))
+    // the parts of "each account polled by exactly one node", each with the first moment it held (for the figures)
+    const parts = { onePoller: null as number | null, everyKeyPolled: null as number | null, everyDashboardFresh: null as number | null }
+    // Exactly one poller per account = the gauges sum to A and every account is being produced (then none can
+    // have two). Produced since `since`: its key was requested at the exchange, or — while its private stream
+    // is up, REST only reconciles every PUSH_RECONCILE_MS (30 s) — a dashboard of it received data or a
+    // `fresh` from after `since` (nothing else makes either)
     const exactlyOne = async (since: number) => {
-      if ((await sum()) !== A) return false
-      // and every key is being polled right now: requests at the exchange since `since`
+      const one = (await sum()) === A
       const r = await sim.rates(since)
-      return accounts.every((acc) => (r.perKey[acc.key]?.total ?? 0) > 0)
+      const requested = accounts.map((acc) => (r.perKey[acc.key]?.total ?? 0) > 0)
+      const pushed = byAccount.map((os) => os.some((o) => Math.max(o.newestTs.get('positions') ?? 0, o.newestTs.get('account') ?? 0) >= since))
+      const at = Date.now() - since
+      if (one && parts.onePoller === null) parts.onePoller = at
+      if (requested.every(Boolean) && parts.everyKeyPolled === null) parts.everyKeyPolled = at
+      if (pushed.every(Boolean) && parts.everyDashboardFresh === null) parts.everyDashboardFresh = at
+      return one && accounts.every((_, i) => requested[i] || pushed[i])
     }
     const steadyMs = await waitFor(async () => exactlyOne(Date.now() - 2 * POLL_MS), 30_000, 500)
     const steadySplit = [await pollers(a), await pollers(b)]
@@ -76,16 +91,21 @@ export async function redisCluster(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
     await redis.start()
     phase('redis back')
     const tBack = Date.now()
+    Object.assign(parts, { onePoller: null, everyKeyPolled: null, everyDashboardFresh: null })
     const afterRedisMs = await waitFor(async () => exactlyOne(tBack), 4 * LEASE_MS, 250)
+    const afterRedisParts = { ...parts }
+    Object.assign(parts, { onePoller: null, everyKeyPolled: null, everyDashboardFresh: null })
     // and it stays so
     let unstable = 0
     for (let i = 0; i < 8; i++) { if ((await sum()) !== A) unstable++; await sleep(500) }
-    log(`cell 5: Redis back: exactly one poller per account after ${afterRedisMs ?? '> ' + 4 * LEASE_MS} ms; killing node A`)
+    log(`cell 5: Redis back: exactly one poller per account after ${afterRedisMs ?? '> ' + 4 * LEASE_MS} ms (${JSON.stringify(afterRedisParts)}); killing node A`)
 
     phase('node killed')
     const tKill = Date.now()
     const killed = await a.signal('SIGKILL', 10_000)
+    Object.assign(parts, { onePoller: null, everyKeyPolled: null, everyDashboardFresh: null })
     const takeoverMs = await waitFor(async () => (await pollers(b)) === A && (await exactlyOne(tKill + 1000)), 4 * LEASE_MS, 250)
+    const afterKillParts = { ...parts }
     const failedOver = await waitFor(() => observers.every((o) => o.ready && o.url === b.wsUrl), 30_000, 250)
     const failoverMs = failedOver === null ? null : Date.now() - tKill
     await sleep(2 * POLL_MS + 1000)
@@ -94,8 +114,8 @@ export async function redisCluster(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
     const peak = peakRates(all)
     const figures = {
       accounts: A, observers: observers.length, leaseMs: LEASE_MS, pollIntervalMs: POLL_MS, steadyMs, steadySplit, redisDownS,
-      pollerSumDuringRedisOutage: maxDuring, exactlyOneAfterRedisBackMs: afterRedisMs, unstableSamplesAfter: unstable,
-      nodeKilled: killed, exactlyOneAfterNodeKillMs: takeoverMs, dashboardsFailedOverMs: failoverMs, observerStats: obs, upstreamByStatus: all.byStatus,
+      pollerSumDuringRedisOutage: maxDuring, exactlyOneAfterRedisBackMs: afterRedisMs, afterRedisParts, unstableSamplesAfter: unstable,
+      nodeKilled: killed, exactlyOneAfterNodeKillMs: takeoverMs, afterKillParts, dashboardsFailedOverMs: failoverMs, observerStats: obs, upstreamByStatus: all.byStatus,
       peakPerKeyPerSec: peak.privateMaxPerSec, peakPublicPerSec: peak.publicMaxPerSec,
     }
     const limit = 2 * LEASE_MS
