@@ -15,6 +15,7 @@
 import { createHash } from 'node:crypto'
 import { Pool } from 'undici'
 import { LRUCache } from 'lru-cache'
+import { countBound } from '../bounded-lru.ts'
 import type { Metrics } from '../metrics.ts'
 import { authHeaders, unsendableCredentialField, type Credentials } from './signing.ts'
 import { LnmError, redact, type LnmErrorKind } from './errors.ts'
@@ -139,7 +140,7 @@ export class LnmClient {
   private readonly userAgent: string
   private readonly clockRefreshMs: number
   private readonly publicThrottle: Throttle
-  private readonly keyThrottles = new LRUCache<string, Throttle>({ max: 10_000, ttl: 10 * 60_000, updateAgeOnGet: true })
+  private readonly keyThrottles = new LRUCache<string, Throttle>({ ...countBound(10_000), ttl: 10 * 60_000, updateAgeOnGet: true })
   private readonly tickerCache: LRUCache<string, Ticker>
   private readonly candlesCache: LRUCache<string, Page<Candle>>
   private readonly inflight = new Map<string, Inflight>()
