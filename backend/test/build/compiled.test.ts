@@ -5,7 +5,7 @@
  * the second finds it up to date.
  */
 import t from 'tap'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildBackend } from '../../../scripts/build-backend.mjs'
@@ -17,6 +17,12 @@ t.test('the compiled bundle starts, migrates a fresh database, serves, restarts 
   await buildBackend({ quiet: true, outdir })
   t.ok(existsSync(join(ROOT, outdir, 'server.js')), 'server.js is built')
   t.ok(existsSync(join(ROOT, outdir, 'migrate-worker.js')), 'the migration worker is built beside it')
+  // Prisma's query compiler: read from a .wasm file beside the bundle, not from its 4.4 MB base64 module
+  const bundle = readFileSync(join(ROOT, outdir, 'server.js'), 'utf8')
+  t.notMatch(bundle, /wasm-base64/, 'the bundle does not import the base64 query compiler module')
+  const wasmFile = readdirSync(join(ROOT, outdir)).find((f) => /^query_compiler_.*\.wasm$/.test(f))
+  t.ok(wasmFile && bundle.includes(`./${wasmFile}`), `the bundle loads ${wasmFile} written beside it`)
+  t.ok(wasmFile && WebAssembly.validate(readFileSync(join(ROOT, outdir, wasmFile))), 'it is valid WebAssembly')
 
   const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-compiled-'))
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
