@@ -1,8 +1,12 @@
 /**
  * One pino configuration for the gateway: secrets are redacted wherever they could appear.
  */
+import { createRequire } from 'node:module'
 import type { LoggerOptions } from 'pino'
-import pinoPretty from 'pino-pretty'
+
+/** pino-pretty is for development only: loaded when pretty logs are asked for, never in production */
+const load = createRequire(import.meta.url)
+const pinoPretty = (): typeof import('pino-pretty') => load('pino-pretty') as typeof import('pino-pretty')
 
 /** paths that may carry a secret in a logged object; censored, not removed, so a leak shows up as [redacted] */
 export const REDACT_PATHS = [
@@ -99,7 +103,7 @@ export function prettyLogs(o: { nodeEnv: string; logPretty?: boolean; isTTY: boo
 
 export function loggerOptions(level: string, stream?: NodeJS.WritableStream, pretty = false): LoggerOptions & { stream?: NodeJS.WritableStream } {
   // redaction happens before the line reaches either stream
-  const out = stream ?? (pretty ? pinoPretty({ colorize: Boolean(process.stdout.isTTY), translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }) : undefined)
+  const out = stream ?? (pretty ? pinoPretty()({ colorize: Boolean(process.stdout.isTTY), translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }) : undefined)
   return {
     level,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },

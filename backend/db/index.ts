@@ -9,10 +9,8 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
-import { PGlite } from '@electric-sql/pglite'
-import { PrismaPg } from '@prisma/adapter-pg'
+import type { PGlite } from '@electric-sql/pglite'
 import type { SqlDriverAdapter, SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils'
-import { PrismaPGlite } from 'pglite-prisma-adapter'
 import type { Config } from '../config.ts'
 import { PrismaClient } from '../generated/prisma/client.ts'
 import { lockDataDir, type DataDirLock } from './lock.ts'
@@ -110,10 +108,21 @@ async function runMigrations(
 }
 
 /**
+ * The drivers are loaded when a database of their kind is opened: a gateway on PostgreSQL never loads
+ * PGlite and its Prisma adapter, an embedded one never loads `pg` (each ≈ 1.5–3 MB of heap and a few
+ * hundred ms of module loading at start).
+ */
+const pgliteDriver = () => Promise.all([import('@electric-sql/pglite'), import('pglite-prisma-adapter')])
+  .then(([{ PGlite }, { PrismaPGlite }]) => ({ PGlite, PrismaPGlite }))
+const postgresDriver = () => import('@prisma/adapter-pg').then(({ PrismaPg }) => PrismaPg)
+
+/**
  * PostgreSQL's default shared_buffers (128 MB) lives in PGlite's WebAssembly memory and ends up resident;
  * the gateway's tables are small (users, sessions, credentials), 16 MB holds them with room to spare.
  */
-const PGLITE_START_PARAMS = [...(PGlite as unknown as { defaultStartParams: string[] }).defaultStartParams, '-c', 'shared_buffers=16MB']
+function pgliteStartParams(Class: typeof PGlite): string[] {
+  return [...(Class as unknown as { defaultStartParams: string[] }).defaultStartParams, '-c', 'shared_buffers=16MB']
+}
 
 function pgliteRows(pg: PGlite): RowsQuery {
   return async (sql) => (await pg.query<Record<string, unknown>>(sql)).rows
@@ -122,7 +131,8 @@ function pgliteRows(pg: PGlite): RowsQuery {
 async function openPGlite(dataDir: string): Promise<{ pg: PGlite; lock: DataDirLock }> {
   const lock = lockDataDir(dataDir)
   try {
-    const pg = await PGlite.create({ dataDir: pgliteDir({ dataDir }), startParams: PGLITE_START_PARAMS })
+    const { PGlite } = await pgliteDriver()
+    const pg = await PGlite.create({ dataDir: pgliteDir({ dataDir }), startParams: pgliteStartParams(PGlite) })
     return { pg, lock }
   } catch (err) {
     lock.release()
@@ -165,6 +175,7 @@ export async function openDatabase(config: Config, log: DbLogger = silent, opts:
         applied = await migrateInWorker({ dataDir: config.dataDir, migrationsDir }, log)
         ;({ pg, lock } = await openPGlite(config.dataDir))
       }
+      const { PrismaPGlite } = await pgliteDriver()
       prisma = new PrismaClient({ adapter: new PrismaPGlite(pg) })
     } catch (err) {
       if (!pg.closed) await pg.close().catch(() => {})
@@ -181,6 +192,7 @@ export async function openDatabase(config: Config, log: DbLogger = silent, opts:
   } else {
     kind = 'postgres'
     const url = config.DATABASE_URL
+    const PrismaPg = await postgresDriver()
     prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) })
     try {
       applied = []
@@ -242,12 +254,14 @@ export async function migrate(config: Config, log: DbLogger = silent, opts: Open
     kind = 'pglite'
     const { pg, lock } = await openPGlite(config.dataDir)
     try {
+      const { PrismaPGlite } = await pgliteDriver()
       applied = await runMigrations(new PrismaPGlite(pg), log, migrationsDir, (a) => fixPGliteExecuteScript(a, pg))
     } finally {
       try { await pg.close() } finally { lock.release() }
     }
   } else {
     kind = 'postgres'
+    const PrismaPg = await postgresDriver()
     applied = await runMigrations(new PrismaPg({ connectionString: config.DATABASE_URL, max: 1 }), log, migrationsDir)
   }
   return { kind, applied, ms: Math.round(performance.now() - started) }

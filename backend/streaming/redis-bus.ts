@@ -49,9 +49,10 @@
  */
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
-import { Redis, type RedisOptions } from 'ioredis'
+import type { Redis, RedisOptions } from 'ioredis'
 import { CONTROL_TOPIC, TICKER_TOPIC, accountTopic, type Bus, type BusEvent, type BusHandler, type ControlEvent } from './bus.ts'
 import { silentLog, type Log } from './sources.ts'
+import { redisClass } from './ioredis.ts'
 
 export interface RedisBusOptions {
   /** redis:// or rediss:// URL (without the `prefix` query parameter: see bus-factory) */
@@ -237,6 +238,7 @@ export class RedisBus implements Bus {
       ...opts.redis,
     }
     const url = opts.url ?? 'redis://127.0.0.1:6379'
+    const Redis = redisClass()
     // publisher: a command that cannot be answered within a renew period is reported as failed (the tick retries)
     this.pub = new Redis(url, { commandTimeout: Math.max(500, this.renewEveryMs), maxRetriesPerRequest: 2, enableAutoPipelining: true, ...base }) as ScriptedRedis
     // subscriber: (un)subscribe commands wait for the connection however long it takes, never time out

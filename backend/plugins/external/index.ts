@@ -13,10 +13,11 @@ import rateLimit, { type FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 import fastifyStatic from '@fastify/static'
 import underPressure from '@fastify/under-pressure'
 import websocket from '@fastify/websocket'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { HttpError } from '../../errors.ts'
 import { ROOT_DIR } from '../../paths.ts'
 import { parseRedisUrl } from '../../streaming/bus-factory.ts'
+import { redisClass } from '../../streaming/ioredis.ts'
 import { redisRateLimitStore } from './rate-limit-store.ts'
 
 export const FRONTEND_DIST = join(ROOT_DIR, 'dist', 'frontend')
@@ -60,6 +61,7 @@ export default fp(
     let attemptsRedis: { redis: Redis; prefix: string } | null = null
     if (config.REDIS_URL) {
       const { url, prefix } = parseRedisUrl(config.REDIS_URL)
+      const Redis = redisClass()
       const redis = new Redis(url, { connectTimeout: 2000, commandTimeout: 1000, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectionName: 'lnm-gw:rate-limit' })
       let lastWarn = 0
       const warn = (err: Error & { code?: string }) => {
