@@ -23,6 +23,10 @@ t.test('the compiled bundle starts, migrates a fresh database, serves, restarts 
   const wasmFile = readdirSync(join(ROOT, outdir)).find((f) => /^query_compiler_.*\.wasm$/.test(f))
   t.ok(wasmFile && bundle.includes(`./${wasmFile}`), `the bundle loads ${wasmFile} written beside it`)
   t.ok(wasmFile && WebAssembly.validate(readFileSync(join(ROOT, outdir, wasmFile))), 'it is valid WebAssembly')
+  // loaded on demand only: ioredis (REDIS_URL), pino-pretty (pretty logs), each database's driver (its kind)
+  for (const pkg of ['ioredis', 'pino-pretty', '@electric-sql/pglite', 'pglite-prisma-adapter', '@prisma/adapter-pg']) {
+    t.notMatch(bundle, new RegExp(`^import [^;]*from "${pkg}";`, 'm'), `${pkg} is not a static import of the bundle`)
+  }
 
   const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-compiled-'))
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
