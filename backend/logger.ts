@@ -1,8 +1,12 @@
 /**
  * One pino configuration for the gateway: secrets are redacted wherever they could appear.
  */
+import { createRequire } from 'node:module'
 import type { LoggerOptions } from 'pino'
-import pinoPretty from 'pino-pretty'
+
+/** pino-pretty is for development only: loaded when pretty logs are asked for, never in production */
+const load = createRequire(import.meta.url)
+const pinoPretty = (): typeof import('pino-pretty') => load('pino-pretty') as typeof import('pino-pretty')
 
 type LogFn = (obj: object, msg?: string) => void
 /**
@@ -113,7 +117,7 @@ export function prettyLogs(o: { nodeEnv: string; logPretty?: boolean; isTTY: boo
 
 export function loggerOptions(level: string, stream?: NodeJS.WritableStream, pretty = false): LoggerOptions & { stream?: NodeJS.WritableStream } {
   // redaction happens before the line reaches either stream
-  const out = stream ?? (pretty ? pinoPretty({ colorize: Boolean(process.stdout.isTTY), translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }) : undefined)
+  const out = stream ?? (pretty ? pinoPretty()({ colorize: Boolean(process.stdout.isTTY), translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }) : undefined)
   return {
     level,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },

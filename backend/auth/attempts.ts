@@ -12,6 +12,7 @@
  */
 import type { Redis } from 'ioredis'
 import { LRUCache } from 'lru-cache'
+import { countBound } from '../bounded-lru.ts'
 
 export interface Hit {
   /** attempts in the current window, this one included */
@@ -25,7 +26,7 @@ export interface AttemptCounter {
 }
 
 export class MemoryAttempts implements AttemptCounter {
-  private readonly windows = new LRUCache<string, { count: number; resetAt: number }>({ max: 200_000 })
+  private readonly windows = new LRUCache<string, { count: number; resetAt: number }>(countBound(200_000))
   constructor(private readonly now: () => number = Date.now) {}
   async hit(key: string, windowMs: number): Promise<Hit> {
     const now = this.now()

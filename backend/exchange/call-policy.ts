@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
+import { countBound } from '../bounded-lru.ts'
 import type { Metrics } from '../metrics.ts'
 import { unsendableCredentialField } from './signing.ts'
 import { LnmError } from './errors.ts'
@@ -58,7 +59,7 @@ export class CallPolicy {
   private probeTimer: NodeJS.Timeout | null = null
   private readonly recoveredListeners = new Set<() => void>()
   private readonly publicThrottle: Throttle
-  private readonly keyThrottles = new LRUCache<string, Throttle>({ max: 10_000, ttl: 10 * 60_000, updateAgeOnGet: true })
+  private readonly keyThrottles = new LRUCache<string, Throttle>({ ...countBound(10_000), ttl: 10 * 60_000, updateAgeOnGet: true })
 
   constructor(opts: CallPolicyOptions) {
     this.http = opts.http

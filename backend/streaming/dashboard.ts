@@ -6,6 +6,7 @@
 import { staleLimitOf } from '../schemas/channels.ts'
 import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
+import { countBound } from '../bounded-lru.ts'
 import { CHANNEL_TABLE, type Channel } from '../schemas/channels.ts'
 import type { ChannelMeta, DashboardResponse, Source, UpstreamState } from '../schemas/ws-protocol.ts'
 import { TICKER_TOPIC, accountTopic, type StatusEvent } from './bus.ts'
@@ -96,7 +97,7 @@ export interface DashboardMemo {
  * Bounded: the least recently used users are forgotten past `max`.
  */
 export function createDashboardMemo(max = 10_000): DashboardMemo {
-  return new LRUCache<string, MemoEntry>({ max })
+  return new LRUCache<string, MemoEntry>(countBound(max))
 }
 
 /** RFC 9110 weak comparison against an If-None-Match list */

@@ -54,10 +54,11 @@
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Redis, type RedisOptions } from 'ioredis'
+import type { Redis, RedisOptions } from 'ioredis'
 import { TICKER_TOPIC, accountTopic, type Bus, type BusEvent, type BusHandler } from './bus.ts'
 import { OwnedBus, type Ownership, type OwnershipEvent } from './ownership.ts'
 import { silentLog, type Log } from './sources.ts'
+import { redisClass } from './ioredis.ts'
 
 export interface RedisBusOptions {
   /** redis:// or rediss:// URL (without the `prefix` query parameter: see bus-factory) */
@@ -708,6 +709,7 @@ export class RedisBus extends OwnedBus {
     }
     const url = opts.url ?? 'redis://127.0.0.1:6379'
     // publisher: a command that cannot be answered within a renew period is reported as failed (the tick retries)
+    const Redis = redisClass()
     const pub = new Redis(url, { commandTimeout: Math.max(500, renewEveryMs), maxRetriesPerRequest: 2, enableAutoPipelining: true, ...base }) as ScriptedRedis
     // subscriber: (un)subscribe commands wait for the connection however long it takes, never time out
     const sub = new Redis(url, { maxRetriesPerRequest: null, autoResubscribe: true, ...base })

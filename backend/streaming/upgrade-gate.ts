@@ -12,6 +12,7 @@
  *   the budget when it authenticates (the hub says so) or closes.
  */
 import { LRUCache } from 'lru-cache'
+import { countBound } from '../bounded-lru.ts'
 
 export interface UpgradeGateOptions {
   /** origins allowed besides the gateway's own host, e.g. `https://dash.example.com` */
@@ -43,7 +44,7 @@ export class UpgradeGate {
   private readonly pending = new Map<string, number>()
   private pendingTotal = 0
   private readonly owner = new WeakMap<object, string>()
-  private readonly windows = new LRUCache<string, Window>({ max: 100_000 })
+  private readonly windows = new LRUCache<string, Window>(countBound(100_000))
   private readonly now: () => number
 
   constructor(private readonly o: UpgradeGateOptions) {

@@ -5,6 +5,9 @@ import { join } from 'node:path'
 import WebSocket from 'ws'
 import { freePort, spawnGateway } from './helpers/process.ts'
 
+/** a first start creates and migrates the embedded database through tsx: on a shared 2-core machine that took 30 s */
+const START_MS = 120_000
+
 async function json(url: string, init?: RequestInit) {
   const r = await fetch(url, init)
   return { status: r.status, body: (await r.json().catch(() => null)) as any }
@@ -19,7 +22,7 @@ t.test('the entry point: starts, serves, survives a restart with its users, refu
 
   const first = spawnGateway(env)
   t.teardown(() => first.kill('SIGKILL'))
-  await first.waitFor(/demo login: demo \/ demo/)
+  await first.waitFor(/demo login: demo \/ demo/, START_MS)
   t.match(first.stdout(), new RegExp(`listening on http://127\\.0\\.0\\.1:${port}`), 'prints the URL')
   t.match(first.stdout(), /mode: demo/, 'prints the mode')
   t.equal((await json(`${base}/health/ready`)).status, 200, '/health/ready answers 200')
@@ -45,7 +48,7 @@ t.test('the entry point: starts, serves, survives a restart with its users, refu
 
   const again = spawnGateway(env)
   t.teardown(() => again.kill('SIGKILL'))
-  await again.waitFor(/listening on/)
+  await again.waitFor(/listening on/, START_MS)
   const login = await json(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'newcomer', password: 'fresh clone pass 1' }) })
   t.equal(login.status, 200, 'after a restart the user is still there')
   again.kill('SIGTERM')
@@ -59,7 +62,7 @@ t.test('a second signal exits at once', async (t) => {
   // two open sockets and an 8 s drain window: a graceful shutdown takes at least 4 s
   const g = spawnGateway({ DATA_DIR: dataDir, PORT: String(port), SIM_PORT: '0', SHUTDOWN_DRAIN_MS: '8000' })
   t.teardown(() => g.kill('SIGKILL'))
-  await g.waitFor(/listening on/)
+  await g.waitFor(/listening on/, START_MS)
   const login = await json(`http://127.0.0.1:${port}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'demo', password: 'demo' }) })
   const sockets = [0, 1].map(() => new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { authorization: `Bearer ${login.body.accessToken}` } }))
   await Promise.all(sockets.map((ws) => new Promise((resolve, reject) => { ws.once('message', resolve); ws.once('error', reject) })))

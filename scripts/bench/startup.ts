@@ -69,6 +69,8 @@ async function once(): Promise<Run> {
     HOST: '127.0.0.1',
     DATA_DIR: dataDir,
     LOG_LEVEL: 'warn',
+    // demo (the built-in simulator): production refuses to pick it by omission
+    LNM_NETWORK: 'demo',
     JWT_SECRET: randomBytes(48).toString('base64url'),
     CREDENTIALS_KEY: randomBytes(32).toString('base64'),
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),

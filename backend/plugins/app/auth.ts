@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events'
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { LRUCache } from 'lru-cache'
+import { countBound } from '../../bounded-lru.ts'
 import { sha256hex } from '../../auth/tokens.ts'
 import { errorBody } from '../../errors.ts'
 
@@ -58,11 +59,11 @@ export default fp(
     const events = new EventEmitter<AuthEvents>()
     events.setMaxListeners(0)
     /** token → its verification, for at most VERIFY_CACHE_MS and never past the token's expiry */
-    const verified = new LRUCache<string, VerifiedToken>({ max: 50_000, ttl: VERIFY_CACHE_MS })
+    const verified = new LRUCache<string, VerifiedToken>({ ...countBound(50_000), ttl: VERIFY_CACHE_MS })
     /** database checks in progress, by token (only for tokens whose signature verified) */
     const checking = new Map<string, Promise<VerifiedToken>>()
     /** tokens revoked by this node, refused at once without waiting for the cache to expire */
-    const revokedHere = new LRUCache<string, true>({ max: 100_000, ttl: config.ACCESS_TOKEN_TTL_S * 1000 })
+    const revokedHere = new LRUCache<string, true>({ ...countBound(100_000), ttl: config.ACCESS_TOKEN_TTL_S * 1000 })
 
     /**
      * `sid` names the refresh session, so a logout can end it and every token it issued, whatever the race;

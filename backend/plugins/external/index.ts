@@ -14,10 +14,11 @@ import fastifyStatic from '@fastify/static'
 import underPressure from '@fastify/under-pressure'
 import websocket from '@fastify/websocket'
 import cluster from 'node:cluster'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { HttpError } from '../../errors.ts'
 import { ROOT_DIR } from '../../paths.ts'
 import { parseRedisUrl } from '../../streaming/bus-factory.ts'
+import { redisClass } from '../../streaming/ioredis.ts'
 import { counterRateLimitStore, redisRateLimitStore } from './rate-limit-store.ts'
 import { ClusterAttempts } from '../../cluster.ts'
 
@@ -62,6 +63,7 @@ export default fp(
     let attemptsRedis: { redis: Redis; prefix: string } | null = null
     if (config.REDIS_URL) {
       const { url, prefix } = parseRedisUrl(config.REDIS_URL)
+      const Redis = redisClass()
       const redis = new Redis(url, { connectTimeout: 2000, commandTimeout: 1000, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectionName: 'lnm-gw:rate-limit' })
       let lastWarn = 0
       const warn = (err: Error & { code?: string }) => {
