@@ -151,7 +151,7 @@ export abstract class RpcSocket extends EventEmitter {
     if (this.stopped) return
     const wait = this.o.admit ? this.o.admit() : 0
     if (wait > 0) {
-      this.logger?.info?.({ waitMs: wait }, 'lnm stream connection budget spent; waiting')
+      this.logger?.info({ waitMs: wait }, 'lnm stream connection budget spent; waiting')
       this.reconnectTimer = setTimeout(() => {
         this.reconnectTimer = null
         this.openAdmitted()
