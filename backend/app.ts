@@ -44,22 +44,29 @@ export interface BuildOptions {
  */
 function clientErrorHandler(this: FastifyInstance, err: Error & { code?: string }, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return
-  const [status, code, message] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-    ? [408, 'request_timeout', 'The request took too long to arrive']
-    : err.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'headers_too_large', 'Request headers are too large']
-      : [400, 'bad_request', 'Malformed HTTP request']
+  const [status, code, message] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'request_timeout', 'The request took too long to arrive']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'headers_too_large', 'Request headers are too large']
+        : [400, 'bad_request', 'Malformed HTTP request']
   this.log.debug({ code: err.code }, 'client error')
   if (socket.writable) {
     const body = JSON.stringify(errorBody(code, message))
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\n\r\n${body}`)
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\n\r\n${body}`,
+    )
   }
   socket.destroy()
 }
 
 export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: loggerOptions(config.LOG_LEVEL, opts.logStream, prettyLogs({ nodeEnv: config.NODE_ENV, logPretty: config.LOG_PRETTY, isTTY: Boolean(process.stdout.isTTY) })),
+    logger: loggerOptions(
+      config.LOG_LEVEL,
+      opts.logStream,
+      prettyLogs({ nodeEnv: config.NODE_ENV, logPretty: config.LOG_PRETTY, isTTY: Boolean(process.stdout.isTTY) }),
+    ),
     trustProxy: config.TRUST_PROXY,
     bodyLimit: 64 * 1024,
     // close idle keep-alive sockets at once on shutdown
@@ -79,10 +86,16 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   closeRefusedUpgrades(app)
   // while shutting down (sockets draining, database still open) new requests get a 503 in the contract shape
   let closing = false
-  app.addHook('preClose', async () => { closing = true })
+  app.addHook('preClose', async () => {
+    closing = true
+  })
   app.addHook('onRequest', async (_request, reply) => {
     if (!closing) return
-    return reply.status(503).header('connection', 'close').header('retry-after', '5').send(errorBody('unavailable', 'The server is shutting down; retry shortly'))
+    return reply
+      .status(503)
+      .header('connection', 'close')
+      .header('retry-after', '5')
+      .send(errorBody('unavailable', 'The server is shutting down; retry shortly'))
   })
 
   await app.register(metrics, { metrics: opts.metrics })
@@ -97,21 +110,30 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await app.register(healthRoutes)
   await app.register(metricsRoute)
   await app.register(wsRoute)
-  await app.register(async (api) => {
-    await api.register(authRoutes, { prefix: '/auth' })
-    await api.register(meRoutes)
-    await api.register(credentialsRoutes)
-    await api.register(configRoute)
-    await api.register(dashboardRoute)
-    await api.register(historyRoute)
-    await api.register(candlesRoute)
-    await api.register(alertsRoutes)
-  }, { prefix: '/api' })
+  await app.register(
+    async (api) => {
+      await api.register(authRoutes, { prefix: '/auth' })
+      await api.register(meRoutes)
+      await api.register(credentialsRoutes)
+      await api.register(configRoute)
+      await api.register(dashboardRoute)
+      await api.register(historyRoute)
+      await api.register(candlesRoute)
+      await api.register(alertsRoutes)
+    },
+    { prefix: '/api' },
+  )
 
   // the dashboard is a single-page app: unknown GETs outside /api fall back to index.html
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0]!
-    if (request.method === 'GET' && !path.startsWith('/api/') && !path.startsWith('/health') && path !== '/ws' && app.hasReplyDecorator('sendFile')) {
+    if (
+      request.method === 'GET' &&
+      !path.startsWith('/api/') &&
+      !path.startsWith('/health') &&
+      path !== '/ws' &&
+      app.hasReplyDecorator('sendFile')
+    ) {
       return reply.type('text/html').sendFile('index.html', FRONTEND_DIST)
     }
     return reply.status(404).send({ error: { code: 'not_found', message: `Route ${request.method} ${path} not found` } })

@@ -26,7 +26,11 @@ const BACKOFF_MAX_MS = 30_000
 const STABLE_AFTER_MS = 60_000
 
 export async function runPrimary(config: Config): Promise<void> {
-  const { stream, ...opts } = loggerOptions(config.LOG_LEVEL, undefined, prettyLogs({ nodeEnv: config.NODE_ENV, logPretty: config.LOG_PRETTY, isTTY: Boolean(process.stdout.isTTY) }))
+  const { stream, ...opts } = loggerOptions(
+    config.LOG_LEVEL,
+    undefined,
+    prettyLogs({ nodeEnv: config.NODE_ENV, logPretty: config.LOG_PRETTY, isTTY: Boolean(process.stdout.isTTY) }),
+  )
   const log = stream ? pino(opts, stream) : pino(opts)
   const n = config.workers
 
@@ -57,11 +61,16 @@ export async function runPrimary(config: Config): Promise<void> {
 
   const onMessage = (id: number, m: ToPrimary) => {
     switch (m.lnm) {
-      case 'sub': return relay.subscribe(id, m.topic)
-      case 'unsub': return relay.unsubscribe(id, m.topic)
-      case 'pub': return relay.publish(id, m.topic, m.data)
-      case 'want': return authority.want(id, m.key, m.floor)
-      case 'unwant': return authority.unwant(id, m.key)
+      case 'sub':
+        return relay.subscribe(id, m.topic)
+      case 'unsub':
+        return relay.unsubscribe(id, m.topic)
+      case 'pub':
+        return relay.publish(id, m.topic, m.data)
+      case 'want':
+        return authority.want(id, m.key, m.floor)
+      case 'unwant':
+        return authority.unwant(id, m.key)
       case 'leave':
         relay.removeWorker(id)
         if (!stopping) authority.removeWorker(id)
@@ -88,12 +97,14 @@ export async function runPrimary(config: Config): Promise<void> {
       if (announced || ++listening < n) return
       announced = true
       const host = config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST
-      process.stdout.write([
-        `lnm-gateway listening on http://${host}:${address.port}`,
-        `mode: ${config.mode} (${config.LNM_NETWORK === 'demo' ? 'custom' : config.LNM_NETWORK}: ${config.apiUrl})`,
-        `database: postgres (${redactUrl(config.DATABASE_URL!)})`,
-        `workers: ${n} processes on one port (${useIpcBus ? 'in-host bus: one poller per account for the machine' : 'Redis bus: one poller per account across nodes'})`,
-      ].join('\n') + '\n')
+      process.stdout.write(
+        [
+          `lnm-gateway listening on http://${host}:${address.port}`,
+          `mode: ${config.mode} (${config.LNM_NETWORK === 'demo' ? 'custom' : config.LNM_NETWORK}: ${config.apiUrl})`,
+          `database: postgres (${redactUrl(config.DATABASE_URL!)})`,
+          `workers: ${n} processes on one port (${useIpcBus ? 'in-host bus: one poller per account for the machine' : 'Redis bus: one poller per account across nodes'})`,
+        ].join('\n') + '\n',
+      )
     })
     worker.once('exit', (code, signal) => {
       const w = workers.get(worker.id)
@@ -113,7 +124,10 @@ export async function runPrimary(config: Config): Promise<void> {
       const streak = lived > STABLE_AFTER_MS ? 1 : (failures.get(slot) ?? 0) + 1
       failures.set(slot, streak)
       const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (streak - 1))
-      log.error({ worker: worker.id, pid: worker.process.pid, code, signal, keysMoved: moved.length, restartInMs: delay }, 'cluster: worker exited unexpectedly, forking a new one')
+      log.error(
+        { worker: worker.id, pid: worker.process.pid, code, signal, keysMoved: moved.length, restartInMs: delay },
+        'cluster: worker exited unexpectedly, forking a new one',
+      )
       setTimeout(() => {
         if (!stopping) fork(slot)
       }, delay).unref()

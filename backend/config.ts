@@ -19,12 +19,24 @@ export const EnvSchema = Type.Object({
   HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
   /** human-readable logs (pino-pretty); default: when stdout is a terminal. Ignored in production (JSON) */
   LOG_PRETTY: Type.Optional(Type.Boolean()),
-  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
   DATA_DIR: Type.String({ default: './data', minLength: 1 }),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
-  WORKERS: Type.String({ default: '1', pattern: '^(auto|[1-9][0-9]{0,2})$', description: 'gateway processes on one port (node:cluster): a number, or auto = one per core; above 1 needs DATABASE_URL' }),
-  REDIS_LEASE_MS: Int(5000, 200, 600000, 'with REDIS_URL: lifetime of a polling lease; a stalled or crashed holder is replaced within about two of them'),
+  WORKERS: Type.String({
+    default: '1',
+    pattern: '^(auto|[1-9][0-9]{0,2})$',
+    description: 'gateway processes on one port (node:cluster): a number, or auto = one per core; above 1 needs DATABASE_URL',
+  }),
+  REDIS_LEASE_MS: Int(
+    5000,
+    200,
+    600000,
+    'with REDIS_URL: lifetime of a polling lease; a stalled or crashed holder is replaced within about two of them',
+  ),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   /** base64 of exactly 32 bytes */
   CREDENTIALS_KEY: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$' })),
@@ -35,10 +47,25 @@ export const EnvSchema = Type.Object({
   LNM_STREAM_URL: Type.Optional(Type.String({ pattern: '^wss?://' })),
   POLL_INTERVAL_MS: Int(5000, 250, 600000, 'account/positions polling period per account'),
   TICKER_INTERVAL_MS: Int(2000, 250, 600000, 'REST ticker polling period when the stream is down'),
-  UPSTREAM_BREAKER_OPEN_MS: Int(10000, 500, 600000, 'after 5 consecutive exchange failures, refuse calls this long before a caller\'s request is the probe (a public GET /ping probes every POLL_INTERVAL_MS / 3 meanwhile)'),
-  CANDLES_CACHE_MS: Int(10000, 1000, 600000, 'the newest candles are served from the gateway cache this long before the exchange is asked again'),
+  UPSTREAM_BREAKER_OPEN_MS: Int(
+    10000,
+    500,
+    600000,
+    "after 5 consecutive exchange failures, refuse calls this long before a caller's request is the probe (a public GET /ping probes every POLL_INTERVAL_MS / 3 meanwhile)",
+  ),
+  CANDLES_CACHE_MS: Int(
+    10000,
+    1000,
+    600000,
+    'the newest candles are served from the gateway cache this long before the exchange is asked again',
+  ),
   STALE_AFTER_MS: Int(30000, 1000, 3600000, 'data older than this is never pushed as fresh'),
-  PRIVATE_STREAMS_PER_NODE: Int(31, 0, 31, 'authenticated Stream v1 connections per node, given to the most-watched accounts (0 = REST polling only). LN Markets allows 32 stream connections per IP and the public ticker stream takes one; nodes sharing one IP share the 32'),
+  PRIVATE_STREAMS_PER_NODE: Int(
+    31,
+    0,
+    31,
+    'authenticated Stream v1 connections per node, given to the most-watched accounts (0 = REST polling only). LN Markets allows 32 stream connections per IP and the public ticker stream takes one; nodes sharing one IP share the 32',
+  ),
   PUSH_RECONCILE_MS: Int(30000, 250, 600000, 'REST reconciliation period of an account while its private stream is healthy'),
   POLLER_GRACE_MS: Int(15000, 0, 3600000, 'keep polling an account this long after its last subscriber left'),
   MAX_CONNECTIONS: Int(25000, 1, 1000000, 'global WebSocket admission limit'),
@@ -53,11 +80,26 @@ export const EnvSchema = Type.Object({
   WS_RATE_LIMIT_PER_SEC: Int(20, 1, 10000, 'inbound messages per second per socket'),
   SHUTDOWN_DRAIN_MS: Int(2000, 0, 60000, 'window over which sockets are closed with 1001 on shutdown'),
   ACCESS_TOKEN_TTL_S: Int(900, 5, 86400, 'access token lifetime'),
-  REFRESH_REUSE_GRACE_MS: Int(10000, 0, 60000, 'the token rotated last may be presented again this soon (concurrent tabs) without revoking the session'),
+  REFRESH_REUSE_GRACE_MS: Int(
+    10000,
+    0,
+    60000,
+    'the token rotated last may be presented again this soon (concurrent tabs) without revoking the session',
+  ),
   REFRESH_TOKEN_TTL_S: Int(2592000, 60, 31536000, 'refresh session lifetime'),
   AUTH_RATE_LIMIT_IP_PER_MIN: Int(30, 1, 1000000, 'register/login attempts per client IP per minute'),
-  AUTH_RATE_LIMIT_USER_PER_MIN: Int(10, 1, 1000000, 'login attempts per username from one address per minute (and registrations per username)'),
-  AUTH_SLOWDOWN_USER_PER_MIN: Int(30, 1, 1000000, 'login attempts per username from all addresses per minute before each further one is slowed down'),
+  AUTH_RATE_LIMIT_USER_PER_MIN: Int(
+    10,
+    1,
+    1000000,
+    'login attempts per username from one address per minute (and registrations per username)',
+  ),
+  AUTH_SLOWDOWN_USER_PER_MIN: Int(
+    30,
+    1,
+    1000000,
+    'login attempts per username from all addresses per minute before each further one is slowed down',
+  ),
   MAX_EVENT_LOOP_DELAY_MS: Int(1000, 0, 600000, 'answer 503 while the event loop lags more than this (0 = off)'),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 8 })),
   CORS_ORIGINS: Type.Optional(Type.String({ description: 'comma-separated allowed origins; unset = same-origin only' })),
@@ -119,7 +161,9 @@ function devSecrets(dataDir: string): { JWT_SECRET: string; CREDENTIALS_KEY: str
       parsed = JSON.parse(readFileSync(file, 'utf8')) as typeof parsed | null
     } catch {
       // never regenerate over it: stored credentials and sessions depend on these keys
-      throw new ConfigError(`invalid configuration: DATA_DIR holds an unreadable ${file}; fix or remove it (removing it makes stored credentials unreadable)`)
+      throw new ConfigError(
+        `invalid configuration: DATA_DIR holds an unreadable ${file}; fix or remove it (removing it makes stored credentials unreadable)`,
+      )
     }
     if (typeof parsed?.JWT_SECRET === 'string' && typeof parsed.CREDENTIALS_KEY === 'string') {
       return { JWT_SECRET: parsed.JWT_SECRET, CREDENTIALS_KEY: parsed.CREDENTIALS_KEY }
@@ -158,10 +202,16 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     const first = errors.find((e) => e.instancePath !== '') ?? errors[0]
     const name = first?.instancePath.replace(/^\//, '').split('/')[0] || 'environment'
     const got = source[name]
-    const hint = name === 'CREDENTIALS_KEY' || name === 'JWT_SECRET' || name === 'METRICS_TOKEN' || name === 'DATABASE_URL' || name === 'REDIS_URL'
-      ? '' : got !== undefined ? ` (got ${JSON.stringify(got)})` : ''
+    const hint =
+      name === 'CREDENTIALS_KEY' || name === 'JWT_SECRET' || name === 'METRICS_TOKEN' || name === 'DATABASE_URL' || name === 'REDIS_URL'
+        ? ''
+        : got !== undefined
+          ? ` (got ${JSON.stringify(got)})`
+          : ''
     const schema = (EnvSchema.properties as Record<string, { description?: string }>)[name]
-    throw new ConfigError(`invalid configuration: ${name} ${first?.message ?? 'is invalid'}${hint}${schema?.description ? ` — ${schema.description}` : ''}`)
+    throw new ConfigError(
+      `invalid configuration: ${name} ${first?.message ?? 'is invalid'}${hint}${schema?.description ? ` — ${schema.description}` : ''}`,
+    )
   }
   const e = env
   const dataDir = resolve(e.DATA_DIR)
@@ -179,11 +229,16 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   }
   // production never falls into demo mode (the simulator and its public demo/demo login) by omission
   if (production && !source.LNM_NETWORK && e.LNM_API_URL === undefined) {
-    throw new ConfigError('invalid configuration: LNM_NETWORK is required when NODE_ENV=production (mainnet or signet; demo runs the built-in simulator with the public demo login)')
+    throw new ConfigError(
+      'invalid configuration: LNM_NETWORK is required when NODE_ENV=production (mainnet or signet; demo runs the built-in simulator with the public demo login)',
+    )
   }
   const key = decodeKey(credKey, 'CREDENTIALS_KEY')
   const oldKeys: Array<{ id: string; key: Buffer }> = []
-  for (const part of (e.CREDENTIALS_OLD_KEYS ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of (e.CREDENTIALS_OLD_KEYS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const b64 = part.includes(':') ? part.slice(part.indexOf(':') + 1) : part
     const k = decodeKey(b64, 'CREDENTIALS_OLD_KEYS')
     oldKeys.push({ id: keyId(k), key: k })
@@ -196,7 +251,10 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     apiUrl ??= NETWORK_URLS[e.LNM_NETWORK].api
     streamUrl ??= NETWORK_URLS[e.LNM_NETWORK].stream
   }
-  for (const [name, url] of [['LNM_API_URL', apiUrl], ['LNM_STREAM_URL', streamUrl]] as const) {
+  for (const [name, url] of [
+    ['LNM_API_URL', apiUrl],
+    ['LNM_STREAM_URL', streamUrl],
+  ] as const) {
     if (url !== undefined && !URL.canParse(url)) throw new ConfigError(`invalid configuration: ${name} is not a valid URL`)
   }
   if (apiUrl !== undefined && !/\/v3\/?$/.test(new URL(apiUrl).pathname)) {
@@ -222,6 +280,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     credentialsOldKeys: oldKeys,
     apiUrl: apiUrl?.replace(/\/$/, ''),
     streamUrl,
-    corsOrigins: (e.CORS_ORIGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    corsOrigins: (e.CORS_ORIGINS ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
   }
 }

@@ -48,7 +48,8 @@ const PG_UNAVAILABLE_STATE = /^(08...|57P0[123])$/
  * driver adapter's error: `code` P1001/P1017…, or `meta.driverAdapterError.cause` with a `kind` (and a SQLSTATE).
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
-  const e = err as { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown; code?: unknown } } }; cause?: unknown } | null | undefined
+  const e = err as
+    { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown; code?: unknown } } }; cause?: unknown } | null | undefined
   if (typeof e?.code === 'string' && DB_UNREACHABLE_CODES.has(e.code)) return true
   const cause = e?.meta?.driverAdapterError?.cause
   if (cause && typeof cause.kind === 'string' && DB_UNREACHABLE_KINDS.has(cause.kind)) return true
@@ -75,14 +76,23 @@ export function installErrorHandlers(app: FastifyInstance): void {
     }
     if (status >= 500) {
       request.log.error({ err }, 'request failed')
-      return reply.status(status === 503 ? 503 : 500).send(errorBody(status === 503 ? 'unavailable' : 'internal', status === 503 ? 'Service temporarily unavailable' : 'Internal Server Error'))
+      return reply
+        .status(status === 503 ? 503 : 500)
+        .send(
+          errorBody(
+            status === 503 ? 'unavailable' : 'internal',
+            status === 503 ? 'Service temporarily unavailable' : 'Internal Server Error',
+          ),
+        )
     }
     const fe = err
     if (fe.validation) {
       // the field named in words, never the validator's own text (CONTRACT §4 shape unchanged)
       return reply.status(400).send(errorBody('validation_failed', describeValidation(fe.validation, fe.validationContext)))
     }
-    const code = (fe.code && FASTIFY_CODES[fe.code]) ?? (status === 429 ? 'rate_limited' : status === 401 ? 'unauthorized' : status === 404 ? 'not_found' : 'bad_request')
+    const code =
+      (fe.code && FASTIFY_CODES[fe.code]) ??
+      (status === 429 ? 'rate_limited' : status === 401 ? 'unauthorized' : status === 404 ? 'not_found' : 'bad_request')
     // a JSON parse error message can echo request bytes: keep it generic
     const message = code === 'bad_json' ? 'Body is not valid JSON' : fe.message
     return reply.status(status).send(errorBody(code, message))

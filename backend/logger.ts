@@ -87,7 +87,11 @@ export function redactUrl(url: string): string {
       const eq = pair.indexOf('=')
       const rawName = eq === -1 ? pair : pair.slice(0, eq)
       let name = rawName
-      try { name = decodeURIComponent(rawName.replace(/\+/g, ' ')) } catch { /* keep the raw name */ }
+      try {
+        name = decodeURIComponent(rawName.replace(/\+/g, ' '))
+      } catch {
+        /* keep the raw name */
+      }
       return eq !== -1 && SENSITIVE_PARAM.test(name) ? `${rawName}=[redacted]` : pair
     })
     .join('&')
@@ -95,7 +99,14 @@ export function redactUrl(url: string): string {
 }
 
 /** fastify's own request serializer, with the URL's secrets redacted */
-function reqSerializer(req: { method?: string; url?: string; headers?: Record<string, unknown>; host?: string; ip?: string; socket?: { remotePort?: number } }) {
+function reqSerializer(req: {
+  method?: string
+  url?: string
+  headers?: Record<string, unknown>
+  host?: string
+  ip?: string
+  socket?: { remotePort?: number }
+}) {
   return {
     method: req.method,
     url: typeof req.url === 'string' ? redactUrl(req.url) : req.url,
@@ -115,9 +126,17 @@ export function prettyLogs(o: { nodeEnv: string; logPretty?: boolean; isTTY: boo
   return o.logPretty ?? o.isTTY
 }
 
-export function loggerOptions(level: string, stream?: NodeJS.WritableStream, pretty = false): LoggerOptions & { stream?: NodeJS.WritableStream } {
+export function loggerOptions(
+  level: string,
+  stream?: NodeJS.WritableStream,
+  pretty = false,
+): LoggerOptions & { stream?: NodeJS.WritableStream } {
   // redaction happens before the line reaches either stream
-  const out = stream ?? (pretty ? pinoPretty()({ colorize: Boolean(process.stdout.isTTY), translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }) : undefined)
+  const out =
+    stream ??
+    (pretty
+      ? pinoPretty()({ colorize: Boolean(process.stdout.isTTY), translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+      : undefined)
   return {
     level,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },

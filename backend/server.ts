@@ -54,11 +54,14 @@ async function runGateway(config: Config): Promise<void> {
   if (!inCluster) process.stdout.write(lines.join('\n') + '\n')
 
   let closed: Promise<void> | null = null
-  const grace = closeWithGrace({ delay: 10_000, logger: { error: (m: unknown) => app.log.error(m as object) } }, async ({ signal, err }) => {
-    if (err) app.log.error({ err }, 'closing after an uncaught error')
-    else app.log.info({ signal }, 'shutting down')
-    await (closed ??= app.close())
-  })
+  const grace = closeWithGrace(
+    { delay: 10_000, logger: { error: (m: unknown) => app.log.error(m as object) } },
+    async ({ signal, err }) => {
+      if (err) app.log.error({ err }, 'closing after an uncaught error')
+      else app.log.info({ signal }, 'shutting down')
+      await (closed ??= app.close())
+    },
+  )
   // a worker of a cluster: the primary asks for the drain (a terminal's Ctrl-C may also have sent SIGINT: one close)
   if (inCluster) onPrimaryShutdown(() => grace.close())
 }

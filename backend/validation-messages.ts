@@ -111,7 +111,9 @@ export function describeIssue(issue: AjvIssue, context = 'body'): string {
     case 'minItems':
       return `${name} must hold at least ${String(params.limit)} entries.`
     case 'format':
-      return params.format === 'date-time' ? `${name} must be a date and time such as 2026-01-31T12:00:00Z.` : `${name} is not in the expected format.`
+      return params.format === 'date-time'
+        ? `${name} must be a date and time such as 2026-01-31T12:00:00Z.`
+        : `${name} is not in the expected format.`
     case 'multipleOf':
       return `${name} must be a whole number.`
     case undefined:

@@ -33,19 +33,31 @@ t.teardown(async () => {
 })
 
 async function simPost(path: string, body: unknown): Promise<any> {
-  const res = await fetch(`${env.sim}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const res = await fetch(`${env.sim}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
   const json = await res.json().catch(() => null)
   if (!res.ok) throw new Error(`simulator ${path}: HTTP ${res.status} ${JSON.stringify(json)}`)
   return json
 }
 
 async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${env.base}${path}`, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined })
+  const res = await fetch(`${env.base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  })
   return { status: res.status, body: await res.json().catch(() => null) }
 }
 
 async function apiLogin(): Promise<void> {
-  const res = await fetch(`${env.base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) })
+  const res = await fetch(`${env.base}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  })
   token = ((await res.json()) as { accessToken: string }).accessToken
 }
 
@@ -55,7 +67,12 @@ async function noSeriousAxe(t: { same(a: unknown, b: unknown, m: string): boolea
 
 /** a page whose Notification constructor records its calls and whose focus the test decides */
 async function alertContext(notifications: boolean): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
-  const context = await browser.newContext({ viewport: DESKTOP, locale: 'en-US', timezoneId: 'UTC', permissions: notifications ? ['notifications'] : [] })
+  const context = await browser.newContext({
+    viewport: DESKTOP,
+    locale: 'en-US',
+    timezoneId: 'UTC',
+    permissions: notifications ? ['notifications'] : [],
+  })
   await context.addInitScript(() => {
     const w = window as unknown as { __notes: Array<{ title: string; body?: string }>; __focused: boolean; Notification: unknown }
     w.__notes = []
@@ -114,7 +131,8 @@ async function socketSwitch(page: Page) {
 const toast = (page: Page, kind: string) => page.locator(`[data-testid="alert-toast"][data-kind="${kind}"]`)
 const lastPrice = async (page: Page) => Number((await text(page, 'last-price')).replace(/[^\d.]/g, ''))
 const notes = (page: Page) => page.evaluate(() => (window as unknown as { __notes: Array<{ title: string; body?: string }> }).__notes)
-const setFocused = (page: Page, focused: boolean) => page.evaluate((f) => void ((window as unknown as { __focused: boolean }).__focused = f), focused)
+const setFocused = (page: Page, focused: boolean) =>
+  page.evaluate((f) => void ((window as unknown as { __focused: boolean }).__focused = f), focused)
 
 async function signIn(page: Page): Promise<void> {
   await page.goto(env.base)
@@ -149,7 +167,11 @@ t.test('alerts: price level, persistence, other device, fill/close/liquidation, 
     await panel.scrollIntoViewIfNeeded()
     await page.getByTestId('alert-settings-state').filter({ hasText: 'Saved for all your devices' }).waitFor({ timeout: 10_000 })
     t.equal(await page.getByTestId('notify-fills').isChecked(), true, 'fills on by default')
-    t.equal(await page.getByTestId('notify-browser').isChecked(), true, 'the site may already notify (permission granted): browser notifications start on')
+    t.equal(
+      await page.getByTestId('notify-browser').isChecked(),
+      true,
+      'the site may already notify (permission granted): browser notifications start on',
+    )
     await page.getByTestId('notify-browser').uncheck()
     await page.getByTestId('notify-browser-note').filter({ hasText: 'Alerts always show on this page.' }).waitFor({ timeout: 5_000 })
     await page.getByTestId('notify-browser').check()
@@ -180,12 +202,23 @@ t.test('alerts: price level, persistence, other device, fill/close/liquidation, 
     await setFocused(page, false) // the trader looks at another window
     await simPost('/__sim/price', { price: level * 1.002 })
     await toast(page, 'price_level').waitFor({ timeout: 20_000 })
-    t.match(await toast(page, 'price_level').innerText(), /Price above [\d,.]+.*crossed above your level.*e2e breakout/s, 'the toast says which level and why')
+    t.match(
+      await toast(page, 'price_level').innerText(),
+      /Price above [\d,.]+.*crossed above your level.*e2e breakout/s,
+      'the toast says which level and why',
+    )
     await page.getByTestId('price-level').filter({ hasText: 'last crossed' }).waitFor({ timeout: 10_000 })
     const onServer = await api('GET', '/api/alerts')
-    t.match(onServer.body.priceLevels[0], { price: level, direction: 'above', note: 'e2e breakout', triggeredAt: /^\d{4}-/ }, 'the crossing is saved on the server')
+    t.match(
+      onServer.body.priceLevels[0],
+      { price: level, direction: 'above', note: 'e2e breakout', triggeredAt: /^\d{4}-/ },
+      'the crossing is saved on the server',
+    )
     const recorded = await notes(page)
-    t.ok(recorded.some((n) => /^Price above/.test(n.title)), `a browser notification was created in the background: ${JSON.stringify(recorded)}`)
+    t.ok(
+      recorded.some((n) => /^Price above/.test(n.title)),
+      `a browser notification was created in the background: ${JSON.stringify(recorded)}`,
+    )
     await page.waitForTimeout(2_000)
     t.equal(await toast(page, 'price_level').count(), 1, 'once per crossing: the price staying above does not fire again')
     await noSeriousAxe(t, page, 'a toast showing')
@@ -213,13 +246,23 @@ t.test('alerts: price level, persistence, other device, fill/close/liquidation, 
 
   await t.test('a fill, a close and a liquidation pushed by the simulator raise alerts', async (t) => {
     const price = await lastPrice(page)
-    const order = await simPost('/__sim/trades', { username: simUser, type: 'limit', side: 'buy', price: Math.round(price * 0.996), quantity: 100, leverage: 10 })
+    const order = await simPost('/__sim/trades', {
+      username: simUser,
+      type: 'limit',
+      side: 'buy',
+      price: Math.round(price * 0.996),
+      quantity: 100,
+      leverage: 10,
+    })
     await page.locator('[data-testid="order-row"]', { hasText: '$100' }).first().waitFor({ timeout: 20_000 })
     await simPost('/__sim/price', { price: Math.round(price * 0.994) })
     const fill = toast(page, 'fill').filter({ hasText: 'Long $100 at 10×' })
     await fill.waitFor({ timeout: 20_000 })
     t.match(await fill.innerText(), /Order filled.*Long \$100 at 10× filled at [\d,.]+/s, 'the fill names the order')
-    t.notOk((await notes(page)).some((n) => n.title === 'Order filled'), 'the page is in front of the trader: the toast only, no browser notification')
+    t.notOk(
+      (await notes(page)).some((n) => n.title === 'Order filled'),
+      'the page is in front of the trader: the toast only, no browser notification',
+    )
 
     let running = false
     for (let i = 0; i < 40 && !running; i++) {
@@ -240,7 +283,11 @@ t.test('alerts: price level, persistence, other device, fill/close/liquidation, 
     const liq = toast(page, 'liquidation').filter({ hasText: 'Short $100 at 100×' })
     await liq.waitFor({ timeout: 30_000 })
     t.match(await liq.innerText(), /Position liquidated.*Short \$100 at 100×/s, 'the liquidation is raised')
-    t.equal(await page.locator('[role="alert"] [data-kind="liquidation"]').filter({ hasText: 'Short $100 at 100×' }).count(), 1, 'in the assertive region')
+    t.equal(
+      await page.locator('[role="alert"] [data-kind="liquidation"]').filter({ hasText: 'Short $100 at 100×' }).count(),
+      1,
+      'in the assertive region',
+    )
     await simPost('/__sim/price', { price: startPrice })
   })
 
@@ -267,7 +314,11 @@ t.test('alerts: price level, persistence, other device, fill/close/liquidation, 
 
   await t.test('a threshold an older page kept in localStorage moves to the server on the first load', async (t) => {
     const name = `alerts_legacy_${Date.now().toString(36)}`
-    const reg = await fetch(`${env.base}/api/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: name, password }) })
+    const reg = await fetch(`${env.base}/api/auth/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: name, password }),
+    })
     t.equal(reg.status, 201, 'a second user')
     const legacy = await alertContext(false)
     t.teardown(() => legacy.context.close())
@@ -282,7 +333,11 @@ t.test('alerts: price level, persistence, other device, fill/close/liquidation, 
     await legacy.page.getByTestId('password').fill(password)
     await legacy.page.getByTestId('auth-submit').click()
     await legacy.page.getByTestId('alert-settings-state').filter({ hasText: 'Saved for all your devices' }).waitFor({ timeout: 30_000 })
-    const res = await fetch(`${env.base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: name, password }) })
+    const res = await fetch(`${env.base}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: name, password }),
+    })
     const other = ((await res.json()) as { accessToken: string }).accessToken
     const saved = await (await fetch(`${env.base}/api/alerts`, { headers: { authorization: `Bearer ${other}` } })).json()
     t.equal(saved.liquidationPct, 7, 'the local threshold is now the server setting')
@@ -292,12 +347,23 @@ t.test('alerts: price level, persistence, other device, fill/close/liquidation, 
   })
 
   await t.test('the shared demo account is untouched (the other e2e files expect its open order)', async (t) => {
-    const login = await fetch(`${env.base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'demo', password: 'demo' }) })
+    const login = await fetch(`${env.base}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'demo', password: 'demo' }),
+    })
     const demoToken = ((await login.json()) as { accessToken: string }).accessToken
     const dash = await (await fetch(`${env.base}/api/dashboard`, { headers: { authorization: `Bearer ${demoToken}` } })).json()
-    const open = (dash.positions?.open ?? []).map((o: { side: string; quantity: number; price: number }) => `${o.side} ${o.quantity} @ ${o.price}`)
-    console.log(`# demo open orders: ${JSON.stringify(open)}; running: ${JSON.stringify((dash.positions?.running ?? []).map((o: { side: string; quantity: number; liquidation: number }) => `${o.side} ${o.quantity} liq ${o.liquidation}`))}; price ${startPrice}`)
-    t.ok(open.some((o: string) => /^buy 300 /.test(o)), 'the demo limit buy $300 is still open')
+    const open = (dash.positions?.open ?? []).map(
+      (o: { side: string; quantity: number; price: number }) => `${o.side} ${o.quantity} @ ${o.price}`,
+    )
+    console.log(
+      `# demo open orders: ${JSON.stringify(open)}; running: ${JSON.stringify((dash.positions?.running ?? []).map((o: { side: string; quantity: number; liquidation: number }) => `${o.side} ${o.quantity} liq ${o.liquidation}`))}; price ${startPrice}`,
+    )
+    t.ok(
+      open.some((o: string) => /^buy 300 /.test(o)),
+      'the demo limit buy $300 is still open',
+    )
   })
 
   t.same(errors, [], 'no uncaught page errors')

@@ -22,7 +22,13 @@ t.teardown(async () => {
 })
 
 async function open(viewport: { width: number; height: number }) {
-  const context = await browser.newContext({ viewport, colorScheme: 'light', deviceScaleFactor: 1, locale: 'en-US', timezoneId: 'Europe/Paris' })
+  const context = await browser.newContext({
+    viewport,
+    colorScheme: 'light',
+    deviceScaleFactor: 1,
+    locale: 'en-US',
+    timezoneId: 'Europe/Paris',
+  })
   const page = await context.newPage()
   const errors: string[] = []
   page.on('pageerror', (e) => errors.push(e.message))
@@ -82,8 +88,14 @@ async function assertReadable(t: Test, page: Page, what: string): Promise<Readab
   // the off-scale labels follow the scale one animation frame later
   await page.waitForFunction(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(true)))))
   const r = await readability(page)
-  t.ok(r.share >= 0.4, `${what}: the candles take ${(r.share * 100).toFixed(0)} % of the pane's height (${r.candlePx.toFixed(0)} of ${r.paneH} px)`)
-  const outside = r.lines.filter((l) => !l.inPane).map((l) => KEYS[l.key]).sort()
+  t.ok(
+    r.share >= 0.4,
+    `${what}: the candles take ${(r.share * 100).toFixed(0)} % of the pane's height (${r.candlePx.toFixed(0)} of ${r.paneH} px)`,
+  )
+  const outside = r.lines
+    .filter((l) => !l.inPane)
+    .map((l) => KEYS[l.key])
+    .sort()
   t.same([...r.offscale].sort(), outside, `${what}: data-offscale names the lines outside the pane (${outside.join(',') || 'none'})`)
   return r
 }
@@ -106,8 +118,15 @@ t.test('desktop: seeded history, time zone, position lines, far line, range swit
   const spanH = (Date.now() - Number(await attr(page, 'first'))) / 3600_000
   t.ok(points >= 200, `seeded with the exchange's 5m candles (${points} candles)`)
   t.ok(spanH >= 12, `hours of history, not seconds (${spanH.toFixed(1)} h)`)
-  t.ok(candleRequests.some((q) => q.includes('range=5m')), 'fetched from /api/candles')
-  t.equal(await page.getByTestId('chart-range').locator('button[aria-pressed="true"]').innerText(), '5m', 'the range in use is the pressed button')
+  t.ok(
+    candleRequests.some((q) => q.includes('range=5m')),
+    'fetched from /api/candles',
+  )
+  t.equal(
+    await page.getByTestId('chart-range').locator('button[aria-pressed="true"]').innerText(),
+    '5m',
+    'the range in use is the pressed button',
+  )
 
   const tz = await page.getByTestId('chart-tz').innerText()
   t.match(tz, /Times in Europe\/Paris \(UTC\+1\)/, `the time zone is named (${tz})`)
@@ -118,7 +137,11 @@ t.test('desktop: seeded history, time zone, position lines, far line, range swit
   t.match(legend, /entry [\d,.]+/, 'entry in the legend')
   t.match(legend, /stop-loss [\d,.]+/, 'stop-loss in the legend')
   t.match(legend, /take-profit [\d,.]+/, 'take-profit in the legend')
-  t.match(await page.locator('.chart-box').getAttribute('aria-label'), /Entry .*Liq .*SL .*TP /, 'the lines are in the chart\'s text alternative')
+  t.match(
+    await page.locator('.chart-box').getAttribute('aria-label'),
+    /Entry .*Liq .*SL .*TP /,
+    "the lines are in the chart's text alternative",
+  )
 
   // hover: local time and UTC
   await page.locator('.chart-box').scrollIntoViewIfNeeded()
@@ -127,7 +150,11 @@ t.test('desktop: seeded history, time zone, position lines, far line, range swit
   await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.5, { steps: 5 })
   await page.getByTestId('chart-hover').waitFor({ state: 'visible', timeout: 5_000 })
   const hover = await page.getByTestId('chart-hover').innerText()
-  t.match(hover, /\d{2}:\d{2} · .*\d{2}:\d{2} UTC · O [\d,.]+ H [\d,.]+ L [\d,.]+ C [\d,.]+/, `hover shows local time, UTC and OHLC (${hover})`)
+  t.match(
+    hover,
+    /\d{2}:\d{2} · .*\d{2}:\d{2} UTC · O [\d,.]+ H [\d,.]+ L [\d,.]+ C [\d,.]+/,
+    `hover shows local time, UTC and OHLC (${hover})`,
+  )
   const [local, utc] = hover.split(' · ')
   const hh = (s: string) => Number(/(\d{2}):\d{2}/.exec(s)![1])
   t.equal((hh(local!) - hh(utc!) + 24) % 24, 1, 'the local time is UTC+1 (Paris in winter)')
@@ -154,7 +181,10 @@ t.test('desktop: seeded history, time zone, position lines, far line, range swit
   const before = candleRequests.length
   await page.getByTestId('chart-range').locator('button[data-range="1m"]').click()
   await seeded(page, '1m')
-  t.ok(candleRequests.slice(before).some((q) => q.includes('range=1m')), 'the 1m candles were requested')
+  t.ok(
+    candleRequests.slice(before).some((q) => q.includes('range=1m')),
+    'the 1m candles were requested',
+  )
   const p1m = Number(await attr(page, 'points'))
   t.ok(p1m >= 300, `1m: hours of 1-minute candles (${p1m})`)
   t.equal(await page.getByTestId('chart-range').locator('button[data-range="1m"]').getAttribute('aria-pressed'), 'true', '1m pressed')
@@ -166,7 +196,11 @@ t.test('desktop: seeded history, time zone, position lines, far line, range swit
   const afterReload = Number(await attr(page, 'points'))
   t.ok(afterReload >= 300, `after a reload the chart is seeded again (${afterReload} candles), the range remembered`)
   // live prices keep arriving into the current candle
-  await page.waitForFunction(() => Number(document.querySelector('[data-testid="price-chart"]')?.getAttribute('data-live') ?? '0') > 0, null, { timeout: 20_000 })
+  await page.waitForFunction(
+    () => Number(document.querySelector('[data-testid="price-chart"]')?.getAttribute('data-live') ?? '0') > 0,
+    null,
+    { timeout: 20_000 },
+  )
   t.pass('live ticker prices fold into the chart')
 
   // 1m candles and the demo short (selected again after the reload): its liquidation, a few percent away,
@@ -178,12 +212,15 @@ t.test('desktop: seeded history, time zone, position lines, far line, range swit
   const liqLine = r1m.lines.find((l) => l.key === 'Liq')!
   const perPx = r1m.candlePx / (r1m.hi - r1m.lo)
   const withLiqShare = (r1m.rangeShare * (r1m.hi - r1m.lo)) / (Math.max(r1m.hi, liqLine.price) - Math.min(r1m.lo, liqLine.price))
-  t.ok(perPx > 0 && withLiqShare < 0.4, `with the liquidation in the scale the candles would take ${(withLiqShare * 100).toFixed(0)} % of the pane`)
+  t.ok(
+    perPx > 0 && withLiqShare < 0.4,
+    `with the liquidation in the scale the candles would take ${(withLiqShare * 100).toFixed(0)} % of the pane`,
+  )
   t.notOk(r1m.lines.find((l) => l.key === 'Liq')!.inPane, 'the liquidation line is outside the pane')
   await page.getByTestId('offscale-liq').waitFor({ timeout: 10_000 })
   const liq1m = await page.getByTestId('offscale-liq').innerText()
   t.match(liq1m, /^Liq [\d,.]+ [↑↓] \(\d+\.\d % away\)$/, `and named at the edge (${liq1m})`)
-  t.match(await page.locator('.chart-box').getAttribute('aria-label'), /Liq [\d,.]+/, 'still in the chart\'s text alternative')
+  t.match(await page.locator('.chart-box').getAttribute('aria-label'), /Liq [\d,.]+/, "still in the chart's text alternative")
   t.same(await axeSerious(page), [], 'axe-core: no serious violation (1m, liquidation off scale)')
   await shot(page, env, 'chart-06-desktop-1m-short')
   await page.getByTestId('panel-chart').screenshot({ path: `${env.artifacts}/chart-06-desktop-1m-short-panel.png` })
@@ -197,7 +234,10 @@ t.test('desktop: seeded history, time zone, position lines, far line, range swit
   // daily candles
   await page.getByTestId('chart-range').locator('button[data-range="1d"]').click()
   await seeded(page, '1d')
-  t.ok(candleRequests.some((q) => q.includes('range=1d')), 'the 1d candles were requested')
+  t.ok(
+    candleRequests.some((q) => q.includes('range=1d')),
+    'the 1d candles were requested',
+  )
   t.ok(Number(await attr(page, 'points')) >= 1, `1d: daily candles (${await attr(page, 'points')})`)
   await assertReadable(t, page, '1d, the short')
   await page.getByTestId('chart-range').locator('button[data-range="5m"]').click()
@@ -235,7 +275,11 @@ t.test('an exchange outage longer than a candle is a gap, not a line drawn acros
   await loginDemo(page, env)
   await page.getByTestId('chart-range').locator('button[data-range="1m"]').click()
   await seeded(page, '1m')
-  await page.waitForFunction(() => Number(document.querySelector('[data-testid="price-chart"]')?.getAttribute('data-live') ?? '0') > 0, null, { timeout: 20_000 })
+  await page.waitForFunction(
+    () => Number(document.querySelector('[data-testid="price-chart"]')?.getAttribute('data-live') ?? '0') > 0,
+    null,
+    { timeout: 20_000 },
+  )
   // start just before a minute ends, so the whole next minute passes without a price
   const toBoundary = 60_000 - (Date.now() % 60_000)
   await page.waitForTimeout(Math.max(0, toBoundary - 2_000))
@@ -249,8 +293,15 @@ t.test('an exchange outage longer than a candle is a gap, not a line drawn acros
   t.equal(await attr(page, 'live'), liveDuring, 'no price drawn while the exchange is down')
   await simFaults(env, 'reset')
   t.ok(Date.now() - outageStart > 60_000, `the outage lasted ${Math.round((Date.now() - outageStart) / 1000)} s`)
-  await page.waitForFunction((before) => Number(document.querySelector('[data-testid="price-chart"]')?.getAttribute('data-gaps') ?? '0') > before, gapsBefore, { timeout: 90_000 })
-  t.ok(Number(await attr(page, 'gaps')) > gapsBefore, `live prices came back behind a gap (${gapsBefore} → ${await attr(page, 'gaps')} gaps)`)
+  await page.waitForFunction(
+    (before) => Number(document.querySelector('[data-testid="price-chart"]')?.getAttribute('data-gaps') ?? '0') > before,
+    gapsBefore,
+    { timeout: 90_000 },
+  )
+  t.ok(
+    Number(await attr(page, 'gaps')) > gapsBefore,
+    `live prices came back behind a gap (${gapsBefore} → ${await attr(page, 'gaps')} gaps)`,
+  )
   t.same(await axeSerious(page), [], 'axe-core: no serious violation (after the outage)')
   await shot(page, env, 'chart-05-desktop-after-outage')
   t.same(errors, [], 'no page errors')

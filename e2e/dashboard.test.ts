@@ -6,7 +6,19 @@
  */
 import t from 'tap'
 import type { Browser, WebSocketRoute } from 'playwright-core'
-import { DESKTOP, PHONE, e2eEnv, launch, loginDemo, newPage, overflowReport, shot, simFaults, text, waitForChange } from './support/harness.ts'
+import {
+  DESKTOP,
+  PHONE,
+  e2eEnv,
+  launch,
+  loginDemo,
+  newPage,
+  overflowReport,
+  shot,
+  simFaults,
+  text,
+  waitForChange,
+} from './support/harness.ts'
 
 const env = e2eEnv()
 let browser: Browser
@@ -19,7 +31,23 @@ t.teardown(async () => {
   await browser?.close()
 })
 
-const POSITION_COLUMNS = ['Side', 'Quantity', 'Entry', 'Mark', 'Liquidation', 'Dist. to liq.', 'Leverage', 'Margin', 'P&L (sats)', 'Fees', 'Funding', 'Net P&L', 'P&L %', 'Stop-loss', 'Take-profit']
+const POSITION_COLUMNS = [
+  'Side',
+  'Quantity',
+  'Entry',
+  'Mark',
+  'Liquidation',
+  'Dist. to liq.',
+  'Leverage',
+  'Margin',
+  'P&L (sats)',
+  'Fees',
+  'Funding',
+  'Net P&L',
+  'P&L %',
+  'Stop-loss',
+  'Take-profit',
+]
 
 t.test('desktop: live, positions, polling fallback, stale exchange, recovery', async (t) => {
   const { context, page, errors } = await newPage(browser, DESKTOP)
@@ -101,7 +129,9 @@ t.test('desktop: live, positions, polling fallback, stale exchange, recovery', a
     await alert.waitFor({ timeout: 15_000 })
     t.match(await alert.innerText(), /within 10 % of liquidation/, 'the page shows the alert')
     t.match(await page.title(), /^⚠ LIQ \d+\.\d %/, `the tab title carries it: "${await page.title()}"`)
-    const notes = await page.evaluate(() => (window as unknown as { __notifications: Array<{ title: string; body?: string }> }).__notifications)
+    const notes = await page.evaluate(
+      () => (window as unknown as { __notifications: Array<{ title: string; body?: string }> }).__notifications,
+    )
     t.ok(notes.length > 0 && notes[0]!.title === 'Liquidation risk', `a browser notification was shown: "${notes[0]?.body ?? ''}"`)
     await page.getByTestId('liq-threshold').fill('1')
     await page.getByTestId('liq-ok').waitFor({ timeout: 5_000 })
@@ -115,22 +145,44 @@ t.test('desktop: live, positions, polling fallback, stale exchange, recovery', a
     await rows.first().waitFor({ timeout: 15_000 })
     const n = await rows.count()
     t.ok(n > 0, `the demo account shows ${n} running positions`)
-    const headers = (await page.locator('[data-testid="positions-table"] thead th').allInnerTexts()).map((h) => h.replace(/[▲▼]/g, '').trim())
-    t.same(headers, POSITION_COLUMNS, 'the columns: side, quantity, entry, mark, liquidation, distance, leverage, margin, P&L, fees, funding, net P&L, P&L %, stop-loss, take-profit')
+    const headers = (await page.locator('[data-testid="positions-table"] thead th').allInnerTexts()).map((h) =>
+      h.replace(/[▲▼]/g, '').trim(),
+    )
+    t.same(
+      headers,
+      POSITION_COLUMNS,
+      'the columns: side, quantity, entry, mark, liquidation, distance, leverage, margin, P&L, fees, funding, net P&L, P&L %, stop-loss, take-profit',
+    )
     const first = page.getByTestId('position-row').first()
     t.match(await first.getByTestId('pl-exchange').innerText(), /^[+−]?[\d,]+$/, "each row shows the exchange's own P&L")
-    t.match(String(await first.locator('td[data-col="markPrice"]').getAttribute('title')), /^Estimated P&L uses [\d.]+, the (bid|ask)/, 'the mark price says which price the estimate uses and why')
+    t.match(
+      String(await first.locator('td[data-col="markPrice"]').getAttribute('title')),
+      /^Estimated P&L uses [\d.]+, the (bid|ask)/,
+      'the mark price says which price the estimate uses and why',
+    )
     const net = await first.locator('td[data-col="netPl"]').innerText()
     t.match(net, /^[+−]?[\d,]+/, `and a net P&L after fees and funding (${net.replace(/\s+/g, ' ')})`)
     // the demo account holds one isolated limit order (rows are sorted by distance, so pick it by scope)
     const order = page.locator('[data-testid="order-row"][data-scope="isolated"]').first()
     await order.waitFor({ timeout: 10_000 })
-    t.match((await order.innerText()).replace(/\s+/g, ' '), /Isolated limit Buy \$300 [\d,.]+ 20× [\d,]+ .*\d+\.\d\d %/, `the open order is listed with side, quantity, price, leverage, margin, age and distance: ${(await order.innerText()).replace(/\s+/g, ' ')}`)
+    t.match(
+      (await order.innerText()).replace(/\s+/g, ' '),
+      /Isolated limit Buy \$300 [\d,.]+ 20× [\d,]+ .*\d+\.\d\d %/,
+      `the open order is listed with side, quantity, price, leverage, margin, age and distance: ${(await order.innerText()).replace(/\s+/g, ' ')}`,
+    )
     t.ok(await page.getByTestId('positions-totals').isVisible(), 'a totals row is shown')
     const distances = await page.locator('[data-testid="position-row"] td[data-col="distancePct"]').allInnerTexts()
     const values = distances.map((d) => Number.parseFloat(d))
-    t.same(values, [...values].sort((a, b) => a - b), 'sorted by distance to liquidation, riskiest first')
-    t.match(await page.locator('th[aria-sort="ascending"]').innerText(), /Dist\. to liq\./, 'the sorted column is announced to screen readers')
+    t.same(
+      values,
+      [...values].sort((a, b) => a - b),
+      'sorted by distance to liquidation, riskiest first',
+    )
+    t.match(
+      await page.locator('th[aria-sort="ascending"]').innerText(),
+      /Dist\. to liq\./,
+      'the sorted column is announced to screen readers',
+    )
     await page.locator('th button', { hasText: 'Margin' }).click()
     t.equal(await page.locator('th[aria-sort="descending"]').count(), 1, 'clicking a header sorts by it')
     await page.locator('th button', { hasText: 'Dist. to liq.' }).click()
@@ -146,7 +198,10 @@ t.test('desktop: live, positions, polling fallback, stale exchange, recovery', a
     const chip = page.getByTestId('conn-chip')
     await page.locator('[data-testid="conn-chip"][data-state="polling"]').waitFor({ timeout: 15_000 })
     // the countdown appears once the first fallback poll has answered (while it is in flight the chip says POLLING alone)
-    await page.locator('[data-testid="conn-chip"]', { hasText: /next in \d+ s/ }).waitFor({ timeout: 5_000 }).catch(() => {})
+    await page
+      .locator('[data-testid="conn-chip"]', { hasText: /next in \d+ s/ })
+      .waitFor({ timeout: 5_000 })
+      .catch(() => {})
     t.match(await text(page, 'conn-chip'), /^POLLING \(next in \d+ s\)$/, 'the chip says POLLING with the countdown to the next poll')
     t.ok(await page.getByTestId('transport-banner').isVisible(), 'a banner says what POLLING means')
     const before = await text(page, 'last-price')
@@ -178,8 +233,14 @@ t.test('desktop: live, positions, polling fallback, stale exchange, recovery', a
     // run-e2e gives access tokens a 30 s life; the page refreshes them at 80 % and re-sends auth on the open socket
     const deadline = Date.now() + 25_000
     while (!authsPerSocket.some((n) => n >= 2) && Date.now() < deadline) await page.waitForTimeout(250)
-    t.ok(authsPerSocket.some((n) => n >= 2), `a socket carried a second auth message (auth messages per socket: ${authsPerSocket.join(', ')})`)
-    t.notOk(serverCloseCodes.includes(4001), `the server never closed a socket for an expired token (server close codes: ${serverCloseCodes.join(', ') || 'none'})`)
+    t.ok(
+      authsPerSocket.some((n) => n >= 2),
+      `a socket carried a second auth message (auth messages per socket: ${authsPerSocket.join(', ')})`,
+    )
+    t.notOk(
+      serverCloseCodes.includes(4001),
+      `the server never closed a socket for an expired token (server close codes: ${serverCloseCodes.join(', ') || 'none'})`,
+    )
   })
 
   await t.test('sign out returns to the login page', async (t) => {
@@ -228,8 +289,16 @@ t.test('a new user: register, then the API-key form and its errors', async (t) =
   await form.locator('input[name="passphrase"]').fill('nope')
   await form.getByRole('button', { name: 'Verify and save' }).click()
   await page.getByTestId('cred-error').waitFor({ timeout: 20_000 })
-  t.match(await text(page, 'cred-error'), /rejected|not valid|did not answer/i, `the exchange's refusal is explained: "${await text(page, 'cred-error')}"`)
-  t.equal(await form.locator('input[name="apiSecret"]').inputValue(), 'not-a-real-secret-456', 'a refused form keeps what was typed so it can be corrected')
+  t.match(
+    await text(page, 'cred-error'),
+    /rejected|not valid|did not answer/i,
+    `the exchange's refusal is explained: "${await text(page, 'cred-error')}"`,
+  )
+  t.equal(
+    await form.locator('input[name="apiSecret"]').inputValue(),
+    'not-a-real-secret-456',
+    'a refused form keeps what was typed so it can be corrected',
+  )
   await shot(page, env, '11-new-user-credentials-desktop')
   t.same(errors, [], 'no uncaught page errors')
 })

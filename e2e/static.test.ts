@@ -8,7 +8,10 @@ import { e2eEnv } from './support/harness.ts'
 
 const env = e2eEnv()
 
-function get(path: string, acceptEncoding: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; bytes: number }> {
+function get(
+  path: string,
+  acceptEncoding: string,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; bytes: number }> {
   return new Promise((resolve, reject) => {
     const req = request(`${env.base}${path}`, { headers: { 'accept-encoding': acceptEncoding } }, (res) => {
       let bytes = 0

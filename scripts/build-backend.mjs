@@ -51,7 +51,8 @@ export function backendNeedsBuild() {
  * Matched on the generated code's shape; when a Prisma upgrade changes it, the build says so and keeps
  * the base64 module (correct, just heavier), and backend/test/build/compiled.test.ts fails.
  */
-const QC_LOADER = /getQueryCompilerWasmModule: async \(\) => \{\s*const \{ wasm \} = await import\("(@prisma\/client\/runtime\/(query_compiler_\w+_bg\.\w+)\.wasm-base64\.mjs)"\)\s*return await decodeBase64AsWasm\(wasm\)\s*\},/
+const QC_LOADER =
+  /getQueryCompilerWasmModule: async \(\) => \{\s*const \{ wasm \} = await import\("(@prisma\/client\/runtime\/(query_compiler_\w+_bg\.\w+)\.wasm-base64\.mjs)"\)\s*return await decodeBase64AsWasm\(wasm\)\s*\},/
 
 function queryCompilerAsFile(outdir, quiet) {
   const require = createRequire(join(root, 'package.json'))
@@ -62,7 +63,10 @@ function queryCompilerAsFile(outdir, quiet) {
         const source = readFileSync(args.path, 'utf8')
         const m = QC_LOADER.exec(source)
         if (!m) {
-          if (!quiet) console.warn('build-backend: the Prisma client\'s query compiler loader has an unknown shape; the bundle keeps its base64 module')
+          if (!quiet)
+            console.warn(
+              "build-backend: the Prisma client's query compiler loader has an unknown shape; the bundle keeps its base64 module",
+            )
           return { contents: source, loader: 'ts' }
         }
         const [, specifier, name] = m

@@ -82,7 +82,12 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => { process.exitCode = code }, (err: unknown) => {
-  console.error(err instanceof Error ? err.message : err)
-  process.exitCode = 1
-})
+main().then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err: unknown) => {
+    console.error(err instanceof Error ? err.message : err)
+    process.exitCode = 1
+  },
+)

@@ -50,7 +50,11 @@ type Schema = {
 
 /** the exported `<Name>Schema` objects of ws-protocol.ts, so a nested one is written by its name */
 const NAMED = new Map<unknown, string>(
-  Object.entries(P).flatMap(([k, v]) => (/^\w+Schema$/.test(k) && k !== 'ClientMessageSchema' && typeof v === 'object' ? [[v, k.replace(/Schema$/, '').replace(/Snapshot$/, 'Snapshot')]] : [])),
+  Object.entries(P).flatMap(([k, v]) =>
+    /^\w+Schema$/.test(k) && k !== 'ClientMessageSchema' && typeof v === 'object'
+      ? [[v, k.replace(/Schema$/, '').replace(/Snapshot$/, 'Snapshot')]]
+      : [],
+  ),
 )
 
 /** a short type expression for a JSON schema */
@@ -66,7 +70,9 @@ export function typeOf(s: Schema): string {
 
 function fieldTable(schema: Schema): string {
   const req = new Set(schema.required ?? [])
-  const rows = Object.entries(schema.properties ?? {}).map(([name, f]) => `| \`${name}\` | ${typeOf(f)} | ${req.has(name) ? 'yes' : 'no'} | ${f.description ?? ''} |`)
+  const rows = Object.entries(schema.properties ?? {}).map(
+    ([name, f]) => `| \`${name}\` | ${typeOf(f)} | ${req.has(name) ? 'yes' : 'no'} | ${f.description ?? ''} |`,
+  )
   return ['| field | type | always present | note |', '|---|---|---|---|', ...rows].join('\n')
 }
 
@@ -114,7 +120,11 @@ function clientBlock(): string {
     const limits = fields
       .map((k) => {
         const f = props[k]!
-        const parts = [f.minLength !== undefined ? `≥ ${f.minLength} chars` : '', f.maxLength !== undefined ? `≤ ${f.maxLength} chars` : '', f.maxItems !== undefined ? `≤ ${f.maxItems} items` : '']
+        const parts = [
+          f.minLength !== undefined ? `≥ ${f.minLength} chars` : '',
+          f.maxLength !== undefined ? `≤ ${f.maxLength} chars` : '',
+          f.maxItems !== undefined ? `≤ ${f.maxItems} items` : '',
+        ]
         const txt = parts.filter(Boolean).join(', ')
         return txt ? `\`${k}\` ${txt}` : ''
       })
@@ -138,10 +148,17 @@ function closeBlock(): string {
 function metricsBlock(): string {
   const registry = new Registry()
   const m = createMetrics(registry)
-  const ours = new Set(Object.values(m).flatMap((v) => (typeof v === 'object' && 'name' in v ? [String((v as { name: string }).name)] : [])))
+  const ours = new Set(
+    Object.values(m).flatMap((v) => (typeof v === 'object' && 'name' in v ? [String((v as { name: string }).name)] : [])),
+  )
   const rows = ['| metric | type | labels | help |', '|---|---|---|---|']
   const defaults: string[] = []
-  for (const metric of registry.getMetricsAsArray() as unknown as Array<{ name: string; help: string; type: string; labelNames?: string[] }>) {
+  for (const metric of registry.getMetricsAsArray() as unknown as Array<{
+    name: string
+    help: string
+    type: string
+    labelNames?: string[]
+  }>) {
     if (!ours.has(metric.name)) {
       defaults.push(metric.name)
       continue

@@ -46,7 +46,9 @@ export function ensureBuilt({ quiet = false } = {}) {
   if (!reason) return true
   const vite = join(root, 'node_modules', 'vite', 'bin', 'vite.js')
   if (!existsSync(vite)) {
-    process.stderr.write(`ensure-built: ${reason}, but vite is not installed (npm install without dev dependencies?); the dashboard will not be served\n`)
+    process.stderr.write(
+      `ensure-built: ${reason}, but vite is not installed (npm install without dev dependencies?); the dashboard will not be served\n`,
+    )
     return false
   }
   if (!quiet) process.stdout.write(`ensure-built: ${reason}; building the dashboard…\n`)

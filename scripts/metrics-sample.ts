@@ -14,13 +14,20 @@ import { loadConfig } from '../backend/config.ts'
 
 const dataDir = mkdtempSync(join(tmpdir(), 'lnm-metrics-'))
 const quiet = new Writable({ write: (_c, _e, cb) => cb() })
-const app = await buildApp(loadConfig({ NODE_ENV: 'test', DATA_DIR: dataDir, PORT: '0', SIM_PORT: '0', LOG_LEVEL: 'silent', MAX_EVENT_LOOP_DELAY_MS: '0' }), { logStream: quiet })
+const app = await buildApp(
+  loadConfig({ NODE_ENV: 'test', DATA_DIR: dataDir, PORT: '0', SIM_PORT: '0', LOG_LEVEL: 'silent', MAX_EVENT_LOOP_DELAY_MS: '0' }),
+  { logStream: quiet },
+)
 try {
   await app.listen({ port: 0, host: '127.0.0.1' })
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
   await fetch(`${base}/health/live`).then((r) => r.text())
   await fetch(`${base}/api/me`).then((r) => r.text())
-  const login = await fetch(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'demo', password: 'demo' }) })
+  const login = await fetch(`${base}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'demo', password: 'demo' }),
+  })
   const { accessToken } = (await login.json()) as { accessToken: string }
   await fetch(`${base}/api/dashboard`, { headers: { authorization: `Bearer ${accessToken}` } }).then((r) => r.text())
   const res = await fetch(`${base}/metrics`)

@@ -41,12 +41,25 @@ async function main(): Promise<void> {
   let gw: Gateway | null = null
   let lg: LoadGen | null = null
   const pool = { p: null as Pool | null }
-  const result: Record<string, any> = { kind: 'lnm-gateway performance-test', startedAt: started.toISOString(), machine, settings: { connections: C, ticks: nTicks, rate, pollMs } }
+  const result: Record<string, any> = {
+    kind: 'lnm-gateway performance-test',
+    startedAt: started.toISOString(),
+    machine,
+    settings: { connections: C, ticks: nTicks, rate, pollMs },
+  }
   try {
     gw = await startGateway({ apiUrl: sim.url, streamUrl: sim.streamUrl, env: { POLL_INTERVAL_MS: '5000', TICKER_INTERVAL_MS: '600000' } })
     const user = (await provisionUsers(gw.origin, accounts, 1))[0]!
     lg = await LoadGen.start(1, false)
-    const conn = await lg.connect({ kind: 'gateway', url: gw.wsUrl, count: C, tokens: [user.token], authVia: 'message', concurrency: 20, reset: true })
+    const conn = await lg.connect({
+      kind: 'gateway',
+      url: gw.wsUrl,
+      count: C,
+      tokens: [user.token],
+      authVia: 'message',
+      concurrency: 20,
+      reset: true,
+    })
     log(`${conn.connected} WebSocket dashboards connected`)
     pool.p = new Pool(gw.origin, { connections: C, pipelining: 1 })
     const headers = { authorization: `Bearer ${user.token}` }
@@ -76,7 +89,9 @@ async function main(): Promise<void> {
           const s = await get()
           if (lastSeq >= 0 && s.seq > lastSeq && s.sourceTs > 0) staleness.add(nowMs() - s.sourceTs)
           lastSeq = s.seq
-        } catch { /* counted by its absence */ }
+        } catch {
+          /* counted by its absence */
+        }
         const wait = pollMs - (nowMs() - t)
         if (wait > 0) await sleep(wait)
       }
@@ -91,24 +106,56 @@ async function main(): Promise<void> {
     const s = (x: Summary) => ({ n: x.n, mean: round(x.mean, 2), p50: round(x.p50, 2), p99: round(x.p99, 2), max: round(x.max, 2) })
     Object.assign(result, {
       ticks: d,
-      websocket: { connections: conn.connected, frames: ws.dataFrames.ticker ?? 0, gaps: ws.gaps, pushLatency: s(ws.latencySource), sendToClient: s(ws.latency) },
+      websocket: {
+        connections: conn.connected,
+        frames: ws.dataFrames.ticker ?? 0,
+        gaps: ws.gaps,
+        pushLatency: s(ws.latencySource),
+        sendToClient: s(ws.latency),
+      },
       http: { clients: C, requests: rtt.count, roundTrip: s(httpRtt), pollingStaleness: s(httpStale) },
     })
     const rows = [
       ['figure (ms)', 'mean', 'p50', 'p99', 'max', 'n'],
-      [`WebSocket push: price change → client (${C} sockets)`, fmt(ws.latencySource.mean, 2), fmt(ws.latencySource.p50, 2), fmt(ws.latencySource.p99, 2), fmt(ws.latencySource.max, 2), String(ws.latencySource.n)],
-      ['HTTP GET /api/dashboard round trip', fmt(httpRtt.mean, 2), fmt(httpRtt.p50, 2), fmt(httpRtt.p99, 2), fmt(httpRtt.max, 2), String(httpRtt.n)],
-      [`HTTP polling every ${pollMs} ms: price change → client`, fmt(httpStale.mean, 2), fmt(httpStale.p50, 2), fmt(httpStale.p99, 2), fmt(httpStale.max, 2), String(httpStale.n)],
+      [
+        `WebSocket push: price change → client (${C} sockets)`,
+        fmt(ws.latencySource.mean, 2),
+        fmt(ws.latencySource.p50, 2),
+        fmt(ws.latencySource.p99, 2),
+        fmt(ws.latencySource.max, 2),
+        String(ws.latencySource.n),
+      ],
+      [
+        'HTTP GET /api/dashboard round trip',
+        fmt(httpRtt.mean, 2),
+        fmt(httpRtt.p50, 2),
+        fmt(httpRtt.p99, 2),
+        fmt(httpRtt.max, 2),
+        String(httpRtt.n),
+      ],
+      [
+        `HTTP polling every ${pollMs} ms: price change → client`,
+        fmt(httpStale.mean, 2),
+        fmt(httpStale.p50, 2),
+        fmt(httpStale.p99, 2),
+        fmt(httpStale.max, 2),
+        String(httpStale.n),
+      ],
     ]
     result.table = rows
-    process.stdout.write(`\nlnm-gateway performance-test — ${machineLine(machine)}\n\n${table(rows)}\n\n` +
-      `mean WebSocket push latency: ${fmt(ws.latencySource.mean, 2)} ms; polling every ${pollMs} ms shows a change ${fmt(httpStale.mean / ws.latencySource.mean, 1)}× later on average; ` +
-      `one HTTP round trip alone takes ${fmt(httpRtt.mean / ws.latencySource.mean, 2)}× the push latency.\n`)
+    process.stdout.write(
+      `\nlnm-gateway performance-test — ${machineLine(machine)}\n\n${table(rows)}\n\n` +
+        `mean WebSocket push latency: ${fmt(ws.latencySource.mean, 2)} ms; polling every ${pollMs} ms shows a change ${fmt(httpStale.mean / ws.latencySource.mean, 1)}× later on average; ` +
+        `one HTTP round trip alone takes ${fmt(httpRtt.mean / ws.latencySource.mean, 2)}× the push latency.\n`,
+    )
   } finally {
     driver.stop()
     await driver.close().catch(() => {})
     await pool.p?.close().catch(() => {})
-    if (lg) { await lg.closeAll(5000).catch(() => {}); await lg.stop() }
+    if (lg) {
+      await lg.closeAll(5000).catch(() => {})
+      await lg.stop()
+    }
     if (gw) await gw.stop()
     await stopChild(sim.proc)
     rmSync(dir, { recursive: true, force: true })
@@ -120,7 +167,10 @@ async function main(): Promise<void> {
   process.stdout.write(`written: ${out}\n`)
 }
 
-main().then(() => process.exit(0), (e: Error) => {
-  process.stderr.write(`performance-test failed: ${e.stack ?? e.message}\n`)
-  process.exit(1)
-})
+main().then(
+  () => process.exit(0),
+  (e: Error) => {
+    process.stderr.write(`performance-test failed: ${e.stack ?? e.message}\n`)
+    process.exit(1)
+  },
+)

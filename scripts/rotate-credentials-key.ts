@@ -12,7 +12,9 @@ try {
   const db = await openDatabase(config)
   try {
     const r = await rotateCredentials(db.prisma, config)
-    process.stdout.write(`credentials: ${r.total} rows, ${r.rotated} re-encrypted under key ${config.credentialsKey.id}, ${r.alreadyCurrent} already current, ${r.failed.length} failed\n`)
+    process.stdout.write(
+      `credentials: ${r.total} rows, ${r.rotated} re-encrypted under key ${config.credentialsKey.id}, ${r.alreadyCurrent} already current, ${r.failed.length} failed\n`,
+    )
     for (const f of r.failed) process.stdout.write(`  user ${f.userId}: ${f.reason}\n`)
     process.exitCode = r.failed.length ? 1 : 0
   } finally {

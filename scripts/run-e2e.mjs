@@ -39,7 +39,8 @@ function freePort() {
 async function waitReady(url, child, deadline) {
   let last = ''
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`the gateway exited with code ${child.exitCode} before it was ready (see test-artifacts/e2e/gateway.log)`)
+    if (child.exitCode !== null)
+      throw new Error(`the gateway exited with code ${child.exitCode} before it was ready (see test-artifacts/e2e/gateway.log)`)
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(2_000) })
       if (res.ok) return
@@ -92,7 +93,8 @@ async function main() {
     // page's own files when the box is busy; it is tested in backend/test, not here
     MAX_EVENT_LOOP_DELAY_MS: '0',
   }
-  for (const k of ['DATABASE_URL', 'REDIS_URL', 'LNM_NETWORK', 'LNM_API_URL', 'LNM_STREAM_URL', 'SIM_ACCOUNTS_FILE', 'METRICS_TOKEN']) delete env[k]
+  for (const k of ['DATABASE_URL', 'REDIS_URL', 'LNM_NETWORK', 'LNM_API_URL', 'LNM_STREAM_URL', 'SIM_ACCOUNTS_FILE', 'METRICS_TOKEN'])
+    delete env[k]
 
   const gatewayLog = createWriteStream(join(artifacts, 'gateway.log'))
   const tsx = join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs')
@@ -112,14 +114,30 @@ async function main() {
     log(`gateway ready in ${((Date.now() - started) / 1000).toFixed(1)} s`)
     // `npm run test:e2e -- e2e/x.test.ts` runs only the files named
     const named = process.argv.slice(2).filter((a) => a.endsWith('.test.ts'))
-    const files = named.length ? named : readdirSync(join(root, 'e2e')).filter((f) => f.endsWith('.test.ts')).sort().map((f) => `e2e/${f}`)
+    const files = named.length
+      ? named
+      : readdirSync(join(root, 'e2e'))
+          .filter((f) => f.endsWith('.test.ts'))
+          .sort()
+          .map((f) => `e2e/${f}`)
     const tap = join(root, 'node_modules', 'tap', 'dist', 'esm', 'run.mjs')
     const runner = existsSync(tap) ? [process.execPath, [tap]] : ['npx', ['tap']]
-    const child = spawn(runner[0], [...runner[1], '--reporter=tap', '--disable-coverage', '--allow-empty-coverage', '--jobs=1', '--timeout=300', ...files], {
-      cwd: root,
-      stdio: 'inherit',
-      env: { ...process.env, E2E_BASE_URL: base, E2E_SIM_URL: `http://127.0.0.1:${simPort}`, E2E_ARTIFACTS: artifacts, E2E_STALE_AFTER_MS: env.STALE_AFTER_MS, CHROMIUM_PATH: CHROMIUM },
-    })
+    const child = spawn(
+      runner[0],
+      [...runner[1], '--reporter=tap', '--disable-coverage', '--allow-empty-coverage', '--jobs=1', '--timeout=300', ...files],
+      {
+        cwd: root,
+        stdio: 'inherit',
+        env: {
+          ...process.env,
+          E2E_BASE_URL: base,
+          E2E_SIM_URL: `http://127.0.0.1:${simPort}`,
+          E2E_ARTIFACTS: artifacts,
+          E2E_STALE_AFTER_MS: env.STALE_AFTER_MS,
+          CHROMIUM_PATH: CHROMIUM,
+        },
+      },
+    )
     code = await new Promise((resolve) => child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0))))
   } catch (e) {
     process.stderr.write(`run-e2e: ${e.message}\n`)

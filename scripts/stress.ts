@@ -56,8 +56,11 @@ async function createDatabase(): Promise<{ url: string; drop: () => Promise<void
     await c.connect()
     await c.query(`CREATE DATABASE ${name}`)
   } catch (e) {
-    throw new Error(`${N} connections need ${gwWorkers} gateway processes (fd limit ${fd.hard} per process), which share a PostgreSQL database: ` +
-      `could not create one at ${admin.replace(/\/\/[^@]*@/, '//…@')} (${(e as Error).message}). Pass --database-url postgres://… or set STRESS_PG_ADMIN_URL.`, { cause: e })
+    throw new Error(
+      `${N} connections need ${gwWorkers} gateway processes (fd limit ${fd.hard} per process), which share a PostgreSQL database: ` +
+        `could not create one at ${admin.replace(/\/\/[^@]*@/, '//…@')} (${(e as Error).message}). Pass --database-url postgres://… or set STRESS_PG_ADMIN_URL.`,
+      { cause: e },
+    )
   } finally {
     await c.end().catch(() => {})
   }
@@ -67,7 +70,14 @@ async function createDatabase(): Promise<{ url: string; drop: () => Promise<void
     url: u.toString(),
     drop: async () => {
       const d = new pg.Client({ connectionString: admin })
-      try { await d.connect(); await d.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) } catch { /* best effort */ } finally { await d.end().catch(() => {}) }
+      try {
+        await d.connect()
+        await d.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      } catch {
+        /* best effort */
+      } finally {
+        await d.end().catch(() => {})
+      }
     },
   }
 }
@@ -75,8 +85,11 @@ async function createDatabase(): Promise<{ url: string; drop: () => Promise<void
 async function main(): Promise<void> {
   const machine = describeMachine()
   log(`stress on ${machineLine(machine)}`)
-  log(`${N} connections over ${A} accounts, ramp ${ramp}/s, hold ${holdS} s at ${ticks} ticks/s; gateway processes: ${gwWorkers}, load generators: ${clients} + 1 probe (fd limit ${fd.hard}/process)`)
-  if (N > clients * 19_000) throw new Error(`--clients ${clients} cannot hold ${N} sockets under the fd limit: use --clients ${Math.ceil(N / 19_000)}`)
+  log(
+    `${N} connections over ${A} accounts, ramp ${ramp}/s, hold ${holdS} s at ${ticks} ticks/s; gateway processes: ${gwWorkers}, load generators: ${clients} + 1 probe (fd limit ${fd.hard}/process)`,
+  )
+  if (N > clients * 19_000)
+    throw new Error(`--clients ${clients} cannot hold ${N} sockets under the fd limit: use --clients ${Math.ceil(N / 19_000)}`)
   const dir = mkdtempSync(join(tmpdir(), 'lnm-stress-'))
   const accounts = makeSimAccounts(A, 'stress')
   const sim = await startSim(dir, accounts)
@@ -85,13 +98,26 @@ async function main(): Promise<void> {
   let db: { url: string; drop: () => Promise<void> } | null = null
   let lg: LoadGen | null = null
   const result: Record<string, any> = {
-    kind: 'lnm-gateway stress', startedAt: started.toISOString(), machine,
-    settings: { connections: N, accounts: A, holdS, ticksPerSec: ticks, rampPerSec: ramp, gatewayProcesses: gwWorkers, loadGenerators: clients, probe: 1 },
+    kind: 'lnm-gateway stress',
+    startedAt: started.toISOString(),
+    machine,
+    settings: {
+      connections: N,
+      accounts: A,
+      holdS,
+      ticksPerSec: ticks,
+      rampPerSec: ramp,
+      gatewayProcesses: gwWorkers,
+      loadGenerators: clients,
+      probe: 1,
+    },
   }
   const samples: Array<{ t: number; cpuPct: number; rssBytes: number; machineCpuPct: number }> = []
   let sampler: NodeJS.Timeout | null = null
   let stopRequested = false
-  process.once('SIGINT', () => { stopRequested = true })
+  process.once('SIGINT', () => {
+    stopRequested = true
+  })
   try {
     const env: Record<string, string> = { POLL_INTERVAL_MS: '5000', TICKER_INTERVAL_MS: '600000', WS_HEARTBEAT_MS: '25000' }
     if (gwWorkers > 1) {
@@ -100,7 +126,9 @@ async function main(): Promise<void> {
       // WORKERS: the workers share polling and fan-out through the primary (in-host bus), or through Redis when asked
       const redis = args.get('redis-url')
       if (redis) env.REDIS_URL = redis
-      result.settings.redis = redis ? redis.replace(/\/\/[^@]*@/, '//…@') : 'none (in-host bus: the cluster primary relays and grants one poller per account)'
+      result.settings.redis = redis
+        ? redis.replace(/\/\/[^@]*@/, '//…@')
+        : 'none (in-host bus: the cluster primary relays and grants one poller per account)'
       log(`gateway cluster bus: ${result.settings.redis}`)
     } else if (args.get('database-url')) env.DATABASE_URL = args.get('database-url') as string
     gw = await startGateway({ apiUrl: sim.url, streamUrl: sim.streamUrl, env, workers: gwWorkers, nodeArgs: ['--max-old-space-size=4096'] })
@@ -119,7 +147,12 @@ async function main(): Promise<void> {
       if (!gw) return
       const s = procSampleAll(gw.pids())
       const sys = systemCpu()
-      samples.push({ t: round((s.t - baseline.t) / 1000, 1), cpuPct: round(((s.cpuS - prev.cpuS) / ((s.t - prev.t) / 1000)) * 100, 1), rssBytes: s.rssBytes, machineCpuPct: round(systemCpuPercent(prevSys, sys), 1) })
+      samples.push({
+        t: round((s.t - baseline.t) / 1000, 1),
+        cpuPct: round(((s.cpuS - prev.cpuS) / ((s.t - prev.t) / 1000)) * 100, 1),
+        rssBytes: s.rssBytes,
+        machineCpuPct: round(systemCpuPercent(prevSys, sys), 1),
+      })
       prev = s
       prevSys = sys
     }, 1000)
@@ -129,12 +162,29 @@ async function main(): Promise<void> {
     log(`ramping up ${N} dashboards at ${ramp}/s…`)
     const probeN = Math.min(200, Math.max(10, Math.round(N / 100)))
     const t0 = Date.now()
-    const conn = await lg.connect({ kind: 'gateway', url: gw.wsUrl, count: N, tokens, authVia: 'message', localAddresses, ratePerSec: ramp, concurrency: 64, timeoutMs: 30_000, reset: true, retries }, probeN)
+    const conn = await lg.connect(
+      {
+        kind: 'gateway',
+        url: gw.wsUrl,
+        count: N,
+        tokens,
+        authVia: 'message',
+        localAddresses,
+        ratePerSec: ramp,
+        concurrency: 64,
+        timeoutMs: 30_000,
+        reset: true,
+        retries,
+      },
+      probeN,
+    )
     const rampS = (Date.now() - t0) / 1000
     const afterRamp = await lg.report()
-    log(`ramp done: ${conn.connected}/${N} connected in ${rampS.toFixed(1)} s; connect p50 ${fmt(afterRamp.connect.p50, 1)} ms, p99 ${fmt(afterRamp.connect.p99, 1)} ms` +
-      (Object.keys(afterRamp.failures).length ? `; failures ${JSON.stringify(afterRamp.failures)}` : '') +
-      (Object.keys(afterRamp.retried).length ? `; first attempts refused then retried ${JSON.stringify(afterRamp.retried)}` : ''))
+    log(
+      `ramp done: ${conn.connected}/${N} connected in ${rampS.toFixed(1)} s; connect p50 ${fmt(afterRamp.connect.p50, 1)} ms, p99 ${fmt(afterRamp.connect.p99, 1)} ms` +
+        (Object.keys(afterRamp.failures).length ? `; failures ${JSON.stringify(afterRamp.failures)}` : '') +
+        (Object.keys(afterRamp.retried).length ? `; first attempts refused then retried ${JSON.stringify(afterRamp.retried)}` : ''),
+    )
     const m0 = await metrics(gw.origin).catch(() => '')
     result.gatewayOpenAfterRamp = promValue(m0, 'lnm_gateway_ws_connections_open')
 
@@ -159,8 +209,10 @@ async function main(): Promise<void> {
     const holdWall = (hb.t - ha.t) / 1000
     const tickerFrames = held.dataFrames.ticker ?? 0
     const expected = Math.round(ticks * holdWall) * held.open
-    log(`hold: ${held.open} still open, ${tickerFrames.toLocaleString('en-US')} ticker frames (≈${expected.toLocaleString('en-US')} expected), gaps ${held.gaps}, ` +
-      `latency p50 ${fmt(held.latencySource.p50, 2)} / p99 ${fmt(held.latencySource.p99, 2)} ms`)
+    log(
+      `hold: ${held.open} still open, ${tickerFrames.toLocaleString('en-US')} ticker frames (≈${expected.toLocaleString('en-US')} expected), gaps ${held.gaps}, ` +
+        `latency p50 ${fmt(held.latencySource.p50, 2)} / p99 ${fmt(held.latencySource.p99, 2)} ms`,
+    )
 
     // close cleanly: clients first (1000), then the gateway (SIGTERM, 1001 drain)
     const c0 = Date.now()
@@ -178,27 +230,67 @@ async function main(): Promise<void> {
     const gatewayStopMs = Date.now() - gwStop0
     gw = null
 
-    const lat = (s: Summary | null) => (s ? { n: s.n, p50: round(s.p50, 2), p90: round(s.p90, 2), p99: round(s.p99, 2), p999: round(s.p999, 2), max: round(s.max, 2), mean: round(s.mean, 2) } : null)
+    const lat = (s: Summary | null) =>
+      s
+        ? {
+            n: s.n,
+            p50: round(s.p50, 2),
+            p90: round(s.p90, 2),
+            p99: round(s.p99, 2),
+            p999: round(s.p999, 2),
+            max: round(s.max, 2),
+            mean: round(s.mean, 2),
+          }
+        : null
     Object.assign(result, {
       connections: {
-        requested: N, connected: conn.connected, successRate: conn.connected / N, rampSeconds: round(rampS, 1), failures: afterRamp.failures,
-        firstAttemptRefusals: afterRamp.retried, connectedAfterRetry: afterRamp.connectedAfterRetry,
+        requested: N,
+        connected: conn.connected,
+        successRate: conn.connected / N,
+        rampSeconds: round(rampS, 1),
+        failures: afterRamp.failures,
+        firstAttemptRefusals: afterRamp.retried,
+        connectedAfterRetry: afterRamp.connectedAfterRetry,
         firstAttemptSuccessRate: (conn.connected - afterRamp.connectedAfterRetry) / N,
-        retriesAllowed: retries, connectMs: lat(afterRamp.connect),
+        retriesAllowed: retries,
+        connectMs: lat(afterRamp.connect),
       },
       hold: {
-        seconds: round(holdWall, 1), openAtStart: openAtHold, openAtEnd: held.open, ticksSent: drive.sent, ticksSkipped: drive.skipped,
-        tickerFrames, accountFrames: held.dataFrames.account ?? 0, positionsFrames: held.dataFrames.positions ?? 0, expectedTickerFrames: expected,
-        framesPerSec: round(tickerFrames / holdWall, 0), gaps: held.gaps, gapEvents: held.gapEvents, duplicates: held.dupes, statusFrames: held.statusFrames, errorFrames: held.errorFrames,
-        unexpectedCloses: held.unexpectedCloses, closedByCode: held.closedByCode,
-        latencySourceToClient: lat(held.latencySource), latencySendToClient: lat(held.latency), probeLatencySourceToClient: lat(held.probeLatencySource), probeLatencySendToClient: lat(held.probeLatency),
-        upstreamRequestsPerMinute: round(upstreamPerMin, 1), upstreamByPath: upstream.byPath,
+        seconds: round(holdWall, 1),
+        openAtStart: openAtHold,
+        openAtEnd: held.open,
+        ticksSent: drive.sent,
+        ticksSkipped: drive.skipped,
+        tickerFrames,
+        accountFrames: held.dataFrames.account ?? 0,
+        positionsFrames: held.dataFrames.positions ?? 0,
+        expectedTickerFrames: expected,
+        framesPerSec: round(tickerFrames / holdWall, 0),
+        gaps: held.gaps,
+        gapEvents: held.gapEvents,
+        duplicates: held.dupes,
+        statusFrames: held.statusFrames,
+        errorFrames: held.errorFrames,
+        unexpectedCloses: held.unexpectedCloses,
+        closedByCode: held.closedByCode,
+        latencySourceToClient: lat(held.latencySource),
+        latencySendToClient: lat(held.latency),
+        probeLatencySourceToClient: lat(held.probeLatencySource),
+        probeLatencySendToClient: lat(held.probeLatency),
+        upstreamRequestsPerMinute: round(upstreamPerMin, 1),
+        upstreamByPath: upstream.byPath,
       },
       gateway: {
-        processes: gwWorkers, cpuPercentDuringHold: round(((hb.cpuS - ha.cpuS) / holdWall) * 100, 1), machineCpuPercentDuringHold: round(systemCpuPercent(sysA, sysB), 1),
-        rssBeforeRampBytes: rssBeforeRamp, rssDuringHoldBytes: hb.rssBytes, peakRssBytes: peakRss,
+        processes: gwWorkers,
+        cpuPercentDuringHold: round(((hb.cpuS - ha.cpuS) / holdWall) * 100, 1),
+        machineCpuPercentDuringHold: round(systemCpuPercent(sysA, sysB), 1),
+        rssBeforeRampBytes: rssBeforeRamp,
+        rssDuringHoldBytes: hb.rssBytes,
+        peakRssBytes: peakRss,
         rssPerConnectionBytes: round((hb.rssBytes - rssBeforeRamp) / Math.max(1, held.open), 0),
-        openAfterClientsClosed: openAfterClose, stopMs: gatewayStopMs, exitCode: gwExit,
+        openAfterClientsClosed: openAfterClose,
+        stopMs: gatewayStopMs,
+        exitCode: gwExit,
       },
       close: { ...closed, clientCloseMs },
       samples,
@@ -208,7 +300,10 @@ async function main(): Promise<void> {
     driver.stop()
     await driver.close().catch(() => {})
     if (lg) await lg.stop()
-    if (gw) { result.gatewayOutputTail = gw.output().slice(-3000); await gw.stop() }
+    if (gw) {
+      result.gatewayOutputTail = gw.output().slice(-3000)
+      await gw.stop()
+    }
     await stopChild(sim.proc)
     if (db) await db.drop()
     rmSync(dir, { recursive: true, force: true })
@@ -228,35 +323,53 @@ async function main(): Promise<void> {
     ['connected (success rate)', `${c.connected} (${(c.successRate * 100).toFixed(2)} %)`],
     ['connected at the first attempt', `${c.connected - c.connectedAfterRetry} (${(c.firstAttemptSuccessRate * 100).toFixed(2)} %)`],
     ['ramp', `${c.rampSeconds} s at ${ramp}/s`],
-    ['connect time p50 / p90 / p99 / max ms', `${fmt(c.connectMs.p50, 1)} / ${fmt(c.connectMs.p90, 1)} / ${fmt(c.connectMs.p99, 1)} / ${fmt(c.connectMs.max, 1)}`],
+    [
+      'connect time p50 / p90 / p99 / max ms',
+      `${fmt(c.connectMs.p50, 1)} / ${fmt(c.connectMs.p90, 1)} / ${fmt(c.connectMs.p99, 1)} / ${fmt(c.connectMs.max, 1)}`,
+    ],
     ['failures', Object.keys(c.failures).length ? JSON.stringify(c.failures) : 'none'],
     ['first attempts refused, then retried', Object.keys(c.firstAttemptRefusals).length ? JSON.stringify(c.firstAttemptRefusals) : 'none'],
     ['open at hold start / end', `${h.openAtStart} / ${h.openAtEnd}`],
-    ['ticker frames received (expected ≈)', `${h.tickerFrames.toLocaleString('en-US')} (${h.expectedTickerFrames.toLocaleString('en-US')})`],
+    [
+      'ticker frames received (expected ≈)',
+      `${h.tickerFrames.toLocaleString('en-US')} (${h.expectedTickerFrames.toLocaleString('en-US')})`,
+    ],
     ['frames/s during hold', fmt(h.framesPerSec, 0)],
     ['seq gaps (events) / duplicates', `${h.gaps} (${h.gapEvents}) / ${h.duplicates}`],
     ['latency source→client p50 / p99 / max ms (probe sockets)', L ? `${fmt(L.p50, 2)} / ${fmt(L.p99, 2)} / ${fmt(L.max, 2)}` : '–'],
-    ['latency source→client p50 / p99 / max ms (all sockets)', `${fmt(h.latencySourceToClient?.p50, 2)} / ${fmt(h.latencySourceToClient?.p99, 2)} / ${fmt(h.latencySourceToClient?.max, 2)}`],
+    [
+      'latency source→client p50 / p99 / max ms (all sockets)',
+      `${fmt(h.latencySourceToClient?.p50, 2)} / ${fmt(h.latencySourceToClient?.p99, 2)} / ${fmt(h.latencySourceToClient?.max, 2)}`,
+    ],
     ['unexpected closes during hold', String(h.unexpectedCloses)],
     ['gateway processes', String(g.processes)],
     ['gateway CPU during hold (% of one core)', fmt(g.cpuPercentDuringHold, 1)],
     ['machine CPU during hold (% of all cores)', fmt(g.machineCpuPercentDuringHold, 1)],
-    ['gateway RSS before ramp / during hold / peak MiB', `${fmt(g.rssBeforeRampBytes / 2 ** 20, 1)} / ${fmt(g.rssDuringHoldBytes / 2 ** 20, 1)} / ${fmt(g.peakRssBytes / 2 ** 20, 1)}`],
+    [
+      'gateway RSS before ramp / during hold / peak MiB',
+      `${fmt(g.rssBeforeRampBytes / 2 ** 20, 1)} / ${fmt(g.rssDuringHoldBytes / 2 ** 20, 1)} / ${fmt(g.peakRssBytes / 2 ** 20, 1)}`,
+    ],
     ['gateway RSS growth per open connection KiB (receiving)', fmt(g.rssPerConnectionBytes / 1024, 2)],
     ['upstream requests/min during hold', fmt(h.upstreamRequestsPerMinute, 1)],
     ['client close: clean / attempted', `${result.close.cleanCloses} / ${result.close.closed} in ${result.close.clientCloseMs} ms`],
     ['gateway open sockets after clients closed', String(g.openAfterClientsClosed)],
     ['gateway stop (SIGTERM → exit)', `${g.stopMs} ms, exit code ${g.exitCode}`],
   ]
-  process.stdout.write(`\nlnm-gateway stress — ${machineLine(machine)}\n${started.toISOString()}\n\n${table(rows)}\n\n` +
-    (args.get('markdown') !== undefined ? `${markdownTable(rows)}\n\n` : '') + `written: ${outFile}\n`)
+  process.stdout.write(
+    `\nlnm-gateway stress — ${machineLine(machine)}\n${started.toISOString()}\n\n${table(rows)}\n\n` +
+      (args.get('markdown') !== undefined ? `${markdownTable(rows)}\n\n` : '') +
+      `written: ${outFile}\n`,
+  )
   result.table = rows
   writeFileSync(outFile, JSON.stringify(result, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n')
   const ok = c.successRate === 1 && h.openAtEnd === c.connected
   process.exitCode = ok ? 0 : 2
 }
 
-main().then(() => process.exit(process.exitCode ?? 0), (e: Error) => {
-  process.stderr.write(`stress failed: ${e.stack ?? e.message}\n`)
-  process.exit(1)
-})
+main().then(
+  () => process.exit(process.exitCode ?? 0),
+  (e: Error) => {
+    process.stderr.write(`stress failed: ${e.stack ?? e.message}\n`)
+    process.exit(1)
+  },
+)

@@ -49,7 +49,10 @@ return {n, ttl}
 `
 
 export class RedisAttempts implements AttemptCounter {
-  constructor(private readonly redis: Redis, private readonly prefix: string) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
   async hit(key: string, windowMs: number): Promise<Hit> {
     const [count, ttl] = (await this.redis.eval(HIT_LUA, 1, `${this.prefix}:auth:${key}`, String(windowMs))) as [number, number]
     return { count: Number(count), ttlMs: Number(ttl) }

@@ -38,9 +38,38 @@ export function dummyPasswordHash(): Promise<string> {
 
 /** the passwords tried first by anyone guessing (lower-cased, trailing digits and symbols removed) */
 const COMMON = new Set([
-  'password', 'passw0rd', 'passwort', 'motdepasse', 'qwerty', 'qwertyuiop', 'azerty', 'asdfghjkl', 'letmein', 'iloveyou',
-  'welcome', 'admin', 'administrator', 'abcdefgh', 'abcdef', 'abc', 'monkey', 'dragon', 'football', 'baseball', 'sunshine',
-  'princess', 'trustno', 'master', 'secret', 'changeme', 'bitcoin', 'satoshi', 'lnmarkets', 'trading', 'default', 'login',
+  'password',
+  'passw0rd',
+  'passwort',
+  'motdepasse',
+  'qwerty',
+  'qwertyuiop',
+  'azerty',
+  'asdfghjkl',
+  'letmein',
+  'iloveyou',
+  'welcome',
+  'admin',
+  'administrator',
+  'abcdefgh',
+  'abcdef',
+  'abc',
+  'monkey',
+  'dragon',
+  'football',
+  'baseball',
+  'sunshine',
+  'princess',
+  'trustno',
+  'master',
+  'secret',
+  'changeme',
+  'bitcoin',
+  'satoshi',
+  'lnmarkets',
+  'trading',
+  'default',
+  'login',
 ])
 
 /**
@@ -51,11 +80,16 @@ export function passwordProblems(username: string, password: string): string[] {
   const problems: string[] = []
   if (password.length < 8) problems.push('The password must be at least 8 characters long.')
   if (password.length > 256) problems.push('The password must be at most 256 characters long.')
-  if (username.length > 0 && password.toLowerCase().includes(username.toLowerCase())) problems.push('The password must not contain the username.')
+  if (username.length > 0 && password.toLowerCase().includes(username.toLowerCase()))
+    problems.push('The password must not contain the username.')
   if (/^\d+$/.test(password)) problems.push('The password must not be made of digits only.')
   if (new Set(password).size < 4) problems.push('The password must use at least 4 different characters.')
-  const core = password.toLowerCase().replace(/[\d\W_]+$/u, '').replace(/^[\d\W_]+/u, '')
-  if (COMMON.has(password.toLowerCase()) || COMMON.has(core)) problems.push('The password is one of the most common passwords; choose another.')
+  const core = password
+    .toLowerCase()
+    .replace(/[\d\W_]+$/u, '')
+    .replace(/^[\d\W_]+/u, '')
+  if (COMMON.has(password.toLowerCase()) || COMMON.has(core))
+    problems.push('The password is one of the most common passwords; choose another.')
   return problems
 }
 

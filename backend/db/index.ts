@@ -104,8 +104,11 @@ async function runMigrations(
  * PGlite and its Prisma adapter, an embedded one never loads `pg` (each ≈ 1.5–3 MB of heap and a few
  * hundred ms of module loading at start).
  */
-const pgliteDriver = () => Promise.all([import('@electric-sql/pglite'), import('pglite-prisma-adapter')])
-  .then(([{ PGlite }, { PrismaPGlite }]) => ({ PGlite, PrismaPGlite }))
+const pgliteDriver = () =>
+  Promise.all([import('@electric-sql/pglite'), import('pglite-prisma-adapter')]).then(([{ PGlite }, { PrismaPGlite }]) => ({
+    PGlite,
+    PrismaPGlite,
+  }))
 const postgresDriver = () => import('@prisma/adapter-pg').then(({ PrismaPg }) => PrismaPg)
 
 /**
@@ -140,7 +143,9 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   return Promise.race([
     p,
-    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms) }),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)
+    }),
   ]).finally(() => clearTimeout(timer))
 }
 
@@ -182,7 +187,11 @@ export async function openDatabase(config: Config, log: Log = silentLog, opts: O
       try {
         await prisma.$disconnect()
       } finally {
-        try { await pg.close() } finally { lock.release() }
+        try {
+          await pg.close()
+        } finally {
+          lock.release()
+        }
       }
     }
   } else {
@@ -253,7 +262,11 @@ export async function migrate(config: Config, log: Log = silentLog, opts: OpenOp
       const { PrismaPGlite } = await pgliteDriver()
       applied = await runMigrations(new PrismaPGlite(pg), log, migrationsDir, (a) => fixPGliteExecuteScript(a, pg))
     } finally {
-      try { await pg.close() } finally { lock.release() }
+      try {
+        await pg.close()
+      } finally {
+        lock.release()
+      }
     }
   } else {
     kind = 'postgres'

@@ -9,7 +9,10 @@ import { join } from 'node:path'
 
 export class DataDirLockedError extends Error {
   override name = 'DataDirLockedError'
-  constructor(message: string, readonly pid: number) {
+  constructor(
+    message: string,
+    readonly pid: number,
+  ) {
     super(message)
   }
 }
@@ -75,10 +78,18 @@ export function lockDataDir(dataDir: string): DataDirLock {
       const moved = readOwner(aside)
       if (moved && moved.pid !== process.pid && pidAlive(moved.pid)) {
         // a live process took it between our read and our rename (the one we read was dead): give it back
-        try { renameSync(aside, file) } catch { /* nothing better to do */ }
+        try {
+          renameSync(aside, file)
+        } catch {
+          /* nothing better to do */
+        }
         throw new DataDirLockedError(`DATA_DIR ${dataDir} is in use by another lnm-gateway process (pid ${moved.pid})`, moved.pid)
       }
-      try { unlinkSync(aside) } catch { /* already gone */ }
+      try {
+        unlinkSync(aside)
+      } catch {
+        /* already gone */
+      }
       continue
     }
     try {
@@ -88,7 +99,11 @@ export function lockDataDir(dataDir: string): DataDirLock {
     }
     held.add(file)
     const onExit = () => {
-      try { unlinkSync(file) } catch { /* ignore */ }
+      try {
+        unlinkSync(file)
+      } catch {
+        /* ignore */
+      }
     }
     process.once('exit', onExit)
     let released = false
@@ -101,7 +116,11 @@ export function lockDataDir(dataDir: string): DataDirLock {
         process.removeListener('exit', onExit)
         const owner = readOwner(file)
         if (owner?.pid === process.pid) {
-          try { unlinkSync(file) } catch { /* ignore */ }
+          try {
+            unlinkSync(file)
+          } catch {
+            /* ignore */
+          }
         }
       },
     }

@@ -46,7 +46,9 @@ export function migrateInWorker(req: MigrateRequest, log: Log, bootstrapTs = fal
     const worker = bootstrapTs ? tsWorker(file, req) : new Worker(file, { workerData: req })
     let reply: MigrateReply | undefined
     let retried = false
-    worker.once('message', (m: MigrateReply) => { reply = m })
+    worker.once('message', (m: MigrateReply) => {
+      reply = m
+    })
     worker.once('error', (err) => {
       if (!bootstrapTs && (err as { code?: string }).code === 'ERR_UNKNOWN_FILE_EXTENSION') {
         retried = true

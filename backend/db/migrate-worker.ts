@@ -10,10 +10,18 @@ import type { MigrateRequest, MigrateReply } from './migrate-in-worker.ts'
 const req = workerData as MigrateRequest
 const logs: MigrateReply['logs'] = []
 const log = {
-  info(obj: object, msg?: string) { logs.push({ level: 'info', obj, msg }) },
-  warn(obj: object, msg?: string) { logs.push({ level: 'warn', obj, msg }) },
-  debug(obj: object, msg?: string) { logs.push({ level: 'debug', obj, msg }) },
-  error(obj: object, msg?: string) { logs.push({ level: 'error', obj, msg }) },
+  info(obj: object, msg?: string) {
+    logs.push({ level: 'info', obj, msg })
+  },
+  warn(obj: object, msg?: string) {
+    logs.push({ level: 'warn', obj, msg })
+  },
+  debug(obj: object, msg?: string) {
+    logs.push({ level: 'debug', obj, msg })
+  },
+  error(obj: object, msg?: string) {
+    logs.push({ level: 'error', obj, msg })
+  },
 }
 try {
   const config = { dataDir: req.dataDir, DATABASE_URL: req.databaseUrl } as Config
@@ -21,5 +29,9 @@ try {
   parentPort!.postMessage({ ok: true, applied: res.applied, logs } satisfies MigrateReply)
 } catch (err) {
   const e = err as { name?: string; message?: string; pid?: number } | null | undefined
-  parentPort!.postMessage({ ok: false, error: { name: e?.name ?? 'Error', message: e?.message ?? String(err), pid: e?.pid }, logs } satisfies MigrateReply)
+  parentPort!.postMessage({
+    ok: false,
+    error: { name: e?.name ?? 'Error', message: e?.message ?? String(err), pid: e?.pid },
+    logs,
+  } satisfies MigrateReply)
 }

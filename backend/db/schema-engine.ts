@@ -63,7 +63,9 @@ export function loadSchemaEngineWasm(): Promise<WasmModule> {
     exports.__wbindgen_start()
     return bg
   })()
-  wasmModule.catch(() => { wasmModule = undefined })
+  wasmModule.catch(() => {
+    wasmModule = undefined
+  })
   return wasmModule
 }
 
@@ -160,7 +162,11 @@ export async function createSchemaEngine(
     async close() {
       if (closed) return
       closed = true
-      try { engine.free() } finally { await tracked.disposeAll() }
+      try {
+        engine.free()
+      } finally {
+        await tracked.disposeAll()
+      }
     },
   }
 }

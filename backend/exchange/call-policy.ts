@@ -11,7 +11,16 @@ import { countBound } from '../bounded-lru.ts'
 import type { Metrics } from '../metrics.ts'
 import { unsendableCredentialField } from './signing.ts'
 import { LnmError } from './errors.ts'
-import { AbortedError, BREAKER_GAUGE, CircuitBreaker, Throttle, fullJitterBackoff, sleep, type ThrottlePriority, type ThrottleSlot } from './resilience.ts'
+import {
+  AbortedError,
+  BREAKER_GAUGE,
+  CircuitBreaker,
+  Throttle,
+  fullJitterBackoff,
+  sleep,
+  type ThrottlePriority,
+  type ThrottleSlot,
+} from './resilience.ts'
 import type { AttemptFailure, HttpAttempt, RequestSpec } from './http-attempt.ts'
 import type { ServerClock } from './clock.ts'
 import type { Log } from '../logger.ts'
@@ -145,9 +154,14 @@ export class CallPolicy {
     // can take a throttle slot, a breaker decision or a pooled connection shared with every other account
     const unsendable = spec.creds ? unsendableCredentialField(spec.creds) : null
     if (unsendable) {
-      throw new LnmError('credentials_rejected', endpoint, `lnm ${endpoint}: the API ${unsendable} has characters LN Markets cannot receive (printable ASCII only)`, {
-        code: 'INVALID_CREDENTIALS',
-      })
+      throw new LnmError(
+        'credentials_rejected',
+        endpoint,
+        `lnm ${endpoint}: the API ${unsendable} has characters LN Markets cannot receive (printable ASCII only)`,
+        {
+          code: 'INVALID_CREDENTIALS',
+        },
+      )
     }
     const started = Date.now()
     const deadline = opts.deadlineMs !== undefined ? started + opts.deadlineMs : undefined
@@ -170,7 +184,6 @@ export class CallPolicy {
     callSignal: AbortSignal,
     breakerProbe: boolean,
   ): Promise<T> {
-
     const url = this.http.buildUrl(spec.path, spec.query)
     const body = spec.body === undefined ? undefined : JSON.stringify(spec.body)
     const throttle = spec.creds ? this.throttleFor(spec.creds.key) : this.publicThrottle
@@ -231,7 +244,8 @@ export class CallPolicy {
         }
         const f = (lastFailure = outcome.failure)
         // Retry-After holds the whole bucket it came from (this key, or the public bucket), not just this call
-        if (f.error.status === 429 && f.error.retryAfterMs !== undefined && f.error.retryAfterMs > 0) throttle.blockUntil(Date.now() + f.error.retryAfterMs)
+        if (f.error.status === 429 && f.error.retryAfterMs !== undefined && f.error.retryAfterMs > 0)
+          throttle.blockUntil(Date.now() + f.error.retryAfterMs)
 
         if (f.timestampRejected && !relearned && spec.creds) {
           relearned = true
@@ -256,7 +270,10 @@ export class CallPolicy {
         }
         const reason = f.error.status !== undefined ? String(f.error.status) : (f.error.code ?? 'connect')
         this.metrics?.upstreamRetries.inc({ endpoint, reason })
-        this.logger?.warn({ endpoint, attempt: attempt + 1, delayMs: delay, status: f.error.status, code: f.error.code }, 'lnm request failed; retrying')
+        this.logger?.warn(
+          { endpoint, attempt: attempt + 1, delayMs: delay, status: f.error.status, code: f.error.code },
+          'lnm request failed; retrying',
+        )
         await this.pause(delay, callSignal, endpoint, opts.signal)
       }
     } catch (e) {
@@ -264,7 +281,8 @@ export class CallPolicy {
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- TS types the catch with the try's last assignment; an abort while throttled leaves admission null
       if (!outcomeRecorded && admission !== null) {
         outcomeRecorded = true
-        if (lastFailure?.upstreamFailure && !(e instanceof LnmError && (e.code === 'ABORTED' || e.code === 'CLIENT_CLOSED'))) this.breaker.failure()
+        if (lastFailure?.upstreamFailure && !(e instanceof LnmError && (e.code === 'ABORTED' || e.code === 'CLIENT_CLOSED')))
+          this.breaker.failure()
         else this.breaker.release()
       }
       throw e
@@ -281,12 +299,15 @@ export class CallPolicy {
   }
 
   private abortError(endpoint: string, userSignal?: AbortSignal): LnmError {
-    if (this.closing.aborted && !userSignal?.aborted) return new LnmError('unavailable', endpoint, `lnm ${endpoint}: client closed`, { code: 'CLIENT_CLOSED' })
+    if (this.closing.aborted && !userSignal?.aborted)
+      return new LnmError('unavailable', endpoint, `lnm ${endpoint}: client closed`, { code: 'CLIENT_CLOSED' })
     return new LnmError('timeout', endpoint, `lnm ${endpoint}: aborted by caller`, { code: 'ABORTED' })
   }
 
   private circuitOpen(endpoint: string, retryAfterMs: number) {
-    return new LnmError('circuit_open', endpoint, `lnm ${endpoint}: circuit open for ${this.origin}`, { retryAfterMs: Math.max(0, Math.round(retryAfterMs)) })
+    return new LnmError('circuit_open', endpoint, `lnm ${endpoint}: circuit open for ${this.origin}`, {
+      retryAfterMs: Math.max(0, Math.round(retryAfterMs)),
+    })
   }
 
   private throttleFor(key: string): Throttle {

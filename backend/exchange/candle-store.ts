@@ -22,7 +22,14 @@ import { V } from './schemas.ts'
 
 const MINUTE = 60_000
 /** the ranges the dashboard offers, in ms (the exchange has more; these are the ones the API accepts) */
-export const CANDLE_RANGES = { '1m': MINUTE, '5m': 5 * MINUTE, '15m': 15 * MINUTE, '1h': 60 * MINUTE, '4h': 240 * MINUTE, '1d': 1440 * MINUTE } as const
+export const CANDLE_RANGES = {
+  '1m': MINUTE,
+  '5m': 5 * MINUTE,
+  '15m': 15 * MINUTE,
+  '1h': 60 * MINUTE,
+  '4h': 240 * MINUTE,
+  '1d': 1440 * MINUTE,
+} as const
 export type CandleRange = keyof typeof CANDLE_RANGES
 /** candles shown when no `from` is given: hours to months of history depending on the range */
 export const DEFAULT_CANDLES: Record<CandleRange, number> = { '1m': 360, '5m': 288, '15m': 288, '1h': 168, '4h': 180, '1d': 365 }
@@ -88,7 +95,10 @@ export class CandleStore {
   private readonly liveTtlMs: number
   private readonly now: () => number
 
-  constructor(private readonly client: Pick<LnmClient, 'get'>, private readonly o: CandleStoreOptions = {}) {
+  constructor(
+    private readonly client: Pick<LnmClient, 'get'>,
+    private readonly o: CandleStoreOptions = {},
+  ) {
     this.blocks = new LRUCache({ max: o.max ?? 200 })
     this.liveTtlMs = o.liveTtlMs ?? 10_000
     this.now = o.now ?? Date.now
@@ -115,7 +125,13 @@ export class CandleStore {
     return { range, from, to, candles, fetchedAt: Number.isFinite(fetchedAt) ? fetchedAt : now, stale }
   }
 
-  private async block(range: CandleRange, start: number, end: number, now: number, opts?: CallOptions): Promise<{ block: Block; stale: boolean }> {
+  private async block(
+    range: CandleRange,
+    start: number,
+    end: number,
+    now: number,
+    opts?: CallOptions,
+  ): Promise<{ block: Block; stale: boolean }> {
     const key = `${range}:${start}`
     const held = this.blocks.get(key)
     if (held && (held.fetchedAt >= held.end + FINAL_GRACE_MS || now - held.fetchedAt < this.liveTtlMs)) {

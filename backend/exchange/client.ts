@@ -55,7 +55,12 @@ export interface LnmClientOptions {
   timeouts?: { connectMs?: number; headersMs?: number; bodyMs?: number }
   retry?: { baseMs?: number; capMs?: number; retries?: number }
   /** client-side throttle; publicMode 'serial' (default) or 'spaced', see Throttle */
-  limits?: { publicPerSec?: number; authPerSec?: number; publicMode?: 'serial' | 'spaced'; /** extra spacing, default 0.1 (10 %) against network jitter */ margin?: number }
+  limits?: {
+    publicPerSec?: number
+    authPerSec?: number
+    publicMode?: 'serial' | 'spaced'
+    /** extra spacing, default 0.1 (10 %) against network jitter */ margin?: number
+  }
   /**
    * probeMs: while the circuit is open, one public GET /ping every probeMs (±25 % jitter, on the public
    * throttle) as its half-open probe, so recovery is seen within probeMs of the exchange answering again
@@ -116,7 +121,11 @@ export class LnmClient {
     this.http = new HttpAttempt({
       baseUrl: this.baseUrl,
       metrics: opts.metrics,
-      timeouts: { connectMs: opts.timeouts?.connectMs ?? 5_000, headersMs: opts.timeouts?.headersMs ?? 10_000, bodyMs: opts.timeouts?.bodyMs ?? 10_000 },
+      timeouts: {
+        connectMs: opts.timeouts?.connectMs ?? 5_000,
+        headersMs: opts.timeouts?.headersMs ?? 10_000,
+        bodyMs: opts.timeouts?.bodyMs ?? 10_000,
+      },
       userAgent: opts.userAgent ?? 'lnm-gateway/0.1',
       connections: opts.connections ?? 4,
       maxResponseBytes: opts.maxResponseBytes ?? 8 * 1024 * 1024,
@@ -130,8 +139,17 @@ export class LnmClient {
       metrics: opts.metrics,
       logger: opts.logger,
       retry: { baseMs: opts.retry?.baseMs ?? 1_000, capMs: opts.retry?.capMs ?? 8_000, retries: opts.retry?.retries ?? 3 },
-      limits: { publicPerSec: opts.limits?.publicPerSec ?? 1, authPerSec: opts.limits?.authPerSec ?? 5, publicMode: opts.limits?.publicMode ?? 'serial', margin: opts.limits?.margin ?? 0.1 },
-      breaker: { failureThreshold: opts.breaker?.failureThreshold ?? 5, openMs: opts.breaker?.openMs ?? 30_000, probeMs: opts.breaker?.probeMs ?? 0 },
+      limits: {
+        publicPerSec: opts.limits?.publicPerSec ?? 1,
+        authPerSec: opts.limits?.authPerSec ?? 5,
+        publicMode: opts.limits?.publicMode ?? 'serial',
+        margin: opts.limits?.margin ?? 0.1,
+      },
+      breaker: {
+        failureThreshold: opts.breaker?.failureThreshold ?? 5,
+        openMs: opts.breaker?.openMs ?? 30_000,
+        probeMs: opts.breaker?.probeMs ?? 0,
+      },
       probeSpec: { method: 'GET', path: '/ping', validator: V.ping },
     })
     this.coalescer = new Coalescer(opts.metrics)
@@ -195,13 +213,19 @@ export class LnmClient {
 
   /** GET /futures/isolated/trades/canceled (newest first; listed by the docs changelog, not by the TS SDK) */
   async canceledTrades(creds: Credentials, q: PageQuery = {}, opts?: CallOptions): Promise<Page<FuturesTrade>> {
-    const page = await this.get({ path: '/futures/isolated/trades/canceled', creds, query: pageQuery(q), validator: V.tradesWirePage }, opts)
+    const page = await this.get(
+      { path: '/futures/isolated/trades/canceled', creds, query: pageQuery(q), validator: V.tradesWirePage },
+      opts,
+    )
     return { data: page.data.map(normTrade), nextCursor: page.nextCursor }
   }
 
   /** GET /futures/isolated/funding-fees; `tradeId` is normalised to null when absent */
   async isolatedFundingFees(creds: Credentials, q: PageQuery & { tradeId?: string } = {}, opts?: CallOptions): Promise<Page<FundingFee>> {
-    const page = await this.get({ path: '/futures/isolated/funding-fees', creds, query: { ...pageQuery(q), tradeId: q.tradeId }, validator: V.fundingFees }, opts)
+    const page = await this.get(
+      { path: '/futures/isolated/funding-fees', creds, query: { ...pageQuery(q), tradeId: q.tradeId }, validator: V.fundingFees },
+      opts,
+    )
     return { data: page.data.map(normFundingFee), nextCursor: page.nextCursor }
   }
 
@@ -243,13 +267,17 @@ export class LnmClient {
   }
 
   ticker(opts?: CallOptions): Promise<Ticker> {
-    return cached(this.metrics, this.tickerCache, 'ticker', 'ticker', () => this.get({ path: '/futures/ticker', validator: V.ticker }, opts))
+    return cached(this.metrics, this.tickerCache, 'ticker', 'ticker', () =>
+      this.get({ path: '/futures/ticker', validator: V.ticker }, opts),
+    )
   }
 
   candles(q: CandlesQuery, opts?: CallOptions): Promise<Page<Candle>> {
     const query = { ...pageQuery(q), range: q.range }
     const key = JSON.stringify(query)
-    return cached(this.metrics, this.candlesCache, 'candles', key, () => this.get({ path: '/futures/candles', query, validator: V.candles }, opts))
+    return cached(this.metrics, this.candlesCache, 'candles', key, () =>
+      this.get({ path: '/futures/candles', query, validator: V.candles }, opts),
+    )
   }
 
   oracleIndex(q: OracleQuery = {}, opts?: CallOptions): Promise<OracleIndex> {
@@ -304,7 +332,15 @@ function pageQuery(q: { cursor?: string; from?: string | Date; to?: string | Dat
 type Wire<T, K extends keyof T> = Omit<T, K> & { [P in K]?: T[P] }
 
 function normTrade(t: FuturesTradeWire): FuturesTrade {
-  return { ...t, entryPrice: t.entryPrice ?? null, entryMargin: t.entryMargin ?? null, exitPrice: t.exitPrice ?? null, filledAt: t.filledAt ?? null, closedAt: t.closedAt ?? null, clientId: t.clientId ?? null }
+  return {
+    ...t,
+    entryPrice: t.entryPrice ?? null,
+    entryMargin: t.entryMargin ?? null,
+    exitPrice: t.exitPrice ?? null,
+    filledAt: t.filledAt ?? null,
+    closedAt: t.closedAt ?? null,
+    clientId: t.clientId ?? null,
+  }
 }
 
 function normCrossPosition(p: Wire<FuturesCrossPosition, 'entryPrice' | 'liquidation'>): FuturesCrossPosition {

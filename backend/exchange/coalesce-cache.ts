@@ -74,13 +74,22 @@ export class Coalescer {
         )
       if (signal.aborted) return onAbort()
       signal.addEventListener('abort', onAbort, { once: true })
-      ;(entry.promise as Promise<T>).then((v) => finish(null, v), (e: LnmError) => finish(e))
+      ;(entry.promise as Promise<T>).then(
+        (v) => finish(null, v),
+        (e: LnmError) => finish(e),
+      )
     })
   }
 }
 
 /** A hit of `cache`, or `load()` stored in it; counted as `cache_hits` / `cache_misses` under `name`. */
-export async function cached<T extends NonNullable<unknown>>(metrics: Metrics | undefined, cache: LRUCache<string, T>, name: string, key: string, load: () => Promise<T>): Promise<T> {
+export async function cached<T extends NonNullable<unknown>>(
+  metrics: Metrics | undefined,
+  cache: LRUCache<string, T>,
+  name: string,
+  key: string,
+  load: () => Promise<T>,
+): Promise<T> {
   const hit = cache.get(key)
   if (hit !== undefined) {
     metrics?.cacheHits.inc({ cache: name })

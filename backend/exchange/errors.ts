@@ -4,13 +4,7 @@
  * and every message goes through `redact()` with the credentials of the call.
  */
 export type LnmErrorKind =
-  | 'credentials_rejected'
-  | 'rate_limited'
-  | 'unavailable'
-  | 'bad_response'
-  | 'timeout'
-  | 'client_error'
-  | 'circuit_open'
+  'credentials_rejected' | 'rate_limited' | 'unavailable' | 'bad_response' | 'timeout' | 'client_error' | 'circuit_open'
 
 export interface LnmErrorInit {
   status?: number
@@ -36,7 +30,15 @@ export class LnmError extends Error {
   }
 
   toJSON() {
-    return { name: this.name, kind: this.kind, endpoint: this.endpoint, status: this.status, code: this.code, retryAfterMs: this.retryAfterMs, message: this.message }
+    return {
+      name: this.name,
+      kind: this.kind,
+      endpoint: this.endpoint,
+      status: this.status,
+      code: this.code,
+      retryAfterMs: this.retryAfterMs,
+      message: this.message,
+    }
   }
 }
 

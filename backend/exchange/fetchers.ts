@@ -33,7 +33,13 @@ export function accountFetchers(client: LnmClient, now: () => number = Date.now)
         client.crossFundingFees(creds, q, o),
       ])
       return toHistorySnapshot(
-        { closed: closed.data, canceled: canceled.data, crossFilled: crossFilled.data, isolatedFunding: isolatedFunding.data, crossFunding: crossFunding.data },
+        {
+          closed: closed.data,
+          canceled: canceled.data,
+          crossFilled: crossFilled.data,
+          isolatedFunding: isolatedFunding.data,
+          crossFunding: crossFunding.data,
+        },
         now(),
       )
     },

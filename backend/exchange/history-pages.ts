@@ -46,7 +46,8 @@ export function encodePair(p: Pair): string | null {
 /** undefined cursor = first page of both sides */
 export function decodePair(cursor: string | undefined): Pair | 'first' {
   if (cursor === undefined) return 'first'
-  if (cursor.length > MAX_CURSOR || !cursor.startsWith('m.')) throw new BadCursorError('this cursor was not issued for this kind of history')
+  if (cursor.length > MAX_CURSOR || !cursor.startsWith('m.'))
+    throw new BadCursorError('this cursor was not issued for this kind of history')
   let v: unknown
   try {
     v = JSON.parse(Buffer.from(cursor.slice(2), 'base64url').toString('utf8'))
@@ -54,13 +55,15 @@ export function decodePair(cursor: string | undefined): Pair | 'first' {
     throw new BadCursorError('unreadable cursor')
   }
   const ok = (x: unknown) => x === null || (typeof x === 'string' && EXCHANGE_CURSOR.test(x))
-  if (!Array.isArray(v) || v.length !== 2 || !ok(v[0]) || !ok(v[1]) || (v[0] === null && v[1] === null)) throw new BadCursorError('unreadable cursor')
+  if (!Array.isArray(v) || v.length !== 2 || !ok(v[0]) || !ok(v[1]) || (v[0] === null && v[1] === null))
+    throw new BadCursorError('unreadable cursor')
   return v as Pair
 }
 
 function single(cursor: string | undefined): string | undefined {
   if (cursor === undefined) return undefined
-  if (!EXCHANGE_CURSOR.test(cursor) || cursor.startsWith('m.')) throw new BadCursorError('this cursor was not issued for this kind of history')
+  if (!EXCHANGE_CURSOR.test(cursor) || cursor.startsWith('m.'))
+    throw new BadCursorError('this cursor was not issued for this kind of history')
   return cursor
 }
 
@@ -75,14 +78,24 @@ export class HistoryPages {
   private readonly cache: LRUCache<string, Promise<HistoryPage>>
 
   constructor(
-    private readonly client: Pick<LnmClient, 'closedTrades' | 'canceledTrades' | 'crossFilledOrders' | 'isolatedFundingFees' | 'crossFundingFees'>,
+    private readonly client: Pick<
+      LnmClient,
+      'closedTrades' | 'canceledTrades' | 'crossFilledOrders' | 'isolatedFundingFees' | 'crossFundingFees'
+    >,
     o: HistoryPagesOptions = {},
   ) {
     this.cache = new LRUCache({ max: o.max ?? 1000, ttl: o.ttlMs ?? 30_000 })
   }
 
   /** validates the cursor first (BadCursorError), then answers from cache or the exchange */
-  get(userId: string, creds: Credentials, kind: HistoryKind, cursor: string | undefined, limit: number, opts?: CallOptions): Promise<HistoryPage> {
+  get(
+    userId: string,
+    creds: Credentials,
+    kind: HistoryKind,
+    cursor: string | undefined,
+    limit: number,
+    opts?: CallOptions,
+  ): Promise<HistoryPage> {
     const plan = this.plan(kind, cursor)
     const key = `${userId}\u0000${kind}\u0000${cursor ?? ''}\u0000${limit}`
     const hit = this.cache.get(key)
@@ -103,7 +116,10 @@ export class HistoryPages {
     for (const k of [...this.cache.keys()]) if (k.startsWith(prefix)) this.cache.delete(k)
   }
 
-  private plan(kind: HistoryKind, cursor: string | undefined): (creds: Credentials, limit: number, opts?: CallOptions) => Promise<HistoryPage> {
+  private plan(
+    kind: HistoryKind,
+    cursor: string | undefined,
+  ): (creds: Credentials, limit: number, opts?: CallOptions) => Promise<HistoryPage> {
     const c = this.client
     switch (kind) {
       case 'cross-filled': {
@@ -116,7 +132,11 @@ export class HistoryPages {
       case 'closed': {
         const pair = decodePair(cursor)
         return async (creds, limit, opts) => {
-          const [a, b] = await both(pair, (cur) => c.closedTrades(creds, { limit, cursor: cur }, opts), (cur) => c.canceledTrades(creds, { limit, cursor: cur }, opts))
+          const [a, b] = await both(
+            pair,
+            (cur) => c.closedTrades(creds, { limit, cursor: cur }, opts),
+            (cur) => c.canceledTrades(creds, { limit, cursor: cur }, opts),
+          )
           const seen = new Set<string>()
           const data: FuturesTrade[] = []
           for (const t of [...(a?.data ?? []), ...(b?.data ?? [])]) {
@@ -131,8 +151,15 @@ export class HistoryPages {
       case 'funding': {
         const pair = decodePair(cursor)
         return async (creds, limit, opts) => {
-          const [a, b] = await both(pair, (cur) => c.isolatedFundingFees(creds, { limit, cursor: cur }, opts), (cur) => c.crossFundingFees(creds, { limit, cursor: cur }, opts))
-          const data = [...(a?.data ?? []).map((f) => toFundingFeeEntry(f, 'isolated')), ...(b?.data ?? []).map((f) => toFundingFeeEntry(f, 'cross'))]
+          const [a, b] = await both(
+            pair,
+            (cur) => c.isolatedFundingFees(creds, { limit, cursor: cur }, opts),
+            (cur) => c.crossFundingFees(creds, { limit, cursor: cur }, opts),
+          )
+          const data = [
+            ...(a?.data ?? []).map((f) => toFundingFeeEntry(f, 'isolated')),
+            ...(b?.data ?? []).map((f) => toFundingFeeEntry(f, 'cross')),
+          ]
           data.sort((x, y) => time(y.time) - time(x.time))
           return { kind, data, nextCursor: encodePair([next(pair, 0, a), next(pair, 1, b)]) }
         }
@@ -142,7 +169,11 @@ export class HistoryPages {
 }
 
 /** fetch the sides still open: the first page of both, or each side whose cursor is not exhausted */
-async function both<A, B>(pair: Pair | 'first', fa: (c?: string) => Promise<Page<A>>, fb: (c?: string) => Promise<Page<B>>): Promise<[Page<A> | null, Page<B> | null]> {
+async function both<A, B>(
+  pair: Pair | 'first',
+  fa: (c?: string) => Promise<Page<A>>,
+  fb: (c?: string) => Promise<Page<B>>,
+): Promise<[Page<A> | null, Page<B> | null]> {
   const ca = pair === 'first' ? undefined : pair[0]
   const cb = pair === 'first' ? undefined : pair[1]
   return Promise.all([ca === null ? null : fa(ca), cb === null ? null : fb(cb)])

@@ -28,7 +28,15 @@ export interface RequestSpec<T> {
 }
 
 const RETRY_STATUS = new Set([429, 502, 503, 504])
-const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT'])
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+])
 const TIMESTAMP_ERROR = /timestamp|too far in the future|too old|expired/i
 
 export interface AttemptFailure {
@@ -123,15 +131,18 @@ export class HttpAttempt {
     onSent(sentAt)
     try {
       // raced with the attempt's own signal: whatever state the pool is in, the call ends when its signal does
-      const res = await abortable(this.pool.request({
-        path: url.pathname + url.search,
-        method: spec.method,
-        headers,
-        body,
-        headersTimeout: this.t.headersMs + 1_000,
-        bodyTimeout: this.t.bodyMs + 1_000,
+      const res = await abortable(
+        this.pool.request({
+          path: url.pathname + url.search,
+          method: spec.method,
+          headers,
+          body,
+          headersTimeout: this.t.headersMs + 1_000,
+          bodyTimeout: this.t.bodyMs + 1_000,
+          signal,
+        }),
         signal,
-      }), signal)
+      )
       status = res.statusCode
       if (spec.timing) spec.timing.receivedAt = Date.now()
       phase = 'body'
@@ -140,9 +151,20 @@ export class HttpAttempt {
       const text = await res.body.text()
       return this.interpret(spec, endpoint, status, res.headers, text, secrets)
     } catch (err) {
-      const failure = this.classifyError(err, endpoint, phase, spec.method, deadlineSignal?.aborted === true, userSignal?.aborted === true, phaseTimedOut)
+      const failure = this.classifyError(
+        err,
+        endpoint,
+        phase,
+        spec.method,
+        deadlineSignal?.aborted === true,
+        userSignal?.aborted === true,
+        phaseTimedOut,
+      )
       status = -1
-      this.metrics?.upstreamRequests.inc({ endpoint, status: failure.error.code === 'DEADLINE' || failure.error.code === 'ABORTED' ? 'aborted' : failure.error.kind })
+      this.metrics?.upstreamRequests.inc({
+        endpoint,
+        status: failure.error.code === 'DEADLINE' || failure.error.code === 'ABORTED' ? 'aborted' : failure.error.kind,
+      })
       return { ok: false, failure }
     } finally {
       clearTimeout(phaseTimer)
@@ -165,10 +187,20 @@ export class HttpAttempt {
         parsed = text === '' ? undefined : JSON.parse(text)
       } catch {
         if (spec.validator === (V.ping as unknown) && text.trim() === 'pong') return { ok: true, value: 'pong' as T }
-        return fail('bad_response', `lnm ${endpoint}: response is not valid JSON (${text.length} bytes)`, { status, code: 'INVALID_JSON' }, true)
+        return fail(
+          'bad_response',
+          `lnm ${endpoint}: response is not valid JSON (${text.length} bytes)`,
+          { status, code: 'INVALID_JSON' },
+          true,
+        )
       }
       if (!spec.validator.check(parsed)) {
-        return fail('bad_response', `lnm ${endpoint}: response does not match ${spec.validator.name}: ${redact(spec.validator.firstError(parsed), secrets, 120)}`, { status, code: 'SCHEMA' }, true)
+        return fail(
+          'bad_response',
+          `lnm ${endpoint}: response does not match ${spec.validator.name}: ${redact(spec.validator.firstError(parsed), secrets, 120)}`,
+          { status, code: 'SCHEMA' },
+          true,
+        )
       }
       return { ok: true, value: parsed }
     }
@@ -189,15 +221,40 @@ export class HttpAttempt {
     const safeCode = code && /^[A-Za-z0-9_.-]{1,64}$/.test(code) && redact(code, secrets) === code ? code : undefined
     if (status === 401 || status === 403) {
       const timestampRejected = status === 401 && TIMESTAMP_ERROR.test(`${code ?? ''} ${serverMessage}`)
-      return { ok: false, failure: { error: new LnmError('credentials_rejected', endpoint, msg, { status, code: safeCode }), retryable: false, upstreamFailure: false, timestampRejected } }
+      return {
+        ok: false,
+        failure: {
+          error: new LnmError('credentials_rejected', endpoint, msg, { status, code: safeCode }),
+          retryable: false,
+          upstreamFailure: false,
+          timestampRejected,
+        },
+      }
     }
     if (status === 429) {
-      return { ok: false, failure: { error: new LnmError('rate_limited', endpoint, msg, { status, code: safeCode, retryAfterMs: parseRetryAfter(headers['retry-after']) }), retryable: true, upstreamFailure: false } }
+      return {
+        ok: false,
+        failure: {
+          error: new LnmError('rate_limited', endpoint, msg, {
+            status,
+            code: safeCode,
+            retryAfterMs: parseRetryAfter(headers['retry-after']),
+          }),
+          retryable: true,
+          upstreamFailure: false,
+        },
+      }
     }
     if (status >= 500) return fail('unavailable', msg, { status, code: safeCode }, true, RETRY_STATUS.has(status))
     return fail('client_error', msg, { status, code: safeCode }, false)
 
-    function fail(kind: LnmErrorKind, message: string, init: { status: number; code?: string }, upstreamFailure: boolean, retryable = false) {
+    function fail(
+      kind: LnmErrorKind,
+      message: string,
+      init: { status: number; code?: string },
+      upstreamFailure: boolean,
+      retryable = false,
+    ) {
       return { ok: false as const, failure: { error: new LnmError(kind, endpoint, message, init), retryable, upstreamFailure } }
     }
   }
@@ -214,33 +271,86 @@ export class HttpAttempt {
     const e = err as { code?: unknown; name?: string } | null | undefined
     let code = typeof e?.code === 'string' ? e.code : undefined
     const name = e?.name
-    if (deadlineHit) return { error: new LnmError('timeout', endpoint, `lnm ${endpoint}: call deadline exceeded`, { code: 'DEADLINE' }), retryable: false, upstreamFailure: false }
+    if (deadlineHit)
+      return {
+        error: new LnmError('timeout', endpoint, `lnm ${endpoint}: call deadline exceeded`, { code: 'DEADLINE' }),
+        retryable: false,
+        upstreamFailure: false,
+      }
     if (phaseTimedOut === 'headers' || code === 'UND_ERR_HEADERS_TIMEOUT') code = 'HEADERS_TIMEOUT'
     else if (phaseTimedOut === 'body' || code === 'UND_ERR_BODY_TIMEOUT') code = 'BODY_TIMEOUT'
-    if (this.closing.aborted) return { error: new LnmError('unavailable', endpoint, `lnm ${endpoint}: client closed`, { code: 'CLIENT_CLOSED' }), retryable: false, upstreamFailure: false }
+    if (this.closing.aborted)
+      return {
+        error: new LnmError('unavailable', endpoint, `lnm ${endpoint}: client closed`, { code: 'CLIENT_CLOSED' }),
+        retryable: false,
+        upstreamFailure: false,
+      }
     if (code === 'HEADERS_TIMEOUT' || code === 'BODY_TIMEOUT') {
       // read timeout (headers timer counts from dispatch): the request may have been processed; never retried (in particular not a POST)
       const ms = code === 'HEADERS_TIMEOUT' ? this.t.headersMs : this.t.bodyMs
-      return { error: new LnmError('timeout', endpoint, `lnm ${endpoint}: no response ${code === 'HEADERS_TIMEOUT' ? 'headers' : 'body'} within ${ms} ms (${method})`, { code }), retryable: false, upstreamFailure: true }
+      return {
+        error: new LnmError(
+          'timeout',
+          endpoint,
+          `lnm ${endpoint}: no response ${code === 'HEADERS_TIMEOUT' ? 'headers' : 'body'} within ${ms} ms (${method})`,
+          { code },
+        ),
+        retryable: false,
+        upstreamFailure: true,
+      }
     }
     if (userAborted || code === 'UND_ERR_ABORTED' || name === 'AbortError') {
-      return { error: new LnmError('timeout', endpoint, `lnm ${endpoint}: aborted by caller`, { code: 'ABORTED' }), retryable: false, upstreamFailure: false }
+      return {
+        error: new LnmError('timeout', endpoint, `lnm ${endpoint}: aborted by caller`, { code: 'ABORTED' }),
+        retryable: false,
+        upstreamFailure: false,
+      }
     }
     if (code === 'UND_ERR_INVALID_ARG') {
       // undici refused the request before sending it: a local fault of this call, not the exchange's
-      return { error: new LnmError('client_error', endpoint, `lnm ${endpoint}: request refused locally (${code})`, { code }), retryable: false, upstreamFailure: false }
+      return {
+        error: new LnmError('client_error', endpoint, `lnm ${endpoint}: request refused locally (${code})`, { code }),
+        retryable: false,
+        upstreamFailure: false,
+      }
     }
     if (code === 'UND_ERR_CONNECT_TIMEOUT') {
-      return { error: new LnmError('timeout', endpoint, `lnm ${endpoint}: connect timeout`, { code }), retryable: true, upstreamFailure: true }
+      return {
+        error: new LnmError('timeout', endpoint, `lnm ${endpoint}: connect timeout`, { code }),
+        retryable: true,
+        upstreamFailure: true,
+      }
     }
     if (code && CONNECT_CODES.has(code)) {
-      return { error: new LnmError('unavailable', endpoint, `lnm ${endpoint}: cannot connect (${code})`, { code }), retryable: true, upstreamFailure: true }
+      return {
+        error: new LnmError('unavailable', endpoint, `lnm ${endpoint}: cannot connect (${code})`, { code }),
+        retryable: true,
+        upstreamFailure: true,
+      }
     }
-    if (phase === 'body' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE' || (code && code.startsWith('HPE_')) || name === 'HTTPParserError') {
-      return { error: new LnmError('bad_response', endpoint, `lnm ${endpoint}: truncated or unreadable response (${code ?? name ?? 'error'})`, { code: code ?? 'TRUNCATED' }), retryable: false, upstreamFailure: true }
+    if (
+      phase === 'body' ||
+      code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' ||
+      code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE' ||
+      (code && code.startsWith('HPE_')) ||
+      name === 'HTTPParserError'
+    ) {
+      return {
+        error: new LnmError('bad_response', endpoint, `lnm ${endpoint}: truncated or unreadable response (${code ?? name ?? 'error'})`, {
+          code: code ?? 'TRUNCATED',
+        }),
+        retryable: false,
+        upstreamFailure: true,
+      }
     }
     // socket closed / reset after the request was written: not a connect-phase error, not retried
-    return { error: new LnmError('unavailable', endpoint, `lnm ${endpoint}: connection failed (${code ?? name ?? 'error'})`, { code: code ?? 'NETWORK' }), retryable: false, upstreamFailure: true }
+    return {
+      error: new LnmError('unavailable', endpoint, `lnm ${endpoint}: connection failed (${code ?? name ?? 'error'})`, {
+        code: code ?? 'NETWORK',
+      }),
+      retryable: false,
+      upstreamFailure: true,
+    }
   }
 
   buildUrl(path: string, query?: Record<string, QueryValue>): URL {
@@ -261,13 +371,19 @@ export class HttpAttempt {
  */
 function abortable<R extends { body: { dump(): Promise<void> } }>(p: Promise<R>, signal: AbortSignal): Promise<R> {
   if (signal.aborted) {
-    p.then((r) => r.body.dump().catch(() => {}), () => {})
+    p.then(
+      (r) => r.body.dump().catch(() => {}),
+      () => {},
+    )
     return Promise.reject(abortErrorOf(signal))
   }
   return new Promise<R>((resolve, reject) => {
     const onAbort = () => {
       reject(abortErrorOf(signal))
-      p.then((r) => r.body.dump().catch(() => {}), () => {})
+      p.then(
+        (r) => r.body.dump().catch(() => {}),
+        () => {},
+      )
     }
     signal.addEventListener('abort', onAbort, { once: true })
     p.then(

@@ -92,7 +92,8 @@ export class LnmPrivateStream extends RpcSocket {
       const code = e instanceof StreamRpcError ? e.code : 'ERROR'
       this.metrics?.upstreamRequests.inc({ endpoint: 'stream:authenticate', status: String(code) })
       // refused credentials will be refused again: do not spend the per-IP authenticate budget on them
-      if (code === 'UNAUTHORIZED' || code === 'FORBIDDEN' || code === -32401 || code === -32403) this.minNextDelayMs = this.o.reconnect.capMs
+      if (code === 'UNAUTHORIZED' || code === 'FORBIDDEN' || code === -32401 || code === -32403)
+        this.minNextDelayMs = this.o.reconnect.capMs
       this.logger?.warn({ code }, 'lnm private stream: authenticate refused')
       throw e
     }

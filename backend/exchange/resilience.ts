@@ -229,10 +229,13 @@ export class Throttle {
         },
       }
       if (deadline !== undefined) {
-        timer = setTimeout(() => {
-          remove()
-          resolve(null)
-        }, Math.max(0, deadline - Date.now()))
+        timer = setTimeout(
+          () => {
+            remove()
+            resolve(null)
+          },
+          Math.max(0, deadline - Date.now()),
+        )
       }
       signal.addEventListener('abort', onAbort, { once: true })
       // a high-priority caller goes before every low one waiting
@@ -284,7 +287,11 @@ export class TokenBucket {
   private tokens: number
   private refillAt: number
 
-  constructor(readonly perMin: number, readonly burst: number, private readonly now: () => number = Date.now) {
+  constructor(
+    readonly perMin: number,
+    readonly burst: number,
+    private readonly now: () => number = Date.now,
+  ) {
     this.tokens = burst
     this.refillAt = now()
   }

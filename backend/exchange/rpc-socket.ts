@@ -64,7 +64,12 @@ const isResponse = Compile(ResponseSchema)
 
 export class StreamRpcError extends Error {
   override readonly name = 'StreamRpcError'
-  constructor(readonly method: string, readonly code: number | string, message: string, readonly retryAfterMs?: number) {
+  constructor(
+    readonly method: string,
+    readonly code: number | string,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
     super(message)
   }
 }
@@ -76,7 +81,10 @@ interface Pending {
   timer: NodeJS.Timeout | null
 }
 
-type Resolved = Required<Omit<RpcSocketOptions, 'logger' | 'reconnect' | 'gate' | 'admit'>> & { reconnect: { baseMs: number; capMs: number }; admit?: () => number }
+type Resolved = Required<Omit<RpcSocketOptions, 'logger' | 'reconnect' | 'gate' | 'admit'>> & {
+  reconnect: { baseMs: number; capMs: number }
+  admit?: () => number
+}
 
 export abstract class RpcSocket extends EventEmitter {
   readonly url: string
@@ -152,10 +160,13 @@ export abstract class RpcSocket extends EventEmitter {
     const wait = this.o.admit ? this.o.admit() : 0
     if (wait > 0) {
       this.logger?.info({ waitMs: wait }, 'lnm stream connection budget spent; waiting')
-      this.reconnectTimer = setTimeout(() => {
-        this.reconnectTimer = null
-        this.openAdmitted()
-      }, Math.ceil(wait) + Math.floor(Math.random() * 1000))
+      this.reconnectTimer = setTimeout(
+        () => {
+          this.reconnectTimer = null
+          this.openAdmitted()
+        },
+        Math.ceil(wait) + Math.floor(Math.random() * 1000),
+      )
       return
     }
     this.open()
@@ -191,7 +202,8 @@ export abstract class RpcSocket extends EventEmitter {
   /** Send a JSON-RPC request; resolves with `result`, rejects with StreamRpcError or on timeout/close. */
   request(method: string, params?: unknown): Promise<unknown> {
     const ws = this.ws
-    if (!ws || ws.readyState !== WebSocket.OPEN) return Promise.reject(new StreamRpcError(method, 'NOT_CONNECTED', `stream ${method}: not connected`))
+    if (!ws || ws.readyState !== WebSocket.OPEN)
+      return Promise.reject(new StreamRpcError(method, 'NOT_CONNECTED', `stream ${method}: not connected`))
     const id = randomBytes(8).toString('hex')
     return new Promise((resolve, reject) => {
       // the timeout starts when the frame is actually written (it may wait for the outgoing rate budget)
@@ -294,7 +306,14 @@ export abstract class RpcSocket extends EventEmitter {
       if (p.timer) clearTimeout(p.timer)
       if (msg.error) {
         const data = msg.error.data as { code?: unknown; retryAfterMs?: unknown } | undefined
-        p.reject(new StreamRpcError(p.method, typeof data?.code === 'string' ? data.code : msg.error.code, `stream ${p.method}: ${msg.error.message ?? 'error'}`, typeof data?.retryAfterMs === 'number' ? data.retryAfterMs : undefined))
+        p.reject(
+          new StreamRpcError(
+            p.method,
+            typeof data?.code === 'string' ? data.code : msg.error.code,
+            `stream ${p.method}: ${msg.error.message ?? 'error'}`,
+            typeof data?.retryAfterMs === 'number' ? data.retryAfterMs : undefined,
+          ),
+        )
       } else p.resolve(msg.result)
       return
     }

@@ -70,8 +70,7 @@ export const CandleSchema = Type.Object({
 })
 export type Candle = Static<typeof CandleSchema>
 
-export const Paginated = <T extends TSchema>(item: T) =>
-  Type.Object({ data: Type.Array(item), nextCursor: Nullable(Type.String()) })
+export const Paginated = <T extends TSchema>(item: T) => Type.Object({ data: Type.Array(item), nextCursor: Nullable(Type.String()) })
 export interface Page<T> {
   data: T[]
   nextCursor: string | null
@@ -104,7 +103,10 @@ export const FuturesCrossPositionSchema = Type.Object({
   updatedAt: Type.String(),
 })
 /** as returned by the client: a missing nullable key is normalised to `null` */
-export type FuturesCrossPosition = Omit<Static<typeof FuturesCrossPositionSchema>, 'entryPrice' | 'liquidation'> & { entryPrice: number | null; liquidation: number | null }
+export type FuturesCrossPosition = Omit<Static<typeof FuturesCrossPositionSchema>, 'entryPrice' | 'liquidation'> & {
+  entryPrice: number | null
+  liquidation: number | null
+}
 
 /** `type` and `side` are plain strings: the SDKs disagree on `side` ('buy'|'sell' vs 'b'|'s'). */
 export const CrossOrderSchema = Type.Object({
@@ -122,7 +124,10 @@ export const CrossOrderSchema = Type.Object({
   filledAt: Type.Optional(Nullable(Type.String())),
   canceledAt: Type.Optional(Nullable(Type.String())),
 })
-export type CrossOrder = Omit<Static<typeof CrossOrderSchema>, 'filledAt' | 'canceledAt'> & { filledAt: string | null; canceledAt: string | null }
+export type CrossOrder = Omit<Static<typeof CrossOrderSchema>, 'filledAt' | 'canceledAt'> & {
+  filledAt: string | null
+  canceledAt: string | null
+}
 
 /** `/futures/isolated/funding-fees` and `/futures/cross/funding-fees` items; `tradeId` is null (or absent) for cross. */
 export const FundingFeeSchema = Type.Object({

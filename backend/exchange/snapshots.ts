@@ -101,7 +101,13 @@ const endOf = (t: FuturesTrade): number => ms(t.closedAt) || ms(t.filledAt) || m
  * tradingFee; fundingFees = funding paid (negative when received); net = pl − tradingFees − fundingFees.
  */
 export function toHistorySnapshot(
-  input: { closed: readonly FuturesTrade[]; canceled: readonly FuturesTrade[]; crossFilled: readonly CrossOrder[]; isolatedFunding: readonly FundingFee[]; crossFunding: readonly FundingFee[] },
+  input: {
+    closed: readonly FuturesTrade[]
+    canceled: readonly FuturesTrade[]
+    crossFilled: readonly CrossOrder[]
+    isolatedFunding: readonly FundingFee[]
+    crossFunding: readonly FundingFee[]
+  },
   now: number,
 ): HistorySnapshot {
   const byId = new Map<string, FuturesTrade>()
@@ -109,9 +115,10 @@ export function toHistorySnapshot(
   for (const t of input.canceled) if (!byId.has(t.id)) byId.set(t.id, t)
   const trades = [...byId.values()].sort((a, b) => endOf(b) - endOf(a))
   const filled = [...input.crossFilled].sort((a, b) => ms(b.filledAt) - ms(a.filledAt))
-  const funding = [...input.isolatedFunding.map((f) => toFundingFeeEntry(f, 'isolated')), ...input.crossFunding.map((f) => toFundingFeeEntry(f, 'cross'))].sort(
-    (a, b) => ms(b.time) - ms(a.time),
-  )
+  const funding = [
+    ...input.isolatedFunding.map((f) => toFundingFeeEntry(f, 'isolated')),
+    ...input.crossFunding.map((f) => toFundingFeeEntry(f, 'cross')),
+  ].sort((a, b) => ms(b.time) - ms(a.time))
   const realizedOver = (windowMs: number): Realized => {
     const since = now - windowMs
     let pl = 0

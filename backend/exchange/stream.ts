@@ -82,13 +82,21 @@ export class LnmStream extends RpcSocket {
     if (typeof data.index === 'number') s.index = data.index
     if (data.funding) {
       if (typeof data.funding.rate === 'number') s.fundingRate = data.funding.rate
-      if (typeof data.funding.time === 'number' && Number.isFinite(data.funding.time)) s.fundingTime = new Date(data.funding.time).toISOString()
+      if (typeof data.funding.time === 'number' && Number.isFinite(data.funding.time))
+        s.fundingTime = new Date(data.funding.time).toISOString()
     }
     s.time = typeof data.time === 'number' && data.time > 0 ? data.time : Date.now()
     const prev = this.state
     this.state = s
     // the exchange publishes ticker, lastPrice and index for the same tick: emit only real changes
-    if (prev.index === s.index && prev.lastPrice === s.lastPrice && prev.fundingRate === s.fundingRate && prev.fundingTime === s.fundingTime && prev.time === s.time) return
+    if (
+      prev.index === s.index &&
+      prev.lastPrice === s.lastPrice &&
+      prev.fundingRate === s.fundingRate &&
+      prev.fundingTime === s.fundingTime &&
+      prev.time === s.time
+    )
+      return
     this.emit('ticker', { ...s })
   }
 }

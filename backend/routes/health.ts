@@ -22,7 +22,11 @@ const Ready = Type.Object({
 })
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/health/live', { config: { rateLimit: false }, schema: { response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({ status: 'ok' as const }))
+  app.get(
+    '/health/live',
+    { config: { rateLimit: false }, schema: { response: { 200: Type.Object({ status: Type.Literal('ok') }) } } },
+    async () => ({ status: 'ok' as const }),
+  )
 
   app.get('/health/ready', { config: { rateLimit: false }, schema: { response: { 200: Ready, 503: Ready } } }, async (_request, reply) => {
     const db = await app.db.ping().catch(() => false)
@@ -30,7 +34,14 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const upstream = streaming ? streaming.upstreamState() : 'unknown'
     const freshness = streaming?.freshness()
     const status = !db ? ('unavailable' as const) : freshness?.status === 'degraded' ? ('degraded' as const) : ('ok' as const)
-    const body = { status, database: db ? ('ok' as const) : ('down' as const), databaseKind: app.db.kind, upstream, mode: app.config.mode, ...(freshness ? { streaming: freshness } : {}) }
+    const body = {
+      status,
+      database: db ? ('ok' as const) : ('down' as const),
+      databaseKind: app.db.kind,
+      upstream,
+      mode: app.config.mode,
+      ...(freshness ? { streaming: freshness } : {}),
+    }
     return reply.status(db ? 200 : 503).send(body)
   })
 }

@@ -29,7 +29,10 @@ const metricsRoute: FastifyPluginAsync = async (app) => {
     if (token) {
       const m = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')
       if (!m || !sameSecret(m[1]!, token)) {
-        return reply.status(401).header('www-authenticate', 'Bearer').send(errorBody('unauthorized', 'Metrics need the METRICS_TOKEN bearer token'))
+        return reply
+          .status(401)
+          .header('www-authenticate', 'Bearer')
+          .send(errorBody('unauthorized', 'Metrics need the METRICS_TOKEN bearer token'))
       }
     }
     if (inCluster) {

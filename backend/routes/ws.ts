@@ -22,12 +22,22 @@ const wsRoute: FastifyPluginAsync = async (app) => {
         const refusal = app.streaming.hub.refusal()
         if (refusal) {
           app.metrics.connectionsRefused.inc({ reason: `${refusal}_http` })
-          return reply.status(503).header('retry-after', '5').send(errorBody(refusal, refusal === 'over_capacity' ? 'Too many connections; retry later' : 'Server shutting down; reconnect shortly'))
+          return reply
+            .status(503)
+            .header('retry-after', '5')
+            .send(
+              errorBody(
+                refusal,
+                refusal === 'over_capacity' ? 'Too many connections; retry later' : 'Server shutting down; reconnect shortly',
+              ),
+            )
         }
         const q = request.query as Record<string, unknown> | undefined
         // any case: `?Token=` is as much a token in a URL (and in every proxy's access log) as `?token=`
         if (q && Object.keys(q).some((k) => TOKEN_PARAM.test(k))) {
-          return reply.status(400).send(errorBody('token_in_url', 'A token never travels in the URL: send it in the first message or an Authorization header'))
+          return reply
+            .status(400)
+            .send(errorBody('token_in_url', 'A token never travels in the URL: send it in the first message or an Authorization header'))
         }
         const { gate } = app.streaming
         if (!gate.originAllowed(request.headers.origin, request.host)) {
@@ -37,7 +47,10 @@ const wsRoute: FastifyPluginAsync = async (app) => {
         const wait = gate.rateLimited(request.ip)
         if (wait > 0) {
           app.metrics.connectionsRefused.inc({ reason: 'rate_limited' })
-          return reply.status(429).header('retry-after', String(wait)).send(errorBody('rate_limited', `Too many WebSocket upgrades from this address; retry in ${wait} s`))
+          return reply
+            .status(429)
+            .header('retry-after', String(wait))
+            .send(errorBody('rate_limited', `Too many WebSocket upgrades from this address; retry in ${wait} s`))
         }
         const h = request.headers.authorization
         if (h === undefined) {
@@ -46,8 +59,19 @@ const wsRoute: FastifyPluginAsync = async (app) => {
           if (unauth) {
             app.metrics.connectionsRefused.inc({ reason: unauth })
             return unauth === 'unauth_per_address'
-              ? reply.status(429).header('retry-after', '5').send(errorBody('too_many_pending', 'Too many unauthenticated WebSockets from this address; authenticate the open ones or retry shortly'))
-              : reply.status(503).header('retry-after', '5').send(errorBody('over_capacity', 'Too many unauthenticated WebSockets; retry shortly'))
+              ? reply
+                  .status(429)
+                  .header('retry-after', '5')
+                  .send(
+                    errorBody(
+                      'too_many_pending',
+                      'Too many unauthenticated WebSockets from this address; authenticate the open ones or retry shortly',
+                    ),
+                  )
+              : reply
+                  .status(503)
+                  .header('retry-after', '5')
+                  .send(errorBody('over_capacity', 'Too many unauthenticated WebSockets; retry shortly'))
           }
           return
         }
@@ -63,7 +87,10 @@ const wsRoute: FastifyPluginAsync = async (app) => {
           if (reason === null) throw err
           app.metrics.authFailures.inc({ reason: `ws_${reason}` })
           const code = reason === 'expired' ? 'token_expired' : 'invalid_token'
-          return reply.status(401).header('www-authenticate', 'Bearer error="invalid_token"').send(errorBody(code, reason === 'expired' ? 'Access token expired' : 'Invalid access token'))
+          return reply
+            .status(401)
+            .header('www-authenticate', 'Bearer error="invalid_token"')
+            .send(errorBody(code, reason === 'expired' ? 'Access token expired' : 'Invalid access token'))
         }
       },
     },

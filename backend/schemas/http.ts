@@ -20,12 +20,19 @@ export const Username = Type.String({ minLength: 3, maxLength: 32, pattern: USER
 export const Password = Type.String({ minLength: 1, maxLength: 256 })
 
 export const Credentials = Type.Object({ username: Username, password: Password }, { additionalProperties: false })
-export const LoginBody = Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false })
+export const LoginBody = Type.Object(
+  { username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 256 }) },
+  { additionalProperties: false },
+)
 
 export const User = Type.Object({ id: Type.String(), username: Type.String(), createdAt: Type.String() })
 export type UserT = Static<typeof User>
 
-export const TokenResponse = Type.Object({ accessToken: Type.String(), expiresAt: Type.Number({ description: 'epoch ms' }), tokenType: Type.Literal('Bearer') })
+export const TokenResponse = Type.Object({
+  accessToken: Type.String(),
+  expiresAt: Type.Number({ description: 'epoch ms' }),
+  tokenType: Type.Literal('Bearer'),
+})
 
 /**
  * What LN Markets can receive. The key and passphrase travel as HTTP header values, so they are printable ASCII with
@@ -33,11 +40,14 @@ export const TokenResponse = Type.Object({ accessToken: Type.String(), expiresAt
  * secret keys the HMAC and is printable ASCII as the exchange issues it. Lengths are generous upper bounds.
  */
 const HEADER_SAFE_PATTERN = '^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$'
-export const CredentialsBody = Type.Object({
-  apiKey: Type.String({ minLength: 8, maxLength: 256, pattern: '^[\\x21-\\x7e]+$' }),
-  apiSecret: Type.String({ minLength: 8, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' }),
-  passphrase: Type.String({ minLength: 1, maxLength: 256, pattern: HEADER_SAFE_PATTERN }),
-}, { additionalProperties: false })
+export const CredentialsBody = Type.Object(
+  {
+    apiKey: Type.String({ minLength: 8, maxLength: 256, pattern: '^[\\x21-\\x7e]+$' }),
+    apiSecret: Type.String({ minLength: 8, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' }),
+    passphrase: Type.String({ minLength: 1, maxLength: 256, pattern: HEADER_SAFE_PATTERN }),
+  },
+  { additionalProperties: false },
+)
 
 export const CredentialsInfo = Type.Object({
   maskedKey: Type.String(),
@@ -58,23 +68,29 @@ export const ALERT_LIMITS = {
   maxNoteLength: 80,
 } as const
 
-export const PriceLevel = Type.Object({
-  id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }),
-  price: Type.Number({ exclusiveMinimum: 0, maximum: ALERT_LIMITS.maxPrice }),
-  direction: Type.Union([Type.Literal('above'), Type.Literal('below')]),
-  note: Type.Optional(Type.String({ maxLength: ALERT_LIMITS.maxNoteLength })),
-  /** when the price last crossed this level (ISO), null until then */
-  triggeredAt: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()])),
-}, { additionalProperties: false })
+export const PriceLevel = Type.Object(
+  {
+    id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }),
+    price: Type.Number({ exclusiveMinimum: 0, maximum: ALERT_LIMITS.maxPrice }),
+    direction: Type.Union([Type.Literal('above'), Type.Literal('below')]),
+    note: Type.Optional(Type.String({ maxLength: ALERT_LIMITS.maxNoteLength })),
+    /** when the price last crossed this level (ISO), null until then */
+    triggeredAt: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()])),
+  },
+  { additionalProperties: false },
+)
 export type PriceLevelT = Static<typeof PriceLevel>
 
-export const AlertNotify = Type.Object({
-  connectionLoss: Type.Boolean(),
-  exchangeDown: Type.Boolean(),
-  fills: Type.Boolean(),
-  closes: Type.Boolean(),
-  liquidations: Type.Boolean(),
-}, { additionalProperties: false })
+export const AlertNotify = Type.Object(
+  {
+    connectionLoss: Type.Boolean(),
+    exchangeDown: Type.Boolean(),
+    fills: Type.Boolean(),
+    closes: Type.Boolean(),
+    liquidations: Type.Boolean(),
+  },
+  { additionalProperties: false },
+)
 
 const alertFields = {
   liquidationPct: Type.Number({ exclusiveMinimum: 0, maximum: ALERT_LIMITS.maxLiquidationPct }),

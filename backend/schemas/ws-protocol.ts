@@ -75,7 +75,8 @@ export const AccountSnapshotSchema = Type.Object({
   feeTier: Type.Number(),
   /** sats: what the account is worth now. The one number a trader watches. */
   equity: Type.Number({
-    description: 'sats: `balance` + the running isolated trades\' margin and unrealised P&L (`positions.totals.margin + pl`) + the cross position\'s `margin + deltaPl` (collateral with realised P&L in it, plus the open exposure\'s unrealised P&L)',
+    description:
+      "sats: `balance` + the running isolated trades' margin and unrealised P&L (`positions.totals.margin + pl`) + the cross position's `margin + deltaPl` (collateral with realised P&L in it, plus the open exposure's unrealised P&L)",
   }),
 })
 export type AccountSnapshot = Static<typeof AccountSnapshotSchema>

@@ -47,7 +47,8 @@ export function verifyRest(req: RestAuthInput, accounts: Map<string, SimAccountI
   const account = key === undefined ? undefined : accounts.get(key)
   if (!account) throw new SimError(401, 'apiKeyNotFound', 'API key not found')
   const passphrase = header(req.headers, 'lnm-access-passphrase')
-  if (passphrase === undefined || !safeEqual(passphrase, account.passphrase)) throw new SimError(401, 'apiKeyInvalidPassphrase', 'Passphrase is not valid')
+  if (passphrase === undefined || !safeEqual(passphrase, account.passphrase))
+    throw new SimError(401, 'apiKeyInvalidPassphrase', 'Passphrase is not valid')
   const rawTs = header(req.headers, 'lnm-access-timestamp')
   checkTimestamp(rawTs, now)
   // data = raw body when non-empty, else the raw query string with its '?' (a lone '?' is no query, like URL.search)
@@ -58,7 +59,13 @@ export function verifyRest(req: RestAuthInput, accounts: Map<string, SimAccountI
   return account
 }
 
-export interface StreamAuthParams { key: string; signature: string; timestamp: number; passphrase: string; nonce: string }
+export interface StreamAuthParams {
+  key: string
+  signature: string
+  timestamp: number
+  passphrase: string
+  nonce: string
+}
 
 /** Stream v1: signature = base64(HMAC(secret, `${timestamp}${nonce}`)); returns an error message or the account */
 export function verifyStream(p: StreamAuthParams, accounts: Map<string, SimAccountInput>, now: number): SimAccountInput | string {

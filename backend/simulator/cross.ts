@@ -88,7 +88,12 @@ export interface CrossHooks {
   onPosition(owner: string, event: CrossPositionEvent, p: CrossPositionView): void
 }
 
-export interface CrossOrderBody { type: 'market' | 'limit'; side: 'buy' | 'sell'; quantity: number; price?: number }
+export interface CrossOrderBody {
+  type: 'market' | 'limit'
+  side: 'buy' | 'sell'
+  quantity: number
+  price?: number
+}
 
 const fee = (quantity: number, price: number): number => Math.round((quantity / price) * SATS * FEE_RATE)
 const signed = (side: 'buy' | 'sell', q: number) => (side === 'buy' ? q : -q)
@@ -97,14 +102,31 @@ export class CrossBook {
   readonly states = new Map<string, CrossState>()
   readonly orders = new Map<string, CrossOrder>()
 
-  constructor(private readonly market: Market, private readonly now: () => number, private readonly hooks: CrossHooks) {}
+  constructor(
+    private readonly market: Market,
+    private readonly now: () => number,
+    private readonly hooks: CrossHooks,
+  ) {}
 
   state(key: string): CrossState {
     let s = this.states.get(key)
     if (!s) {
       s = {
-        id: randomUUID(), owner: key, uid: this.hooks.userId(key), quantity: 0, leverage: 10, margin: 0, entryPrice: null,
-        tradingFees: 0, fundingFees: 0, totalPl: 0, updatedAt: this.now(), orders: [], transfers: [], fundingFeeList: [], lastFilledAt: 0,
+        id: randomUUID(),
+        owner: key,
+        uid: this.hooks.userId(key),
+        quantity: 0,
+        leverage: 10,
+        margin: 0,
+        entryPrice: null,
+        tradingFees: 0,
+        fundingFees: 0,
+        totalPl: 0,
+        updatedAt: this.now(),
+        orders: [],
+        transfers: [],
+        fundingFeeList: [],
+        lastFilledAt: 0,
       }
       this.states.set(key, s)
     }
@@ -127,16 +149,28 @@ export class CrossBook {
     if (abs > 0 && entry !== null) {
       const side = s.quantity > 0 ? 'buy' : 'sell'
       deltaPl = plFor(side, abs, entry, this.exitQuote(s))
-      initialMargin = Math.round((abs / entry) * SATS / s.leverage)
+      initialMargin = Math.round(((abs / entry) * SATS) / s.leverage)
       maintenanceMargin = Math.round((abs / entry) * SATS * CROSS_MAINTENANCE_RATE)
       const room = (s.margin - maintenanceMargin) / (abs * SATS)
       const inv = side === 'buy' ? 1 / entry + room : 1 / entry - room
       liquidation = inv <= 0 ? MAX_LIQUIDATION : Math.min(MAX_LIQUIDATION, roundHalf(1 / inv))
     }
     return {
-      id: s.id, uid: s.uid, quantity: s.quantity, leverage: s.leverage, margin: s.margin, entryPrice: abs > 0 ? entry : null, liquidation,
-      initialMargin, maintenanceMargin, runningMargin: s.margin + deltaPl, totalPl: s.totalPl, deltaPl,
-      fundingFees: s.fundingFees, tradingFees: s.tradingFees, updatedAt: s.updatedAt,
+      id: s.id,
+      uid: s.uid,
+      quantity: s.quantity,
+      leverage: s.leverage,
+      margin: s.margin,
+      entryPrice: abs > 0 ? entry : null,
+      liquidation,
+      initialMargin,
+      maintenanceMargin,
+      runningMargin: s.margin + deltaPl,
+      totalPl: s.totalPl,
+      deltaPl,
+      fundingFees: s.fundingFees,
+      tradingFees: s.tradingFees,
+      updatedAt: s.updatedAt,
     }
   }
 
@@ -145,7 +179,7 @@ export class CrossBook {
     const after = s.quantity + q
     if (after === 0) return 0
     const entry = Math.sign(after) === Math.sign(s.quantity) && s.entryPrice !== null ? s.entryPrice : price
-    return Math.round((Math.abs(after) / entry) * SATS / s.leverage)
+    return Math.round(((Math.abs(after) / entry) * SATS) / s.leverage)
   }
 
   order(key: string, body: CrossOrderBody): CrossOrder {
@@ -161,8 +195,19 @@ export class CrossBook {
       throw new SimError(400, 'insufficientMargin', 'Not enough cross margin for this order')
     }
     const o: CrossOrder = {
-      id: randomUUID(), owner: key, type: body.type, side: body.side, price, quantity: body.quantity, tradingFee: 0,
-      open: true, filled: false, canceled: false, createdAt: this.now(), filledAt: null, canceledAt: null,
+      id: randomUUID(),
+      owner: key,
+      type: body.type,
+      side: body.side,
+      price,
+      quantity: body.quantity,
+      tradingFee: 0,
+      open: true,
+      filled: false,
+      canceled: false,
+      createdAt: this.now(),
+      filledAt: null,
+      canceledAt: null,
     }
     s.orders.push(o)
     this.orders.set(o.id, o)
@@ -189,7 +234,8 @@ export class CrossBook {
     const f = o.type === 'liquidation' ? 0 : fee(o.quantity, price)
     if (s.quantity === 0 || Math.sign(s.quantity) === Math.sign(q)) {
       const a = Math.abs(s.quantity)
-      s.entryPrice = s.entryPrice === null || a === 0 ? price : Math.round(((a + o.quantity) / (a / s.entryPrice + o.quantity / price)) * 100) / 100
+      s.entryPrice =
+        s.entryPrice === null || a === 0 ? price : Math.round(((a + o.quantity) / (a / s.entryPrice + o.quantity / price)) * 100) / 100
       s.quantity += q
     } else {
       const closing = Math.min(Math.abs(q), Math.abs(s.quantity))
@@ -289,7 +335,8 @@ export class CrossBook {
     for (const o of this.orders.values()) {
       if (!o.open || o.type !== 'limit') continue
       const q = this.market.quote(o.quantity)
-      if ((o.side === 'buy' && q.askPrice <= o.price) || (o.side === 'sell' && q.bidPrice >= o.price)) this.fill(this.state(o.owner), o, o.price)
+      if ((o.side === 'buy' && q.askPrice <= o.price) || (o.side === 'sell' && q.bidPrice >= o.price))
+        this.fill(this.state(o.owner), o, o.price)
     }
   }
 
@@ -303,8 +350,19 @@ export class CrossBook {
       const px = this.exitQuote(s)
       if (s.quantity > 0 ? px > v.liquidation : px < v.liquidation) continue
       const o: CrossOrder = {
-        id: randomUUID(), owner: s.owner, type: 'liquidation', side: s.quantity > 0 ? 'sell' : 'buy', price: v.liquidation, quantity: Math.abs(s.quantity),
-        tradingFee: 0, open: true, filled: false, canceled: false, createdAt: this.now(), filledAt: null, canceledAt: null,
+        id: randomUUID(),
+        owner: s.owner,
+        type: 'liquidation',
+        side: s.quantity > 0 ? 'sell' : 'buy',
+        price: v.liquidation,
+        quantity: Math.abs(s.quantity),
+        tradingFee: 0,
+        open: true,
+        filled: false,
+        canceled: false,
+        createdAt: this.now(),
+        filledAt: null,
+        canceledAt: null,
       }
       s.orders.push(o)
       this.orders.set(o.id, o)
@@ -335,7 +393,10 @@ export class CrossBook {
   }
 
   /** seed: a position opened by a filled market order at `at`, funded by the exchange (not the balance) */
-  seed(key: string, input: { margin: number; leverage: number; side?: 'buy' | 'sell'; quantity?: number; entryPrice?: number; openedAt: number }): void {
+  seed(
+    key: string,
+    input: { margin: number; leverage: number; side?: 'buy' | 'sell'; quantity?: number; entryPrice?: number; openedAt: number },
+  ): void {
     const s = this.state(key)
     s.margin = input.margin
     s.leverage = input.leverage
@@ -343,8 +404,19 @@ export class CrossBook {
     if (input.quantity && input.side) {
       const price = roundHalf(input.entryPrice ?? this.market.price())
       const o: CrossOrder = {
-        id: randomUUID(), owner: key, type: 'market', side: input.side, price, quantity: input.quantity, tradingFee: 0,
-        open: true, filled: false, canceled: false, createdAt: input.openedAt, filledAt: null, canceledAt: null,
+        id: randomUUID(),
+        owner: key,
+        type: 'market',
+        side: input.side,
+        price,
+        quantity: input.quantity,
+        tradingFee: 0,
+        open: true,
+        filled: false,
+        canceled: false,
+        createdAt: input.openedAt,
+        filledAt: null,
+        canceledAt: null,
       }
       s.orders.push(o)
       this.orders.set(o.id, o)
@@ -357,8 +429,19 @@ export class CrossBook {
   seedOrder(key: string, side: 'buy' | 'sell', quantity: number, price: number, createdAt: number): void {
     const s = this.state(key)
     const o: CrossOrder = {
-      id: randomUUID(), owner: key, type: 'limit', side, price: roundHalf(price), quantity, tradingFee: 0,
-      open: true, filled: false, canceled: false, createdAt, filledAt: null, canceledAt: null,
+      id: randomUUID(),
+      owner: key,
+      type: 'limit',
+      side,
+      price: roundHalf(price),
+      quantity,
+      tradingFee: 0,
+      open: true,
+      filled: false,
+      canceled: false,
+      createdAt,
+      filledAt: null,
+      canceledAt: null,
     }
     s.orders.push(o)
     this.orders.set(o.id, o)

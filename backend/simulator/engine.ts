@@ -21,9 +21,21 @@ const MAX_LIQUIDATION = 1e9 // a 1× short has no liquidation price; cap it
 export type TradeEvent = 'open' | 'filled' | 'closed' | 'canceled' | 'liquidation' | 'stoploss' | 'takeprofit' | 'funding'
 
 /** what a funding event carries besides the trade id (the SDK's shape) */
-export interface FundingEventExtra { fundingFee: number; fundedAt: number }
+export interface FundingEventExtra {
+  fundingFee: number
+  fundedAt: number
+}
 
-export interface WalletEvent { currency: 'btc'; network: 'lightning' | 'bitcoin'; id: string; amount: number; fee?: number; balance: number; status: string; txId: string | null }
+export interface WalletEvent {
+  currency: 'btc'
+  network: 'lightning' | 'bitcoin'
+  id: string
+  amount: number
+  fee?: number
+  balance: number
+  status: string
+  txId: string | null
+}
 
 /** every private event the engine produces; the stream turns them into Stream v1 notifications */
 export interface EngineEvents {
@@ -76,8 +88,19 @@ export interface Account {
   lastClosedAt: number
 }
 
-export interface FundingSettlement { id: string; time: number; fundingRate: number; fixingPrice: number }
-export interface FundingFee { fee: number; settlementId: string; time: number; tradeId: string; owner: string }
+export interface FundingSettlement {
+  id: string
+  time: number
+  fundingRate: number
+  fixingPrice: number
+}
+export interface FundingFee {
+  fee: number
+  settlementId: string
+  time: number
+  tradeId: string
+  owner: string
+}
 
 export interface CreateTradeBody {
   type: 'market' | 'limit'
@@ -130,7 +153,9 @@ export class Engine {
     this.events = typeof events === 'function' ? { trade: events } : events
     this.cross = new CrossBook(market, now, {
       balance: (key) => this.account(key).balance,
-      addBalance: (key, delta) => { this.account(key).balance += delta },
+      addBalance: (key, delta) => {
+        this.account(key).balance += delta
+      },
       userId: (key) => this.account(key).id,
       onOrder: (owner, event, o) => this.events.crossOrder?.(owner, event, o),
       onPosition: (owner, event, p) => this.events.crossPosition?.(owner, event, p),
@@ -151,19 +176,36 @@ export class Engine {
     const last = this.nextFunding - FUNDING_PERIOD_MS
     for (let k = n - 1; k >= 0; k--) {
       const time = last - k * FUNDING_PERIOD_MS
-      this.settlements.push({ id: randomUUID(), time, fundingRate: k % 3 === 2 ? -0.00005 : 0.0001, fixingPrice: roundHalf(this.market.price() * (1 - 0.004 * (k % 4 - 1.5))) })
+      this.settlements.push({
+        id: randomUUID(),
+        time,
+        fundingRate: k % 3 === 2 ? -0.00005 : 0.0001,
+        fixingPrice: roundHalf(this.market.price() * (1 - 0.004 * ((k % 4) - 1.5))),
+      })
     }
   }
 
   addAccount(input: SimAccountInput): Account {
-    const acc: Account = { id: randomUUID(), username: input.username, key: input.key, balance: Math.floor(input.balance), trades: [], lastClosedAt: 0 }
+    const acc: Account = {
+      id: randomUUID(),
+      username: input.username,
+      key: input.key,
+      balance: Math.floor(input.balance),
+      trades: [],
+      lastClosedAt: 0,
+    }
     this.accounts.set(input.key, acc)
     const t0 = this.now()
     input.positions?.forEach((p, i) => {
       const limit = p.type === 'limit'
       const ref = this.market.price()
       const price = limit ? roundHalf(p.price ?? ref * (p.side === 'buy' ? 0.97 : 1.03)) : roundHalf(p.entryPrice ?? p.price ?? ref)
-      const t = this.build(acc, { type: limit ? 'limit' : 'market', side: p.side, leverage: p.leverage, quantity: p.quantity }, price, t0 - (i + 1) * 3_600_000)
+      const t = this.build(
+        acc,
+        { type: limit ? 'limit' : 'market', side: p.side, leverage: p.leverage, quantity: p.quantity },
+        price,
+        t0 - (i + 1) * 3_600_000,
+      )
       // seeded positions are funded by the exchange, not by the configured balance
       if (!limit) this.fill(t, price, t.createdAt + 1000, false)
       const long = p.side === 'buy'
@@ -206,7 +248,12 @@ export class Engine {
       this.trades.set(t.id, t)
     })
     if (n > 0) {
-      const c = this.build(acc, { type: 'limit', side: 'buy', leverage: 20, quantity: 250 }, roundHalf(this.market.price() * 0.95), now - 5 * 3_600_000)
+      const c = this.build(
+        acc,
+        { type: 'limit', side: 'buy', leverage: 20, quantity: 250 },
+        roundHalf(this.market.price() * 0.95),
+        now - 5 * 3_600_000,
+      )
       c.open = false
       c.canceled = true
       c.closedAt = now - 60_000
@@ -222,7 +269,14 @@ export class Engine {
     const past = this.settlements.filter((s) => s.time < now)
     const previous = past[past.length - 2]
     const openedAt = previous ? previous.time - 3_600_000 : now - 2 * 3_600_000
-    this.cross.seed(acc.key, { margin: c.margin, leverage: c.leverage ?? 10, side: c.side, quantity: c.quantity, entryPrice: c.entryPrice, openedAt })
+    this.cross.seed(acc.key, {
+      margin: c.margin,
+      leverage: c.leverage ?? 10,
+      side: c.side,
+      quantity: c.quantity,
+      entryPrice: c.entryPrice,
+      openedAt,
+    })
     for (const s of past) if (s.time > openedAt) this.cross.fund(acc.key, s, false)
     for (const o of c.orders ?? []) {
       const price = o.price ?? this.market.price() * (o.side === 'buy' ? 0.97 : 1.03)
@@ -236,7 +290,15 @@ export class Engine {
   deposit(key: string, amount: number, network: 'lightning' | 'bitcoin' = 'lightning'): WalletEvent {
     const acc = this.account(key)
     acc.balance += amount
-    const e: WalletEvent = { currency: 'btc', network, id: randomUUID(), amount, balance: acc.balance, status: network === 'lightning' ? 'settled' : 'confirmed', txId: network === 'bitcoin' ? randomUUID().replaceAll('-', '') + randomUUID().replaceAll('-', '') : null }
+    const e: WalletEvent = {
+      currency: 'btc',
+      network,
+      id: randomUUID(),
+      amount,
+      balance: acc.balance,
+      status: network === 'lightning' ? 'settled' : 'confirmed',
+      txId: network === 'bitcoin' ? randomUUID().replaceAll('-', '') + randomUUID().replaceAll('-', '') : null,
+    }
     this.events.wallet?.(key, 'deposit', e)
     return e
   }
@@ -247,7 +309,16 @@ export class Engine {
     const f = network === 'lightning' ? Math.max(1, Math.ceil(amount * 0.001)) : 1_000
     if (amount + f > acc.balance) throw new SimError(400, 'insufficientBalance', 'Not enough balance')
     acc.balance -= amount + f
-    const e: WalletEvent = { currency: 'btc', network, id: randomUUID(), amount, fee: f, balance: acc.balance, status: 'processed', txId: network === 'bitcoin' ? randomUUID().replaceAll('-', '') + randomUUID().replaceAll('-', '') : null }
+    const e: WalletEvent = {
+      currency: 'btc',
+      network,
+      id: randomUUID(),
+      amount,
+      fee: f,
+      balance: acc.balance,
+      status: 'processed',
+      txId: network === 'bitcoin' ? randomUUID().replaceAll('-', '') + randomUUID().replaceAll('-', '') : null,
+    }
     this.events.wallet?.(key, 'withdrawal', e)
     return e
   }
@@ -267,13 +338,36 @@ export class Engine {
     const margin = marginFor(quantity, price, body.leverage)
     const liquidation = liquidationFor(body.side, quantity, price, margin)
     return {
-      id: randomUUID(), owner: acc.key, type: body.type, side: body.side, quantity, margin, leverage: body.leverage, price,
-      entryPrice: price, entryMargin: margin, exitPrice: null, liquidation,
-      stoploss: body.stoploss ?? 0, stoplossTrailingDistance: 0, takeprofit: body.takeprofit ?? 0, pl: 0,
-      openingFee: 0, closingFee: 0, maintenanceMargin: maintenanceMarginFor(quantity, price, liquidation),
-      sumFundingFees: 0, sumCashInMargin: 0, sumCashInPl: 0,
-      open: true, running: false, closed: false, canceled: false,
-      createdAt, filledAt: null, closedAt: null, clientId: body.clientId ?? null,
+      id: randomUUID(),
+      owner: acc.key,
+      type: body.type,
+      side: body.side,
+      quantity,
+      margin,
+      leverage: body.leverage,
+      price,
+      entryPrice: price,
+      entryMargin: margin,
+      exitPrice: null,
+      liquidation,
+      stoploss: body.stoploss ?? 0,
+      stoplossTrailingDistance: 0,
+      takeprofit: body.takeprofit ?? 0,
+      pl: 0,
+      openingFee: 0,
+      closingFee: 0,
+      maintenanceMargin: maintenanceMarginFor(quantity, price, liquidation),
+      sumFundingFees: 0,
+      sumCashInMargin: 0,
+      sumCashInPl: 0,
+      open: true,
+      running: false,
+      closed: false,
+      canceled: false,
+      createdAt,
+      filledAt: null,
+      closedAt: null,
+      clientId: body.clientId ?? null,
     }
   }
 
@@ -301,7 +395,8 @@ export class Engine {
   create(key: string, body: CreateTradeBody): Trade {
     const acc = this.account(key)
     const live = acc.trades.filter((t) => t.open || t.running)
-    if (live.length >= MAX_TRADES) throw new SimError(400, 'tooManyTrades', `You cannot have more than ${MAX_TRADES} open or running trades`)
+    if (live.length >= MAX_TRADES)
+      throw new SimError(400, 'tooManyTrades', `You cannot have more than ${MAX_TRADES} open or running trades`)
     const quote = this.market.quote(body.quantity ?? 0)
     const price = body.type === 'limit' ? (body.price as number) : body.side === 'buy' ? quote.askPrice : quote.bidPrice
     const t = this.build(acc, body, price, this.now())
@@ -329,12 +424,16 @@ export class Engine {
       if (long && stoploss >= ref) throw new SimError(400, 'invalidStoploss', 'Stoploss must be lower than the current price for a buy')
       if (!long && stoploss <= ref) throw new SimError(400, 'invalidStoploss', 'Stoploss must be higher than the current price for a sell')
       // a stop the liquidation would hit first is refused [GUESS: the code and message]
-      if (long && stoploss <= t.liquidation) throw new SimError(400, 'invalidStoploss', 'Stoploss must be higher than the liquidation price for a buy')
-      if (!long && stoploss >= t.liquidation) throw new SimError(400, 'invalidStoploss', 'Stoploss must be lower than the liquidation price for a sell')
+      if (long && stoploss <= t.liquidation)
+        throw new SimError(400, 'invalidStoploss', 'Stoploss must be higher than the liquidation price for a buy')
+      if (!long && stoploss >= t.liquidation)
+        throw new SimError(400, 'invalidStoploss', 'Stoploss must be lower than the liquidation price for a sell')
     }
     if (takeprofit > 0) {
-      if (long && takeprofit <= ref) throw new SimError(400, 'invalidTakeprofit', 'Takeprofit must be higher than the current price for a buy')
-      if (!long && takeprofit >= ref) throw new SimError(400, 'invalidTakeprofit', 'Takeprofit must be lower than the current price for a sell')
+      if (long && takeprofit <= ref)
+        throw new SimError(400, 'invalidTakeprofit', 'Takeprofit must be higher than the current price for a buy')
+      if (!long && takeprofit >= ref)
+        throw new SimError(400, 'invalidTakeprofit', 'Takeprofit must be lower than the current price for a sell')
     }
   }
 
@@ -424,7 +523,8 @@ export class Engine {
     const fromPl = Math.min(amount, Math.max(0, pl))
     const fromMargin = amount - fromPl
     const minMargin = Math.ceil((t.quantity * SATS) / (entry * MAX_LEVERAGE))
-    if (t.margin - fromMargin < minMargin) throw new SimError(400, 'insufficientMargin', 'Not enough margin or profit to cash in this amount')
+    if (t.margin - fromMargin < minMargin)
+      throw new SimError(400, 'insufficientMargin', 'Not enough margin or profit to cash in this amount')
     if (fromPl > 0) {
       const rest = (pl - fromPl) / (t.quantity * SATS)
       t.entryPrice = Math.round((t.side === 'buy' ? 1 / (rest + 1 / cur) : 1 / (1 / cur - rest)) * 100) / 100
@@ -521,5 +621,7 @@ export class Engine {
     return s
   }
 
-  nextFundingTime(): number { return this.nextFunding }
+  nextFundingTime(): number {
+    return this.nextFunding
+  }
 }

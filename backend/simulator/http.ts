@@ -15,7 +15,13 @@ import { SimError, type Faults, type SimAccountInput } from './types.ts'
 
 export const MAX_BODY_BYTES = 64 * 1024
 
-export interface LogEntry { ts: number; method: string; path: string; key?: string; status: number }
+export interface LogEntry {
+  ts: number
+  method: string
+  path: string
+  key?: string
+  status: number
+}
 
 export interface HttpDeps {
   routes: Map<string, Route>
@@ -32,9 +38,18 @@ export interface HttpDeps {
   log?: boolean
 }
 
-interface Reply { status: number; body: unknown; headers?: Record<string, string | number>; raw?: { type: string; text: string } }
+interface Reply {
+  status: number
+  body: unknown
+  headers?: Record<string, string | number>
+  raw?: { type: string; text: string }
+}
 
-const errorReply = (status: number, code: string, message: string, headers?: Reply['headers']): Reply => ({ status, body: { code, message }, headers })
+const errorReply = (status: number, code: string, message: string, headers?: Reply['headers']): Reply => ({
+  status,
+  body: { code, message },
+  headers,
+})
 
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -76,19 +91,25 @@ export function createHttpHandler(d: HttpDeps): (req: IncomingMessage, res: Serv
     const route = d.routes.get(`${method} ${pathname}`)
     if (!route) return errorReply(404, 'notFound', `Route ${method}:${pathname} not found`)
     const contentType = (one(req.headers['content-type']) ?? '').split(';', 1)[0]!.trim().toLowerCase()
-    if (raw.length > 0 && (method === 'GET' || method === 'DELETE')) return errorReply(400, 'badRequest', `${method} requests must not have a body`)
-    if (raw.length === 0 && contentType === 'application/json') return errorReply(400, 'badRequest', "Body cannot be empty when content-type is set to 'application/json'")
-    if (raw.length > 0 && contentType !== 'application/json') return errorReply(415, 'unsupportedMediaType', `Unsupported Media Type: ${contentType || 'none'}`)
+    if (raw.length > 0 && (method === 'GET' || method === 'DELETE'))
+      return errorReply(400, 'badRequest', `${method} requests must not have a body`)
+    if (raw.length === 0 && contentType === 'application/json')
+      return errorReply(400, 'badRequest', "Body cannot be empty when content-type is set to 'application/json'")
+    if (raw.length > 0 && contentType !== 'application/json')
+      return errorReply(415, 'unsupportedMediaType', `Unsupported Media Type: ${contentType || 'none'}`)
 
     const keyHeader = one(req.headers['lnm-access-key'])
-    const limited = route.auth && keyHeader !== undefined && d.accounts.has(keyHeader)
-      ? d.authLimiter.take(`key:${keyHeader}`)
-      : d.publicLimiter.take(`ip:${req.socket.remoteAddress ?? '?'}`)
+    const limited =
+      route.auth && keyHeader !== undefined && d.accounts.has(keyHeader)
+        ? d.authLimiter.take(`key:${keyHeader}`)
+        : d.publicLimiter.take(`ip:${req.socket.remoteAddress ?? '?'}`)
     const rlHeaders = { 'X-Ratelimit-Remaining': limited.remaining, 'X-Ratelimit-Reset': limited.resetAt }
     if (!limited.ok) return errorReply(429, 'rateLimited', 'Too Many Requests', { ...rlHeaders, 'Retry-After': limited.retryAfterS })
 
     try {
-      const account = route.auth ? verifyRest({ headers: req.headers, method, pathname, search, rawBody: raw }, d.accounts, d.now()) : undefined
+      const account = route.auth
+        ? verifyRest({ headers: req.headers, method, pathname, search, rawBody: raw }, d.accounts, d.now())
+        : undefined
       const query = parseQuery(search, route.query ?? [])
       let body: unknown
       if (route.body) {
@@ -126,7 +147,8 @@ export function createHttpHandler(d: HttpDeps): (req: IncomingMessage, res: Serv
       res.write(text.slice(0, Math.floor(text.length / 2)), () => res.socket?.end())
       return
     }
-    if (faults && d.rng.next() < faults.malformedRate) text = `${text.slice(0, Math.max(1, Math.floor(text.length / 2)))}\u0000<!-- garbage -->{`
+    if (faults && d.rng.next() < faults.malformedRate)
+      text = `${text.slice(0, Math.max(1, Math.floor(text.length / 2)))}\u0000<!-- garbage -->{`
     res.writeHead(r.status, { ...headers, 'content-length': Buffer.byteLength(text) })
     res.end(text)
   }
@@ -155,7 +177,11 @@ export function createHttpHandler(d: HttpDeps): (req: IncomingMessage, res: Serv
         try {
           let body: unknown
           if (raw.length > 0) {
-            try { body = JSON.parse(raw) } catch { throw new SimError(400, 'badRequest', 'Body is not valid JSON') }
+            try {
+              body = JSON.parse(raw)
+            } catch {
+              throw new SimError(400, 'badRequest', 'Body is not valid JSON')
+            }
           }
           return deliver(res, { status: 200, body: d.admin(method, pathname, body) ?? { ok: true } }, undefined)
         } catch (e) {
@@ -179,15 +205,36 @@ export function createHttpHandler(d: HttpDeps): (req: IncomingMessage, res: Serv
       if (d.rng.next() < f.errorRate) {
         record(f.errorStatus)
         const proxy = f.errorStatus === 502 || f.errorStatus === 504
-        const reason = { 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }[f.errorStatus]
+        const reason = { 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }[
+          f.errorStatus
+        ]
         // gateways in front of the exchange answer HTML, not JSON
-        return deliver(res, proxy
-          ? { status: f.errorStatus, body: null, raw: { type: 'text/html', text: `<html><head><title>${f.errorStatus} ${reason}</title></head><body><center><h1>${f.errorStatus} ${reason}</h1></center></body></html>` } }
-          : errorReply(f.errorStatus, f.errorStatus === 500 ? 'internalServerError' : 'serviceUnavailable', reason), undefined)
+        return deliver(
+          res,
+          proxy
+            ? {
+                status: f.errorStatus,
+                body: null,
+                raw: {
+                  type: 'text/html',
+                  text: `<html><head><title>${f.errorStatus} ${reason}</title></head><body><center><h1>${f.errorStatus} ${reason}</h1></center></body></html>`,
+                },
+              }
+            : errorReply(f.errorStatus, f.errorStatus === 500 ? 'internalServerError' : 'serviceUnavailable', reason),
+          undefined,
+        )
       }
       if (f.rateLimitStorm) {
         record(429)
-        return deliver(res, errorReply(429, 'rateLimited', 'Too Many Requests', { 'Retry-After': 1, 'X-Ratelimit-Remaining': 0, 'X-Ratelimit-Reset': Date.now() + 1000 }), undefined)
+        return deliver(
+          res,
+          errorReply(429, 'rateLimited', 'Too Many Requests', {
+            'Retry-After': 1,
+            'X-Ratelimit-Remaining': 0,
+            'X-Ratelimit-Reset': Date.now() + 1000,
+          }),
+          undefined,
+        )
       }
       const reply = handleRoute(req, method, pathname, search, raw)
       record(reply.status)

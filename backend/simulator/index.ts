@@ -108,7 +108,16 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     crossPosition: (owner, event, p) => stream?.publishCrossPosition(owner, event, p),
     wallet: (owner, kind, e) => stream?.publishWallet(owner, kind, e),
   })
-  stream = new StreamServer({ accounts: byKey, engine, market, now, faults: faults.get, rng: createRng(seed ^ 0x5eed), idleMs: opts.streamIdleMs ?? 120_000, limits: opts.streamLimits })
+  stream = new StreamServer({
+    accounts: byKey,
+    engine,
+    market,
+    now,
+    faults: faults.get,
+    rng: createRng(seed ^ 0x5eed),
+    idleMs: opts.streamIdleMs ?? 120_000,
+    limits: opts.streamLimits,
+  })
 
   const afterPrice = () => {
     engine.onPrice()
@@ -137,7 +146,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const walletAmount = (body: unknown): { username: unknown; amount: number; network: 'lightning' | 'bitcoin' } => {
     const b = (body ?? {}) as { username?: unknown; amount?: unknown; network?: unknown }
     if (!isSafeInt(b.amount) || b.amount < 1) throw new SimError(400, 'badRequest', 'amount must be a positive integer (sats)')
-    if (b.network !== undefined && b.network !== 'lightning' && b.network !== 'bitcoin') throw new SimError(400, 'badRequest', "network must be 'lightning' or 'bitcoin'")
+    if (b.network !== undefined && b.network !== 'lightning' && b.network !== 'bitcoin')
+      throw new SimError(400, 'badRequest', "network must be 'lightning' or 'bitcoin'")
     return { username: b.username, amount: b.amount, network: b.network ?? 'lightning' }
   }
 
@@ -146,10 +156,19 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     const type = b.type ?? 'market'
     if (type !== 'market' && type !== 'limit') throw new SimError(400, 'badRequest', "type must be 'market' or 'limit'")
     if (b.side !== 'buy' && b.side !== 'sell') throw new SimError(400, 'badRequest', "side must be 'buy' or 'sell'")
-    if (typeof b.leverage !== 'number' || !(b.leverage >= 1 && b.leverage <= 100)) throw new SimError(400, 'badRequest', 'leverage must be a number from 1 to 100')
-    if (!Number.isSafeInteger(b.quantity) || (b.quantity as number) < 1) throw new SimError(400, 'badRequest', 'quantity must be a positive integer (USD)')
-    if (type === 'limit' && !(typeof b.price === 'number' && b.price > 0)) throw new SimError(400, 'badRequest', 'a limit order needs a positive price')
-    const trade: CreateTradeBody = { type, side: b.side, leverage: b.leverage, quantity: b.quantity as number, ...(type === 'limit' ? { price: b.price as number } : {}) }
+    if (typeof b.leverage !== 'number' || !(b.leverage >= 1 && b.leverage <= 100))
+      throw new SimError(400, 'badRequest', 'leverage must be a number from 1 to 100')
+    if (!Number.isSafeInteger(b.quantity) || (b.quantity as number) < 1)
+      throw new SimError(400, 'badRequest', 'quantity must be a positive integer (USD)')
+    if (type === 'limit' && !(typeof b.price === 'number' && b.price > 0))
+      throw new SimError(400, 'badRequest', 'a limit order needs a positive price')
+    const trade: CreateTradeBody = {
+      type,
+      side: b.side,
+      leverage: b.leverage,
+      quantity: b.quantity as number,
+      ...(type === 'limit' ? { price: b.price as number } : {}),
+    }
     return { username: b.username, trade }
   }
 
@@ -158,50 +177,86 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const publicLimiter = new TokenBuckets(opts.rateLimit?.publicPerSec ?? 1)
   const authLimiter = new TokenBuckets(opts.rateLimit?.authPerSec ?? 5)
   const stats: Simulator['stats'] = {
-    requests: (f = {}) => log.filter((e) => (f.path === undefined || e.path === f.path) && (f.key === undefined || e.key === f.key) && (f.sinceMs === undefined || e.ts >= f.sinceMs)).length,
-    reset: () => { log = [] },
+    requests: (f = {}) =>
+      log.filter(
+        (e) =>
+          (f.path === undefined || e.path === f.path) &&
+          (f.key === undefined || e.key === f.key) &&
+          (f.sinceMs === undefined || e.ts >= f.sinceMs),
+      ).length,
+    reset: () => {
+      log = []
+    },
     log: () => log.slice(),
   }
 
   const admin = opts.admin
     ? (method: string, path: string, body: unknown): unknown => {
-      const route = `${method} ${path}`
-      switch (route) {
-        case 'GET /__sim/faults': return faults.get()
-        case 'PUT /__sim/faults': faults.set(body as Partial<Faults>); return faults.get()
-        case 'POST /__sim/faults/reset': faults.reset(); return faults.get()
-        case 'GET /__sim/stats': {
-          const byPath: Record<string, number> = {}
-          for (const e of log) byPath[e.path] = (byPath[e.path] ?? 0) + 1
-          return { total: log.length, byPath, recent: log.slice(-100) }
+        const route = `${method} ${path}`
+        switch (route) {
+          case 'GET /__sim/faults':
+            return faults.get()
+          case 'PUT /__sim/faults':
+            faults.set(body as Partial<Faults>)
+            return faults.get()
+          case 'POST /__sim/faults/reset':
+            faults.reset()
+            return faults.get()
+          case 'GET /__sim/stats': {
+            const byPath: Record<string, number> = {}
+            for (const e of log) byPath[e.path] = (byPath[e.path] ?? 0) + 1
+            return { total: log.length, byPath, recent: log.slice(-100) }
+          }
+          case 'POST /__sim/stats/reset':
+            stats.reset()
+            return { ok: true }
+          case 'GET /__sim/stream':
+            return stream.stats()
+          case 'POST /__sim/price': {
+            const p = (body as { price?: unknown } | undefined)?.price
+            setPrice(typeof p === 'number' ? p : NaN)
+            return market.ticker()
+          }
+          case 'POST /__sim/tick':
+            tick()
+            return market.ticker()
+          case 'POST /__sim/funding':
+            return engine.settleFunding()
+          case 'POST /__sim/wallet/deposit': {
+            const w = walletAmount(body)
+            return engine.deposit(keyOf(w.username), w.amount, w.network)
+          }
+          case 'POST /__sim/wallet/withdrawal': {
+            const w = walletAmount(body)
+            return engine.withdraw(keyOf(w.username), w.amount, w.network)
+          }
+          // a trader's own actions, for tests that need a fill or a close pushed by the exchange without signing requests
+          case 'POST /__sim/trades': {
+            const o = adminTrade(body)
+            return engine.create(keyOf(o.username), o.trade)
+          }
+          case 'POST /__sim/trades/close': {
+            const b = (body ?? {}) as { username?: unknown; id?: unknown }
+            if (typeof b.id !== 'string') throw new SimError(400, 'badRequest', 'id must be a trade id')
+            return engine.close(keyOf(b.username), b.id)
+          }
+          default:
+            throw new SimError(404, 'notFound', `Route ${method}:${path} not found`)
         }
-        case 'POST /__sim/stats/reset': stats.reset(); return { ok: true }
-        case 'GET /__sim/stream': return stream.stats()
-        case 'POST /__sim/price': {
-          const p = (body as { price?: unknown } | undefined)?.price
-          setPrice(typeof p === 'number' ? p : NaN)
-          return market.ticker()
-        }
-        case 'POST /__sim/tick': tick(); return market.ticker()
-        case 'POST /__sim/funding': return engine.settleFunding()
-        case 'POST /__sim/wallet/deposit': { const w = walletAmount(body); return engine.deposit(keyOf(w.username), w.amount, w.network) }
-        case 'POST /__sim/wallet/withdrawal': { const w = walletAmount(body); return engine.withdraw(keyOf(w.username), w.amount, w.network) }
-        // a trader's own actions, for tests that need a fill or a close pushed by the exchange without signing requests
-        case 'POST /__sim/trades': { const o = adminTrade(body); return engine.create(keyOf(o.username), o.trade) }
-        case 'POST /__sim/trades/close': {
-          const b = (body ?? {}) as { username?: unknown; id?: unknown }
-          if (typeof b.id !== 'string') throw new SimError(400, 'badRequest', 'id must be a trade id')
-          return engine.close(keyOf(b.username), b.id)
-        }
-        default: throw new SimError(404, 'notFound', `Route ${method}:${path} not found`)
       }
-    }
     : undefined
 
   const handler = createHttpHandler({
     routes: buildRoutes({ engine, market, now }),
-    accounts: byKey, now, faults: faults.get, rng: createRng(seed ^ 0xfa017),
-    publicLimiter, authLimiter, held, admin, log: opts.log,
+    accounts: byKey,
+    now,
+    faults: faults.get,
+    rng: createRng(seed ^ 0xfa017),
+    publicLimiter,
+    authLimiter,
+    held,
+    admin,
+    log: opts.log,
     record: (e) => {
       // never the key: it is a credential
       if (opts.log) console.log(`[simulator] ${e.method} ${e.path} ${e.status}`)
@@ -218,27 +273,30 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   server.on('upgrade', (req, socket, head) => stream.handleUpgrade(req, socket, head))
   server.on('clientError', (_e, socket) => socket.destroy())
 
-  const listen = (port: number) => new Promise<number>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => {
-      server.off('error', reject)
-      resolve((server.address() as AddressInfo).port)
+  const listen = (port: number) =>
+    new Promise<number>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => {
+        server.off('error', reject)
+        resolve((server.address() as AddressInfo).port)
+      })
     })
-  })
-  const shut = () => new Promise<void>((resolve) => {
-    stream.dropAll()
-    for (const r of held) r.destroy()
-    held.clear()
-    for (const s of sockets) s.destroy()
-    if (!server.listening) return resolve()
-    server.close(() => resolve())
-  })
+  const shut = () =>
+    new Promise<void>((resolve) => {
+      stream.dropAll()
+      for (const r of held) r.destroy()
+      held.clear()
+      for (const s of sockets) s.destroy()
+      if (!server.listening) return resolve()
+      server.close(() => resolve())
+    })
 
   const port = await listen(opts.port ?? 0)
   const timer = tickMs > 0 ? setInterval(tick, tickMs) : undefined
   timer?.unref()
   const urlHost = host.includes(':') ? `[${host}]` : host
-  if (opts.log) console.log(`[simulator] listening on http://${urlHost}:${port} (next funding ${new Date(nextFundingTime(now())).toISOString()})`)
+  if (opts.log)
+    console.log(`[simulator] listening on http://${urlHost}:${port} (next funding ${new Date(nextFundingTime(now())).toISOString()})`)
 
   let closed = false
   return {
@@ -255,7 +313,15 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     },
     faults,
     stats,
-    market: { price: () => market.price(), index: () => market.index(), setPrice, tick, settleFunding: () => { engine.settleFunding() } },
+    market: {
+      price: () => market.price(),
+      index: () => market.index(),
+      setPrice,
+      tick,
+      settleFunding: () => {
+        engine.settleFunding()
+      },
+    },
     streamStats: () => stream.stats(),
     streamEvents: () => stream.eventLog(),
     restartStream: (refuseMs) => stream.restart(refuseMs),
@@ -287,7 +353,12 @@ const secret = () => randomBytes(24).toString('base64')
  */
 export function demoAccounts(): SimAccountInput[] {
   const mk = (username: string, balance: number, positions: SimAccountInput['positions']): SimAccountInput => ({
-    username, key: `sim-${username}-${randomBytes(6).toString('hex')}`, secret: secret(), passphrase: randomBytes(8).toString('hex'), balance, positions,
+    username,
+    key: `sim-${username}-${randomBytes(6).toString('hex')}`,
+    secret: secret(),
+    passphrase: randomBytes(8).toString('hex'),
+    balance,
+    positions,
   })
   return [
     {
@@ -318,14 +389,18 @@ export function loadAccountsFile(path: string): SimAccountInput[] {
   } catch (e) {
     throw new Error(`SIM_ACCOUNTS_FILE ${path}: ${(e as Error).message}`, { cause: e })
   }
-  const fail = (where: string, what: string): never => { throw new Error(`SIM_ACCOUNTS_FILE ${path}: ${where} ${what}`) }
+  const fail = (where: string, what: string): never => {
+    throw new Error(`SIM_ACCOUNTS_FILE ${path}: ${where} ${what}`)
+  }
   if (!Array.isArray(parsed) || parsed.length === 0) fail('root', 'must be a non-empty JSON array')
   const keys = new Set<string>()
   return (parsed as unknown[]).map((raw, i) => {
     const at = `[${i}]`
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail(at, 'must be an object')
     const a = raw as Record<string, unknown>
-    for (const k of Object.keys(a)) if (!['username', 'key', 'secret', 'passphrase', 'balance', 'positions', 'cross', 'history'].includes(k)) fail(`${at}.${k}`, 'is not a known field')
+    for (const k of Object.keys(a))
+      if (!['username', 'key', 'secret', 'passphrase', 'balance', 'positions', 'cross', 'history'].includes(k))
+        fail(`${at}.${k}`, 'is not a known field')
     for (const k of ['username', 'key', 'secret', 'passphrase'] as const) {
       if (typeof a[k] !== 'string' || a[k].length === 0) fail(`${at}.${k}`, 'must be a non-empty string')
     }
@@ -339,7 +414,9 @@ export function loadAccountsFile(path: string): SimAccountInput[] {
         const pat = `${at}.positions[${j}]`
         if (typeof rp !== 'object' || rp === null) return fail(pat, 'must be an object')
         const p = rp as Record<string, unknown>
-        for (const k of Object.keys(p)) if (!['side', 'quantity', 'leverage', 'entryPrice', 'type', 'price', 'stoplossPct', 'takeprofitPct'].includes(k)) fail(`${pat}.${k}`, 'is not a known field')
+        for (const k of Object.keys(p))
+          if (!['side', 'quantity', 'leverage', 'entryPrice', 'type', 'price', 'stoplossPct', 'takeprofitPct'].includes(k))
+            fail(`${pat}.${k}`, 'is not a known field')
         if (p.side !== 'buy' && p.side !== 'sell') fail(`${pat}.side`, "must be 'buy' or 'sell'")
         if (!isSafeInt(p.quantity) || p.quantity < 1) fail(`${pat}.quantity`, 'must be a positive integer (USD)')
         if (typeof p.leverage !== 'number' || p.leverage < 1 || p.leverage > 100) fail(`${pat}.leverage`, 'must be a number in [1, 100]')
@@ -353,8 +430,14 @@ export function loadAccountsFile(path: string): SimAccountInput[] {
     const cross = a.cross === undefined ? undefined : crossInput(a.cross, `${at}.cross`, fail)
     const history = a.history === undefined ? undefined : historyInput(a.history, `${at}.history`, fail)
     return {
-      username: a.username as string, key: a.key as string, secret: a.secret as string, passphrase: a.passphrase as string, balance: a.balance as number,
-      ...(positions ? { positions } : {}), ...(cross ? { cross } : {}), ...(history ? { history } : {}),
+      username: a.username as string,
+      key: a.key as string,
+      secret: a.secret as string,
+      passphrase: a.passphrase as string,
+      balance: a.balance as number,
+      ...(positions ? { positions } : {}),
+      ...(cross ? { cross } : {}),
+      ...(history ? { history } : {}),
     }
   })
 }
@@ -365,14 +448,19 @@ const onlyKeys = (o: Record<string, unknown>, keys: string[], at: string, fail: 
   for (const k of Object.keys(o)) if (!keys.includes(k)) fail(`${at}.${k}`, 'is not a known field')
 }
 const side = (v: unknown, at: string, fail: Fail) => (v === 'buy' || v === 'sell' ? v : fail(at, "must be 'buy' or 'sell'"))
-const posInt = (v: unknown, at: string, fail: Fail, what: string) => (isSafeInt(v) && v >= 1 ? v : fail(at, `must be a positive integer (${what})`))
+const posInt = (v: unknown, at: string, fail: Fail, what: string) =>
+  isSafeInt(v) && v >= 1 ? v : fail(at, `must be a positive integer (${what})`)
 const posNum = (v: unknown, at: string, fail: Fail) => (typeof v === 'number' && v > 0 ? v : fail(at, 'must be a positive number'))
 
 function crossInput(raw: unknown, at: string, fail: Fail): SimCrossInput {
   if (!isObject(raw)) return fail(at, 'must be an object')
   onlyKeys(raw, ['margin', 'leverage', 'side', 'quantity', 'entryPrice', 'orders'], at, fail)
   const out: SimCrossInput = { margin: posInt(raw.margin, `${at}.margin`, fail, 'sats') }
-  if (raw.leverage !== undefined) out.leverage = typeof raw.leverage === 'number' && raw.leverage >= 1 && raw.leverage <= 100 ? raw.leverage : fail(`${at}.leverage`, 'must be a number in [1, 100]')
+  if (raw.leverage !== undefined)
+    out.leverage =
+      typeof raw.leverage === 'number' && raw.leverage >= 1 && raw.leverage <= 100
+        ? raw.leverage
+        : fail(`${at}.leverage`, 'must be a number in [1, 100]')
   if ((raw.side === undefined) !== (raw.quantity === undefined)) fail(at, 'needs both side and quantity, or neither')
   if (raw.side !== undefined) out.side = side(raw.side, `${at}.side`, fail)
   if (raw.quantity !== undefined) out.quantity = posInt(raw.quantity, `${at}.quantity`, fail, 'USD')
@@ -383,7 +471,11 @@ function crossInput(raw: unknown, at: string, fail: Fail): SimCrossInput {
       const oat = `${at}.orders[${i}]`
       if (!isObject(o)) return fail(oat, 'must be an object')
       onlyKeys(o, ['side', 'quantity', 'price'], oat, fail)
-      return { side: side(o.side, `${oat}.side`, fail), quantity: posInt(o.quantity, `${oat}.quantity`, fail, 'USD'), ...(o.price !== undefined ? { price: posNum(o.price, `${oat}.price`, fail) } : {}) }
+      return {
+        side: side(o.side, `${oat}.side`, fail),
+        quantity: posInt(o.quantity, `${oat}.quantity`, fail, 'USD'),
+        ...(o.price !== undefined ? { price: posNum(o.price, `${oat}.price`, fail) } : {}),
+      }
     })
   }
   return out

@@ -4,7 +4,13 @@ import { demoAccounts, loadAccountsFile, startSimulator } from './index.ts'
 
 const config = loadConfig()
 const accounts = config.SIM_ACCOUNTS_FILE ? loadAccountsFile(config.SIM_ACCOUNTS_FILE) : demoAccounts()
-const sim = await startSimulator({ port: config.SIM_PORT, host: config.HOST, accounts, admin: config.SIM_ADMIN, seed: Date.now() & 0x7fffffff })
+const sim = await startSimulator({
+  port: config.SIM_PORT,
+  host: config.HOST,
+  accounts,
+  admin: config.SIM_ADMIN,
+  seed: Date.now() & 0x7fffffff,
+})
 
 // printed once, to the operator's terminal only: these are simulator credentials, not real ones
 console.log(`LN Markets simulator
@@ -22,7 +28,10 @@ const stop = (signal: string) => {
   console.log(`simulator: ${signal}, closing`)
   const force = setTimeout(() => process.exit(1), 5000)
   force.unref()
-  sim.close().then(() => process.exit(0), () => process.exit(1))
+  sim.close().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  )
 }
 process.once('SIGINT', () => stop('SIGINT'))
 process.once('SIGTERM', () => stop('SIGTERM'))

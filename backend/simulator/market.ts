@@ -9,9 +9,25 @@ export const MINUTE_MS = 60_000
 export const FUNDING_PERIOD_MS = 8 * 3600_000
 const YEAR_MS = 365 * 24 * 3600_000
 
-export interface Candle { time: number; open: number; high: number; low: number; close: number; volume: number }
-export interface Bucket { minSize: number; maxSize: number; bidPrice: number; askPrice: number }
-export interface PriceSample { time: number; lastPrice: number; index: number }
+export interface Candle {
+  time: number
+  open: number
+  high: number
+  low: number
+  close: number
+  volume: number
+}
+export interface Bucket {
+  minSize: number
+  maxSize: number
+  bidPrice: number
+  askPrice: number
+}
+export interface PriceSample {
+  time: number
+  lastPrice: number
+  index: number
+}
 
 export const roundHalf = (x: number): number => Math.round(x * 2) / 2
 const floorHalf = (x: number): number => Math.floor(x * 2) / 2
@@ -23,9 +39,20 @@ export const nextFundingTime = (t: number): number => Math.floor(t / FUNDING_PER
 
 /** candle ranges accepted by `/futures/candles` */
 export const CANDLE_RANGES: Record<string, number> = {
-  '1m': MINUTE_MS, '3m': 3 * MINUTE_MS, '5m': 5 * MINUTE_MS, '10m': 10 * MINUTE_MS, '15m': 15 * MINUTE_MS,
-  '30m': 30 * MINUTE_MS, '45m': 45 * MINUTE_MS, '1h': 60 * MINUTE_MS, '2h': 120 * MINUTE_MS, '3h': 180 * MINUTE_MS,
-  '4h': 240 * MINUTE_MS, '1d': 1440 * MINUTE_MS, '1w': 7 * 1440 * MINUTE_MS, '1month': 30 * 1440 * MINUTE_MS,
+  '1m': MINUTE_MS,
+  '3m': 3 * MINUTE_MS,
+  '5m': 5 * MINUTE_MS,
+  '10m': 10 * MINUTE_MS,
+  '15m': 15 * MINUTE_MS,
+  '30m': 30 * MINUTE_MS,
+  '45m': 45 * MINUTE_MS,
+  '1h': 60 * MINUTE_MS,
+  '2h': 120 * MINUTE_MS,
+  '3h': 180 * MINUTE_MS,
+  '4h': 240 * MINUTE_MS,
+  '1d': 1440 * MINUTE_MS,
+  '1w': 7 * 1440 * MINUTE_MS,
+  '1month': 30 * 1440 * MINUTE_MS,
   '3months': 90 * 1440 * MINUTE_MS,
 }
 
@@ -68,16 +95,24 @@ export class Market {
     this.generateHistory(opts.historyMinutes ?? 3 * 1440)
   }
 
-  price(): number { return this.last }
-  index(): number { return this.idx }
-  time(): number { return this.lastTime }
+  price(): number {
+    return this.last
+  }
+  index(): number {
+    return this.idx
+  }
+  time(): number {
+    return this.lastTime
+  }
 
   /** one step of the walk covering `dtMs` of market time */
   step(dtMs: number): void {
     const sd = this.sigma * Math.sqrt(Math.max(dtMs, 1) / YEAR_MS)
     this.apply(Math.max(0.5, roundHalf(this.last * Math.exp(sd * this.rng.gauss()))))
     // the funding rate drifts slowly around 1 bp
-    this.fundingRate = round6(Math.min(0.001, Math.max(-0.001, this.fundingRate + this.rng.gauss() * 0.000002 + (0.0001 - this.fundingRate) * 0.001)))
+    this.fundingRate = round6(
+      Math.min(0.001, Math.max(-0.001, this.fundingRate + this.rng.gauss() * 0.000002 + (0.0001 - this.fundingRate) * 0.001)),
+    )
   }
 
   setPrice(p: number): void {
@@ -102,7 +137,10 @@ export class Market {
     const minute = Math.floor(t / MINUTE_MS) * MINUTE_MS
     const c = this.candles[this.candles.length - 1]
     if (c && c.time === minute) {
-      c.high = Math.max(c.high, p); c.low = Math.min(c.low, p); c.close = p; c.volume += volume
+      c.high = Math.max(c.high, p)
+      c.low = Math.min(c.low, p)
+      c.close = p
+      c.volume += volume
     } else if (!c || minute > c.time) {
       const open = c ? c.close : p
       this.candles.push({ time: minute, open, high: Math.max(open, p), low: Math.min(open, p), close: p, volume })
@@ -122,8 +160,11 @@ export class Market {
       const wiggle = Math.abs(this.rng.gauss()) * sd * close * 0.5
       const time = nowMinute - i * MINUTE_MS
       out.push({
-        time, open, close,
-        high: roundHalf(Math.max(open, close) + wiggle), low: roundHalf(Math.min(open, close) - wiggle),
+        time,
+        open,
+        close,
+        high: roundHalf(Math.max(open, close) + wiggle),
+        low: roundHalf(Math.min(open, close) - wiggle),
         volume: Math.floor(50_000 + this.rng.next() * 500_000),
       })
       samples.push({ time: time + MINUTE_MS - 1, lastPrice: close, index: this.indexFor(close) })
@@ -138,8 +179,10 @@ export class Market {
   buckets(): Bucket[] {
     const half = Math.max(0.5, this.last * 0.00005)
     return LADDER.map((b) => ({
-      minSize: b.minSize, maxSize: b.maxSize,
-      bidPrice: floorHalf(this.last - half * b.spreadMul), askPrice: ceilHalf(this.last + half * b.spreadMul),
+      minSize: b.minSize,
+      maxSize: b.maxSize,
+      bidPrice: floorHalf(this.last - half * b.spreadMul),
+      askPrice: ceilHalf(this.last + half * b.spreadMul),
     }))
   }
 
@@ -149,12 +192,19 @@ export class Market {
     return b.find((x) => quantity >= x.minSize && quantity < x.maxSize) ?? b[b.length - 1]!
   }
 
-  bid(): number { return this.buckets()[0]!.bidPrice }
-  ask(): number { return this.buckets()[0]!.askPrice }
+  bid(): number {
+    return this.buckets()[0]!.bidPrice
+  }
+  ask(): number {
+    return this.buckets()[0]!.askPrice
+  }
 
   ticker(): { index: number; lastPrice: number; prices: Bucket[]; fundingRate: number; fundingTime: string } {
     return {
-      index: this.idx, lastPrice: this.last, prices: this.buckets(), fundingRate: this.fundingRate,
+      index: this.idx,
+      lastPrice: this.last,
+      prices: this.buckets(),
+      fundingRate: this.fundingRate,
       fundingTime: new Date(nextFundingTime(this.now())).toISOString(),
     }
   }
@@ -167,7 +217,10 @@ export class Market {
       if (bucket < from - rangeMs || c.time > to) continue
       const cur = out[out.length - 1]
       if (cur && cur.time === bucket) {
-        cur.high = Math.max(cur.high, c.high); cur.low = Math.min(cur.low, c.low); cur.close = c.close; cur.volume += c.volume
+        cur.high = Math.max(cur.high, c.high)
+        cur.low = Math.min(cur.low, c.low)
+        cur.close = c.close
+        cur.volume += c.volume
       } else {
         out.push({ ...c, time: bucket })
       }

@@ -1,9 +1,17 @@
 /** Token buckets keyed by IP or API key: `perSec` tokens per second, burst of `perSec`. */
-export interface Take { ok: boolean; remaining: number; /** epoch ms when the bucket is full again */ resetAt: number; retryAfterS: number }
+export interface Take {
+  ok: boolean
+  remaining: number
+  /** epoch ms when the bucket is full again */ resetAt: number
+  retryAfterS: number
+}
 
 export class TokenBuckets {
   private buckets = new Map<string, { tokens: number; at: number }>()
-  constructor(private readonly perSec: number, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly perSec: number,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   take(id: string): Take {
     const now = this.now()

@@ -26,24 +26,53 @@ export interface StreamLimits {
   authPerMinute: number
 }
 export const DEFAULT_STREAM_LIMITS: Readonly<StreamLimits> = Object.freeze({ socketsPerIp: 32, connectionsPerHour: 500, authPerMinute: 20 })
-const PERMISSIONS = ['account:read', 'futures:isolated:read', 'futures:isolated:write', 'futures:cross:read', 'futures:cross:write', 'wallet:read']
+const PERMISSIONS = [
+  'account:read',
+  'futures:isolated:read',
+  'futures:isolated:write',
+  'futures:cross:read',
+  'futures:cross:write',
+  'wallet:read',
+]
 const PREFIX = 'futures/inverse/btc_usd/'
 const PUBLIC_TOPICS = new Set([
-  `${PREFIX}ticker`, `${PREFIX}lastPrice`, `${PREFIX}index`, `${PREFIX}buckets`, `${PREFIX}funding`,
+  `${PREFIX}ticker`,
+  `${PREFIX}lastPrice`,
+  `${PREFIX}index`,
+  `${PREFIX}buckets`,
+  `${PREFIX}funding`,
   ...Object.keys(CANDLE_RANGES).map((r) => `${PREFIX}ohlc/${r}`),
 ])
-const PRIVATE_TOPICS = new Set([`${PREFIX}isolated/trades`, `${PREFIX}cross/orders`, `${PREFIX}cross/position`, 'wallet/deposit', 'wallet/withdrawal'])
+const PRIVATE_TOPICS = new Set([
+  `${PREFIX}isolated/trades`,
+  `${PREFIX}cross/orders`,
+  `${PREFIX}cross/position`,
+  'wallet/deposit',
+  'wallet/withdrawal',
+])
 
 export const RpcError = {
-  PARSE_ERROR: -32700, INVALID_REQUEST: -32600, METHOD_NOT_FOUND: -32601, INVALID_PARAMS: -32602,
-  INTERNAL_SERVER_ERROR: -32603, UNAUTHORIZED: -32401, FORBIDDEN: -32403, TOO_MANY_REQUESTS: -32429,
+  PARSE_ERROR: -32700,
+  INVALID_REQUEST: -32600,
+  METHOD_NOT_FOUND: -32601,
+  INVALID_PARAMS: -32602,
+  INTERNAL_SERVER_ERROR: -32603,
+  UNAUTHORIZED: -32401,
+  FORBIDDEN: -32403,
+  TOO_MANY_REQUESTS: -32429,
 } as const
 type RpcCode = keyof typeof RpcError
 /** a JSON-RPC message or its params, as received: every field is checked before use */
 type RpcParams = Record<string, unknown>
 
 class RpcFail extends Error {
-  constructor(readonly code: RpcCode, message: string, readonly extra: Record<string, unknown> = {}) { super(message) }
+  constructor(
+    readonly code: RpcCode,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message)
+  }
 }
 
 interface Client {
@@ -77,9 +106,20 @@ export class StreamServer {
   private authAttempts = new Map<string, number[]>()
   private connections = new Map<string, number[]>()
   private readonly limits: StreamLimits
-  private readonly counters = { connections: 0, authenticate: 0, refusedSockets: 0, refusedConnections: 0, refusedAuthenticate: 0, refusedMessages: 0, maxOpen: 0 }
+  private readonly counters = {
+    connections: 0,
+    authenticate: 0,
+    refusedSockets: 0,
+    refusedConnections: 0,
+    refusedAuthenticate: 0,
+    refusedMessages: 0,
+    maxOpen: 0,
+  }
   /** every upgrade attempt (wall ms, the HTTP status answered) and every `authenticate` call (wall ms, the key it named) */
-  private readonly events = { upgrades: [] as Array<{ ts: number; status: number }>, authenticate: [] as Array<{ ts: number; key: string | null }> }
+  private readonly events = {
+    upgrades: [] as Array<{ ts: number; status: number }>,
+    authenticate: [] as Array<{ ts: number; key: string | null }>,
+  }
   /** restart(): upgrades are refused (503) until then */
   private refuseUntil = 0
   private nonces = new Map<string, number>()
@@ -181,8 +221,14 @@ export class StreamServer {
     }
     if (!parseable) return fail(new RpcFail('PARSE_ERROR', 'Parse error'))
     const { method, params = {} } = msg ?? {}
-    if (!msg || msg.jsonrpc !== '2.0' || typeof method !== 'string' ||
-      ('id' in msg && !validId(msg.id)) || typeof params !== 'object' || params === null) {
+    if (
+      !msg ||
+      msg.jsonrpc !== '2.0' ||
+      typeof method !== 'string' ||
+      ('id' in msg && !validId(msg.id)) ||
+      typeof params !== 'object' ||
+      params === null
+    ) {
       return fail(new RpcFail('INVALID_REQUEST', 'Invalid Request'))
     }
     const notification = !('id' in msg)
@@ -260,7 +306,14 @@ export class StreamServer {
     }
     const str = (v: unknown, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max
     const { key, signature, passphrase, nonce, timestamp } = p
-    if (!str(key, 256) || !str(signature, 256) || !str(passphrase, 256) || !str(nonce, 128) || typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp)) {
+    if (
+      !str(key, 256) ||
+      !str(signature, 256) ||
+      !str(passphrase, 256) ||
+      !str(nonce, 128) ||
+      typeof timestamp !== 'number' ||
+      !Number.isSafeInteger(timestamp)
+    ) {
       throw new RpcFail('INVALID_PARAMS', 'params must be {key, signature, timestamp (ms integer), passphrase, nonce}')
     }
     const now = this.d.now()
@@ -289,7 +342,8 @@ export class StreamServer {
     if (m.price() !== this.lastPrice) this.notify(`${PREFIX}lastPrice`, { time, lastPrice: m.price() })
     this.notify(`${PREFIX}index`, { time, index: m.index() })
     this.notify(`${PREFIX}buckets`, { time, buckets: m.buckets() })
-    if (m.fundingRate !== this.lastFunding) this.notify(`${PREFIX}funding`, { pair: 'btc_usd', current: { rate: m.fundingRate, time: fundingTime } })
+    if (m.fundingRate !== this.lastFunding)
+      this.notify(`${PREFIX}funding`, { pair: 'btc_usd', current: { rate: m.fundingRate, time: fundingTime } })
     this.lastPrice = m.price()
     this.lastFunding = m.fundingRate
     for (const [range, ms] of Object.entries(CANDLE_RANGES)) {
@@ -304,9 +358,17 @@ export class StreamServer {
   /** `isolated/trades`: the trade with ms times; a funding event carries the SDK's `{margin, liquidationPrice, fundingFee, fundedAt}` */
   publishTrade(owner: string, event: TradeEvent, t: Trade, extra?: FundingEventExtra): void {
     const { owner: _o, ...full } = t
-    const trade = event === 'funding' && extra
-      ? { id: t.id, margin: t.margin, liquidationPrice: t.liquidation, fundingFee: extra.fundingFee, fundedAt: extra.fundedAt, clientId: t.clientId }
-      : full
+    const trade =
+      event === 'funding' && extra
+        ? {
+            id: t.id,
+            margin: t.margin,
+            liquidationPrice: t.liquidation,
+            fundingFee: extra.fundingFee,
+            fundedAt: extra.fundedAt,
+            clientId: t.clientId,
+          }
+        : full
     this.notify(`${PREFIX}isolated/trades`, { pair: 'btc_usd', event, trade }, (c) => c.auth?.key === owner)
   }
 
@@ -331,7 +393,12 @@ export class StreamServer {
    * and the most sockets open at once (every client of a test is on 127.0.0.1, so these are per IP)
    */
   stats(): { open: number; authenticated: number; privateDrops: number } & StreamServer['counters'] {
-    return { ...this.counters, open: this.clients.size, authenticated: [...this.clients].filter((c) => c.auth).length, privateDrops: this.privateDrops }
+    return {
+      ...this.counters,
+      open: this.clients.size,
+      authenticated: [...this.clients].filter((c) => c.auth).length,
+      privateDrops: this.privateDrops,
+    }
   }
 
   /** the log behind the counters: each upgrade attempt with its status, each authenticate call (wall ms) */

@@ -69,7 +69,11 @@ export interface Faults {
 
 /** a REST error: `{code, message}` with an HTTP status */
 export class SimError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
     super(message)
   }
 }

@@ -8,7 +8,19 @@ import { ACCOUNT_CHANNELS, channelRow, type AccountChannel } from '../schemas/ch
 import type { UpstreamState } from '../schemas/ws-protocol.ts'
 import { CONTROL_TOPIC, TICKER_TOPIC, accountTopic, type Bus, type BusEvent, type StatusEvent } from './bus.ts'
 import type { SnapshotByChannel } from '../schemas/ws-protocol.ts'
-import { classify, nextEpoch, reasonOf, silentLog, type AccountDerivations, type AccountSource, type Derivation, type Credentials, type CredentialsLookup, type Failure, type Log } from './sources.ts'
+import {
+  classify,
+  nextEpoch,
+  reasonOf,
+  silentLog,
+  type AccountDerivations,
+  type AccountSource,
+  type Derivation,
+  type Credentials,
+  type CredentialsLookup,
+  type Failure,
+  type Log,
+} from './sources.ts'
 
 export interface AccountPollersOptions {
   bus: Bus
@@ -70,7 +82,10 @@ class AccountPoller {
   lastSuccessTs: number | null = null
   status: StatusEvent | null = null
   stopped = false
-  constructor(readonly userId: string, readonly phase: number) {
+  constructor(
+    readonly userId: string,
+    readonly phase: number,
+  ) {
     this.topic = accountTopic(userId)
   }
 }
@@ -92,7 +107,10 @@ export class AccountPollers {
   private readonly pollers = new Map<string, AccountPoller>()
   /** bits (by POLLED index) of the channels that are not `slow` */
   private readonly fastBits = POLLED.reduce((m, ch, i) => (channelRow(ch).cadence.kind === 'slow' ? m : m | (1 << i)), 0)
-  private readonly o: Required<Omit<AccountPollersOptions, 'metrics' | 'derive' | 'pushIntervalMs' | 'onStart' | 'onStop' | 'onCredentials'>> & Pick<AccountPollersOptions, 'metrics' | 'derive' | 'pushIntervalMs' | 'onStart' | 'onStop' | 'onCredentials'>
+  private readonly o: Required<
+    Omit<AccountPollersOptions, 'metrics' | 'derive' | 'pushIntervalMs' | 'onStart' | 'onStop' | 'onCredentials'>
+  > &
+    Pick<AccountPollersOptions, 'metrics' | 'derive' | 'pushIntervalMs' | 'onStart' | 'onStop' | 'onCredentials'>
   private unsubscribe: (() => void) | null = null
 
   constructor(opts: AccountPollersOptions) {
@@ -265,7 +283,8 @@ export class AccountPollers {
   private replay(p: AccountPoller): void {
     for (let i = 0; i < POLLED.length; i++) {
       const json = p.last[i]
-      if (json !== null && json !== undefined) this.o.bus.publish(p.topic, { kind: 'snapshot', channel: POLLED[i]!, epoch: p.epoch, seq: p.seq[i]!, sourceTs: p.lastTs[i]!, json })
+      if (json !== null && json !== undefined)
+        this.o.bus.publish(p.topic, { kind: 'snapshot', channel: POLLED[i]!, epoch: p.epoch, seq: p.seq[i]!, sourceTs: p.lastTs[i]!, json })
     }
     if (p.status) this.o.bus.publish(p.topic, p.status)
   }
@@ -365,7 +384,8 @@ export class AccountPollers {
         if (r.status === 'rejected') {
           const f = classify(r.reason)
           // the most telling failure wins: rejected credentials > rate limit > anything else
-          if (!failure || f.kind === 'credentials_rejected' || (f.kind === 'rate_limited' && failure.kind !== 'credentials_rejected')) failure = f
+          if (!failure || f.kind === 'credentials_rejected' || (f.kind === 'rate_limited' && failure.kind !== 'credentials_rejected'))
+            failure = f
           continue
         }
         ok++
@@ -471,7 +491,13 @@ export class AccountPollers {
       p.seq[i]!++
       this.o.bus.publish(p.topic, { kind: 'snapshot', channel: ch, epoch: p.epoch, seq: p.seq[i]!, sourceTs: p.lastTs[i]!, json })
     }
-    if (fresh.length) this.o.bus.publish(p.topic, { kind: 'fresh', channels: fresh, epoch: p.epoch, sourceTs: Math.min(...fresh.map((ch) => p.lastTs[POLLED.indexOf(ch)]!)) })
+    if (fresh.length)
+      this.o.bus.publish(p.topic, {
+        kind: 'fresh',
+        channels: fresh,
+        epoch: p.epoch,
+        sourceTs: Math.min(...fresh.map((ch) => p.lastTs[POLLED.indexOf(ch)]!)),
+      })
   }
 
   /**

@@ -23,7 +23,11 @@ export function parseRedisUrl(redisUrl: string): { url: string; prefix: string }
   return { url: u.toString(), prefix }
 }
 
-export function createBus(config: Pick<Config, 'REDIS_URL'> & Partial<Pick<Config, 'REDIS_LEASE_MS' | 'workers'>>, log: Log, opts: { leaseTtlMs?: number; nodeId?: string } = {}): Bus {
+export function createBus(
+  config: Pick<Config, 'REDIS_URL'> & Partial<Pick<Config, 'REDIS_LEASE_MS' | 'workers'>>,
+  log: Log,
+  opts: { leaseTtlMs?: number; nodeId?: string } = {},
+): Bus {
   const onHandlerError = (err: unknown, topic: string) => log.error({ err, topic }, 'bus handler failed')
   if (!config.REDIS_URL && (config.workers ?? 1) > 1 && cluster.isWorker) {
     log.info({ worker: cluster.worker?.id }, 'fan-out bus: in-host (cluster primary relays events and grants one producer per account)')
@@ -32,6 +36,9 @@ export function createBus(config: Pick<Config, 'REDIS_URL'> & Partial<Pick<Confi
   if (!config.REDIS_URL) return new InProcessBus(onHandlerError)
   const { url, prefix } = parseRedisUrl(config.REDIS_URL)
   const bus = new RedisBus({ url, prefix, log, onHandlerError, leaseTtlMs: config.REDIS_LEASE_MS, ...opts })
-  log.info({ prefix, node: bus.nodeId, leaseTtlMs: bus.leaseTtlMs }, 'fan-out bus: Redis (cluster mode: one producer per account across nodes)')
+  log.info(
+    { prefix, node: bus.nodeId, leaseTtlMs: bus.leaseTtlMs },
+    'fan-out bus: Redis (cluster mode: one producer per account across nodes)',
+  )
   return bus
 }

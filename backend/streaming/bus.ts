@@ -69,9 +69,7 @@ export interface ControlEvent {
  * Session changes every node must apply to its open sockets (published on SESSIONS_TOPIC): a token revoked at
  * logout, or a user whose sockets must close (account deleted, exchange credentials deleted).
  */
-export type SessionEvent =
-  | { kind: 'revoke'; userId: string; tokenHash: string }
-  | { kind: 'forbid'; userId: string; reason: string }
+export type SessionEvent = { kind: 'revoke'; userId: string; tokenHash: string } | { kind: 'forbid'; userId: string; reason: string }
 
 export const SESSIONS_TOPIC = 'sessions'
 

@@ -42,7 +42,11 @@ export type ApplyResult =
  * than what is cached: a newer epoch, or the same epoch with a higher seq. So a replay, a reordered message or
  * a burst from a fenced-off producer (an older generation) never overwrites newer data.
  */
-export function acceptsSnapshot(cur: { epoch: number; seq: number } | undefined, floor: number, e: { epoch: number; seq: number }): boolean {
+export function acceptsSnapshot(
+  cur: { epoch: number; seq: number } | undefined,
+  floor: number,
+  e: { epoch: number; seq: number },
+): boolean {
   if (e.epoch < floor) return false
   if (!cur) return true
   return e.epoch > cur.epoch || (e.epoch === cur.epoch && e.seq > cur.seq)

@@ -6,7 +6,24 @@
 import { CloseCode } from '../schemas/ws-protocol.ts'
 
 /** RFC 6455 §7.4.1 codes a peer or the ws library can report, plus this protocol's own */
-const KNOWN = new Set<number>([1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 1015, ...Object.values(CloseCode)])
+const KNOWN = new Set<number>([
+  1000,
+  1001,
+  1002,
+  1003,
+  1005,
+  1006,
+  1007,
+  1008,
+  1009,
+  1010,
+  1011,
+  1012,
+  1013,
+  1014,
+  1015,
+  ...Object.values(CloseCode),
+])
 const LABELS = new Map<number, string>([...KNOWN].map((c) => [c, String(c)]))
 
 export function closeCodeLabel(code: number): string {

@@ -43,9 +43,11 @@ export type ToWorker =
   | { lnm: 'hit'; id: number; count: number; ttlMs: number }
   | { lnm: 'shutdown' }
 
-export const isLnmMessage = (m: unknown): m is { lnm: string } => typeof m === 'object' && m !== null && typeof (m as { lnm?: unknown }).lnm === 'string'
+export const isLnmMessage = (m: unknown): m is { lnm: string } =>
+  typeof m === 'object' && m !== null && typeof (m as { lnm?: unknown }).lnm === 'string'
 
-const keyOfTopic = (topic: string): string | null => (topic === TICKER_TOPIC ? 'ticker' : topic.startsWith('account:') ? topic.slice(8) : null)
+const keyOfTopic = (topic: string): string | null =>
+  topic === TICKER_TOPIC ? 'ticker' : topic.startsWith('account:') ? topic.slice(8) : null
 export const topicOfKey = (key: string): string => (key === 'ticker' ? TICKER_TOPIC : accountTopic(key))
 
 /** the worker's end of the IPC channel (process.send / process.on('message') in a cluster worker) */
@@ -289,7 +291,8 @@ export class LeaseAuthority {
         }
       }
     }
-    if (moved.length > 0) this.log.info({ worker: workerId, keys: moved.length }, 'cluster: a worker left, its keys were granted to other workers')
+    if (moved.length > 0)
+      this.log.info({ worker: workerId, keys: moved.length }, 'cluster: a worker left, its keys were granted to other workers')
     return moved
   }
 

@@ -84,7 +84,12 @@ export function buildDashboard(
   return { body: `${m.head}${o.now}${m.tail}`, etag: m.etag }
 }
 
-interface MemoEntry { key: string; etag: string; head: string; tail: string }
+interface MemoEntry {
+  key: string
+  etag: string
+  head: string
+  tail: string
+}
 
 export interface DashboardMemo {
   get(userId: string): MemoEntry | undefined

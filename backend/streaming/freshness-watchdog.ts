@@ -149,7 +149,10 @@ export class FreshnessWatchdog {
       this.o.metrics?.selfRepairs.inc({ action: 'redemand' })
       if (s.reason !== 'upstream_down' && n % this.o.resetAfterChecks === 0) {
         // replays did not help while the exchange answers: forget the cache (and its fence) for this topic
-        this.o.log.warn({ topic: s.topic, checks: n }, 'freshness watchdog: still starved after replays, resetting the cached data of the topic')
+        this.o.log.warn(
+          { topic: s.topic, checks: n },
+          'freshness watchdog: still starved after replays, resetting the cached data of the topic',
+        )
         this.o.cache.drop(s.topic)
         this.o.metrics?.selfRepairs.inc({ action: 'reset' })
         this.o.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: s.key })

@@ -65,7 +65,13 @@ export class Conn {
   /** outbound frames (frame-writer.ts): created on the first frame */
   out: FrameWriter | null = null
   reauthing = false
-  constructor(readonly ws: WsWithConn, readonly id: number, deadline: number, now: number, burst: number) {
+  constructor(
+    readonly ws: WsWithConn,
+    readonly id: number,
+    deadline: number,
+    now: number,
+    burst: number,
+  ) {
     this.deadline = deadline
     this.refillAt = now
     this.tokens = burst
@@ -153,7 +159,14 @@ export class Connections {
       if (!c || c.state >= State.CLOSING) return
       self.detach(c)
       c.state = State.CLOSING
-      c.closeCode = code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? CloseCode.TOO_BIG : code === 'WS_ERR_INVALID_UTF8' ? 1007 : code?.startsWith('WS_ERR_') ? 1002 : 1006
+      c.closeCode =
+        code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
+          ? CloseCode.TOO_BIG
+          : code === 'WS_ERR_INVALID_UTF8'
+            ? 1007
+            : code?.startsWith('WS_ERR_')
+              ? 1002
+              : 1006
       c.deadline = self.o.now() + self.o.closeGraceMs
       self.closing.add(c)
     }
@@ -209,7 +222,8 @@ export class Connections {
     }
     if (c.state === State.AUTHENTICATING) {
       // a browser may pipeline subscribe/ping after auth: keep a few until the token is verified
-      if (msg.type === 'auth' || (c.queue?.length ?? 0) >= MAX_QUEUED) return this.close(c, CloseCode.BAD_REQUEST, 'protocol violation: wait for the auth ack')
+      if (msg.type === 'auth' || (c.queue?.length ?? 0) >= MAX_QUEUED)
+        return this.close(c, CloseCode.BAD_REQUEST, 'protocol violation: wait for the auth ack')
       ;(c.queue ??= []).push(msg)
       return
     }
@@ -229,7 +243,12 @@ export class Connections {
     }
     c.drops++
     this.o.metrics.framesReceived.inc({ type: 'rate_limited' })
-    if (c.drops === 1) this.hooks.sendError(c, 'rate_limited', `more than ${rate} messages per second: messages are dropped; keep going and the connection closes`)
+    if (c.drops === 1)
+      this.hooks.sendError(
+        c,
+        'rate_limited',
+        `more than ${rate} messages per second: messages are dropped; keep going and the connection closes`,
+      )
     else if (c.drops > rate) this.close(c, CloseCode.RATE_LIMITED, 'rate limited')
     return false
   }
@@ -241,7 +260,8 @@ export class Connections {
     const first = c.state === State.PENDING
     if (first) c.state = State.AUTHENTICATING
     else c.reauthing = true
-    this.o.verify(token)
+    this.o
+      .verify(token)
       .then(
         (info) => this.onVerified(c, info, requestId),
         (err: unknown) => this.onVerifyFailed(c, err, requestId),

@@ -72,7 +72,8 @@ export class Fanout {
     const list: FreshFrame['channels'] = []
     for (const ch of channels) {
       const entry = this.o.cache.get(topic, ch)
-      if (entry && now - entry.sourceTs <= staleLimitOf(ch, this.o.staleAfterMs)) list.push({ channel: ch, epoch: entry.epoch, seq: entry.seq, sourceTs: entry.sourceTs })
+      if (entry && now - entry.sourceTs <= staleLimitOf(ch, this.o.staleAfterMs))
+        list.push({ channel: ch, epoch: entry.epoch, seq: entry.seq, sourceTs: entry.sourceTs })
     }
     if (list.length === 0) return lastSent
     const frame: FreshFrame = { type: 'fresh', ts: now, channels: list }
@@ -194,7 +195,7 @@ export class Fanout {
       this.sendFrame(c, statusFrame(acc))
     }
     const tick = this.o.cache.status(TICKER_TOPIC)
-    if (tick && (c.channels & MARKET_CHANNEL_BITS) && (tick.upstream !== 'ok' || !onConnect)) this.sendFrame(c, statusFrame(tick))
+    if (tick && c.channels & MARKET_CHANNEL_BITS && (tick.upstream !== 'ok' || !onConnect)) this.sendFrame(c, statusFrame(tick))
   }
 
   /**

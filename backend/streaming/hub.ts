@@ -102,7 +102,14 @@ export class Hub {
       close: (c, code, reason) => this.conns.close(c, code, reason),
     })
     this.rooms = new Rooms(
-      { bus: o.bus, cache: this.cache, graceMs: o.graceMs, now: o.now, accountStatusBit: STATUS_BITS.account, tickerStatusBit: STATUS_BITS.ticker },
+      {
+        bus: o.bus,
+        cache: this.cache,
+        graceMs: o.graceMs,
+        now: o.now,
+        accountStatusBit: STATUS_BITS.account,
+        tickerStatusBit: STATUS_BITS.ticker,
+      },
       (room, e) => this.onRoomEvent(room, e),
     )
     const fanout = this.fanout
@@ -248,7 +255,8 @@ export class Hub {
     const r = this.cache.apply(room.topic, e)
     if (!r) return
     if (r.kind === 'snapshot') this.fanout.broadcast(room.conns, r.entry)
-    else if (r.kind === 'fresh' && e.kind === 'fresh') room.lastFreshSent = this.fanout.broadcastFresh(room.conns, room.topic, e.channels, room.lastFreshSent)
+    else if (r.kind === 'fresh' && e.kind === 'fresh')
+      room.lastFreshSent = this.fanout.broadcastFresh(room.conns, room.topic, e.channels, room.lastFreshSent)
     else if (r.kind === 'status' && r.changed) this.fanout.broadcastStatus(room.conns, r.status, room.statusBit)
   }
 

@@ -76,7 +76,8 @@ export class OwnedBus implements Bus {
   }
 
   private toProducers(e: OwnershipEvent): void {
-    const event: ControlEvent = e.kind === 'watch' && e.epoch !== undefined ? { kind: 'watch', key: e.key, epoch: e.epoch } : { kind: e.kind, key: e.key }
+    const event: ControlEvent =
+      e.kind === 'watch' && e.epoch !== undefined ? { kind: 'watch', key: e.key, epoch: e.epoch } : { kind: e.kind, key: e.key }
     for (const h of [...this.controlHandlers]) {
       try {
         h(event, CONTROL_TOPIC)

@@ -19,7 +19,13 @@
 import { toPositionsSnapshot } from '../exchange/snapshots.ts'
 import type { AccountChannel } from '../schemas/channels.ts'
 import { Compile } from 'typebox/compile'
-import { FuturesTradeSchema, type CrossSnapshot, type FuturesCrossPosition, type FuturesTrade, type PositionsSnapshot } from '../schemas/ws-protocol.ts'
+import {
+  FuturesTradeSchema,
+  type CrossSnapshot,
+  type FuturesCrossPosition,
+  type FuturesTrade,
+  type PositionsSnapshot,
+} from '../schemas/ws-protocol.ts'
 import type { AccountPollers } from './account-pollers.ts'
 import { silentLog, type Credentials, type CredentialsLookup, type Log } from './sources.ts'
 
@@ -104,13 +110,25 @@ export function privateStreamBudget(configured: number, otherStreams: number): n
 }
 
 const NUM = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null)
-const ISO = (v: unknown): string | null => (typeof v === 'number' && Number.isFinite(v) ? new Date(v).toISOString() : typeof v === 'string' ? v : null)
+const ISO = (v: unknown): string | null =>
+  typeof v === 'number' && Number.isFinite(v) ? new Date(v).toISOString() : typeof v === 'string' ? v : null
 
 /** the cross/position payload as a wire position, or null when it lacks a required field */
 export function crossPositionFromEvent(data: unknown): FuturesCrossPosition | null {
   const p = (data as { position?: Record<string, unknown> } | null)?.position
   if (!p || typeof p !== 'object') return null
-  const keys = ['quantity', 'leverage', 'margin', 'totalPl', 'deltaPl', 'fundingFees', 'tradingFees', 'initialMargin', 'maintenanceMargin', 'runningMargin'] as const
+  const keys = [
+    'quantity',
+    'leverage',
+    'margin',
+    'totalPl',
+    'deltaPl',
+    'fundingFees',
+    'tradingFees',
+    'initialMargin',
+    'maintenanceMargin',
+    'runningMargin',
+  ] as const
   const out: Record<string, number | string | null> = {}
   for (const k of keys) {
     const v = NUM(p[k])
@@ -119,7 +137,12 @@ export function crossPositionFromEvent(data: unknown): FuturesCrossPosition | nu
   }
   const updatedAt = ISO(p.updatedAt)
   if (updatedAt === null) return null
-  return { ...(out as Omit<FuturesCrossPosition, 'entryPrice' | 'liquidation' | 'updatedAt'>), entryPrice: NUM(p.entryPrice), liquidation: NUM(p.liquidation), updatedAt }
+  return {
+    ...(out as Omit<FuturesCrossPosition, 'entryPrice' | 'liquidation' | 'updatedAt'>),
+    entryPrice: NUM(p.entryPrice),
+    liquidation: NUM(p.liquidation),
+    updatedAt,
+  }
 }
 
 const tradeCheck = Compile(FuturesTradeSchema)
@@ -279,10 +302,13 @@ export class PrivateStreams {
     const now = this.o.now()
     const minuteWait = this.tokens >= 1 ? 0 : ((1 - this.tokens) * 60_000) / this.o.startsPerMin
     const hourWait = this.connects.length >= this.o.connectsPerHour ? this.connects[0]! + 3_600_000 - now : 0
-    this.admitTimer = setTimeout(() => {
-      this.admitTimer = null
-      this.pumpAdmit()
-    }, Math.max(10, Math.ceil(Math.max(minuteWait, hourWait))))
+    this.admitTimer = setTimeout(
+      () => {
+        this.admitTimer = null
+        this.pumpAdmit()
+      },
+      Math.max(10, Math.ceil(Math.max(minuteWait, hourWait))),
+    )
   }
 
   private async startStream(e: Entry): Promise<void> {
@@ -343,7 +369,8 @@ export class PrivateStreams {
     if (topic === 'futures/inverse/btc_usd/isolated/trades') {
       // a full trade in the payload: positions change now, REST only for the balance (and history)
       const trade = tradeFromEvent(data)
-      if (trade && this.o.pollers.apply(userId, 'positions', (cur: PositionsSnapshot) => applyTrade(cur, trade))) channels = channels.filter((c) => c !== 'positions')
+      if (trade && this.o.pollers.apply(userId, 'positions', (cur: PositionsSnapshot) => applyTrade(cur, trade)))
+        channels = channels.filter((c) => c !== 'positions')
     }
     if (channels.length > 0) this.o.pollers.fetchNow(userId, channels)
   }

@@ -23,15 +23,17 @@ const validators = {
 
 export type RejectCode = 'bad_json' | 'unknown_type' | 'invalid_message' | 'binary_not_supported'
 
-export type Parsed =
-  | { ok: true; msg: ClientMessage }
-  | { ok: false; code: RejectCode; message: string; request_id?: string }
+export type Parsed = { ok: true; msg: ClientMessage } | { ok: false; code: RejectCode; message: string; request_id?: string }
 
 const MAX_REQUEST_ID = 128
 
 export function parseClientFrame(data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): Parsed {
   if (isBinary) return { ok: false, code: 'binary_not_supported', message: 'binary frames are not supported; send JSON text' }
-  const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.from(data).toString('utf8')
+  const text = Array.isArray(data)
+    ? Buffer.concat(data).toString('utf8')
+    : Buffer.isBuffer(data)
+      ? data.toString('utf8')
+      : Buffer.from(data).toString('utf8')
   let value: unknown
   try {
     value = JSON.parse(text)

@@ -189,12 +189,22 @@ interface CtlMessage {
 }
 
 type ScriptedRedis = Redis & {
-  lnmSync(lease: string, demand: string, gen: string, me: string, ttl: number, mode: string, demandTtl: number, floor: number): Promise<[SyncState, number, number]>
+  lnmSync(
+    lease: string,
+    demand: string,
+    gen: string,
+    me: string,
+    ttl: number,
+    mode: string,
+    demandTtl: number,
+    floor: number,
+  ): Promise<[SyncState, number, number]>
   lnmRelease(lease: string, demand: string, me: string): Promise<number>
 }
 
 const topicOfKey = (key: string): string => (key === 'ticker' ? TICKER_TOPIC : accountTopic(key))
-const keyOfTopic = (topic: string): string | null => (topic === TICKER_TOPIC ? 'ticker' : topic.startsWith('account:') ? topic.slice(8) : null)
+const keyOfTopic = (topic: string): string | null =>
+  topic === TICKER_TOPIC ? 'ticker' : topic.startsWith('account:') ? topic.slice(8) : null
 
 /** what the pub/sub half needs from the ownership half (they share the node's view of each key) */
 interface PubSubHooks {
@@ -227,7 +237,13 @@ export class RedisPubSub implements Bus {
   private subWasReady = false
   private pubDown = false
   private subDown = false
-  hooks: PubSubHooks = { localOnly: () => false, delivered: () => {}, drained: () => {}, resubscribe: async () => {}, reconnected: () => {} }
+  hooks: PubSubHooks = {
+    localOnly: () => false,
+    delivered: () => {},
+    drained: () => {},
+    resubscribe: async () => {},
+    reconnected: () => {},
+  }
 
   constructor(
     readonly nodeId: string,
@@ -241,7 +257,8 @@ export class RedisPubSub implements Bus {
     this.topicChannelPrefix = `${prefix}:t:`
     this.maxInflight = Math.max(1, maxInflightPublishes)
     this.pub.on('error', (err: Error) => {
-      if (!this.pubDown) this.log.warn({ err: { message: err.message }, node: this.nodeId }, 'redis bus: publisher connection error (reconnecting)')
+      if (!this.pubDown)
+        this.log.warn({ err: { message: err.message }, node: this.nodeId }, 'redis bus: publisher connection error (reconnecting)')
       this.pubDown = true
     })
     this.pub.on('ready', () => {
@@ -249,7 +266,8 @@ export class RedisPubSub implements Bus {
       this.pubDown = false
     })
     this.sub.on('error', (err: Error) => {
-      if (!this.subDown) this.log.warn({ err: { message: err.message }, node: this.nodeId }, 'redis bus: subscriber connection error (reconnecting)')
+      if (!this.subDown)
+        this.log.warn({ err: { message: err.message }, node: this.nodeId }, 'redis bus: subscriber connection error (reconnecting)')
       this.subDown = true
     })
     this.sub.on('ready', () => {
@@ -270,7 +288,11 @@ export class RedisPubSub implements Bus {
     const key = keyOfTopic(topic)
     if (this.inflight >= this.maxInflight) {
       // Redis does not answer (a stall): bound what waits in the socket; the holder replays once it drains
-      if (this.droppedPublishes++ === 0 || this.skipped.size === 0) this.log.warn({ node: this.nodeId, inflight: this.inflight }, 'redis bus: Redis does not answer, upstream events kept off it until it does')
+      if (this.droppedPublishes++ === 0 || this.skipped.size === 0)
+        this.log.warn(
+          { node: this.nodeId, inflight: this.inflight },
+          'redis bus: Redis does not answer, upstream events kept off it until it does',
+        )
       if (key !== null) this.skipped.add(key)
       return
     }
@@ -295,10 +317,12 @@ export class RedisPubSub implements Bus {
     if (!s) {
       const channel = this.topicChannelPrefix + topic
       s = { handlers: new Set(), ready: Promise.resolve() }
-      s.ready = this.closed ? Promise.resolve() : this.sub.subscribe(channel).then(
-        () => {},
-        (err: unknown) => this.log.warn({ err, topic }, 'redis bus: subscribe failed (retried on reconnect)'),
-      )
+      s.ready = this.closed
+        ? Promise.resolve()
+        : this.sub.subscribe(channel).then(
+            () => {},
+            (err: unknown) => this.log.warn({ err, topic }, 'redis bus: subscribe failed (retried on reconnect)'),
+          )
       this.topics.set(topic, s)
     }
     s.handlers.add(handler)
@@ -498,7 +522,10 @@ export class RedisLeases implements Ownership {
     while (this.now() < deadline) {
       const busy = [...this.keys.values()].filter((k) => k.pending > 0)
       if (busy.length === 0) return
-      await Promise.race([Promise.allSettled(busy.map((k) => k.chain)), sleep(Math.max(1, deadline - this.now()), undefined, { ref: false })])
+      await Promise.race([
+        Promise.allSettled(busy.map((k) => k.chain)),
+        sleep(Math.max(1, deadline - this.now()), undefined, { ref: false }),
+      ])
     }
   }
 
@@ -510,7 +537,19 @@ export class RedisLeases implements Ownership {
   private state(key: string): KeyState {
     let k = this.keys.get(key)
     if (!k) {
-      k = { key, topic: topicOfKey(key), local: false, holder: false, fallback: false, gen: 0, floor: 0, wantsReplay: false, okAt: this.now(), pending: 0, chain: Promise.resolve() }
+      k = {
+        key,
+        topic: topicOfKey(key),
+        local: false,
+        holder: false,
+        fallback: false,
+        gen: 0,
+        floor: 0,
+        wantsReplay: false,
+        okAt: this.now(),
+        pending: 0,
+        chain: Promise.resolve(),
+      }
       this.keys.set(key, k)
     }
     return k
@@ -538,7 +577,16 @@ export class RedisLeases implements Ownership {
     let state: SyncState
     let gen: number
     try {
-      ;[state, , gen] = await this.pub.lnmSync(this.leaseKey(k.key), this.demandKey(k.key), this.genKey(k.key), this.nodeId, this.leaseTtlMs, k.local ? '1' : '-1', this.leaseTtlMs, k.floor)
+      ;[state, , gen] = await this.pub.lnmSync(
+        this.leaseKey(k.key),
+        this.demandKey(k.key),
+        this.genKey(k.key),
+        this.nodeId,
+        this.leaseTtlMs,
+        k.local ? '1' : '-1',
+        this.leaseTtlMs,
+        k.floor,
+      )
     } catch (err) {
       this.log.debug({ err, key: k.key }, 'redis bus: lease sync failed')
       if (edge === 'unwatch' && k.holder && !k.local && (this.closed || this.pub.status !== 'ready')) {
@@ -555,7 +603,8 @@ export class RedisLeases implements Ownership {
       case 'acquired':
       case 'held': {
         const wasFallback = k.fallback
-        if (wasFallback) this.log.info({ key: k.key, node: this.nodeId, generation: gen }, 'redis bus: lease confirmed, back to cluster mode')
+        if (wasFallback)
+          this.log.info({ key: k.key, node: this.nodeId, generation: gen }, 'redis bus: lease confirmed, back to cluster mode')
         k.fallback = false
         if (!k.holder) {
           k.holder = true
@@ -564,7 +613,11 @@ export class RedisLeases implements Ownership {
         } else if (edge === 'watch' || edge === 'demand' || wasFallback || gen !== prevGen) {
           // a new generation (fencing): the producer moves to it and replays under it; otherwise a replay for a
           // fresh cache (our hub's, or another node's that asked)
-          if (gen !== prevGen) this.log.info({ key: k.key, node: this.nodeId, generation: gen, previous: prevGen }, 'redis bus: new lease generation, producer moves to it')
+          if (gen !== prevGen)
+            this.log.info(
+              { key: k.key, node: this.nodeId, generation: gen, previous: prevGen },
+              'redis bus: new lease generation, producer moves to it',
+            )
           this.control('watch', k.key, gen)
         }
         return
@@ -577,7 +630,10 @@ export class RedisLeases implements Ownership {
         if (k.holder) {
           // someone else produces this key now (we stalled, or both ran while Redis was away). No cache reset:
           // the holder's generation (bumped above anything we produced, see SYNC_LUA) replaces our data
-          this.log.info({ key: k.key, node: this.nodeId, fallback: k.fallback, generation: gen }, 'redis bus: lease held elsewhere, producer stops')
+          this.log.info(
+            { key: k.key, node: this.nodeId, fallback: k.fallback, generation: gen },
+            'redis bus: lease held elsewhere, producer stops',
+          )
           this.demote(k)
           if (k.local) await this.sendCtl('demand', k.key)
         } else if ((edge === 'watch' || gen !== prevGen || k.wantsReplay) && k.local) {
@@ -710,7 +766,12 @@ export class RedisBus extends OwnedBus {
     const url = opts.url ?? 'redis://127.0.0.1:6379'
     // publisher: a command that cannot be answered within a renew period is reported as failed (the tick retries)
     const Redis = redisClass()
-    const pub = new Redis(url, { commandTimeout: Math.max(500, renewEveryMs), maxRetriesPerRequest: 2, enableAutoPipelining: true, ...base }) as ScriptedRedis
+    const pub = new Redis(url, {
+      commandTimeout: Math.max(500, renewEveryMs),
+      maxRetriesPerRequest: 2,
+      enableAutoPipelining: true,
+      ...base,
+    }) as ScriptedRedis
     // subscriber: (un)subscribe commands wait for the connection however long it takes, never time out
     const sub = new Redis(url, { maxRetriesPerRequest: null, autoResubscribe: true, ...base })
     pub.defineCommand('lnmSync', { numberOfKeys: 3, lua: SYNC_LUA })
@@ -724,7 +785,13 @@ export class RedisBus extends OwnedBus {
     this.renewEveryMs = renewEveryMs
     this.pubConn = pub
     this.subConn = sub
-    this.ready = Promise.all([leases.ready, pub.ping().then(() => {}, () => {})]).then(() => {})
+    this.ready = Promise.all([
+      leases.ready,
+      pub.ping().then(
+        () => {},
+        () => {},
+      ),
+    ]).then(() => {})
   }
 
   /** resolves once both connections answered (or failed): the subscriptions made so far are active and publishes go out */
@@ -780,7 +847,12 @@ export class RedisBus extends OwnedBus {
 async function quit(r: Redis): Promise<void> {
   if (r.status === 'end') return
   try {
-    await Promise.race([r.quit(), sleep(1000, undefined, { ref: false }).then(() => { throw new Error('quit timeout') })])
+    await Promise.race([
+      r.quit(),
+      sleep(1000, undefined, { ref: false }).then(() => {
+        throw new Error('quit timeout')
+      }),
+    ])
   } catch {
     r.disconnect()
   }

@@ -65,7 +65,15 @@ export interface Failure {
   retryAfterMs?: number
 }
 
-const KINDS = new Set<string>(['credentials_rejected', 'rate_limited', 'unavailable', 'bad_response', 'timeout', 'client_error', 'circuit_open'])
+const KINDS = new Set<string>([
+  'credentials_rejected',
+  'rate_limited',
+  'unavailable',
+  'bad_response',
+  'timeout',
+  'client_error',
+  'circuit_open',
+])
 
 /**
  * LN Markets answers a signature whose timestamp is outside its window with a 401 too ("Your request is too old",
@@ -79,7 +87,11 @@ const TIMESTAMP_REJECTION = /timestamp|too far in the future|too old/i
 export function classify(err: unknown): Failure {
   const e = err as { kind?: unknown; retryAfterMs?: unknown; code?: unknown; message?: unknown } | null
   let kind = e && typeof e.kind === 'string' && KINDS.has(e.kind) ? (e.kind as FailureKind) : 'unavailable'
-  if (kind === 'credentials_rejected' && TIMESTAMP_REJECTION.test(`${typeof e?.code === 'string' ? e.code : ''} ${typeof e?.message === 'string' ? e.message : ''}`)) kind = 'unavailable'
+  if (
+    kind === 'credentials_rejected' &&
+    TIMESTAMP_REJECTION.test(`${typeof e?.code === 'string' ? e.code : ''} ${typeof e?.message === 'string' ? e.message : ''}`)
+  )
+    kind = 'unavailable'
   const retryAfterMs = e && typeof e.retryAfterMs === 'number' && e.retryAfterMs > 0 ? e.retryAfterMs : undefined
   return retryAfterMs === undefined ? { kind } : { kind, retryAfterMs }
 }
@@ -87,13 +99,20 @@ export function classify(err: unknown): Failure {
 /** a short, human reason for status frames (never carries upstream messages, which could echo request data) */
 export function reasonOf(f: Failure): string {
   switch (f.kind) {
-    case 'credentials_rejected': return 'credentials_rejected'
-    case 'rate_limited': return 'rate_limited'
-    case 'timeout': return 'upstream_timeout'
-    case 'circuit_open': return 'upstream_unavailable'
-    case 'bad_response': return 'upstream_bad_response'
-    case 'client_error': return 'upstream_client_error'
-    case 'unavailable': return 'upstream_unavailable'
+    case 'credentials_rejected':
+      return 'credentials_rejected'
+    case 'rate_limited':
+      return 'rate_limited'
+    case 'timeout':
+      return 'upstream_timeout'
+    case 'circuit_open':
+      return 'upstream_unavailable'
+    case 'bad_response':
+      return 'upstream_bad_response'
+    case 'client_error':
+      return 'upstream_client_error'
+    case 'unavailable':
+      return 'upstream_unavailable'
   }
 }
 

@@ -101,7 +101,15 @@ export class TickerFeed {
   }
 
   private replay(): void {
-    if (this.lastJson !== null) this.o.bus.publish(TICKER_TOPIC, { kind: 'snapshot', channel: 'ticker', epoch: this.epoch, seq: this.seq, sourceTs: this.lastTs, json: this.lastJson })
+    if (this.lastJson !== null)
+      this.o.bus.publish(TICKER_TOPIC, {
+        kind: 'snapshot',
+        channel: 'ticker',
+        epoch: this.epoch,
+        seq: this.seq,
+        sourceTs: this.lastTs,
+        json: this.lastJson,
+      })
     if (this.status) this.o.bus.publish(TICKER_TOPIC, this.status)
   }
 

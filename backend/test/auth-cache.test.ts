@@ -16,16 +16,33 @@ t.test('concurrent checks share one database check; revocation wins over a check
   const sid = g.app.jwt.decode<{ sid: string }>(token)!.sid
   const fresh = g.app.authn.issueAccessToken(u.userId, sid).accessToken
   const all = await Promise.all(Array.from({ length: 20 }, () => g.app.authn.verifyAccessToken(fresh)))
-  t.ok(all.every((v) => v.userId === u.userId), 'every concurrent check (one shared database check) succeeds for the right user')
+  t.ok(
+    all.every((v) => v.userId === u.userId),
+    'every concurrent check (one shared database check) succeeds for the right user',
+  )
   t.equal((await g.app.authn.verifyAccessToken(fresh)).userId, u.userId, 'a check within the second is answered from memory')
   const forged = `${fresh.slice(0, -4)}AAAA`
-  t.equal(await g.app.authn.verifyAccessToken(forged).then(() => 'accepted', (e: { reason?: string }) => e.reason), 'invalid', 'a cached token with another signature is still refused')
+  t.equal(
+    await g.app.authn.verifyAccessToken(forged).then(
+      () => 'accepted',
+      (e: { reason?: string }) => e.reason,
+    ),
+    'invalid',
+    'a cached token with another signature is still refused',
+  )
 
   // revoke while a check of the same token is in flight: that check must not cache it as valid
   const inFlight = g.app.authn.verifyAccessToken(token)
   await g.app.authn.revokeAccessToken(token).catch(() => {})
   await inFlight.catch(() => {})
-  t.equal(await g.app.authn.verifyAccessToken(token).then(() => 'accepted', (e: { reason?: string }) => e.reason), 'revoked', 'after logout the token is refused at once')
+  t.equal(
+    await g.app.authn.verifyAccessToken(token).then(
+      () => 'accepted',
+      (e: { reason?: string }) => e.reason,
+    ),
+    'revoked',
+    'after logout the token is refused at once',
+  )
   const r = await g.http('GET', '/api/me', { token })
   t.equal(r.status, 401, 'and over HTTP')
 })

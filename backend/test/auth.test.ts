@@ -28,7 +28,11 @@ t.test('register, login, me, refresh rotation, reuse detection, logout', async (
   t.match(u.token, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'a JWT access token')
   t.ok(u.expiresAt > Date.now() + 14 * 60_000 && u.expiresAt <= Date.now() + 15 * 60_000 + 1000, 'expires in about 15 minutes')
   const payload = JSON.parse(Buffer.from(u.token.split('.')[1]!, 'base64url').toString())
-  t.same(Object.keys(payload).sort(), ['exp', 'iat', 'jti', 'sid', 'sub'], 'the token carries only the user id, its refresh session id, a unique id and its times')
+  t.same(
+    Object.keys(payload).sort(),
+    ['exp', 'iat', 'jti', 'sid', 'sub'],
+    'the token carries only the user id, its refresh session id, a unique id and its times',
+  )
   t.match(payload, { sid: /^[0-9a-f-]{36}$/, jti: /^[0-9a-f-]{36}$/ }, 'session id and jti are opaque UUIDs (nothing personal)')
   t.match(u.cookie, /^lnm_refresh=/, 'refresh cookie set')
 
@@ -53,7 +57,10 @@ t.test('register, login, me, refresh rotation, reuse detection, logout', async (
   const after = await g.http('POST', '/api/auth/refresh', { cookie: rotated })
   t.equal(after.status, 401, 'and the whole session is revoked: the newest token is dead too')
   const events = await g.app.prisma.authEvent.findMany({ where: { userId: u.userId }, orderBy: { id: 'asc' } })
-  t.ok(events.some((e) => e.event === 'refresh_reuse'), 'the reuse is in the audit trail')
+  t.ok(
+    events.some((e) => e.event === 'refresh_reuse'),
+    'the reuse is in the audit trail',
+  )
 
   // not only the token rotated last: any earlier token of a session, presented again, revokes that session
   const cookieOf = (r: { setCookie: string[] }) => r.setCookie.map((c) => c.split(';')[0]!).find((c) => c.startsWith('lnm_refresh='))!
@@ -65,8 +72,16 @@ t.test('register, login, me, refresh rotation, reuse detection, logout', async (
   const s2 = cookieOf(s2r)
   const old = await g.http('POST', '/api/auth/refresh', { cookie: s0 })
   t.equal(old.status, 401, 'a token two rotations old is refused')
-  t.equal((await g.http('POST', '/api/auth/refresh', { cookie: s2 })).status, 401, 'and its session is revoked: the newest token is dead too')
-  t.equal((await g.app.prisma.authEvent.findMany({ where: { userId: u.userId, event: 'refresh_reuse' } })).length, 2, 'both reuses are in the audit trail')
+  t.equal(
+    (await g.http('POST', '/api/auth/refresh', { cookie: s2 })).status,
+    401,
+    'and its session is revoked: the newest token is dead too',
+  )
+  t.equal(
+    (await g.app.prisma.authEvent.findMany({ where: { userId: u.userId, event: 'refresh_reuse' } })).length,
+    2,
+    'both reuses are in the audit trail',
+  )
 
   const u2 = await g.login(username, password)
   const out = await g.http('POST', '/api/auth/logout', { token: u2.token, cookie: u2.cookie })
@@ -81,43 +96,211 @@ t.test('every auth route answers bad input with 4xx in the contract shape, never
   const g = await startTestApp(t)
   const { username } = await g.register(uniqueName('bob'), 'bobs password 1')
   const huge = 'x'.repeat(10 * 1024 * 1024)
-  const cases: Array<{ name: string; method: string; path: string; body?: unknown; raw?: string; headers?: Record<string, string>; token?: string; expect: number }> = [
+  const cases: Array<{
+    name: string
+    method: string
+    path: string
+    body?: unknown
+    raw?: string
+    headers?: Record<string, string>
+    token?: string
+    expect: number
+  }> = [
     { name: 'register: missing fields', method: 'POST', path: '/api/auth/register', body: {}, expect: 400 },
     { name: 'register: wrong types', method: 'POST', path: '/api/auth/register', body: { username: 42, password: ['a'] }, expect: 400 },
-    { name: 'register: weak password', method: 'POST', path: '/api/auth/register', body: { username: uniqueName('c'), password: '12345678' }, expect: 400 },
-    { name: 'register: short password', method: 'POST', path: '/api/auth/register', body: { username: uniqueName('c'), password: 'abc' }, expect: 400 },
-    { name: 'register: SQL in username', method: 'POST', path: '/api/auth/register', body: { username: "x'; DROP TABLE users; --", password: 'a fine password' }, expect: 400 },
-    { name: 'register: HTML in username', method: 'POST', path: '/api/auth/register', body: { username: '<script>alert(1)</script>', password: 'a fine password' }, expect: 400 },
-    { name: 'register: extra fields', method: 'POST', path: '/api/auth/register', body: { username: uniqueName('c'), password: 'a fine password', admin: true }, expect: 400 },
-    { name: 'register: malformed JSON', method: 'POST', path: '/api/auth/register', raw: '{"username":', headers: { 'content-type': 'application/json' }, expect: 400 },
-    { name: 'register: 10 MB body', method: 'POST', path: '/api/auth/register', raw: JSON.stringify({ username: 'x', password: huge }), headers: { 'content-type': 'application/json' }, expect: 413 },
-    { name: 'register: not JSON', method: 'POST', path: '/api/auth/register', raw: 'username=a&password=b', headers: { 'content-type': 'application/x-www-form-urlencoded' }, expect: 415 },
+    {
+      name: 'register: weak password',
+      method: 'POST',
+      path: '/api/auth/register',
+      body: { username: uniqueName('c'), password: '12345678' },
+      expect: 400,
+    },
+    {
+      name: 'register: short password',
+      method: 'POST',
+      path: '/api/auth/register',
+      body: { username: uniqueName('c'), password: 'abc' },
+      expect: 400,
+    },
+    {
+      name: 'register: SQL in username',
+      method: 'POST',
+      path: '/api/auth/register',
+      body: { username: "x'; DROP TABLE users; --", password: 'a fine password' },
+      expect: 400,
+    },
+    {
+      name: 'register: HTML in username',
+      method: 'POST',
+      path: '/api/auth/register',
+      body: { username: '<script>alert(1)</script>', password: 'a fine password' },
+      expect: 400,
+    },
+    {
+      name: 'register: extra fields',
+      method: 'POST',
+      path: '/api/auth/register',
+      body: { username: uniqueName('c'), password: 'a fine password', admin: true },
+      expect: 400,
+    },
+    {
+      name: 'register: malformed JSON',
+      method: 'POST',
+      path: '/api/auth/register',
+      raw: '{"username":',
+      headers: { 'content-type': 'application/json' },
+      expect: 400,
+    },
+    {
+      name: 'register: 10 MB body',
+      method: 'POST',
+      path: '/api/auth/register',
+      raw: JSON.stringify({ username: 'x', password: huge }),
+      headers: { 'content-type': 'application/json' },
+      expect: 413,
+    },
+    {
+      name: 'register: not JSON',
+      method: 'POST',
+      path: '/api/auth/register',
+      raw: 'username=a&password=b',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      expect: 415,
+    },
     { name: 'login: missing fields', method: 'POST', path: '/api/auth/login', body: { username }, expect: 400 },
-    { name: 'login: SQL string', method: 'POST', path: '/api/auth/login', body: { username: "' OR 1=1 --", password: "' OR 1=1 --" }, expect: 401 },
-    { name: 'login: wrong password', method: 'POST', path: '/api/auth/login', body: { username, password: 'not the password' }, expect: 401 },
-    { name: 'login: 10 MB body', method: 'POST', path: '/api/auth/login', raw: JSON.stringify({ username, password: huge }), headers: { 'content-type': 'application/json' }, expect: 413 },
+    {
+      name: 'login: SQL string',
+      method: 'POST',
+      path: '/api/auth/login',
+      body: { username: "' OR 1=1 --", password: "' OR 1=1 --" },
+      expect: 401,
+    },
+    {
+      name: 'login: wrong password',
+      method: 'POST',
+      path: '/api/auth/login',
+      body: { username, password: 'not the password' },
+      expect: 401,
+    },
+    {
+      name: 'login: 10 MB body',
+      method: 'POST',
+      path: '/api/auth/login',
+      raw: JSON.stringify({ username, password: huge }),
+      headers: { 'content-type': 'application/json' },
+      expect: 413,
+    },
     { name: 'refresh: no cookie', method: 'POST', path: '/api/auth/refresh', expect: 401 },
     { name: 'refresh: forged cookie', method: 'POST', path: '/api/auth/refresh', headers: { cookie: 'lnm_refresh=forged' }, expect: 401 },
     { name: 'logout: no token', method: 'POST', path: '/api/auth/logout', expect: 401 },
     { name: 'me: forged token', method: 'GET', path: '/api/me', token: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.forged', expect: 401 },
-    { name: 'me: alg none token', method: 'GET', path: '/api/me', token: `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'x', exp: 9e9 })).toString('base64url')}.`, expect: 401 },
+    {
+      name: 'me: alg none token',
+      method: 'GET',
+      path: '/api/me',
+      token: `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'x', exp: 9e9 })).toString('base64url')}.`,
+      expect: 401,
+    },
     { name: 'me: garbage bearer', method: 'GET', path: '/api/me', headers: { authorization: 'Bearer' }, expect: 401 },
     { name: 'unknown route', method: 'GET', path: '/api/nope', expect: 404 },
     // NUL and other control characters: PostgreSQL refuses NUL in text, so these must never reach the database
-    { name: 'login: NUL in username', method: 'POST', path: '/api/auth/login', body: { username: 'bob\u0000', password: 'whatever pw' }, expect: 401 },
-    { name: 'login: control chars in username', method: 'POST', path: '/api/auth/login', body: { username: '\u0001\r\n\u007f', password: 'whatever pw' }, expect: 401 },
-    { name: 'login: HTML in username', method: 'POST', path: '/api/auth/login', body: { username: '<img src=x onerror=alert(1)>', password: '<b>x</b>' }, expect: 401 },
-    { name: 'login: wrong types', method: 'POST', path: '/api/auth/login', body: { username: ['a'], password: { $ne: null } }, expect: 400 },
-    { name: 'login: JSON array body', method: 'POST', path: '/api/auth/login', raw: '[]', headers: { 'content-type': 'application/json' }, expect: 400 },
-    { name: 'login: JSON null body', method: 'POST', path: '/api/auth/login', raw: 'null', headers: { 'content-type': 'application/json' }, expect: 400 },
-    { name: 'register: NUL in username', method: 'POST', path: '/api/auth/register', body: { username: 'nul\u0000name', password: 'a fine password' }, expect: 400 },
-    { name: 'register: same name, other case', method: 'POST', path: '/api/auth/register', body: { username: username.toUpperCase(), password: 'a fine password' }, expect: 409 },
-    { name: 'me: token signed with another key', method: 'GET', path: '/api/me', token: hs256({ sub: '00000000-0000-4000-8000-000000000000', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 600 }, 'not-the-server-secret-0123456789abcdef'), expect: 401 },
-    { name: 'me: signed token, non-uuid subject', method: 'GET', path: '/api/me', token: g.app.jwt.sign({ sub: "x' OR 1=1 --" }), expect: 401 },
-    { name: 'me: signed token, unknown user', method: 'GET', path: '/api/me', token: g.app.jwt.sign({ sub: '00000000-0000-4000-8000-000000000000' }), expect: 401 },
+    {
+      name: 'login: NUL in username',
+      method: 'POST',
+      path: '/api/auth/login',
+      body: { username: 'bob\u0000', password: 'whatever pw' },
+      expect: 401,
+    },
+    {
+      name: 'login: control chars in username',
+      method: 'POST',
+      path: '/api/auth/login',
+      body: { username: '\u0001\r\n\u007f', password: 'whatever pw' },
+      expect: 401,
+    },
+    {
+      name: 'login: HTML in username',
+      method: 'POST',
+      path: '/api/auth/login',
+      body: { username: '<img src=x onerror=alert(1)>', password: '<b>x</b>' },
+      expect: 401,
+    },
+    {
+      name: 'login: wrong types',
+      method: 'POST',
+      path: '/api/auth/login',
+      body: { username: ['a'], password: { $ne: null } },
+      expect: 400,
+    },
+    {
+      name: 'login: JSON array body',
+      method: 'POST',
+      path: '/api/auth/login',
+      raw: '[]',
+      headers: { 'content-type': 'application/json' },
+      expect: 400,
+    },
+    {
+      name: 'login: JSON null body',
+      method: 'POST',
+      path: '/api/auth/login',
+      raw: 'null',
+      headers: { 'content-type': 'application/json' },
+      expect: 400,
+    },
+    {
+      name: 'register: NUL in username',
+      method: 'POST',
+      path: '/api/auth/register',
+      body: { username: 'nul\u0000name', password: 'a fine password' },
+      expect: 400,
+    },
+    {
+      name: 'register: same name, other case',
+      method: 'POST',
+      path: '/api/auth/register',
+      body: { username: username.toUpperCase(), password: 'a fine password' },
+      expect: 409,
+    },
+    {
+      name: 'me: token signed with another key',
+      method: 'GET',
+      path: '/api/me',
+      token: hs256(
+        { sub: '00000000-0000-4000-8000-000000000000', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 600 },
+        'not-the-server-secret-0123456789abcdef',
+      ),
+      expect: 401,
+    },
+    {
+      name: 'me: signed token, non-uuid subject',
+      method: 'GET',
+      path: '/api/me',
+      token: g.app.jwt.sign({ sub: "x' OR 1=1 --" }),
+      expect: 401,
+    },
+    {
+      name: 'me: signed token, unknown user',
+      method: 'GET',
+      path: '/api/me',
+      token: g.app.jwt.sign({ sub: '00000000-0000-4000-8000-000000000000' }),
+      expect: 401,
+    },
     { name: 'logout: forged token', method: 'POST', path: '/api/auth/logout', token: 'a.b.c', expect: 401 },
-    { name: 'refresh: forged cookie naming a session', method: 'POST', path: '/api/auth/refresh', headers: { cookie: 'lnm_refresh=00000000-0000-4000-8000-000000000000.forged' }, expect: 401 },
-    { name: 'refresh: huge cookie', method: 'POST', path: '/api/auth/refresh', headers: { cookie: `lnm_refresh=${'A'.repeat(4000)}` }, expect: 401 },
+    {
+      name: 'refresh: forged cookie naming a session',
+      method: 'POST',
+      path: '/api/auth/refresh',
+      headers: { cookie: 'lnm_refresh=00000000-0000-4000-8000-000000000000.forged' },
+      expect: 401,
+    },
+    {
+      name: 'refresh: huge cookie',
+      method: 'POST',
+      path: '/api/auth/refresh',
+      headers: { cookie: `lnm_refresh=${'A'.repeat(4000)}` },
+      expect: 401,
+    },
   ]
   for (const c of cases) {
     const r = await g.http(c.method, c.path, { body: c.body, rawBody: c.raw, headers: c.headers, token: c.token })
@@ -179,7 +362,8 @@ t.test('wrong password twenty times: 401s then 429, per username and per IP', as
 
   const g2 = await startTestApp(t, { AUTH_RATE_LIMIT_IP_PER_MIN: '5' })
   const codes: number[] = []
-  for (let i = 0; i < 8; i++) codes.push((await g2.http('POST', '/api/auth/login', { body: { username: `someone${i}`, password: 'whatever123' } })).status)
+  for (let i = 0; i < 8; i++)
+    codes.push((await g2.http('POST', '/api/auth/login', { body: { username: `someone${i}`, password: 'whatever123' } })).status)
   t.same(codes, [401, 401, 401, 401, 401, 429, 429, 429], 'per-IP limit across usernames')
 })
 
@@ -209,7 +393,8 @@ t.test('live mode disables the public demo/demo login a demo run left in the dat
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
   await seedPGliteDataDir(dataDir)
   const base = { NODE_ENV: 'test', DATA_DIR: dataDir, PORT: '0', SIM_PORT: '0', LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: '0' }
-  const login = (app: Awaited<ReturnType<typeof buildApp>>) => app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'demo', password: 'demo' } })
+  const login = (app: Awaited<ReturnType<typeof buildApp>>) =>
+    app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'demo', password: 'demo' } })
 
   const demo = await buildApp(loadConfig(base), { logStream: new LogCapture() })
   await demo.ready()
@@ -242,7 +427,8 @@ t.test('scale-out: with REDIS_URL the login limits are shared by every node', as
   const nodes = [await startTestApp(t, env), await startTestApp(t, env)]
   const codes: number[] = []
   // a balancer spreads one client's attempts over both nodes
-  for (let i = 0; i < 8; i++) codes.push((await nodes[i % 2]!.http('POST', '/api/auth/login', { body: { username: `spread${i}`, password: 'whatever123' } })).status)
+  for (let i = 0; i < 8; i++)
+    codes.push((await nodes[i % 2]!.http('POST', '/api/auth/login', { body: { username: `spread${i}`, password: 'whatever123' } })).status)
   t.same(codes, [401, 401, 401, 401, 401, 429, 429, 429], 'one per-IP budget across the cluster, not one per node')
   const keys = await redis.admin.keys(`${redis.prefix}:rate-limit:*`)
   t.ok(keys.length > 0, 'the counters live in Redis under the deployment prefix')
@@ -254,7 +440,11 @@ t.test('tabs refreshing at the same moment keep the session; a reuse after the g
   const u = await g.login(username, password)
   const cookieOf = (r: { setCookie: string[] }) => r.setCookie.map((c) => c.split(';')[0]!).find((c) => c.startsWith('lnm_refresh='))
   const both = await Promise.all([0, 1, 2].map(() => g.http('POST', '/api/auth/refresh', { cookie: u.cookie })))
-  t.same(both.map((r) => r.status), [200, 200, 200], 'three tabs refreshing with the same cookie all get an access token')
+  t.same(
+    both.map((r) => r.status),
+    [200, 200, 200],
+    'three tabs refreshing with the same cookie all get an access token',
+  )
   const newCookies = both.map(cookieOf).filter(Boolean)
   t.equal(newCookies.length, 1, 'exactly one of them rotated the refresh token (and set the new cookie)')
   const me = await g.http('GET', '/api/me', { token: both[2]!.body.accessToken })
@@ -267,6 +457,12 @@ t.test('tabs refreshing at the same moment keep the session; a reuse after the g
   t.equal(late.status, 401, 'the rotated token presented after the grace window is refused')
   t.equal((await g.http('POST', '/api/auth/refresh', { cookie: latest })).status, 401, 'and the session is revoked')
   const events = await g.app.prisma.authEvent.findMany({ where: { userId: u.userId } })
-  t.ok(events.some((e) => e.event === 'refresh_grace'), 'grace answers are audited')
-  t.ok(events.some((e) => e.event === 'refresh_reuse'), 'the late reuse is audited as reuse')
+  t.ok(
+    events.some((e) => e.event === 'refresh_grace'),
+    'grace answers are audited',
+  )
+  t.ok(
+    events.some((e) => e.event === 'refresh_reuse'),
+    'the late reuse is audited as reuse',
+  )
 })

@@ -56,9 +56,21 @@ t.test('production refuses to start without JWT_SECRET and CREDENTIALS_KEY', asy
   t.throws(() => loadConfig({ NODE_ENV: 'production', DATA_DIR: dir() }), /JWT_SECRET is required when NODE_ENV=production/)
   t.throws(() => loadConfig({ NODE_ENV: 'production', DATA_DIR: dir(), JWT_SECRET: 'x'.repeat(40) }), /CREDENTIALS_KEY is required/)
   const secrets = { JWT_SECRET: 'x'.repeat(40), CREDENTIALS_KEY: Buffer.alloc(32, 7).toString('base64') }
-  t.throws(() => loadConfig({ NODE_ENV: 'production', DATA_DIR: dir(), ...secrets }), /^invalid configuration: LNM_NETWORK is required when NODE_ENV=production/, 'production without LNM_NETWORK refuses to run demo mode by omission')
-  t.equal(loadConfig({ NODE_ENV: 'production', DATA_DIR: dir(), ...secrets, LNM_NETWORK: 'demo' }).mode, 'demo', 'an explicit LNM_NETWORK=demo is allowed')
-  t.equal(loadConfig({ NODE_ENV: 'production', DATA_DIR: dir(), ...secrets, LNM_API_URL: 'http://127.0.0.1:3100/v3' }).mode, 'live', 'an explicit LNM_API_URL needs no LNM_NETWORK')
+  t.throws(
+    () => loadConfig({ NODE_ENV: 'production', DATA_DIR: dir(), ...secrets }),
+    /^invalid configuration: LNM_NETWORK is required when NODE_ENV=production/,
+    'production without LNM_NETWORK refuses to run demo mode by omission',
+  )
+  t.equal(
+    loadConfig({ NODE_ENV: 'production', DATA_DIR: dir(), ...secrets, LNM_NETWORK: 'demo' }).mode,
+    'demo',
+    'an explicit LNM_NETWORK=demo is allowed',
+  )
+  t.equal(
+    loadConfig({ NODE_ENV: 'production', DATA_DIR: dir(), ...secrets, LNM_API_URL: 'http://127.0.0.1:3100/v3' }).mode,
+    'live',
+    'an explicit LNM_API_URL needs no LNM_NETWORK',
+  )
   const ok = loadConfig({ NODE_ENV: 'production', DATA_DIR: dir(), ...secrets, LNM_NETWORK: 'mainnet' })
   t.equal(ok.NODE_ENV, 'production', 'starts with both set')
 })
@@ -82,12 +94,21 @@ t.test('old credential keys are parsed for rotation', async (t) => {
 
 t.test('only config.ts reads process.env', async (t) => {
   const { execSync } = await import('node:child_process')
-  const out = execSync("grep -rln 'process\\.env' backend --include=*.ts --exclude-dir=generated --exclude-dir=test || true", { cwd: join(import.meta.dirname, '..', '..') }).toString().trim().split('\n').filter(Boolean)
+  const out = execSync("grep -rln 'process\\.env' backend --include=*.ts --exclude-dir=generated --exclude-dir=test || true", {
+    cwd: join(import.meta.dirname, '..', '..'),
+  })
+    .toString()
+    .trim()
+    .split('\n')
+    .filter(Boolean)
   t.same(out, ['backend/config.ts'], 'no other backend module reads process.env')
 })
 
 t.test('a damaged secrets.json stops start-up with one line and is never overwritten', async (t) => {
-  for (const [what, content] of [['not JSON', '{"JWT_SECRET": "abc'], ['a key missing', JSON.stringify({ JWT_SECRET: 'x'.repeat(64) })]] as const) {
+  for (const [what, content] of [
+    ['not JSON', '{"JWT_SECRET": "abc'],
+    ['a key missing', JSON.stringify({ JWT_SECRET: 'x'.repeat(64) })],
+  ] as const) {
     const d = dir()
     const file = join(d, 'secrets.json')
     writeFileSync(file, content, { mode: 0o600 })
@@ -106,7 +127,14 @@ t.test('WORKERS: 1 by default, a number or auto; above 1 needs DATABASE_URL and 
   t.equal(loadConfig({ ...live, ...db, WORKERS: '3' }).workers, 3)
   t.equal(loadConfig({ ...live, ...db, WORKERS: 'auto' }).workers, (await import('node:os')).availableParallelism(), 'auto: one per core')
   t.equal(loadConfig({ ...live, ...db, WORKERS: '2', LNM_GATEWAY_WORKER_INDEX: '1' }).workerIndex, 1, 'a worker knows its slot')
-  t.throws(() => loadConfig({ ...live, WORKERS: '2' }), new ConfigError('WORKERS>1 needs DATABASE_URL: the embedded database is single-process'))
-  t.throws(() => loadConfig({ DATA_DIR: dir(), ...db, WORKERS: '2' }), /^WORKERS>1 needs LNM_NETWORK or LNM_API_URL: the demo simulator runs inside one process$/)
-  for (const bad of ['0', '-1', 'two', '1.5']) t.throws(() => loadConfig({ ...live, ...db, WORKERS: bad }), /^invalid configuration: WORKERS /, `WORKERS=${bad} is refused`)
+  t.throws(
+    () => loadConfig({ ...live, WORKERS: '2' }),
+    new ConfigError('WORKERS>1 needs DATABASE_URL: the embedded database is single-process'),
+  )
+  t.throws(
+    () => loadConfig({ DATA_DIR: dir(), ...db, WORKERS: '2' }),
+    /^WORKERS>1 needs LNM_NETWORK or LNM_API_URL: the demo simulator runs inside one process$/,
+  )
+  for (const bad of ['0', '-1', 'two', '1.5'])
+    t.throws(() => loadConfig({ ...live, ...db, WORKERS: bad }), /^invalid configuration: WORKERS /, `WORKERS=${bad} is refused`)
 })

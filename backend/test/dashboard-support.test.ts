@@ -11,19 +11,46 @@ import { startTestApp, uniqueName } from './helpers/app.ts'
 t.test('password policy: each rule its own sentence; common passwords refused', async (t) => {
   t.same(passwordProblems('alice', 'correct horse battery'), [], 'a long passphrase passes')
   t.match(passwordProblems('trader', 'password').join(' '), /most common passwords/, '"password" alone is refused')
-  t.match(passwordProblems('trader', 'Password123!').join(' '), /most common passwords/, 'a common password with digits and a symbol appended is refused')
+  t.match(
+    passwordProblems('trader', 'Password123!').join(' '),
+    /most common passwords/,
+    'a common password with digits and a symbol appended is refused',
+  )
   const many = passwordProblems('bob', 'bob1')
   t.ok(many.length >= 2, `several rules broken give several sentences (${many.length})`)
-  t.ok(many.every((s) => /^The password .*\.$/.test(s)), 'each a sentence of its own')
-  t.same(passwordProblems('bob', 'bobbybobby').filter((s) => /username/.test(s)), ['The password must not contain the username.'], 'the username rule is said as the username rule')
+  t.ok(
+    many.every((s) => /^The password .*\.$/.test(s)),
+    'each a sentence of its own',
+  )
+  t.same(
+    passwordProblems('bob', 'bobbybobby').filter((s) => /username/.test(s)),
+    ['The password must not contain the username.'],
+    'the username rule is said as the username rule',
+  )
   t.match(passwordProblems('x1', '11111111').join(' '), /digits only/, 'digits only is refused')
 })
 
 t.test('validation errors name the field in plain words', async (t) => {
-  t.equal(describeValidation([{ instancePath: '/apiSecret', keyword: 'minLength', params: { limit: 8 } }]), 'API secret must be at least 8 characters.', 'minLength')
-  t.equal(describeValidation([{ instancePath: '', keyword: 'required', params: { missingProperty: 'passphrase' } }]), 'Passphrase is required.', 'required')
-  t.match(describeValidation([{ instancePath: '/apiKey', keyword: 'pattern', params: {} }]), /^API key contains characters that are not allowed/, 'pattern')
-  t.equal(describeValidation([{ instancePath: '/username', keyword: 'pattern', params: {} }]), 'Username may contain only letters, digits, _ . and -.', 'username pattern')
+  t.equal(
+    describeValidation([{ instancePath: '/apiSecret', keyword: 'minLength', params: { limit: 8 } }]),
+    'API secret must be at least 8 characters.',
+    'minLength',
+  )
+  t.equal(
+    describeValidation([{ instancePath: '', keyword: 'required', params: { missingProperty: 'passphrase' } }]),
+    'Passphrase is required.',
+    'required',
+  )
+  t.match(
+    describeValidation([{ instancePath: '/apiKey', keyword: 'pattern', params: {} }]),
+    /^API key contains characters that are not allowed/,
+    'pattern',
+  )
+  t.equal(
+    describeValidation([{ instancePath: '/username', keyword: 'pattern', params: {} }]),
+    'Username may contain only letters, digits, _ . and -.',
+    'username pattern',
+  )
 })
 
 t.test('over HTTP: register and credentials errors, demo credentials in one click', async (t) => {

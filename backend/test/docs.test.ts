@@ -27,7 +27,10 @@ t.test('docs/protocol.md: a stale table is detected', async (t) => {
 t.test('docs/protocol.md: every server frame type of ws-protocol.ts is described', async (t) => {
   const src = readFileSync(join(root, 'backend', 'schemas', 'ws-protocol.ts'), 'utf8')
   const union = /export type ServerFrame = ([^\n]+)/.exec(src)?.[1] ?? ''
-  const names = union.split('|').map((s) => s.trim()).filter(Boolean)
+  const names = union
+    .split('|')
+    .map((s) => s.trim())
+    .filter(Boolean)
   t.ok(names.length >= 7, `the ServerFrame union was read (${names.join(', ')})`)
   const doc = readFileSync(DOC_PATH, 'utf8')
   for (const n of names) {

@@ -10,7 +10,7 @@ t.test('pretty logs: a pino-pretty stream, loaded on demand', async (t) => {
   const stream = opts.stream as NodeJS.WritableStream & { constructor: { name: string } }
   t.ok(stream, 'a stream is set')
   t.equal(typeof stream.write, 'function', 'it is writable')
-  t.equal(typeof (stream as unknown as { pipe: unknown }).pipe, 'function', 'it is pino-pretty\'s transform stream')
+  t.equal(typeof (stream as unknown as { pipe: unknown }).pipe, 'function', "it is pino-pretty's transform stream")
   t.ok(opts.redact, 'redaction still applies before the stream')
 })
 

@@ -46,7 +46,10 @@ t.test('no password, token, cookie or secret appears in the logs', async (t) => 
   await g.http('POST', '/api/auth/refresh', { cookie: u.cookie })
   const acc = g.sim.accounts[0]!
   await g.http('PUT', '/api/credentials', { token: u.token, body: { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase } })
-  await g.http('PUT', '/api/credentials', { token: u.token, body: { apiKey: acc.key, apiSecret: 'WRONG-secret-xyz', passphrase: 'WRONG-pass-xyz' } })
+  await g.http('PUT', '/api/credentials', {
+    token: u.token,
+    body: { apiKey: acc.key, apiSecret: 'WRONG-secret-xyz', passphrase: 'WRONG-pass-xyz' },
+  })
   await g.http('GET', '/api/dashboard', { token: u.token })
   // a careless client puts its token in the URL: it is refused, and the request log must not keep it
   const inUrl = await g.http('GET', `/ws?token=${encodeURIComponent(u.token)}`, {})
@@ -58,11 +61,26 @@ t.test('no password, token, cookie or secret appears in the logs', async (t) => 
   t.ok(text.length > 1000, 'the test produced logs to check')
   t.match(text, /"url":"\/api\/dashboard\?access_token=\[redacted\]&x=1"/, 'URLs are still logged, with the secret query values redacted')
   const refresh = refreshOf(u.cookie)
-  for (const [name, value] of Object.entries({ password, wrongPassword: 'wrong secret guess', token: u.token, tokenSig: u.token.split('.')[2]!, refresh, secret: acc.secret, passphrase: acc.passphrase, wrongSecret: 'WRONG-secret-xyz', wrongPass: 'WRONG-pass-xyz', jwtSecret: g.config.jwtSecret, credKey: g.config.credentialsKey.key.toString('base64') })) {
+  for (const [name, value] of Object.entries({
+    password,
+    wrongPassword: 'wrong secret guess',
+    token: u.token,
+    tokenSig: u.token.split('.')[2]!,
+    refresh,
+    secret: acc.secret,
+    passphrase: acc.passphrase,
+    wrongSecret: 'WRONG-secret-xyz',
+    wrongPass: 'WRONG-pass-xyz',
+    jwtSecret: g.config.jwtSecret,
+    credKey: g.config.credentialsKey.key.toString('base64'),
+  })) {
     t.notOk(text.includes(value), `${name} is not in the logs`)
   }
   const m = await g.http('GET', '/metrics')
-  t.notOk(m.text.includes(acc.key) || m.text.includes(acc.secret) || m.text.includes(u.userId), 'no key, secret or user id in metric labels')
+  t.notOk(
+    m.text.includes(acc.key) || m.text.includes(acc.secret) || m.text.includes(u.userId),
+    'no key, secret or user id in metric labels',
+  )
 })
 
 t.test('database gone: readiness says so, and a 5xx hides its details', async (t) => {
@@ -88,7 +106,11 @@ t.test('redactUrl hides the values of sensitive query parameters only', async (t
   t.equal(redactUrl('/ws?token=abc.def.ghi'), '/ws?token=[redacted]', 'token')
   t.equal(redactUrl('/x?a=1&access_token=s3cr3t&b=2'), '/x?a=1&access_token=[redacted]&b=2', 'access_token among others')
   t.equal(redactUrl('/x?Pass%77ord=hunter2'), '/x?Pass%77ord=[redacted]', 'an encoded parameter name')
-  t.equal(redactUrl('/x?apiSecret=a&passphrase=b&refresh_token=c'), '/x?apiSecret=[redacted]&passphrase=[redacted]&refresh_token=[redacted]', 'secrets and passphrases')
+  t.equal(
+    redactUrl('/x?apiSecret=a&passphrase=b&refresh_token=c'),
+    '/x?apiSecret=[redacted]&passphrase=[redacted]&refresh_token=[redacted]',
+    'secrets and passphrases',
+  )
   t.equal(redactUrl('/x?page=2&%E0%A4%A=1'), '/x?page=2&%E0%A4%A=1', 'a malformed name does not throw')
 })
 
@@ -96,10 +118,27 @@ t.test('the error handler: 5xx hidden, odd statuses treated as 5xx, secrets in n
   const logs = new LogCapture()
   const app = Fastify({ logger: loggerOptions('info', logs) })
   installErrorHandlers(app)
-  app.get('/boom', async () => { throw Object.assign(new Error('db password=hunter2 at 10.0.0.1'), { statusCode: 200 }) })
-  app.get('/boom3xx', async () => { throw Object.assign(new Error('redirect internals'), { statusCode: 302 }) })
+  app.get('/boom', async () => {
+    throw Object.assign(new Error('db password=hunter2 at 10.0.0.1'), { statusCode: 200 })
+  })
+  app.get('/boom3xx', async () => {
+    throw Object.assign(new Error('redirect internals'), { statusCode: 302 })
+  })
   app.get('/nested', async (request) => {
-    request.log.warn({ upstream: { headers: { authorization: 'Bearer nested-secret-1', cookie: 'lnm_refresh=nested-secret-2', 'lnm-access-passphrase': 'nested-secret-3' } }, creds: { apiSecret: 'nested-secret-4' }, cfg: { jwtSecret: 'nested-secret-5' } }, 'upstream said no')
+    request.log.warn(
+      {
+        upstream: {
+          headers: {
+            authorization: 'Bearer nested-secret-1',
+            cookie: 'lnm_refresh=nested-secret-2',
+            'lnm-access-passphrase': 'nested-secret-3',
+          },
+        },
+        creds: { apiSecret: 'nested-secret-4' },
+        cfg: { jwtSecret: 'nested-secret-5' },
+      },
+      'upstream said no',
+    )
     return { ok: true }
   })
   t.teardown(() => app.close())
@@ -120,7 +159,15 @@ t.test('during a graceful shutdown new requests get a 503 in the contract shape'
   // two open sockets: the drain spreads their closing over the 2 s window, so shutdown takes a while
   const sockets = [0, 1].map(() => new WebSocket(g.wsUrl, { headers: { authorization: `Bearer ${u.token}` } }))
   t.teardown(() => sockets.forEach((ws) => ws.terminate()))
-  await Promise.all(sockets.map((ws) => new Promise((resolve, reject) => { ws.once('message', resolve); ws.once('error', reject) })))
+  await Promise.all(
+    sockets.map(
+      (ws) =>
+        new Promise((resolve, reject) => {
+          ws.once('message', resolve)
+          ws.once('error', reject)
+        }),
+    ),
+  )
   const closed = g.close()
   await new Promise((r) => setTimeout(r, 200))
   const r = await g.http('GET', '/health/live')
@@ -134,7 +181,9 @@ function rawHttp(port: number, request: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = connect(port, '127.0.0.1', () => s.end(request))
     let out = ''
-    s.on('data', (d) => { out += d.toString() })
+    s.on('data', (d) => {
+      out += d.toString()
+    })
     s.on('close', () => resolve(out))
     s.on('error', (err) => (out ? resolve(out) : reject(err)))
   })
@@ -144,9 +193,16 @@ t.test('requests the HTTP parser refuses get the contract error shape, and their
   const g = await startTestApp(t, { LOG_LEVEL: 'trace' })
   const port = Number(new URL(g.baseUrl).port)
   const secret = 'raw-packet-bearer-secret-123'
-  const bad = await rawHttp(port, `GET /health/live HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\nCookie: lnm_refresh=${secret}\r\nBroken header line\r\n\r\n`)
+  const bad = await rawHttp(
+    port,
+    `GET /health/live HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\nCookie: lnm_refresh=${secret}\r\nBroken header line\r\n\r\n`,
+  )
   t.match(bad, /^HTTP\/1\.1 400 /, 'a malformed request → 400')
-  t.same(JSON.parse(bad.slice(bad.indexOf('\r\n\r\n') + 4)), { error: { code: 'bad_request', message: 'Malformed HTTP request' } }, 'in the contract shape')
+  t.same(
+    JSON.parse(bad.slice(bad.indexOf('\r\n\r\n') + 4)),
+    { error: { code: 'bad_request', message: 'Malformed HTTP request' } },
+    'in the contract shape',
+  )
   const big = await rawHttp(port, `GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)
   t.match(big, /^HTTP\/1\.1 431 /, 'headers too large → 431')
   t.match(big, /"code":"headers_too_large"/, 'in the contract shape')
@@ -162,14 +218,26 @@ t.test('under event-loop pressure the API sheds load but liveness and metrics st
   const seen = { live: [] as number[], metrics: [] as number[], api: [] as number[] }
   for (let i = 0; i < 8 && !seen.api.includes(503); i++) {
     const until = Date.now() + 400
-    while (Date.now() < until) { /* block the event loop: what a real overload looks like to under-pressure */ }
-    const [live, metrics, api] = await Promise.all([g.http('GET', '/health/live'), g.http('GET', '/metrics'), g.http('GET', '/api/config/public')])
+    while (Date.now() < until) {
+      /* block the event loop: what a real overload looks like to under-pressure */
+    }
+    const [live, metrics, api] = await Promise.all([
+      g.http('GET', '/health/live'),
+      g.http('GET', '/metrics'),
+      g.http('GET', '/api/config/public'),
+    ])
     seen.live.push(live.status)
     seen.metrics.push(metrics.status)
     seen.api.push(api.status)
     if (api.status === 503) t.equal(api.body?.error?.code, 'overloaded', 'the shed request says why, in the contract shape')
   }
   t.ok(seen.api.includes(503), `sanity: the pressure was detected and an API request was shed (${seen.api.join(',')})`)
-  t.ok(seen.live.every((s) => s === 200), `/health/live answered 200 throughout (${seen.live.join(',')})`)
-  t.ok(seen.metrics.every((s) => s === 200), `/metrics answered 200 throughout (${seen.metrics.join(',')})`)
+  t.ok(
+    seen.live.every((s) => s === 200),
+    `/health/live answered 200 throughout (${seen.live.join(',')})`,
+  )
+  t.ok(
+    seen.metrics.every((s) => s === 200),
+    `/metrics answered 200 throughout (${seen.metrics.join(',')})`,
+  )
 })

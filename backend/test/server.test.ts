@@ -26,9 +26,17 @@ t.test('the entry point: starts, serves, survives a restart with its users, refu
   t.match(first.stdout(), new RegExp(`listening on http://127\\.0\\.0\\.1:${port}`), 'prints the URL')
   t.match(first.stdout(), /mode: demo/, 'prints the mode')
   t.equal((await json(`${base}/health/ready`)).status, 200, '/health/ready answers 200')
-  const reg = await json(`${base}/api/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'newcomer', password: 'fresh clone pass 1' }) })
+  const reg = await json(`${base}/api/auth/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'newcomer', password: 'fresh clone pass 1' }),
+  })
   t.equal(reg.status, 201, 'a new user can register')
-  const demo = await json(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'demo', password: 'demo' }) })
+  const demo = await json(`${base}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'demo', password: 'demo' }),
+  })
   t.equal(demo.status, 200, 'the demo user can log in')
 
   const second = spawnGateway({ ...env, PORT: String(await freePort()) })
@@ -38,7 +46,10 @@ t.test('the entry point: starts, serves, survives a restart with its users, refu
 
   // a socket is open when the signal arrives: it is closed with 1001
   const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { authorization: `Bearer ${demo.body.accessToken}` } })
-  await new Promise((resolve, reject) => { ws.once('message', resolve); ws.once('error', reject) })
+  await new Promise((resolve, reject) => {
+    ws.once('message', resolve)
+    ws.once('error', reject)
+  })
   const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
   first.kill('SIGTERM')
   const exit = await first.exited
@@ -49,7 +60,11 @@ t.test('the entry point: starts, serves, survives a restart with its users, refu
   const again = spawnGateway(env)
   t.teardown(() => again.kill('SIGKILL'))
   await again.waitFor(/listening on/, START_MS)
-  const login = await json(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'newcomer', password: 'fresh clone pass 1' }) })
+  const login = await json(`${base}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'newcomer', password: 'fresh clone pass 1' }),
+  })
   t.equal(login.status, 200, 'after a restart the user is still there')
   again.kill('SIGTERM')
   t.equal((await again.exited).code, 0)
@@ -63,9 +78,23 @@ t.test('a second signal exits at once', async (t) => {
   const g = spawnGateway({ DATA_DIR: dataDir, PORT: String(port), SIM_PORT: '0', SHUTDOWN_DRAIN_MS: '8000' })
   t.teardown(() => g.kill('SIGKILL'))
   await g.waitFor(/listening on/, START_MS)
-  const login = await json(`http://127.0.0.1:${port}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'demo', password: 'demo' }) })
-  const sockets = [0, 1].map(() => new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { authorization: `Bearer ${login.body.accessToken}` } }))
-  await Promise.all(sockets.map((ws) => new Promise((resolve, reject) => { ws.once('message', resolve); ws.once('error', reject) })))
+  const login = await json(`http://127.0.0.1:${port}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'demo', password: 'demo' }),
+  })
+  const sockets = [0, 1].map(
+    () => new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { authorization: `Bearer ${login.body.accessToken}` } }),
+  )
+  await Promise.all(
+    sockets.map(
+      (ws) =>
+        new Promise((resolve, reject) => {
+          ws.once('message', resolve)
+          ws.once('error', reject)
+        }),
+    ),
+  )
   t.teardown(() => sockets.forEach((ws) => ws.terminate()))
   g.kill('SIGTERM')
   await new Promise((r) => setTimeout(r, 300))

@@ -37,7 +37,10 @@ t.test('credentials routes: verified before stored, encrypted at rest, never ret
   const none = await g.http('GET', '/api/credentials', { token: u.token })
   t.equal(none.status, 404, 'nothing stored yet')
 
-  const bad = await g.http('PUT', '/api/credentials', { token: u.token, body: { apiKey: acc.key, apiSecret: 'wrong-secret-value', passphrase: acc.passphrase } })
+  const bad = await g.http('PUT', '/api/credentials', {
+    token: u.token,
+    body: { apiKey: acc.key, apiSecret: 'wrong-secret-value', passphrase: acc.passphrase },
+  })
   t.equal(bad.status, 422, 'the exchange rejects a wrong secret → 422')
   t.equal(bad.body.error.code, 'credentials_rejected')
   t.equal(await g.app.prisma.exchangeCredential.count(), 1, 'only the demo user holds credentials: nothing was stored')
@@ -57,7 +60,10 @@ t.test('credentials routes: verified before stored, encrypted at rest, never ret
   }
   t.notMatch(g.logs.text, /request failed/, 'no credentials request ended in a 5xx')
 
-  const put = await g.http('PUT', '/api/credentials', { token: u.token, body: { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase } })
+  const put = await g.http('PUT', '/api/credentials', {
+    token: u.token,
+    body: { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase },
+  })
   t.equal(put.status, 200, 'valid credentials stored')
   t.equal(put.body.maskedKey, maskKey(acc.key), 'masked key returned')
   t.notOk(put.text.includes(acc.secret) || put.text.includes(acc.passphrase), 'no secret or passphrase in the answer')
@@ -93,7 +99,10 @@ t.test('exchange down while storing credentials → 503, nothing stored', async 
   const u = await g.login(username, password)
   const acc = g.sim.accounts[0]!
   g.sim.faults.set({ outage: true })
-  const r = await g.http('PUT', '/api/credentials', { token: u.token, body: { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase } })
+  const r = await g.http('PUT', '/api/credentials', {
+    token: u.token,
+    body: { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase },
+  })
   g.sim.faults.reset()
   t.equal(r.status, 503, 'exchange unavailable → 503')
   t.equal(r.body.error.code, 'exchange_unavailable')
@@ -107,7 +116,10 @@ t.test('key rotation re-encrypts every row under the new key while the old one i
   const oldKey = g.config.credentialsKey
   const users = [await g.userWithCredentials(0), await g.userWithCredentials(1)]
   const before = await g.app.prisma.exchangeCredential.findMany()
-  t.ok(before.every((r) => r.keyId === oldKey.id), 'all rows under the old key')
+  t.ok(
+    before.every((r) => r.keyId === oldKey.id),
+    'all rows under the old key',
+  )
 
   const nk = randomBytes(32)
   const newKey = { id: keyId(nk), key: nk }
@@ -118,7 +130,10 @@ t.test('key rotation re-encrypts every row under the new key while the old one i
   const r = await rotateCredentials(g.app.prisma, { credentialsKey: newKey, credentialsOldKeys: [oldKey] })
   t.equal(r.rotated, before.length, 'every row re-encrypted')
   const after = await g.app.prisma.exchangeCredential.findMany()
-  t.ok(after.every((row) => row.keyId === newKey.id), 'all rows now under the new key')
+  t.ok(
+    after.every((row) => row.keyId === newKey.id),
+    'all rows now under the new key',
+  )
   for (const u of users) {
     const row = after.find((x) => x.userId === u.userId)!
     const plain = open({ ciphertext: Buffer.from(row.ciphertext), nonce: Buffer.from(row.nonce), keyId: row.keyId }, u.userId, [newKey])

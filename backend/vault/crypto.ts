@@ -27,7 +27,10 @@ export function seal(plain: ExchangeSecret, userId: string, mk: MasterKey): Seal
   const nonce = randomBytes(12)
   const c = createCipheriv('aes-256-gcm', mk.key, nonce)
   c.setAAD(Buffer.from(`lnm-gateway/credentials/v1:${userId}`))
-  const body = Buffer.concat([c.update(JSON.stringify({ key: plain.key, secret: plain.secret, passphrase: plain.passphrase }), 'utf8'), c.final()])
+  const body = Buffer.concat([
+    c.update(JSON.stringify({ key: plain.key, secret: plain.secret, passphrase: plain.passphrase }), 'utf8'),
+    c.final(),
+  ])
   return { ciphertext: Buffer.concat([body, c.getAuthTag()]), nonce, keyId: mk.id }
 }
 

@@ -13,7 +13,10 @@ export interface RotationResult {
   failed: Array<{ userId: string; reason: string }>
 }
 
-export async function rotateCredentials(prisma: PrismaClient, config: Pick<Config, 'credentialsKey' | 'credentialsOldKeys'>): Promise<RotationResult> {
+export async function rotateCredentials(
+  prisma: PrismaClient,
+  config: Pick<Config, 'credentialsKey' | 'credentialsOldKeys'>,
+): Promise<RotationResult> {
   const keys: MasterKey[] = [config.credentialsKey, ...config.credentialsOldKeys]
   const rows = await prisma.exchangeCredential.findMany({ select: { id: true, userId: true, ciphertext: true, nonce: true, keyId: true } })
   const result: RotationResult = { total: rows.length, rotated: 0, alreadyCurrent: 0, failed: [] }

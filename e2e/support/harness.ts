@@ -28,11 +28,24 @@ export const PHONE = { width: 390, height: 844 }
 export async function launch(): Promise<Browser> {
   return chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+    ],
   })
 }
 
-export async function newPage(browser: Browser, viewport: { width: number; height: number }, colorScheme: 'light' | 'dark' = 'light'): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
+export async function newPage(
+  browser: Browser,
+  viewport: { width: number; height: number },
+  colorScheme: 'light' | 'dark' = 'light',
+): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
   const context = await browser.newContext({ viewport, colorScheme, deviceScaleFactor: 1, locale: 'en-US', timezoneId: 'UTC' })
   const page = await context.newPage()
   const errors: string[] = []
@@ -56,7 +69,11 @@ export async function simFaults(env: E2EEnv, faults: Record<string, unknown> | '
   const res =
     faults === 'reset'
       ? await fetch(`${env.sim}/__sim/faults/reset`, { method: 'POST' })
-      : await fetch(`${env.sim}/__sim/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(faults) })
+      : await fetch(`${env.sim}/__sim/faults`, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(faults),
+        })
   if (!res.ok) throw new Error(`simulator faults ${JSON.stringify(faults)}: HTTP ${res.status} ${await res.text()}`)
 }
 
@@ -92,7 +109,10 @@ export async function overflowReport(page: Page): Promise<{ scrollWidth: number;
           }
           p = p.parentElement
         }
-        if (!clipped) offenders.push(`${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}.${(el.getAttribute('class') ?? '').replace(/\s+/g, '.')} [${Math.round(r.left)}..${Math.round(r.right)}]`)
+        if (!clipped)
+          offenders.push(
+            `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}.${(el.getAttribute('class') ?? '').replace(/\s+/g, '.')} [${Math.round(r.left)}..${Math.round(r.right)}]`,
+          )
       }
     }
     return { scrollWidth: document.documentElement.scrollWidth, innerWidth: w, offenders: offenders.slice(0, 10) }
@@ -104,7 +124,11 @@ export async function text(page: Page, testId: string): Promise<string> {
 }
 
 /** polls `read` until it returns something other than `from`, or throws after `timeoutMs` */
-export async function waitForChange(read: () => Promise<string>, from: string, timeoutMs: number): Promise<{ value: string; afterMs: number }> {
+export async function waitForChange(
+  read: () => Promise<string>,
+  from: string,
+  timeoutMs: number,
+): Promise<{ value: string; afterMs: number }> {
   const start = Date.now()
   while (Date.now() - start < timeoutMs) {
     const v = await read()
@@ -126,11 +150,33 @@ export async function axeSerious(page: Page): Promise<string[]> {
   // evaluating the source through the DevTools protocol is not subject to it
   if (!loaded) await page.evaluate(readFileSync(AXE_PATH, 'utf8'))
   const violations = await page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(ctx: Document, opts: object): Promise<{ violations: Array<{ id: string; impact: string | null; help: string; nodes: Array<{ target: unknown[]; failureSummary?: string }> }> }> } }).axe
+    const axe = (
+      window as unknown as {
+        axe: {
+          run(
+            ctx: Document,
+            opts: object,
+          ): Promise<{
+            violations: Array<{
+              id: string
+              impact: string | null
+              help: string
+              nodes: Array<{ target: unknown[]; failureSummary?: string }>
+            }>
+          }>
+        }
+      }
+    ).axe
     const r = await axe.run(document, { resultTypes: ['violations'] })
     return r.violations
       .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.id}: ${v.nodes.length} × ${v.nodes.slice(0, 3).map((n) => String(n.target[0])).join(' | ')} — ${v.help} (${(v.nodes[0]?.failureSummary ?? '').replace(/\s+/g, ' ').slice(0, 160)})`)
+      .map(
+        (v) =>
+          `${v.id}: ${v.nodes.length} × ${v.nodes
+            .slice(0, 3)
+            .map((n) => String(n.target[0]))
+            .join(' | ')} — ${v.help} (${(v.nodes[0]?.failureSummary ?? '').replace(/\s+/g, ' ').slice(0, 160)})`,
+      )
   })
   return violations
 }

@@ -43,7 +43,16 @@ function body(now: number, seq: number, staleAfterMs: number): DashboardResponse
     account: { username: 'demo', balance: 1000 + seq, syntheticUsdBalance: 0, feeTier: 1 },
     positions: null,
     ticker: null,
-    meta: { serverTime: now, source: 'simulator', staleAfterMs, upstream: 'ok', lastSuccessTs: now, reason: null, hasCredentials: true, channels: { account: { epoch: 1, seq, sourceTs: now - 1_000, stale: false } } },
+    meta: {
+      serverTime: now,
+      source: 'simulator',
+      staleAfterMs,
+      upstream: 'ok',
+      lastSuccessTs: now,
+      reason: null,
+      hasCredentials: true,
+      channels: { account: { epoch: 1, seq, sourceTs: now - 1_000, stale: false } },
+    },
   } as DashboardResponse
 }
 
@@ -97,7 +106,15 @@ t.test('a socket that is open but silent leaves LIVE within seconds, polls over 
   await new Promise((r) => setTimeout(r, 0))
   const ws = FakeSocket.instances[0]!
   ws.open()
-  ws.receive({ type: 'connection', connectionId: 'c', userId: 'u', serverTime: clock, heartbeatMs: 25_000, protocol: 1, source: 'simulator' })
+  ws.receive({
+    type: 'connection',
+    connectionId: 'c',
+    userId: 'u',
+    serverTime: clock,
+    heartbeatMs: 25_000,
+    protocol: 1,
+    source: 'simulator',
+  })
   t.equal(client.getState().transport, 'live', 'LIVE after the connection frame')
   const tickFor = (ms: number) => {
     for (let i = 0; i < ms / 1000; i++) {
@@ -116,7 +133,10 @@ t.test('a socket that is open but silent leaves LIVE within seconds, polls over 
   }
   t.ok(silentAfter > 0 && silentAfter <= 8, `the chip left LIVE ${silentAfter} s into the silence (limit 8 s)`)
   t.equal(client.getState().transport, 'silent', 'and says SILENT (the socket is still open)')
-  t.ok(ws.sent.some((m) => m.type === 'ping'), 'a ping was sent to test the quiet socket')
+  t.ok(
+    ws.sent.some((m) => m.type === 'ping'),
+    'a ping was sent to test the quiet socket',
+  )
   await new Promise((r) => setTimeout(r, 0))
   t.ok(polls >= 2, 'the HTTP fallback started while the socket is silent')
   t.ok(client.getState().nextPollAt !== null, 'and the next poll is scheduled')

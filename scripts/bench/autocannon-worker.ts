@@ -4,7 +4,10 @@ import autocannon from 'autocannon'
 process.on('message', (m: any) => {
   if (m?.op !== 'run') return
   const inst = autocannon({ ...m.opts }, (err: Error | null, r: any) => {
-    if (err) { process.send?.({ id: m.id, error: err.message }); return }
+    if (err) {
+      process.send?.({ id: m.id, error: err.message })
+      return
+    }
     process.send?.({
       id: m.id,
       rps: r.requests.average,

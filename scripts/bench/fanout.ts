@@ -69,7 +69,13 @@ export interface FanoutResult {
   /** how long frames kept arriving after the driver stopped (≈ the backlog the window built up) */
   backlogDrainMs: number
   /** from the latency window when there is one, else from the throughput window */
-  latency: { ticksPerSec: number; sourceToClient: Summary; sendToClient: Summary; probeSourceToClient: Summary | null; probeSendToClient: Summary | null }
+  latency: {
+    ticksPerSec: number
+    sourceToClient: Summary
+    sendToClient: Summary
+    probeSourceToClient: Summary | null
+    probeSendToClient: Summary | null
+  }
   /** latency during the throughput window (includes queueing when the machine saturates) */
   latencyAtThroughputRate: { sourceToClient: Summary; probeSourceToClient: Summary | null }
   closed: { closed: number; cleanCloses: number }
@@ -79,18 +85,36 @@ export interface FanoutResult {
 
 const cpuPct = (a: ProcSample, b: ProcSample) => ((b.cpuS - a.cpuS) / ((b.t - a.t) / 1000)) * 100
 
-export async function fanoutRun(lg: LoadGen, t: Target, driver: PriceDriver, o: FanoutOptions, log: (s: string) => void = () => {}): Promise<FanoutResult> {
+export async function fanoutRun(
+  lg: LoadGen,
+  t: Target,
+  driver: PriceDriver,
+  o: FanoutOptions,
+  log: (s: string) => void = () => {},
+): Promise<FanoutResult> {
   const pids = t.pids()
   const gcBefore = t.gc ? await t.gc() : false
   if (gcBefore) await sleep(300)
   const before = procSampleAll(pids)
   log(`  ${t.name}: connecting ${o.n}…`)
-  const conn = await lg.connect({
-    kind: t.kind, url: t.url, count: o.n, tokens: t.tokens, authVia: 'message', localAddresses: o.localAddresses,
-    // paced, so the probe's sockets are opened interleaved with the bulk ones and sit throughout the server's
-    // send order (unpaced, the light probe process would open all of its sockets first, at the head of it)
-    ratePerSec: o.connectRatePerSec ?? Math.min(2000, Math.max(200, Math.round(o.n / 3))), concurrency: o.concurrency ?? 48, timeoutMs: 30_000, reset: true, retries: 3,
-  }, o.probeConnections)
+  const conn = await lg.connect(
+    {
+      kind: t.kind,
+      url: t.url,
+      count: o.n,
+      tokens: t.tokens,
+      authVia: 'message',
+      localAddresses: o.localAddresses,
+      // paced, so the probe's sockets are opened interleaved with the bulk ones and sit throughout the server's
+      // send order (unpaced, the light probe process would open all of its sockets first, at the head of it)
+      ratePerSec: o.connectRatePerSec ?? Math.min(2000, Math.max(200, Math.round(o.n / 3))),
+      concurrency: o.concurrency ?? 48,
+      timeoutMs: 30_000,
+      reset: true,
+      retries: 3,
+    },
+    o.probeConnections,
+  )
   const connAgg = await lg.report()
   log(`  ${t.name}: ${conn.connected}/${o.n} connected in ${(conn.wallMs / 1000).toFixed(1)} s; idle ${o.settleMs} ms`)
   await sleep(Math.min(1000, o.settleMs / 3))
@@ -156,7 +180,8 @@ export async function fanoutRun(lg: LoadGen, t: Target, driver: PriceDriver, o: 
     serverUserCpuPercent: ((b.userS - a.userS) / ((b.t - a.t) / 1000)) * 100,
     serverSysCpuPercent: ((b.sysS - a.sysS) / ((b.t - a.t) / 1000)) * 100,
     framesPerCpuSecond: cpuS > 0 ? frames / cpuS : NaN,
-    framesPerMarginalCpuSecond: cpuS - (idleCpu / 100) * ((b.t - a.t) / 1000) > 0 ? frames / (cpuS - (idleCpu / 100) * ((b.t - a.t) / 1000)) : NaN,
+    framesPerMarginalCpuSecond:
+      cpuS - (idleCpu / 100) * ((b.t - a.t) / 1000) > 0 ? frames / (cpuS - (idleCpu / 100) * ((b.t - a.t) / 1000)) : NaN,
     clientCpuPercent: cpuPct(la, lb),
     machineCpuPercent: systemCpuPercent(sa, sb),
     idleServerCpuPercent: idleCpu,
@@ -168,7 +193,13 @@ export async function fanoutRun(lg: LoadGen, t: Target, driver: PriceDriver, o: 
     avgFrameBytes: agg.frames > 0 ? agg.bytes / agg.frames : NaN,
     gaps: agg.gaps + (latAgg === agg ? 0 : latAgg.gaps),
     backlogDrainMs: round(drainMs, 0),
-    latency: { ticksPerSec: o.latency?.ticksPerSec ?? o.ticksPerSec, sourceToClient: latAgg.latencySource, sendToClient: latAgg.latency, probeSourceToClient: latAgg.probeLatencySource, probeSendToClient: latAgg.probeLatency },
+    latency: {
+      ticksPerSec: o.latency?.ticksPerSec ?? o.ticksPerSec,
+      sourceToClient: latAgg.latencySource,
+      sendToClient: latAgg.latency,
+      probeSourceToClient: latAgg.probeLatencySource,
+      probeSendToClient: latAgg.probeLatency,
+    },
     latencyAtThroughputRate: { sourceToClient: agg.latencySource, probeSourceToClient: agg.probeLatencySource },
     closed,
     serverProbe,

@@ -29,7 +29,11 @@ import { pushRun } from './push.ts'
 
 const args = parseArgs()
 const quick = boolArg(args, 'quick')
-const Ns = (args.get('n') ?? (quick ? '150' : '10000,1000')).split(',').map((s) => Number(s.trim())).filter((n) => n > 0).sort((a, b) => b - a)
+const Ns = (args.get('n') ?? (quick ? '150' : '10000,1000'))
+  .split(',')
+  .map((s) => Number(s.trim()))
+  .filter((n) => n > 0)
+  .sort((a, b) => b - a)
 const framesPerSec = numArg(args, 'frames-per-sec', quick ? 3000 : 50_000, 1)
 /** the latency window's rate: one every server sustains on this machine (10 ticks/s at 1k, 1 at 10k) */
 const latencyFramesPerSec = numArg(args, 'latency-frames-per-sec', quick ? 1000 : 10_000, 1)
@@ -78,8 +82,13 @@ async function main(): Promise<void> {
   if (withMainGateway) {
     if (cpuProf) mkdirSync(profDir, { recursive: true })
     gw = await startGateway({
-      apiUrl: sim.url, streamUrl: sim.streamUrl,
-      env: { POLL_INTERVAL_MS: '1000', TICKER_INTERVAL_MS: '600000', ...(args.get('database-url') ? { DATABASE_URL: args.get('database-url') as string } : {}) },
+      apiUrl: sim.url,
+      streamUrl: sim.streamUrl,
+      env: {
+        POLL_INTERVAL_MS: '1000',
+        TICKER_INTERVAL_MS: '600000',
+        ...(args.get('database-url') ? { DATABASE_URL: args.get('database-url') as string } : {}),
+      },
       nodeArgs: [...(cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...(withGc ? ['--inspect=127.0.0.1:0'] : [])],
     })
     log(`gateway pid ${gw.pids().join(',')} on :${gw.port}`)
@@ -97,9 +106,28 @@ async function main(): Promise<void> {
     kind: 'lnm-gateway bench',
     startedAt: started.toISOString(),
     machine,
-    settings: { Ns, framesPerSec, windowMs, latencyFramesPerSec, latencyWindowMs, fanoutAccounts, warmupMs, settleMs, accounts: accountsN, dashboardsPerAccount: perAccount, economyWindowMs, quick,
-      gatewayEnv: { POLL_INTERVAL_MS: 1000, TICKER_INTERVAL_MS: 600000, NODE_ENV: 'production', LOG_LEVEL: 'warn' }, loadGenerators: { bulk: 2, probe: 1 },
-      push: { accounts: pushK, windowMs: pushWindowMs, trades: pushTrades, gatewayEnv: { POLL_INTERVAL_MS: 5000, PUSH_RECONCILE_MS: 30000 } } },
+    settings: {
+      Ns,
+      framesPerSec,
+      windowMs,
+      latencyFramesPerSec,
+      latencyWindowMs,
+      fanoutAccounts,
+      warmupMs,
+      settleMs,
+      accounts: accountsN,
+      dashboardsPerAccount: perAccount,
+      economyWindowMs,
+      quick,
+      gatewayEnv: { POLL_INTERVAL_MS: 1000, TICKER_INTERVAL_MS: 600000, NODE_ENV: 'production', LOG_LEVEL: 'warn' },
+      loadGenerators: { bulk: 2, probe: 1 },
+      push: {
+        accounts: pushK,
+        windowMs: pushWindowMs,
+        trades: pushTrades,
+        gatewayEnv: { POLL_INTERVAL_MS: 5000, PUSH_RECONCILE_MS: 30000 },
+      },
+    },
     fanout: [] as FanoutResult[],
   }
 
@@ -110,21 +138,40 @@ async function main(): Promise<void> {
         const ticks = Math.max(1, Math.min(200, Math.round(framesPerSec / n)))
         const probeConns = Math.min(100, Math.max(10, Math.round(n / 100)))
         const latTicks = Math.max(1, Math.min(200, Math.round(latencyFramesPerSec / n)))
-        const opts = { n, ticksPerSec: ticks, warmupMs, windowMs, settleMs, probeConnections: probeConns, localAddresses, latency: { ticksPerSec: latTicks, windowMs: latencyWindowMs, warmupMs: quick ? 500 : 1500 } }
+        const opts = {
+          n,
+          ticksPerSec: ticks,
+          warmupMs,
+          windowMs,
+          settleMs,
+          probeConnections: probeConns,
+          localAddresses,
+          latency: { ticksPerSec: latTicks, windowMs: latencyWindowMs, warmupMs: quick ? 500 : 1500 },
+        }
         log(`fan-out N=${n}: ${ticks} ticks/s (${(ticks * n).toLocaleString('en-US')} frames/s offered), ${windowMs / 1000} s window`)
         const order: Array<'gateway' | 'ws' | 'sio'> = withGateway ? ['gateway', 'ws', 'sio'] : ['ws', 'sio']
         for (const name of order) {
-          if (budgetLeft() < 60_000) { log('time budget nearly spent: skipping the rest of fan-out'); break }
+          if (budgetLeft() < 60_000) {
+            log('time budget nearly spent: skipping the rest of fan-out')
+            break
+          }
           let target: Target
           let stop = async () => {}
           if (name === 'gateway' && gw) {
             const g = gw
             target = {
-              name, kind: 'gateway', url: g.wsUrl, pids: g.pids, tokens: fanoutTokens,
+              name,
+              kind: 'gateway',
+              url: g.wsUrl,
+              pids: g.pids,
+              tokens: fanoutTokens,
               gc: withGc ? () => remoteGc(gwInspector) : undefined,
               probe: async () => {
                 const m = await metrics(g.origin)
-                return { fanoutSeconds: promValue(m, 'lnm_gateway_fanout_duration_seconds_sum'), fanouts: promValue(m, 'lnm_gateway_fanout_duration_seconds_count') }
+                return {
+                  fanoutSeconds: promValue(m, 'lnm_gateway_fanout_duration_seconds_sum'),
+                  fanouts: promValue(m, 'lnm_gateway_fanout_duration_seconds_count'),
+                }
               },
             }
           } else {
@@ -132,7 +179,10 @@ async function main(): Promise<void> {
             await sleep(300)
             const refInspector = withGc ? inspectorUrl(ref.output()) : null
             target = {
-              name, kind: name, url: ref.url, pids: () => [ref.pid],
+              name,
+              kind: name,
+              url: ref.url,
+              pids: () => [ref.pid],
               gc: withGc ? () => remoteGc(refInspector) : undefined,
               probe: async () => {
                 const st = await rpc(ref.proc, { op: 'stats' }, 10_000)
@@ -144,9 +194,11 @@ async function main(): Promise<void> {
           try {
             const r = await fanoutRun(lg, target, driver, opts, log)
             result.fanout.push(r)
-            log(`  ${name}: ${fmt(r.deliveredFramesPerSec, 0)} frames/s delivered (${(r.deliveryRatio * 100).toFixed(1)} %), server CPU ${r.serverCpuPercent.toFixed(1)} %, ` +
-              `${fmt(r.framesPerCpuSecond, 0)} frames/CPU-s, p99 ${fmt(r.latency.probeSourceToClient?.p99 ?? r.latency.sourceToClient.p99, 1)} ms, ` +
-              `RSS/conn ${fmt(r.rssPerIdleConnBytes / 1024, 2)} KiB`)
+            log(
+              `  ${name}: ${fmt(r.deliveredFramesPerSec, 0)} frames/s delivered (${(r.deliveryRatio * 100).toFixed(1)} %), server CPU ${r.serverCpuPercent.toFixed(1)} %, ` +
+                `${fmt(r.framesPerCpuSecond, 0)} frames/CPU-s, p99 ${fmt(r.latency.probeSourceToClient?.p99 ?? r.latency.sourceToClient.p99, 1)} ms, ` +
+                `RSS/conn ${fmt(r.rssPerIdleConnBytes / 1024, 2)} KiB`,
+            )
           } finally {
             await stop()
           }
@@ -170,14 +222,29 @@ async function main(): Promise<void> {
         log(`  ${label}: ${r.total} exchange requests in ${((Date.now() - t0) / 1000).toFixed(1)} s = ${perMin.toFixed(1)}/min`)
         return { total: r.total as number, perMinute: perMin, byPath: r.byPath as Record<string, number> }
       }
-      const c1 = await lg.connect({ kind: 'gateway', url: gw.wsUrl, count: accountsN, tokens, localAddresses, concurrency: 32, reset: true, retries: 3 })
+      const c1 = await lg.connect({
+        kind: 'gateway',
+        url: gw.wsUrl,
+        count: accountsN,
+        tokens,
+        localAddresses,
+        concurrency: 32,
+        reset: true,
+        retries: 3,
+      })
       const one = await window(`1 dashboard/account (${c1.connected} sockets)`)
-      const c2 = await lg.connect({ kind: 'gateway', url: gw.wsUrl, count: accountsN * (perAccount - 1), tokens, localAddresses, concurrency: 48, retries: 3 }, 0)
+      const c2 = await lg.connect(
+        { kind: 'gateway', url: gw.wsUrl, count: accountsN * (perAccount - 1), tokens, localAddresses, concurrency: 48, retries: 3 },
+        0,
+      )
       const many = await window(`${perAccount} dashboards/account (${c1.connected + c2.connected} sockets)`)
       await lg.closeAll(10_000)
       result.economy = {
-        accounts: accountsN, pollIntervalMs: 1000, windowMs: economyWindowMs,
-        one: { dashboards: c1.connected, ...one }, many: { dashboardsPerAccount: perAccount, dashboards: c1.connected + c2.connected, ...many },
+        accounts: accountsN,
+        pollIntervalMs: 1000,
+        windowMs: economyWindowMs,
+        one: { dashboards: c1.connected, ...one },
+        many: { dashboardsPerAccount: perAccount, dashboards: c1.connected + c2.connected, ...many },
         ratio: ratio(many.perMinute, one.perMinute),
       }
     }
@@ -196,34 +263,65 @@ async function main(): Promise<void> {
       writeFileSync(bodyFile, body)
       const ac = forkTs('scripts/bench/autocannon-worker.ts')
       await waitMessage(ac, (m) => m?.ready, 20_000, 'autocannon worker')
-      const refHttp = forkTs('scripts/bench/ref-http.ts', [], { env: { PORT: '0', BODY_FILE: bodyFile, ETAG: etag || '"ref"', JWT_SECRET: gw.env.JWT_SECRET } })
+      const refHttp = forkTs('scripts/bench/ref-http.ts', [], {
+        env: { PORT: '0', BODY_FILE: bodyFile, ETAG: etag || '"ref"', JWT_SECRET: gw.env.JWT_SECRET },
+      })
       const refReady = await waitMessage<any>(refHttp, (m) => m?.ready, 20_000, 'http reference')
       const run = async (label: string, url: string, headers: Record<string, string>, pids: number[]) => {
         const a = procSampleAll(pids)
-        const r = await rpc(ac, { op: 'run', opts: { url, connections: 32, duration: dashDurationS, headers } }, dashDurationS * 1000 + 30_000)
+        const r = await rpc(
+          ac,
+          { op: 'run', opts: { url, connections: 32, duration: dashDurationS, headers } },
+          dashDurationS * 1000 + 30_000,
+        )
         const b = procSampleAll(pids)
         const cpu = ((b.cpuS - a.cpuS) / ((b.t - a.t) / 1000)) * 100
-        log(`  ${label}: ${fmt(r.rps, 0)} req/s, p99 ${r.latency.p99} ms, codes ${JSON.stringify(r.statusCodes)}, server CPU ${cpu.toFixed(0)} %`)
+        log(
+          `  ${label}: ${fmt(r.rps, 0)} req/s, p99 ${r.latency.p99} ms, codes ${JSON.stringify(r.statusCodes)}, server CPU ${cpu.toFixed(0)} %`,
+        )
         return { ...r, serverCpuPercent: cpu }
       }
       const auth = { authorization: `Bearer ${token}` }
       // JIT warm-up of both servers' request paths (not counted)
       await rpc(ac, { op: 'run', opts: { url: `${gw.origin}/api/dashboard`, connections: 8, duration: 2, headers: auth } }, 40_000)
-      await rpc(ac, { op: 'run', opts: { url: `http://127.0.0.1:${refReady.port}/api/dashboard`, connections: 8, duration: 2, headers: auth } }, 40_000)
+      await rpc(
+        ac,
+        { op: 'run', opts: { url: `http://127.0.0.1:${refReady.port}/api/dashboard`, connections: 8, duration: 2, headers: auth } },
+        40_000,
+      )
       // the If-None-Match case first, right after the ETag was read, while the snapshots are surely unchanged
       const g304 = await run('gateway, If-None-Match', `${gw.origin}/api/dashboard`, { ...auth, 'if-none-match': etag }, gw.pids())
       const g200 = await run('gateway, no If-None-Match', `${gw.origin}/api/dashboard`, auth, gw.pids())
       const refOrigin = `http://127.0.0.1:${refReady.port}`
       const r200 = await run('bare Fastify + same JWT check, same body', `${refOrigin}/api/dashboard`, auth, [refHttp.pid as number])
-      const r304 = await run('bare Fastify + same JWT check, If-None-Match', `${refOrigin}/api/dashboard`, { ...auth, 'if-none-match': etag || '"ref"' }, [refHttp.pid as number])
+      const r304 = await run(
+        'bare Fastify + same JWT check, If-None-Match',
+        `${refOrigin}/api/dashboard`,
+        { ...auth, 'if-none-match': etag || '"ref"' },
+        [refHttp.pid as number],
+      )
       await stopChild(ac)
       await stopChild(refHttp)
-      result.dashboard = { bodyBytes: body.length, etag: etag !== '', connections: 32, durationS: dashDurationS, gateway200: g200, gateway304: g304, reference200: r200, reference304: r304 }
+      result.dashboard = {
+        bodyBytes: body.length,
+        etag: etag !== '',
+        connections: 32,
+        durationS: dashDurationS,
+        gateway200: g200,
+        gateway304: g304,
+        reference200: r200,
+        reference304: r304,
+      }
     }
     // ---------------------------------------------------------------- exchange push vs polling
     if (phases.has('push') && withGateway && budgetLeft() > pushWindowMs + 110_000) {
-      log(`exchange push: ${pushK} accounts with a private stream vs ${pushK} polling only, ${pushWindowMs / 1000} s window, ${pushTrades} trades on one more pushed account`)
-      result.push = await pushRun({ sim, accounts: pushAccounts, k: pushK, settleMs: quick ? 6000 : 45_000, windowMs: pushWindowMs, trades: pushTrades }, log)
+      log(
+        `exchange push: ${pushK} accounts with a private stream vs ${pushK} polling only, ${pushWindowMs / 1000} s window, ${pushTrades} trades on one more pushed account`,
+      )
+      result.push = await pushRun(
+        { sim, accounts: pushAccounts, k: pushK, settleMs: quick ? 6000 : 45_000, windowMs: pushWindowMs, trades: pushTrades },
+        log,
+      )
     } else if (phases.has('push') && withGateway) log('time budget nearly spent: skipping the push phase')
   } finally {
     driver.stop()
@@ -244,11 +342,17 @@ async function main(): Promise<void> {
   result.targets = targets(result)
   result.table = rows
   const text = table(rows)
-  result.markdown = markdownTable(rows) + '\n\n' + markdownTable([['target', 'measured', 'met'], ...result.targets.map((t: any) => [t.target, t.measured, t.met ? 'yes' : '**no**'])])
+  result.markdown =
+    markdownTable(rows) +
+    '\n\n' +
+    markdownTable([['target', 'measured', 'met'], ...result.targets.map((t: any) => [t.target, t.measured, t.met ? 'yes' : '**no**'])])
   mkdirSync(resultsDir, { recursive: true })
   writeFileSync(outFile, JSON.stringify(result, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n')
   process.stdout.write(`\nlnm-gateway bench — ${machineLine(machine)}\n${started.toISOString()}, ${result.durationS} s\n\n${text}\n\n`)
-  if (result.targets.length) process.stdout.write(table([['target', 'measured', 'met'], ...result.targets.map((t: any) => [t.target, t.measured, t.met ? 'yes' : 'NO'])]) + '\n\n')
+  if (result.targets.length)
+    process.stdout.write(
+      table([['target', 'measured', 'met'], ...result.targets.map((t: any) => [t.target, t.measured, t.met ? 'yes' : 'NO'])]) + '\n\n',
+    )
   if (boolArg(args, 'markdown')) process.stdout.write(result.markdown + '\n\n')
   process.stdout.write(`written: ${outFile}\n`)
 }
@@ -262,7 +366,9 @@ const lat = (r: FanoutResult | undefined) => r?.latency.probeSourceToClient ?? r
 function summaryRows(result: Record<string, any>): string[][] {
   const rows: string[][] = [['figure', 'gateway', 'bare ws', 'Socket.IO', 'gw / ws', 'gw / Socket.IO']]
   const row3 = (label: string, f: (r: FanoutResult | undefined) => number, d = 1, n: number) => {
-    const g = f(fr(result, 'gateway', n)), w = f(fr(result, 'ws', n)), s = f(fr(result, 'sio', n))
+    const g = f(fr(result, 'gateway', n)),
+      w = f(fr(result, 'ws', n)),
+      s = f(fr(result, 'sio', n))
     rows.push([label, fmt(g, d), fmt(w, d), fmt(s, d), fmtRatio(ratio(g, w)), fmtRatio(ratio(g, s))])
   }
   const lower = (label: string, f: (r: FanoutResult | undefined) => number, d: number, n: number) => {
@@ -278,30 +384,86 @@ function summaryRows(result: Record<string, any>): string[][] {
     row3(`fan-out N=${k}:   of which system (kernel) %`, (r) => r?.serverSysCpuPercent ?? NaN, 1, n)
     row3(`fan-out N=${k}: frames per CPU-second`, (r) => r?.framesPerCpuSecond ?? NaN, 0, n)
     row3(`fan-out N=${k}: frames per CPU-s above idle`, (r) => r?.framesPerMarginalCpuSecond ?? NaN, 0, n)
-    row3(`fan-out N=${k}: broadcast loop ms per tick`, (r) => (r && r.serverProbe.fanouts! > 0 ? (r.serverProbe.fanoutSeconds! / r.serverProbe.fanouts!) * 1000 : NaN), 2, n)
-    lower(`latency N=${k} at ${fr(result, 'ws', n)?.latency.ticksPerSec ?? fr(result, 'gateway', n)?.latency.ticksPerSec ?? '?'} ticks/s: p50 ms`, (r) => lat(r)?.p50 ?? NaN, 2, n)
+    row3(
+      `fan-out N=${k}: broadcast loop ms per tick`,
+      (r) => (r && r.serverProbe.fanouts! > 0 ? (r.serverProbe.fanoutSeconds! / r.serverProbe.fanouts!) * 1000 : NaN),
+      2,
+      n,
+    )
+    lower(
+      `latency N=${k} at ${fr(result, 'ws', n)?.latency.ticksPerSec ?? fr(result, 'gateway', n)?.latency.ticksPerSec ?? '?'} ticks/s: p50 ms`,
+      (r) => lat(r)?.p50 ?? NaN,
+      2,
+      n,
+    )
     lower(`latency N=${k}: p99 ms`, (r) => lat(r)?.p99 ?? NaN, 2, n)
     lower(`latency N=${k}: max ms`, (r) => lat(r)?.max ?? NaN, 2, n)
     lower(`latency N=${k}: p99 ms, all sockets`, (r) => r?.latency.sourceToClient.p99 ?? NaN, 2, n)
-    lower(`latency N=${k}: p99 ms at the fan-out rate`, (r) => r?.latencyAtThroughputRate.probeSourceToClient?.p99 ?? r?.latencyAtThroughputRate.sourceToClient.p99 ?? NaN, 1, n)
+    lower(
+      `latency N=${k}: p99 ms at the fan-out rate`,
+      (r) => r?.latencyAtThroughputRate.probeSourceToClient?.p99 ?? r?.latencyAtThroughputRate.sourceToClient.p99 ?? NaN,
+      1,
+      n,
+    )
   }
   const nMax = Ns[0]
-  if (nMax && phases.has('fanout')) lower(`RSS per idle connection KiB (N=${nMax >= 1000 ? `${nMax / 1000}k` : nMax})`, (r) => (r ? r.rssPerIdleConnBytes / 1024 : NaN), 2, nMax)
+  if (nMax && phases.has('fanout'))
+    lower(
+      `RSS per idle connection KiB (N=${nMax >= 1000 ? `${nMax / 1000}k` : nMax})`,
+      (r) => (r ? r.rssPerIdleConnBytes / 1024 : NaN),
+      2,
+      nMax,
+    )
   const e = result.economy
   if (e) {
     rows.push(['upstream req/min, 1 dashboard/account', fmt(e.one.perMinute, 1), '', '', '', ''])
-    rows.push([`upstream req/min, ${e.many.dashboardsPerAccount} dashboards/account`, fmt(e.many.perMinute, 1), '', '', `${fmtRatio(e.ratio)} of 1/account`, ''])
+    rows.push([
+      `upstream req/min, ${e.many.dashboardsPerAccount} dashboards/account`,
+      fmt(e.many.perMinute, 1),
+      '',
+      '',
+      `${fmtRatio(e.ratio)} of 1/account`,
+      '',
+    ])
   }
   const p = result.push
   if (p) {
-    rows.push(['upstream REST req/min per watched account, private stream healthy', fmt(p.push.perAccountPerMinute, 1), '', '', `${fmtRatio(p.ratio)} of polling`, ''])
+    rows.push([
+      'upstream REST req/min per watched account, private stream healthy',
+      fmt(p.push.perAccountPerMinute, 1),
+      '',
+      '',
+      `${fmtRatio(p.ratio)} of polling`,
+      '',
+    ])
     rows.push(['upstream REST req/min per watched account, polling only', fmt(p.polling.perAccountPerMinute, 1), '', '', '', ''])
-    rows.push([`exchange event → dashboard data_update, p50 / p99 ms (n=${p.latency.n})`, `${fmt(p.latency.p50, 0)} / ${fmt(p.latency.p99, 0)}`, '', '', '', ''])
+    rows.push([
+      `exchange event → dashboard data_update, p50 / p99 ms (n=${p.latency.n})`,
+      `${fmt(p.latency.p50, 0)} / ${fmt(p.latency.p99, 0)}`,
+      '',
+      '',
+      '',
+      '',
+    ])
   }
   const d = result.dashboard
   if (d) {
-    rows.push(['/api/dashboard req/s, 200 (vs bare Fastify + same JWT check)', fmt(d.gateway200.rps, 0), fmt(d.reference200.rps, 0), '', fmtRatio(ratio(d.gateway200.rps, d.reference200.rps)), ''])
-    rows.push(['/api/dashboard req/s, If-None-Match → 304', fmt(d.gateway304.rps, 0), fmt(d.reference304.rps, 0), '', fmtRatio(ratio(d.gateway304.rps, d.reference304.rps)), ''])
+    rows.push([
+      '/api/dashboard req/s, 200 (vs bare Fastify + same JWT check)',
+      fmt(d.gateway200.rps, 0),
+      fmt(d.reference200.rps, 0),
+      '',
+      fmtRatio(ratio(d.gateway200.rps, d.reference200.rps)),
+      '',
+    ])
+    rows.push([
+      '/api/dashboard req/s, If-None-Match → 304',
+      fmt(d.gateway304.rps, 0),
+      fmt(d.reference304.rps, 0),
+      '',
+      fmtRatio(ratio(d.gateway304.rps, d.reference304.rps)),
+      '',
+    ])
     rows.push(['/api/dashboard 304 ÷ 200 (gateway)', fmtRatio(ratio(d.gateway304.rps, d.gateway200.rps)), '', '', '', ''])
   }
   return rows
@@ -313,7 +475,9 @@ const fmtRatio3 = (r: number): string => (Number.isFinite(r) ? `${r.toFixed(3)}�
 function targets(result: Record<string, any>): Array<{ target: string; measured: string; met: boolean; value: number }> {
   const out: Array<{ target: string; measured: string; met: boolean; value: number }> = []
   for (const n of Ns) {
-    const g = fr(result, 'gateway', n), w = fr(result, 'ws', n), s = fr(result, 'sio', n)
+    const g = fr(result, 'gateway', n),
+      w = fr(result, 'ws', n),
+      s = fr(result, 'sio', n)
     if (g && w) {
       const v = ratio(g.framesPerCpuSecond, w.framesPerCpuSecond)
       out.push({ target: `fan-out N=${n} ≥ 1.2× bare ws (frames per CPU-s)`, measured: fmtRatio3(v), met: v >= 1.2, value: v })
@@ -327,37 +491,73 @@ function targets(result: Record<string, any>): Array<{ target: string; measured:
   }
   const small = Ns.find((n) => n <= 1000)
   if (small !== undefined) {
-    const g = fr(result, 'gateway', small), w = fr(result, 'ws', small)
+    const g = fr(result, 'gateway', small),
+      w = fr(result, 'ws', small)
     const pg = (g?.latencyAtThroughputRate.probeSourceToClient ?? g?.latencyAtThroughputRate.sourceToClient)?.p99 ?? NaN
     const pw = (w?.latencyAtThroughputRate.probeSourceToClient ?? w?.latencyAtThroughputRate.sourceToClient)?.p99 ?? NaN
     const v = ratio(pg, pw)
-    if (Number.isFinite(v)) out.push({ target: `p99 at the saturating fan-out rate, N=${small} ≤ 0.5× bare ws`, measured: `${fmtRatio3(v)} (${fmt(pg, 1)} vs ${fmt(pw, 1)} ms)`, met: v <= 0.5, value: v })
+    if (Number.isFinite(v))
+      out.push({
+        target: `p99 at the saturating fan-out rate, N=${small} ≤ 0.5× bare ws`,
+        measured: `${fmtRatio3(v)} (${fmt(pg, 1)} vs ${fmt(pw, 1)} ms)`,
+        met: v <= 0.5,
+        value: v,
+      })
   }
-  if (result.economy) out.push({ target: `upstream, ${result.economy.many.dashboardsPerAccount}/account ≤ 1.05× 1/account`, measured: fmtRatio3(result.economy.ratio), met: result.economy.ratio <= 1.05, value: result.economy.ratio })
+  if (result.economy)
+    out.push({
+      target: `upstream, ${result.economy.many.dashboardsPerAccount}/account ≤ 1.05× 1/account`,
+      measured: fmtRatio3(result.economy.ratio),
+      met: result.economy.ratio <= 1.05,
+      value: result.economy.ratio,
+    })
   const big = Ns.find((n) => n >= 10_000) ?? Ns[0]!
   const g = fr(result, 'gateway', big)
   if (g) {
     const p99 = lat(g)?.p99 ?? NaN
     const pw = lat(fr(result, 'ws', big))?.p99 ?? NaN
-    out.push({ target: `gateway-added p99 at N=${big} (one process) vs bare ws`, measured: `${fmt(p99, 1)} vs ${fmt(pw, 1)} ms = ${fmtRatio3(ratio(p99, pw))}`, met: ratio(p99, pw) <= 0.5, value: ratio(p99, pw) })
+    out.push({
+      target: `gateway-added p99 at N=${big} (one process) vs bare ws`,
+      measured: `${fmt(p99, 1)} vs ${fmt(pw, 1)} ms = ${fmtRatio3(ratio(p99, pw))}`,
+      met: ratio(p99, pw) <= 0.5,
+      value: ratio(p99, pw),
+    })
     const kb = g.rssPerIdleConnBytes / 1024
     out.push({ target: `RSS per idle connection ≤ 8 KiB at N=${big}`, measured: `${fmt(kb, 2)} KiB`, met: kb <= 8, value: kb })
   }
   const p = result.push
   if (p) {
     const v = p.push.perAccountPerMinute
-    out.push({ target: 'upstream REST req/min per watched account with a healthy private stream ≤ 9 (¼ of 36)', measured: `${fmt(v, 1)} (polling only ${fmt(p.polling.perAccountPerMinute, 1)})`, met: v <= 9, value: v })
-    out.push({ target: 'exchange event → dashboard data_update p99 ≤ 250 ms (loopback)', measured: `${fmt(p.latency.p99, 0)} ms (n=${p.latency.n})`, met: p.latency.p99 <= 250, value: p.latency.p99 })
+    out.push({
+      target: 'upstream REST req/min per watched account with a healthy private stream ≤ 9 (¼ of 36)',
+      measured: `${fmt(v, 1)} (polling only ${fmt(p.polling.perAccountPerMinute, 1)})`,
+      met: v <= 9,
+      value: v,
+    })
+    out.push({
+      target: 'exchange event → dashboard data_update p99 ≤ 250 ms (loopback)',
+      measured: `${fmt(p.latency.p99, 0)} ms (n=${p.latency.n})`,
+      met: p.latency.p99 <= 250,
+      value: p.latency.p99,
+    })
   }
   const d = result.dashboard
   if (d) {
     const v = ratio(d.gateway200.rps, d.reference200.rps)
-    out.push({ target: '/api/dashboard req/s ≥ 0.5× bare Fastify with the same JWT check', measured: fmtRatio3(v), met: v >= 0.5, value: v })
+    out.push({
+      target: '/api/dashboard req/s ≥ 0.5× bare Fastify with the same JWT check',
+      measured: fmtRatio3(v),
+      met: v >= 0.5,
+      value: v,
+    })
   }
   return out
 }
 
-main().then(() => process.exit(0), (e: Error) => {
-  process.stderr.write(`bench failed: ${e.stack ?? e.message}\n`)
-  process.exit(1)
-})
+main().then(
+  () => process.exit(0),
+  (e: Error) => {
+    process.stderr.write(`bench failed: ${e.stack ?? e.message}\n`)
+    process.exit(1)
+  },
+)

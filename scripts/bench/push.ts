@@ -54,7 +54,9 @@ async function dashboard(url: string, token: string): Promise<{ ws: WebSocket; f
   ws.on('message', (d) => {
     try {
       frames.push({ f: JSON.parse(d.toString()), at: Date.now() })
-    } catch { /* not JSON */ }
+    } catch {
+      /* not JSON */
+    }
   })
   ws.on('error', () => {})
   await new Promise<void>((resolve, reject) => {
@@ -74,7 +76,11 @@ async function dashboard(url: string, token: string): Promise<{ ws: WebSocket; f
 async function exchangeCall(base: string, acc: SimAccount, method: 'POST', path: string, body: unknown): Promise<any> {
   const url = new URL(`${base}${path}`)
   const text = JSON.stringify(body)
-  const res = await fetch(url, { method, body: text, headers: { 'content-type': 'application/json', ...authHeaders(acc, Date.now(), method, url, text) } })
+  const res = await fetch(url, {
+    method,
+    body: text,
+    headers: { 'content-type': 'application/json', ...authHeaders(acc, Date.now(), method, url, text) },
+  })
   const json = await res.json()
   if (res.status !== 200) throw new Error(`bench push: ${method} ${path} → ${res.status} ${JSON.stringify(json)}`)
   return json
@@ -98,7 +104,12 @@ async function fireEvents(o: PushOptions, acc: SimAccount, d: { frames: Array<{ 
   for (let i = 0; i < o.trades; i++) {
     let mark = d.frames.length
     let t0 = Date.now()
-    const trade = await exchangeCall(o.sim.url, acc, 'POST', '/futures/isolated/trade', { type: 'market', side: i % 2 ? 'sell' : 'buy', leverage: 10, quantity: 10 })
+    const trade = await exchangeCall(o.sim.url, acc, 'POST', '/futures/isolated/trade', {
+      type: 'market',
+      side: i % 2 ? 'sell' : 'buy',
+      leverage: 10,
+      quantity: 10,
+    })
     const opened = await waitFor(mark, (f) => running(f, trade.id))
     if (opened !== null) lat.push(opened - t0)
     await sleep(gap)
@@ -125,7 +136,10 @@ export async function pushRun(o: PushOptions, log: (s: string) => void): Promise
       startGateway({ apiUrl: o.sim.url, streamUrl: o.sim.streamUrl, env: env(0) }),
     ])
     gws.push(gPush, gPoll)
-    const [uPush, uPoll] = await Promise.all([provisionUsers(gPush.origin, [...pushAccounts, eventAccount]), provisionUsers(gPoll.origin, pollAccounts)])
+    const [uPush, uPoll] = await Promise.all([
+      provisionUsers(gPush.origin, [...pushAccounts, eventAccount]),
+      provisionUsers(gPoll.origin, pollAccounts),
+    ])
     const dashPush = await Promise.all(uPush.map((u) => dashboard(gPush.wsUrl, u.token)))
     const dashPoll = await Promise.all(uPoll.map((u) => dashboard(gPoll.wsUrl, u.token)))
     sockets.push(...dashPush.map((d) => d.ws), ...dashPoll.map((d) => d.ws))
@@ -146,9 +160,14 @@ export async function pushRun(o: PushOptions, log: (s: string) => void): Promise
     log(`  upstream REST requests per watched account per minute: push ${avg(push).toFixed(1)}, polling only ${avg(polling).toFixed(1)}`)
     const lat = await events
     const latency = { n: lat.length, p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), max: Math.max(...lat), all: lat }
-    log(`  exchange event → dashboard data_update: n=${latency.n} p50 ${latency.p50} ms, p99 ${latency.p99} ms, max ${latency.max} ms (${2 * o.trades - lat.length} missed)`)
+    log(
+      `  exchange event → dashboard data_update: n=${latency.n} p50 ${latency.p50} ms, p99 ${latency.p99} ms, max ${latency.max} ms (${2 * o.trades - lat.length} missed)`,
+    )
     return {
-      accounts: o.k, windowMs: o.windowMs, pollIntervalMs: 5000, reconcileMs: 30_000,
+      accounts: o.k,
+      windowMs: o.windowMs,
+      pollIntervalMs: 5000,
+      reconcileMs: 30_000,
       push: { perAccountPerMinute: avg(push), perAccount: push },
       polling: { perAccountPerMinute: avg(polling), perAccount: polling },
       ratio: avg(push) / avg(polling),

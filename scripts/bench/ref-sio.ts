@@ -11,7 +11,13 @@ import { subscribeFeed, tickerSnapshot, TICKER_TOPIC } from '../lib/feed.ts'
 const port = Number(process.env.PORT ?? 0)
 const feedUrl = process.env.FEED_URL
 const server = createServer()
-const io = new Server(server, { transports: ['websocket'], serveClient: false, perMessageDeflate: false, httpCompression: false, maxHttpBufferSize: 16 * 1024 })
+const io = new Server(server, {
+  transports: ['websocket'],
+  serveClient: false,
+  perMessageDeflate: false,
+  httpCompression: false,
+  maxHttpBufferSize: 16 * 1024,
+})
 
 let seq = 0
 const epoch = Date.now()
@@ -22,7 +28,14 @@ if (feedUrl) {
     if (topic !== TICKER_TOPIC) return
     const t0 = process.hrtime.bigint()
     io.emit('data_update', {
-      type: 'data_update', channel: 'ticker', epoch, seq: ++seq, sourceTs: data?.time ?? Date.now(), ts: Date.now(), source: 'simulator', data: tickerSnapshot(data ?? {}),
+      type: 'data_update',
+      channel: 'ticker',
+      epoch,
+      seq: ++seq,
+      sourceTs: data?.time ?? Date.now(),
+      ts: Date.now(),
+      source: 'simulator',
+      data: tickerSnapshot(data ?? {}),
     })
     fanoutSeconds += Number(process.hrtime.bigint() - t0) / 1e9
     broadcasts++

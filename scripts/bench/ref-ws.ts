@@ -30,12 +30,19 @@ function gatedSend(c: Gated, frames: Buffer[]): void {
 function onWritten(c: Gated): void {
   c[kBusy] = false
   const q = c[kQueue]
-  if (q && q.length && c.readyState === WebSocket.OPEN) { c[kQueue] = []; gatedSend(c, q) }
+  if (q && q.length && c.readyState === WebSocket.OPEN) {
+    c[kQueue] = []
+    gatedSend(c, q)
+  }
 }
 const feedUrl = process.env.FEED_URL
-const server = createServer((_req, res) => { res.writeHead(404).end() })
+const server = createServer((_req, res) => {
+  res.writeHead(404).end()
+})
 const wss = new WebSocketServer({ server, path: '/ws', perMessageDeflate: false, maxPayload: 16 * 1024 })
-wss.on('connection', (ws) => { ws.on('error', () => ws.terminate()) })
+wss.on('connection', (ws) => {
+  ws.on('error', () => ws.terminate())
+})
 
 let seq = 0
 const epoch = Date.now()
@@ -45,9 +52,18 @@ if (feedUrl) {
   subscribeFeed(feedUrl, [TICKER_TOPIC], (topic, data) => {
     if (topic !== TICKER_TOPIC) return
     const t0 = process.hrtime.bigint()
-    const frame = Buffer.from(JSON.stringify({
-      type: 'data_update', channel: 'ticker', epoch, seq: ++seq, sourceTs: data?.time ?? Date.now(), ts: Date.now(), source: 'simulator', data: tickerSnapshot(data ?? {}),
-    }))
+    const frame = Buffer.from(
+      JSON.stringify({
+        type: 'data_update',
+        channel: 'ticker',
+        epoch,
+        seq: ++seq,
+        sourceTs: data?.time ?? Date.now(),
+        ts: Date.now(),
+        source: 'simulator',
+        data: tickerSnapshot(data ?? {}),
+      }),
+    )
     if (gated === 'framewriter') {
       const framed = frameText(frame)
       for (const c of wss.clients as Set<WebSocket & { [kWriter]?: FrameWriter }>) {

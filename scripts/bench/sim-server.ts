@@ -37,7 +37,9 @@ process.on('message', (m: any) => {
     process.send?.({ id: m.id })
   }
 })
-const stop = () => { void sim.close().finally(() => process.exit(0)) }
+const stop = () => {
+  void sim.close().finally(() => process.exit(0))
+}
 process.on('disconnect', stop)
 process.on('SIGTERM', stop)
 process.send?.({ ready: true, port: sim.port, url: sim.url, streamUrl: sim.streamUrl })

@@ -29,10 +29,15 @@ const databaseUrl = args.get('database-url')
 const viaTsx = boolArg(args, 'tsx')
 /** another checkout of the project to measure (e.g. an older commit), default this one */
 const root = args.get('root') ?? ROOT
-const extraEnv = Object.fromEntries((args.get('env') ?? '').split(',').filter(Boolean).map((kv) => {
-  const i = kv.indexOf('=')
-  return [kv.slice(0, i), kv.slice(i + 1)]
-}))
+const extraEnv = Object.fromEntries(
+  (args.get('env') ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((kv) => {
+      const i = kv.indexOf('=')
+      return [kv.slice(0, i), kv.slice(i + 1)]
+    }),
+)
 
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
@@ -49,7 +54,12 @@ async function ready(url: string): Promise<boolean> {
   }
 }
 
-interface Run { readyMs: number; cpuMs: number; rssReadyMiB: number; rssIdleMiB: number }
+interface Run {
+  readyMs: number
+  cpuMs: number
+  rssReadyMiB: number
+  rssIdleMiB: number
+}
 
 /** user + system CPU time of a process so far, ms (from /proc; clock ticks of 10 ms) */
 function cpuMs(pid: number): number {
@@ -80,7 +90,9 @@ async function once(): Promise<Run> {
   const t0 = performance.now()
   const child = track(spawn(process.execPath, argv, { cwd: root, env, stdio: ['ignore', 'ignore', 'pipe'] }))
   let stderr = ''
-  child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000) })
+  child.stderr.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000)
+  })
   try {
     const deadline = Date.now() + 240_000
     for (;;) {
@@ -103,12 +115,16 @@ const results: Run[] = []
 for (let i = 0; i < runs; i++) {
   const r = await once()
   results.push(r)
-  process.stdout.write(`run ${i + 1}: ready in ${r.readyMs} ms (${r.cpuMs} ms of CPU), RSS ${r.rssReadyMiB} MiB at ready, ${r.rssIdleMiB} MiB after ${idleS} s idle\n`)
+  process.stdout.write(
+    `run ${i + 1}: ready in ${r.readyMs} ms (${r.cpuMs} ms of CPU), RSS ${r.rssReadyMiB} MiB at ready, ${r.rssIdleMiB} MiB after ${idleS} s idle\n`,
+  )
 }
 rmSync(dataDir, { recursive: true, force: true })
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 const later = results.length > 1 ? results.slice(1) : results
-process.stdout.write(`${viaTsx ? 'tsx backend/server.ts' : 'node dist/backend/server.js'}, ${databaseUrl ? 'PostgreSQL' : 'embedded PGlite'}: ` +
-  `first start (fresh database) ready in ${results[0]!.readyMs} ms (${results[0]!.cpuMs} ms CPU); ` +
-  `up-to-date database: median ready ${median(later.map((r) => r.readyMs))} ms (${median(later.map((r) => r.cpuMs))} ms CPU), ` +
-  `idle RSS ${median(later.map((r) => r.rssIdleMiB))} MiB\n`)
+process.stdout.write(
+  `${viaTsx ? 'tsx backend/server.ts' : 'node dist/backend/server.js'}, ${databaseUrl ? 'PostgreSQL' : 'embedded PGlite'}: ` +
+    `first start (fresh database) ready in ${results[0]!.readyMs} ms (${results[0]!.cpuMs} ms CPU); ` +
+    `up-to-date database: median ready ${median(later.map((r) => r.readyMs))} ms (${median(later.map((r) => r.cpuMs))} ms CPU), ` +
+    `idle RSS ${median(later.map((r) => r.rssIdleMiB))} MiB\n`,
+)

@@ -23,7 +23,12 @@ export interface Ctx {
   killRounds: number
 }
 
-export interface User { username: string; password: string; token: string; account?: SimAccount }
+export interface User {
+  username: string
+  password: string
+  token: string
+  account?: SimAccount
+}
 
 export const runId = randomBytes(3).toString('hex')
 
@@ -38,11 +43,24 @@ export async function makeUser(origin: string, username: string, account: SimAcc
   await want('register', api(origin, 'POST', '/api/auth/register', { username, password }, { localAddress }), 201)
   const login = await want('login', api(origin, 'POST', '/api/auth/login', { username, password }, { localAddress }), 200)
   const token = login.json.accessToken as string
-  if (account) await want('PUT /api/credentials', api(origin, 'PUT', '/api/credentials', { apiKey: account.key, apiSecret: account.secret, passphrase: account.passphrase }, { token, localAddress, timeoutMs: 30_000 }), 200)
+  if (account)
+    await want(
+      'PUT /api/credentials',
+      api(
+        origin,
+        'PUT',
+        '/api/credentials',
+        { apiKey: account.key, apiSecret: account.secret, passphrase: account.passphrase },
+        { token, localAddress, timeoutMs: 30_000 },
+      ),
+      200,
+    )
   return { username, password, token, account }
 }
 
 /** simulator accounts with one running position each, so positions (P&L) change with every price tick */
-export function withPosition<T extends SimAccount>(accounts: T[]): Array<T & { positions: Array<{ side: 'buy'; quantity: number; leverage: number }> }> {
+export function withPosition<T extends SimAccount>(
+  accounts: T[],
+): Array<T & { positions: Array<{ side: 'buy'; quantity: number; leverage: number }> }> {
   return accounts.map((a, i) => ({ ...a, positions: [{ side: 'buy' as const, quantity: 100 + i, leverage: 10 }] }))
 }

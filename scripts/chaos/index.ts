@@ -39,7 +39,10 @@ export const CELLS: Array<{ id: string; name: string; run: CellFn; limitS: (c: C
 /** a plain-text table, every column left-aligned (the figures are prose) */
 function table(rows: string[][]): string {
   const widths: number[] = []
-  for (const r of rows) r.forEach((c, i) => { widths[i] = Math.max(widths[i] ?? 0, c.length) })
+  for (const r of rows)
+    r.forEach((c, i) => {
+      widths[i] = Math.max(widths[i] ?? 0, c.length)
+    })
   const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')
   return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n')
 }
@@ -47,8 +50,13 @@ function table(rows: string[][]): string {
 async function main(): Promise<void> {
   const args = parseArgs()
   const short = args.has('short') && args.get('short') !== 'false'
-  const only = args.get('only')?.split(',').map((s) => s.trim()).filter(Boolean)
-  for (const id of only ?? []) if (!CELLS.some((c) => c.id === id)) throw new Error(`--only: no cell "${id}" (cells: ${CELLS.map((c) => c.id).join(', ')})`)
+  const only = args
+    .get('only')
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+  for (const id of only ?? [])
+    if (!CELLS.some((c) => c.id === id)) throw new Error(`--only: no cell "${id}" (cells: ${CELLS.map((c) => c.id).join(', ')})`)
   const fd = fdLimits()
   const started = new Date()
   const dir = mkdtempSync(join(tmpdir(), 'lnm-chaos-'))
@@ -67,10 +75,17 @@ async function main(): Promise<void> {
   }
   const outFile = args.get('out') ?? join(ROOT, 'bench/results', `chaos-${started.toISOString().replace(/[:.]/g, '-')}.json`)
   const machine = describeMachine()
-  log(`chaos suite${short ? ' (short)' : ''} on ${machineLine(machine)}; load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; fd limit ${fd.hard}/process`)
+  log(
+    `chaos suite${short ? ' (short)' : ''} on ${machineLine(machine)}; load ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}; fd limit ${fd.hard}/process`,
+  )
   const results: CellResult[] = []
   let interrupted = false
-  process.once('SIGINT', () => { interrupted = true })
+  process.once('SIGINT', () => {
+    interrupted = true
+  })
   try {
     for (const cell of CELLS) {
       if (only && !only.includes(cell.id)) continue
@@ -80,17 +95,31 @@ async function main(): Promise<void> {
       log(`— cell ${cell.id}: ${cell.name} (limit ${Math.round(limit)} s)`)
       const t0 = Date.now()
       let timer: NodeJS.Timeout | undefined
-      const timeout = new Promise<never>((_, rej) => { timer = setTimeout(() => rej(new Error(`cell did not finish within its ${Math.round(limit)} s limit`)), limit * 1000) })
+      const timeout = new Promise<never>((_, rej) => {
+        timer = setTimeout(() => rej(new Error(`cell did not finish within its ${Math.round(limit)} s limit`)), limit * 1000)
+      })
       let r: CellResult
       try {
         const out = await Promise.race([cell.run(ctx), timeout])
         r = { id: cell.id, name: cell.name, ...out, seconds: Math.round((Date.now() - t0) / 100) / 10 }
       } catch (e) {
         // a cell that overran its limit is abandoned: everything it started goes with it, before the next cell
-        if (Date.now() - t0 >= limit * 1000) { killChildren(); await sleep(2000) }
+        if (Date.now() - t0 >= limit * 1000) {
+          killChildren()
+          await sleep(2000)
+        }
         const err = e as Error
         log(`cell ${cell.id} error: ${err.stack ?? err.message}`)
-        r = { id: cell.id, name: cell.name, held: false, summary: `error: ${err.message.split('\n')[0]}`, checks: [], figures: {}, error: err.stack ?? err.message, seconds: Math.round((Date.now() - t0) / 100) / 10 }
+        r = {
+          id: cell.id,
+          name: cell.name,
+          held: false,
+          summary: `error: ${err.message.split('\n')[0]}`,
+          checks: [],
+          figures: {},
+          error: err.stack ?? err.message,
+          seconds: Math.round((Date.now() - t0) / 100) / 10,
+        }
       } finally {
         clearTimeout(timer)
       }
@@ -107,21 +136,41 @@ async function main(): Promise<void> {
   }
 
   const rows = [['cell', 'result', 'figures'], ...results.map((r) => [`${r.id}. ${r.name}`, r.held ? 'held' : 'FAILED', r.summary])]
-  const failedRows = results.filter((r) => !r.held).flatMap((r) => (r.checks.length ? r.checks.filter((c) => !c.ok) : [{ what: 'error', detail: r.summary }]).map((c) => `  cell ${r.id}: ${c.what} — ${c.detail}`))
+  const failedRows = results
+    .filter((r) => !r.held)
+    .flatMap((r) =>
+      (r.checks.length ? r.checks.filter((c) => !c.ok) : [{ what: 'error', detail: r.summary }]).map(
+        (c) => `  cell ${r.id}: ${c.what} — ${c.detail}`,
+      ),
+    )
   const report = {
-    kind: 'lnm-gateway chaos', startedAt: started.toISOString(), finishedAt: new Date().toISOString(), short,
-    settings: { ...ctx, dir: undefined, pg: undefined }, machine, loadAvgAtEnd: os.loadavg().map((x) => Math.round(x * 100) / 100),
-    held: results.every((r) => r.held), cells: results, table: rows,
+    kind: 'lnm-gateway chaos',
+    startedAt: started.toISOString(),
+    finishedAt: new Date().toISOString(),
+    short,
+    settings: { ...ctx, dir: undefined, pg: undefined },
+    machine,
+    loadAvgAtEnd: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    held: results.every((r) => r.held),
+    cells: results,
+    table: rows,
   }
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true })
   writeFileSync(outFile, JSON.stringify(report, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n')
-  process.stdout.write(`\nlnm-gateway chaos${short ? ' (short)' : ''} — ${machineLine(machine)}\n${started.toISOString()}, load ${machine.loadAvgAtStart.join(' ')} → ${report.loadAvgAtEnd.join(' ')}\n\n` +
-    `${table(rows)}\n` + (failedRows.length ? `\nfailed checks:\n${failedRows.join('\n')}\n` : '') +
-    (args.has('markdown') ? `\n${markdownTable(rows)}\n` : '') + `\nwritten: ${outFile}\n`)
+  process.stdout.write(
+    `\nlnm-gateway chaos${short ? ' (short)' : ''} — ${machineLine(machine)}\n${started.toISOString()}, load ${machine.loadAvgAtStart.join(' ')} → ${report.loadAvgAtEnd.join(' ')}\n\n` +
+      `${table(rows)}\n` +
+      (failedRows.length ? `\nfailed checks:\n${failedRows.join('\n')}\n` : '') +
+      (args.has('markdown') ? `\n${markdownTable(rows)}\n` : '') +
+      `\nwritten: ${outFile}\n`,
+  )
   process.exitCode = report.held ? 0 : 2
 }
 
-main().then(() => process.exit(process.exitCode ?? 0), (e: Error) => {
-  process.stderr.write(`chaos failed: ${e.stack ?? e.message}\n`)
-  process.exit(1)
-})
+main().then(
+  () => process.exit(process.exitCode ?? 0),
+  (e: Error) => {
+    process.stderr.write(`chaos failed: ${e.stack ?? e.message}\n`)
+    process.exit(1)
+  },
+)

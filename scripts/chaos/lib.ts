@@ -38,8 +38,12 @@ export class Checks {
     this.list.push({ what, ok, detail })
     return ok
   }
-  get held(): boolean { return this.list.length > 0 && this.list.every((c) => c.ok) }
-  failed(): string[] { return this.list.filter((c) => !c.ok).map((c) => `${c.what} (${c.detail})`) }
+  get held(): boolean {
+    return this.list.length > 0 && this.list.every((c) => c.ok)
+  }
+  failed(): string[] {
+    return this.list.filter((c) => !c.ok).map((c) => `${c.what} (${c.detail})`)
+  }
 }
 
 export const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`)
@@ -61,7 +65,15 @@ let exitHooked = false
 export function onExit(fn: () => void): () => void {
   if (!exitHooked) {
     exitHooked = true
-    process.on('exit', () => { for (const f of exitHooks) { try { f() } catch { /* best effort */ } } })
+    process.on('exit', () => {
+      for (const f of exitHooks) {
+        try {
+          f()
+        } catch {
+          /* best effort */
+        }
+      }
+    })
   }
   exitHooks.add(fn)
   return () => exitHooks.delete(fn)
@@ -75,11 +87,28 @@ export interface ChaosSim {
   streamUrl: string
   faults(f: Record<string, unknown>): Promise<void>
   reset(): Promise<void>
-  rates(sinceMs: number, untilMs?: number): Promise<{ total: number; byStatus: Record<string, number>; byPath: Record<string, number>; perKey: Record<string, { total: number; maxPerSec: number }> }>
+  rates(
+    sinceMs: number,
+    untilMs?: number,
+  ): Promise<{
+    total: number
+    byStatus: Record<string, number>
+    byPath: Record<string, number>
+    perKey: Record<string, { total: number; maxPerSec: number }>
+  }>
   /** per key, the longest time in the window without a request on one of `paths` ('GET /v3/account', …) */
   gaps(paths: string[], sinceMs: number, untilMs?: number): Promise<{ maxGapMs: Record<string, number> }>
   /** the simulator's Stream v1 counters (connections, authenticate, refusals per limit, privateDrops) */
-  streamStats(): Promise<{ connections: number; authenticate: number; refusedSockets: number; refusedConnections: number; refusedAuthenticate: number; privateDrops: number; open: number; authenticated: number }>
+  streamStats(): Promise<{
+    connections: number
+    authenticate: number
+    refusedSockets: number
+    refusedConnections: number
+    refusedAuthenticate: number
+    privateDrops: number
+    open: number
+    authenticated: number
+  }>
   stop(): Promise<void>
 }
 
@@ -98,8 +127,12 @@ export async function startChaosSim(dir: string, accounts: SimAccount[]): Promis
     proc,
     url: msg.url,
     streamUrl: msg.streamUrl,
-    faults: async (f) => { await rpc(proc, { op: 'faults', faults: f }, 10_000) },
-    reset: async () => { await rpc(proc, { op: 'faultsReset' }, 10_000) },
+    faults: async (f) => {
+      await rpc(proc, { op: 'faults', faults: f }, 10_000)
+    },
+    reset: async () => {
+      await rpc(proc, { op: 'faultsReset' }, 10_000)
+    },
     rates: (sinceMs, untilMs) => rpc(proc, { op: 'rates', sinceMs, untilMs }, 30_000),
     gaps: (paths, sinceMs, untilMs) => rpc(proc, { op: 'gaps', paths, sinceMs, untilMs }, 30_000),
     streamStats: () => rpc(proc, { op: 'streamStats' }, 10_000),
@@ -114,7 +147,10 @@ export function peakRates(r: Awaited<ReturnType<ChaosSim['rates']>>): { privateM
   let keys = 0
   for (const [k, v] of Object.entries(r.perKey)) {
     if (k === '(public)') pub = v.maxPerSec
-    else { keys++; priv = Math.max(priv, v.maxPerSec) }
+    else {
+      keys++
+      priv = Math.max(priv, v.maxPerSec)
+    }
   }
   return { privateMaxPerSec: priv, publicMaxPerSec: pub, keys }
 }
@@ -128,7 +164,12 @@ export class GatewayProc {
   readonly wsUrl: string
   exits: Array<{ code: number | null; signal: string | null; at: number }> = []
 
-  private constructor(readonly port: number, readonly env: Record<string, string>, readonly dataDir: string, private readonly nodeArgs: string[]) {
+  private constructor(
+    readonly port: number,
+    readonly env: Record<string, string>,
+    readonly dataDir: string,
+    private readonly nodeArgs: string[],
+  ) {
     this.origin = `http://127.0.0.1:${port}`
     this.wsUrl = `ws://127.0.0.1:${port}/ws`
   }
@@ -146,8 +187,12 @@ export class GatewayProc {
     return new GatewayProc(port, { ...this.env, PORT: String(port) }, this.dataDir, this.nodeArgs)
   }
 
-  get alive(): boolean { return this.proc !== null && this.proc.exitCode === null && this.proc.signalCode === null }
-  get pid(): number { return this.proc?.pid ?? 0 }
+  get alive(): boolean {
+    return this.proc !== null && this.proc.exitCode === null && this.proc.signalCode === null
+  }
+  get pid(): number {
+    return this.proc?.pid ?? 0
+  }
 
   async start(timeoutMs = 180_000): Promise<number> {
     const t0 = Date.now()
@@ -155,7 +200,9 @@ export class GatewayProc {
     this.proc = proc
     this.output = captureOutput(proc, 20_000)
     proc.once('exit', (code, signal) => this.exits.push({ code, signal, at: Date.now() }))
-    const exited = new Promise<never>((_, rej) => proc.once('exit', (c, s) => rej(new Error(`gateway exited (${c ?? s}) during start:\n${this.output().slice(-3000)}`))))
+    const exited = new Promise<never>((_, rej) =>
+      proc.once('exit', (c, s) => rej(new Error(`gateway exited (${c ?? s}) during start:\n${this.output().slice(-3000)}`))),
+    )
     await Promise.race([waitHttp(`${this.origin}/health/live`, timeoutMs, (s) => s === 200), exited])
     return Date.now() - t0
   }
@@ -165,7 +212,9 @@ export class GatewayProc {
     const proc = this.proc
     if (!proc || !this.alive) return { code: proc?.exitCode ?? null, signal: proc?.signalCode ?? null, ms: 0 }
     const t0 = performance.now()
-    const exit = new Promise<{ code: number | null; signal: string | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })))
+    const exit = new Promise<{ code: number | null; signal: string | null }>((r) =>
+      proc.once('exit', (code, signal) => r({ code, signal })),
+    )
     proc.kill(sig)
     const r = await Promise.race([exit, sleep(timeoutMs).then(() => null)])
     return r ? { ...r, ms: Math.round(performance.now() - t0) } : null
@@ -175,7 +224,9 @@ export class GatewayProc {
     await stopChild(this.proc ?? undefined, 12_000)
   }
 
-  removeData(): void { rmSync(this.dataDir, { recursive: true, force: true }) }
+  removeData(): void {
+    rmSync(this.dataDir, { recursive: true, force: true })
+  }
 }
 
 // ---------- HTTP ----------
@@ -193,39 +244,68 @@ export async function closeAgents(): Promise<void> {
   agents.clear()
 }
 
-export interface ApiAnswer { status: number; json: any; error?: string }
+export interface ApiAnswer {
+  status: number
+  json: any
+  error?: string
+}
 
 /** one API call; a transport error is status 0 with the error's code (never throws) */
-export async function api(origin: string, method: string, path: string, body?: unknown, opts: { token?: string; localAddress?: string; timeoutMs?: number } = {}): Promise<ApiAnswer> {
+export async function api(
+  origin: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  opts: { token?: string; localAddress?: string; timeoutMs?: number } = {},
+): Promise<ApiAnswer> {
   try {
     const r = await request(`${origin}${path}`, {
       method: method as 'GET',
       dispatcher: agentFor(opts.localAddress),
-      headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) },
+      headers: {
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
       headersTimeout: opts.timeoutMs ?? 15_000,
       bodyTimeout: opts.timeoutMs ?? 15_000,
     })
     const text = await r.body.text()
     let json: any = text
-    try { json = JSON.parse(text) } catch { /* not JSON */ }
+    try {
+      json = JSON.parse(text)
+    } catch {
+      /* not JSON */
+    }
     return { status: r.statusCode, json }
   } catch (e) {
     return { status: 0, json: null, error: (e as NodeJS.ErrnoException).code ?? (e as Error).message }
   }
 }
 
-export const statusKey = (a: ApiAnswer) => (a.status === 0 ? `error ${a.error}` : `${a.status}${a.json?.error?.code ? ` ${a.json.error.code}` : ''}`)
+export const statusKey = (a: ApiAnswer) =>
+  a.status === 0 ? `error ${a.error}` : `${a.status}${a.json?.error?.code ? ` ${a.json.error.code}` : ''}`
 
-export function countInto(into: Record<string, number>, k: string): void { into[k] = (into[k] ?? 0) + 1 }
+export function countInto(into: Record<string, number>, k: string): void {
+  into[k] = (into[k] ?? 0) + 1
+}
 
 // ---------- PostgreSQL of the suite's own (initdb + pg_ctl on a free port) ----------
 
 export class PgInstance {
-  private constructor(readonly bin: string, readonly dir: string, readonly port: number, readonly socketDir: string) {}
+  private constructor(
+    readonly bin: string,
+    readonly dir: string,
+    readonly port: number,
+    readonly socketDir: string,
+  ) {}
 
-  get adminUrl(): string { return `postgres://postgres@127.0.0.1:${this.port}/postgres` }
-  url(db: string): string { return `postgres://postgres@127.0.0.1:${this.port}/${db}` }
+  get adminUrl(): string {
+    return `postgres://postgres@127.0.0.1:${this.port}/postgres`
+  }
+  url(db: string): string {
+    return `postgres://postgres@127.0.0.1:${this.port}/${db}`
+  }
 
   private pg(tool: string, args: string[], timeoutMs = 60_000): string {
     const asPostgres = process.getuid?.() === 0
@@ -253,7 +333,10 @@ export class PgInstance {
     const inst = new PgInstance(bins, dir, port, socketDir)
     onExit(() => inst.killNow())
     inst.pg('initdb', ['-D', dir, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8'], 120_000)
-    writeFileSync(join(dir, 'postgresql.auto.conf'), `listen_addresses = '127.0.0.1'\nport = ${port}\nunix_socket_directories = '${socketDir}'\nfsync = on\nmax_connections = 200\n`)
+    writeFileSync(
+      join(dir, 'postgresql.auto.conf'),
+      `listen_addresses = '127.0.0.1'\nport = ${port}\nunix_socket_directories = '${socketDir}'\nfsync = on\nmax_connections = 200\n`,
+    )
     inst.start()
     return inst
   }
@@ -268,7 +351,19 @@ export class PgInstance {
   }
 
   createDb(name: string): string {
-    this.pg('psql', ['-h', '127.0.0.1', '-p', String(this.port), '-U', 'postgres', '-d', 'postgres', '-qAt', '-c', `CREATE DATABASE ${name}`])
+    this.pg('psql', [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(this.port),
+      '-U',
+      'postgres',
+      '-d',
+      'postgres',
+      '-qAt',
+      '-c',
+      `CREATE DATABASE ${name}`,
+    ])
     return this.url(name)
   }
 
@@ -277,11 +372,17 @@ export class PgInstance {
     try {
       const pid = Number(readFileSync(join(this.dir, 'postmaster.pid'), 'utf8').split('\n')[0])
       if (pid > 0) process.kill(pid, 'SIGQUIT')
-    } catch { /* not running */ }
+    } catch {
+      /* not running */
+    }
   }
 
   destroy(): void {
-    try { this.stop('immediate') } catch { this.killNow() }
+    try {
+      this.stop('immediate')
+    } catch {
+      this.killNow()
+    }
     rmSync(join(this.dir, '..'), { recursive: true, force: true })
   }
 }
@@ -291,7 +392,9 @@ export class PgInstance {
 export class RedisServer {
   proc: ChildProcess | null = null
   private constructor(readonly port: number) {}
-  get url(): string { return `redis://127.0.0.1:${this.port}` }
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`
+  }
 
   static async create(): Promise<RedisServer> {
     const r = new RedisServer(await freePort())
@@ -300,12 +403,45 @@ export class RedisServer {
   }
 
   async start(): Promise<void> {
-    const proc = track(spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning'], { stdio: ['ignore', 'pipe', 'pipe'] }))
+    const proc = track(
+      spawn(
+        'redis-server',
+        [
+          '--port',
+          String(this.port),
+          '--bind',
+          '127.0.0.1',
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+          '--daemonize',
+          'no',
+          '--loglevel',
+          'warning',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      ),
+    )
     this.proc = proc
     const out = captureOutput(proc)
-    const ok = await waitFor(() => {
-      try { return execFileSync('redis-cli', ['-p', String(this.port), 'ping'], { encoding: 'utf8', timeout: 2000, stdio: ['ignore', 'pipe', 'ignore'] }).trim() === 'PONG' } catch { return false }
-    }, 15_000, 100)
+    const ok = await waitFor(
+      () => {
+        try {
+          return (
+            execFileSync('redis-cli', ['-p', String(this.port), 'ping'], {
+              encoding: 'utf8',
+              timeout: 2000,
+              stdio: ['ignore', 'pipe', 'ignore'],
+            }).trim() === 'PONG'
+          )
+        } catch {
+          return false
+        }
+      },
+      15_000,
+      100,
+    )
     if (ok === null) throw new Error(`redis-server on :${this.port} did not answer PING:\n${out()}`)
   }
 

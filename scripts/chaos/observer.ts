@@ -12,7 +12,11 @@
 import WebSocket from 'ws'
 
 type Channel = 'account' | 'positions' | 'ticker'
-interface Shown { epoch: number; seq: number; sourceTs: number }
+interface Shown {
+  epoch: number
+  seq: number
+  sourceTs: number
+}
 
 export interface ObserverStats {
   connects: number
@@ -41,7 +45,20 @@ export interface ObserverOptions {
 const now = () => Date.now()
 
 export class Observer {
-  readonly stats: ObserverStats = { connects: 0, dataUpdates: 0, freshFrames: 0, staleShown: 0, maxAgeMs: 0, regressions: 0, duplicates: 0, closes: {}, connectFailures: {}, statusReasons: {}, byPhase: {}, examples: [] }
+  readonly stats: ObserverStats = {
+    connects: 0,
+    dataUpdates: 0,
+    freshFrames: 0,
+    staleShown: 0,
+    maxAgeMs: 0,
+    regressions: 0,
+    duplicates: 0,
+    closes: {},
+    connectFailures: {},
+    statusReasons: {},
+    byPhase: {},
+    examples: [],
+  }
   /** the suite's current phase (set from outside), for byPhase */
   phase = ''
   /** what the dashboard shows, per channel (kept across reconnects) */
@@ -60,11 +77,17 @@ export class Observer {
 
   constructor(readonly o: ObserverOptions) {}
 
-  start(): void { this.open() }
+  start(): void {
+    this.open()
+  }
 
-  get url(): string { return this.o.urls[this.urlIndex % this.o.urls.length]! }
+  get url(): string {
+    return this.o.urls[this.urlIndex % this.o.urls.length]!
+  }
 
-  private note(s: string): void { if (this.stats.examples.length < 10) this.stats.examples.push(`${this.o.label}${this.phase ? ` [${this.phase}]` : ''}: ${s}`) }
+  private note(s: string): void {
+    if (this.stats.examples.length < 10) this.stats.examples.push(`${this.o.label}${this.phase ? ` [${this.phase}]` : ''}: ${s}`)
+  }
 
   private bump(k: 'regressions' | 'duplicates' | 'staleShown'): void {
     this.stats[k]++
@@ -88,12 +111,27 @@ export class Observer {
     ws.on('open', () => ws.send(JSON.stringify({ type: 'auth', request_id: 'obs', token: this.o.token })))
     ws.on('message', (d: Buffer) => {
       let f: any
-      try { f = JSON.parse(d.toString()) } catch { this.note('a frame that is not JSON'); return }
-      if (f.type === 'connection') { this.ready = wasReady = true; this.attempt = 0; this.stats.connects++; return }
+      try {
+        f = JSON.parse(d.toString())
+      } catch {
+        this.note('a frame that is not JSON')
+        return
+      }
+      if (f.type === 'connection') {
+        this.ready = wasReady = true
+        this.attempt = 0
+        this.stats.connects++
+        return
+      }
       this.frame(f)
     })
-    ws.on('unexpected-response', (_q, res) => { this.failed(`HTTP ${res.statusCode}`); ws.terminate() })
-    ws.on('error', (e: NodeJS.ErrnoException) => { if (!wasReady) this.failed(`error ${e.code ?? e.message}`) })
+    ws.on('unexpected-response', (_q, res) => {
+      this.failed(`HTTP ${res.statusCode}`)
+      ws.terminate()
+    })
+    ws.on('error', (e: NodeJS.ErrnoException) => {
+      if (!wasReady) this.failed(`error ${e.code ?? e.message}`)
+    })
     ws.on('close', (code) => {
       this.ready = false
       if (this.ws === ws) this.ws = null
@@ -123,9 +161,16 @@ export class Observer {
       this.stats.dataUpdates++
       const age = t - Number(f.sourceTs)
       if (age > this.stats.maxAgeMs) this.stats.maxAgeMs = age
-      if (age > this.o.staleAfterMs) { this.bump('staleShown'); this.note(`${ch} data_update ${age} ms old`) }
+      if (age > this.o.staleAfterMs) {
+        this.bump('staleShown')
+        this.note(`${ch} data_update ${age} ms old`)
+      }
       const id = `${ch}:${f.epoch}:${f.seq}`
-      if (this.seenThisConn.has(id)) { this.bump('duplicates'); this.note(`duplicate ${id}`); return }
+      if (this.seenThisConn.has(id)) {
+        this.bump('duplicates')
+        this.note(`duplicate ${id}`)
+        return
+      }
       this.seenThisConn.add(id)
       const cur = this.shown.get(ch)
       const inc: Shown = { epoch: Number(f.epoch), seq: Number(f.seq), sourceTs: Number(f.sourceTs) }
@@ -153,7 +198,11 @@ export class Observer {
     this.stopped = true
     if (this.timer) clearTimeout(this.timer)
     this.timer = null
-    try { this.ws?.close(1000) } catch { /* ignore */ }
+    try {
+      this.ws?.close(1000)
+    } catch {
+      /* ignore */
+    }
     this.ws = null
   }
 }
@@ -167,17 +216,37 @@ function isNewer(shown: Shown, incoming: Shown): boolean {
 
 /** the sum of many observers' stats */
 export function sumStats(list: Observer[]): ObserverStats {
-  const out: ObserverStats = { connects: 0, dataUpdates: 0, freshFrames: 0, staleShown: 0, maxAgeMs: 0, regressions: 0, duplicates: 0, closes: {}, connectFailures: {}, statusReasons: {}, byPhase: {}, examples: [] }
+  const out: ObserverStats = {
+    connects: 0,
+    dataUpdates: 0,
+    freshFrames: 0,
+    staleShown: 0,
+    maxAgeMs: 0,
+    regressions: 0,
+    duplicates: 0,
+    closes: {},
+    connectFailures: {},
+    statusReasons: {},
+    byPhase: {},
+    examples: [],
+  }
   for (const o of list) {
     const s = o.stats
-    out.connects += s.connects; out.dataUpdates += s.dataUpdates; out.freshFrames += s.freshFrames; out.staleShown += s.staleShown
-    out.maxAgeMs = Math.max(out.maxAgeMs, s.maxAgeMs); out.regressions += s.regressions; out.duplicates += s.duplicates
+    out.connects += s.connects
+    out.dataUpdates += s.dataUpdates
+    out.freshFrames += s.freshFrames
+    out.staleShown += s.staleShown
+    out.maxAgeMs = Math.max(out.maxAgeMs, s.maxAgeMs)
+    out.regressions += s.regressions
+    out.duplicates += s.duplicates
     for (const [k, v] of Object.entries(s.closes)) out.closes[k] = (out.closes[k] ?? 0) + v
     for (const [k, v] of Object.entries(s.connectFailures)) out.connectFailures[k] = (out.connectFailures[k] ?? 0) + v
     for (const [k, v] of Object.entries(s.statusReasons)) out.statusReasons[k] = (out.statusReasons[k] ?? 0) + v
     for (const [k, v] of Object.entries(s.byPhase)) {
       const p = (out.byPhase[k] ??= { regressions: 0, duplicates: 0, staleShown: 0 })
-      p.regressions += v.regressions; p.duplicates += v.duplicates; p.staleShown += v.staleShown
+      p.regressions += v.regressions
+      p.duplicates += v.duplicates
+      p.staleShown += v.staleShown
     }
     for (const e of s.examples) if (out.examples.length < 10) out.examples.push(e)
   }

@@ -28,7 +28,8 @@ const MAX_SEEN = 2_000_000
 const drain = () => {
   const log = sim.stats.log()
   sim.stats.reset()
-  for (const e of log) if (seen.length < MAX_SEEN) seen.push({ ts: e.ts, key: e.key ?? '(public)', path: `${e.method} ${e.path}`, status: e.status })
+  for (const e of log)
+    if (seen.length < MAX_SEEN) seen.push({ ts: e.ts, key: e.key ?? '(public)', path: `${e.method} ${e.path}`, status: e.status })
 }
 const timer = setInterval(drain, 500)
 
@@ -94,19 +95,37 @@ process.on('message', (m: any) => {
   const reply = (body: Record<string, unknown>) => process.send?.({ id: m.id, ...body })
   try {
     switch (m?.op) {
-      case 'faults': sim.faults.set(m.faults); reply({ faults: sim.faults.get() }); break
-      case 'faultsReset': sim.faults.reset(); reply({ faults: sim.faults.get() }); break
-      case 'rates': reply(rates(m.sinceMs ?? 0, m.untilMs ?? Number.MAX_SAFE_INTEGER)); break
-      case 'gaps': reply(gaps(m.paths ?? [], m.sinceMs ?? 0, m.untilMs ?? Date.now())); break
-      case 'streamStats': reply(sim.streamStats()); break
-      case 'now': reply({ now: Date.now() }); break
-      default: reply({ error: `unknown op ${String(m?.op)}` })
+      case 'faults':
+        sim.faults.set(m.faults)
+        reply({ faults: sim.faults.get() })
+        break
+      case 'faultsReset':
+        sim.faults.reset()
+        reply({ faults: sim.faults.get() })
+        break
+      case 'rates':
+        reply(rates(m.sinceMs ?? 0, m.untilMs ?? Number.MAX_SAFE_INTEGER))
+        break
+      case 'gaps':
+        reply(gaps(m.paths ?? [], m.sinceMs ?? 0, m.untilMs ?? Date.now()))
+        break
+      case 'streamStats':
+        reply(sim.streamStats())
+        break
+      case 'now':
+        reply({ now: Date.now() })
+        break
+      default:
+        reply({ error: `unknown op ${String(m?.op)}` })
     }
   } catch (e) {
     reply({ error: (e as Error).message })
   }
 })
-const stop = () => { clearInterval(timer); void sim.close().finally(() => process.exit(0)) }
+const stop = () => {
+  clearInterval(timer)
+  void sim.close().finally(() => process.exit(0))
+}
 process.on('disconnect', stop)
 process.on('SIGTERM', stop)
 process.send?.({ ready: true, port: sim.port, url: sim.url, streamUrl: sim.streamUrl })

@@ -5,9 +5,15 @@ export function parseArgs(argv: string[] = process.argv.slice(2)): Map<string, s
     const a = argv[i]!
     if (!a.startsWith('--')) continue
     const eq = a.indexOf('=')
-    if (eq > 0) { out.set(a.slice(2, eq), a.slice(eq + 1)); continue }
+    if (eq > 0) {
+      out.set(a.slice(2, eq), a.slice(eq + 1))
+      continue
+    }
     const next = argv[i + 1]
-    if (next !== undefined && !next.startsWith('--')) { out.set(a.slice(2), next); i++ } else out.set(a.slice(2), 'true')
+    if (next !== undefined && !next.startsWith('--')) {
+      out.set(a.slice(2), next)
+      i++
+    } else out.set(a.slice(2), 'true')
   }
   return out
 }
@@ -16,7 +22,8 @@ export function intArg(args: Map<string, string>, name: string, def: number, min
   const v = args.get(name)
   if (v === undefined) return def
   const n = Number(v)
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer in [${min}, ${max}] (got ${JSON.stringify(v)})`)
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new Error(`--${name} must be an integer in [${min}, ${max}] (got ${JSON.stringify(v)})`)
   return n
 }
 
@@ -24,7 +31,8 @@ export function numArg(args: Map<string, string>, name: string, def: number, min
   const v = args.get(name)
   if (v === undefined) return def
   const n = Number(v)
-  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} must be a number in [${min}, ${max}] (got ${JSON.stringify(v)})`)
+  if (!Number.isFinite(n) || n < min || n > max)
+    throw new Error(`--${name} must be a number in [${min}, ${max}] (got ${JSON.stringify(v)})`)
   return n
 }
 

@@ -18,7 +18,10 @@ export interface StreamTicker {
   fundingTime?: string | number
 }
 
-export interface Feed { close(): void; connected(): boolean }
+export interface Feed {
+  close(): void
+  connected(): boolean
+}
 
 export function subscribeFeed(url: string, topics: string[], onData: (topic: string, data: any, rawBytes: number) => void): Feed {
   let ws: WebSocket | null = null
@@ -35,10 +38,16 @@ export function subscribeFeed(url: string, topics: string[], onData: (topic: str
     })
     ws.on('message', (buf: Buffer) => {
       let m: any
-      try { m = JSON.parse(buf.toString()) } catch { return }
+      try {
+        m = JSON.parse(buf.toString())
+      } catch {
+        return
+      }
       if (m && m.method === 'subscription' && m.params) onData(String(m.params.topic ?? m.params.channel), m.params.data, buf.length)
     })
-    ws.on('error', () => { /* close follows */ })
+    ws.on('error', () => {
+      /* close follows */
+    })
     ws.on('close', () => {
       up = false
       if (!closed && retries++ < 100) setTimeout(open, 250)
@@ -46,13 +55,27 @@ export function subscribeFeed(url: string, topics: string[], onData: (topic: str
   }
   open()
   return {
-    close() { closed = true; try { ws?.close() } catch { /* ignore */ } },
+    close() {
+      closed = true
+      try {
+        ws?.close()
+      } catch {
+        /* ignore */
+      }
+    },
     connected: () => up,
   }
 }
 
 /** The ticker snapshot (CONTRACT §6) built from a Stream v1 ticker notification, as the gateway builds it. */
-export function tickerSnapshot(d: StreamTicker): { index: number; lastPrice: number; bidPrice: number; askPrice: number; fundingRate: number; fundingTime: string } {
+export function tickerSnapshot(d: StreamTicker): {
+  index: number
+  lastPrice: number
+  bidPrice: number
+  askPrice: number
+  fundingRate: number
+  fundingTime: string
+} {
   const best = d.prices?.[0]
   const ft = d.funding?.time ?? d.fundingTime
   return {

@@ -69,8 +69,11 @@ function childPids(pid: number): number[] {
     if (!/^\d+$/.test(d)) continue
     try {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8')
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid && readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'node') out.push(Number(d))
-    } catch { /* gone */ }
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid && readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'node')
+        out.push(Number(d))
+    } catch {
+      /* gone */
+    }
   }
   return out
 }
@@ -83,12 +86,18 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   // what `npm start` runs: the compiled gateway (rebuilt here, ≈ 0.5 s, so it matches the sources)
   const built = spawnSync(process.execPath, [join(ROOT, 'scripts/build-backend.mjs')], { cwd: ROOT, encoding: 'utf8' })
   if (built.status !== 0) throw new Error(`could not compile the gateway: ${built.stderr}`)
-  const proc = track(spawn(process.execPath, [...(o.nodeArgs ?? []), join(ROOT, 'dist/backend/server.js')], {
-    cwd: ROOT, env: { ...process.env, ...env, ...(workers > 1 ? { WORKERS: String(workers) } : {}) }, stdio: ['pipe', 'pipe', 'pipe'],
-  }))
+  const proc = track(
+    spawn(process.execPath, [...(o.nodeArgs ?? []), join(ROOT, 'dist/backend/server.js')], {
+      cwd: ROOT,
+      env: { ...process.env, ...env, ...(workers > 1 ? { WORKERS: String(workers) } : {}) },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    }),
+  )
   const output = captureOutput(proc, 20_000)
   const origin = `http://127.0.0.1:${port}`
-  const exited = new Promise<never>((_, rej) => proc.once('exit', (c, s) => rej(new Error(`gateway exited (${c ?? s}) during start:\n${output()}`))))
+  const exited = new Promise<never>((_, rej) =>
+    proc.once('exit', (c, s) => rej(new Error(`gateway exited (${c ?? s}) during start:\n${output()}`))),
+  )
   await Promise.race([waitHttp(`${origin}/health/live`, o.startTimeoutMs ?? 120_000, (s) => s === 200), exited])
   // the primary prints its listening line once every worker listens; the workers are its children
   if (workers > 1) {
@@ -112,18 +121,34 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   }
 }
 
-export interface BenchUser { username: string; token: string; account: SimAccount }
+export interface BenchUser {
+  username: string
+  token: string
+  account: SimAccount
+}
 
-async function call(c: Client, method: 'POST' | 'PUT' | 'GET', path: string, body: unknown, token?: string): Promise<{ status: number; json: any }> {
+async function call(
+  c: Client,
+  method: 'POST' | 'PUT' | 'GET',
+  path: string,
+  body: unknown,
+  token?: string,
+): Promise<{ status: number; json: any }> {
   const r = await c.request({
-    method, path,
+    method,
+    path,
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: body === undefined ? undefined : JSON.stringify(body),
-    headersTimeout: 60_000, bodyTimeout: 60_000,
+    headersTimeout: 60_000,
+    bodyTimeout: 60_000,
   })
   const text = await r.body.text()
   let json: any
-  try { json = JSON.parse(text) } catch { json = text }
+  try {
+    json = JSON.parse(text)
+  } catch {
+    json = text
+  }
   return { status: r.statusCode, json }
 }
 
@@ -132,7 +157,12 @@ async function call(c: Client, method: 'POST' | 'PUT' | 'GET', path: string, bod
  * calls come from its own loopback source address (127.0.1.x …): the per-IP limits on register/login and
  * on PUT /api/credentials (10/min) then never bite, whatever the number of accounts.
  */
-export async function provisionUsers(origin: string, accounts: SimAccount[], concurrency = 6, runId = randomBytes(3).toString('hex')): Promise<BenchUser[]> {
+export async function provisionUsers(
+  origin: string,
+  accounts: SimAccount[],
+  concurrency = 6,
+  runId = randomBytes(3).toString('hex'),
+): Promise<BenchUser[]> {
   const addrs = sourceAddresses(accounts.length, 252)
   const out: BenchUser[] = new Array(accounts.length)
   let next = 0
@@ -153,7 +183,10 @@ export async function provisionUsers(origin: string, accounts: SimAccount[], con
         let token = ''
         for (let attempt = 0; ; attempt++) {
           const login = await call(c, 'POST', '/api/auth/login', { username, password })
-          if (login.status === 200) { token = login.json.accessToken; break }
+          if (login.status === 200) {
+            token = login.json.accessToken
+            break
+          }
           if (attempt >= 5) throw new Error(`login ${username}: ${login.status} ${JSON.stringify(login.json)}`)
           await sleep(500 * (attempt + 1))
         }

@@ -94,14 +94,25 @@ function numAfter(buf: Buffer, key: Buffer): number {
   if (i < 0) return NaN
   let j = i + key.length
   let neg = false
-  if (buf[j] === 45) { neg = true; j++ }
+  if (buf[j] === 45) {
+    neg = true
+    j++
+  }
   let v = 0
   let c = buf[j]
-  while (c! >= 48 && c! <= 57) { v = v * 10 + (c! - 48); c = buf[++j] }
-  if (c === 46) { // fractional ms
+  while (c! >= 48 && c! <= 57) {
+    v = v * 10 + (c! - 48)
+    c = buf[++j]
+  }
+  if (c === 46) {
+    // fractional ms
     let f = 0.1
     c = buf[++j]
-    while (c! >= 48 && c! <= 57) { v += (c! - 48) * f; f /= 10; c = buf[++j] }
+    while (c! >= 48 && c! <= 57) {
+      v += (c! - 48) * f
+      f /= 10
+      c = buf[++j]
+    }
   }
   return neg ? -v : v
 }
@@ -113,7 +124,10 @@ function onData(c: Conn, buf: Buffer): void {
   const du = buf.indexOf(K_DU)
   if (du >= 0 && du < 40) {
     lastAnyFrameAt = performance.now()
-    if (!measuring) { trackSeq(c, buf, false); return }
+    if (!measuring) {
+      trackSeq(c, buf, false)
+      return
+    }
     const t = nowMs()
     st.frames++
     st.bytes += buf.length
@@ -127,7 +141,11 @@ function onData(c: Conn, buf: Buffer): void {
     if (src > 0) latSource.add(t - src)
     return
   }
-  if (measuring) { st.frames++; st.bytes += buf.length; st.otherFrames++ }
+  if (measuring) {
+    st.frames++
+    st.bytes += buf.length
+    st.otherFrames++
+  }
 }
 
 function trackSeq(c: Conn, buf: Buffer, count: boolean): number {
@@ -140,7 +158,10 @@ function trackSeq(c: Conn, buf: Buffer, count: boolean): number {
   if (!Number.isFinite(seq)) return ch
   const last = c.lastSeq[ch]
   if (last! >= 0 && c.lastEpoch[ch] === epoch && count) {
-    if (seq > last! + 1) { st.gaps += seq - last! - 1; st.gapEvents++ } else if (seq <= last!) st.dupes++
+    if (seq > last! + 1) {
+      st.gaps += seq - last! - 1
+      st.gapEvents++
+    } else if (seq <= last!) st.dupes++
   }
   c.lastSeq[ch] = seq
   c.lastEpoch[ch] = Number.isFinite(epoch) ? epoch : 0
@@ -154,17 +175,26 @@ function fail(reason: string): void {
 const RETRYABLE = /^(HTTP 503|HTTP 429|closed 1013|closed 1001|timeout|error: (ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT))/
 
 /** full-jitter backoff as the dashboard's (frontend/src/lib/frame-policy.ts backoffDelay) */
-const fullJitter = (attempt: number, baseMs: number, capMs: number) => Math.floor(Math.random() * Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30)))
+const fullJitter = (attempt: number, baseMs: number, capMs: number) =>
+  Math.floor(Math.random() * Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30)))
 
 async function openOne(op: ConnectOp, index: number): Promise<boolean> {
   const t0 = nowMs()
   const max = op.retries ?? 0
   for (let attempt = 0; ; attempt++) {
     const reason = await attemptOne(op, index, t0)
-    if (reason === null) { if (attempt > 0) connectedAfterRetry++; return true }
-    if (attempt >= max || !RETRYABLE.test(reason) || closing) { fail(reason); return false }
+    if (reason === null) {
+      if (attempt > 0) connectedAfterRetry++
+      return true
+    }
+    if (attempt >= max || !RETRYABLE.test(reason) || closing) {
+      fail(reason)
+      return false
+    }
     retried[reason] = (retried[reason] ?? 0) + 1
-    const delay = op.reconnect ? fullJitter(attempt + 1, op.reconnect.baseMs, op.reconnect.capMs) : Math.min(5000, 500 * 2 ** attempt) * (0.5 + Math.random())
+    const delay = op.reconnect
+      ? fullJitter(attempt + 1, op.reconnect.baseMs, op.reconnect.capMs)
+      : Math.min(5000, 500 * 2 ** attempt) * (0.5 + Math.random())
     await new Promise((r) => setTimeout(r, delay))
   }
 }
@@ -174,9 +204,15 @@ async function reopen(op: ConnectOp, index: number): Promise<void> {
   const rc = op.reconnect as NonNullable<ConnectOp['reconnect']>
   reconnects.started++
   await new Promise((r) => setTimeout(r, fullJitter(0, rc.baseMs, rc.capMs)))
-  if (closing) { reconnects.failed++; return }
+  if (closing) {
+    reconnects.failed++
+    return
+  }
   const ok = await openOne({ ...op, retries: rc.attempts }, index)
-  if (ok) { reconnects.done++; reconnects.lastDoneAt = nowMs() } else reconnects.failed++
+  if (ok) {
+    reconnects.done++
+    reconnects.lastDoneAt = nowMs()
+  } else reconnects.failed++
 }
 
 /** one connection attempt: null when ready, else the reason it failed */
@@ -213,7 +249,11 @@ function attemptOne(op: ConnectOp, index: number, t0: number): Promise<string | 
         conns.push(c)
         resolve(null)
       } else {
-        try { ws.terminate() } catch { /* ignore */ }
+        try {
+          ws.terminate()
+        } catch {
+          /* ignore */
+        }
         resolve(reason ?? 'failed')
       }
     }
@@ -223,7 +263,10 @@ function attemptOne(op: ConnectOp, index: number, t0: number): Promise<string | 
     })
     ws.on('message', (data: Buffer) => {
       if (c.ready) {
-        if (op.kind === 'sio' && data.length === 1 && data[0] === 0x32) { ws.send('3'); return }
+        if (op.kind === 'sio' && data.length === 1 && data[0] === 0x32) {
+          ws.send('3')
+          return
+        }
         onData(c, data)
         if (op.kind === 'gateway' && data[0] === 0x7b && data.indexOf('"type":"status"') >= 0) st.statusFrames++
         else if (op.kind === 'gateway' && data.indexOf('"type":"error"') >= 0) st.errorFrames++
@@ -231,7 +274,8 @@ function attemptOne(op: ConnectOp, index: number, t0: number): Promise<string | 
       }
       if (op.kind === 'gateway') {
         if (data.indexOf('"type":"connection"') >= 0) done(true)
-        else if (data.indexOf('"type":"error"') >= 0 || data.indexOf('"status":"error"') >= 0) done(false, `auth refused: ${data.toString().slice(0, 120)}`)
+        else if (data.indexOf('"type":"error"') >= 0 || data.indexOf('"status":"error"') >= 0)
+          done(false, `auth refused: ${data.toString().slice(0, 120)}`)
       } else if (op.kind === 'sio') {
         const s = data.toString()
         if (s[0] === '0') ws.send('40')
@@ -247,7 +291,10 @@ function attemptOne(op: ConnectOp, index: number, t0: number): Promise<string | 
       done(false, `error: ${e.code ?? e.message}`)
     })
     ws.on('close', (code) => {
-      if (!settled) { done(false, `closed ${code} before ready`); return }
+      if (!settled) {
+        done(false, `closed ${code} before ready`)
+        return
+      }
       // a failed attempt's own close (we terminated it) is not a dropped connection
       if (!c.ready) return
       const k = String(code)
@@ -260,7 +307,13 @@ function attemptOne(op: ConnectOp, index: number, t0: number): Promise<string | 
 }
 
 async function connect(op: ConnectOp): Promise<Record<string, unknown>> {
-  if (op.reset) { connectMs = new Samples(200_000); failures = {}; retried = {}; connectedAfterRetry = 0; Object.assign(reconnects, { started: 0, done: 0, failed: 0, lastDoneAt: 0 }) }
+  if (op.reset) {
+    connectMs = new Samples(200_000)
+    failures = {}
+    retried = {}
+    connectedAfterRetry = 0
+    Object.assign(reconnects, { started: 0, done: 0, failed: 0, lastDoneAt: 0 })
+  }
   closing = false
   const conc = Math.max(1, op.concurrency ?? 100)
   const offset = op.offset ?? 0
@@ -292,8 +345,15 @@ function openCount(): number {
 }
 
 function resetCounters(): void {
-  st.frames = 0; st.bytes = 0; st.dataFrames = [0, 0, 0]; st.otherFrames = 0; st.statusFrames = 0; st.errorFrames = 0
-  st.gaps = 0; st.gapEvents = 0; st.dupes = 0
+  st.frames = 0
+  st.bytes = 0
+  st.dataFrames = [0, 0, 0]
+  st.otherFrames = 0
+  st.statusFrames = 0
+  st.errorFrames = 0
+  st.gaps = 0
+  st.gapEvents = 0
+  st.dupes = 0
   latTs = new Samples(500_000)
   latSource = new Samples(500_000)
   firstFrameAt = 0
@@ -335,11 +395,32 @@ async function closeAll(timeoutMs: number): Promise<Record<string, unknown>> {
   closing = true
   const open = conns.filter((c) => c.ws.readyState === WebSocket.OPEN || c.ws.readyState === WebSocket.CONNECTING)
   let clean = 0
-  await Promise.all(open.map((c) => new Promise<void>((r) => {
-    const t = setTimeout(() => { try { c.ws.terminate() } catch { /* ignore */ } r() }, timeoutMs)
-    c.ws.once('close', () => { clearTimeout(t); clean++; r() })
-    try { c.ws.close(1000, 'bench done') } catch { clearTimeout(t); r() }
-  })))
+  await Promise.all(
+    open.map(
+      (c) =>
+        new Promise<void>((r) => {
+          const t = setTimeout(() => {
+            try {
+              c.ws.terminate()
+            } catch {
+              /* ignore */
+            }
+            r()
+          }, timeoutMs)
+          c.ws.once('close', () => {
+            clearTimeout(t)
+            clean++
+            r()
+          })
+          try {
+            c.ws.close(1000, 'bench done')
+          } catch {
+            clearTimeout(t)
+            r()
+          }
+        }),
+    ),
+  )
   const n = conns.length
   conns.length = 0
   return { closed: n, cleanCloses: clean, attempted: open.length }
@@ -349,19 +430,38 @@ process.on('message', (m: any) => {
   const reply = (body: Record<string, unknown>) => process.send?.({ id: m.id, ...body })
   const run = async (): Promise<Record<string, unknown>> => {
     switch (m.op) {
-      case 'connect': return connect(m as ConnectOp)
-      case 'measure': resetCounters(); measuring = true; measureStartedAt = nowMs(); measureEndedAt = 0; return { open: openCount() }
-      case 'pause': measuring = false; measureEndedAt = nowMs(); return report()
-      case 'report': return report()
-      case 'idleFor': return { idleMs: lastAnyFrameAt === 0 ? Infinity : performance.now() - lastAnyFrameAt }
+      case 'connect':
+        return connect(m as ConnectOp)
+      case 'measure':
+        resetCounters()
+        measuring = true
+        measureStartedAt = nowMs()
+        measureEndedAt = 0
+        return { open: openCount() }
+      case 'pause':
+        measuring = false
+        measureEndedAt = nowMs()
+        return report()
+      case 'report':
+        return report()
+      case 'idleFor':
+        return { idleMs: lastAnyFrameAt === 0 ? Infinity : performance.now() - lastAnyFrameAt }
       case 'send': {
         let n = 0
-        for (const c of conns) if (c.ws.readyState === WebSocket.OPEN) { c.ws.send(m.data as string); n++ }
+        for (const c of conns)
+          if (c.ws.readyState === WebSocket.OPEN) {
+            c.ws.send(m.data as string)
+            n++
+          }
         return { sent: n }
       }
-      case 'close': return closeAll(m.timeoutMs ?? 5000)
-      case 'exit': setTimeout(() => process.exit(0), 10); return {}
-      default: throw new Error(`unknown op ${String(m.op)}`)
+      case 'close':
+        return closeAll(m.timeoutMs ?? 5000)
+      case 'exit':
+        setTimeout(() => process.exit(0), 10)
+        return {}
+      default:
+        throw new Error(`unknown op ${String(m.op)}`)
     }
   }
   run().then(reply, (e: Error) => reply({ error: e.message }))

@@ -88,7 +88,10 @@ export interface ConnectSpec {
 }
 
 export class LoadGen {
-  private constructor(readonly bulk: ChildProcess[], readonly probe: ChildProcess | null) {}
+  private constructor(
+    readonly bulk: ChildProcess[],
+    readonly probe: ChildProcess | null,
+  ) {}
 
   static async start(workers: number, withProbe: boolean, maxOldSpaceMb = 2048): Promise<LoadGen> {
     const spawnOne = async () => {
@@ -120,16 +123,40 @@ export class LoadGen {
     const per = this.bulk.map((_, i) => Math.floor(bulkN / this.bulk.length) + (i < bulkN % this.bulk.length ? 1 : 0))
     const shares: Array<[ChildProcess, number, number]> = []
     let offset = 0
-    this.bulk.forEach((c, i) => { shares.push([c, per[i]!, offset]); offset += per[i]! })
+    this.bulk.forEach((c, i) => {
+      shares.push([c, per[i]!, offset])
+      offset += per[i]!
+    })
     if (this.probe && probeN > 0) shares.push([this.probe, probeN, offset])
     const t0 = performance.now()
     const total = spec.ratePerSec ?? 0
     const timeout = spec.rpcTimeoutMs ?? 60_000 + (total > 0 ? (spec.count / total) * 1000 * 2 : spec.count * 20)
-    const res = await Promise.all(shares.filter(([, n]) => n > 0).map(([c, n, off]) => rpc(c, {
-      op: 'connect', kind: spec.kind, url: spec.url, count: n, offset: off, tokens: spec.tokens, authVia: spec.authVia ?? 'message',
-      localAddresses: spec.localAddresses, concurrency: spec.concurrency ?? 64, timeoutMs: spec.timeoutMs ?? 20_000,
-      ratePerSec: total > 0 ? (total * n) / spec.count : 0, reset: spec.reset ?? false, retries: spec.retries ?? 0, reconnect: spec.reconnect,
-    }, timeout)))
+    const res = await Promise.all(
+      shares
+        .filter(([, n]) => n > 0)
+        .map(([c, n, off]) =>
+          rpc(
+            c,
+            {
+              op: 'connect',
+              kind: spec.kind,
+              url: spec.url,
+              count: n,
+              offset: off,
+              tokens: spec.tokens,
+              authVia: spec.authVia ?? 'message',
+              localAddresses: spec.localAddresses,
+              concurrency: spec.concurrency ?? 64,
+              timeoutMs: spec.timeoutMs ?? 20_000,
+              ratePerSec: total > 0 ? (total * n) / spec.count : 0,
+              reset: spec.reset ?? false,
+              retries: spec.retries ?? 0,
+              reconnect: spec.reconnect,
+            },
+            timeout,
+          ),
+        ),
+    )
     return { connected: res.reduce((a, r) => a + (r.connected as number), 0), wallMs: performance.now() - t0 }
   }
 
@@ -185,10 +212,31 @@ export function aggregate(bulk: WorkerReport[], probe: WorkerReport | null): Agg
   const all = probe ? [...bulk, probe] : bulk
   const out: Aggregate = {
     windowMs: all.reduce((a, r) => a + r.windowMs, 0) / Math.max(1, all.length),
-    open: 0, frames: 0, bytes: 0, dataFrames: {}, statusFrames: 0, errorFrames: 0, gaps: 0, gapEvents: 0, dupes: 0,
-    closedByCode: {}, unexpectedCloses: 0, failures: {}, retried: {}, connectedAfterRetry: 0, reconnects: { started: 0, done: 0, failed: 0, lastDoneAt: 0 },
-    latency: summarize(all.map((r) => r.latTs), Math.max(...all.map((r) => r.latTsMax).filter(Number.isFinite), -Infinity), all.reduce((a, r) => a + r.latTsCount, 0)),
-    latencySource: summarize(all.map((r) => r.latSource), Math.max(...all.map((r) => r.latSourceMax).filter(Number.isFinite), -Infinity), all.reduce((a, r) => a + r.latSourceCount, 0)),
+    open: 0,
+    frames: 0,
+    bytes: 0,
+    dataFrames: {},
+    statusFrames: 0,
+    errorFrames: 0,
+    gaps: 0,
+    gapEvents: 0,
+    dupes: 0,
+    closedByCode: {},
+    unexpectedCloses: 0,
+    failures: {},
+    retried: {},
+    connectedAfterRetry: 0,
+    reconnects: { started: 0, done: 0, failed: 0, lastDoneAt: 0 },
+    latency: summarize(
+      all.map((r) => r.latTs),
+      Math.max(...all.map((r) => r.latTsMax).filter(Number.isFinite), -Infinity),
+      all.reduce((a, r) => a + r.latTsCount, 0),
+    ),
+    latencySource: summarize(
+      all.map((r) => r.latSource),
+      Math.max(...all.map((r) => r.latSourceMax).filter(Number.isFinite), -Infinity),
+      all.reduce((a, r) => a + r.latSourceCount, 0),
+    ),
     probeLatency: probe && probe.latTs.length ? summarize([probe.latTs], probe.latTsMax, probe.latTsCount) : null,
     probeLatencySource: probe && probe.latSource.length ? summarize([probe.latSource], probe.latSourceMax, probe.latSourceCount) : null,
     connect: summarize(all.map((r) => r.connectMs)),
@@ -201,9 +249,15 @@ export function aggregate(bulk: WorkerReport[], probe: WorkerReport | null): Agg
       out.reconnects.failed += r.reconnects.failed
       out.reconnects.lastDoneAt = Math.max(out.reconnects.lastDoneAt, r.reconnects.lastDoneAt)
     }
-    out.open += r.open; out.frames += r.frames; out.bytes += r.bytes
-    out.statusFrames += r.statusFrames; out.errorFrames += r.errorFrames
-    out.gaps += r.gaps; out.gapEvents += r.gapEvents; out.dupes += r.dupes; out.unexpectedCloses += r.unexpectedCloses
+    out.open += r.open
+    out.frames += r.frames
+    out.bytes += r.bytes
+    out.statusFrames += r.statusFrames
+    out.errorFrames += r.errorFrames
+    out.gaps += r.gaps
+    out.gapEvents += r.gapEvents
+    out.dupes += r.dupes
+    out.unexpectedCloses += r.unexpectedCloses
     addCounts(out.dataFrames, r.dataFrames)
     addCounts(out.closedByCode, r.closedByCode)
     addCounts(out.failures, r.failures)

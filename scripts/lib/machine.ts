@@ -5,7 +5,11 @@ import { execFileSync } from 'node:child_process'
 import { fdLimits, ROOT } from './proc.ts'
 
 function readOr(path: string, fallback = ''): string {
-  try { return readFileSync(path, 'utf8').trim() } catch { return fallback }
+  try {
+    return readFileSync(path, 'utf8').trim()
+  } catch {
+    return fallback
+  }
 }
 
 export interface MachineInfo {
@@ -28,7 +32,11 @@ export interface MachineInfo {
 }
 
 function pkgVersion(name: string): string {
-  try { return (JSON.parse(readFileSync(`${ROOT}/node_modules/${name}/package.json`, 'utf8')) as { version: string }).version } catch { return '?' }
+  try {
+    return (JSON.parse(readFileSync(`${ROOT}/node_modules/${name}/package.json`, 'utf8')) as { version: string }).version
+  } catch {
+    return '?'
+  }
 }
 
 export function describeMachine(): MachineInfo {
@@ -38,8 +46,11 @@ export function describeMachine(): MachineInfo {
   let gitDirty = false
   try {
     gitCommit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
-    gitDirty = execFileSync('git', ['status', '--porcelain'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== ''
-  } catch { /* not a git tree */ }
+    gitDirty =
+      execFileSync('git', ['status', '--porcelain'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== ''
+  } catch {
+    /* not a git tree */
+  }
   const osRelease = /PRETTY_NAME="([^"]+)"/.exec(readOr('/etc/os-release'))?.[1] ?? `${os.type()} ${os.release()}`
   return {
     hostname: os.hostname(),
@@ -57,7 +68,9 @@ export function describeMachine(): MachineInfo {
     loadAvgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
     gitCommit,
     gitDirty,
-    packages: Object.fromEntries(['fastify', '@fastify/websocket', 'ws', 'socket.io', 'autocannon', 'undici'].map((p) => [p, pkgVersion(p)])),
+    packages: Object.fromEntries(
+      ['fastify', '@fastify/websocket', 'ws', 'socket.io', 'autocannon', 'undici'].map((p) => [p, pkgVersion(p)]),
+    ),
   }
 }
 

@@ -16,7 +16,11 @@ let hooked = false
 function killAll(signal: NodeJS.Signals = 'SIGKILL'): void {
   for (const c of children) {
     if (c.exitCode === null && c.signalCode === null && c.pid !== undefined) {
-      try { process.kill(c.pid, signal) } catch { /* already gone */ }
+      try {
+        process.kill(c.pid, signal)
+      } catch {
+        /* already gone */
+      }
     }
   }
   children.clear()
@@ -85,7 +89,9 @@ export function forkTs(file: string, args: string[] = [], opts: SpawnOpts = {}):
 /** keep the last `max` characters a child printed (for error messages) */
 export function captureOutput(c: ChildProcess, max = 8000): () => string {
   let buf = ''
-  const add = (d: Buffer) => { buf = (buf + d.toString()).slice(-max) }
+  const add = (d: Buffer) => {
+    buf = (buf + d.toString()).slice(-max)
+  }
   c.stdout?.on('data', add)
   c.stderr?.on('data', add)
   return () => buf
@@ -94,10 +100,25 @@ export function captureOutput(c: ChildProcess, max = 8000): () => string {
 /** wait for a message from a forked child that satisfies `pred` */
 export function waitMessage<T>(c: ChildProcess, pred: (m: any) => boolean, timeoutMs: number, what: string): Promise<T> {
   return new Promise((res, rej) => {
-    const timer = setTimeout(() => { cleanup(); rej(new Error(`timeout after ${timeoutMs} ms waiting for ${what}`)) }, timeoutMs)
-    const onMsg = (m: any) => { if (pred(m)) { cleanup(); res(m as T) } }
-    const onExit = (code: number | null, sig: string | null) => { cleanup(); rej(new Error(`${what}: child exited (${code ?? sig}) before answering`)) }
-    const cleanup = () => { clearTimeout(timer); c.off('message', onMsg); c.off('exit', onExit) }
+    const timer = setTimeout(() => {
+      cleanup()
+      rej(new Error(`timeout after ${timeoutMs} ms waiting for ${what}`))
+    }, timeoutMs)
+    const onMsg = (m: any) => {
+      if (pred(m)) {
+        cleanup()
+        res(m as T)
+      }
+    }
+    const onExit = (code: number | null, sig: string | null) => {
+      cleanup()
+      rej(new Error(`${what}: child exited (${code ?? sig}) before answering`))
+    }
+    const cleanup = () => {
+      clearTimeout(timer)
+      c.off('message', onMsg)
+      c.off('exit', onExit)
+    }
     c.on('message', onMsg)
     c.once('exit', onExit)
   })
@@ -118,8 +139,18 @@ export function rpc<T = any>(c: ChildProcess, msg: Record<string, unknown>, time
 export async function stopChild(c: ChildProcess | undefined, graceMs = 3000): Promise<void> {
   if (!c || c.exitCode !== null || c.signalCode !== null || c.pid === undefined) return
   const exited = new Promise<void>((r) => c.once('exit', () => r()))
-  try { c.kill('SIGTERM') } catch { /* gone */ }
-  const t = setTimeout(() => { try { c.kill('SIGKILL') } catch { /* gone */ } }, graceMs)
+  try {
+    c.kill('SIGTERM')
+  } catch {
+    /* gone */
+  }
+  const t = setTimeout(() => {
+    try {
+      c.kill('SIGKILL')
+    } catch {
+      /* gone */
+    }
+  }, graceMs)
   await exited
   clearTimeout(t)
 }
@@ -128,7 +159,13 @@ export async function stopChild(c: ChildProcess | undefined, graceMs = 3000): Pr
 
 const CLK_TCK = 100 // Linux USER_HZ is 100 on every mainstream kernel/arch
 
-export interface ProcSample { t: number; cpuS: number; rssBytes: number; userS: number; sysS: number }
+export interface ProcSample {
+  t: number
+  cpuS: number
+  rssBytes: number
+  userS: number
+  sysS: number
+}
 
 /** CPU seconds (user+system) and RSS of one pid, read from /proc */
 export function procSample(pid: number): ProcSample {
@@ -156,7 +193,9 @@ export function procSampleAll(pids: number[]): ProcSample {
       userS += s.userS
       sysS += s.sysS
       rssBytes += s.rssBytes
-    } catch { /* exited */ }
+    } catch {
+      /* exited */
+    }
   }
   return { t: performance.now(), cpuS, userS, sysS, rssBytes }
 }
@@ -173,7 +212,9 @@ export function fdLimits(): { soft: number; hard: number } {
     const txt = readFileSync('/proc/self/limits', 'utf8')
     const m = /Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/.exec(txt)
     if (m) return { soft: m[1] === 'unlimited' ? Infinity : Number(m[1]), hard: m[2] === 'unlimited' ? Infinity : Number(m[2]) }
-  } catch { /* not Linux */ }
+  } catch {
+    /* not Linux */
+  }
   return { soft: Infinity, hard: Infinity }
 }
 
@@ -214,12 +255,22 @@ export async function remoteGc(url: string | null, timeoutMs = 10_000): Promise<
   const { default: WebSocket } = await import('ws')
   return new Promise<boolean>((resolve) => {
     const ws = new WebSocket(url, { perMessageDeflate: false })
-    const t = setTimeout(() => { ws.terminate(); resolve(false) }, timeoutMs)
+    const t = setTimeout(() => {
+      ws.terminate()
+      resolve(false)
+    }, timeoutMs)
     ws.on('open', () => ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' })))
     ws.on('message', (d: Buffer) => {
       const m = JSON.parse(d.toString()) as { id?: number }
-      if (m.id === 1) { clearTimeout(t); ws.close(); resolve(true) }
+      if (m.id === 1) {
+        clearTimeout(t)
+        ws.close()
+        resolve(true)
+      }
     })
-    ws.on('error', () => { clearTimeout(t); resolve(false) })
+    ws.on('error', () => {
+      clearTimeout(t)
+      resolve(false)
+    })
   })
 }

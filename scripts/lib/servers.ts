@@ -4,9 +4,20 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { captureOutput, forkTs, waitMessage } from './proc.ts'
 
-export interface Child { proc: ChildProcess; pid: number; port: number; output: () => string }
+export interface Child {
+  proc: ChildProcess
+  pid: number
+  port: number
+  output: () => string
+}
 
-async function startForked(file: string, env: Record<string, string>, what: string, timeoutMs = 30_000, nodeArgs: string[] = []): Promise<Child & { msg: any }> {
+async function startForked(
+  file: string,
+  env: Record<string, string>,
+  what: string,
+  timeoutMs = 30_000,
+  nodeArgs: string[] = [],
+): Promise<Child & { msg: any }> {
   const proc = forkTs(file, [], { env, nodeArgs })
   const out = captureOutput(proc)
   try {
@@ -17,7 +28,13 @@ async function startForked(file: string, env: Record<string, string>, what: stri
   }
 }
 
-export interface SimAccount { username: string; key: string; secret: string; passphrase: string; balance: number }
+export interface SimAccount {
+  username: string
+  key: string
+  secret: string
+  passphrase: string
+  balance: number
+}
 
 export function makeSimAccounts(n: number, prefix = 'bench'): SimAccount[] {
   return Array.from({ length: n }, (_, i) => ({
@@ -39,7 +56,13 @@ export async function startSim(dir: string, accounts: SimAccount[]): Promise<Chi
 /** `inspect`: start with an inspector on a free loopback port, so the bench can trigger a GC before RSS readings */
 export async function startRef(kind: 'ws' | 'sio', feedUrl: string, inspect = false): Promise<Child & { url: string }> {
   const file = kind === 'ws' ? 'scripts/bench/ref-ws.ts' : 'scripts/bench/ref-sio.ts'
-  const c = await startForked(file, { PORT: '0', FEED_URL: feedUrl }, `${kind} reference start`, 30_000, inspect ? ['--inspect=127.0.0.1:0'] : [])
+  const c = await startForked(
+    file,
+    { PORT: '0', FEED_URL: feedUrl },
+    `${kind} reference start`,
+    30_000,
+    inspect ? ['--inspect=127.0.0.1:0'] : [],
+  )
   const url = kind === 'ws' ? `ws://127.0.0.1:${c.port}/ws` : `ws://127.0.0.1:${c.port}/socket.io/?EIO=4&transport=websocket`
   return { ...c, url }
 }

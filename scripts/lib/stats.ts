@@ -26,14 +26,36 @@ export class Samples {
       if (j < this.cap) this.buf[j] = v
     }
   }
-  get count(): number { return this.seen }
-  get max(): number { return this.seen ? this.maxSeen : NaN }
-  get mean(): number { return this.seen ? this.sum / this.seen : NaN }
-  values(): Float64Array { return this.buf.subarray(0, this.n) }
-  clear(): void { this.n = 0; this.seen = 0; this.sum = 0; this.maxSeen = -Infinity }
+  get count(): number {
+    return this.seen
+  }
+  get max(): number {
+    return this.seen ? this.maxSeen : NaN
+  }
+  get mean(): number {
+    return this.seen ? this.sum / this.seen : NaN
+  }
+  values(): Float64Array {
+    return this.buf.subarray(0, this.n)
+  }
+  clear(): void {
+    this.n = 0
+    this.seen = 0
+    this.sum = 0
+    this.maxSeen = -Infinity
+  }
 }
 
-export interface Summary { n: number; mean: number; p50: number; p90: number; p99: number; p999: number; max: number; min: number }
+export interface Summary {
+  n: number
+  mean: number
+  p50: number
+  p90: number
+  p99: number
+  p999: number
+  max: number
+  min: number
+}
 
 export function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return NaN
@@ -47,7 +69,10 @@ export function summarize(parts: ArrayLike<number>[], exactMax?: number, exactCo
   for (const p of parts) total += p.length
   const all = new Float64Array(total)
   let o = 0
-  for (const p of parts) { all.set(p, o); o += p.length }
+  for (const p of parts) {
+    all.set(p, o)
+    o += p.length
+  }
   all.sort()
   let sum = 0
   for (let i = 0; i < all.length; i++) sum += all[i]!
@@ -79,7 +104,10 @@ export const fmtRatio = (r: number): string => (Number.isFinite(r) ? `${r.toFixe
 /** a plain-text table: first row is the header */
 export function table(rows: string[][]): string {
   const widths: number[] = []
-  for (const r of rows) r.forEach((c, i) => { widths[i] = Math.max(widths[i] ?? 0, c.length) })
+  for (const r of rows)
+    r.forEach((c, i) => {
+      widths[i] = Math.max(widths[i] ?? 0, c.length)
+    })
   const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')
   const sep = widths.map((w) => '-'.repeat(w)).join('  ')
   return [line(rows[0]!), sep, ...rows.slice(1).map(line)].join('\n')

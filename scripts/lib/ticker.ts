@@ -4,7 +4,13 @@
  */
 import { Pool } from 'undici'
 
-export interface DriveResult { sent: number; ok: number; skipped: number; errors: number; wallMs: number }
+export interface DriveResult {
+  sent: number
+  ok: number
+  skipped: number
+  errors: number
+  wallMs: number
+}
 
 export class PriceDriver {
   private pool: Pool
@@ -16,7 +22,10 @@ export class PriceDriver {
   private done: (() => void) | null = null
   private t0 = 0
 
-  constructor(private readonly origin: string, private readonly path = '/__sim/price') {
+  constructor(
+    private readonly origin: string,
+    private readonly path = '/__sim/price',
+  ) {
     this.pool = new Pool(origin, { connections: 4, pipelining: 1 })
   }
 
@@ -30,10 +39,16 @@ export class PriceDriver {
     this.stopAt = this.t0 + durationMs
     let n = 0
     return new Promise((resolve) => {
-      this.done = () => { this.res.wallMs = performance.now() - this.t0; resolve(this.res) }
+      this.done = () => {
+        this.res.wallMs = performance.now() - this.t0
+        resolve(this.res)
+      }
       const step = () => {
         const now = performance.now()
-        if (now >= this.stopAt || n >= maxTicks) { this.stop(); return }
+        if (now >= this.stopAt || n >= maxTicks) {
+          this.stop()
+          return
+        }
         const due = this.t0 + n * interval
         if (now >= due) {
           n++
@@ -46,15 +61,32 @@ export class PriceDriver {
   }
 
   private fire(): void {
-    if (this.inflight >= 2) { this.res.skipped++; return }
+    if (this.inflight >= 2) {
+      this.res.skipped++
+      return
+    }
     // a small random walk on the 0.5 tick, never the same price twice in a row
     this.price = Math.round((this.price + (Math.random() < 0.5 ? -1 : 1) * (0.5 + Math.floor(Math.random() * 10) * 0.5)) * 2) / 2
     this.inflight++
     this.res.sent++
-    this.pool.request({ method: 'POST', path: this.path, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ price: this.price }) })
-      .then(async (r) => { await r.body.dump(); if (r.statusCode < 300) this.res.ok++; else this.res.errors++ })
-      .catch(() => { this.res.errors++ })
-      .finally(() => { this.inflight-- })
+    this.pool
+      .request({
+        method: 'POST',
+        path: this.path,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ price: this.price }),
+      })
+      .then(async (r) => {
+        await r.body.dump()
+        if (r.statusCode < 300) this.res.ok++
+        else this.res.errors++
+      })
+      .catch(() => {
+        this.res.errors++
+      })
+      .finally(() => {
+        this.inflight--
+      })
   }
 
   stop(): void {

@@ -15,7 +15,10 @@ import { errorBody } from '../../errors.ts'
 export type AuthFailure = 'expired' | 'invalid' | 'revoked' | 'unknown_user' | 'missing'
 
 export class AuthError extends Error {
-  constructor(readonly reason: AuthFailure, message: string) {
+  constructor(
+    readonly reason: AuthFailure,
+    message: string,
+  ) {
     super(message)
     this.name = 'AuthError'
   }
@@ -50,8 +53,12 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** attacker-chosen text bound for the audit trail: no control characters (PostgreSQL refuses NUL), bounded length */
 const auditText = (s: string | null | undefined, max: number): string | null =>
-  // eslint-disable-next-line no-control-regex -- replacing control characters is the point
-    s == null ? null : Array.from(s.replace(/[\u0000-\u001f\u007f]/g, '\uFFFD')).slice(0, max).join('')
+  s == null
+    ? null
+    : // eslint-disable-next-line no-control-regex -- replacing control characters is the point
+      Array.from(s.replace(/[\u0000-\u001f\u007f]/g, '\uFFFD'))
+        .slice(0, max)
+        .join('')
 
 export default fp(
   async function auth(app) {
@@ -94,8 +101,10 @@ export default fp(
         if (code.includes('EXPIRED')) throw new AuthError('expired', 'token expired')
         throw new AuthError('invalid', 'invalid token')
       }
-      if (typeof payload.sub !== 'string' || !UUID.test(payload.sub) || typeof payload.exp !== 'number') throw new AuthError('invalid', 'invalid token')
-      if (payload.sid !== undefined && (typeof payload.sid !== 'string' || !UUID.test(payload.sid))) throw new AuthError('invalid', 'invalid token')
+      if (typeof payload.sub !== 'string' || !UUID.test(payload.sub) || typeof payload.exp !== 'number')
+        throw new AuthError('invalid', 'invalid token')
+      if (payload.sid !== undefined && (typeof payload.sid !== 'string' || !UUID.test(payload.sid)))
+        throw new AuthError('invalid', 'invalid token')
       const sessionId = payload.sid
       // requests with the same (validly signed) token while its database check runs share that check:
       // when the cache entry expires under load, 32 concurrent requests cost 2 queries, not 64
@@ -103,14 +112,23 @@ export default fp(
       if (!check) {
         check = checkInDatabase(token, tokenHash, payload.sub, payload.exp, typeof payload.iat === 'number' ? payload.iat : 0, sessionId)
         checking.set(token, check)
-        const forget = () => { checking.delete(token) }
+        const forget = () => {
+          checking.delete(token)
+        }
         check.then(forget, forget)
       }
       return check
     }
 
     /** user exists, token not revoked nor issued before tokensValidAfter, its session not ended; caches the result */
-    async function checkInDatabase(token: string, tokenHash: string, sub: string, exp: number, iat: number, sessionId: string | undefined): Promise<VerifiedToken> {
+    async function checkInDatabase(
+      token: string,
+      tokenHash: string,
+      sub: string,
+      exp: number,
+      iat: number,
+      sessionId: string | undefined,
+    ): Promise<VerifiedToken> {
       // a database failure is not an authentication failure: it propagates (5xx), it never reads as "invalid token"
       const [user, revoked, session] = await Promise.all([
         app.prisma.user.findUnique({ where: { id: sub }, select: { id: true, tokensValidAfter: true } }),
@@ -153,7 +171,15 @@ export default fp(
 
     function audit(event: string, f: AuditFields): void {
       app.prisma.authEvent
-        .create({ data: { event, userId: f.userId ?? null, username: auditText(f.username, 64), ip: auditText(f.ip, 64), detail: auditText(f.detail, 256) } })
+        .create({
+          data: {
+            event,
+            userId: f.userId ?? null,
+            username: auditText(f.username, 64),
+            ip: auditText(f.ip, 64),
+            detail: auditText(f.detail, 256),
+          },
+        })
         .catch((err: unknown) => app.log.warn({ err, event }, 'audit write failed'))
     }
 
@@ -176,7 +202,10 @@ export default fp(
         if (!(err instanceof AuthError)) throw err
         authFailed(err.reason)
         const code = err.reason === 'expired' ? 'token_expired' : 'invalid_token'
-        return reply.status(401).header('www-authenticate', `Bearer error="invalid_token"`).send(errorBody(code, err.reason === 'expired' ? 'Access token expired' : 'Invalid access token'))
+        return reply
+          .status(401)
+          .header('www-authenticate', `Bearer error="invalid_token"`)
+          .send(errorBody(code, err.reason === 'expired' ? 'Access token expired' : 'Invalid access token'))
       }
     }
 

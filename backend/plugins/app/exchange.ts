@@ -58,15 +58,28 @@ export default fp(
     // while the breaker is open, a public GET /ping every third of a poll period (at most every openMs) is its
     // probe: the exchange's return is seen well within one poll period, and the pollers are told (onRecovered)
     const probeMs = Math.min(config.UPSTREAM_BREAKER_OPEN_MS, Math.max(500, Math.floor(config.POLL_INTERVAL_MS / 3)))
-    const client = new LnmClient({ baseUrl: apiUrl!, metrics: app.metrics, logger: app.log.child({ module: 'exchange' }), breaker: { openMs: config.UPSTREAM_BREAKER_OPEN_MS, probeMs } })
+    const client = new LnmClient({
+      baseUrl: apiUrl!,
+      metrics: app.metrics,
+      logger: app.log.child({ module: 'exchange' }),
+      breaker: { openMs: config.UPSTREAM_BREAKER_OPEN_MS, probeMs },
+    })
     const stream = streamUrl ? new LnmStream({ url: streamUrl, metrics: app.metrics, logger: app.log.child({ module: 'stream' }) }) : null
     const network = config.mode === 'demo' ? 'demo' : config.LNM_NETWORK !== 'demo' ? config.LNM_NETWORK : 'custom'
 
-    app.decorate('exchange', { client, stream, source: config.mode === 'demo' ? 'simulator' : 'lnmarkets', network, simulator } satisfies Exchange)
+    app.decorate('exchange', {
+      client,
+      stream,
+      source: config.mode === 'demo' ? 'simulator' : 'lnmarkets',
+      network,
+      simulator,
+    } satisfies Exchange)
 
     // learn the exchange's clock once at start, in the background: the first signed poll then needs no /time call
     app.addHook('onReady', async () => {
-      client.time({ deadlineMs: 5000 }).catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'exchange clock sync at start failed; retried on first use'))
+      client
+        .time({ deadlineMs: 5000 })
+        .catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'exchange clock sync at start failed; retried on first use'))
     })
     app.addHook('onClose', async () => {
       // both at once, as before, but onClose now also waits for the stream's socket (close() is bounded)
@@ -89,14 +102,19 @@ export const demoBootstrap = fp(
           app.prisma.user.update({ where: { id: user.id }, data: { passwordHash: DISABLED_DEMO_HASH, tokensValidAfter: new Date() } }),
           app.prisma.refreshSession.updateMany({ where: { userId: user.id, revokedAt: null }, data: { revokedAt: new Date() } }),
         ])
-        app.log.warn({ username: DEMO_LOGIN.username }, 'live mode: the demo account left by a demo run is disabled (its password was the public demo one)')
+        app.log.warn(
+          { username: DEMO_LOGIN.username },
+          'live mode: the demo account left by a demo run is disabled (its password was the public demo one)',
+        )
       })
       return
     }
     app.addHook('onReady', async () => {
       const account = app.exchange.simulator!.accounts.find((a) => a.username === 'demo') ?? app.exchange.simulator!.accounts[0]!
       let user = await app.prisma.user.findUnique({ where: { username: DEMO_LOGIN.username } })
-      user ??= await app.prisma.user.create({ data: { username: DEMO_LOGIN.username, passwordHash: await hashPassword(DEMO_LOGIN.password) } })
+      user ??= await app.prisma.user.create({
+        data: { username: DEMO_LOGIN.username, passwordHash: await hashPassword(DEMO_LOGIN.password) },
+      })
       // back in demo mode after a live run disabled it: the demo login works again
       if (user.passwordHash === DISABLED_DEMO_HASH) {
         user = await app.prisma.user.update({ where: { id: user.id }, data: { passwordHash: await hashPassword(DEMO_LOGIN.password) } })

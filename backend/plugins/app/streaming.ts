@@ -101,7 +101,12 @@ export default fp(
         credentials: (userId) => app.vault.get(userId),
         create: (creds, _userId, admit) =>
           new LnmPrivateStream({
-            url: privateUrl, creds, logger: streamLog, metrics, now: () => Date.now() + client.clockOffsetMs, reconnect: { baseMs: 1000, capMs: 60_000 },
+            url: privateUrl,
+            creds,
+            logger: streamLog,
+            metrics,
+            now: () => Date.now() + client.clockOffsetMs,
+            reconnect: { baseMs: 1000, capMs: 60_000 },
             // every reconnect takes a token of the node-wide connection budget (authenticate and new-connection limits per IP)
             gate: admit,
             // a ping (and its pong) often enough that the stream's own liveness keeps the data's age under the stale limit
@@ -114,7 +119,14 @@ export default fp(
       })
       privateStreams.start()
     }
-    const watchdog = new FreshnessWatchdog({ watched: () => hub.watchedTopics(), cache: hub.cache, bus, staleAfterMs: config.STALE_AFTER_MS, metrics, log })
+    const watchdog = new FreshnessWatchdog({
+      watched: () => hub.watchedTopics(),
+      cache: hub.cache,
+      bus,
+      staleAfterMs: config.STALE_AFTER_MS,
+      metrics,
+      log,
+    })
     // the exchange answers again after an outage: whoever backed off fetches now (spread over a short window)
     const offRecovered = client.onRecovered(() => {
       ticker.recover()
@@ -132,8 +144,10 @@ export default fp(
       if (e.kind === 'revoke') hub.revokeToken(e.userId, e.tokenHash)
       else if (e.kind === 'forbid') hub.forbidUser(e.userId, e.reason)
     })
-    const onRevoked = ({ userId, tokenHash }: { userId: string; tokenHash: string }) => bus.publish(SESSIONS_TOPIC, { kind: 'revoke', userId, tokenHash })
-    const onUserDeleted = ({ userId }: { userId: string }) => bus.publish(SESSIONS_TOPIC, { kind: 'forbid', userId, reason: 'user deleted' })
+    const onRevoked = ({ userId, tokenHash }: { userId: string; tokenHash: string }) =>
+      bus.publish(SESSIONS_TOPIC, { kind: 'revoke', userId, tokenHash })
+    const onUserDeleted = ({ userId }: { userId: string }) =>
+      bus.publish(SESSIONS_TOPIC, { kind: 'forbid', userId, reason: 'user deleted' })
     const onCredsChanged = ({ userId }: { userId: string }) => bus.publish(CONTROL_TOPIC, { kind: 'credentials', key: userId })
     const onCredsDeleted = ({ userId }: { userId: string }) => {
       bus.publish(SESSIONS_TOPIC, { kind: 'forbid', userId, reason: 'exchange credentials deleted' })

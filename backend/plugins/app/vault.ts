@@ -30,13 +30,27 @@ export default fp(
     }
 
     async function info(userId: string): Promise<StoredInfo | null> {
-      return app.prisma.exchangeCredential.findUnique({ where: { userId }, select: { maskedKey: true, network: true, createdAt: true, verifiedAt: true } })
+      return app.prisma.exchangeCredential.findUnique({
+        where: { userId },
+        select: { maskedKey: true, network: true, createdAt: true, verifiedAt: true },
+      })
     }
 
     async function put(userId: string, secret: ExchangeSecret, network: string, verifiedAt: Date): Promise<StoredInfo> {
       const sealed = seal(secret, userId, app.config.credentialsKey)
-      const data = { ciphertext: new Uint8Array(sealed.ciphertext), nonce: new Uint8Array(sealed.nonce), keyId: sealed.keyId, maskedKey: maskKey(secret.key), network, verifiedAt }
-      const row = await app.prisma.exchangeCredential.upsert({ where: { userId }, create: { userId, ...data }, update: { ...data, createdAt: new Date() } })
+      const data = {
+        ciphertext: new Uint8Array(sealed.ciphertext),
+        nonce: new Uint8Array(sealed.nonce),
+        keyId: sealed.keyId,
+        maskedKey: maskKey(secret.key),
+        network,
+        verifiedAt,
+      }
+      const row = await app.prisma.exchangeCredential.upsert({
+        where: { userId },
+        create: { userId, ...data },
+        update: { ...data, createdAt: new Date() },
+      })
       events.emit('changed', { userId })
       return { maskedKey: row.maskedKey, network: row.network, createdAt: row.createdAt, verifiedAt: row.verifiedAt }
     }

@@ -38,20 +38,22 @@ export default fp(
   async function external(app) {
     const { config } = app
     // helmet's headers, built once (security-headers.ts) rather than per request
-    await app.register(securityHeaders, { helmet: {
-      contentSecurityPolicy: {
-        directives: {
-          defaultSrc: ["'self'"],
-          connectSrc: ["'self'", 'ws:', 'wss:'],
-          imgSrc: ["'self'", 'data:'],
-          styleSrc: ["'self'", "'unsafe-inline'"],
-          scriptSrc: ["'self'"],
-          upgradeInsecureRequests: null,
+    await app.register(securityHeaders, {
+      helmet: {
+        contentSecurityPolicy: {
+          directives: {
+            defaultSrc: ["'self'"],
+            connectSrc: ["'self'", 'ws:', 'wss:'],
+            imgSrc: ["'self'", 'data:'],
+            styleSrc: ["'self'", "'unsafe-inline'"],
+            scriptSrc: ["'self'"],
+            upgradeInsecureRequests: null,
+          },
         },
+        // the dashboard is served over plain http on loopback by default
+        hsts: config.NODE_ENV === 'production',
       },
-      // the dashboard is served over plain http on loopback by default
-      hsts: config.NODE_ENV === 'production',
-    } })
+    })
     // same-origin only unless CORS_ORIGINS lists the origins allowed to call the API with credentials
     await app.register(cors, { origin: config.corsOrigins.length ? config.corsOrigins : false, credentials: true })
     await app.register(cookie)
@@ -64,18 +66,33 @@ export default fp(
     if (config.REDIS_URL) {
       const { url, prefix } = parseRedisUrl(config.REDIS_URL)
       const Redis = redisClass()
-      const redis = new Redis(url, { connectTimeout: 2000, commandTimeout: 1000, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectionName: 'lnm-gw:rate-limit' })
+      const redis = new Redis(url, {
+        connectTimeout: 2000,
+        commandTimeout: 1000,
+        maxRetriesPerRequest: 0,
+        enableOfflineQueue: false,
+        connectionName: 'lnm-gw:rate-limit',
+      })
       let lastWarn = 0
       const warn = (err: Error & { code?: string }) => {
         if (Date.now() - lastWarn < 10_000) return
         lastWarn = Date.now()
-        app.log.warn({ code: err.code, message: err.message }, 'rate-limit Redis not answering (rate-limited routes such as login answer 503 until it is back)')
+        app.log.warn(
+          { code: err.code, message: err.message },
+          'rate-limit Redis not answering (rate-limited routes such as login answer 503 until it is back)',
+        )
       }
       redis.on('error', warn)
-      app.addHook('onClose', async () => { redis.disconnect() })
+      app.addHook('onClose', async () => {
+        redis.disconnect()
+      })
       // without an offline queue, the first requests would fail while the connection is being made: wait (bounded)
       await new Promise<void>((resolve) => {
-        const done = () => { clearTimeout(timer); redis.off('ready', done); resolve() }
+        const done = () => {
+          clearTimeout(timer)
+          redis.off('ready', done)
+          resolve()
+        }
         const timer = setTimeout(done, 2000)
         redis.once('ready', done)
       })
@@ -84,7 +101,12 @@ export default fp(
       attemptsRedis = { redis, prefix }
     } else if (config.workers > 1 && cluster.isWorker) {
       // WORKERS without Redis: the cluster primary counts for every worker of the machine (ClusterAttempts)
-      redisStore = { store: counterRateLimitStore(new ClusterAttempts(), 'rate-limit:', (err) => app.log.warn({ err }, 'cluster rate-limit counter not answering')), skipOnError: false }
+      redisStore = {
+        store: counterRateLimitStore(new ClusterAttempts(), 'rate-limit:', (err) =>
+          app.log.warn({ err }, 'cluster rate-limit counter not answering'),
+        ),
+        skipOnError: false,
+      }
     }
     // the login/register attempt counters (auth/attempts.ts) share this connection and prefix
     app.decorate('rateLimitRedis', attemptsRedis)
@@ -92,11 +114,15 @@ export default fp(
       global: false,
       ...redisStore,
       errorResponseBuilder: (_req, ctx) =>
-        new HttpError(429, 'rate_limited', `Too many requests; retry in ${Math.ceil(ctx.ttl / 1000)} s`, { 'retry-after': String(Math.ceil(ctx.ttl / 1000)) }),
+        new HttpError(429, 'rate_limited', `Too many requests; retry in ${Math.ceil(ctx.ttl / 1000)} s`, {
+          'retry-after': String(Math.ceil(ctx.ttl / 1000)),
+        }),
     })
     // start-up (opening the embedded database, compiling) stalls the loop once; that is not overload
     let warmUntil = Number.POSITIVE_INFINITY
-    app.addHook('onReady', async () => { warmUntil = Date.now() + 5000 })
+    app.addHook('onReady', async () => {
+      warmUntil = Date.now() + 5000
+    })
     await app.register(underPressure, {
       maxEventLoopDelay: config.MAX_EVENT_LOOP_DELAY_MS,
       sampleInterval: 250,
@@ -109,7 +135,15 @@ export default fp(
         const route = req.routeOptions.url
         if (route === '/health/live' || route === '/metrics') return
         // a reply sent here ends the request before its handler runs
-        reply.status(503).header('retry-after', '5').send({ error: { code: 'overloaded', message: `Server overloaded (${type}${value ? ` ${Math.round(Number(value))}` : ''}); retry shortly` } })
+        reply
+          .status(503)
+          .header('retry-after', '5')
+          .send({
+            error: {
+              code: 'overloaded',
+              message: `Server overloaded (${type}${value ? ` ${Math.round(Number(value))}` : ''}); retry shortly`,
+            },
+          })
       },
     })
     await app.register(websocket, {

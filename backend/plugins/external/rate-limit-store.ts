@@ -42,7 +42,11 @@ type Callback = (err: Error | null, res?: { current: number; ttl: number }) => v
 type ScriptedRedis = Redis & { lnmRateLimit(key: string, windowMs: number): Promise<[number, number]> }
 
 /** a store class for the plugin's `store` option; `namespace` is `<prefix>:rate-limit:` */
-export function redisRateLimitStore(redis: Redis, namespace: string, onError: (err: unknown) => void = () => {}): FastifyRateLimitStoreCtor {
+export function redisRateLimitStore(
+  redis: Redis,
+  namespace: string,
+  onError: (err: unknown) => void = () => {},
+): FastifyRateLimitStoreCtor {
   const r = redis as ScriptedRedis
   if (typeof r.lnmRateLimit !== 'function') redis.defineCommand('lnmRateLimit', { numberOfKeys: 1, lua: INCR_LUA })
 
@@ -77,7 +81,11 @@ export function redisRateLimitStore(redis: Redis, namespace: string, onError: (e
  * The same store over a shared attempt counter: the cluster primary's (WORKERS>1 without Redis, ClusterAttempts),
  * so the workers of one machine count one limit, not one each. Fails closed like the Redis store.
  */
-export function counterRateLimitStore(counter: AttemptCounter, namespace: string, onError: (err: unknown) => void = () => {}): FastifyRateLimitStoreCtor {
+export function counterRateLimitStore(
+  counter: AttemptCounter,
+  namespace: string,
+  onError: (err: unknown) => void = () => {},
+): FastifyRateLimitStoreCtor {
   class CounterRateLimitStore {
     readonly keyPrefix: string
     constructor(_options?: unknown, keyPrefix?: string) {

@@ -17,20 +17,31 @@ const helmet = createRequire(import.meta.resolve('@fastify/helmet'))('helmet') a
 export function securityHeaders(options: HelmetOptions): Record<string, string> {
   const headers: Record<string, string> = {}
   const res = {
-    setHeader(name: string, value: unknown) { headers[name.toLowerCase()] = String(value) },
-    removeHeader(name: string) { delete headers[name.toLowerCase()] },
-    getHeader(name: string) { return headers[name.toLowerCase()] },
+    setHeader(name: string, value: unknown) {
+      headers[name.toLowerCase()] = String(value)
+    },
+    removeHeader(name: string) {
+      delete headers[name.toLowerCase()]
+    },
+    getHeader(name: string) {
+      return headers[name.toLowerCase()]
+    },
   }
-  // eslint-disable-next-line @typescript-eslint/only-throw-error -- helmet passes its own Error (typed unknown) to next
-  helmet(options)({ headers: {}, method: 'GET', url: '/' }, res, (err) => { if (err) throw err })
+  helmet(options)({ headers: {}, method: 'GET', url: '/' }, res, (err) => {
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- helmet passes its own Error (typed unknown) to next
+    if (err) throw err
+  })
   return headers
 }
 
 /** sets the precomputed headers on every reply (as the global @fastify/helmet hook did) */
-export default fp<{ helmet: HelmetOptions }>(async function securityHeadersPlugin(app, opts) {
-  const headers = securityHeaders(opts.helmet)
-  app.addHook('onRequest', (_request, reply, done) => {
-    reply.headers(headers)
-    done()
-  })
-}, { name: 'security-headers', fastify: '5.x' })
+export default fp<{ helmet: HelmetOptions }>(
+  async function securityHeadersPlugin(app, opts) {
+    const headers = securityHeaders(opts.helmet)
+    app.addHook('onRequest', (_request, reply, done) => {
+      reply.headers(headers)
+      done()
+    })
+  },
+  { name: 'security-headers', fastify: '5.x' },
+)

@@ -26,7 +26,8 @@ function fromRow(row: { settings: unknown; version: number; updatedAt: Date } | 
   return {
     liquidationPct: typeof s.liquidationPct === 'number' ? s.liquidationPct : DEFAULT_ALERT_SETTINGS.liquidationPct,
     notify: { ...DEFAULT_ALERT_SETTINGS.notify, ...(s.notify ?? {}) },
-    browserNotifications: typeof s.browserNotifications === 'boolean' ? s.browserNotifications : DEFAULT_ALERT_SETTINGS.browserNotifications,
+    browserNotifications:
+      typeof s.browserNotifications === 'boolean' ? s.browserNotifications : DEFAULT_ALERT_SETTINGS.browserNotifications,
     priceLevels: Array.isArray(s.priceLevels) ? s.priceLevels : [],
     version: row.version,
     updatedAt: row.updatedAt.toISOString(),
@@ -34,7 +35,11 @@ function fromRow(row: { settings: unknown; version: number; updatedAt: Date } | 
 }
 
 const conflict = () =>
-  httpError(409, 'version_conflict', 'These alert settings were changed elsewhere (another tab or device) since they were loaded; reload them and apply the change again')
+  httpError(
+    409,
+    'version_conflict',
+    'These alert settings were changed elsewhere (another tab or device) since they were loaded; reload them and apply the change again',
+  )
 
 /** 60 writes a minute per user (a page saves on each change the trader makes, and when a price level triggers) */
 const writeLimit = { max: 60, timeWindow: 60_000, keyGenerator: (req: FastifyRequest) => `alerts:${req.userId || req.ip}` }
@@ -46,44 +51,56 @@ const alertsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return fromRow(await app.prisma.alertSettings.findUnique({ where: { userId: request.userId } }))
   })
 
-  app.put('/alerts', {
-    config: { rateLimit: writeLimit },
-    schema: { body: AlertSettingsBody, response: { 200: AlertSettingsResponse, 409: ErrorResponse, ...commonErrors } },
-  }, async (request) => {
-    const { version, ...body } = request.body
-    const ids = new Set<string>()
-    for (const [i, level] of body.priceLevels.entries()) {
-      if (ids.has(level.id)) throw httpError(400, 'validation_failed', `Price level ${i + 1} has the same id as an earlier one; each price level needs its own id.`)
-      ids.add(level.id)
-    }
-    const settings: Stored = {
-      liquidationPct: body.liquidationPct,
-      notify: body.notify,
-      browserNotifications: body.browserNotifications,
-      priceLevels: body.priceLevels.map((l) => ({
-        id: l.id,
-        price: l.price,
-        direction: l.direction,
-        ...(l.note ? { note: l.note } : {}),
-        triggeredAt: l.triggeredAt ?? null,
-      })),
-    }
-    const json = settings as unknown as Prisma.InputJsonObject
-    if (version === 0) {
-      try {
-        const row = await app.prisma.alertSettings.create({ data: { userId: request.userId, settings: json, version: 1 } })
-        return fromRow(row)
-      } catch (err) {
-        // a row exists: another device saved first
-        if ((err as { code?: string }).code === 'P2002') throw conflict()
-        throw err
+  app.put(
+    '/alerts',
+    {
+      config: { rateLimit: writeLimit },
+      schema: { body: AlertSettingsBody, response: { 200: AlertSettingsResponse, 409: ErrorResponse, ...commonErrors } },
+    },
+    async (request) => {
+      const { version, ...body } = request.body
+      const ids = new Set<string>()
+      for (const [i, level] of body.priceLevels.entries()) {
+        if (ids.has(level.id))
+          throw httpError(
+            400,
+            'validation_failed',
+            `Price level ${i + 1} has the same id as an earlier one; each price level needs its own id.`,
+          )
+        ids.add(level.id)
       }
-    }
-    // compare-and-set on the version, in one statement: two devices saving at once cannot both win
-    const updated = await app.prisma.alertSettings.updateMany({ where: { userId: request.userId, version }, data: { settings: json, version: { increment: 1 } } })
-    if (updated.count === 0) throw conflict()
-    return fromRow(await app.prisma.alertSettings.findUnique({ where: { userId: request.userId } }))
-  })
+      const settings: Stored = {
+        liquidationPct: body.liquidationPct,
+        notify: body.notify,
+        browserNotifications: body.browserNotifications,
+        priceLevels: body.priceLevels.map((l) => ({
+          id: l.id,
+          price: l.price,
+          direction: l.direction,
+          ...(l.note ? { note: l.note } : {}),
+          triggeredAt: l.triggeredAt ?? null,
+        })),
+      }
+      const json = settings as unknown as Prisma.InputJsonObject
+      if (version === 0) {
+        try {
+          const row = await app.prisma.alertSettings.create({ data: { userId: request.userId, settings: json, version: 1 } })
+          return fromRow(row)
+        } catch (err) {
+          // a row exists: another device saved first
+          if ((err as { code?: string }).code === 'P2002') throw conflict()
+          throw err
+        }
+      }
+      // compare-and-set on the version, in one statement: two devices saving at once cannot both win
+      const updated = await app.prisma.alertSettings.updateMany({
+        where: { userId: request.userId, version },
+        data: { settings: json, version: { increment: 1 } },
+      })
+      if (updated.count === 0) throw conflict()
+      return fromRow(await app.prisma.alertSettings.findUnique({ where: { userId: request.userId } }))
+    },
+  )
 
   /** back to the defaults */
   app.delete('/alerts', { config: { rateLimit: writeLimit }, schema: { response: { 200: Ok, ...commonErrors } } }, async (request) => {

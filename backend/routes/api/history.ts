@@ -39,31 +39,42 @@ const historyRoute: FastifyPluginAsyncTypebox = async (app) => {
     app.vault.events.off('deleted', forget)
   })
 
-  app.get('/history', {
-    onRequest: app.requireUser,
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the limiter's key can be computed before requireUser has set userId
-    config: { rateLimit: { max: 30, timeWindow: 60_000, keyGenerator: (req: FastifyRequest) => `history:${req.userId ?? req.ip}` } },
-    schema: { querystring: Query, response: { 200: HistoryPageResponse, 404: ErrorResponse, 502: ErrorResponse, 503: ErrorResponse, ...commonErrors } },
-  }, async (request, reply) => {
-    const { kind, cursor } = request.query
-    const limit = request.query.limit === undefined ? 50 : Number(request.query.limit)
-    const creds = await app.vault.get(request.userId)
-    if (!creds) throw httpError(404, 'no_credentials', 'No LN Markets credentials are stored (PUT /api/credentials)')
-    try {
-      const page = await pages.get(request.userId, creds, kind, cursor, limit, { deadlineMs: 10_000 })
-      reply.header('cache-control', 'private, max-age=30').header('vary', 'authorization')
-      return page
-    } catch (err) {
-      if (err instanceof BadCursorError) throw httpError(400, 'bad_cursor', `cursor: ${err.message}`)
-      const kindOf = (err as { kind?: string }).kind
-      if (kindOf === 'credentials_rejected') throw httpError(502, 'credentials_rejected', 'LN Markets rejected the stored credentials')
-      if (kindOf === 'rate_limited') throw httpError(503, 'exchange_rate_limited', 'LN Markets is rate-limiting this account; try again shortly', { 'retry-after': String(Math.ceil(((err as { retryAfterMs?: number }).retryAfterMs ?? 10_000) / 1000)) })
-      if (kindOf === 'timeout' || kindOf === 'unavailable' || kindOf === 'circuit_open') throw httpError(503, 'exchange_unavailable', 'LN Markets did not answer; try again shortly', { 'retry-after': '10' })
-      if (kindOf === 'client_error' && cursor !== undefined) throw httpError(400, 'bad_cursor', 'LN Markets refused this cursor')
-      if (kindOf) throw httpError(502, 'exchange_error', 'LN Markets gave an unexpected answer')
-      throw err
-    }
-  })
+  app.get(
+    '/history',
+    {
+      onRequest: app.requireUser,
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the limiter's key can be computed before requireUser has set userId
+      config: { rateLimit: { max: 30, timeWindow: 60_000, keyGenerator: (req: FastifyRequest) => `history:${req.userId ?? req.ip}` } },
+      schema: {
+        querystring: Query,
+        response: { 200: HistoryPageResponse, 404: ErrorResponse, 502: ErrorResponse, 503: ErrorResponse, ...commonErrors },
+      },
+    },
+    async (request, reply) => {
+      const { kind, cursor } = request.query
+      const limit = request.query.limit === undefined ? 50 : Number(request.query.limit)
+      const creds = await app.vault.get(request.userId)
+      if (!creds) throw httpError(404, 'no_credentials', 'No LN Markets credentials are stored (PUT /api/credentials)')
+      try {
+        const page = await pages.get(request.userId, creds, kind, cursor, limit, { deadlineMs: 10_000 })
+        reply.header('cache-control', 'private, max-age=30').header('vary', 'authorization')
+        return page
+      } catch (err) {
+        if (err instanceof BadCursorError) throw httpError(400, 'bad_cursor', `cursor: ${err.message}`)
+        const kindOf = (err as { kind?: string }).kind
+        if (kindOf === 'credentials_rejected') throw httpError(502, 'credentials_rejected', 'LN Markets rejected the stored credentials')
+        if (kindOf === 'rate_limited')
+          throw httpError(503, 'exchange_rate_limited', 'LN Markets is rate-limiting this account; try again shortly', {
+            'retry-after': String(Math.ceil(((err as { retryAfterMs?: number }).retryAfterMs ?? 10_000) / 1000)),
+          })
+        if (kindOf === 'timeout' || kindOf === 'unavailable' || kindOf === 'circuit_open')
+          throw httpError(503, 'exchange_unavailable', 'LN Markets did not answer; try again shortly', { 'retry-after': '10' })
+        if (kindOf === 'client_error' && cursor !== undefined) throw httpError(400, 'bad_cursor', 'LN Markets refused this cursor')
+        if (kindOf) throw httpError(502, 'exchange_error', 'LN Markets gave an unexpected answer')
+        throw err
+      }
+    },
+  )
 }
 
 export default historyRoute

@@ -33,24 +33,32 @@ t.test('defaults, round trip, versions, DELETE', async (t) => {
 
   const first = await g.http('GET', '/api/alerts', { token: u.token })
   t.equal(first.status, 200)
-  t.same(first.body, {
-    liquidationPct: 10,
-    notify: { connectionLoss: true, exchangeDown: true, fills: true, closes: true, liquidations: true },
-    browserNotifications: false,
-    priceLevels: [],
-    version: 0,
-    updatedAt: null,
-  }, 'nothing saved: the defaults, version 0')
+  t.same(
+    first.body,
+    {
+      liquidationPct: 10,
+      notify: { connectionLoss: true, exchangeDown: true, fills: true, closes: true, liquidations: true },
+      browserNotifications: false,
+      priceLevels: [],
+      version: 0,
+      updatedAt: null,
+    },
+    'nothing saved: the defaults, version 0',
+  )
 
   const put = await g.http('PUT', '/api/alerts', { token: u.token, body: settings() })
   t.equal(put.status, 200, put.text)
   t.equal(put.body.version, 1, 'first save: version 1')
   t.match(put.body.updatedAt, /^\d{4}-\d\d-\d\dT/, 'updatedAt set')
   const read = await g.http('GET', '/api/alerts', { token: u.token })
-  t.same(read.body.priceLevels, [
-    { id: 'lvl-1', price: 101_000, direction: 'above', note: 'breakout', triggeredAt: null },
-    { id: 'lvl-2', price: 95_000.5, direction: 'below', triggeredAt: '2026-11-30T12:00:00.000Z' },
-  ], 'price levels round-trip (triggeredAt null until crossed)')
+  t.same(
+    read.body.priceLevels,
+    [
+      { id: 'lvl-1', price: 101_000, direction: 'above', note: 'breakout', triggeredAt: null },
+      { id: 'lvl-2', price: 95_000.5, direction: 'below', triggeredAt: '2026-11-30T12:00:00.000Z' },
+    ],
+    'price levels round-trip (triggeredAt null until crossed)',
+  )
   t.equal(read.body.liquidationPct, 7.5)
   t.same(read.body.notify, settings().notify)
   t.equal(read.body.browserNotifications, true)
@@ -91,14 +99,26 @@ t.test('validation: every bad field is refused with a sentence naming it, and no
     ['price 0', { priceLevels: [{ ...level, price: 0 }] }, /^The price of price level 1 must be more than 0\.$/],
     ['price negative', { priceLevels: [level, { ...level, id: 'b', price: -1 }] }, /^The price of price level 2 must be more than 0\.$/],
     ['price absurd', { priceLevels: [{ ...level, price: 1e12 }] }, /^The price of price level 1 must be at most 100000000\.$/],
-    ['direction', { priceLevels: [{ ...level, direction: 'sideways' }] }, /^The direction of price level 1 has a value that is not allowed\.$/],
+    [
+      'direction',
+      { priceLevels: [{ ...level, direction: 'sideways' }] },
+      /^The direction of price level 1 has a value that is not allowed\.$/,
+    ],
     ['missing price', { priceLevels: [{ id: 'a', direction: 'above' }] }, /^The price of price level 1 is required\.$/],
     ['too many levels', { priceLevels: many }, /^The list of price levels may hold at most 20 entries\.$/],
     ['duplicate ids', { priceLevels: [level, { ...level, price: 200 }] }, /^Price level 2 has the same id as an earlier one/],
     ['note too long', { priceLevels: [{ ...level, note: 'x'.repeat(81) }] }, /^The note of price level 1 must be at most 80 characters\.$/],
-    ['bad triggeredAt', { priceLevels: [{ ...level, triggeredAt: 'yesterday' }] }, /^The triggered time of price level 1 must be a date and time/],
+    [
+      'bad triggeredAt',
+      { priceLevels: [{ ...level, triggeredAt: 'yesterday' }] },
+      /^The triggered time of price level 1 must be a date and time/,
+    ],
     ['notify flag not boolean', { notify: { ...settings().notify, fills: 'yes' } }, /^The fills choice must be true or false\.$/],
-    ['notify flag missing', { notify: { connectionLoss: true, exchangeDown: true, fills: true, closes: true } }, /^The liquidations choice is required\.$/],
+    [
+      'notify flag missing',
+      { notify: { connectionLoss: true, exchangeDown: true, fills: true, closes: true } },
+      /^The liquidations choice is required\.$/,
+    ],
     ['unknown field', { sound: 'loud' }, /^Unknown field "sound"\.$/],
     ['version missing', { version: undefined }, /^Version is required\.$/],
     ['version negative', { version: -1 }, /^Version must be at least 0\.$/],
@@ -130,7 +150,11 @@ t.test('auth and isolation: no token → 401, each user sees and writes only the
   const bobView = await g.http('GET', '/api/alerts', { token: bob.token })
   t.equal(bobView.body.version, 0, "bob does not see alice's settings")
   t.same(bobView.body.priceLevels, [])
-  t.equal((await g.http('PUT', '/api/alerts', { token: bob.token, body: settings({ liquidationPct: 50, priceLevels: [] }) })).status, 200, 'bob saves his own')
+  t.equal(
+    (await g.http('PUT', '/api/alerts', { token: bob.token, body: settings({ liquidationPct: 50, priceLevels: [] }) })).status,
+    200,
+    'bob saves his own',
+  )
   t.equal((await g.http('DELETE', '/api/alerts', { token: bob.token })).status, 200, 'bob deletes his own')
   const aliceView = await g.http('GET', '/api/alerts', { token: alice.token })
   t.equal(aliceView.body.liquidationPct, 7.5, "alice's settings untouched by bob's PUT and DELETE")
@@ -143,10 +167,17 @@ t.test('PUT is rate-limited like other writes', async (t) => {
   const statuses: number[] = []
   for (let i = 0; i < 62; i++) statuses.push((await g.http('PUT', '/api/alerts', { token: u.token, body: settings() })).status)
   t.equal(statuses[0], 200, 'the first save goes through')
-  t.ok(statuses.slice(1, 60).every((s) => s === 409), 'then the same first save (version 0) again is a conflict')
+  t.ok(
+    statuses.slice(1, 60).every((s) => s === 409),
+    'then the same first save (version 0) again is a conflict',
+  )
   t.equal(statuses.at(-1), 429, 'beyond 60 writes a minute: 429')
   const other = await signedIn(g)
-  t.equal((await g.http('PUT', '/api/alerts', { token: other.token, body: settings() })).status, 200, 'the limit is per user: another user from the same address still saves')
+  t.equal(
+    (await g.http('PUT', '/api/alerts', { token: other.token, body: settings() })).status,
+    200,
+    'the limit is per user: another user from the same address still saves',
+  )
 })
 
 t.test('settings survive a gateway restart on the same DATA_DIR, and a second login (another device) reads them', async (t) => {
@@ -160,7 +191,10 @@ t.test('settings survive a gateway restart on the same DATA_DIR, and a second lo
   const device2 = await g1.login(u.username, u.password)
   const seen = await g1.http('GET', '/api/alerts', { token: device2.token })
   t.equal(seen.body.version, 1, 'another login of the same user reads the saved settings')
-  t.same(seen.body.priceLevels.map((l: { id: string }) => l.id), ['lvl-1', 'lvl-2'])
+  t.same(
+    seen.body.priceLevels.map((l: { id: string }) => l.id),
+    ['lvl-1', 'lvl-2'],
+  )
   await g1.close()
 
   const g2 = await startTestApp(t, { DATA_DIR: dataDir })
@@ -181,6 +215,10 @@ t.test('real PostgreSQL: round trip and version conflict', async (t) => {
   const put = await g.http('PUT', '/api/alerts', { token: u.token, body: settings() })
   t.equal(put.status, 200, put.text)
   t.same((await g.http('GET', '/api/alerts', { token: u.token })).body.priceLevels[1].triggeredAt, '2026-11-30T12:00:00.000Z')
-  t.equal((await g.http('PUT', '/api/alerts', { token: u.token, body: settings({ version: 0 }) })).status, 409, 'a second first-save conflicts')
+  t.equal(
+    (await g.http('PUT', '/api/alerts', { token: u.token, body: settings({ version: 0 }) })).status,
+    409,
+    'a second first-save conflicts',
+  )
   t.equal((await g.http('PUT', '/api/alerts', { token: u.token, body: settings({ version: 1, liquidationPct: 20 }) })).body.version, 2)
 })

@@ -40,7 +40,11 @@ t.test('the compiled bundle starts, migrates a fresh database, serves, restarts 
     await g.waitFor(/demo login: demo \/ demo/, 120_000)
     const ready = await fetch(`http://127.0.0.1:${port}/health/ready`)
     t.equal(ready.status, 200, `${round}: /health/ready answers 200`)
-    const login = await fetch(`http://127.0.0.1:${port}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'demo', password: 'demo' }) })
+    const login = await fetch(`http://127.0.0.1:${port}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'demo', password: 'demo' }),
+    })
     t.equal(login.status, 200, `${round}: the demo user logs in (the schema is there)`)
     g.kill('SIGTERM')
     t.equal((await g.exited).code, 0, `${round}: SIGTERM → clean exit`)

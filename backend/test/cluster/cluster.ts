@@ -21,12 +21,23 @@ export interface TestCluster {
 }
 
 /** `opts.redis`: a Redis of the test's own (withOwnRedis) instead of the shared one */
-export async function startCluster(t: Test, accounts: SimAccountInput[], env: Record<string, string> = {}, opts: { redis?: TestRedis } = {}): Promise<TestCluster | undefined> {
+export async function startCluster(
+  t: Test,
+  accounts: SimAccountInput[],
+  env: Record<string, string> = {},
+  opts: { redis?: TestRedis } = {},
+): Promise<TestCluster | undefined> {
   const redis = opts.redis ?? (await withRedis(t))
   if (!redis) return undefined
   const databaseUrl = await withFreshPostgres(t)
   if (!databaseUrl) return undefined
-  const sim = await startSimulator({ port: 0, host: '127.0.0.1', accounts, admin: true, rateLimit: { publicPerSec: 1000, authPerSec: 1000 } })
+  const sim = await startSimulator({
+    port: 0,
+    host: '127.0.0.1',
+    accounts,
+    admin: true,
+    rateLimit: { publicPerSec: 1000, authPerSec: 1000 },
+  })
   t.teardown(() => sim.close())
   const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-cluster-'))
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))

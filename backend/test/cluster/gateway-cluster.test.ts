@@ -23,10 +23,15 @@ t.test('two gateway nodes share one poller per account and both stream every cha
   const cluster = await startCluster(t, accounts, { POLL_INTERVAL_MS: String(POLL_MS), POLLER_GRACE_MS: '1000' })
   if (!cluster) return
   const { a, b, sim, redis } = cluster
-  const nodes: Array<[string, TestApp]> = [['a', a], ['b', b]]
+  const nodes: Array<[string, TestApp]> = [
+    ['a', a],
+    ['b', b],
+  ]
   for (const [name, g] of nodes) {
     if (!(g.app.streaming.bus instanceof RedisBus)) {
-      t.fail(`node ${name}: REDIS_URL is set but the streaming plugin does not use the Redis bus (wire createBus from backend/streaming/bus-factory.ts into plugins/app/streaming.ts)`)
+      t.fail(
+        `node ${name}: REDIS_URL is set but the streaming plugin does not use the Redis bus (wire createBus from backend/streaming/bus-factory.ts into plugins/app/streaming.ts)`,
+      )
       return
     }
   }
@@ -39,13 +44,18 @@ t.test('two gateway nodes share one poller per account and both stream every cha
   const reg = await a.register()
   const user = await a.login(reg.username, reg.password)
   const acc = accounts[0]!
-  const put = await a.http('PUT', '/api/credentials', { token: user.token, body: { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase } })
+  const put = await a.http('PUT', '/api/credentials', {
+    token: user.token,
+    body: { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase },
+  })
   t.equal(put.status, 200, 'credentials stored through node a')
   const me = await b.http('GET', '/api/me', { token: user.token })
   t.equal(me.status, 200, 'node b accepts the token issued by node a (shared database and secret)')
 
-  const accountReqs = (from: number, to: number) => sim.stats.log().filter((e) => e.ts >= from && e.ts < to && e.key === acc.key && ACCOUNT_PATHS.includes(e.path)).length
-  const accountEndpointReqs = (from: number, to: number) => sim.stats.log().filter((e) => e.ts >= from && e.ts < to && e.key === acc.key && e.path === '/v3/account').length
+  const accountReqs = (from: number, to: number) =>
+    sim.stats.log().filter((e) => e.ts >= from && e.ts < to && e.key === acc.key && ACCOUNT_PATHS.includes(e.path)).length
+  const accountEndpointReqs = (from: number, to: number) =>
+    sim.stats.log().filter((e) => e.ts >= from && e.ts < to && e.key === acc.key && e.path === '/v3/account').length
 
   // --- one dashboard on node a: the one-node rate
   const ca = await WsClient.authed(a.wsUrl, user.token)
@@ -78,10 +88,15 @@ t.test('two gateway nodes share one poller per account and both stream every cha
   const framesB = cb.all((f) => f.type === 'data_update').length - framesB0
 
   const expected = (WINDOW_MS / POLL_MS) * ACCOUNT_PATHS.length
-  t.comment(`upstream account+positions requests in ${WINDOW_MS} ms: one node ${oneNode} (/v3/account ${oneNodeAccount}), two nodes ${twoNodes} (/v3/account ${twoNodesAccount}); one poller at ${POLL_MS} ms ≈ ${expected}`)
+  t.comment(
+    `upstream account+positions requests in ${WINDOW_MS} ms: one node ${oneNode} (/v3/account ${oneNodeAccount}), two nodes ${twoNodes} (/v3/account ${twoNodesAccount}); one poller at ${POLL_MS} ms ≈ ${expected}`,
+  )
   t.comment(`data_update frames in the two-node window: node a ${framesA}, node b ${framesB}`)
   t.ok(oneNode >= expected * 0.5 && oneNode <= expected * 1.5, `one node: about one poller's worth (${oneNode} ≈ ${expected})`)
-  t.ok(twoNodes <= oneNode * 1.25 + 3, `two nodes with the same user: the same upstream rate as one node (${twoNodes} vs ${oneNode}), not double`)
+  t.ok(
+    twoNodes <= oneNode * 1.25 + 3,
+    `two nodes with the same user: the same upstream rate as one node (${twoNodes} vs ${oneNode}), not double`,
+  )
   t.ok(framesA > 0 && framesB > 0, `both dashboards keep receiving data_update frames (a ${framesA}, b ${framesB})`)
   const pollersA = a.app.streaming.pollers.size
   const pollersB = b.app.streaming.pollers.size
@@ -90,13 +105,19 @@ t.test('two gateway nodes share one poller per account and both stream every cha
 
   // both dashboards show the same version of the data
   const lastPos = (c: WsClient) => c.all((f) => f.type === 'data_update' && f.channel === 'positions').at(-1)
-  t.ok(await until(() => lastPos(ca)?.epoch === lastPos(cb)?.epoch && lastPos(ca)?.seq === lastPos(cb)?.seq, 3000), 'both nodes send the same positions epoch/seq (one producer)')
+  t.ok(
+    await until(() => lastPos(ca)?.epoch === lastPos(cb)?.epoch && lastPos(ca)?.seq === lastPos(cb)?.seq, 3000),
+    'both nodes send the same positions epoch/seq (one producer)',
+  )
 
   // --- the node running the poller shuts down: the other one takes over
-  const [holderName, holder, survivor, survivorClient] = pollersA === 1 ? ['a', a, b, cb] as const : ['b', b, a, ca] as const
+  const [holderName, holder, survivor, survivorClient] = pollersA === 1 ? (['a', a, b, cb] as const) : (['b', b, a, ca] as const)
   const closedAt = Date.now()
   await holder.close()
-  t.ok(await until(() => survivor.app.streaming.pollers.size === 1, 5000), `after node ${holderName} shuts down, the other node starts the poller`)
+  t.ok(
+    await until(() => survivor.app.streaming.pollers.size === 1, 5000),
+    `after node ${holderName} shuts down, the other node starts the poller`,
+  )
   const took = Date.now() - closedAt
   t.comment(`handover after a clean shutdown of node ${holderName}: ${took} ms`)
   const n0 = survivorClient.all((f) => f.type === 'data_update' && f.channel !== 'ticker').length
@@ -105,7 +126,10 @@ t.test('two gateway nodes share one poller per account and both stream every cha
   // which the client's serial 1/s public throttle (shared with the ticker) cannot fit in the poll's budget:
   // that poll fails as rate_limited and the poller doubles its interval once — measured 3–5 s to first data)
   t.ok(await until(() => accountReqs(after, Date.now()) >= 3, 12_000), 'the survivor polls the exchange')
-  t.ok(await until(() => survivorClient.all((f) => f.type === 'data_update' && f.channel !== 'ticker').length > n0, 12_000), "the survivor's dashboard keeps receiving account/positions data")
+  t.ok(
+    await until(() => survivorClient.all((f) => f.type === 'data_update' && f.channel !== 'ticker').length > n0, 12_000),
+    "the survivor's dashboard keeps receiving account/positions data",
+  )
   t.comment(`first account/positions frame from the new producer ${Date.now() - closedAt} ms after the shutdown began`)
   t.equal(survivorClient.closeInfo, null, "the survivor's dashboard was never disconnected")
 })

@@ -47,11 +47,18 @@ type Tap = { teardown(fn: () => unknown): void }
 
 function gatewayNode(t: Tap, r: TestRedis, ex: FakeExchange, name: string) {
   const bus = new RedisBus({ url: r.url, prefix: r.prefix, nodeId: `${name}-${r.prefix}`, leaseTtlMs: TTL })
-  const pollers = new AccountPollers({ bus, source: ex, credentials: async (userId) => ({ key: `k-${userId}`, secret: 's', passphrase: 'p' }), intervalMs: POLL_MS })
+  const pollers = new AccountPollers({
+    bus,
+    source: ex,
+    credentials: async (userId) => ({ key: `k-${userId}`, secret: 's', passphrase: 'p' }),
+    intervalMs: POLL_MS,
+  })
   const ticker = new TickerFeed({ bus, source: ex, stream: null, intervalMs: POLL_MS })
   const hub = new Hub({
     bus,
-    verify: async () => { throw Object.assign(new Error('no sockets here'), { reason: 'invalid' }) },
+    verify: async () => {
+      throw Object.assign(new Error('no sockets here'), { reason: 'invalid' })
+    },
     source: 'simulator',
     metrics: createMetrics(),
     maxConnections: 10,
@@ -116,7 +123,10 @@ t.test('two nodes, one account, one ticker: one producer each across the cluster
   })
 
   t.ok(await until(() => a.balance(U) === 100 && b.balance(U) === 100, 3000), 'both hubs have the account snapshot')
-  t.ok(await until(() => !!a.hub.cache.get(TICKER_TOPIC, 'ticker') && !!b.hub.cache.get(TICKER_TOPIC, 'ticker'), 3000), 'both hubs have the ticker')
+  t.ok(
+    await until(() => !!a.hub.cache.get(TICKER_TOPIC, 'ticker') && !!b.hub.cache.get(TICKER_TOPIC, 'ticker'), 3000),
+    'both hubs have the ticker',
+  )
   t.ok(b.hub.cache.get(accountTopic(U), 'positions') && a.hub.cache.get(accountTopic(U), 'positions'), 'and the positions')
   t.equal(a.pollers.size + b.pollers.size, 1, `exactly one account poller in the cluster (a: ${a.pollers.size}, b: ${b.pollers.size})`)
   t.equal(Number(a.ticker.isWatching) + Number(b.ticker.isWatching), 1, 'exactly one running ticker feed in the cluster')
@@ -127,8 +137,14 @@ t.test('two nodes, one account, one ticker: one producer each across the cluster
   const accountCalls = ex.count('account', from, Date.now())
   const tickerCalls = ex.count('ticker', from, Date.now())
   const expected = 2000 / POLL_MS
-  t.ok(accountCalls >= expected * 0.7 && accountCalls <= expected * 1.3, `account calls in 2 s: ${accountCalls}, one poller's worth is ${expected} (two would be ${expected * 2})`)
-  t.ok(tickerCalls >= expected * 0.7 && tickerCalls <= expected * 1.3, `ticker calls in 2 s: ${tickerCalls}, one feed's worth is ${expected}`)
+  t.ok(
+    accountCalls >= expected * 0.7 && accountCalls <= expected * 1.3,
+    `account calls in 2 s: ${accountCalls}, one poller's worth is ${expected} (two would be ${expected * 2})`,
+  )
+  t.ok(
+    tickerCalls >= expected * 0.7 && tickerCalls <= expected * 1.3,
+    `ticker calls in 2 s: ${tickerCalls}, one feed's worth is ${expected}`,
+  )
   t.comment(`2 nodes, 1 account: ${accountCalls} account calls / 2 s at POLL_MS=${POLL_MS} (single-poller expectation ${expected})`)
 
   // a change reaches both nodes
@@ -157,12 +173,18 @@ t.test('two nodes, one account, one ticker: one producer each across the cluster
   })
   const crashedAt = Date.now()
   await holder.crash()
-  t.ok(await until(() => survivor.pollers.size === 1, TTL * 4), `node ${survivor.name} starts the account poller after ${holder.name} crashed`)
+  t.ok(
+    await until(() => survivor.pollers.size === 1, TTL * 4),
+    `node ${survivor.name} starts the account poller after ${holder.name} crashed`,
+  )
   const took = Date.now() - crashedAt
   t.ok(took <= TTL * 2 + POLL_MS, `within about two lease TTLs (${took} ms, TTL ${TTL} ms)`)
   t.ok(await until(() => survivor.ticker.isWatching, TTL * 4), 'and the ticker feed')
   ex.balance = 300
-  t.ok(await until(() => survivor.balance(U) === 300, 3000), "the survivor's cache keeps following the exchange (the new producer's epoch is accepted)")
+  t.ok(
+    await until(() => survivor.balance(U) === 300, 3000),
+    "the survivor's cache keeps following the exchange (the new producer's epoch is accepted)",
+  )
   t.comment(`takeover after crash: ${took} ms`)
 
   // nobody wants the account any more: grace, unwatch, the poller stops

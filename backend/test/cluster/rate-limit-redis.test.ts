@@ -10,13 +10,27 @@ import { withOwnRedis } from './redis.ts'
 t.test('rate-limit keys are named sensibly; login answers 503 while Redis hangs or is gone', async (t) => {
   const redis = await withOwnRedis(t)
   if (!redis) return
-  const g = await startTestApp(t, { REDIS_URL: `${redis.url}?prefix=${redis.prefix}`, REDIS_LEASE_MS: '1000', SHUTDOWN_DRAIN_MS: '100', LOG_LEVEL: 'warn' })
+  const g = await startTestApp(t, {
+    REDIS_URL: `${redis.url}?prefix=${redis.prefix}`,
+    REDIS_LEASE_MS: '1000',
+    SHUTDOWN_DRAIN_MS: '100',
+    LOG_LEVEL: 'warn',
+  })
   const { username, password } = await g.register()
   await g.login(username, password)
   const keys = [...(await redis.admin.keys(`${redis.prefix}:rate-limit:*`)), ...(await redis.admin.keys(`${redis.prefix}:auth:*`))].sort()
-  t.ok(keys.some((k) => k.startsWith(`${redis.prefix}:auth:login:user-addr:${username.toLowerCase()}|`)), `the login counter per (username, address) is <prefix>:auth:login:user-addr:<name>|<address> (${keys.join(', ')})`)
-  t.ok(keys.some((k) => k === `${redis.prefix}:rate-limit:POST:/api/auth/login:127.0.0.1`), 'a route counter is <prefix>:rate-limit:<METHOD>:<url>:<ip>')
-  t.notOk(keys.some((k) => k.includes('undefined')), 'no "undefined" in any key name')
+  t.ok(
+    keys.some((k) => k.startsWith(`${redis.prefix}:auth:login:user-addr:${username.toLowerCase()}|`)),
+    `the login counter per (username, address) is <prefix>:auth:login:user-addr:<name>|<address> (${keys.join(', ')})`,
+  )
+  t.ok(
+    keys.some((k) => k === `${redis.prefix}:rate-limit:POST:/api/auth/login:127.0.0.1`),
+    'a route counter is <prefix>:rate-limit:<METHOD>:<url>:<ip>',
+  )
+  t.notOk(
+    keys.some((k) => k.includes('undefined')),
+    'no "undefined" in any key name',
+  )
 
   const login = () => g.http('POST', '/api/auth/login', { body: { username, password } })
   redis.stall()

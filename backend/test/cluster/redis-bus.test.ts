@@ -29,7 +29,14 @@ function node(t: Tap, r: TestRedis, name: string, ttl = TTL) {
   return { bus, control, seen, name }
 }
 
-const snap = (seq: number, json = `{"n":${seq}}`): SnapshotEvent => ({ kind: 'snapshot', channel: 'account', epoch: 1, seq, sourceTs: Date.now(), json })
+const snap = (seq: number, json = `{"n":${seq}}`): SnapshotEvent => ({
+  kind: 'snapshot',
+  channel: 'account',
+  epoch: 1,
+  seq,
+  sourceTs: Date.now(),
+  json,
+})
 
 t.test('upstream events cross nodes; a local publish is delivered exactly once locally', async (t) => {
   const r = await withRedis(t)
@@ -47,7 +54,14 @@ t.test('upstream events cross nodes; a local publish is delivered exactly once l
   t.equal(gotA.length, 1, 'the publishing node receives its own event synchronously')
   t.ok(await until(() => gotB.length === 1, 2000), 'the other node receives it through Redis')
   t.same(gotB[0], gotA[0], 'the event arrives intact (snapshot json forwarded verbatim)')
-  b.bus.publish(topic, { kind: 'status', scope: 'account', upstream: 'degraded', lastSuccessTs: 5, reason: 'rate_limited', hasCredentials: true })
+  b.bus.publish(topic, {
+    kind: 'status',
+    scope: 'account',
+    upstream: 'degraded',
+    lastSuccessTs: 5,
+    reason: 'rate_limited',
+    hasCredentials: true,
+  })
   t.ok(await until(() => gotA.length === 2, 2000), 'events published on the other node arrive too')
   await sleep(200) // proves no echo within 200 ms
   t.equal(gotA.length, 2, 'no echo: node a saw each event once')
@@ -154,32 +168,44 @@ t.test('a crashed holder is replaced within about two lease TTLs; close() hands 
   t.comment(`clean handover: ${handover} ms`)
 })
 
-t.test('a holder that finds its lease taken (it stalled past the TTL) stops its producer; the new one runs under a newer generation', async (t) => {
-  const r = await withRedis(t)
-  if (!r) return
-  const a = node(t, r, 'a')
-  const b = node(t, r, 'b')
-  await Promise.all([a.bus.whenReady(), b.bus.whenReady()])
-  const K = 'user-stall'
-  const topic = accountTopic(K)
-  const gotA: BusEvent[] = []
-  a.bus.subscribe(topic, (e) => gotA.push(e))
-  a.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
-  t.ok(await until(() => a.seen('watch', K) >= 1, 2000), 'node a holds the key')
-  b.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
-  await b.bus.settle()
-  t.equal(b.seen('watch', K), 0, 'node b waits')
-  // what Redis looks like after node a stalled past the TTL and node b took the lease
-  await r.admin.set(`${r.prefix}:lease:${K}`, b.bus.nodeId, 'PX', TTL)
-  await r.admin.incr(`${r.prefix}:gen:${K}`) // an acquisition always bumps the generation
-  t.ok(await until(() => a.seen('unwatch', K) === 1 && b.seen('watch', K) >= 1, TTL * 3), "node a's producer is stopped, node b's is started")
-  const epochOf = (n: typeof a) => n.control.filter((c) => c.kind === 'watch' && c.key === K).map((c) => c.epoch ?? 0)
-  t.ok(Math.min(...epochOf(b)) > Math.max(...epochOf(a)), `node b's producer runs under a newer generation than node a's (${epochOf(b)} > ${epochOf(a)}): its data outranks a's in every cache`)
-  t.notOk(gotA.some((e) => e.kind === 'reset'), "node a's cache is not reset (fencing replaces its data; a reset would leave channels empty)")
-  await sleep(TTL) // proves a is not re-promoted within a TTL
-  t.equal(a.seen('unwatch', K), 1, 'node a stays demoted')
-  t.ok(b.bus.isHolder(K) && !a.bus.isHolder(K), 'node b is the only holder')
-})
+t.test(
+  'a holder that finds its lease taken (it stalled past the TTL) stops its producer; the new one runs under a newer generation',
+  async (t) => {
+    const r = await withRedis(t)
+    if (!r) return
+    const a = node(t, r, 'a')
+    const b = node(t, r, 'b')
+    await Promise.all([a.bus.whenReady(), b.bus.whenReady()])
+    const K = 'user-stall'
+    const topic = accountTopic(K)
+    const gotA: BusEvent[] = []
+    a.bus.subscribe(topic, (e) => gotA.push(e))
+    a.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
+    t.ok(await until(() => a.seen('watch', K) >= 1, 2000), 'node a holds the key')
+    b.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
+    await b.bus.settle()
+    t.equal(b.seen('watch', K), 0, 'node b waits')
+    // what Redis looks like after node a stalled past the TTL and node b took the lease
+    await r.admin.set(`${r.prefix}:lease:${K}`, b.bus.nodeId, 'PX', TTL)
+    await r.admin.incr(`${r.prefix}:gen:${K}`) // an acquisition always bumps the generation
+    t.ok(
+      await until(() => a.seen('unwatch', K) === 1 && b.seen('watch', K) >= 1, TTL * 3),
+      "node a's producer is stopped, node b's is started",
+    )
+    const epochOf = (n: typeof a) => n.control.filter((c) => c.kind === 'watch' && c.key === K).map((c) => c.epoch ?? 0)
+    t.ok(
+      Math.min(...epochOf(b)) > Math.max(...epochOf(a)),
+      `node b's producer runs under a newer generation than node a's (${epochOf(b)} > ${epochOf(a)}): its data outranks a's in every cache`,
+    )
+    t.notOk(
+      gotA.some((e) => e.kind === 'reset'),
+      "node a's cache is not reset (fencing replaces its data; a reset would leave channels empty)",
+    )
+    await sleep(TTL) // proves a is not re-promoted within a TTL
+    t.equal(a.seen('unwatch', K), 1, 'node a stays demoted')
+    t.ok(b.bus.isHolder(K) && !a.bus.isHolder(K), 'node b is the only holder')
+  },
+)
 
 t.test('fencing: each acquisition takes a newer generation; a node that saw a newer epoch makes the holder move above it', async (t) => {
   const r = await withRedis(t)
@@ -215,95 +241,142 @@ t.test('fencing: each acquisition takes a newer generation; a node that saw a ne
   const high = g2 + 100_000
   const before = watches(b).length
   c.bus.publish(topic, { kind: 'snapshot', channel: 'account', epoch: high, seq: 1, sourceTs: Date.now(), json: '{}' })
-  t.ok(await until(() => watches(b).slice(before).some((w) => (w.epoch ?? 0) > high), TTL * 3), 'the holder is told to move to a generation above the highest epoch seen')
+  t.ok(
+    await until(
+      () =>
+        watches(b)
+          .slice(before)
+          .some((w) => (w.epoch ?? 0) > high),
+      TTL * 3,
+    ),
+    'the holder is told to move to a generation above the highest epoch seen',
+  )
   t.ok(Number(await r.admin.get(`${r.prefix}:gen:${K}`)) > high, 'the generation in Redis is above it')
   t.equal(watches(c).length, 0, 'node c never produced')
 })
 
-t.test('bounded buffering: PUBLISHes beyond the in-flight cap stay off Redis, and the holder replays once the backlog drains', async (t) => {
-  const r = await withRedis(t)
-  if (!r) return
-  const a = new RedisBus({ url: r.url, prefix: r.prefix, nodeId: `a-${r.prefix}`, leaseTtlMs: TTL, maxInflightPublishes: 2 })
-  t.teardown(() => a.close())
-  const b = node(t, r, 'b')
-  const controlA: ControlEvent[] = []
-  a.subscribe(CONTROL_TOPIC, (e) => controlA.push(e as ControlEvent))
-  const K = 'user-cap'
-  const topic = accountTopic(K)
-  const gotA: BusEvent[] = []
-  const gotB: BusEvent[] = []
-  a.subscribe(topic, (e) => gotA.push(e))
-  b.bus.subscribe(topic, (e) => gotB.push(e))
-  await Promise.all([a.whenReady(), b.bus.whenReady(), a.subscribed(topic), b.bus.subscribed(topic)])
-  a.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
-  t.ok(await until(() => controlA.some((c) => c.kind === 'watch'), 2000), 'node a holds the key')
-  const watches0 = controlA.filter((c) => c.kind === 'watch').length
-  for (let i = 1; i <= 10; i++) a.publish(topic, snap(i))
-  t.equal(gotA.length, 10, 'local delivery is never capped')
-  t.equal(a.droppedPublishes, 8, 'beyond 2 in flight, events are not written to Redis')
-  t.ok(await until(() => controlA.filter((c) => c.kind === 'watch').length > watches0, 2000), 'once the backlog drained, the producer is asked to replay its latest state')
-  await sleep(200) // proves no dropped event reaches b within 200 ms
-  t.equal(gotB.length, 2, 'the other node received only what was sent')
-})
+t.test(
+  'bounded buffering: PUBLISHes beyond the in-flight cap stay off Redis, and the holder replays once the backlog drains',
+  async (t) => {
+    const r = await withRedis(t)
+    if (!r) return
+    const a = new RedisBus({ url: r.url, prefix: r.prefix, nodeId: `a-${r.prefix}`, leaseTtlMs: TTL, maxInflightPublishes: 2 })
+    t.teardown(() => a.close())
+    const b = node(t, r, 'b')
+    const controlA: ControlEvent[] = []
+    a.subscribe(CONTROL_TOPIC, (e) => controlA.push(e as ControlEvent))
+    const K = 'user-cap'
+    const topic = accountTopic(K)
+    const gotA: BusEvent[] = []
+    const gotB: BusEvent[] = []
+    a.subscribe(topic, (e) => gotA.push(e))
+    b.bus.subscribe(topic, (e) => gotB.push(e))
+    await Promise.all([a.whenReady(), b.bus.whenReady(), a.subscribed(topic), b.bus.subscribed(topic)])
+    a.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
+    t.ok(await until(() => controlA.some((c) => c.kind === 'watch'), 2000), 'node a holds the key')
+    const watches0 = controlA.filter((c) => c.kind === 'watch').length
+    for (let i = 1; i <= 10; i++) a.publish(topic, snap(i))
+    t.equal(gotA.length, 10, 'local delivery is never capped')
+    t.equal(a.droppedPublishes, 8, 'beyond 2 in flight, events are not written to Redis')
+    t.ok(
+      await until(() => controlA.filter((c) => c.kind === 'watch').length > watches0, 2000),
+      'once the backlog drained, the producer is asked to replay its latest state',
+    )
+    await sleep(200) // proves no dropped event reaches b within 200 ms
+    t.equal(gotB.length, 2, 'the other node received only what was sent')
+  },
+)
 
-t.test('a Redis stall: the fallback producer stays local and never outranks the holder; afterwards one generation above both', async (t) => {
-  const r = await withOwnRedis(t)
-  if (!r) return
-  const a = node(t, r, 'a')
-  const b = node(t, r, 'b')
-  await Promise.all([a.bus.whenReady(), b.bus.whenReady()])
-  const K = 'user-stalled'
-  const topic = accountTopic(K)
-  // each node: a cache fed by its bus, as the hub has
-  const caches = { a: new SnapshotCache(), b: new SnapshotCache() }
-  const fromB: BusEvent[] = []
-  a.bus.subscribe(topic, (e) => {
-    caches.a.apply(topic, e as SnapshotEvent)
-    if ((e as SnapshotEvent).json === '{"by":"b-fallback"}') fromB.push(e)
-  })
-  const acceptedByB: string[] = []
-  const receivedByB: string[] = []
-  b.bus.subscribe(topic, (e) => {
-    receivedByB.push((e as SnapshotEvent).json)
-    const res = caches.b.apply(topic, e as SnapshotEvent)
-    if (res?.kind === 'snapshot') acceptedByB.push(res.entry.json)
-  })
-  await Promise.all([a.bus.subscribed(topic), b.bus.subscribed(topic)])
-  const watches = (n: typeof a) => n.control.filter((c) => c.kind === 'watch' && c.key === K)
-  a.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
-  t.ok(await until(() => watches(a).length >= 1, 2000), 'node a holds the key')
-  const g1 = watches(a)[0]!.epoch!
-  a.bus.publish(topic, { kind: 'snapshot', channel: 'account', epoch: g1, seq: 1, sourceTs: Date.now(), json: '{"by":"a"}' })
-  b.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
-  t.ok(await until(() => caches.b.get(topic, 'account')?.epoch === g1, 2000), "node b's cache has node a's data")
+t.test(
+  'a Redis stall: the fallback producer stays local and never outranks the holder; afterwards one generation above both',
+  async (t) => {
+    const r = await withOwnRedis(t)
+    if (!r) return
+    const a = node(t, r, 'a')
+    const b = node(t, r, 'b')
+    await Promise.all([a.bus.whenReady(), b.bus.whenReady()])
+    const K = 'user-stalled'
+    const topic = accountTopic(K)
+    // each node: a cache fed by its bus, as the hub has
+    const caches = { a: new SnapshotCache(), b: new SnapshotCache() }
+    const fromB: BusEvent[] = []
+    a.bus.subscribe(topic, (e) => {
+      caches.a.apply(topic, e as SnapshotEvent)
+      if ((e as SnapshotEvent).json === '{"by":"b-fallback"}') fromB.push(e)
+    })
+    const acceptedByB: string[] = []
+    const receivedByB: string[] = []
+    b.bus.subscribe(topic, (e) => {
+      receivedByB.push((e as SnapshotEvent).json)
+      const res = caches.b.apply(topic, e as SnapshotEvent)
+      if (res?.kind === 'snapshot') acceptedByB.push(res.entry.json)
+    })
+    await Promise.all([a.bus.subscribed(topic), b.bus.subscribed(topic)])
+    const watches = (n: typeof a) => n.control.filter((c) => c.kind === 'watch' && c.key === K)
+    a.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
+    t.ok(await until(() => watches(a).length >= 1, 2000), 'node a holds the key')
+    const g1 = watches(a)[0]!.epoch!
+    a.bus.publish(topic, { kind: 'snapshot', channel: 'account', epoch: g1, seq: 1, sourceTs: Date.now(), json: '{"by":"a"}' })
+    b.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
+    t.ok(await until(() => caches.b.get(topic, 'account')?.epoch === g1, 2000), "node b's cache has node a's data")
 
-  r.stall()
-  let resumed = false
-  try {
-    t.ok(await until(() => watches(b).length >= 1, TTL * 5), 'Redis hung for over a lease TTL: node b starts its own producer')
-    const fallbackEpoch = watches(b)[0]!.epoch!
-    t.ok(fallbackEpoch > g1, `under an epoch above what it has seen (${fallbackEpoch} > ${g1})`)
-    b.bus.publish(topic, { kind: 'snapshot', channel: 'account', epoch: fallbackEpoch, seq: 1, sourceTs: Date.now(), json: '{"by":"b-fallback"}' })
-    t.equal(caches.b.get(topic, 'account')?.json, '{"by":"b-fallback"}', "node b's own cache takes its fallback data")
-    // node a, still believing it holds the lease, goes on producing: its publish waits in the hung socket
-    a.bus.publish(topic, { kind: 'snapshot', channel: 'account', epoch: g1, seq: 2, sourceTs: Date.now(), json: '{"by":"a-during-stall"}' })
-    r.resume()
-    resumed = true
-    const resumedAt = Date.now()
-    const current = () => Math.max(...[a, b].map((n) => (n.bus.isHolder(K) ? watches(n).at(-1)?.epoch ?? 0 : 0)))
-    t.ok(await until(() => [a, b].filter((n) => n.bus.isHolder(K)).length === 1 && current() > fallbackEpoch, TTL * 6), `after Redis resumed, one holder, under a generation above the fallback epoch (${Date.now() - resumedAt} ms)`)
-    const holder = a.bus.isHolder(K) ? a : b
-    const gen = current()
-    holder.bus.publish(topic, { kind: 'snapshot', channel: 'account', epoch: gen, seq: 3, sourceTs: Date.now(), json: '{"by":"holder"}' })
-    t.ok(await until(() => caches.a.get(topic, 'account')?.json === '{"by":"holder"}' && caches.b.get(topic, 'account')?.json === '{"by":"holder"}', 2000), `both caches take the holder's data (node ${holder.name}, generation ${gen})`)
-    await sleep(300) // proves b's fallback event does not reach a within 300 ms
-    t.equal(fromB.length, 0, "node b's fallback event never reached node a")
-    t.ok(await until(() => receivedByB.includes('{"by":"a-during-stall"}'), 2000), "node a's publish made during the stall did reach node b after the resume (a burst)")
-    t.notOk(acceptedByB.includes('{"by":"a-during-stall"}'), `node a's stall-time burst (older generation) never entered node b's cache (accepted: ${acceptedByB.join(' ')})`)
-  } finally {
-    if (!resumed) r.resume()
-  }
-})
+    r.stall()
+    let resumed = false
+    try {
+      t.ok(await until(() => watches(b).length >= 1, TTL * 5), 'Redis hung for over a lease TTL: node b starts its own producer')
+      const fallbackEpoch = watches(b)[0]!.epoch!
+      t.ok(fallbackEpoch > g1, `under an epoch above what it has seen (${fallbackEpoch} > ${g1})`)
+      b.bus.publish(topic, {
+        kind: 'snapshot',
+        channel: 'account',
+        epoch: fallbackEpoch,
+        seq: 1,
+        sourceTs: Date.now(),
+        json: '{"by":"b-fallback"}',
+      })
+      t.equal(caches.b.get(topic, 'account')?.json, '{"by":"b-fallback"}', "node b's own cache takes its fallback data")
+      // node a, still believing it holds the lease, goes on producing: its publish waits in the hung socket
+      a.bus.publish(topic, {
+        kind: 'snapshot',
+        channel: 'account',
+        epoch: g1,
+        seq: 2,
+        sourceTs: Date.now(),
+        json: '{"by":"a-during-stall"}',
+      })
+      r.resume()
+      resumed = true
+      const resumedAt = Date.now()
+      const current = () => Math.max(...[a, b].map((n) => (n.bus.isHolder(K) ? (watches(n).at(-1)?.epoch ?? 0) : 0)))
+      t.ok(
+        await until(() => [a, b].filter((n) => n.bus.isHolder(K)).length === 1 && current() > fallbackEpoch, TTL * 6),
+        `after Redis resumed, one holder, under a generation above the fallback epoch (${Date.now() - resumedAt} ms)`,
+      )
+      const holder = a.bus.isHolder(K) ? a : b
+      const gen = current()
+      holder.bus.publish(topic, { kind: 'snapshot', channel: 'account', epoch: gen, seq: 3, sourceTs: Date.now(), json: '{"by":"holder"}' })
+      t.ok(
+        await until(
+          () => caches.a.get(topic, 'account')?.json === '{"by":"holder"}' && caches.b.get(topic, 'account')?.json === '{"by":"holder"}',
+          2000,
+        ),
+        `both caches take the holder's data (node ${holder.name}, generation ${gen})`,
+      )
+      await sleep(300) // proves b's fallback event does not reach a within 300 ms
+      t.equal(fromB.length, 0, "node b's fallback event never reached node a")
+      t.ok(
+        await until(() => receivedByB.includes('{"by":"a-during-stall"}'), 2000),
+        "node a's publish made during the stall did reach node b after the resume (a burst)",
+      )
+      t.notOk(
+        acceptedByB.includes('{"by":"a-during-stall"}'),
+        `node a's stall-time burst (older generation) never entered node b's cache (accepted: ${acceptedByB.join(' ')})`,
+      )
+    } finally {
+      if (!resumed) r.resume()
+    }
+  },
+)
 
 t.test('refresh and credentials reach the producers of every node, once each', async (t) => {
   const r = await withRedis(t)
@@ -314,7 +387,10 @@ t.test('refresh and credentials reach the producers of every node, once each', a
   b.bus.publish(CONTROL_TOPIC, { kind: 'refresh', key: 'u9' })
   b.bus.publish(CONTROL_TOPIC, { kind: 'credentials', key: 'u9' })
   t.equal(b.seen('refresh', 'u9'), 1, 'the local producers get refresh at once')
-  t.ok(await until(() => a.seen('refresh', 'u9') === 1 && a.seen('credentials', 'u9') === 1, 2000), 'the other node producers get refresh and credentials')
+  t.ok(
+    await until(() => a.seen('refresh', 'u9') === 1 && a.seen('credentials', 'u9') === 1, 2000),
+    'the other node producers get refresh and credentials',
+  )
   await sleep(200) // proves no echo within 200 ms
   t.equal(b.seen('refresh', 'u9') + b.seen('credentials', 'u9'), 2, 'no echo on the publishing node')
   t.equal(a.seen('refresh', 'u9'), 1, 'delivered once on the other node')
@@ -349,7 +425,11 @@ t.test('a newcomer gets the latest state through the holder replay, and survives
   b.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
   t.ok(await until(() => gotB.length >= 1, 2000), 'the newcomer receives the replayed state')
   t.comment(`newcomer got the replay in ${Date.now() - t0} ms`)
-  t.same(gotB.map((e) => (e as SnapshotEvent).json), ['{"from":"a"}'], 'exactly one event: the replay from the holder on node a')
+  t.same(
+    gotB.map((e) => (e as SnapshotEvent).json),
+    ['{"from":"a"}'],
+    'exactly one event: the replay from the holder on node a',
+  )
 
   // network blip: Redis drops both of node b's connections; ioredis reconnects and resubscribes
   const killed = await killConnections(r.admin, b.bus.nodeId)
@@ -366,7 +446,11 @@ t.test('a newcomer gets the latest state through the holder replay, and survives
 
 t.test('Redis unreachable: the node falls back to its own producer and never throws', async (t) => {
   const logs: string[] = []
-  const log = { ...silentLog, warn: (_o: object, m?: string) => void logs.push(m ?? ''), info: (_o: object, m?: string) => void logs.push(m ?? '') }
+  const log = {
+    ...silentLog,
+    warn: (_o: object, m?: string) => void logs.push(m ?? ''),
+    info: (_o: object, m?: string) => void logs.push(m ?? ''),
+  }
   const bus = new RedisBus({ url: 'redis://127.0.0.1:1', prefix: 'unreachable', leaseTtlMs: 300, log })
   t.teardown(() => bus.close())
   const control: ControlEvent[] = []
@@ -377,7 +461,10 @@ t.test('Redis unreachable: the node falls back to its own producer and never thr
   bus.publish(TICKER_TOPIC, snap(1))
   t.equal(got.length, 1, 'local delivery works without Redis')
   t.ok(await until(() => control.some((c) => c.kind === 'watch'), 3000), 'after a lease TTL without Redis, the local producer is started')
-  t.ok(logs.some((m) => m.includes('producing locally')), 'the fallback is logged')
+  t.ok(
+    logs.some((m) => m.includes('producing locally')),
+    'the fallback is logged',
+  )
   bus.publish(CONTROL_TOPIC, { kind: 'unwatch', key: 'ticker' })
   t.ok(await until(() => control.some((c) => c.kind === 'unwatch'), 3000), 'unwatch stops the fallback producer')
 })

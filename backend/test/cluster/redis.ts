@@ -115,12 +115,22 @@ export async function withOwnRedis(t: Test): Promise<OwnRedis | undefined> {
       srv.close(() => resolve(p))
     })
   })
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning'], { stdio: 'ignore' })
+  const proc = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning'],
+    { stdio: 'ignore' },
+  )
   let exited = false
-  proc.once('exit', () => { exited = true })
+  proc.once('exit', () => {
+    exited = true
+  })
   t.teardown(() => {
     if (exited) return
-    try { proc.kill('SIGCONT') } catch { /* gone */ }
+    try {
+      proc.kill('SIGCONT')
+    } catch {
+      /* gone */
+    }
     proc.kill('SIGKILL')
   })
   const url = `redis://127.0.0.1:${port}`

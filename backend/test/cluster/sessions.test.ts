@@ -27,7 +27,15 @@ t.test('logout and deletions on one node close the sockets on the other', async 
   // credentials deleted through node a → the user's socket on node b closes with 4503
   const r2 = await a.register()
   const u2 = await a.login(r2.username, r2.password)
-  t.equal((await a.http('PUT', '/api/credentials', { token: u2.token, body: { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase } })).status, 200)
+  t.equal(
+    (
+      await a.http('PUT', '/api/credentials', {
+        token: u2.token,
+        body: { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase },
+      })
+    ).status,
+    200,
+  )
   const onB2 = await WsClient.authed(b.wsUrl, u2.token)
   t.teardown(() => onB2.close())
   t.equal((await a.http('DELETE', '/api/credentials', { token: u2.token })).status, 200, 'credentials deleted through node a')
@@ -39,7 +47,11 @@ t.test('logout and deletions on one node close the sockets on the other', async 
   const u3 = await a.login(r3.username, r3.password)
   const onB3 = await WsClient.authed(b.wsUrl, u3.token)
   t.teardown(() => onB3.close())
-  t.equal((await a.http('DELETE', '/api/me', { token: u3.token, body: { password: r3.password } })).status, 200, 'account deleted through node a')
+  t.equal(
+    (await a.http('DELETE', '/api/me', { token: u3.token, body: { password: r3.password } })).status,
+    200,
+    'account deleted through node a',
+  )
   const c3 = await Promise.race([onB3.closed, new Promise<null>((r) => setTimeout(() => r(null), 5000))])
   t.equal(c3?.code, 4503, 'the socket on node b is closed with 4503')
   t.equal((await b.http('GET', '/api/me', { token: u3.token })).status, 401, 'and node b refuses the token')

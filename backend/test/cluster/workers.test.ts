@@ -34,24 +34,40 @@ function childrenOf(pid: number): number[] {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8')
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
       if (ppid === pid && readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'node') out.push(Number(d))
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return out
 }
 
 async function json(res: Response): Promise<any> {
   const text = await res.text()
-  try { return JSON.parse(text) } catch { return text }
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
 }
 
 /** a POST on a connection of its own (no keep-alive), so consecutive requests reach different workers */
 function postOnNewConnection(port: number, path: string, body: unknown): Promise<number> {
   return new Promise((resolve, reject) => {
     const data = JSON.stringify(body)
-    const req = httpRequest({ host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } }, (res) => {
-      res.resume()
-      res.on('end', () => resolve(res.statusCode ?? 0))
-    })
+    const req = httpRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        agent: false,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+      },
+      (res) => {
+        res.resume()
+        res.on('end', () => resolve(res.statusCode ?? 0))
+      },
+    )
     req.on('error', reject)
     req.end(data)
   })
@@ -67,20 +83,40 @@ t.test('WORKERS=2 on one port: shared frames, one poller per account, a dead wor
   if (!databaseUrl) return
   const accounts = testAccounts(1)
   const acc = accounts[0]!
-  const sim = await startSimulator({ port: 0, host: '127.0.0.1', accounts, admin: true, rateLimit: { publicPerSec: 1000, authPerSec: 1000 } })
+  const sim = await startSimulator({
+    port: 0,
+    host: '127.0.0.1',
+    accounts,
+    admin: true,
+    rateLimit: { publicPerSec: 1000, authPerSec: 1000 },
+  })
   t.teardown(() => sim.close())
   const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-workers-'))
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
   const port = await freePort()
   const g = spawnGateway({
-    WORKERS: '2', PORT: String(port), DATA_DIR: dataDir, DATABASE_URL: databaseUrl,
-    LNM_API_URL: sim.url, LNM_STREAM_URL: sim.streamUrl,
-    POLL_INTERVAL_MS: String(POLL_MS), POLLER_GRACE_MS: '1000', SHUTDOWN_DRAIN_MS: String(DRAIN_MS),
-    JWT_SECRET: randomBytes(32).toString('base64url'), CREDENTIALS_KEY: randomBytes(32).toString('base64'),
-    WS_UPGRADES_PER_MIN: '0', PRIVATE_STREAMS_PER_NODE: '0', LOG_LEVEL: 'info',
+    WORKERS: '2',
+    PORT: String(port),
+    DATA_DIR: dataDir,
+    DATABASE_URL: databaseUrl,
+    LNM_API_URL: sim.url,
+    LNM_STREAM_URL: sim.streamUrl,
+    POLL_INTERVAL_MS: String(POLL_MS),
+    POLLER_GRACE_MS: '1000',
+    SHUTDOWN_DRAIN_MS: String(DRAIN_MS),
+    JWT_SECRET: randomBytes(32).toString('base64url'),
+    CREDENTIALS_KEY: randomBytes(32).toString('base64'),
+    WS_UPGRADES_PER_MIN: '0',
+    PRIVATE_STREAMS_PER_NODE: '0',
+    LOG_LEVEL: 'info',
   })
   t.teardown(() => {
-    for (const pid of childrenOf(g.child.pid!)) try { process.kill(pid, 'SIGKILL') } catch { /* gone */ }
+    for (const pid of childrenOf(g.child.pid!))
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        /* gone */
+      }
     g.kill('SIGKILL')
   })
   await g.waitFor(/listening on/, 120_000)
@@ -93,20 +129,32 @@ t.test('WORKERS=2 on one port: shared frames, one poller per account, a dead wor
   const origin = `http://127.0.0.1:${port}`
   const wsUrl = `ws://127.0.0.1:${port}/ws`
   const post = (path: string, body: unknown, token?: string, method = 'POST') =>
-    fetch(origin + path, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) })
+    fetch(origin + path, {
+      method,
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(body),
+    })
   const username = `w${randomBytes(4).toString('hex')}`
   const password = 'pw-workers-test-Long1'
   t.equal((await post('/api/auth/register', { username, password })).status, 201, 'registered')
   const login = await json(await post('/api/auth/login', { username, password }))
   const token = login.accessToken as string
-  t.equal((await post('/api/credentials', { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase }, token, 'PUT')).status, 200, 'credentials stored')
+  t.equal(
+    (await post('/api/credentials', { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase }, token, 'PUT')).status,
+    200,
+    'credentials stored',
+  )
 
   // --- login attempts are counted once for the machine (by the primary), not once per worker: wrong passwords sent
   // over new connections (round-robin over both workers) hit the per-(username, address) limit of 10 a minute
   const statuses: number[] = []
-  for (let i = 0; i < 12; i++) statuses.push(await postOnNewConnection(port, '/api/auth/login', { username, password: 'wrong-password-Long1' }))
+  for (let i = 0; i < 12; i++)
+    statuses.push(await postOnNewConnection(port, '/api/auth/login', { username, password: 'wrong-password-Long1' }))
   const first429 = statuses.indexOf(429)
-  t.ok(first429 >= 0 && first429 <= 9, `the limit holds across workers: 429 at wrong attempt ${first429 + 1}, after the login (${statuses.join(',')}); per-worker counters would allow about 20`)
+  t.ok(
+    first429 >= 0 && first429 <= 9,
+    `the limit holds across workers: 429 at wrong attempt ${first429 + 1}, after the login (${statuses.join(',')}); per-worker counters would allow about 20`,
+  )
 
   // --- many dashboards of the same user: the round-robin spreads them over both workers
   const N = 6
@@ -125,7 +173,10 @@ t.test('WORKERS=2 on one port: shared frames, one poller per account, a dead wor
       return f && f.epoch === ref.epoch && f.seq === ref.seq && JSON.stringify(f.data) === JSON.stringify(ref.data)
     })
   }
-  t.ok(await until(() => sameEverywhere('account') && sameEverywhere('positions'), 10_000), 'every dashboard shows the same account and positions frames (same epoch, seq and data: one producer)')
+  t.ok(
+    await until(() => sameEverywhere('account') && sameEverywhere('positions'), 10_000),
+    'every dashboard shows the same account and positions frames (same epoch, seq and data: one producer)',
+  )
 
   // --- one poller for the machine: the simulator's request rate for the key, and the aggregated metrics
   await sleep(POLL_MS)
@@ -134,7 +185,10 @@ t.test('WORKERS=2 on one port: shared frames, one poller per account, a dead wor
   const reqs = sim.stats.log().filter((e) => e.ts >= s1 && e.key === acc.key && ACCOUNT_PATHS.includes(e.path)).length
   const expected = (WINDOW_MS / POLL_MS) * ACCOUNT_PATHS.length
   t.comment(`account+positions requests in ${WINDOW_MS} ms: ${reqs}; one poller ≈ ${expected}`)
-  t.ok(reqs >= expected * 0.5 && reqs <= expected * 1.4, `one poller's worth of upstream requests for the account (${reqs} ≈ ${expected}, two pollers would be ≈ ${expected * 2})`)
+  t.ok(
+    reqs >= expected * 0.5 && reqs <= expected * 1.4,
+    `one poller's worth of upstream requests for the account (${reqs} ≈ ${expected}, two pollers would be ≈ ${expected * 2})`,
+  )
   const metrics = await (await fetch(`${origin}/metrics`)).text()
   t.equal(promValue(metrics, 'lnm_gateway_ws_connections_open'), N, '/metrics aggregates every worker: all open sockets')
   t.equal(promValue(metrics, 'lnm_gateway_active_pollers'), 1, '/metrics aggregates every worker: one account poller for the machine')
@@ -150,27 +204,49 @@ t.test('WORKERS=2 on one port: shared frames, one poller per account, a dead wor
     await sleep(300)
     const dropped = live.filter((c) => c.closeInfo !== null)
     const kept = live.filter((c) => c.closeInfo === null)
-    if (round === 0) t.ok(dropped.length >= 1 && kept.length >= 1, `the dashboards were spread over both workers (${dropped.length} dropped, ${kept.length} kept)`)
+    if (round === 0)
+      t.ok(
+        dropped.length >= 1 && kept.length >= 1,
+        `the dashboards were spread over both workers (${dropped.length} dropped, ${kept.length} kept)`,
+      )
     const reconnected: WsClient[] = []
     // as the dashboard does: retry while no worker listens (the last one was just killed, its replacement is starting)
     const reconnect = async (): Promise<WsClient> => {
       for (let tries = 0; ; tries++) {
-        try { return await WsClient.authed(wsUrl, token) } catch (err) { if (tries > 120) throw err }
+        try {
+          return await WsClient.authed(wsUrl, token)
+        } catch (err) {
+          if (tries > 120) throw err
+        }
         await sleep(250)
       }
     }
     for (let i = 0; i < dropped.length; i++) reconnected.push(await reconnect())
     t.teardown(() => reconnected.forEach((c) => c.close()))
     live = [...kept, ...reconnected]
-    const exitLine = await g.waitFor(new RegExp(`\\{[^\\n]*"pid":${victim},[^\\n]*worker exited unexpectedly[^\\n]*\\}|\\{[^\\n]*worker exited unexpectedly[^\\n]*"pid":${victim}[,}][^\\n]*\\}`), 5000)
+    const exitLine = await g.waitFor(
+      new RegExp(
+        `\\{[^\\n]*"pid":${victim},[^\\n]*worker exited unexpectedly[^\\n]*\\}|\\{[^\\n]*worker exited unexpectedly[^\\n]*"pid":${victim}[,}][^\\n]*\\}`,
+      ),
+      5000,
+    )
     const moved = Number(/"keysMoved":(\d+)/.exec(exitLine[0])?.[1] ?? NaN)
     t.ok(Number.isInteger(moved), `kill ${round + 1}: the primary logs the unexpected exit (keys moved to another worker: ${moved})`)
-    if (round === 1) t.ok(moved >= 1, 'the second kill hit the account\'s poller, and its keys were granted to another worker at once')
-    t.ok(await until(() => sim.stats.log().some((e) => e.ts > killedAt + 200 && e.key === acc.key && e.path === '/v3/account'), 2 * POLL_MS + 5000), `kill ${round + 1}: the account is polled again (${Date.now() - killedAt} ms after the kill)`)
+    if (round === 1) t.ok(moved >= 1, "the second kill hit the account's poller, and its keys were granted to another worker at once")
+    t.ok(
+      await until(
+        () => sim.stats.log().some((e) => e.ts > killedAt + 200 && e.key === acc.key && e.path === '/v3/account'),
+        2 * POLL_MS + 5000,
+      ),
+      `kill ${round + 1}: the account is polled again (${Date.now() - killedAt} ms after the kill)`,
+    )
     const after = Date.now()
     for (const c of live) await c.next((f) => (f.type === 'data_update' || f.type === 'fresh') && Date.now() >= after, 3 * POLL_MS + 5000)
     t.pass(`kill ${round + 1}: surviving and reconnected dashboards receive data again`)
-    t.ok(await until(() => childrenOf(g.child.pid!).filter((p) => !workers0.slice(0, round + 1).includes(p)).length === 2, 30_000), `kill ${round + 1}: the primary forked a new worker`)
+    t.ok(
+      await until(() => childrenOf(g.child.pid!).filter((p) => !workers0.slice(0, round + 1).includes(p)).length === 2, 30_000),
+      `kill ${round + 1}: the primary forked a new worker`,
+    )
     if (round === 0) {
       // the replacement listens: new dashboards reach it too (round-robin), so it has demand for the account when the
       // poller's worker dies next
@@ -190,7 +266,11 @@ t.test('WORKERS=2 on one port: shared frames, one poller per account, a dead wor
   const open = live
   g.kill('SIGTERM')
   const closes = await Promise.all(open.map((c) => c.waitClose(DRAIN_MS + 10_000)))
-  t.same(closes.map((c) => c.code), open.map(() => 1001), `every open socket is closed with 1001 (${open.length})`)
+  t.same(
+    closes.map((c) => c.code),
+    open.map(() => 1001),
+    `every open socket is closed with 1001 (${open.length})`,
+  )
   const exit = await g.exited
   t.equal(exit.code, 0, `the primary exits 0 (${exit.ms} ms after SIGTERM; drain ${DRAIN_MS} ms)`)
   t.ok(exit.ms < DRAIN_MS + 2000 + 3000, `within SHUTDOWN_DRAIN_MS + 2 s (plus slack for a loaded machine): ${exit.ms} ms`)
@@ -204,43 +284,85 @@ t.test('WORKERS=2 with REDIS_URL: the workers are Redis nodes, still one poller 
   if (!databaseUrl) return
   const accounts = testAccounts(1)
   const acc = accounts[0]!
-  const sim = await startSimulator({ port: 0, host: '127.0.0.1', accounts, admin: true, rateLimit: { publicPerSec: 1000, authPerSec: 1000 } })
+  const sim = await startSimulator({
+    port: 0,
+    host: '127.0.0.1',
+    accounts,
+    admin: true,
+    rateLimit: { publicPerSec: 1000, authPerSec: 1000 },
+  })
   t.teardown(() => sim.close())
   const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-workers-'))
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
   const port = await freePort()
   const g = spawnGateway({
-    WORKERS: '2', PORT: String(port), DATA_DIR: dataDir, DATABASE_URL: databaseUrl, REDIS_URL: `${redis.url}?prefix=${redis.prefix}`, REDIS_LEASE_MS: '1000',
-    LNM_API_URL: sim.url, LNM_STREAM_URL: sim.streamUrl, POLL_INTERVAL_MS: String(POLL_MS), SHUTDOWN_DRAIN_MS: String(DRAIN_MS),
-    JWT_SECRET: randomBytes(32).toString('base64url'), CREDENTIALS_KEY: randomBytes(32).toString('base64'),
-    WS_UPGRADES_PER_MIN: '0', PRIVATE_STREAMS_PER_NODE: '0',
+    WORKERS: '2',
+    PORT: String(port),
+    DATA_DIR: dataDir,
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: `${redis.url}?prefix=${redis.prefix}`,
+    REDIS_LEASE_MS: '1000',
+    LNM_API_URL: sim.url,
+    LNM_STREAM_URL: sim.streamUrl,
+    POLL_INTERVAL_MS: String(POLL_MS),
+    SHUTDOWN_DRAIN_MS: String(DRAIN_MS),
+    JWT_SECRET: randomBytes(32).toString('base64url'),
+    CREDENTIALS_KEY: randomBytes(32).toString('base64'),
+    WS_UPGRADES_PER_MIN: '0',
+    PRIVATE_STREAMS_PER_NODE: '0',
   })
   t.teardown(() => {
-    for (const pid of childrenOf(g.child.pid!)) try { process.kill(pid, 'SIGKILL') } catch { /* gone */ }
+    for (const pid of childrenOf(g.child.pid!))
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        /* gone */
+      }
     g.kill('SIGKILL')
   })
   await g.waitFor(/listening on/, 120_000)
   t.match(g.stdout(), /workers: 2 processes on one port \(Redis bus/, 'the primary says the workers use the Redis bus')
   const origin = `http://127.0.0.1:${port}`
   const post = (path: string, body: unknown, token?: string, method = 'POST') =>
-    fetch(origin + path, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) })
+    fetch(origin + path, {
+      method,
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(body),
+    })
   const username = `r${randomBytes(4).toString('hex')}`
   const password = 'pw-workers-test-Long1'
   t.equal((await post('/api/auth/register', { username, password })).status, 201, 'registered')
   const token = (await json(await post('/api/auth/login', { username, password }))).accessToken as string
-  t.equal((await post('/api/credentials', { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase }, token, 'PUT')).status, 200, 'credentials stored')
+  t.equal(
+    (await post('/api/credentials', { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase }, token, 'PUT')).status,
+    200,
+    'credentials stored',
+  )
   const clients: WsClient[] = []
   for (let i = 0; i < 4; i++) clients.push(await WsClient.authed(`ws://127.0.0.1:${port}/ws`, token))
   t.teardown(() => clients.forEach((c) => c.close()))
   for (const c of clients) await c.next((f) => f.type === 'data_update' && f.channel === 'positions', 10_000)
   const last = (c: WsClient) => c.all((f) => f.type === 'data_update' && f.channel === 'positions').at(-1)
-  t.ok(await until(() => clients.every((c) => last(c).epoch === last(clients[0]!).epoch && last(c).seq === last(clients[0]!).seq), 10_000), 'every dashboard shows the same positions frame (one producer, the Redis lease holder)')
-  t.equal(await redis.admin.exists(`${redis.prefix}:lease:${(await json(await fetch(`${origin}/api/me`, { headers: { authorization: `Bearer ${token}` } }))).id}`), 1, 'the account\'s lease is in Redis')
+  t.ok(
+    await until(() => clients.every((c) => last(c).epoch === last(clients[0]!).epoch && last(c).seq === last(clients[0]!).seq), 10_000),
+    'every dashboard shows the same positions frame (one producer, the Redis lease holder)',
+  )
+  t.equal(
+    await redis.admin.exists(
+      `${redis.prefix}:lease:${(await json(await fetch(`${origin}/api/me`, { headers: { authorization: `Bearer ${token}` } }))).id}`,
+    ),
+    1,
+    "the account's lease is in Redis",
+  )
   const metrics = await (await fetch(`${origin}/metrics`)).text()
   t.equal(promValue(metrics, 'lnm_gateway_active_pollers'), 1, 'one account poller over both workers')
   g.kill('SIGTERM')
   const closes = await Promise.all(clients.map((c) => c.waitClose(DRAIN_MS + 10_000)))
-  t.same(closes.map((c) => c.code), clients.map(() => 1001), 'SIGTERM: every socket gets 1001')
+  t.same(
+    closes.map((c) => c.code),
+    clients.map(() => 1001),
+    'SIGTERM: every socket gets 1001',
+  )
   t.equal((await g.exited).code, 0, 'and the primary exits 0')
 })
 

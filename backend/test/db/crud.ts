@@ -2,7 +2,6 @@
 import type { Test } from 'tap'
 import type { PrismaClient } from '../../db/index.ts'
 
-
 export async function crudAllModels(t: Test, prisma: PrismaClient, suffix: string): Promise<void> {
   const username = `alice_${suffix}`
   const user = await prisma.user.create({ data: { username, passwordHash: 'scrypt$x' } })
@@ -21,7 +20,11 @@ export async function crudAllModels(t: Test, prisma: PrismaClient, suffix: strin
     data: { tokenHash: 'b'.repeat(64), prevTokenHash: 'a'.repeat(64), rotatedAt: new Date() },
   })
   t.equal(rotated.id, session.id, 'refresh session rotated in place')
-  t.equal((await prisma.refreshSession.findUnique({ where: { prevTokenHash: 'a'.repeat(64) } }))?.id, session.id, 'lookup by previous token hash')
+  t.equal(
+    (await prisma.refreshSession.findUnique({ where: { prevTokenHash: 'a'.repeat(64) } }))?.id,
+    session.id,
+    'lookup by previous token hash',
+  )
 
   const expiresAt = new Date(Date.now() + 5_000)
   await prisma.revokedToken.create({ data: { tokenHash: 'c'.repeat(64), userId: user.id, expiresAt } })
@@ -51,9 +54,16 @@ export async function crudAllModels(t: Test, prisma: PrismaClient, suffix: strin
 
   const levels = [{ id: 'l1', price: 100_000.5, direction: 'above', triggeredAt: null }]
   await prisma.alertSettings.create({ data: { userId: user.id, settings: { liquidationPct: 7.5, priceLevels: levels } } })
-  const cas = await prisma.alertSettings.updateMany({ where: { userId: user.id, version: 1 }, data: { settings: { liquidationPct: 8, priceLevels: levels }, version: { increment: 1 } } })
+  const cas = await prisma.alertSettings.updateMany({
+    where: { userId: user.id, version: 1 },
+    data: { settings: { liquidationPct: 8, priceLevels: levels }, version: { increment: 1 } },
+  })
   t.equal(cas.count, 1, 'alert settings: compare-and-set on the version')
-  t.equal((await prisma.alertSettings.updateMany({ where: { userId: user.id, version: 1 }, data: { version: { increment: 1 } } })).count, 0, 'a stale version matches nothing')
+  t.equal(
+    (await prisma.alertSettings.updateMany({ where: { userId: user.id, version: 1 }, data: { version: { increment: 1 } } })).count,
+    0,
+    'a stale version matches nothing',
+  )
   const alerts = await prisma.alertSettings.findUnique({ where: { userId: user.id } })
   t.same(alerts?.settings, { liquidationPct: 8, priceLevels: levels }, 'alert settings JSON round-trips')
   t.equal(alerts?.version, 2)
@@ -64,7 +74,11 @@ export async function crudAllModels(t: Test, prisma: PrismaClient, suffix: strin
   })
   t.equal(withRelations?.sessions.length, 1, 'user → sessions relation')
   t.equal(withRelations?.credentials?.maskedKey, 'abcd…wxyz', 'user → credentials relation')
-  t.same(withRelations?.authEvents.map((e) => e.event), ['register', 'login_ok'], 'user → auth events relation, ordered')
+  t.same(
+    withRelations?.authEvents.map((e) => e.event),
+    ['register', 'login_ok'],
+    'user → auth events relation, ordered',
+  )
 
   const inTx = await prisma.$transaction(async (tx) => {
     await tx.authEvent.create({ data: { event: 'logout', username } })
@@ -87,6 +101,9 @@ export async function crudAllModels(t: Test, prisma: PrismaClient, suffix: strin
   t.equal(await prisma.alertSettings.count({ where: { userId: user.id } }), 0, 'deleting a user cascades to alert settings')
   const orphaned = await prisma.authEvent.findMany({ where: { username } })
   t.equal(orphaned.length, 3, 'auth events survive their user')
-  t.ok(orphaned.every((e) => e.userId === null), 'auth events user_id set to NULL')
+  t.ok(
+    orphaned.every((e) => e.userId === null),
+    'auth events user_id set to NULL',
+  )
   await prisma.authEvent.deleteMany({ where: { username } })
 }

@@ -16,15 +16,30 @@ const tmp = mkdtempSync(join(tmpdir(), 'lnm-db-status-'))
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }))
 
 t.test('isUpToDate: every local migration applied with its checksum, no failed attempt', async (t) => {
-  const local = new Map([['1_a', 'aa'], ['2_b', 'bb']])
-  const row = (name: string, checksum: string, finished = true, rolledBack = false): MigrationRow =>
-    ({ migration_name: name, checksum, finished_at: finished ? new Date() : null, rolled_back_at: rolledBack ? new Date() : null })
+  const local = new Map([
+    ['1_a', 'aa'],
+    ['2_b', 'bb'],
+  ])
+  const row = (name: string, checksum: string, finished = true, rolledBack = false): MigrationRow => ({
+    migration_name: name,
+    checksum,
+    finished_at: finished ? new Date() : null,
+    rolled_back_at: rolledBack ? new Date() : null,
+  })
   t.equal(isUpToDate(local, [row('1_a', 'aa'), row('2_b', 'bb')]), true, 'all applied → up to date')
   t.equal(isUpToDate(local, [row('1_a', 'aa')]), false, 'a migration not applied yet → not up to date')
   t.equal(isUpToDate(local, [row('1_a', 'aa'), row('2_b', 'XX')]), false, 'an edited migration (checksum differs) → the engine decides')
-  t.equal(isUpToDate(local, [row('1_a', 'aa'), row('2_b', 'bb'), row('3_c', 'cc', false)]), false, 'a failed attempt recorded → the engine reports it')
+  t.equal(
+    isUpToDate(local, [row('1_a', 'aa'), row('2_b', 'bb'), row('3_c', 'cc', false)]),
+    false,
+    'a failed attempt recorded → the engine reports it',
+  )
   t.equal(isUpToDate(local, [row('1_a', 'aa'), row('2_b', 'bb', true, true)]), false, 'a rolled-back migration does not count as applied')
-  t.equal(isUpToDate(local, [row('1_a', 'aa'), row('2_b', 'bb', false, true), row('2_b', 'bb')]), true, 'a rolled-back attempt followed by a success is applied')
+  t.equal(
+    isUpToDate(local, [row('1_a', 'aa'), row('2_b', 'bb', false, true), row('2_b', 'bb')]),
+    true,
+    'a rolled-back attempt followed by a success is applied',
+  )
   t.equal(isUpToDate(new Map(), []), false, 'no local migrations → the engine reports it')
 })
 

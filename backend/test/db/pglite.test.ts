@@ -14,7 +14,10 @@ import dbPlugin from '../../plugins/app/db.ts'
 import { seedPGliteDataDir } from '../helpers/db.ts'
 import { crudAllModels } from './crud.ts'
 
-const migrationNames = readdirSync(MIGRATIONS_DIR, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort()
+const migrationNames = readdirSync(MIGRATIONS_DIR, { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name)
+  .sort()
 const tmp = mkdtempSync(join(tmpdir(), 'lnm-db-pglite-'))
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }))
 const dataDir = join(tmp, 'data')
@@ -38,7 +41,11 @@ t.test('fresh DATA_DIR: migrations apply, are recorded like prisma migrate, CRUD
   t.ok(existsSync(pgliteDir(config)), 'PGlite persisted under DATA_DIR/pglite')
   t.same(db.appliedMigrations, migrationNames, 'every migration applied on first open')
   const rows = await migrationRows(db)
-  t.same(rows.map((r) => r.migration_name), migrationNames, '_prisma_migrations lists them')
+  t.same(
+    rows.map((r) => r.migration_name),
+    migrationNames,
+    '_prisma_migrations lists them',
+  )
   for (const r of rows) {
     const script = readFileSync(join(MIGRATIONS_DIR, r.migration_name, 'migration.sql'), 'utf8')
     t.equal(r.checksum, sha256(script), `${r.migration_name}: checksum is sha256 of migration.sql (as Prisma computes it)`)
@@ -70,19 +77,30 @@ t.test('restart: data survives, reapplying migrations is a no-op', async (t) => 
 t.test('one process per DATA_DIR', async (t) => {
   const db = await openDatabase(config)
   t.teardown(() => db.close())
-  await t.rejects(openDatabase(config), { name: 'DataDirLockedError', message: /already open in this lnm-gateway process/ }, 'second open in the same process fails')
+  await t.rejects(
+    openDatabase(config),
+    { name: 'DataDirLockedError', message: /already open in this lnm-gateway process/ },
+    'second open in the same process fails',
+  )
 
   const fixture = fileURLToPath(new URL('./fixtures/open-db.ts', import.meta.url))
   const child = spawnSync(process.execPath, ['--import', 'tsx', fixture, dataDir], { encoding: 'utf8', timeout: 60_000 })
   t.equal(child.status, 3, 'a second process exits with an error')
-  t.match(child.stdout, new RegExp(`DATA_DIR .* is in use by another lnm-gateway process \\(pid ${process.pid}\\)`), 'and says which pid holds DATA_DIR')
+  t.match(
+    child.stdout,
+    new RegExp(`DATA_DIR .* is in use by another lnm-gateway process \\(pid ${process.pid}\\)`),
+    'and says which pid holds DATA_DIR',
+  )
   t.equal(await db.ping(), true, 'the first holder keeps working')
   await db.close()
 
   // a lock held by another live process (this test's parent)
   const lockFile = join(dataDir, 'pglite.lock')
   writeFileSync(lockFile, JSON.stringify({ pid: process.ppid }))
-  const err = await openDatabase(config).then(() => undefined, (e: unknown) => e)
+  const err = await openDatabase(config).then(
+    () => undefined,
+    (e: unknown) => e,
+  )
   t.ok(err instanceof DataDirLockedError, 'a live foreign lock refuses the open')
   t.match((err as Error).message, `is in use by another lnm-gateway process (pid ${process.ppid})`, 'message names that pid')
 
@@ -103,13 +121,18 @@ t.test('a failing migration is not recorded as applied and releases DATA_DIR', a
   writeFileSync(join(migrations, '99990101000000_broken', 'migration.sql'), 'CREATE TABLE half_done (a int);\nSELECT no_such_function();\n')
   const badConfig = loadConfig({ DATA_DIR: join(tmp, 'bad'), NODE_ENV: 'test' })
   await seedPGliteDataDir(badConfig.dataDir) // already at the repository's migrations
-  await t.rejects(openDatabase(badConfig, undefined, { migrationsDir: migrations }), { message: /no_such_function/ }, 'open fails with the SQL error')
+  await t.rejects(
+    openDatabase(badConfig, undefined, { migrationsDir: migrations }),
+    { message: /no_such_function/ },
+    'open fails with the SQL error',
+  )
   // the failure is recorded the way Prisma records it, so the next open refuses (not the DATA_DIR lock)
   await t.rejects(openDatabase(badConfig), { message: /P3009|failed migrations/ }, 're-open refuses a database with a failed migration')
   const pg = await PGlite.create({ dataDir: pgliteDir(badConfig) })
   t.teardown(() => pg.close())
   const rows = await pg.query<{ migration_name: string; finished_at: Date | null }>(
-    `SELECT migration_name, finished_at FROM _prisma_migrations WHERE migration_name = '99990101000000_broken'`)
+    `SELECT migration_name, finished_at FROM _prisma_migrations WHERE migration_name = '99990101000000_broken'`,
+  )
   t.equal(rows.rows.length, 1, 'the failed migration is recorded')
   t.equal(rows.rows[0]?.finished_at, null, 'as unfinished (prisma migrate resolve handles it)')
   const half = await pg.query<{ t: string | null }>(`SELECT to_regclass('half_done')::text AS t`)

@@ -20,9 +20,14 @@ async function closedPort(): Promise<number> {
 
 t.test('a PostgreSQL that does not answer → 503 database_unavailable, not 500', async (t) => {
   const port = await closedPort()
-  const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: `postgresql://127.0.0.1:${port}/test`, connectionTimeoutMillis: 2000 }) })
+  const prisma = new PrismaClient({
+    adapter: new PrismaPg({ connectionString: `postgresql://127.0.0.1:${port}/test`, connectionTimeoutMillis: 2000 }),
+  })
   t.teardown(() => prisma.$disconnect())
-  const err = await prisma.user.findUnique({ where: { id: '00000000-0000-4000-8000-000000000001' } }).then(() => null, (e: unknown) => e)
+  const err = await prisma.user.findUnique({ where: { id: '00000000-0000-4000-8000-000000000001' } }).then(
+    () => null,
+    (e: unknown) => e,
+  )
   t.ok(err, 'the query failed')
   t.ok(isDatabaseUnavailable(err), `Prisma's error for an unreachable server is recognised (${(err as { code?: string }).code})`)
 
@@ -46,7 +51,10 @@ t.test('a PostgreSQL that does not answer → 503 database_unavailable, not 500'
 t.test('isDatabaseUnavailable: the shapes of a server going away, and what is not', async (t) => {
   t.ok(isDatabaseUnavailable({ code: 'P1017' }), 'P1017 server closed the connection')
   t.ok(isDatabaseUnavailable({ meta: { driverAdapterError: { cause: { kind: 'ConnectionClosed' } } } }), 'adapter ConnectionClosed')
-  t.ok(isDatabaseUnavailable({ meta: { driverAdapterError: { cause: { kind: 'postgres', code: '57P01' } } } }), 'SQLSTATE 57P01 admin shutdown')
+  t.ok(
+    isDatabaseUnavailable({ meta: { driverAdapterError: { cause: { kind: 'postgres', code: '57P01' } } } }),
+    'SQLSTATE 57P01 admin shutdown',
+  )
   t.notOk(isDatabaseUnavailable({ code: 'P2002' }), 'a unique violation is not an outage')
   t.notOk(isDatabaseUnavailable({ meta: { driverAdapterError: { cause: { kind: 'postgres', code: '23505' } } } }), 'nor SQLSTATE 23505')
   t.notOk(isDatabaseUnavailable(new Error('x')), 'nor a plain error')

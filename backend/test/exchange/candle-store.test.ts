@@ -23,7 +23,8 @@ function fakeExchange(clock: { now: number }) {
       const from = Math.max(Date.parse(q.from as string), q.cursor ? Date.parse(q.cursor as string) : 0)
       const to = Math.min(Date.parse(q.to as string), clock.now)
       const data = []
-      for (let x = Math.ceil(from / M) * M; x <= to && data.length < pageSize + 1; x += M) data.push({ time: new Date(x).toISOString(), open: 1, high: 2, low: 0.5, close: x / M, volume: 1 })
+      for (let x = Math.ceil(from / M) * M; x <= to && data.length < pageSize + 1; x += M)
+        data.push({ time: new Date(x).toISOString(), open: 1, high: 2, low: 0.5, close: x / M, volume: 1 })
       const more = data.length > pageSize
       return { data: data.slice(0, pageSize), nextCursor: more ? data[pageSize]!.time : null }
     },
@@ -31,9 +32,15 @@ function fakeExchange(clock: { now: number }) {
   return {
     client: client as never,
     calls,
-    failWith(e: Error | null) { fail = e },
-    holdWith(p: Promise<void> | null) { hold = p },
-    pages(n: number) { pageSize = n },
+    failWith(e: Error | null) {
+      fail = e
+    },
+    holdWith(p: Promise<void> | null) {
+      hold = p
+    },
+    pages(n: number) {
+      pageSize = n
+    },
   }
 }
 
@@ -43,9 +50,16 @@ t.test('finished blocks are kept, the live block is refetched after its TTL', as
   const store = new CandleStore(ex.client, { liveTtlMs: 10_000, now: () => clock.now })
   const a = await store.get('1m', clock.now - 300 * M, clock.now)
   t.equal(ex.calls.length, 2, 'the window spans the finished block and the live one: two calls')
-  t.same(ex.calls.map((q) => q.from), [new Date(9 * SPAN).toISOString(), new Date(10 * SPAN).toISOString()], 'blocks aligned on the epoch')
+  t.same(
+    ex.calls.map((q) => q.from),
+    [new Date(9 * SPAN).toISOString(), new Date(10 * SPAN).toISOString()],
+    'blocks aligned on the epoch',
+  )
   t.equal(a.candles.length, 300, 'every minute in [from, to]')
-  t.ok(a.candles.every((c, i) => i === 0 || c.time - a.candles[i - 1]!.time === M), 'ascending, one per minute')
+  t.ok(
+    a.candles.every((c, i) => i === 0 || c.time - a.candles[i - 1]!.time === M),
+    'ascending, one per minute',
+  )
   t.equal(a.stale, false)
 
   clock.now += 5_000
@@ -65,14 +79,21 @@ t.test('concurrent misses share one call; pages are followed', async (t) => {
   ex.pages(150)
   const store = new CandleStore(ex.client, { now: () => clock.now })
   let release!: () => void
-  ex.holdWith(new Promise<void>((r) => { release = r }))
+  ex.holdWith(
+    new Promise<void>((r) => {
+      release = r
+    }),
+  )
   const many = Array.from({ length: 20 }, () => store.get('1m', 3 * SPAN, clock.now))
   await new Promise((r) => setTimeout(r, 10))
   t.equal(ex.calls.length, 1, '20 concurrent requests, one call in flight')
   ex.holdWith(null)
   release()
   const got = await Promise.all(many)
-  t.ok(got.every((g) => g.candles.length === 401), 'all answered with the whole block')
+  t.ok(
+    got.every((g) => g.candles.length === 401),
+    'all answered with the whole block',
+  )
   t.equal(ex.calls.length, 3, 'the cursor was followed: 3 pages of 150 for 401 candles')
 })
 
@@ -96,7 +117,11 @@ t.test('at most MAX_INFLIGHT_BLOCKS distinct blocks wait for the exchange', asyn
   const ex = fakeExchange(clock)
   const store = new CandleStore(ex.client, { now: () => clock.now })
   let release!: () => void
-  ex.holdWith(new Promise<void>((r) => { release = r }))
+  ex.holdWith(
+    new Promise<void>((r) => {
+      release = r
+    }),
+  )
   const waiting = Array.from({ length: MAX_INFLIGHT_BLOCKS }, (_, i) => store.get('1m', (50 + i) * SPAN, (50 + i) * SPAN + 10 * M))
   await new Promise((r) => setTimeout(r, 10))
   await t.rejects(store.get('1m', 70 * SPAN, 70 * SPAN + 10 * M), { code: 'candles_busy' }, 'one more distinct block is refused')

@@ -27,9 +27,18 @@ t.test('candles per range, shared cache, validation, auth', async (t) => {
   const c = r.body.candles as Array<{ time: number; open: number; high: number; low: number; close: number; volume: number }>
   t.ok(c.length >= 300, `hours of 1m history by default (${c.length} candles)`)
   t.ok(c[c.length - 1]!.time - c[0]!.time >= 5 * 3600_000, 'spanning more than 5 hours')
-  t.ok(c.every((x) => x.time % MIN === 0), 'open times on minute boundaries, epoch ms')
-  t.ok(c.every((x, i) => i === 0 || x.time > c[i - 1]!.time), 'ascending, no duplicates')
-  t.ok(c.every((x) => x.low <= Math.min(x.open, x.close) && x.high >= Math.max(x.open, x.close)), 'OHLC consistent')
+  t.ok(
+    c.every((x) => x.time % MIN === 0),
+    'open times on minute boundaries, epoch ms',
+  )
+  t.ok(
+    c.every((x, i) => i === 0 || x.time > c[i - 1]!.time),
+    'ascending, no duplicates',
+  )
+  t.ok(
+    c.every((x) => x.low <= Math.min(x.open, x.close) && x.high >= Math.max(x.open, x.close)),
+    'OHLC consistent',
+  )
   t.equal(r.body.range, '1m')
   t.equal(r.body.stale, false, 'fresh')
   t.ok(r.body.fetchedAt <= Date.now() && Date.now() - r.body.fetchedAt < 60_000, 'fetchedAt is the time of the exchange answer')
@@ -43,9 +52,17 @@ t.test('candles per range, shared cache, validation, auth', async (t) => {
 
   // a cold range asked by many dashboards at once: the misses share the upstream calls
   const cold = L.sim.stats.requests({ path: PATH })
-  const many = await Promise.all(Array.from({ length: 8 }, (_, i) => L.g.http('GET', '/api/candles?range=5m', { token: i % 2 ? a.token : b.token })))
-  t.ok(many.every((x) => x.status === 200 && x.body.candles.length >= 250), '8 concurrent 5m answers')
-  t.ok(many.every((x) => x.body.candles.every((k: { time: number }) => k.time % (5 * MIN) === 0)), '5m buckets')
+  const many = await Promise.all(
+    Array.from({ length: 8 }, (_, i) => L.g.http('GET', '/api/candles?range=5m', { token: i % 2 ? a.token : b.token })),
+  )
+  t.ok(
+    many.every((x) => x.status === 200 && x.body.candles.length >= 250),
+    '8 concurrent 5m answers',
+  )
+  t.ok(
+    many.every((x) => x.body.candles.every((k: { time: number }) => k.time % (5 * MIN) === 0)),
+    '5m buckets',
+  )
   const coldCalls = L.sim.stats.requests({ path: PATH }) - cold
   t.ok(coldCalls >= 1 && coldCalls <= 2, `8 concurrent cold requests → ${coldCalls} exchange call(s), one per block`)
 
@@ -55,13 +72,36 @@ t.test('candles per range, shared cache, validation, auth', async (t) => {
   const w = await L.g.http('GET', `/api/candles?range=1h&from=${encodeURIComponent(from)}&to=${now - 24 * 3600_000}`, { token: a.token })
   t.equal(w.status, 200, 'explicit window ' + w.text.slice(0, 200))
   t.ok(w.body.candles.length >= 20 && w.body.candles.length <= 25, `one day of 1h candles (${w.body.candles.length})`)
-  t.ok(w.body.candles.every((k: { time: number }) => k.time >= Date.parse(from) && k.time <= now - 24 * 3600_000), 'inside [from, to]')
+  t.ok(
+    w.body.candles.every((k: { time: number }) => k.time >= Date.parse(from) && k.time <= now - 24 * 3600_000),
+    'inside [from, to]',
+  )
 
-  t.match(await L.g.http('GET', '/api/candles?range=7m', { token: a.token }), { status: 400, body: { error: { code: 'validation_failed' } } }, 'unknown range → 400')
-  t.match(await L.g.http('GET', '/api/candles', { token: a.token }), { status: 400, body: { error: { code: 'validation_failed' } } }, 'range is required')
-  t.match(await L.g.http('GET', '/api/candles?range=1m&from=yesterday', { token: a.token }), { status: 400, body: { error: { code: 'bad_date', message: /^from: expected/ } } }, 'unreadable date → 400 bad_date')
-  t.match(await L.g.http('GET', `/api/candles?range=1m&from=${now}&to=${now - MIN}`, { token: a.token }), { status: 400, body: { error: { code: 'bad_date' } } }, 'from after to → 400')
-  t.match(await L.g.http('GET', `/api/candles?range=1m&from=${now - 2 * 86400_000}`, { token: a.token }), { status: 400, body: { error: { code: 'too_many_candles', message: /at most 1000 candles/ } } }, 'span over 1000 candles → 400')
+  t.match(
+    await L.g.http('GET', '/api/candles?range=7m', { token: a.token }),
+    { status: 400, body: { error: { code: 'validation_failed' } } },
+    'unknown range → 400',
+  )
+  t.match(
+    await L.g.http('GET', '/api/candles', { token: a.token }),
+    { status: 400, body: { error: { code: 'validation_failed' } } },
+    'range is required',
+  )
+  t.match(
+    await L.g.http('GET', '/api/candles?range=1m&from=yesterday', { token: a.token }),
+    { status: 400, body: { error: { code: 'bad_date', message: /^from: expected/ } } },
+    'unreadable date → 400 bad_date',
+  )
+  t.match(
+    await L.g.http('GET', `/api/candles?range=1m&from=${now}&to=${now - MIN}`, { token: a.token }),
+    { status: 400, body: { error: { code: 'bad_date' } } },
+    'from after to → 400',
+  )
+  t.match(
+    await L.g.http('GET', `/api/candles?range=1m&from=${now - 2 * 86400_000}`, { token: a.token }),
+    { status: 400, body: { error: { code: 'too_many_candles', message: /at most 1000 candles/ } } },
+    'span over 1000 candles → 400',
+  )
   t.match(await L.g.http('GET', '/api/candles?range=1m&limit=5', { token: a.token }), { status: 400 }, 'unknown parameter → 400')
 })
 

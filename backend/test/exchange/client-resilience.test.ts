@@ -11,16 +11,30 @@ import { CREDS, CREDS2, clientOnLocalServer, json, lnmHandler, maxPerWindow, rej
 const wire = tripwire()
 type T = Test
 
-const setup = (t: T, handler: Handler, opts: Partial<LnmClientOptions> = {}) => clientOnLocalServer(t, handler, { retry: { baseMs: 20, capMs: 80, retries: 3 }, ...opts })
+const setup = (t: T, handler: Handler, opts: Partial<LnmClientOptions> = {}) =>
+  clientOnLocalServer(t, handler, { retry: { baseMs: 20, capMs: 80, retries: 3 }, ...opts })
 
-
-const sum = async (m: { get(): Promise<{ values: Array<{ value: number; labels: Record<string, unknown> }> }> }, f: (l: Record<string, unknown>) => boolean = () => true) =>
-  (await m.get()).values.filter((v) => f(v.labels)).reduce((a, v) => a + v.value, 0)
+const sum = async (
+  m: { get(): Promise<{ values: Array<{ value: number; labels: Record<string, unknown> }> }> },
+  f: (l: Record<string, unknown>) => boolean = () => true,
+) => (await m.get()).values.filter((v) => f(v.labels)).reduce((a, v) => a + v.value, 0)
 
 t.test('backoff helpers', async (t) => {
-  t.equal(fullJitterBackoff(0, 1000, 8000, () => 0.999), 999, 'attempt 0 ceiling is the base')
-  t.equal(fullJitterBackoff(5, 1000, 8000, () => 0.999), 7992, 'ceiling capped at 8 s')
-  t.equal(fullJitterBackoff(2, 1000, 8000, () => 0), 0, 'full jitter can be 0')
+  t.equal(
+    fullJitterBackoff(0, 1000, 8000, () => 0.999),
+    999,
+    'attempt 0 ceiling is the base',
+  )
+  t.equal(
+    fullJitterBackoff(5, 1000, 8000, () => 0.999),
+    7992,
+    'ceiling capped at 8 s',
+  )
+  t.equal(
+    fullJitterBackoff(2, 1000, 8000, () => 0),
+    0,
+    'full jitter can be 0',
+  )
   t.equal(parseRetryAfter('2'), 2000, 'Retry-After seconds → ms')
   t.equal(parseRetryAfter('Wed, 21 Oct 2015 07:28:00 GMT'), undefined, 'HTTP-date form not supported (like the official SDK)')
 })
@@ -51,7 +65,8 @@ t.test('5xx then success → result', async (t) => {
 
 t.test('429 + Retry-After → waits max(retryAfter, backoff) and retries', async (t) => {
   const { server, client, metrics } = await setup(t, (_req, res, _b, n) =>
-    n === 1 ? json(res, 429, { code: 'rateLimited', message: 'Too Many Requests' }, { 'retry-after': '1' }) : json(res, 200, '"pong"'))
+    n === 1 ? json(res, 429, { code: 'rateLimited', message: 'Too Many Requests' }, { 'retry-after': '1' }) : json(res, 200, '"pong"'),
+  )
   const t0 = Date.now()
   t.equal(await client.ping(), 'pong', 'succeeded after the 429')
   const gap = server.requests[1]!.at - server.requests[0]!.at
@@ -63,7 +78,10 @@ t.test('429 + Retry-After → waits max(retryAfter, backoff) and retries', async
 
 t.test('429 storm → typed rate_limited within the budget', async (t) => {
   const { server, client } = await setup(t, (req, res) =>
-    req.url === '/v3/time' ? json(res, 200, { time: new Date().toISOString() }) : json(res, 429, { message: 'Too Many Requests' }, { 'retry-after': '1' }))
+    req.url === '/v3/time'
+      ? json(res, 200, { time: new Date().toISOString() })
+      : json(res, 429, { message: 'Too Many Requests' }, { 'retry-after': '1' }),
+  )
   await client.time()
   const t0 = Date.now()
   const e = await rejects(client.account(CREDS, { deadlineMs: 2500 }))
@@ -91,40 +109,68 @@ t.test('headers timeout → typed timeout, not retried', async (t) => {
 })
 
 t.test('body timeout → typed timeout', async (t) => {
-  const { client } = await setup(t, (_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' })
-    res.write('{"ti')
-  }, { timeouts: { connectMs: 1000, headersMs: 1000, bodyMs: 200 } })
+  const { client } = await setup(
+    t,
+    (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' })
+      res.write('{"ti')
+    },
+    { timeouts: { connectMs: 1000, headersMs: 1000, bodyMs: 200 } },
+  )
   const e = await rejects(client.time())
   t.equal(e.kind, 'timeout', 'stalled body → timeout')
   t.equal(e.code, 'BODY_TIMEOUT', 'body phase')
 })
 
 t.test('POST is never retried after a read timeout', async (t) => {
-  const { server, client } = await setup(t, (req, res) => {
-    if (req.url === '/v3/time') return json(res, 200, { time: new Date().toISOString() })
-    // swallow the POST: the trade "may have gone through"
-  }, { timeouts: { connectMs: 1000, headersMs: 200, bodyMs: 200 } })
-  const e = await rejects(client.request({ method: 'POST', path: '/futures/isolated/trade', creds: CREDS, body: { side: 'buy', type: 'market', leverage: 10, quantity: 1 }, validator: V.account }))
+  const { server, client } = await setup(
+    t,
+    (req, res) => {
+      if (req.url === '/v3/time') return json(res, 200, { time: new Date().toISOString() })
+      // swallow the POST: the trade "may have gone through"
+    },
+    { timeouts: { connectMs: 1000, headersMs: 200, bodyMs: 200 } },
+  )
+  const e = await rejects(
+    client.request({
+      method: 'POST',
+      path: '/futures/isolated/trade',
+      creds: CREDS,
+      body: { side: 'buy', type: 'market', leverage: 10, quantity: 1 },
+      validator: V.account,
+    }),
+  )
   t.equal(e.kind, 'timeout', 'typed timeout')
   t.equal(server.requests.filter((r) => r.method === 'POST').length, 1, 'exactly one POST reached the server')
 })
 
 t.test('POST is retried on 503 (server did not process it)', async (t) => {
   const base = lnmHandler()
-  const { server, client } = await setup(t, (req, res, body, n) => (req.method === 'POST' && server.requests.filter((r) => r.method === 'POST').length === 1 ? json(res, 503, {}) : base(req, res, body, n)))
-  const tr = await client.request({ method: 'POST', path: '/futures/isolated/trade', creds: CREDS, body: { side: 'buy' }, validator: V.trade })
+  const { server, client } = await setup(t, (req, res, body, n) =>
+    req.method === 'POST' && server.requests.filter((r) => r.method === 'POST').length === 1 ? json(res, 503, {}) : base(req, res, body, n),
+  )
+  const tr = await client.request({
+    method: 'POST',
+    path: '/futures/isolated/trade',
+    creds: CREDS,
+    body: { side: 'buy' },
+    validator: V.trade,
+  })
   t.equal(tr.running, true, 'second attempt succeeded')
   t.equal(server.requests.filter((r) => r.method === 'POST').length, 2, 'two POSTs')
 })
 
 t.test('outage → breaker opens; half-open single probe; closes on success', async (t) => {
   let down = true
-  const { server, client, metrics } = await setup(t, (_req, res) => (down ? json(res, 503, {}) : setTimeout(() => json(res, 200, '"pong"'), 100)), {
-    retry: { baseMs: 5, capMs: 10, retries: 0 },
-    breaker: { failureThreshold: 3, openMs: 300 },
-    limits: { publicPerSec: 1000, authPerSec: 1000, publicMode: 'spaced' },
-  })
+  const { server, client, metrics } = await setup(
+    t,
+    (_req, res) => (down ? json(res, 503, {}) : setTimeout(() => json(res, 200, '"pong"'), 100)),
+    {
+      retry: { baseMs: 5, capMs: 10, retries: 0 },
+      breaker: { failureThreshold: 3, openMs: 300 },
+      limits: { publicPerSec: 1000, authPerSec: 1000, publicMode: 'spaced' },
+    },
+  )
   const origin = new URL(server.url).origin
   const state = async () => (await metrics.circuitState.get()).values.find((v) => v.labels.origin === origin)?.value
   for (let i = 0; i < 3; i++) t.equal((await rejects(client.ping())).kind, 'unavailable', `failure ${i + 1} is unavailable`)
@@ -158,7 +204,10 @@ t.test('outage → breaker opens; half-open single probe; closes on success', as
 })
 
 t.test('4xx and 429 do not open the breaker', async (t) => {
-  const { client } = await setup(t, (_req, res) => json(res, 404, {}), { retry: { baseMs: 1, capMs: 1, retries: 0 }, breaker: { failureThreshold: 2, openMs: 1000 } })
+  const { client } = await setup(t, (_req, res) => json(res, 404, {}), {
+    retry: { baseMs: 1, capMs: 1, retries: 0 },
+    breaker: { failureThreshold: 2, openMs: 1000 },
+  })
   for (let i = 0; i < 4; i++) await rejects(client.ping())
   t.equal(client.circuitState, 'closed', 'client errors mean the upstream is alive')
 })

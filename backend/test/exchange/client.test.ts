@@ -7,13 +7,27 @@ import { Registry } from 'prom-client'
 import { createMetrics } from '../../metrics.ts'
 import { LnmClient, LnmError } from '../../exchange/client.ts'
 import { toAccountSnapshot, toPositionsSnapshot, toTickerSnapshot } from '../../exchange/snapshots.ts'
-import { clientOnLocalServer, rejects, ACCOUNT, CREDS, CREDS2, TICKER, collectingLogger, json, lnmHandler, localServer, trade, tripwire, verifySignature } from './helpers.ts'
+import {
+  clientOnLocalServer,
+  rejects,
+  ACCOUNT,
+  CREDS,
+  CREDS2,
+  TICKER,
+  collectingLogger,
+  json,
+  lnmHandler,
+  localServer,
+  trade,
+  tripwire,
+  verifySignature,
+} from './helpers.ts'
 
 const wire = tripwire()
 const fast = { retry: { baseMs: 10, capMs: 40, retries: 3 }, limits: { publicPerSec: 1000, authPerSec: 1000 } }
 
-const setup = (t: Test, handler = lnmHandler(), extra: Partial<ConstructorParameters<typeof LnmClient>[0]> = {}) => clientOnLocalServer(t, handler, { ...fast, ...extra })
-
+const setup = (t: Test, handler = lnmHandler(), extra: Partial<ConstructorParameters<typeof LnmClient>[0]> = {}) =>
+  clientOnLocalServer(t, handler, { ...fast, ...extra })
 
 t.test('read-only calls: signed on the wire, validated, typed results', async (t) => {
   const { server, client } = await setup(t)
@@ -32,7 +46,11 @@ t.test('read-only calls: signed on the wire, validated, typed results', async (t
   t.equal((await client.oracleLastPrice({ limit: 1 }))[0]!.lastPrice, 67520, 'oracle last price')
 
   const closedReq = server.requests.find((r) => r.url.startsWith('/v3/futures/isolated/trades/closed'))!
-  t.equal(closedReq.url, '/v3/futures/isolated/trades/closed?from=2023-10-31T00%3A00%3A00.000Z&limit=10', 'query percent-encoded on the wire, undefined params dropped')
+  t.equal(
+    closedReq.url,
+    '/v3/futures/isolated/trades/closed?from=2023-10-31T00%3A00%3A00.000Z&limit=10',
+    'query percent-encoded on the wire, undefined params dropped',
+  )
   t.ok(verifySignature(closedReq, closedReq.body, CREDS.secret), 'signature verifies over the raw query with its "?"')
   const acc = server.requests.find((r) => r.url === '/v3/account')!
   t.equal(acc.headers['accept'], 'application/json', 'accept: application/json')
@@ -45,9 +63,20 @@ t.test('read-only calls: signed on the wire, validated, typed results', async (t
 
 t.test('POST body: exact bytes signed, content-type set', async (t) => {
   const { server, client } = await setup(t)
-  const res = await client.request({ method: 'POST', path: '/futures/isolated/trade', creds: CREDS, body: { type: 'market', side: 'buy', leverage: 10, quantity: 100 }, validator: (await import('../../exchange/schemas.ts')).V.trades })
+  const res = await client
+    .request({
+      method: 'POST',
+      path: '/futures/isolated/trade',
+      creds: CREDS,
+      body: { type: 'market', side: 'buy', leverage: 10, quantity: 100 },
+      validator: (await import('../../exchange/schemas.ts')).V.trades,
+    })
     .catch((e: LnmError) => e)
-  t.equal((res as LnmError).kind, 'bad_response', 'single trade does not match an array validator → bad_response (validation applies to POST too)')
+  t.equal(
+    (res as LnmError).kind,
+    'bad_response',
+    'single trade does not match an array validator → bad_response (validation applies to POST too)',
+  )
   const post = server.requests.find((r) => r.method === 'POST')!
   t.equal(post.body, '{"type":"market","side":"buy","leverage":10,"quantity":100}', 'body sent is JSON.stringify in key order')
   t.equal(post.headers['content-type'], 'application/json', 'content-type on POST with body')
@@ -64,23 +93,30 @@ t.test('re-signs every attempt with a fresh timestamp', async (t) => {
   await client.account(CREDS)
   const acc = server.requests.filter((r) => r.url === '/v3/account')
   t.equal(acc.length, 3, 'two 503 then success')
-  t.ok(acc.every((r) => verifySignature(r, r.body, CREDS.secret)), 'every attempt carries a valid signature')
+  t.ok(
+    acc.every((r) => verifySignature(r, r.body, CREDS.secret)),
+    'every attempt carries a valid signature',
+  )
   t.equal(new Set(acc.map((r) => r.headers['lnm-access-timestamp'])).size, 3, 'each attempt has its own timestamp')
 })
 
 t.test('validation: garbage, truncated, wrong shape → bad_response, no retry', async (t) => {
   let mode = 'garbage'
-  const { server, client } = await setup(t, (req, res) => {
-    if (mode === 'garbage') return json(res, 200, '<html>oops</html>')
-    if (mode === 'truncated-json') return json(res, 200, '{"index": 67500.5, "lastPri')
-    if (mode === 'wrong-shape') return json(res, 200, { index: 'high', lastPrice: null })
-    if (mode === 'empty') return json(res, 200, '')
-    if (mode === 'short-body') {
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '500' })
-      res.write('{"index": 675')
-      setTimeout(() => res.socket?.destroy(), 20)
-    }
-  }, { cacheTtl: { tickerMs: 1 } })
+  const { server, client } = await setup(
+    t,
+    (req, res) => {
+      if (mode === 'garbage') return json(res, 200, '<html>oops</html>')
+      if (mode === 'truncated-json') return json(res, 200, '{"index": 67500.5, "lastPri')
+      if (mode === 'wrong-shape') return json(res, 200, { index: 'high', lastPrice: null })
+      if (mode === 'empty') return json(res, 200, '')
+      if (mode === 'short-body') {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '500' })
+        res.write('{"index": 675')
+        setTimeout(() => res.socket?.destroy(), 20)
+      }
+    },
+    { cacheTtl: { tickerMs: 1 } },
+  )
   for (const m of ['garbage', 'truncated-json', 'wrong-shape', 'empty', 'short-body']) {
     mode = m
     const before = server.requests.length
@@ -94,7 +130,13 @@ t.test('validation: garbage, truncated, wrong shape → bad_response, no retry',
 t.test('typed HTTP errors', async (t) => {
   let status = 401
   const { client } = await setup(t, (_req, res) => json(res, status, { code: 'someCode', message: 'nope' }))
-  const cases: Array<[number, string]> = [[401, 'credentials_rejected'], [403, 'credentials_rejected'], [400, 'client_error'], [404, 'client_error'], [500, 'unavailable']]
+  const cases: Array<[number, string]> = [
+    [401, 'credentials_rejected'],
+    [403, 'credentials_rejected'],
+    [400, 'client_error'],
+    [404, 'client_error'],
+    [500, 'unavailable'],
+  ]
   for (const [s, kind] of cases) {
     status = s
     const e = await rejects(client.account(CREDS))
@@ -128,10 +170,15 @@ t.test('connection refused → connect-phase error retried, then unavailable', a
 })
 
 t.test('100 concurrent ticker() callers → exactly 1 upstream request per cache period', async (t) => {
-  const { server, client, metrics } = await setup(t, (req, res) => setTimeout(() => json(res, 200, TICKER), 30), { cacheTtl: { tickerMs: 300 } })
+  const { server, client, metrics } = await setup(t, (req, res) => setTimeout(() => json(res, 200, TICKER), 30), {
+    cacheTtl: { tickerMs: 300 },
+  })
   const r1 = await Promise.all(Array.from({ length: 100 }, () => client.ticker()))
   t.equal(server.count('/v3/futures/ticker'), 1, 'one upstream call for 100 concurrent callers')
-  t.ok(r1.every((x) => x.lastPrice === TICKER.lastPrice), 'every caller got the ticker')
+  t.ok(
+    r1.every((x) => x.lastPrice === TICKER.lastPrice),
+    'every caller got the ticker',
+  )
   await Promise.all(Array.from({ length: 100 }, () => client.ticker()))
   t.equal(server.count('/v3/futures/ticker'), 1, 'still one within the TTL (cache hits)')
   await new Promise((r) => setTimeout(r, 350))
@@ -155,8 +202,14 @@ t.test('private coalescing: same creds + endpoint in flight → one call; other 
   await client.time()
   const results = await Promise.all([...Array.from({ length: 10 }, () => client.account(CREDS)), client.account(CREDS2)])
   t.equal(server.count('/v3/account'), 2, '10 identical calls collapsed into 1, the other key has its own')
-  t.ok(results.every((r) => r.username === 'satoshi'), 'all callers resolved')
-  const keys = server.requests.filter((r) => r.url === '/v3/account').map((r) => r.headers['lnm-access-key']).sort()
+  t.ok(
+    results.every((r) => r.username === 'satoshi'),
+    'all callers resolved',
+  )
+  const keys = server.requests
+    .filter((r) => r.url === '/v3/account')
+    .map((r) => r.headers['lnm-access-key'])
+    .sort()
   t.same(keys, [CREDS.key, CREDS2.key].sort(), 'each key signed its own request')
   await client.account(CREDS)
   t.equal(server.count('/v3/account'), 3, 'private calls are not cached after completion')
@@ -182,7 +235,8 @@ t.test('an exchange without a working /time: signed calls go on with the previou
     if (req.url?.startsWith('/v3/time')) return json(res, 404, { code: 'notFound', message: 'Not Found' })
     return base(req, res, body, n)
   })
-  for (let i = 0; i < 5; i++) t.equal((await client.account(CREDS, { deadlineMs: 5000 })).username, 'satoshi', `signed call ${i + 1} answered`)
+  for (let i = 0; i < 5; i++)
+    t.equal((await client.account(CREDS, { deadlineMs: 5000 })).username, 'satoshi', `signed call ${i + 1} answered`)
   t.equal(server.count('/v3/time'), 1, 'one failed /time attempt, not one per signed call')
   t.equal(server.count('/v3/account'), 5, 'every signed call reached the exchange')
 })
@@ -199,7 +253,14 @@ t.test('deadline and caller abort', async (t) => {
   const e2 = await rejects(client.ping({ signal: ac.signal }))
   t.equal(e2.kind, 'timeout', 'caller abort → typed timeout')
   t.equal(e2.code, 'ABORTED', 'code ABORTED')
-  const ok = await client.request({ method: 'GET', path: '/time-slow', validator: { name: 'x', check: (v: unknown): v is string => typeof v === 'string', firstError: () => 'x' } }, { deadlineMs: 1000 })
+  const ok = await client.request(
+    {
+      method: 'GET',
+      path: '/time-slow',
+      validator: { name: 'x', check: (v: unknown): v is string => typeof v === 'string', firstError: () => 'x' },
+    },
+    { deadlineMs: 1000 },
+  )
   t.equal(ok, 'pong', 'latency (100 ms) within the budget (1 s) → result')
 })
 
@@ -225,7 +286,11 @@ t.test('secrets never appear in errors, logs or metrics', async (t) => {
   const sigs = server.requests.map((r) => String(r.headers['lnm-access-signature'] ?? '')).filter(Boolean)
   const forbidden = [CREDS.key, CREDS.secret, CREDS.passphrase, ...sigs]
   const text = [...errs.map((e) => `${e.message} ${e.stack} ${JSON.stringify(e)}`), ...lines, await metrics.registry.metrics()].join('\n')
-  for (const s of forbidden) t.notOk(text.includes(s), `never leaked: ${s === CREDS.secret ? 'secret' : s === CREDS.passphrase ? 'passphrase' : s === CREDS.key ? 'key' : 'a signature'}`)
+  for (const s of forbidden)
+    t.notOk(
+      text.includes(s),
+      `never leaked: ${s === CREDS.secret ? 'secret' : s === CREDS.passphrase ? 'passphrase' : s === CREDS.key ? 'key' : 'a signature'}`,
+    )
   t.ok(lines.length > 0, 'logs were written (retries)')
   t.match(errs[0]!.message, /\[redacted\]/, 'echoed credentials were redacted')
 })
@@ -238,20 +303,34 @@ t.test('metrics: endpoint labels are route templates', async (t) => {
   const endpoints = new Set(values.map((v) => String(v.labels.endpoint)))
   t.ok(endpoints.has('/futures/isolated/trades/running'), 'running template')
   t.ok(endpoints.has('/futures/isolated/trades/closed'), 'closed template without query')
-  t.ok([...endpoints].every((e) => !e.includes('?') && !e.includes(CREDS.key)), 'no query, no key in labels')
-  t.ok(values.some((v) => v.labels.status === '200'), 'status label')
+  t.ok(
+    [...endpoints].every((e) => !e.includes('?') && !e.includes(CREDS.key)),
+    'no query, no key in labels',
+  )
+  t.ok(
+    values.some((v) => v.labels.status === '200'),
+    'status label',
+  )
   const dur = (await metrics.upstreamDuration.get()).values.filter((v) => v.metricName?.endsWith('_count'))
   t.ok(dur.length > 0, 'duration histogram observed')
 })
 
 t.test('snapshot mappers', async (t) => {
-  t.same(toAccountSnapshot(ACCOUNT), { username: 'satoshi', balance: 100000, syntheticUsdBalance: 0, feeTier: 1, equity: 100000 }, 'account snapshot keeps only wire fields; equity starts at the balance')
+  t.same(
+    toAccountSnapshot(ACCOUNT),
+    { username: 'satoshi', balance: 100000, syntheticUsdBalance: 0, feeTier: 1, equity: 100000 },
+    'account snapshot keeps only wire fields; equity starts at the balance',
+  )
   const running = [trade({ margin: 1000, pl: 50, quantity: 10 }), trade({ id: 'b', margin: 500, pl: -20, quantity: 5 })] as never[]
   const open = [trade({ id: 'o', open: true, running: false, margin: 99, pl: 0, quantity: 1 })] as never[]
   const pos = toPositionsSnapshot(running, open)
   t.same(pos.totals, { margin: 1500, pl: 30, quantity: 15, count: 2 }, 'totals over running trades only')
   t.equal(pos.open.length, 1, 'open trades carried')
-  t.same(toTickerSnapshot(TICKER), { index: 67500.5, lastPrice: 67520, bidPrice: 67515, askPrice: 67525, fundingRate: 0.0001, fundingTime: '2026-07-17T16:00:00.000Z' }, 'best bid/ask from the smallest minSize bucket')
+  t.same(
+    toTickerSnapshot(TICKER),
+    { index: 67500.5, lastPrice: 67520, bidPrice: 67515, askPrice: 67525, fundingRate: 0.0001, fundingTime: '2026-07-17T16:00:00.000Z' },
+    'best bid/ask from the smallest minSize bucket',
+  )
   t.same(toTickerSnapshot({ ...TICKER, prices: [] }).bidPrice, 67520, 'no buckets → lastPrice')
 })
 

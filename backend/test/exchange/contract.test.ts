@@ -24,19 +24,32 @@ async function contractSuite(t: Test, client: LnmClient, creds: Credentials) {
   const account = await client.account(creds, budget)
   t.type(account.username, 'string', 'account.username')
   t.ok(Number.isInteger(account.balance) && account.balance >= 0, 'account.balance is a non-negative integer (sats)')
-  t.same(Object.keys(toAccountSnapshot(account)).sort(), ['balance', 'equity', 'feeTier', 'syntheticUsdBalance', 'username'], 'maps to AccountSnapshot')
+  t.same(
+    Object.keys(toAccountSnapshot(account)).sort(),
+    ['balance', 'equity', 'feeTier', 'syntheticUsdBalance', 'username'],
+    'maps to AccountSnapshot',
+  )
 
   const running = await client.runningTrades(creds, budget)
-  t.ok(running.every((x) => x.running && !x.closed), 'running trades are running')
+  t.ok(
+    running.every((x) => x.running && !x.closed),
+    'running trades are running',
+  )
   const open = await client.openTrades(creds, budget)
-  t.ok(open.every((x) => x.open && !x.running), 'open trades are resting orders')
+  t.ok(
+    open.every((x) => x.open && !x.running),
+    'open trades are resting orders',
+  )
   const pos = toPositionsSnapshot(running, open)
   t.equal(pos.totals.count, running.length, 'positions totals count the running trades')
 
   const closed = await client.closedTrades(creds, { limit: 5 }, budget)
   t.ok(closed.data.length <= 5, 'closed trades honour limit')
   t.ok(closed.nextCursor === null || typeof closed.nextCursor === 'string', 'nextCursor is string | null')
-  t.ok(closed.data.every((x) => x.closed || x.canceled), 'closed page holds closed/canceled trades')
+  t.ok(
+    closed.data.every((x) => x.closed || x.canceled),
+    'closed page holds closed/canceled trades',
+  )
 
   const ticker = await client.ticker(budget)
   t.ok(ticker.lastPrice > 0 && ticker.index > 0, 'ticker prices are positive')
@@ -47,12 +60,21 @@ async function contractSuite(t: Test, client: LnmClient, creds: Credentials) {
   const from = new Date(Date.now() - 3 * 3600_000)
   const candles = await client.candles({ from, range: '1h', limit: 3 }, budget)
   t.ok(candles.data.length <= 3, 'candles honour limit')
-  t.ok(candles.data.every((c) => c.low <= c.high), 'candle low ≤ high')
+  t.ok(
+    candles.data.every((c) => c.low <= c.high),
+    'candle low ≤ high',
+  )
 
   const idx = await client.oracleIndex({ from: new Date(Date.now() - 3600_000), limit: 2 }, budget)
-  t.ok(idx.every((p) => p.index > 0), 'oracle index values positive')
+  t.ok(
+    idx.every((p) => p.index > 0),
+    'oracle index values positive',
+  )
   const lp = await client.oracleLastPrice({ from: new Date(Date.now() - 3600_000), limit: 2 }, budget)
-  t.ok(lp.every((p) => p.lastPrice > 0), 'oracle last prices positive')
+  t.ok(
+    lp.every((p) => p.lastPrice > 0),
+    'oracle last prices positive',
+  )
 
   const bad = await client.account({ ...creds, secret: `${creds.secret}-wrong` }, budget).then(
     () => null,

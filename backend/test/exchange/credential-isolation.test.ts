@@ -36,7 +36,10 @@ t.test('credentials that cannot travel in a header are refused locally, without 
   t.equal(client.circuitState, 'closed', 'the breaker is untouched by local refusals')
   const started = Date.now()
   const results = await Promise.all(Array.from({ length: 8 }, () => client.account(CREDS, { deadlineMs: 3_000 })))
-  t.ok(results.every((a) => a.username === ACCOUNT.username), 'a valid user is served afterwards, 8 concurrent calls on a 4-connection pool')
+  t.ok(
+    results.every((a) => a.username === ACCOUNT.username),
+    'a valid user is served afterwards, 8 concurrent calls on a 4-connection pool',
+  )
   t.ok(Date.now() - started < 2_000, `and promptly (${Date.now() - started} ms)`)
 })
 
@@ -81,7 +84,10 @@ t.test('PUT /api/credentials: a non-ASCII passphrase is a 400 naming the field, 
   const attacker = await g.login(...(Object.values(await g.register()).slice(1) as [string, string]))
   const acc = g.sim.accounts[0]!
   for (let i = 0; i < 8; i++) {
-    const r = await g.http('PUT', '/api/credentials', { token: attacker.token, body: { apiKey: acc.key, apiSecret: acc.secret, passphrase: `pass€${i}` } })
+    const r = await g.http('PUT', '/api/credentials', {
+      token: attacker.token,
+      body: { apiKey: acc.key, apiSecret: acc.secret, passphrase: `pass€${i}` },
+    })
     t.equal(r.status, 400, `attempt ${i + 1}: 400`)
     if (i === 0) {
       t.equal(r.body?.error?.code, 'validation_failed', 'in the contract error shape')
@@ -94,7 +100,10 @@ t.test('PUT /api/credentials: a non-ASCII passphrase is a 400 naming the field, 
   const dash = await g.http('GET', '/api/credentials', { token: other.token })
   t.equal(dash.status, 200, 'another user stored verified credentials after the attack')
   const acc2 = g.sim.accounts[2]!
-  const again = await g.http('PUT', '/api/credentials', { token: attacker.token, body: { apiKey: acc2.key, apiSecret: acc2.secret, passphrase: acc2.passphrase } })
+  const again = await g.http('PUT', '/api/credentials', {
+    token: attacker.token,
+    body: { apiKey: acc2.key, apiSecret: acc2.secret, passphrase: acc2.passphrase },
+  })
   t.equal(again.status, 200, 'and the exchange still verifies credentials for anyone')
   t.ok(Date.now() - started < 5_000, `promptly (${Date.now() - started} ms)`)
 })

@@ -73,7 +73,11 @@ export function json(res: http.ServerResponse, status: number, body: unknown, he
 }
 
 /** Server-side v3 verification (lnmarkets-api.md §8.1): raw body, else the raw search string exactly as received. */
-export function verifySignature(req: { method?: string; url?: string; headers: http.IncomingHttpHeaders }, body: string, secret: string): boolean {
+export function verifySignature(
+  req: { method?: string; url?: string; headers: http.IncomingHttpHeaders },
+  body: string,
+  secret: string,
+): boolean {
   const u = new URL(req.url ?? '/', 'http://x')
   const rawSearch = (req.url ?? '').includes('?') ? (req.url ?? '').slice((req.url ?? '').indexOf('?')) : ''
   const data = body !== '' ? body : rawSearch
@@ -85,27 +89,56 @@ export function verifySignature(req: { method?: string; url?: string; headers: h
 export const CREDS = { key: 'test-key-AAAA1111', secret: 'test-secret-BBBB2222+/=', passphrase: 'test-pass-CCCC3333' }
 export const CREDS2 = { key: 'test-key-DDDD4444', secret: 'test-secret-EEEE5555', passphrase: 'test-pass-FFFF6666' }
 
-export const ACCOUNT = { id: '00000000-0000-4000-8000-000000000001', username: 'satoshi', balance: 100000, syntheticUsdBalance: 0, feeTier: 1, email: null, linkingPublicKey: null }
+export const ACCOUNT = {
+  id: '00000000-0000-4000-8000-000000000001',
+  username: 'satoshi',
+  balance: 100000,
+  syntheticUsdBalance: 0,
+  feeTier: 1,
+  email: null,
+  linkingPublicKey: null,
+}
 
 export function trade(over: Record<string, unknown> = {}) {
   return {
     id: 'd0b9f9a0-4f6e-4a5a-8b7a-7f0f5f9a8a1e',
-    type: 'market', side: 'buy',
-    openingFee: 0, closingFee: 0, maintenanceMargin: 100,
-    quantity: 1, margin: 1000, leverage: 10,
-    price: 100000, liquidation: 90000,
-    stoploss: 0, stoplossTrailingDistance: 0.1, takeprofit: 0,
-    exitPrice: null, pl: 0,
-    createdAt: '2026-01-01T00:00:00.000Z', filledAt: '2026-01-01T00:00:01.000Z', closedAt: null,
-    entryPrice: 100000, entryMargin: 1000,
-    open: false, running: true, canceled: false, closed: false,
-    sumFundingFees: 0, sumCashInPl: 0, sumCashInMargin: 0, clientId: null,
+    type: 'market',
+    side: 'buy',
+    openingFee: 0,
+    closingFee: 0,
+    maintenanceMargin: 100,
+    quantity: 1,
+    margin: 1000,
+    leverage: 10,
+    price: 100000,
+    liquidation: 90000,
+    stoploss: 0,
+    stoplossTrailingDistance: 0.1,
+    takeprofit: 0,
+    exitPrice: null,
+    pl: 0,
+    createdAt: '2026-01-01T00:00:00.000Z',
+    filledAt: '2026-01-01T00:00:01.000Z',
+    closedAt: null,
+    entryPrice: 100000,
+    entryMargin: 1000,
+    open: false,
+    running: true,
+    canceled: false,
+    closed: false,
+    sumFundingFees: 0,
+    sumCashInPl: 0,
+    sumCashInMargin: 0,
+    clientId: null,
     ...over,
   }
 }
 
 export const TICKER = {
-  index: 67500.5, lastPrice: 67520, fundingRate: 0.0001, fundingTime: '2026-07-17T16:00:00.000Z',
+  index: 67500.5,
+  lastPrice: 67520,
+  fundingRate: 0.0001,
+  fundingTime: '2026-07-17T16:00:00.000Z',
   prices: [
     { minSize: 100000, maxSize: 500000, bidPrice: 67505, askPrice: 67535.5 },
     { minSize: 0, maxSize: 100000, bidPrice: 67515, askPrice: 67525 },
@@ -121,7 +154,11 @@ export function lnmHandler(opts: { skewMs?: () => number; secret?: string } = {}
     if (p === '/ping') return json(res, 200, '"pong"')
     if (p === '/time') return json(res, 200, { time: new Date(now).toISOString() })
     if (p === '/futures/ticker') return json(res, 200, TICKER)
-    if (p === '/futures/candles') return json(res, 200, { data: [{ time: '2026-01-01T00:00:00.000Z', open: 1, high: 2, low: 0.5, close: 1.5, volume: 10 }], nextCursor: null })
+    if (p === '/futures/candles')
+      return json(res, 200, {
+        data: [{ time: '2026-01-01T00:00:00.000Z', open: 1, high: 2, low: 0.5, close: 1.5, volume: 10 }],
+        nextCursor: null,
+      })
     if (p === '/oracle/index') return json(res, 200, [{ index: 67500, time: '2026-01-01T00:00:00.000Z' }])
     if (p === '/oracle/last-price') return json(res, 200, [{ lastPrice: 67520, time: '2026-01-01T00:00:00.000Z' }])
     // private
@@ -133,8 +170,13 @@ export function lnmHandler(opts: { skewMs?: () => number; secret?: string } = {}
     if (!verifySignature(req, body, secret)) return json(res, 401, { code: 'apiKeyInvalidSignature', message: 'Signature is not valid' })
     if (p === '/account') return json(res, 200, ACCOUNT)
     if (p === '/futures/isolated/trades/running') return json(res, 200, [trade()])
-    if (p === '/futures/isolated/trades/open') return json(res, 200, [trade({ id: 'o1', type: 'limit', open: true, running: false, filledAt: null, entryPrice: null })])
-    if (p === '/futures/isolated/trades/closed') return json(res, 200, { data: [trade({ id: 'c1', running: false, closed: true, closedAt: '2026-01-02T00:00:00.000Z', exitPrice: 101000 })], nextCursor: null })
+    if (p === '/futures/isolated/trades/open')
+      return json(res, 200, [trade({ id: 'o1', type: 'limit', open: true, running: false, filledAt: null, entryPrice: null })])
+    if (p === '/futures/isolated/trades/closed')
+      return json(res, 200, {
+        data: [trade({ id: 'c1', running: false, closed: true, closedAt: '2026-01-02T00:00:00.000Z', exitPrice: 101000 })],
+        nextCursor: null,
+      })
     if (p === '/futures/isolated/trade' && req.method === 'POST') return json(res, 200, trade())
     return json(res, 404, { code: 'notFound', message: 'Not found' })
   }
@@ -184,7 +226,11 @@ export async function rejects(p: Promise<unknown>): Promise<LnmError> {
 }
 
 /** an LnmClient (fast retries, throttles out of the way unless overridden) against a local server, closed in teardown */
-export async function clientOnLocalServer(t: { teardown(fn: () => unknown): void }, handler: Handler, opts: Partial<LnmClientOptions> = {}) {
+export async function clientOnLocalServer(
+  t: { teardown(fn: () => unknown): void },
+  handler: Handler,
+  opts: Partial<LnmClientOptions> = {},
+) {
   const server = await localServer(handler)
   const metrics = createMetrics(new Registry())
   const client = new LnmClient({ baseUrl: server.url, metrics, limits: { publicPerSec: 1000, authPerSec: 1000 }, ...opts })

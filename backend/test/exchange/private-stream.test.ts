@@ -33,7 +33,9 @@ function nextEvent(s: LnmPrivateStream, pred: (e: PrivateStreamEvent) => boolean
 
 async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms) })
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms)
+  })
   try {
     return await Promise.race([p, timeout])
   } finally {
@@ -57,10 +59,20 @@ t.test('authenticates, subscribes to every private topic, emits events', async (
   s.start()
   await within(once(s, 'up'), 3000, 'up')
   t.equal(s.up, true, "'up' once authenticated and subscribed")
-  t.same([...PRIVATE_TOPICS], ['futures/inverse/btc_usd/isolated/trades', 'futures/inverse/btc_usd/cross/orders', 'futures/inverse/btc_usd/cross/position', 'wallet/deposit', 'wallet/withdrawal'])
+  t.same(
+    [...PRIVATE_TOPICS],
+    [
+      'futures/inverse/btc_usd/isolated/trades',
+      'futures/inverse/btc_usd/cross/orders',
+      'futures/inverse/btc_usd/cross/position',
+      'wallet/deposit',
+      'wallet/withdrawal',
+    ],
+  )
 
   const tradeEv = nextEvent(s, (e) => e.topic === 'futures/inverse/btc_usd/isolated/trades')
-  const trade = (await call(sim, alice, 'POST', '/futures/isolated/trade', { type: 'market', side: 'buy', quantity: 10, leverage: 10 })).json
+  const trade = (await call(sim, alice, 'POST', '/futures/isolated/trade', { type: 'market', side: 'buy', quantity: 10, leverage: 10 }))
+    .json
   t.match((await tradeEv).data, { pair: 'btc_usd', event: 'filled', trade: { id: trade.id } }, 'isolated/trades')
 
   const posEv = nextEvent(s, (e) => e.topic === 'futures/inverse/btc_usd/cross/position')
@@ -89,7 +101,11 @@ t.test('authenticates, subscribes to every private topic, emits events', async (
   await aliceAgain
   t.equal(bobEvents.length, 0, "another trader's stream sees none of alice's events")
 
-  for (const secret of [alice.secret, alice.passphrase]) t.notOk(lines.some((l) => l.includes(secret)), 'no secret or passphrase in any log line')
+  for (const secret of [alice.secret, alice.passphrase])
+    t.notOk(
+      lines.some((l) => l.includes(secret)),
+      'no secret or passphrase in any log line',
+    )
 })
 
 t.test('a dropped link: down, then up again with a fresh authenticate, events flow again', async (t) => {
@@ -134,20 +150,29 @@ t.test('refused credentials: never up, a warning without secrets, reconnects at 
   s.on('up', () => ups++)
   const started = Date.now()
   s.start()
-  await within(new Promise<void>((resolve) => {
-    const check = setInterval(() => {
-      if (warns.filter((w) => w.what === 'handshake').length >= 2) {
-        clearInterval(check)
-        resolve()
-      }
-    }, 10)
-  }), 4000, 'two refused handshakes')
+  await within(
+    new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        if (warns.filter((w) => w.what === 'handshake').length >= 2) {
+          clearInterval(check)
+          resolve()
+        }
+      }, 10)
+    }),
+    4000,
+    'two refused handshakes',
+  )
   const elapsed = Date.now() - started
   t.equal(ups, 0, 'never up')
-  t.match(warns.find((w) => w.what === 'handshake'), { code: 'UNAUTHORIZED' }, 'the warning names the RPC error code')
+  t.match(
+    warns.find((w) => w.what === 'handshake'),
+    { code: 'UNAUTHORIZED' },
+    'the warning names the RPC error code',
+  )
   t.ok(elapsed >= 590, `the second try waited the reconnect cap (${elapsed} ms), not the 20 ms base`)
   const text = JSON.stringify(warns) + lines.join('\n')
-  for (const secret of [creds.secret, creds.passphrase, alice.secret]) t.notOk(text.includes(secret), 'no secret or passphrase in warnings or logs')
+  for (const secret of [creds.secret, creds.passphrase, alice.secret])
+    t.notOk(text.includes(secret), 'no secret or passphrase in warnings or logs')
 })
 
 t.test('authenticate rate-limited per IP: waits the server retryAfterMs, not the reconnect base', async (t) => {
@@ -164,19 +189,31 @@ t.test('authenticate rate-limited per IP: waits the server retryAfterMs, not the
   const warns: any[] = []
   second.on('warn', (w) => warns.push(w))
   second.start()
-  await within(new Promise<void>((resolve) => {
-    const check = setInterval(() => {
-      if (warns.some((w) => w.what === 'handshake')) {
-        clearInterval(check)
-        resolve()
-      }
-    }, 10)
-  }), 3000, 'the refused authenticate')
+  await within(
+    new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        if (warns.some((w) => w.what === 'handshake')) {
+          clearInterval(check)
+          resolve()
+        }
+      }, 10)
+    }),
+    3000,
+    'the refused authenticate',
+  )
   t.match(warns[0], { what: 'handshake', code: 'TOO_MANY_REQUESTS' }, 'the 2nd authenticate within the minute is refused')
   await new Promise((r) => setTimeout(r, 800)) // proves no handshake retry within 800 ms
-  t.equal(warns.filter((w) => w.what === 'handshake').length, 1, 'no retry within 800 ms although the reconnect cap is 100 ms (retryAfterMs ≈ 60 s)')
+  t.equal(
+    warns.filter((w) => w.what === 'handshake').length,
+    1,
+    'no retry within 800 ms although the reconnect cap is 100 ms (retryAfterMs ≈ 60 s)',
+  )
   t.equal(second.up, false)
-  t.match(sim.streamStats(), { authenticate: 2, refusedAuthenticate: 1, authenticated: 1 }, 'the simulator saw two authenticate, refused one')
+  t.match(
+    sim.streamStats(),
+    { authenticate: 2, refusedAuthenticate: 1, authenticated: 1 },
+    'the simulator saw two authenticate, refused one',
+  )
 })
 
 t.teardown(() => {
@@ -220,14 +257,31 @@ t.test('every reconnect waits for the gate (a connection budget shared by the no
 
 t.test('dropped every few hundred ms: reconnects back off and never exceed the shared connection budget', async (t) => {
   // the per-IP stream limits out of the way: what is measured is the client's own policy
-  const sim = await startSimulator({ accounts: testAccounts(), tickMs: 0, initialPrice: 100_000, rateLimit: relaxed, streamLimits: { authPerMinute: 100_000, connectionsPerHour: 100_000 } })
+  const sim = await startSimulator({
+    accounts: testAccounts(),
+    tickMs: 0,
+    initialPrice: 100_000,
+    rateLimit: relaxed,
+    streamLimits: { authPerMinute: 100_000, connectionsPerHour: 100_000 },
+  })
   t.teardown(() => sim.close())
   const alice = sim.accounts[0]!
   const budget = new TokenBucket(60, 2) // 1 per second, burst 2
   let asked = 0
   const stream = (stableMs?: number, admit?: () => number, logger?: ReturnType<typeof collectingLogger>['logger']) =>
-    new LnmPrivateStream({ url: sim.streamUrl, creds: alice, logger, now: () => sim.now(), reconnect: { baseMs: 100, capMs: 3200 }, stableMs, admit })
-  const delays = (lines: string[]) => lines.filter((l) => l.includes('reconnect scheduled')).map((l) => JSON.parse(l.slice(l.indexOf('{'), l.lastIndexOf('}') + 1)).delayMs as number)
+    new LnmPrivateStream({
+      url: sim.streamUrl,
+      creds: alice,
+      logger,
+      now: () => sim.now(),
+      reconnect: { baseMs: 100, capMs: 3200 },
+      stableMs,
+      admit,
+    })
+  const delays = (lines: string[]) =>
+    lines
+      .filter((l) => l.includes('reconnect scheduled'))
+      .map((l) => JSON.parse(l.slice(l.indexOf('{'), l.lastIndexOf('}') + 1)).delayMs as number)
 
   // without a budget: the backoff alone (it starts over only after a stable link)
   const flappyLog = collectingLogger()
@@ -247,7 +301,10 @@ t.test('dropped every few hundred ms: reconnects back off and never exceed the s
 
   // with the shared budget: never more connections than it allows
   const before = sim.streamStats().connections
-  const gated = stream(0, () => { asked++; return budget.take() })
+  const gated = stream(0, () => {
+    asked++
+    return budget.take()
+  })
   gated.start()
   await new Promise((r) => setTimeout(r, 3000))
   await gated.stop()

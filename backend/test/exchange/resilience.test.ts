@@ -29,7 +29,10 @@ t.test('serial throttle: deadline → null, abort → AbortedError, queue keeps 
   const ac2 = new AbortController()
   const p = th.acquire(undefined, ac2.signal)
   ac2.abort()
-  const err = await p.then(() => null, (e: unknown) => e)
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  )
   t.ok(err instanceof AbortedError, 'aborted waiter rejects with AbortedError')
   first!.done(Date.now())
   const next = await th.acquire(Date.now() + 500, ac.signal)
@@ -41,20 +44,30 @@ t.test('spaced throttle: booked slots never closer than the interval', async (t)
   const th = new Throttle(20, { margin: 0 }) // 50 ms
   const ac = new AbortController()
   const grants: number[] = []
-  await Promise.all(Array.from({ length: 6 }, async () => {
-    await th.acquire(undefined, ac.signal)
-    grants.push(Date.now())
-  }))
+  await Promise.all(
+    Array.from({ length: 6 }, async () => {
+      await th.acquire(undefined, ac.signal)
+      grants.push(Date.now())
+    }),
+  )
   grants.sort((a, b) => a - b)
   const gaps = grants.slice(1).map((g, i) => g - grants[i]!)
-  t.ok(gaps.every((g) => g >= 48), `gaps ≥ 50 ms (${gaps.join(', ')})`)
+  t.ok(
+    gaps.every((g) => g >= 48),
+    `gaps ≥ 50 ms (${gaps.join(', ')})`,
+  )
   t.equal(th.reserve(Date.now(), Date.now() - 1), null, 'a slot beyond the deadline is not booked')
 })
 
 t.test('circuit breaker state machine', async (t) => {
   let now = 0
   const states: string[] = []
-  const b = new CircuitBreaker(2, 100, (s) => states.push(s), () => now)
+  const b = new CircuitBreaker(
+    2,
+    100,
+    (s) => states.push(s),
+    () => now,
+  )
   t.equal(b.acquire(), 'go', 'closed → go')
   b.failure()
   t.equal(b.state, 'closed', 'one failure keeps it closed')
@@ -79,7 +92,12 @@ t.test('circuit breaker state machine', async (t) => {
 
 t.test('circuit breaker: an active health probe before openMs', async (t) => {
   let now = 0
-  const b = new CircuitBreaker(1, 10_000, () => {}, () => now)
+  const b = new CircuitBreaker(
+    1,
+    10_000,
+    () => {},
+    () => now,
+  )
   t.equal(b.probeNow(), false, 'closed: nothing to probe')
   b.failure()
   now = 1000

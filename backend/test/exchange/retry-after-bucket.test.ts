@@ -18,7 +18,12 @@ const wire = tripwire()
 async function setup(t: { teardown(fn: () => unknown): void }, rateLimit: { publicPerSec: number; authPerSec: number }) {
   const sim = await startSimulator({ accounts: testAccounts(), tickMs: 0, initialPrice: 100_000, rateLimit })
   // no client retries: the test looks at what the NEXT calls do; client-side throttles far above the server's
-  const client = new LnmClient({ baseUrl: sim.url, metrics: createMetrics(new Registry()), retry: { baseMs: 10, capMs: 20, retries: 0 }, limits: { publicPerSec: 1000, authPerSec: 1000, publicMode: 'spaced' } })
+  const client = new LnmClient({
+    baseUrl: sim.url,
+    metrics: createMetrics(new Registry()),
+    retry: { baseMs: 10, capMs: 20, retries: 0 },
+    limits: { publicPerSec: 1000, authPerSec: 1000, publicMode: 'spaced' },
+  })
   t.teardown(async () => {
     await client.close()
     await sim.close()
@@ -50,7 +55,10 @@ t.test('a 429 on one key holds every request of that key for Retry-After, not ot
   const after = sim.stats.log().filter((e) => e.key === alice.key && e.ts > log429.ts)
   t.equal(after.length >= 1, true, 'the held calls went out afterwards')
   for (const e of after) t.ok(e.ts - log429.ts >= 950, `${e.path} left ${e.ts - log429.ts} ms after the 429 (≥ Retry-After)`)
-  t.ok(after.some((e) => e.status === 200), 'the first held call succeeds')
+  t.ok(
+    after.some((e) => e.status === 200),
+    'the first held call succeeds',
+  )
 })
 
 t.test('a 429 on the public bucket holds public requests, not private ones', async (t) => {
@@ -82,7 +90,10 @@ t.test('a call whose deadline ends inside the block fails fast with the time lef
   const e = await rejects(client.openTrades(alice, { deadlineMs }))
   t.equal(e.kind, 'rate_limited', 'rate_limited')
   t.equal(e.code, 'CLIENT_THROTTLE', 'decided by the throttle at once (a wait until the deadline would end with DEADLINE)')
-  t.ok((e.retryAfterMs ?? 0) > deadlineMs, `retryAfterMs tells the caller how long the block lasts (${e.retryAfterMs} ms > ${deadlineMs} ms)`)
+  t.ok(
+    (e.retryAfterMs ?? 0) > deadlineMs,
+    `retryAfterMs tells the caller how long the block lasts (${e.retryAfterMs} ms > ${deadlineMs} ms)`,
+  )
 })
 
 t.test('Throttle.blockUntil holds waiters already queued, in both modes', async (t) => {

@@ -16,7 +16,13 @@ const wire = tripwire()
 async function setup(t: Test, opts: Partial<LnmClientOptions> = {}, simOpts: Parameters<typeof startSimulator>[0] = {}) {
   const sim: Simulator = await startSimulator({ port: 0, tickMs: 500, rateLimit: { publicPerSec: 1000, authPerSec: 1000 }, ...simOpts })
   const metrics = createMetrics(new Registry())
-  const client = new LnmClient({ baseUrl: sim.url, metrics, retry: { baseMs: 20, capMs: 80, retries: 3 }, limits: { publicPerSec: 1000, authPerSec: 1000 }, ...opts })
+  const client = new LnmClient({
+    baseUrl: sim.url,
+    metrics,
+    retry: { baseMs: 20, capMs: 80, retries: 3 },
+    limits: { publicPerSec: 1000, authPerSec: 1000 },
+    ...opts,
+  })
   const a = sim.accounts[0]!
   const creds = { key: a.key, secret: a.secret, passphrase: a.passphrase }
   t.teardown(async () => {
@@ -25,7 +31,6 @@ async function setup(t: Test, opts: Partial<LnmClientOptions> = {}, simOpts: Par
   })
   return { sim, client, creds, metrics }
 }
-
 
 t.test('latency within budget → result', async (t) => {
   const { sim, client, creds } = await setup(t)
@@ -57,7 +62,11 @@ t.test('5xx → retried then typed unavailable; recovers', async (t) => {
   t.equal(e.kind, 'unavailable', 'unavailable')
   t.equal(e.status, 503, 'status 503')
   t.equal(sim.stats.requests({ path: '/v3/ping' }), 4, '1 + 3 retries at the simulator')
-  t.equal((await metrics.upstreamRetries.get()).values.reduce((a, v) => a + v.value, 0), 3, 'retries counted')
+  t.equal(
+    (await metrics.upstreamRetries.get()).values.reduce((a, v) => a + v.value, 0),
+    3,
+    'retries counted',
+  )
   sim.faults.reset()
   t.equal(await client.ping(), 'pong', 'healthy again')
 })
@@ -114,7 +123,10 @@ t.test('clock skew → learned offset makes signed requests accepted', async (t)
 })
 
 t.test('outage → breaker opens, then a half-open probe recovers', async (t) => {
-  const { sim, client, metrics } = await setup(t, { retry: { baseMs: 5, capMs: 10, retries: 1 }, breaker: { failureThreshold: 3, openMs: 400 } })
+  const { sim, client, metrics } = await setup(t, {
+    retry: { baseMs: 5, capMs: 10, retries: 1 },
+    breaker: { failureThreshold: 3, openMs: 400 },
+  })
   sim.faults.set({ outage: true })
   for (let i = 0; i < 3; i++) t.equal((await rejects(client.ping())).kind, 'unavailable', `outage call ${i + 1} → unavailable`)
   t.equal(client.circuitState, 'open', 'breaker open')
@@ -140,10 +152,18 @@ t.test('simulator paused (connection refused) → retried connect errors → una
 })
 
 t.test('throttle: burst of 20 private calls → ≤ 5/s at the simulator and no 429', async (t) => {
-  const { sim, client, creds } = await setup(t, { limits: { publicPerSec: 1, authPerSec: 5 } }, { rateLimit: { publicPerSec: 1, authPerSec: 5 } })
+  const { sim, client, creds } = await setup(
+    t,
+    { limits: { publicPerSec: 1, authPerSec: 5 } },
+    { rateLimit: { publicPerSec: 1, authPerSec: 5 } },
+  )
   await client.time()
   const t0 = Date.now()
-  await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? client.closedTrades(creds, { limit: i + 1 }) : client.closedTrades(creds, { limit: 100 + i }))))
+  await Promise.all(
+    Array.from({ length: 20 }, (_, i) =>
+      i % 2 ? client.closedTrades(creds, { limit: i + 1 }) : client.closedTrades(creds, { limit: 100 + i }),
+    ),
+  )
   const log = sim.stats.log().filter((e) => e.key === creds.key)
   t.equal(log.length, 20, '20 requests reached the simulator')
   t.equal(log.filter((e) => e.status === 429).length, 0, 'none was rate limited')
@@ -170,7 +190,12 @@ t.test('credentials rejected; secrets never in errors or logs', async (t) => {
   t.equal(e2.kind, 'credentials_rejected', 'bad secret → credentials_rejected')
   t.equal(e2.status, 401, '401')
   const text = [e1, e2].map((e) => `${e.message} ${e.stack} ${JSON.stringify(e)}`).join('\n') + lines.join('\n')
-  for (const [name, s] of [['key', creds.key], ['secret', creds.secret], ['passphrase', creds.passphrase]] as const) t.notOk(text.includes(s), `${name} never in errors/logs`)
+  for (const [name, s] of [
+    ['key', creds.key],
+    ['secret', creds.secret],
+    ['passphrase', creds.passphrase],
+  ] as const)
+    t.notOk(text.includes(s), `${name} never in errors/logs`)
 })
 
 t.test('stream against the simulator: ticker, outage → down, recovery → up', async (t) => {

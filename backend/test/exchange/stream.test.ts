@@ -30,12 +30,21 @@ async function rpcServer(opts: { answerPing?: () => boolean } = {}) {
     ws.on('message', (raw) => {
       const msg = JSON.parse(raw.toString()) as { id: string; method: string; params?: unknown }
       received.push({ method: msg.method, params: msg.params, at: Date.now() })
-      const reply = (result: unknown) => ws.send(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result, usIn: 1, usOut: 2, usDiff: 1, rateLimit: { remaining: 9, limit: 10 } }))
+      const reply = (result: unknown) =>
+        ws.send(
+          JSON.stringify({ jsonrpc: '2.0', id: msg.id, result, usIn: 1, usOut: 2, usDiff: 1, rateLimit: { remaining: 9, limit: 10 } }),
+        )
       if (msg.method === 'hello') return reply({ version: '1.0.0' })
       if (msg.method === 'subscribe') return reply({ subscribed: (msg.params as { topics: string[] }).topics })
       if (msg.method === 'ping') return opts.answerPing?.() === false ? undefined : reply('pong')
       if (msg.method === 'time') return reply({ time: Date.now() })
-      ws.send(JSON.stringify({ jsonrpc: '2.0', id: msg.id, error: { code: -32601, message: 'Method not found', data: { code: 'METHOD_NOT_FOUND' } } }))
+      ws.send(
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: msg.id,
+          error: { code: -32601, message: 'Method not found', data: { code: 'METHOD_NOT_FOUND' } },
+        }),
+      )
     })
   })
   const port = (wss.address() as AddressInfo).port
@@ -77,8 +86,16 @@ t.test('connects, hello + subscribe, merged ticker, reconnect and resubscribe', 
   await once(stream, 'up')
   t.equal(stream.isUp, true, 'isUp after hello + subscribe')
   t.equal((await metrics.streamConnected.get()).values[0]!.value, 1, 'streamConnected gauge = 1')
-  t.same(server.received.map((r) => r.method), ['hello', 'subscribe'], 'hello then subscribe')
-  t.same((server.received[1]!.params as { topics: string[] }).topics, [TOPIC_TICKER, TOPIC_LAST_PRICE, TOPIC_INDEX], 'ticker, lastPrice and index topics')
+  t.same(
+    server.received.map((r) => r.method),
+    ['hello', 'subscribe'],
+    'hello then subscribe',
+  )
+  t.same(
+    (server.received[1]!.params as { topics: string[] }).topics,
+    [TOPIC_TICKER, TOPIC_LAST_PRICE, TOPIC_INDEX],
+    'ticker, lastPrice and index topics',
+  )
 
   const updates: StreamTicker[] = []
   stream.on('ticker', (u: StreamTicker) => updates.push(u))
@@ -90,8 +107,16 @@ t.test('connects, hello + subscribe, merged ticker, reconnect and resubscribe', 
   server.broadcast(TOPIC_INDEX, { time: 'x', index: 'garbage' })
   await new Promise((r) => setTimeout(r, 100))
   t.equal(updates.length, 4, 'one merged update per valid notification')
-  t.same(updates[0], { index: 67500, lastPrice: 67520, fundingRate: 0.0001, fundingTime: '2026-07-17T16:00:00.000Z', time: 1000 }, 'full ticker')
-  t.same(updates[1], { index: 67500, lastPrice: 67600, fundingRate: 0.0001, fundingTime: '2026-07-17T16:00:00.000Z', time: 2000 }, 'lastPrice merged')
+  t.same(
+    updates[0],
+    { index: 67500, lastPrice: 67520, fundingRate: 0.0001, fundingTime: '2026-07-17T16:00:00.000Z', time: 1000 },
+    'full ticker',
+  )
+  t.same(
+    updates[1],
+    { index: 67500, lastPrice: 67600, fundingRate: 0.0001, fundingTime: '2026-07-17T16:00:00.000Z', time: 2000 },
+    'lastPrice merged',
+  )
   t.same(updates[2], { ...updates[1], index: 67590, time: 3000 }, 'index merged')
   t.same(updates[3], { ...updates[2], time: 4000 }, 'nulls do not erase known values')
   t.equal(warns.length, 2, 'garbage frames produce warnings, not crashes')

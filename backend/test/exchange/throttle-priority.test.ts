@@ -18,10 +18,11 @@ t.test('spaced: high callers go before waiting low ones, spacing kept', async (t
   const th = new Throttle(20, { margin: 0 }) // 50 ms apart
   const signal = new AbortController().signal
   const grants: Array<{ who: string; at: number }> = []
-  const take = (who: string, p: 'high' | 'low') => th.acquire(undefined, signal, p).then((slot) => {
-    grants.push({ who, at: Date.now() })
-    slot?.sent(Date.now())
-  })
+  const take = (who: string, p: 'high' | 'low') =>
+    th.acquire(undefined, signal, p).then((slot) => {
+      grants.push({ who, at: Date.now() })
+      slot?.sent(Date.now())
+    })
   const all = [0, 1, 2, 3, 4].map((i) => take(`low${i}`, 'low'))
   all.push(...[0, 1, 2].map((i) => take(`high${i}`, 'high')))
   await Promise.all(all)
@@ -30,7 +31,8 @@ t.test('spaced: high callers go before waiting low ones, spacing kept', async (t
   // asked in the same tick: every high caller books before a low one looks for a free slot
   t.same(order.slice(0, 3), ['high0', 'high1', 'high2'], 'high callers overtake the waiting low ones')
   t.same(order.slice(3), ['low0', 'low1', 'low2', 'low3', 'low4'], 'low callers keep their order')
-  for (let i = 1; i < grants.length; i++) t.ok(grants[i]!.at - grants[i - 1]!.at >= 48, `grant ${i}: ≥ one interval after the previous (${grants[i]!.at - grants[i - 1]!.at} ms)`)
+  for (let i = 1; i < grants.length; i++)
+    t.ok(grants[i]!.at - grants[i - 1]!.at >= 48, `grant ${i}: ≥ one interval after the previous (${grants[i]!.at - grants[i - 1]!.at} ms)`)
 })
 
 t.test('spaced: a low caller whose deadline passes gets null and does not hold the lane', async (t) => {
@@ -48,16 +50,22 @@ t.test('serial: a high caller goes before the waiting low ones', async (t) => {
   const th = new Throttle(50, { mode: 'serial', margin: 0 })
   const signal = new AbortController().signal
   const order: string[] = []
-  const take = (who: string, p: 'high' | 'low') => th.acquire(undefined, signal, p).then((slot) => {
-    order.push(who)
-    setTimeout(() => slot?.done(Date.now()), 5)
-  })
+  const take = (who: string, p: 'high' | 'low') =>
+    th.acquire(undefined, signal, p).then((slot) => {
+      order.push(who)
+      setTimeout(() => slot?.done(Date.now()), 5)
+    })
   await Promise.all([take('low0', 'low'), take('low1', 'low'), take('low2', 'low'), take('high0', 'high')])
   t.same(order, ['low0', 'high0', 'low1', 'low2'])
 })
 
 t.test('at watch start the poll reaches the exchange before the history load', async (t) => {
-  const sim = await startSimulator({ accounts: testAccounts(1).map((a) => ({ ...a, history: { closedTrades: 3 } })), tickMs: 0, initialPrice: 100_000, rateLimit: relaxed })
+  const sim = await startSimulator({
+    accounts: testAccounts(1).map((a) => ({ ...a, history: { closedTrades: 3 } })),
+    tickMs: 0,
+    initialPrice: 100_000,
+    rateLimit: relaxed,
+  })
   // the client's default per-key rate (5/s): the five history calls alone take about a second
   const client = new LnmClient({ baseUrl: sim.url, metrics: createMetrics(new Registry()) })
   t.teardown(async () => {

@@ -3,9 +3,22 @@
  * full-jitter backoff, the terminal close codes, and the client's reactions to a socket that closes.
  */
 import t from 'tap'
-import { backoffDelay, isNewer, isTerminalCloseCode, isTokenExpiredCode, judgeFrame, terminalReason } from '../../../frontend/src/lib/frame-policy.ts'
+import {
+  backoffDelay,
+  isNewer,
+  isTerminalCloseCode,
+  isTokenExpiredCode,
+  judgeFrame,
+  terminalReason,
+} from '../../../frontend/src/lib/frame-policy.ts'
 import { RealtimeClient, type DashboardFetchResult } from '../../../frontend/src/lib/realtime-client.ts'
-import { estimatePl, liquidationDistancePct, sortRows, toRows, DEFAULT_SORT } from '../../../frontend/src/features/dashboard/positions/position-math.ts'
+import {
+  estimatePl,
+  liquidationDistancePct,
+  sortRows,
+  toRows,
+  DEFAULT_SORT,
+} from '../../../frontend/src/features/dashboard/positions/position-math.ts'
 import type { DashboardResponse, FuturesTrade } from '../../schemas/ws-protocol.ts'
 
 t.test('positions arithmetic (LN Markets inverse futures)', async (t) => {
@@ -14,37 +27,103 @@ t.test('positions arithmetic (LN Markets inverse futures)', async (t) => {
   t.equal(liquidationDistancePct('long', 90_000, 100_000), 10, 'a long 10 % above its liquidation')
   t.equal(liquidationDistancePct('short', 105_000, 100_000), 5, 'a short 5 % below its liquidation')
   const trade = (id: string, side: 'buy' | 'sell', liquidation: number, pl: number) =>
-    ({ id, side, quantity: 100, margin: 10_000, leverage: 10, price: 100_000, entryPrice: 100_000, liquidation, stoploss: 0, takeprofit: 0, pl }) as FuturesTrade
+    ({
+      id,
+      side,
+      quantity: 100,
+      margin: 10_000,
+      leverage: 10,
+      price: 100_000,
+      entryPrice: 100_000,
+      liquidation,
+      stoploss: 0,
+      takeprofit: 0,
+      pl,
+    }) as FuturesTrade
   const trades = [trade('far', 'buy', 50_000, 7), trade('near', 'sell', 101_000, 8)]
   const exact = toRows(trades, 2_000, { price: 100_000, sourceTs: 1_000 })
-  t.same(exact.map((r) => [r.pl, r.plEstimated]), [[7, false], [8, false]], 'with a price older than the positions, the exchange P&L is shown')
+  t.same(
+    exact.map((r) => [r.pl, r.plEstimated]),
+    [
+      [7, false],
+      [8, false],
+    ],
+    'with a price older than the positions, the exchange P&L is shown',
+  )
   const est = toRows(trades, 1_000, { price: 110_000, sourceTs: 2_000 })
-  t.ok(est.every((r) => r.plEstimated), 'with a newer live price, P&L is estimated and flagged')
+  t.ok(
+    est.every((r) => r.plEstimated),
+    'with a newer live price, P&L is estimated and flagged',
+  )
   t.equal(Math.round(est[0]!.pl), Math.round(estimatePl('long', 100, 100_000, 110_000)), 'from the inverse formula')
-  t.same(sortRows(est, DEFAULT_SORT).map((r) => r.id), ['near', 'far'], 'riskiest (closest to liquidation) first by default')
+  t.same(
+    sortRows(est, DEFAULT_SORT).map((r) => r.id),
+    ['near', 'far'],
+    'riskiest (closest to liquidation) first by default',
+  )
 })
 
 t.test('frame acceptance', async (t) => {
   const now = 1_000_000
   const shown = { epoch: 1, seq: 10, sourceTs: now - 2_000 }
-  t.equal(judgeFrame(shown, { epoch: 1, seq: 11, sourceTs: now - 1_000 }, now, 30_000), 'accept', 'a fresh frame with a newer seq is accepted')
+  t.equal(
+    judgeFrame(shown, { epoch: 1, seq: 11, sourceTs: now - 1_000 }, now, 30_000),
+    'accept',
+    'a fresh frame with a newer seq is accepted',
+  )
   t.equal(judgeFrame(undefined, { epoch: 1, seq: 1, sourceTs: now }, now, 30_000), 'accept', 'the first frame of a channel is accepted')
-  t.equal(judgeFrame(shown, { epoch: 1, seq: 11, sourceTs: now - 30_001 }, now, 30_000), 'too_old', 'a frame whose data is older than 30 s is rejected')
+  t.equal(
+    judgeFrame(shown, { epoch: 1, seq: 11, sourceTs: now - 30_001 }, now, 30_000),
+    'too_old',
+    'a frame whose data is older than 30 s is rejected',
+  )
   t.equal(judgeFrame(shown, { epoch: 1, seq: 11, sourceTs: now - 30_000 }, now, 30_000), 'accept', 'exactly 30 s old is still accepted')
   t.equal(judgeFrame(shown, { epoch: 1, seq: 10, sourceTs: shown.sourceTs }, now, 30_000), 'not_newer', 'the same seq is rejected')
-  t.equal(judgeFrame(shown, { epoch: 1, seq: 10, sourceTs: now }, now, 30_000), 'refresh', 'the same seq known true later only renews the age of what is shown')
+  t.equal(
+    judgeFrame(shown, { epoch: 1, seq: 10, sourceTs: now }, now, 30_000),
+    'refresh',
+    'the same seq known true later only renews the age of what is shown',
+  )
   t.equal(judgeFrame(shown, { epoch: 1, seq: 9, sourceTs: now }, now, 30_000), 'not_newer', 'an older seq is rejected')
-  t.equal(judgeFrame(shown, { epoch: 2, seq: 1, sourceTs: now - 1_000 }, now, 30_000), 'accept', 'a new epoch (gateway restart) with newer data is accepted despite a lower seq')
+  t.equal(
+    judgeFrame(shown, { epoch: 2, seq: 1, sourceTs: now - 1_000 }, now, 30_000),
+    'accept',
+    'a new epoch (gateway restart) with newer data is accepted despite a lower seq',
+  )
   t.notOk(isNewer(shown, { epoch: 0, seq: 50, sourceTs: now - 5_000 }), 'an older epoch with older data is not newer')
-  t.equal(judgeFrame(shown, { epoch: 1, seq: 11, sourceTs: now - 5_000 }, now, 3_000), 'too_old', 'the threshold is the one given (the server may lower it)')
+  t.equal(
+    judgeFrame(shown, { epoch: 1, seq: 11, sourceTs: now - 5_000 }, now, 3_000),
+    'too_old',
+    'the threshold is the one given (the server may lower it)',
+  )
 })
 
 t.test('full-jitter exponential backoff capped at 30 s', async (t) => {
-  t.equal(backoffDelay(0, () => 0), 0, 'full jitter reaches down to 0')
-  t.equal(backoffDelay(0, () => 0.999999), 499, 'attempt 0 stays under the 500 ms base')
-  t.equal(backoffDelay(3, () => 0.5), 2_000, 'attempt 3 draws from [0, 4 s)')
-  t.equal(backoffDelay(20, () => 0.999999), 29_999, 'a large attempt is capped at 30 s')
-  t.equal(backoffDelay(10_000, () => 0.999999), 29_999, 'a huge attempt does not overflow and stays capped')
+  t.equal(
+    backoffDelay(0, () => 0),
+    0,
+    'full jitter reaches down to 0',
+  )
+  t.equal(
+    backoffDelay(0, () => 0.999999),
+    499,
+    'attempt 0 stays under the 500 ms base',
+  )
+  t.equal(
+    backoffDelay(3, () => 0.5),
+    2_000,
+    'attempt 3 draws from [0, 4 s)',
+  )
+  t.equal(
+    backoffDelay(20, () => 0.999999),
+    29_999,
+    'a large attempt is capped at 30 s',
+  )
+  t.equal(
+    backoffDelay(10_000, () => 0.999999),
+    29_999,
+    'a huge attempt does not overflow and stays capped',
+  )
   let max = 0
   let min = Infinity
   for (let i = 0; i < 2_000; i++) {
@@ -58,7 +137,8 @@ t.test('full-jitter exponential backoff capped at 30 s', async (t) => {
 
 t.test('close codes', async (t) => {
   for (const code of [4500, 4501, 4502, 4503, 4999]) t.ok(isTerminalCloseCode(code), `${code} is terminal: no reconnect`)
-  for (const code of [1000, 1001, 1006, 1011, 1013, 4000, 4001, 4008, 4029, 4499, 5000]) t.notOk(isTerminalCloseCode(code), `${code} is not terminal: reconnect`)
+  for (const code of [1000, 1001, 1006, 1011, 1013, 4000, 4001, 4008, 4029, 4499, 5000])
+    t.notOk(isTerminalCloseCode(code), `${code} is not terminal: reconnect`)
   t.ok(isTokenExpiredCode(4001), '4001 means refresh the token then reconnect')
   t.match(terminalReason(4501, 'invalid token'), /sign in again.*invalid token.*4501/i, 'the login page is told why, with the code')
 })
@@ -104,7 +184,16 @@ function dashboard(now: number, seq: number): DashboardResponse {
     ticker: null,
     cross: null,
     history: null,
-    meta: { serverTime: now, source: 'simulator', staleAfterMs: 30_000, upstream: 'ok', lastSuccessTs: now, reason: null, hasCredentials: true, channels: { account: { epoch: 1, seq, sourceTs: now - 100, stale: false } } },
+    meta: {
+      serverTime: now,
+      source: 'simulator',
+      staleAfterMs: 30_000,
+      upstream: 'ok',
+      lastSuccessTs: now,
+      reason: null,
+      hasCredentials: true,
+      channels: { account: { epoch: 1, seq, sourceTs: now - 100, stale: false } },
+    },
   }
 }
 
@@ -136,10 +225,27 @@ t.test('client: auth message first, LIVE on connection, frames filtered', async 
   t.same(ws.sent[0]?.type, 'auth', 'the first message is auth')
   t.equal(ws.sent[0]?.token, 'token-1', 'carrying the access token (never in the URL)')
   t.notMatch(ws.url, /token/, 'the URL holds no token')
-  ws.receive({ type: 'connection', connectionId: 'c', userId: 'u', serverTime: Date.now(), heartbeatMs: 25_000, protocol: 1, source: 'simulator' })
+  ws.receive({
+    type: 'connection',
+    connectionId: 'c',
+    userId: 'u',
+    serverTime: Date.now(),
+    heartbeatMs: 25_000,
+    protocol: 1,
+    source: 'simulator',
+  })
   t.equal(client.getState().transport, 'live', 'LIVE once the server confirms the connection')
   const t0 = Date.now()
-  const frame = (seq: number, ageMs: number) => ({ type: 'data_update', channel: 'ticker', epoch: 1, seq, sourceTs: t0 - ageMs, ts: Date.now(), source: 'simulator', data: { index: 1, lastPrice: 1, bidPrice: 1, askPrice: 1, fundingRate: 0, fundingTime: '' } })
+  const frame = (seq: number, ageMs: number) => ({
+    type: 'data_update',
+    channel: 'ticker',
+    epoch: 1,
+    seq,
+    sourceTs: t0 - ageMs,
+    ts: Date.now(),
+    source: 'simulator',
+    data: { index: 1, lastPrice: 1, bidPrice: 1, askPrice: 1, fundingRate: 0, fundingTime: '' },
+  })
   ws.receive(frame(5, 100))
   t.equal(client.getState().channels.ticker?.seq, 5, 'a fresh frame is shown')
   ws.receive(frame(4, 100))
@@ -155,7 +261,11 @@ t.test('client: auth message first, LIVE on connection, frames filtered', async 
   t.ok(after.sourceTs > before.sourceTs && after.seq === 5, 'a same-seq frame known true later renews the age')
   t.equal(after.data, before.data, 'but never replaces the data shown')
   client.setToken('token-2')
-  t.same(ws.sent.at(-1), { type: 'auth', request_id: ws.sent.at(-1)?.request_id, token: 'token-2' }, 'a refreshed token is sent in-band on the same socket')
+  t.same(
+    ws.sent.at(-1),
+    { type: 'auth', request_id: ws.sent.at(-1)?.request_id, token: 'token-2' },
+    'a refreshed token is sent in-band on the same socket',
+  )
   t.equal(FakeSocket.instances.length, 1, 'still one socket')
 })
 
@@ -167,22 +277,44 @@ t.test('client: a dropped socket polls over HTTP and reconnects; a terminal code
   const first = polls()
   const ws = FakeSocket.instances[0]!
   ws.open()
-  ws.receive({ type: 'connection', connectionId: 'c', userId: 'u', serverTime: Date.now(), heartbeatMs: 25_000, protocol: 1, source: 'simulator' })
+  ws.receive({
+    type: 'connection',
+    connectionId: 'c',
+    userId: 'u',
+    serverTime: Date.now(),
+    heartbeatMs: 25_000,
+    protocol: 1,
+    source: 'simulator',
+  })
   ws.serverClose(1006)
   await tick()
   t.ok(polls() > first, 'the HTTP fallback polls at once when the socket drops')
   const s = client.getState()
   t.equal(s.transport, 'polling', 'the chip says POLLING while the fallback works')
-  t.ok(s.nextPollAt !== null && s.nextPollAt - Date.now() > 12_000 && s.nextPollAt - Date.now() <= 15_000, 'the next poll is half the 30 s stale limit away (15 s), so no value turns STALE between polls')
+  t.ok(
+    s.nextPollAt !== null && s.nextPollAt - Date.now() > 12_000 && s.nextPollAt - Date.now() <= 15_000,
+    'the next poll is half the 30 s stale limit away (15 s), so no value turns STALE between polls',
+  )
   t.ok(s.nextReconnectAt !== null && s.nextReconnectAt - Date.now() <= 30_000, 'a reconnect is scheduled within the cap')
   client.resync('online')
   t.equal(FakeSocket.instances.length, 2, 'resync (online/focus/wake) reconnects at once instead of waiting out the backoff')
   const ws2 = FakeSocket.instances[1]!
   ws2.open()
-  ws2.receive({ type: 'connection', connectionId: 'c2', userId: 'u', serverTime: Date.now(), heartbeatMs: 25_000, protocol: 1, source: 'simulator' })
+  ws2.receive({
+    type: 'connection',
+    connectionId: 'c2',
+    userId: 'u',
+    serverTime: Date.now(),
+    heartbeatMs: 25_000,
+    protocol: 1,
+    source: 'simulator',
+  })
   t.equal(client.getState().transport, 'live', 'LIVE again after reconnecting')
   t.equal(client.getState().nextPollAt, null, 'polling stops while the socket is live')
-  t.ok(ws2.sent.some((m) => m.type === 'refresh_data'), 'a reconnect asks for fresh snapshots (resync)')
+  t.ok(
+    ws2.sent.some((m) => m.type === 'refresh_data'),
+    'a reconnect asks for fresh snapshots (resync)',
+  )
   ws2.serverClose(4501, 'invalid token')
   t.same(terminal, [[4501, 'invalid token']], 'a terminal close code sends the user back to login with the reason')
   t.equal(client.getState().transport, 'stopped', 'and the client stops')
@@ -195,15 +327,39 @@ t.test('client: a fresh frame renews the age of exactly the version shown', asyn
   client.start()
   const ws = FakeSocket.instances[0]!
   ws.open()
-  ws.receive({ type: 'connection', connectionId: 'c', userId: 'u', serverTime: Date.now(), heartbeatMs: 25_000, protocol: 1, source: 'simulator' })
+  ws.receive({
+    type: 'connection',
+    connectionId: 'c',
+    userId: 'u',
+    serverTime: Date.now(),
+    heartbeatMs: 25_000,
+    protocol: 1,
+    source: 'simulator',
+  })
   const t0 = Date.now()
-  ws.receive({ type: 'data_update', channel: 'account', epoch: 2, seq: 7, sourceTs: t0 - 20_000, ts: t0, source: 'simulator', data: { username: 'demo', balance: 5, syntheticUsdBalance: 0, feeTier: 0 } })
+  ws.receive({
+    type: 'data_update',
+    channel: 'account',
+    epoch: 2,
+    seq: 7,
+    sourceTs: t0 - 20_000,
+    ts: t0,
+    source: 'simulator',
+    data: { username: 'demo', balance: 5, syntheticUsdBalance: 0, feeTier: 0 },
+  })
   const shown = client.getState().channels.account!
   ws.receive({ type: 'fresh', ts: t0, channels: [{ channel: 'account', epoch: 2, seq: 6, sourceTs: t0 - 10 }] })
   t.equal(client.getState().channels.account!.sourceTs, shown.sourceTs, 'an older seq does not renew the age')
   ws.receive({ type: 'fresh', ts: t0, channels: [{ channel: 'account', epoch: 1, seq: 7, sourceTs: t0 - 10 }] })
   t.equal(client.getState().channels.account!.sourceTs, shown.sourceTs, 'another epoch does not renew the age')
-  ws.receive({ type: 'fresh', ts: t0, channels: [{ channel: 'account', epoch: 2, seq: 7, sourceTs: t0 - 10 }, { channel: 'positions', epoch: 2, seq: 1, sourceTs: t0 - 10 }] })
+  ws.receive({
+    type: 'fresh',
+    ts: t0,
+    channels: [
+      { channel: 'account', epoch: 2, seq: 7, sourceTs: t0 - 10 },
+      { channel: 'positions', epoch: 2, seq: 1, sourceTs: t0 - 10 },
+    ],
+  })
   const after = client.getState().channels.account!
   t.equal(after.sourceTs, t0 - 10, 'the same version, confirmed later: the age is renewed')
   t.equal(after.data, shown.data, 'the data is untouched')

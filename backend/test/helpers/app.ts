@@ -24,7 +24,16 @@ export class LogCapture extends Writable {
     return this.lines.join('')
   }
   entries(): Array<Record<string, unknown>> {
-    return this.text.split('\n').filter(Boolean).map((l) => { try { return JSON.parse(l) as Record<string, unknown> } catch { return { raw: l } } })
+    return this.text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        try {
+          return JSON.parse(l) as Record<string, unknown>
+        } catch {
+          return { raw: l }
+        }
+      })
   }
 }
 
@@ -54,7 +63,11 @@ export interface TestApp {
   logs: LogCapture
   sim: Simulator
   dataDir: string
-  http<T = any>(method: string, path: string, o?: { token?: string; body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string>; cookie?: string }): Promise<HttpResult<T>>
+  http<T = any>(
+    method: string,
+    path: string,
+    o?: { token?: string; body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string>; cookie?: string },
+  ): Promise<HttpResult<T>>
   register(username?: string, password?: string): Promise<{ userId: string; username: string; password: string }>
   login(username: string, password: string): Promise<TestUser>
   /** a new user (registered + logged in) holding the credentials of simulator account `accountIndex` */
@@ -120,7 +133,11 @@ export async function startTestApp(t: Tap, env: Record<string, string> = {}, opt
   }
   t.teardown(close)
 
-  async function http<T = any>(method: string, path: string, o: { token?: string; body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string>; cookie?: string } = {}): Promise<HttpResult<T>> {
+  async function http<T = any>(
+    method: string,
+    path: string,
+    o: { token?: string; body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string>; cookie?: string } = {},
+  ): Promise<HttpResult<T>> {
     const headers: Record<string, string> = { ...(o.headers ?? {}) }
     if (o.token) headers.authorization = `Bearer ${o.token}`
     if (o.cookie) headers.cookie = o.cookie
@@ -130,10 +147,18 @@ export async function startTestApp(t: Tap, env: Record<string, string> = {}, opt
       body = JSON.stringify(o.body)
       headers['content-type'] ??= 'application/json'
     }
-    const res = await fetch(baseUrl + path, { method, headers, body: body === undefined ? undefined : typeof body === "string" ? body : new Uint8Array(body) })
+    const res = await fetch(baseUrl + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : typeof body === 'string' ? body : new Uint8Array(body),
+    })
     const text = await res.text()
     let parsed: unknown = text
-    try { parsed = JSON.parse(text) } catch { /* not JSON */ }
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      /* not JSON */
+    }
     return { status: res.status, headers: res.headers, body: parsed as T, text, setCookie: res.headers.getSetCookie() }
   }
 
@@ -155,10 +180,26 @@ export async function startTestApp(t: Tap, env: Record<string, string> = {}, opt
     const u = await register()
     const user = await login(u.username, u.password)
     const acc = app.exchange.simulator!.accounts[accountIndex]!
-    const r = await http('PUT', '/api/credentials', { token: user.token, body: { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase } })
+    const r = await http('PUT', '/api/credentials', {
+      token: user.token,
+      body: { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase },
+    })
     if (r.status !== 200) throw new Error(`credentials failed: ${r.status} ${r.text}`)
     return user
   }
 
-  return { app, config, baseUrl, wsUrl: `ws://127.0.0.1:${port}/ws`, logs, sim: app.exchange.simulator!, dataDir, http, register, login, userWithCredentials, close }
+  return {
+    app,
+    config,
+    baseUrl,
+    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    logs,
+    sim: app.exchange.simulator!,
+    dataDir,
+    http,
+    register,
+    login,
+    userWithCredentials,
+    close,
+  }
 }

@@ -27,7 +27,6 @@ export const PG_PORT = 5432
 export const PG_USER = 'postgres'
 export const PG_ADMIN_DB = 'test'
 
-
 export function postgresUrl(database: string): string {
   return `postgres://${PG_USER}@${PG_HOST}:${PG_PORT}/${database}`
 }
@@ -138,6 +137,8 @@ function pgliteTemplate(): Promise<string> {
     }
     return dir
   })()
-  templateDir.catch(() => { templateDir = undefined })
+  templateDir.catch(() => {
+    templateDir = undefined
+  })
   return templateDir
 }

@@ -20,12 +20,37 @@ const ROOT = resolve(import.meta.dirname, '../../..')
 // the stress run starts first and runs alongside the other subtests (its gateway's start-up is mostly waiting)
 const stressDir = mkdtempSync(join(tmpdir(), 'lnm-stress-smoke-'))
 const stressOut = join(stressDir, 'stress.json')
-const stressChild = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/stress.ts'), '--connections', '10', '--accounts', '2', '--duration', '2', '--rate', '5', '--clients', '1', '--out', stressOut], {
-  cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
-})
+const stressChild = spawn(
+  process.execPath,
+  [
+    '--import',
+    'tsx',
+    join(ROOT, 'scripts/stress.ts'),
+    '--connections',
+    '10',
+    '--accounts',
+    '2',
+    '--duration',
+    '2',
+    '--rate',
+    '5',
+    '--clients',
+    '1',
+    '--out',
+    stressOut,
+  ],
+  {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  },
+)
 let stressOutput = ''
-stressChild.stdout.on('data', (d) => { stressOutput += d })
-stressChild.stderr.on('data', (d) => { stressOutput += d })
+stressChild.stdout.on('data', (d) => {
+  stressOutput += d
+})
+stressChild.stderr.on('data', (d) => {
+  stressOutput += d
+})
 const stressExit = new Promise<number | null>((r) => stressChild.on('exit', (c) => r(c)))
 t.teardown(() => {
   if (stressChild.exitCode === null) stressChild.kill('SIGKILL')
@@ -57,7 +82,13 @@ t.test('references and load generators: every client gets every tick, from separ
     await sleep(200)
     t.ok(procSample(ref.pid).rssBytes > 0, `${kind}: RSS is read from /proc`)
     const r = await fanoutRun(lg, { name: kind, kind, url: ref.url, pids: () => [ref.pid] }, driver, {
-      n: 20, ticksPerSec: 10, warmupMs: 300, windowMs: 1000, settleMs: 300, probeConnections: 4, localAddresses: ['127.0.0.2', '127.0.0.3'],
+      n: 20,
+      ticksPerSec: 10,
+      warmupMs: 300,
+      windowMs: 1000,
+      settleMs: 300,
+      probeConnections: 4,
+      localAddresses: ['127.0.0.2', '127.0.0.3'],
     })
     await stopChild(ref.proc)
     t.equal(r.connected, 20, `${kind}: all 20 clients connected`)

@@ -25,7 +25,11 @@ async function wsServer(onConn: (ws: WebSocket, n: number) => void): Promise<{ u
   const port = (wss.address() as { port: number }).port
   return {
     url: `ws://127.0.0.1:${port}/ws`,
-    close: () => new Promise<void>((r) => { for (const c of wss.clients) c.terminate(); wss.close(() => r()) }),
+    close: () =>
+      new Promise<void>((r) => {
+        for (const c of wss.clients) c.terminate()
+        wss.close(() => r())
+      }),
   }
 }
 
@@ -43,7 +47,8 @@ t.test('checks and bounded waits', async (t) => {
 
 t.test('observer: judges frames as the dashboard would, across a reconnect', async (t) => {
   const now = Date.now()
-  const du = (channel: string, epoch: number, seq: number, sourceTs: number) => JSON.stringify({ type: 'data_update', channel, epoch, seq, sourceTs, ts: Date.now(), source: 'simulator', data: {} })
+  const du = (channel: string, epoch: number, seq: number, sourceTs: number) =>
+    JSON.stringify({ type: 'data_update', channel, epoch, seq, sourceTs, ts: Date.now(), source: 'simulator', data: {} })
   const srv = await wsServer((ws, n) => {
     ws.once('message', () => {
       ws.send(JSON.stringify({ type: 'connection', connectionId: 'c', serverTime: Date.now() }))
@@ -84,7 +89,11 @@ t.test('observer: judges frames as the dashboard would, across a reconnect', asy
 t.test('load generators reconnect sockets the server drops, with backoff', async (t) => {
   let drops = 0
   const srv = await wsServer((ws, n) => {
-    if (n < 5) setTimeout(() => { drops++; ws.close(1001, 'bye') }, 300)
+    if (n < 5)
+      setTimeout(() => {
+        drops++
+        ws.close(1001, 'bye')
+      }, 300)
   })
   t.teardown(srv.close)
   const lg = await LoadGen.start(1, false)
@@ -121,29 +130,60 @@ t.test('chaos simulator: counts every request per key per sliding second, refuse
   t.equal((await fetch(`${sim.url}/futures/ticker`)).status, 200, 'and reset')
 })
 
-t.test('redis-server of the suite: starts, dies, starts again on its port', { skip: existsSync('/usr/bin/redis-server') ? false : 'redis-server is not installed' }, async (t) => {
-  const r = await RedisServer.create()
-  t.teardown(() => r.kill())
-  const ping = () => { try { return execFileSync('redis-cli', ['-p', String(r.port), 'ping'], { encoding: 'utf8', timeout: 2000, stdio: ['ignore', 'pipe', 'ignore'] }).trim() } catch { return 'down' } }
-  t.equal(ping(), 'PONG', 'answers')
-  await r.kill()
-  t.equal(ping(), 'down', 'gone after kill')
-  await r.start()
-  t.equal(ping(), 'PONG', 'answers again on the same port')
-})
+t.test(
+  'redis-server of the suite: starts, dies, starts again on its port',
+  { skip: existsSync('/usr/bin/redis-server') ? false : 'redis-server is not installed' },
+  async (t) => {
+    const r = await RedisServer.create()
+    t.teardown(() => r.kill())
+    const ping = () => {
+      try {
+        return execFileSync('redis-cli', ['-p', String(r.port), 'ping'], {
+          encoding: 'utf8',
+          timeout: 2000,
+          stdio: ['ignore', 'pipe', 'ignore'],
+        }).trim()
+      } catch {
+        return 'down'
+      }
+    }
+    t.equal(ping(), 'PONG', 'answers')
+    await r.kill()
+    t.equal(ping(), 'down', 'gone after kill')
+    await r.start()
+    t.equal(ping(), 'PONG', 'answers again on the same port')
+  },
+)
 
-const pgBin = (() => { try { return execFileSync('sh', ['-c', 'ls -d /usr/lib/postgresql/*/bin 2>/dev/null | tail -1'], { encoding: 'utf8' }).trim() } catch { return '' } })()
-t.test('PostgreSQL of the suite: initdb as postgres, stop and start on its port', { skip: pgBin ? false : 'no PostgreSQL binaries under /usr/lib/postgresql' }, async (t) => {
-  const inst = await PgInstance.create()
-  t.teardown(() => inst.destroy())
-  const url = inst.createDb('machinery')
-  const q = async () => {
-    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 })
-    try { await c.connect(); return (await c.query('select 1 as one')).rows[0].one as number } catch (e) { return (e as Error).message } finally { await c.end().catch(() => {}) }
+const pgBin = (() => {
+  try {
+    return execFileSync('sh', ['-c', 'ls -d /usr/lib/postgresql/*/bin 2>/dev/null | tail -1'], { encoding: 'utf8' }).trim()
+  } catch {
+    return ''
   }
-  t.equal(await q(), 1, 'a fresh database answers on the free port')
-  inst.stop('fast')
-  t.not(await q(), 1, 'refused while stopped')
-  inst.start()
-  t.equal(await q(), 1, 'answers again after start')
-})
+})()
+t.test(
+  'PostgreSQL of the suite: initdb as postgres, stop and start on its port',
+  { skip: pgBin ? false : 'no PostgreSQL binaries under /usr/lib/postgresql' },
+  async (t) => {
+    const inst = await PgInstance.create()
+    t.teardown(() => inst.destroy())
+    const url = inst.createDb('machinery')
+    const q = async () => {
+      const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 })
+      try {
+        await c.connect()
+        return (await c.query('select 1 as one')).rows[0].one as number
+      } catch (e) {
+        return (e as Error).message
+      } finally {
+        await c.end().catch(() => {})
+      }
+    }
+    t.equal(await q(), 1, 'a fresh database answers on the free port')
+    inst.stop('fast')
+    t.not(await q(), 1, 'refused while stopped')
+    inst.start()
+    t.equal(await q(), 1, 'answers again after start')
+  },
+)

@@ -12,7 +12,13 @@ import { WsClient } from '../streaming/helpers.ts'
 
 t.test('a timestamp 401 is not a credentials rejection', async (t) => {
   const accounts = testAccounts(1)
-  const sim = await startSimulator({ port: 0, host: '127.0.0.1', accounts, admin: true, rateLimit: { publicPerSec: 1000, authPerSec: 1000 } })
+  const sim = await startSimulator({
+    port: 0,
+    host: '127.0.0.1',
+    accounts,
+    admin: true,
+    rateLimit: { publicPerSec: 1000, authPerSec: 1000 },
+  })
   t.teardown(() => sim.close())
   // a real HTTP hop in front of the simulator that can fail GET /v3/time with 503, passing everything else through
   const target = new URL(sim.url)
@@ -30,14 +36,32 @@ t.test('a timestamp 401 is not a credentials rejection', async (t) => {
     req.pipe(up)
   })
   await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r))
-  t.teardown(() => new Promise<void>((r) => { proxy.closeAllConnections(); proxy.close(() => r()) }))
+  t.teardown(
+    () =>
+      new Promise<void>((r) => {
+        proxy.closeAllConnections()
+        proxy.close(() => r())
+      }),
+  )
   const port = (proxy.address() as { port: number }).port
 
-  const g = await startTestApp(t, { LNM_API_URL: `http://127.0.0.1:${port}${target.pathname}`, LNM_STREAM_URL: sim.streamUrl, POLL_INTERVAL_MS: '500', TICKER_INTERVAL_MS: '500', SHUTDOWN_DRAIN_MS: '100', LOG_LEVEL: 'warn' })
+  const g = await startTestApp(t, {
+    LNM_API_URL: `http://127.0.0.1:${port}${target.pathname}`,
+    LNM_STREAM_URL: sim.streamUrl,
+    POLL_INTERVAL_MS: '500',
+    TICKER_INTERVAL_MS: '500',
+    SHUTDOWN_DRAIN_MS: '100',
+    LOG_LEVEL: 'warn',
+  })
   const u = await g.register()
   const user = await g.login(u.username, u.password)
   const a = accounts[0]!
-  t.equal((await g.http('PUT', '/api/credentials', { token: user.token, body: { apiKey: a.key, apiSecret: a.secret, passphrase: a.passphrase } })).status, 200, 'credentials stored')
+  t.equal(
+    (await g.http('PUT', '/api/credentials', { token: user.token, body: { apiKey: a.key, apiSecret: a.secret, passphrase: a.passphrase } }))
+      .status,
+    200,
+    'credentials stored',
+  )
   const c = await WsClient.authed(g.wsUrl, user.token)
   await c.next((f) => f.type === 'status' && f.scope === 'account' && f.upstream === 'ok', 10_000)
 
@@ -50,6 +74,9 @@ t.test('a timestamp 401 is not a credentials rejection', async (t) => {
   timeDown = false
   const back = await c.next((f) => f.type === 'status' && f.scope === 'account' && f.upstream === 'ok', 20_000).catch(() => null)
   t.ok(back, `once /time answers, the client re-learns the clock and the account is ok again (statuses: ${seen().join(', ')})`)
-  t.notOk(seen().some((s) => s.endsWith('credentials_rejected')), 'credentials_rejected was never sent')
+  t.notOk(
+    seen().some((s) => s.endsWith('credentials_rejected')),
+    'credentials_rejected was never sent',
+  )
   c.close()
 })

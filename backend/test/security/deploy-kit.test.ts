@@ -29,11 +29,19 @@ t.test('docker-compose.yml: two replicas behind a proxy, Prometheus and Grafana'
   const caddy = read('deploy/Caddyfile')
   t.match(caddy, /reverse_proxy gateway-1:3000 gateway-2:3000/, 'the proxy balances both replicas')
   t.match(caddy, /respond @metrics 404/, 'and keeps /metrics internal')
-  t.ok(s.proxy.volumes.some((v: string) => v.startsWith('./deploy/Caddyfile:')), 'the proxy mounts the committed Caddyfile')
-  const prom = parse(read('deploy/prometheus.yml')) as { scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }> }
+  t.ok(
+    s.proxy.volumes.some((v: string) => v.startsWith('./deploy/Caddyfile:')),
+    'the proxy mounts the committed Caddyfile',
+  )
+  const prom = parse(read('deploy/prometheus.yml')) as {
+    scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }>
+  }
   const job = prom.scrape_configs.find((j) => j.job_name === 'lnm-gateway')!
   t.same(job.static_configs.flatMap((c) => c.targets).sort(), ['gateway-1:3000', 'gateway-2:3000'], 'Prometheus scrapes every replica')
-  t.ok(s.grafana.volumes.some((v: string) => v.startsWith('./deploy/grafana/provisioning:')), 'Grafana is provisioned from deploy/grafana')
+  t.ok(
+    s.grafana.volumes.some((v: string) => v.startsWith('./deploy/grafana/provisioning:')),
+    'Grafana is provisioned from deploy/grafana',
+  )
 })
 
 t.test('every metric in the alerts and the dashboard exists in the real /metrics', async (t) => {
@@ -48,8 +56,25 @@ t.test('every metric in the alerts and the dashboard exists in the real /metrics
   t.ok(used.size >= 15, `${used.size} metrics used`)
   for (const name of used) t.ok(families.has(name), `${name} is exported`)
   const dash = JSON.parse(read('deploy/grafana/dashboards/lnm-gateway.json')) as { panels: Array<{ title: string }> }
-  for (const topic of ['connections', 'Fan-out', 'Frames', 'Stale', 'Slow consumers', 'Exchange requests', 'Exchange latency', '429', 'breaker', 'streams', 'Pollers', 'Event-loop', 'Memory']) {
-    t.ok(dash.panels.some((p) => p.title.toLowerCase().includes(topic.toLowerCase())), `a dashboard panel for ${topic}`)
+  for (const topic of [
+    'connections',
+    'Fan-out',
+    'Frames',
+    'Stale',
+    'Slow consumers',
+    'Exchange requests',
+    'Exchange latency',
+    '429',
+    'breaker',
+    'streams',
+    'Pollers',
+    'Event-loop',
+    'Memory',
+  ]) {
+    t.ok(
+      dash.panels.some((p) => p.title.toLowerCase().includes(topic.toLowerCase())),
+      `a dashboard panel for ${topic}`,
+    )
   }
 })
 

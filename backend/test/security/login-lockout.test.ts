@@ -13,17 +13,32 @@ function loginFrom(baseUrl: string, localAddress: string, username: string, pass
   const body = JSON.stringify({ username, password })
   const started = Date.now()
   return new Promise((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', localAddress, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      res.resume()
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: Date.now() - started }))
-    })
+    const req = request(
+      {
+        host: u.hostname,
+        port: u.port,
+        path: u.pathname,
+        method: 'POST',
+        localAddress,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        res.resume()
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: Date.now() - started }))
+      },
+    )
     req.on('error', reject)
     req.end(body)
   })
 }
 
 t.test('an attacker cannot lock the owner out', async (t) => {
-  const g = await startTestApp(t, { AUTH_RATE_LIMIT_USER_PER_MIN: '5', AUTH_SLOWDOWN_USER_PER_MIN: '8', AUTH_RATE_LIMIT_IP_PER_MIN: '1000', LOG_LEVEL: 'warn' })
+  const g = await startTestApp(t, {
+    AUTH_RATE_LIMIT_USER_PER_MIN: '5',
+    AUTH_SLOWDOWN_USER_PER_MIN: '8',
+    AUTH_RATE_LIMIT_IP_PER_MIN: '1000',
+    LOG_LEVEL: 'warn',
+  })
   const { username, password } = await g.register(uniqueName('owner'), 'the owners password')
 
   const attacker: number[] = []
@@ -56,6 +71,9 @@ t.test('scale-out: readable counter keys in Redis', async (t) => {
   const keys = (await redis.admin.keys(`${redis.prefix}:auth:*`)).sort()
   t.ok(keys.includes(`${redis.prefix}:auth:login:user-addr:${name}|127.0.0.1`), `per (username, address) key (${keys.join(', ')})`)
   t.ok(keys.includes(`${redis.prefix}:auth:login:user:${name}`), 'per-username slow-down key')
-  t.ok(keys.some((k) => k.startsWith(`${redis.prefix}:auth:register:user:`)), 'per-username register key')
+  t.ok(
+    keys.some((k) => k.startsWith(`${redis.prefix}:auth:register:user:`)),
+    'per-username register key',
+  )
   t.notOk((await redis.admin.keys(`${redis.prefix}:*undefined*`)).length, 'no key named undefinedundefined any more')
 })

@@ -23,7 +23,10 @@ t.test('close codes chosen by clients share one metric label', async (t) => {
   const series = async () => (await g.app.metrics.registry.getSingleMetric('lnm_gateway_ws_connections_closed_total')!.get()).values
   t.ok(await until(async () => (await series()).reduce((a, v) => a + v.value, 0) >= 4, 5000), 'the four closes are counted')
   const labels = (await series()).map((v) => String(v.labels.code))
-  t.notOk(labels.some((l) => ['4321', '3999', '4999'].includes(l)), `no label per client-chosen code (labels: ${labels.join(', ')})`)
+  t.notOk(
+    labels.some((l) => ['4321', '3999', '4999'].includes(l)),
+    `no label per client-chosen code (labels: ${labels.join(', ')})`,
+  )
   t.equal((await series()).find((v) => v.labels.code === 'other')?.value, 3, 'the three unknown codes are counted as "other"')
   t.equal((await series()).find((v) => v.labels.code === '1000')?.value, 1, 'a protocol code keeps its own label')
 })
@@ -47,20 +50,33 @@ t.test('SIM_ACCOUNTS_FILE feeds the demo simulator', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'lnm-sim-accounts-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const file = join(dir, 'accounts.json')
-  writeFileSync(file, JSON.stringify([{ username: 'demo', key: 'file-key-0123456789', secret: 'file-secret-abcdefghijklmnop', passphrase: 'file-pass', balance: 4242424 }]))
+  writeFileSync(
+    file,
+    JSON.stringify([
+      { username: 'demo', key: 'file-key-0123456789', secret: 'file-secret-abcdefghijklmnop', passphrase: 'file-pass', balance: 4242424 },
+    ]),
+  )
   const g = await startTestApp(t, { SIM_ACCOUNTS_FILE: file, LOG_LEVEL: 'warn' })
   const demo = await g.login('demo', 'demo')
   let body: any = null
-  await until(async () => {
-    const r = await g.http('GET', '/api/dashboard', { token: demo.token })
-    body = r.body
-    return r.status === 200 && body?.account != null
-  }, 15_000, { what: "the demo user's dashboard with an account", stepMs: 200 })
+  await until(
+    async () => {
+      const r = await g.http('GET', '/api/dashboard', { token: demo.token })
+      body = r.body
+      return r.status === 200 && body?.account != null
+    },
+    15_000,
+    { what: "the demo user's dashboard with an account", stepMs: 200 },
+  )
   t.equal(body?.account?.balance, 4242424, "the demo user's dashboard shows the balance from the file")
 
   const bad = join(dir, 'bad.json')
   writeFileSync(bad, JSON.stringify([{ username: 'x' }]))
-  await t.rejects(startTestApp(t, { SIM_ACCOUNTS_FILE: bad, LOG_LEVEL: 'warn' }), /SIM_ACCOUNTS_FILE .*bad\.json: \[0\]\.key must be a non-empty string/, 'a bad file stops start-up naming the file and the field')
+  await t.rejects(
+    startTestApp(t, { SIM_ACCOUNTS_FILE: bad, LOG_LEVEL: 'warn' }),
+    /SIM_ACCOUNTS_FILE .*bad\.json: \[0\]\.key must be a non-empty string/,
+    'a bad file stops start-up naming the file and the field',
+  )
 })
 
 t.test('NODE_ENV=production without LNM_NETWORK refuses to start with one line', async (t) => {

@@ -6,7 +6,8 @@
 import t from 'tap'
 import { startTestApp, type HttpResult } from '../helpers/app.ts'
 
-const cookieOf = (r: HttpResult) => r.setCookie.map((c) => c.split(';')[0]!).find((c) => c.startsWith('lnm_refresh=') && c !== 'lnm_refresh=') ?? null
+const cookieOf = (r: HttpResult) =>
+  r.setCookie.map((c) => c.split(';')[0]!).find((c) => c.startsWith('lnm_refresh=') && c !== 'lnm_refresh=') ?? null
 
 t.test('logout ends the session', async (t) => {
   const g = await startTestApp(t, { LOG_LEVEL: 'warn' })
@@ -29,7 +30,11 @@ t.test('logout ends the session', async (t) => {
     t.not(second, s.token, 'a distinct token, even within the same second (jti)')
     t.equal((await g.http('GET', '/api/me', { token: second })).status, 200, 'which works')
     await g.http('POST', '/api/auth/logout', { token: s.token })
-    t.equal((await g.http('GET', '/api/me', { token: second })).status, 401, 'after logout with the first token, the second one is refused too')
+    t.equal(
+      (await g.http('GET', '/api/me', { token: second })).status,
+      401,
+      'after logout with the first token, the second one is refused too',
+    )
   })
 
   t.test('a refresh racing the logout leaves nothing usable (8 trials)', async (t) => {

@@ -13,7 +13,11 @@ import { seedPGliteDataDir } from '../helpers/db.ts'
 import { freePort, spawnGateway } from '../helpers/process.ts'
 
 /** a raw upgrade request; resolves with the status line and whether the server closed the socket within `ms` */
-function rawUpgrade(port: number, ms: number, headers: Record<string, string> = {}): Promise<{ status: number; closed: boolean; socket: Socket }> {
+function rawUpgrade(
+  port: number,
+  ms: number,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; closed: boolean; socket: Socket }> {
   return new Promise((resolve, reject) => {
     const s = connect(port, '127.0.0.1')
     let buf = ''
@@ -25,10 +29,17 @@ function rawUpgrade(port: number, ms: number, headers: Record<string, string> = 
       if (m) status = Number(m[1])
     })
     s.on('error', () => {})
-    s.on('close', () => { clearTimeout(timer); resolve({ status, closed: true, socket: s }) })
+    s.on('close', () => {
+      clearTimeout(timer)
+      resolve({ status, closed: true, socket: s })
+    })
     s.on('connect', () => {
-      const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
-      s.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`)
+      const extra = Object.entries(headers)
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('')
+      s.write(
+        `GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`,
+      )
     })
     s.once('error', reject)
   })
@@ -43,11 +54,23 @@ t.test('during the SIGTERM drain a reconnecting client is answered and the proce
   const g = spawnGateway({ DATA_DIR: dataDir, PORT: String(port), SIM_PORT: '0', SHUTDOWN_DRAIN_MS: '3000' })
   t.teardown(() => g.kill('SIGKILL'))
   await g.waitFor(/listening on/, 120_000)
-  const login = await fetch(`http://127.0.0.1:${port}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'demo', password: 'demo' }) })
+  const login = await fetch(`http://127.0.0.1:${port}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'demo', password: 'demo' }),
+  })
   const { accessToken } = (await login.json()) as { accessToken: string }
   // three open sockets: the drain closes them one per second over SHUTDOWN_DRAIN_MS, and the client reconnects meanwhile
   const sockets = [0, 1, 2].map(() => new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { authorization: `Bearer ${accessToken}` } }))
-  await Promise.all(sockets.map((ws) => new Promise((resolve, reject) => { ws.once('message', resolve); ws.once('error', reject) })))
+  await Promise.all(
+    sockets.map(
+      (ws) =>
+        new Promise((resolve, reject) => {
+          ws.once('message', resolve)
+          ws.once('error', reject)
+        }),
+    ),
+  )
   t.teardown(() => sockets.forEach((ws) => ws.terminate()))
   g.kill('SIGTERM')
   // wait (bounded) until the server refuses new requests: the drain has begun
@@ -56,7 +79,10 @@ t.test('during the SIGTERM drain a reconnecting client is answered and the proce
   while (Date.now() < deadline) {
     const r = await rawUpgrade(port, 1500).catch(() => null)
     if (r === null) break // listener already closed: too late to observe the drain
-    if (r.status === 503) { refused = r; break }
+    if (r.status === 503) {
+      refused = r
+      break
+    }
     r.socket.destroy()
     await new Promise((res) => setTimeout(res, 50))
   }
@@ -76,7 +102,9 @@ t.test('under pressure a refused upgrade is answered 503 and its socket closed',
   while (Date.now() < warm) {
     // stall this process's event loop (the app runs in it) past MAX_EVENT_LOOP_DELAY_MS, then ask for an upgrade
     const end = Date.now() + 400
-    while (Date.now() < end) { /* busy */ }
+    while (Date.now() < end) {
+      /* busy */
+    }
     await new Promise((res) => setTimeout(res, 10))
     r = await rawUpgrade(port, 1500)
     r.socket.destroy()

@@ -26,7 +26,10 @@ function openFrom(url: string, localAddress: string, headers: Record<string, str
       const closed = new Promise<boolean>((r) => {
         if (!sock || sock.destroyed) return r(true)
         const timer = setTimeout(() => r(false), 3000)
-        sock.once('close', () => { clearTimeout(timer); r(true) })
+        sock.once('close', () => {
+          clearTimeout(timer)
+          r(true)
+        })
       })
       res.resume()
       resolve({ status: res.statusCode ?? 0, closed })
@@ -53,8 +56,15 @@ t.test('sockets that never authenticate cannot lock real users out', async (t) =
   for (let i = 0; i < 25; i++) attack.push(await openFrom(g.wsUrl, '127.0.0.2'))
   for (const a of attack) if (a.client) held.push(a.client)
   t.equal(attack.filter((a) => a.status === 101).length, 8, 'only WS_UNAUTH_PER_ADDRESS=8 token-less sockets from one address are admitted')
-  t.ok(attack.slice(8).every((a) => a.status === 429), 'the others get 429 on the upgrade')
-  t.same(await Promise.all(attack.slice(8).map((a) => a.closed ?? Promise.resolve(false))), attack.slice(8).map(() => true), 'and every refused socket is closed by the server')
+  t.ok(
+    attack.slice(8).every((a) => a.status === 429),
+    'the others get 429 on the upgrade',
+  )
+  t.same(
+    await Promise.all(attack.slice(8).map((a) => a.closed ?? Promise.resolve(false))),
+    attack.slice(8).map(() => true),
+    'and every refused socket is closed by the server',
+  )
 
   const real = await openFrom(g.wsUrl, '127.0.0.1')
   t.equal(real.status, 101, 'a real user from another address is admitted')
@@ -69,7 +79,11 @@ t.test('sockets that never authenticate cannot lock real users out', async (t) =
   const second: Attempt[] = []
   for (let i = 0; i < 6; i++) second.push(await openFrom(g.wsUrl, '127.0.0.3'))
   for (const a of second) if (a.client) held.push(a.client)
-  t.same(second.map((a) => a.status), [101, 101, 101, 101, 503, 503], 'WS_UNAUTH_MAX=12: past 8 + 4 unauthenticated sockets, 503 for everyone')
+  t.same(
+    second.map((a) => a.status),
+    [101, 101, 101, 101, 503, 503],
+    'WS_UNAUTH_MAX=12: past 8 + 4 unauthenticated sockets, 503 for everyone',
+  )
   t.equal(g.app.streaming.gate.stats().unauthenticated, 12, 'the gate counts 12 unauthenticated sockets')
 
   // an unauthenticated socket that authenticates leaves the budget
@@ -83,8 +97,14 @@ t.test('sockets that never authenticate cannot lock real users out', async (t) =
   // and one that closes leaves it too
   attack[1]!.client!.close()
   t.ok(await until(() => g.app.streaming.gate.stats().unauthenticated === 11, 5000), 'closing frees its slot')
-  t.ok((await metricValue(g.app.metrics.registry, 'lnm_gateway_ws_connections_refused_total', { reason: 'unauth_per_address' })) >= 17, 'per-address refusals counted')
-  t.ok((await metricValue(g.app.metrics.registry, 'lnm_gateway_ws_connections_refused_total', { reason: 'unauth_global' })) >= 2, 'global refusals counted')
+  t.ok(
+    (await metricValue(g.app.metrics.registry, 'lnm_gateway_ws_connections_refused_total', { reason: 'unauth_per_address' })) >= 17,
+    'per-address refusals counted',
+  )
+  t.ok(
+    (await metricValue(g.app.metrics.registry, 'lnm_gateway_ws_connections_refused_total', { reason: 'unauth_global' })) >= 2,
+    'global refusals counted',
+  )
 })
 
 t.test('Origin, upgrades per address, and tokens in the URL', async (t) => {
@@ -105,7 +125,10 @@ t.test('Origin, upgrades per address, and tokens in the URL', async (t) => {
   const listed = await openFrom(g.wsUrl, '127.0.0.5', { origin: 'https://dash.example.com' })
   t.equal(listed.status, 101, 'an origin listed in CORS_ORIGINS is allowed')
   listed.client!.close()
-  t.ok((await metricValue(g.app.metrics.registry, 'lnm_gateway_ws_connections_refused_total', { reason: 'origin_forbidden' })) >= 3, 'Origin refusals counted')
+  t.ok(
+    (await metricValue(g.app.metrics.registry, 'lnm_gateway_ws_connections_refused_total', { reason: 'origin_forbidden' })) >= 3,
+    'Origin refusals counted',
+  )
 
   // 6 upgrades a minute per address: 127.0.0.6 uses them up, the 7th is refused; another address is not affected
   const statuses: number[] = []

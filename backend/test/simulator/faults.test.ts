@@ -19,8 +19,19 @@ t.test('fault injection', async (t) => {
   t.test('timeoutRate holds the request open and never answers', async (t) => {
     sim.faults.set({ timeoutRate: 1 })
     const since = Date.now()
-    await t.rejects(raw(sim.port, { method: 'GET', path: '/v3/ping', timeoutMs: 400 }), /client timeout/, 'no answer before the client gives up')
-    t.equal(sim.stats.log().filter((e) => e.ts >= since && e.path === '/v3/ping').at(-1)?.status, 0, 'logged with status 0 (no answer)')
+    await t.rejects(
+      raw(sim.port, { method: 'GET', path: '/v3/ping', timeoutMs: 400 }),
+      /client timeout/,
+      'no answer before the client gives up',
+    )
+    t.equal(
+      sim.stats
+        .log()
+        .filter((e) => e.ts >= since && e.path === '/v3/ping')
+        .at(-1)?.status,
+      0,
+      'logged with status 0 (no answer)',
+    )
   })
 
   t.test('errorRate answers errorStatus; proxies answer HTML', async (t) => {
@@ -59,7 +70,10 @@ t.test('fault injection', async (t) => {
 
   t.test('dropRate: socket destroyed mid-response, the request was processed', async (t) => {
     sim.faults.set({ dropRate: 1 })
-    await t.rejects(call(sim, alice, 'POST', '/futures/isolated/trade', { type: 'market', side: 'buy', quantity: 10, leverage: 10 }), 'the client loses the answer')
+    await t.rejects(
+      call(sim, alice, 'POST', '/futures/isolated/trade', { type: 'market', side: 'buy', quantity: 10, leverage: 10 }),
+      'the client loses the answer',
+    )
     sim.faults.reset()
     const running = (await call(sim, alice, 'GET', '/futures/isolated/trades/running')).json
     t.equal(running.length, 1, 'but the trade was opened: a blind retry would open a second one')
@@ -96,26 +110,55 @@ t.test('fault injection', async (t) => {
     const kept = await privateConn(sim, alice, ['futures/inverse/btc_usd/isolated/trades'], t)
     await new Promise((r) => setTimeout(r, 500))
     t.equal(kept.ws.readyState, WebSocket.OPEN, 'off again (0): private sockets stay')
-    t.equal((await raw(sim.port, { method: 'PUT', path: '/__sim/faults', body: JSON.stringify({ privateStreamDropMs: 5 }) })).status, 400, 'a period under 100 ms → 400')
+    t.equal(
+      (await raw(sim.port, { method: 'PUT', path: '/__sim/faults', body: JSON.stringify({ privateStreamDropMs: 5 }) })).status,
+      400,
+      'a period under 100 ms → 400',
+    )
   })
 
   t.test('admin routes', async (t) => {
-    const put = await raw(sim.port, { method: 'PUT', path: '/__sim/faults', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ errorRate: 0.5, errorStatus: 504 }) })
+    const put = await raw(sim.port, {
+      method: 'PUT',
+      path: '/__sim/faults',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ errorRate: 0.5, errorStatus: 504 }),
+    })
     t.equal(put.status, 200, 'PUT /__sim/faults')
     t.match(put.json, { errorRate: 0.5, errorStatus: 504, outage: false }, 'returns the merged faults')
     t.match((await raw(sim.port, { method: 'GET', path: '/__sim/faults' })).json, { errorRate: 0.5 }, 'GET /__sim/faults')
     t.same(sim.faults.get().errorStatus, 504, 'same state as the API')
-    const bad = await raw(sim.port, { method: 'PUT', path: '/__sim/faults', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ errorRate: 2 }) })
+    const bad = await raw(sim.port, {
+      method: 'PUT',
+      path: '/__sim/faults',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ errorRate: 2 }),
+    })
     t.equal(bad.status, 400, 'invalid fault → 400')
-    t.equal((await raw(sim.port, { method: 'PUT', path: '/__sim/faults', body: JSON.stringify({ nope: 1 }) })).status, 400, 'unknown fault → 400')
-    t.match((await raw(sim.port, { method: 'POST', path: '/__sim/faults/reset' })).json, { errorRate: 0, errorStatus: 503 }, 'POST /__sim/faults/reset')
+    t.equal(
+      (await raw(sim.port, { method: 'PUT', path: '/__sim/faults', body: JSON.stringify({ nope: 1 }) })).status,
+      400,
+      'unknown fault → 400',
+    )
+    t.match(
+      (await raw(sim.port, { method: 'POST', path: '/__sim/faults/reset' })).json,
+      { errorRate: 0, errorStatus: 503 },
+      'POST /__sim/faults/reset',
+    )
     const price = await raw(sim.port, { method: 'POST', path: '/__sim/price', body: JSON.stringify({ price: 123_456 }) })
     t.equal(price.json.lastPrice, 123_456, 'POST /__sim/price sets the last price')
     t.equal(sim.market.price(), 123_456, 'visible through the API')
-    t.equal((await raw(sim.port, { method: 'POST', path: '/__sim/price', body: JSON.stringify({ price: -1 }) })).status, 400, 'bad price → 400')
+    t.equal(
+      (await raw(sim.port, { method: 'POST', path: '/__sim/price', body: JSON.stringify({ price: -1 }) })).status,
+      400,
+      'bad price → 400',
+    )
     const stats = (await raw(sim.port, { method: 'GET', path: '/__sim/stats' })).json
     t.ok(stats.total > 0 && typeof stats.byPath['/v3/account'] === 'number', 'GET /__sim/stats counts exchange requests by path')
-    t.notOk(Object.keys(stats.byPath).some((p) => p.startsWith('/__sim')), 'admin calls are not counted')
+    t.notOk(
+      Object.keys(stats.byPath).some((p) => p.startsWith('/__sim')),
+      'admin calls are not counted',
+    )
   })
 
   t.test('stats filters', async (t) => {

@@ -20,7 +20,13 @@ export function v3Prehash(ts: string, method: string, pathWithQuery: string, bod
   return `${ts}${method.toLowerCase()}${pathname}${body !== '' ? body : search}`
 }
 
-export function authHeaders(acc: Pick<SimAccountInput, 'key' | 'secret' | 'passphrase'>, method: string, pathWithQuery: string, body = '', ts = String(Date.now())): Record<string, string> {
+export function authHeaders(
+  acc: Pick<SimAccountInput, 'key' | 'secret' | 'passphrase'>,
+  method: string,
+  pathWithQuery: string,
+  body = '',
+  ts = String(Date.now()),
+): Record<string, string> {
   return {
     'lnm-access-key': acc.key,
     'lnm-access-passphrase': acc.passphrase,
@@ -29,10 +35,18 @@ export function authHeaders(acc: Pick<SimAccountInput, 'key' | 'secret' | 'passp
   }
 }
 
-export interface RawResponse { status: number; headers: Record<string, string | string[] | undefined>; text: string; json: any }
+export interface RawResponse {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  text: string
+  json: any
+}
 
 /** one HTTP request on a fresh connection, with the exact bytes given (no re-serialisation) */
-export function raw(port: number, opts: { method: string; path: string; headers?: Record<string, string>; body?: string; timeoutMs?: number }): Promise<RawResponse> {
+export function raw(
+  port: number,
+  opts: { method: string; path: string; headers?: Record<string, string>; body?: string; timeoutMs?: number },
+): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const headers = { ...opts.headers }
     if (opts.body !== undefined) headers['content-length'] = String(Buffer.byteLength(opts.body))
@@ -43,7 +57,11 @@ export function raw(port: number, opts: { method: string; path: string; headers?
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8')
         let json: any
-        try { json = JSON.parse(text) } catch { json = undefined }
+        try {
+          json = JSON.parse(text)
+        } catch {
+          json = undefined
+        }
         resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json })
       })
     })
@@ -55,7 +73,13 @@ export function raw(port: number, opts: { method: string; path: string; headers?
 }
 
 /** a signed v3 call: path is relative to /v3 and may carry a query; body is serialised once and sent as signed */
-export async function call(sim: Simulator, acc: SimAccountInput | undefined, method: string, path: string, body?: unknown): Promise<RawResponse> {
+export async function call(
+  sim: Simulator,
+  acc: SimAccountInput | undefined,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<RawResponse> {
   const full = `/v3${path}`
   const text = body === undefined ? '' : JSON.stringify(body)
   const headers: Record<string, string> = { accept: 'application/json' }
@@ -88,18 +112,34 @@ export async function connect(sim: Simulator, t: { teardown(fn: () => unknown): 
   ws.on('message', (d) => {
     const f = JSON.parse(d.toString())
     frames.push(f)
-    for (const w of [...waiters]) if (w.pred(f)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(f) }
+    for (const w of [...waiters])
+      if (w.pred(f)) {
+        waiters.splice(waiters.indexOf(w), 1)
+        w.resolve(f)
+      }
   })
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })))
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+  )
   ws.on('error', () => {})
-  await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject) })
-  t.teardown(() => ws.terminate())
-  const next = (pred: (f: any) => boolean, ms = 3000) => new Promise<any>((resolve, reject) => {
-    const hit = frames.find(pred)
-    if (hit) return resolve(hit)
-    const timer = setTimeout(() => reject(new Error('timed out waiting for a frame')), ms)
-    waiters.push({ pred, resolve: (f) => { clearTimeout(timer); resolve(f) } })
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve())
+    ws.once('error', reject)
   })
+  t.teardown(() => ws.terminate())
+  const next = (pred: (f: any) => boolean, ms = 3000) =>
+    new Promise<any>((resolve, reject) => {
+      const hit = frames.find(pred)
+      if (hit) return resolve(hit)
+      const timer = setTimeout(() => reject(new Error('timed out waiting for a frame')), ms)
+      waiters.push({
+        pred,
+        resolve: (f) => {
+          clearTimeout(timer)
+          resolve(f)
+        },
+      })
+    })
   let seq = 0
   const rpc = (method: string, params?: unknown, id: string | number = `r${++seq}`) => {
     ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, ...(params !== undefined ? { params } : {}) }))
@@ -109,11 +149,22 @@ export async function connect(sim: Simulator, t: { teardown(fn: () => unknown): 
 }
 
 /** connect, authenticate as `acc` (own HMAC code) and subscribe to `topics` */
-export async function privateConn(sim: Simulator, acc: SimAccountInput, topics: string[], t: { teardown(fn: () => unknown): void }): Promise<Conn> {
+export async function privateConn(
+  sim: Simulator,
+  acc: SimAccountInput,
+  topics: string[],
+  t: { teardown(fn: () => unknown): void },
+): Promise<Conn> {
   const c = await connect(sim, t)
   const timestamp = sim.now()
   const nonce = randomBytes(16).toString('hex')
-  const auth = await c.rpc('authenticate', { key: acc.key, passphrase: acc.passphrase, timestamp, nonce, signature: hmacB64(acc.secret, `${timestamp}${nonce}`) })
+  const auth = await c.rpc('authenticate', {
+    key: acc.key,
+    passphrase: acc.passphrase,
+    timestamp,
+    nonce,
+    signature: hmacB64(acc.secret, `${timestamp}${nonce}`),
+  })
   if (!auth.result?.authenticated) throw new Error(`authenticate failed: ${JSON.stringify(auth.error)}`)
   const sub = await c.rpc('subscribe', { topics })
   if (!sub.result) throw new Error(`subscribe failed: ${JSON.stringify(sub.error)}`)

@@ -9,7 +9,11 @@ t.test('authenticated: 5 req/s per key, then 429 with Retry-After and X-Ratelimi
   const bob = sim.accounts[1]!
   const burst = []
   for (let i = 0; i < 6; i++) burst.push(await call(sim, alice, 'GET', '/account'))
-  t.same(burst.slice(0, 5).map((r) => r.status), [200, 200, 200, 200, 200], 'the first 5 pass')
+  t.same(
+    burst.slice(0, 5).map((r) => r.status),
+    [200, 200, 200, 200, 200],
+    'the first 5 pass',
+  )
   t.equal(burst[0]!.headers['x-ratelimit-remaining'], '4', 'successful responses carry X-Ratelimit-Remaining')
   const limited = burst[5]!
   t.equal(limited.status, 429, 'the 6th within a second is limited')
@@ -35,5 +39,8 @@ t.test('public: 1 req/s per IP; configurable', async (t) => {
   t.teardown(() => fast.close())
   const statuses = []
   for (let i = 0; i < 20; i++) statuses.push((await call(fast, undefined, 'GET', '/ping')).status)
-  t.ok(statuses.every((s) => s === 200), 'opts.rateLimit.publicPerSec raises the public limit')
+  t.ok(
+    statuses.every((s) => s === 200),
+    'opts.rateLimit.publicPerSec raises the public limit',
+  )
 })

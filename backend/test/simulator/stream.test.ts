@@ -14,7 +14,10 @@ t.test('Stream v1 JSON-RPC', async (t) => {
     const hello = await c.rpc('hello', { clientName: 'test', clientVersion: '1' })
     t.same(hello.result, { version: '1.0.0' }, 'hello result')
     t.equal(hello.jsonrpc, '2.0', 'JSON-RPC 2.0 envelope')
-    t.ok(Number.isInteger(hello.usIn) && Number.isInteger(hello.usOut) && hello.usDiff === hello.usOut - hello.usIn, 'usIn/usOut/usDiff in µs')
+    t.ok(
+      Number.isInteger(hello.usIn) && Number.isInteger(hello.usOut) && hello.usDiff === hello.usOut - hello.usIn,
+      'usIn/usOut/usDiff in µs',
+    )
     t.same(hello.rateLimit, { remaining: 9, limit: 10 }, 'rateLimit on every response')
     t.equal((await c.rpc('ping', undefined, 7)).result, 'pong', 'ping → "pong" (numeric id echoed)')
     const time = await c.rpc('time')
@@ -23,11 +26,17 @@ t.test('Stream v1 JSON-RPC', async (t) => {
 
   t.test('subscribe, notifications, unsubscribe', async (t) => {
     const c = await connect(sim, t)
-    const sub = await c.rpc('subscribe', { topics: ['futures/inverse/btc_usd/ticker', 'futures/inverse/btc_usd/lastPrice', 'futures/inverse/btc_usd/index'] })
+    const sub = await c.rpc('subscribe', {
+      topics: ['futures/inverse/btc_usd/ticker', 'futures/inverse/btc_usd/lastPrice', 'futures/inverse/btc_usd/index'],
+    })
     t.same(sub.result.subscribed.length, 3, 'subscribed to three topics')
     sim.market.setPrice(101_000)
     const tick = await c.next((f) => f.method === 'subscription' && f.params.topic === 'futures/inverse/btc_usd/ticker')
-    t.match(tick.params.data, { time: Number, lastPrice: 101_000, index: Number, funding: { rate: Number, time: Number } }, 'ticker notification shape with ms times')
+    t.match(
+      tick.params.data,
+      { time: Number, lastPrice: 101_000, index: Number, funding: { rate: Number, time: Number } },
+      'ticker notification shape with ms times',
+    )
     t.equal(tick.jsonrpc, '2.0', 'notification envelope')
     t.notOk('id' in tick, 'notifications carry no id')
     const lp = await c.next((f) => f.params?.topic === 'futures/inverse/btc_usd/lastPrice')
@@ -66,15 +75,39 @@ t.test('Stream v1 JSON-RPC', async (t) => {
     const c = await connect(sim, t)
     const timestamp = sim.now()
     const nonce = randomBytes(16).toString('hex')
-    const bad = await c.rpc('authenticate', { key: alice.key, passphrase: alice.passphrase, timestamp, nonce, signature: hmacB64(alice.secret, `${timestamp}x${nonce}`) })
+    const bad = await c.rpc('authenticate', {
+      key: alice.key,
+      passphrase: alice.passphrase,
+      timestamp,
+      nonce,
+      signature: hmacB64(alice.secret, `${timestamp}x${nonce}`),
+    })
     t.match(bad.error, { code: -32401, data: { code: 'UNAUTHORIZED' } }, 'wrong signature → -32401')
     const stale = sim.now() - 60_000
-    const old = await c.rpc('authenticate', { key: alice.key, passphrase: alice.passphrase, timestamp: stale, nonce, signature: hmacB64(alice.secret, `${stale}${nonce}`) })
+    const old = await c.rpc('authenticate', {
+      key: alice.key,
+      passphrase: alice.passphrase,
+      timestamp: stale,
+      nonce,
+      signature: hmacB64(alice.secret, `${stale}${nonce}`),
+    })
     t.equal(old.error?.code, -32401, 'old timestamp → -32401')
-    const ok = await c.rpc('authenticate', { key: alice.key, passphrase: alice.passphrase, timestamp, nonce, signature: hmacB64(alice.secret, `${timestamp}${nonce}`) })
+    const ok = await c.rpc('authenticate', {
+      key: alice.key,
+      passphrase: alice.passphrase,
+      timestamp,
+      nonce,
+      signature: hmacB64(alice.secret, `${timestamp}${nonce}`),
+    })
     t.equal(ok.result.authenticated, true, 'authenticated')
     t.ok(Array.isArray(ok.result.permissions), 'permissions listed')
-    const replay = await c.rpc('authenticate', { key: alice.key, passphrase: alice.passphrase, timestamp, nonce, signature: hmacB64(alice.secret, `${timestamp}${nonce}`) })
+    const replay = await c.rpc('authenticate', {
+      key: alice.key,
+      passphrase: alice.passphrase,
+      timestamp,
+      nonce,
+      signature: hmacB64(alice.secret, `${timestamp}${nonce}`),
+    })
     t.equal(replay.error?.code, -32401, 'a reused nonce is refused')
     const who = await c.rpc('whoami')
     t.equal(who.result.apiKey, alice.key, 'whoami names the key')

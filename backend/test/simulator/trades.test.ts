@@ -6,7 +6,8 @@ import { call, relaxed, testAccounts } from './helpers.ts'
 const SATS = 1e8
 const FEE = 0.001
 const marginOf = (q: number, p: number, lev: number) => Math.round((q * SATS) / (p * lev))
-const plOf = (side: 'buy' | 'sell', q: number, entry: number, exit: number) => Math.round((side === 'buy' ? 1 : -1) * q * (1 / entry - 1 / exit) * SATS)
+const plOf = (side: 'buy' | 'sell', q: number, entry: number, exit: number) =>
+  Math.round((side === 'buy' ? 1 : -1) * q * (1 / entry - 1 / exit) * SATS)
 const feeOf = (q: number, p: number) => Math.round((q / p) * SATS * FEE)
 
 async function setup(t: { teardown(fn: () => unknown): void }): Promise<Simulator> {
@@ -21,7 +22,14 @@ t.test('the §8.2 reference trade: limit buy q=1 @100000 ×100', async (t) => {
   const sim = await setup(t)
   const alice = sim.accounts[0]
   const before = await balanceOf(sim)
-  const r = await call(sim, alice, 'POST', '/futures/isolated/trade', { type: 'limit', side: 'buy', price: 100000, quantity: 1, leverage: 100, clientId: 'test-client-id' })
+  const r = await call(sim, alice, 'POST', '/futures/isolated/trade', {
+    type: 'limit',
+    side: 'buy',
+    price: 100000,
+    quantity: 1,
+    leverage: 100,
+    clientId: 'test-client-id',
+  })
   t.equal(r.status, 200, 'limit order accepted')
   const o = r.json
   t.equal(o.margin, 10, 'margin 10 sats')
@@ -29,24 +37,60 @@ t.test('the §8.2 reference trade: limit buy q=1 @100000 ×100', async (t) => {
   t.equal(o.entryPrice, 100000, 'entryPrice is the limit price')
   t.equal(o.liquidation, 99010, 'liquidation 99010 (rounded to 0.5)')
   t.equal(o.maintenanceMargin, 2, 'maintenanceMargin 2')
-  t.match(o, { open: true, running: false, closed: false, canceled: false, openingFee: 0, pl: 0, takeprofit: 0, stoploss: 0, sumFundingFees: 0, closedAt: null, filledAt: null, exitPrice: null, clientId: 'test-client-id', type: 'limit', side: 'buy' }, 'open-order flags and v3 fields')
+  t.match(
+    o,
+    {
+      open: true,
+      running: false,
+      closed: false,
+      canceled: false,
+      openingFee: 0,
+      pl: 0,
+      takeprofit: 0,
+      stoploss: 0,
+      sumFundingFees: 0,
+      closedAt: null,
+      filledAt: null,
+      exitPrice: null,
+      clientId: 'test-client-id',
+      type: 'limit',
+      side: 'buy',
+    },
+    'open-order flags and v3 fields',
+  )
   t.match(o.id, /^[0-9a-f-]{36}$/, 'uuid id')
   t.ok(!Number.isNaN(Date.parse(o.createdAt)) && o.createdAt.endsWith('Z'), 'createdAt is ISO')
   t.equal(await balanceOf(sim), before - 12, 'margin + maintenance margin reserved from the balance')
-  t.same((await call(sim, alice, 'GET', '/futures/isolated/trades/open')).json.map((x: any) => x.id), [o.id], 'listed under /trades/open')
+  t.same(
+    (await call(sim, alice, 'GET', '/futures/isolated/trades/open')).json.map((x: any) => x.id),
+    [o.id],
+    'listed under /trades/open',
+  )
 
   sim.market.setPrice(100000)
-  t.equal((await call(sim, alice, 'GET', '/futures/isolated/trades/open')).json.length, 1, 'not filled while the ask (100005) is above the limit')
+  t.equal(
+    (await call(sim, alice, 'GET', '/futures/isolated/trades/open')).json.length,
+    1,
+    'not filled while the ask (100005) is above the limit',
+  )
   sim.market.setPrice(99990)
   const running = (await call(sim, alice, 'GET', '/futures/isolated/trades/running')).json
   t.equal(running.length, 1, 'filled once the ask crossed the limit')
-  t.match(running[0], { id: o.id, open: false, running: true, entryPrice: 100000, openingFee: feeOf(1, 100000) }, 'running at the limit price, opening fee charged')
+  t.match(
+    running[0],
+    { id: o.id, open: false, running: true, entryPrice: 100000, openingFee: feeOf(1, 100000) },
+    'running at the limit price, opening fee charged',
+  )
   t.ok(Date.parse(running[0].filledAt) > 0, 'filledAt set')
 
   sim.market.setPrice(99000)
   t.equal((await call(sim, alice, 'GET', '/futures/isolated/trades/running')).json.length, 0, 'liquidated when the bid crossed 99010')
   const closed = (await call(sim, alice, 'GET', '/futures/isolated/trades/closed')).json
-  t.match(closed.data[0], { id: o.id, closed: true, running: false, exitPrice: 99010, pl: -10 }, 'liquidation loses the whole margin at the liquidation price')
+  t.match(
+    closed.data[0],
+    { id: o.id, closed: true, running: false, exitPrice: 99010, pl: -10 },
+    'liquidation loses the whole margin at the liquidation price',
+  )
   t.equal(closed.nextCursor, null, 'single page')
   t.equal(await balanceOf(sim), before - 12, 'nothing comes back: fees ate the reserve')
 })
@@ -72,7 +116,11 @@ t.test('market long: entry at the ask, P&L in sats, fees, balance on close', asy
   t.ok(live.pl > 0, 'long gains when the price rises')
 
   const c = (await call(sim, alice, 'POST', '/futures/isolated/trade/close', { id: o.id })).json
-  t.match(c, { closed: true, running: false, exitPrice: bid, pl: plOf('buy', 100, ask, bid), closingFee: feeOf(100, bid) }, 'closed at the bid with realised P&L and closing fee')
+  t.match(
+    c,
+    { closed: true, running: false, exitPrice: bid, pl: plOf('buy', 100, ask, bid), closingFee: feeOf(100, bid) },
+    'closed at the bid with realised P&L and closing fee',
+  )
   t.ok(Date.parse(c.closedAt) > 0, 'closedAt set')
   t.equal(await balanceOf(sim), before + c.pl - c.openingFee - c.closingFee, 'balance moves by P&L minus both fees')
   const again = await call(sim, alice, 'POST', '/futures/isolated/trade/close', { id: o.id })
@@ -108,13 +156,21 @@ t.test('cancel, cancel-all, ownership and not-found', async (t) => {
   const [alice, bob] = sim.accounts
   sim.market.setPrice(100000)
   const before = await balanceOf(sim)
-  const a = (await call(sim, alice, 'POST', '/futures/isolated/trade', { type: 'limit', side: 'buy', price: 90000, quantity: 10, leverage: 10 })).json
-  const b = (await call(sim, alice, 'POST', '/futures/isolated/trade', { type: 'limit', side: 'sell', price: 120000, margin: 2000, leverage: 5 })).json
+  const a = (
+    await call(sim, alice, 'POST', '/futures/isolated/trade', { type: 'limit', side: 'buy', price: 90000, quantity: 10, leverage: 10 })
+  ).json
+  const b = (
+    await call(sim, alice, 'POST', '/futures/isolated/trade', { type: 'limit', side: 'sell', price: 120000, margin: 2000, leverage: 5 })
+  ).json
   t.equal(b.quantity, Math.floor((2000 * 5 * 120000) / SATS), 'margin-denominated order derives its quantity')
   const c = (await call(sim, alice, 'POST', '/futures/isolated/trade/cancel', { id: a.id })).json
   t.match(c, { canceled: true, open: false }, 'canceled')
   const all = (await call(sim, alice, 'POST', '/futures/isolated/trades/cancel-all')).json
-  t.same(all.map((x: any) => x.id), [b.id], 'cancel-all returns the canceled trades')
+  t.same(
+    all.map((x: any) => x.id),
+    [b.id],
+    'cancel-all returns the canceled trades',
+  )
   t.equal(await balanceOf(sim), before, 'cancels refund margin and reserve in full')
   t.equal((await call(sim, alice, 'GET', '/futures/isolated/trades/canceled')).json.data.length, 2, '/trades/canceled lists them')
 
@@ -187,7 +243,9 @@ t.test('cursor pagination of closed trades and candles', async (t) => {
   const alice = sim.accounts[0]
   const ids: string[] = []
   for (let i = 0; i < 5; i++) {
-    const o = (await call(sim, alice, 'POST', '/futures/isolated/trade', { type: 'limit', side: 'buy', price: 50000, quantity: 1, leverage: 10 })).json
+    const o = (
+      await call(sim, alice, 'POST', '/futures/isolated/trade', { type: 'limit', side: 'buy', price: 50000, quantity: 1, leverage: 10 })
+    ).json
     ids.push(o.id)
   }
   await call(sim, alice, 'POST', '/futures/isolated/trades/cancel-all')
@@ -195,7 +253,12 @@ t.test('cursor pagination of closed trades and candles', async (t) => {
   let cursor: string | null = null
   let pages = 0
   do {
-    const r = await call(sim, alice, 'GET', `/futures/isolated/trades/closed?limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)
+    const r = await call(
+      sim,
+      alice,
+      'GET',
+      `/futures/isolated/trades/closed?limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    )
     t.equal(r.status, 200, `page ${pages} ok`)
     t.ok(r.json.data.length <= 2, 'page respects limit')
     seen.push(...r.json.data.map((x: any) => x.id))
@@ -204,7 +267,12 @@ t.test('cursor pagination of closed trades and candles', async (t) => {
   } while (cursor && pages < 10)
   t.equal(pages, 3, '5 trades in pages of 2 → 3 pages')
   t.same([...seen].sort(), [...ids].sort(), 'every trade exactly once across pages (trades canceled in the same request)')
-  const future = await call(sim, alice, 'GET', `/futures/isolated/trades/closed?from=${encodeURIComponent(new Date(sim.now() + 60_000).toISOString())}`)
+  const future = await call(
+    sim,
+    alice,
+    'GET',
+    `/futures/isolated/trades/closed?from=${encodeURIComponent(new Date(sim.now() + 60_000).toISOString())}`,
+  )
   t.same(future.json, { data: [], nextCursor: null }, 'from in the future → empty page')
   t.equal((await call(sim, alice, 'GET', '/futures/isolated/trades/closed?limit=0')).status, 400, 'limit=0 → 400')
   t.equal((await call(sim, alice, 'GET', '/futures/isolated/trades/closed?limit=1001')).status, 400, 'limit=1001 → 400')
@@ -215,13 +283,27 @@ t.test('cursor pagination of closed trades and candles', async (t) => {
   const p1 = (await call(sim, undefined, 'GET', `/futures/candles?from=${encodeURIComponent(from)}&limit=50&range=1m`)).json
   t.equal(p1.data.length, 50, 'first candle page full')
   t.type(p1.nextCursor, 'string', 'has a next cursor')
-  const p2 = (await call(sim, undefined, 'GET', `/futures/candles?from=${encodeURIComponent(from)}&limit=50&range=1m&cursor=${encodeURIComponent(p1.nextCursor)}`)).json
+  const p2 = (
+    await call(
+      sim,
+      undefined,
+      'GET',
+      `/futures/candles?from=${encodeURIComponent(from)}&limit=50&range=1m&cursor=${encodeURIComponent(p1.nextCursor)}`,
+    )
+  ).json
   t.equal(Date.parse(p2.data[0].time) - Date.parse(p1.data[49].time), 60_000, 'the next page continues one minute later')
   t.match(p1.data[0], { time: String, open: Number, high: Number, low: Number, close: Number, volume: Number }, 'candle shape')
-  t.ok(p1.data.every((c: any) => c.high >= Math.max(c.open, c.close) && c.low <= Math.min(c.open, c.close)), 'high/low bound open/close')
+  t.ok(
+    p1.data.every((c: any) => c.high >= Math.max(c.open, c.close) && c.low <= Math.min(c.open, c.close)),
+    'high/low bound open/close',
+  )
   const hourly = (await call(sim, undefined, 'GET', `/futures/candles?from=${encodeURIComponent(from)}&range=1h`)).json
   t.ok(hourly.data.length >= 3 && hourly.data.length <= 4, 'hourly aggregation over 3 h')
-  t.equal((await call(sim, undefined, 'GET', `/futures/candles?from=${encodeURIComponent(from)}&range=7m`)).status, 400, 'unknown range → 400')
+  t.equal(
+    (await call(sim, undefined, 'GET', `/futures/candles?from=${encodeURIComponent(from)}&range=7m`)).status,
+    400,
+    'unknown range → 400',
+  )
 })
 
 t.test('market data: ticker ladder, funding time, oracle history, funding settlement', async (t) => {
@@ -229,7 +311,10 @@ t.test('market data: ticker ladder, funding time, oracle history, funding settle
   const alice = sim.accounts[0]
   const tk = (await call(sim, undefined, 'GET', '/futures/ticker')).json
   t.ok(Array.isArray(tk.prices) && tk.prices.length >= 2, 'size ladder')
-  t.ok(tk.prices.every((b: any) => b.bidPrice < tk.lastPrice && b.askPrice > tk.lastPrice && b.maxSize > b.minSize), 'bid < last < ask in every bucket')
+  t.ok(
+    tk.prices.every((b: any) => b.bidPrice < tk.lastPrice && b.askPrice > tk.lastPrice && b.maxSize > b.minSize),
+    'bid < last < ask in every bucket',
+  )
   t.ok(tk.prices[1].askPrice - tk.prices[1].bidPrice > tk.prices[0].askPrice - tk.prices[0].bidPrice, 'bigger sizes, wider spread')
   t.ok(Math.abs(tk.index - tk.lastPrice) / tk.lastPrice < 0.005, 'index is close to last price')
   t.equal(new Date(tk.fundingTime).getUTCHours() % 8, 0, 'funding at 00/08/16 UTC')

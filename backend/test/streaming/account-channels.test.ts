@@ -24,17 +24,48 @@ t.test('cross, history and equity on /ws and /api/dashboard; /api/history pages'
   const cross = await ws.next((f) => f.type === 'data_update' && f.channel === 'cross', 8000)
   t.equal(cross.data.position.quantity, 100, 'cross position quantity on /ws')
   t.ok(cross.data.position.margin > 0, 'cross margin ' + JSON.stringify(cross.data.position))
-  t.hasProps(cross.data.position, ['leverage', 'entryPrice', 'liquidation', 'totalPl', 'deltaPl', 'fundingFees', 'tradingFees', 'initialMargin', 'maintenanceMargin', 'runningMargin', 'updatedAt'], 'SDK field names')
+  t.hasProps(
+    cross.data.position,
+    [
+      'leverage',
+      'entryPrice',
+      'liquidation',
+      'totalPl',
+      'deltaPl',
+      'fundingFees',
+      'tradingFees',
+      'initialMargin',
+      'maintenanceMargin',
+      'runningMargin',
+      'updatedAt',
+    ],
+    'SDK field names',
+  )
   t.equal(cross.data.openOrders.length, 1, 'the resting cross order')
   t.match(cross.data.openOrders[0], { side: 'buy', quantity: 50, price: 50_000, open: true }, 'open order fields')
   const history = await ws.next((f) => f.type === 'data_update' && f.channel === 'history', 8000)
   t.ok(history.data.closed.length >= 6, `closed trades on /ws (${history.data.closed.length})`)
-  t.ok(history.data.closed.some((x: { canceled: boolean }) => x.canceled), 'canceled trades too')
+  t.ok(
+    history.data.closed.some((x: { canceled: boolean }) => x.canceled),
+    'canceled trades too',
+  )
   const times = history.data.closed.map((x: { closedAt: string | null; createdAt: string }) => Date.parse(x.closedAt ?? x.createdAt))
-  t.same(times, [...times].sort((a, b) => b - a), 'newest first')
-  t.ok(history.data.fundingFees.length > 0 && history.data.fundingFees.every((f: { scope: string }) => f.scope === 'isolated' || f.scope === 'cross'), 'funding fees marked with their scope')
+  t.same(
+    times,
+    [...times].sort((a, b) => b - a),
+    'newest first',
+  )
+  t.ok(
+    history.data.fundingFees.length > 0 &&
+      history.data.fundingFees.every((f: { scope: string }) => f.scope === 'isolated' || f.scope === 'cross'),
+    'funding fees marked with their scope',
+  )
   t.hasProps(history.data.realized.month, ['pl', 'tradingFees', 'fundingFees', 'net'], 'realized totals')
-  t.equal(history.data.realized.month.net, history.data.realized.month.pl - history.data.realized.month.tradingFees - history.data.realized.month.fundingFees, 'net = pl − fees')
+  t.equal(
+    history.data.realized.month.net,
+    history.data.realized.month.pl - history.data.realized.month.tradingFees - history.data.realized.month.fundingFees,
+    'net = pl − fees',
+  )
 
   const d = await L.g.http('GET', '/api/dashboard', { token: u.token })
   t.equal(d.status, 200, 'dashboard 200')
@@ -43,8 +74,12 @@ t.test('cross, history and equity on /ws and /api/dashboard; /api/history pages'
   t.ok(d.body.history.closed.length >= 6, 'history on /api/dashboard')
   t.ok(d.body.meta.channels.cross && d.body.meta.channels.history, 'meta for the new channels')
   const { account, positions } = d.body
-  const expected = account.balance + positions.totals.margin + positions.totals.pl + d.body.cross.position.margin + d.body.cross.position.deltaPl
-  t.ok(Math.abs(account.equity - expected) <= 1, `equity = balance + isolated margin/P&L + cross margin + deltaPl (${account.equity} vs ${expected})`)
+  const expected =
+    account.balance + positions.totals.margin + positions.totals.pl + d.body.cross.position.margin + d.body.cross.position.deltaPl
+  t.ok(
+    Math.abs(account.equity - expected) <= 1,
+    `equity = balance + isolated margin/P&L + cross margin + deltaPl (${account.equity} vs ${expected})`,
+  )
 
   // paging further back
   t.equal((await L.g.http('GET', '/api/history?kind=closed')).status, 401, 'history needs a bearer token')
@@ -78,11 +113,23 @@ t.test('cross, history and equity on /ws and /api/dashboard; /api/history pages'
   t.same(again.body, p1.body, 'the same page again')
   t.equal(L.sim.stats.requests({ path: '/v3/futures/isolated/funding-fees' }), before, 'answered from cache: no exchange call')
 
-  t.match((await L.g.http('GET', '/api/history?kind=bogus', { token: u.token })), { status: 400, body: { error: { code: 'validation_failed' } } }, 'unknown kind → 400')
-  t.match((await L.g.http('GET', '/api/history', { token: u.token })), { status: 400 }, 'kind is required')
-  t.match((await L.g.http('GET', '/api/history?kind=funding&cursor=garbage', { token: u.token })), { status: 400, body: { error: { code: 'bad_cursor' } } }, 'a cursor we did not issue → 400 bad_cursor')
-  t.match((await L.g.http('GET', '/api/history?kind=closed&limit=1000', { token: u.token })), { status: 400 }, 'limit over 100 → 400')
+  t.match(
+    await L.g.http('GET', '/api/history?kind=bogus', { token: u.token }),
+    { status: 400, body: { error: { code: 'validation_failed' } } },
+    'unknown kind → 400',
+  )
+  t.match(await L.g.http('GET', '/api/history', { token: u.token }), { status: 400 }, 'kind is required')
+  t.match(
+    await L.g.http('GET', '/api/history?kind=funding&cursor=garbage', { token: u.token }),
+    { status: 400, body: { error: { code: 'bad_cursor' } } },
+    'a cursor we did not issue → 400 bad_cursor',
+  )
+  t.match(await L.g.http('GET', '/api/history?kind=closed&limit=1000', { token: u.token }), { status: 400 }, 'limit over 100 → 400')
   const none = await L.g.register()
   const noneUser = await L.g.login(none.username, none.password)
-  t.match((await L.g.http('GET', '/api/history?kind=closed', { token: noneUser.token })), { status: 404, body: { error: { code: 'no_credentials' } } }, 'no credentials → 404')
+  t.match(
+    await L.g.http('GET', '/api/history?kind=closed', { token: noneUser.token }),
+    { status: 404, body: { error: { code: 'no_credentials' } } },
+    'no credentials → 404',
+  )
 })

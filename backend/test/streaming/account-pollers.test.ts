@@ -53,13 +53,19 @@ t.test('one poller per account; first poll at once, then once per interval', asy
   s.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: 'u1' }) // a second watch (another node, a replay request)
   t.equal(s.pollers.size, 1, 'a second watch does not start a second poller')
   await until(() => s.events.some((x) => x.e.kind === 'snapshot' && x.e.channel === 'positions'), 1000)
-  t.ok(s.events.some((x) => x.e.kind === 'snapshot' && x.e.channel === 'account'), 'first poll published the account')
+  t.ok(
+    s.events.some((x) => x.e.kind === 'snapshot' && x.e.channel === 'account'),
+    'first poll published the account',
+  )
   await sleep(1050)
   const n = s.ex.calls.filter((c) => c.what === 'account').length
   t.ok(n >= 9 && n <= 13, `about one account call per 100 ms interval over ~1.05 s (got ${n})`)
   const snaps = s.events.filter((x) => x.e.kind === 'snapshot')
   t.equal(snaps.length, 2, 'unchanged data is not published again')
-  t.ok(s.events.some((x) => x.e.kind === 'fresh'), 'unchanged data confirms freshness instead')
+  t.ok(
+    s.events.some((x) => x.e.kind === 'fresh'),
+    'unchanged data confirms freshness instead',
+  )
   s.ex.balance = 200
   await until(() => s.events.filter((x) => x.e.kind === 'snapshot').length === 3, 1000)
   const last = s.events.filter((x) => x.e.kind === 'snapshot').at(-1)!.e
@@ -100,7 +106,10 @@ t.test('failures: down at once, backoff, recovery to ok', async (t) => {
   await sleep(800)
   const during = s.ex.calls.length - calls0
   t.ok(during < 14, `polls back off while the exchange is down (${during} calls in 800 ms vs 16 at full rate)`)
-  t.notOk(s.events.slice(s.events.indexOf(s.events.find((x) => x.e === down)!)).some((x) => x.e.kind === 'snapshot' || x.e.kind === 'fresh'), 'no data and no freshness while down')
+  t.notOk(
+    s.events.slice(s.events.indexOf(s.events.find((x) => x.e === down)!)).some((x) => x.e.kind === 'snapshot' || x.e.kind === 'fresh'),
+    'no data and no freshness while down',
+  )
   s.ex.fail = null
   const lastStatus = () => (s.events.filter((x) => x.e.kind === 'status').at(-1)?.e as { upstream?: string } | undefined)?.upstream
   await until(() => lastStatus() === 'ok', 2000)
@@ -117,7 +126,11 @@ t.test('rate limits stretch the interval and honour Retry-After', async (t) => {
   const n0 = s.ex.calls.length
   await sleep(450) // proves no call within 450 ms, before Retry-After elapsed
   t.equal(s.ex.calls.length, n0, 'no call before Retry-After elapsed')
-  t.match(s.events.find((x) => x.e.kind === 'status' && x.e.upstream === 'degraded')!.e, { reason: 'rate_limited' }, 'degraded: rate_limited')
+  t.match(
+    s.events.find((x) => x.e.kind === 'status' && x.e.upstream === 'degraded')!.e,
+    { reason: 'rate_limited' },
+    'degraded: rate_limited',
+  )
   t.ok(Date.now() - t0 < 1000, 'timing sanity')
 })
 
@@ -162,7 +175,12 @@ t.test('credentials changed: new epoch, old in-flight results dropped', async (t
   const after = s.events.filter((x) => x.e.kind === 'snapshot' && (x.e as { epoch: number }).epoch !== e1)
   t.ok(after[0]!.e.kind === 'snapshot' && after[0]!.e.epoch > e1, 'a newer epoch')
   t.equal((after[0]!.e as { seq: number }).seq, 1, 'seq restarts at 1 within the new epoch')
-  t.notOk(after.some((x) => (x.e as { channel: string }).channel === 'account' && JSON.parse((x.e as { json: string }).json).username !== 'other'), 'no data of the old credentials after the change')
+  t.notOk(
+    after.some(
+      (x) => (x.e as { channel: string }).channel === 'account' && JSON.parse((x.e as { json: string }).json).username !== 'other',
+    ),
+    'no data of the old credentials after the change',
+  )
 })
 
 t.test('a higher lease generation: old data is never replayed under it, a fresh fetch is', async (t) => {
@@ -175,28 +193,49 @@ t.test('a higher lease generation: old data is never replayed under it, a fresh 
   const movedAt = Date.now()
   const gen = first.epoch + 1000
   s.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: 'u1', epoch: gen })
-  await until(() => ['account', 'positions'].every((ch) => s.events.some((x) => x.e.kind === 'snapshot' && x.e.channel === ch && x.e.epoch === gen)), 2000)
-  const under = s.events.filter((x) => x.e.kind === 'snapshot' && x.e.epoch === gen).map((x) => x.e as { channel: string; seq: number; sourceTs: number })
-  t.ok(s.ex.calls.length > calls && s.ex.calls.slice(calls).every((c) => c.at >= movedAt), 'the move fetched again (long before the next 5 s poll)')
+  await until(
+    () => ['account', 'positions'].every((ch) => s.events.some((x) => x.e.kind === 'snapshot' && x.e.channel === ch && x.e.epoch === gen)),
+    2000,
+  )
+  const under = s.events
+    .filter((x) => x.e.kind === 'snapshot' && x.e.epoch === gen)
+    .map((x) => x.e as { channel: string; seq: number; sourceTs: number })
+  t.ok(
+    s.ex.calls.length > calls && s.ex.calls.slice(calls).every((c) => c.at >= movedAt),
+    'the move fetched again (long before the next 5 s poll)',
+  )
   for (const ch of ['account', 'positions']) {
     const e = under.find((x) => x.channel === ch)!
     t.ok(e.sourceTs >= movedAt, `${ch}: the first version under the new generation is data fetched after the move`)
     t.equal(e.seq, 2, `${ch}: and a new version (seq 2), not the old one replayed`)
   }
-  t.notOk(s.events.some((x) => x.e.kind === 'fresh' && x.e.epoch === gen && x.e.sourceTs < movedAt), 'no `fresh` claims under it for data from before the move')
+  t.notOk(
+    s.events.some((x) => x.e.kind === 'fresh' && x.e.epoch === gen && x.e.sourceTs < movedAt),
+    'no `fresh` claims under it for data from before the move',
+  )
 })
 
 t.test('a hung exchange shows as down within an interval', async (t) => {
   const bus = new InProcessBus()
   const hang: AccountSource = {
-    account: (_c, o) => new Promise((_r, rej) => o?.signal?.addEventListener('abort', () => rej(Object.assign(new Error('aborted'), { kind: 'timeout' })))),
-    positions: (_c, o) => new Promise((_r, rej) => o?.signal?.addEventListener('abort', () => rej(Object.assign(new Error('aborted'), { kind: 'timeout' })))),
+    account: (_c, o) =>
+      new Promise((_r, rej) => o?.signal?.addEventListener('abort', () => rej(Object.assign(new Error('aborted'), { kind: 'timeout' })))),
+    positions: (_c, o) =>
+      new Promise((_r, rej) => o?.signal?.addEventListener('abort', () => rej(Object.assign(new Error('aborted'), { kind: 'timeout' })))),
   }
-  const pollers = new AccountPollers({ bus, source: hang, credentials: async () => ({ key: 'k', secret: 's', passphrase: 'p' }), intervalMs: 150, minPollDeadlineMs: 100 })
+  const pollers = new AccountPollers({
+    bus,
+    source: hang,
+    credentials: async () => ({ key: 'k', secret: 's', passphrase: 'p' }),
+    intervalMs: 150,
+    minPollDeadlineMs: 100,
+  })
   pollers.start()
   t.teardown(() => pollers.stop())
   const statuses: string[] = []
-  bus.subscribe(accountTopic('u1'), (e) => { if (e.kind === 'status') statuses.push(`${e.upstream}:${e.reason}`) })
+  bus.subscribe(accountTopic('u1'), (e) => {
+    if (e.kind === 'status') statuses.push(`${e.upstream}:${e.reason}`)
+  })
   const t0 = Date.now()
   bus.publish(CONTROL_TOPIC, { kind: 'watch', key: 'u1' })
   await until(() => statuses.length > 0, 1000)

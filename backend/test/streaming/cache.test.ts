@@ -3,7 +3,14 @@ import { SnapshotCache, acceptsSnapshot, dataUpdateFrame } from '../../streaming
 import { InProcessBus, TICKER_TOPIC } from '../../streaming/bus.ts'
 import { buildDashboard, etagMatches } from '../../streaming/dashboard.ts'
 
-const snap = (seq: number, epoch = 10, sourceTs = 1000, json = `{"v":${seq}}`) => ({ kind: 'snapshot' as const, channel: 'account' as const, epoch, seq, sourceTs, json })
+const snap = (seq: number, epoch = 10, sourceTs = 1000, json = `{"v":${seq}}`) => ({
+  kind: 'snapshot' as const,
+  channel: 'account' as const,
+  epoch,
+  seq,
+  sourceTs,
+  json,
+})
 
 t.test('cache: newer wins, duplicates and older are dropped, fresh advances sourceTs', async (t) => {
   const c = new SnapshotCache()
@@ -33,9 +40,13 @@ t.test('cache fencing: a generation once seen on a topic fences older ones out o
   t.notOk(acceptsSnapshot({ epoch: 5, seq: 9 }, 5, { epoch: 5, seq: 9 }), 'the same version is not newer')
   const c = new SnapshotCache()
   c.apply('account:u', snap(3, 20))
-  t.equal(c.apply('account:u', { ...snap(7, 19), channel: 'positions' as const }), null, "an older generation's snapshot is refused on another channel of the topic too")
+  t.equal(
+    c.apply('account:u', { ...snap(7, 19), channel: 'positions' as const }),
+    null,
+    "an older generation's snapshot is refused on another channel of the topic too",
+  )
   c.apply('account:u', { kind: 'reset', reason: 'credentials_changed' })
-  t.equal(c.apply('account:u', snap(8, 19)), null, "after a reset, a straggler of an older generation does not refill the cache")
+  t.equal(c.apply('account:u', snap(8, 19)), null, 'after a reset, a straggler of an older generation does not refill the cache')
   t.match(c.apply('account:u', snap(1, 20)), { kind: 'snapshot' }, 'the current generation refills it')
   c.drop('account:u')
   t.match(c.apply('account:u', snap(1, 19)), { kind: 'snapshot' }, 'drop (no more interest) forgets the fence too')
@@ -54,7 +65,11 @@ t.test('cache: whenReady resolves on first data or timeout', async (t) => {
 
 t.test('dataUpdateFrame is the contract frame', async (t) => {
   const f = JSON.parse(dataUpdateFrame({ channel: 'account', epoch: 1, seq: 2, sourceTs: 3, json: '{"a":[1,"x\\"y"]}' }, 4, 'simulator'))
-  t.same(f, { type: 'data_update', channel: 'account', epoch: 1, seq: 2, sourceTs: 3, ts: 4, source: 'simulator', data: { a: [1, 'x"y'] } }, 'valid JSON with every field')
+  t.same(
+    f,
+    { type: 'data_update', channel: 'account', epoch: 1, seq: 2, sourceTs: 3, ts: 4, source: 'simulator', data: { a: [1, 'x"y'] } },
+    'valid JSON with every field',
+  )
 })
 
 t.test('bus: topics, unsubscribe, isolated handler errors', async (t) => {
@@ -62,7 +77,9 @@ t.test('bus: topics, unsubscribe, isolated handler errors', async (t) => {
   const bus = new InProcessBus((e) => errors.push(e))
   const got: string[] = []
   const off = bus.subscribe('a', () => got.push('a1'))
-  bus.subscribe('a', () => { throw new Error('boom') })
+  bus.subscribe('a', () => {
+    throw new Error('boom')
+  })
   bus.subscribe('a', () => got.push('a3'))
   bus.subscribe('b', () => got.push('b'))
   bus.publish('a', { kind: 'reset', reason: 'x' })
@@ -83,13 +100,25 @@ t.test('dashboard: body, stale marking and ETag', async (t) => {
   const body = JSON.parse(v1.body)
   t.equal(body.account.username, 'a', 'account from cache')
   t.equal(body.positions, null, 'missing channel is null')
-  t.match(body.meta.channels, { account: { epoch: 10, seq: 1, stale: false }, ticker: { epoch: 3, seq: 7, stale: true } }, 'stale marked per channel')
+  t.match(
+    body.meta.channels,
+    { account: { epoch: 10, seq: 1, stale: false }, ticker: { epoch: 3, seq: 7, stale: true } },
+    'stale marked per channel',
+  )
   t.match(v1.etag, /^W\/"/, 'weak ETag')
   t.equal(buildDashboard(c, 'u', { now: now + 10, staleAfterMs: 30_000, source: 'simulator' }).etag, v1.etag, 'same data → same ETag')
-  t.not(buildDashboard(c, 'u', { now: now + 30_000, staleAfterMs: 30_000, source: 'simulator' }).etag, v1.etag, 'staleness change → new ETag')
+  t.not(
+    buildDashboard(c, 'u', { now: now + 30_000, staleAfterMs: 30_000, source: 'simulator' }).etag,
+    v1.etag,
+    'staleness change → new ETag',
+  )
   t.ok(etagMatches(`"x", ${v1.etag}`, v1.etag), 'If-None-Match list matches')
   t.ok(etagMatches(v1.etag.slice(2), v1.etag), 'weak comparison')
   t.notOk(etagMatches('"nope"', v1.etag), 'no match')
   t.not(buildDashboard(c, 'other', { now, staleAfterMs: 30_000, source: 'simulator' }).body.includes('"username"'), true, 'sanity')
-  t.equal(JSON.parse(buildDashboard(c, 'other', { now, staleAfterMs: 30_000, source: 'simulator' }).body).account, null, "another user never sees this user's account")
+  t.equal(
+    JSON.parse(buildDashboard(c, 'other', { now, staleAfterMs: 30_000, source: 'simulator' }).body).account,
+    null,
+    "another user never sees this user's account",
+  )
 })

@@ -19,12 +19,20 @@ function machine(now = () => 1000) {
   const relay = new ClusterRelay(send)
   const fromWorker = (id: number, m: ToPrimary) => {
     switch (m.lnm) {
-      case 'sub': return relay.subscribe(id, m.topic)
-      case 'unsub': return relay.unsubscribe(id, m.topic)
-      case 'pub': return relay.publish(id, m.topic, m.data)
-      case 'want': return authority.want(id, m.key, m.floor)
-      case 'unwant': return authority.unwant(id, m.key)
-      case 'leave': relay.removeWorker(id); authority.removeWorker(id); return
+      case 'sub':
+        return relay.subscribe(id, m.topic)
+      case 'unsub':
+        return relay.unsubscribe(id, m.topic)
+      case 'pub':
+        return relay.publish(id, m.topic, m.data)
+      case 'want':
+        return authority.want(id, m.key, m.floor)
+      case 'unwant':
+        return authority.unwant(id, m.key)
+      case 'leave':
+        relay.removeWorker(id)
+        authority.removeWorker(id)
+        return
       case 'metrics': // the primary's metrics aggregation and attempt counters are not part of this harness
       case 'hit':
         return
@@ -53,7 +61,14 @@ function machine(now = () => 1000) {
   return { authority, relay, worker, die, sent }
 }
 
-const snap = (seq: number, epoch = 1): SnapshotEvent => ({ kind: 'snapshot', channel: 'account', epoch, seq, sourceTs: 1, json: `{"n":${seq}}` })
+const snap = (seq: number, epoch = 1): SnapshotEvent => ({
+  kind: 'snapshot',
+  channel: 'account',
+  epoch,
+  seq,
+  sourceTs: 1,
+  json: `{"n":${seq}}`,
+})
 
 t.test('one producer per key for the machine; a newcomer makes it replay; unwatch only when no worker wants it', async (t) => {
   const m = machine()
@@ -72,7 +87,11 @@ t.test('one producer per key for the machine; a newcomer makes it replay; unwatc
   a.bus.publish(accountTopic('u1'), snap(1, 1000))
   b.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: 'u1' })
   a.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: 'u1' })
-  t.same(a.watches('u1').map((w) => w.epoch), [1000, 1000, 1000, 1000], 'redemands from either worker replay under the same generation')
+  t.same(
+    a.watches('u1').map((w) => w.epoch),
+    [1000, 1000, 1000, 1000],
+    'redemands from either worker replay under the same generation',
+  )
   a.bus.publish(CONTROL_TOPIC, { kind: 'unwatch', key: 'u1' })
   t.equal(a.unwatches('u1'), 0, 'the holder keeps producing while another worker wants the key')
   b.bus.publish(CONTROL_TOPIC, { kind: 'unwatch', key: 'u1' })
@@ -98,7 +117,7 @@ t.test('a dead worker: its keys go at once to another worker that wants them, un
   t.equal(b.watches('u1').length, 1, 'the worker that wants it is granted it at once')
   t.ok(b.watches('u1')[0]!.epoch! > g1, `under a higher generation (${b.watches('u1')[0]!.epoch} > ${g1})`)
   t.equal(c.watches('u1').length, 0, 'a worker without demand is not')
-  t.equal(m.authority.holderOf('ticker'), null, 'the dead worker\'s ticker lease is gone')
+  t.equal(m.authority.holderOf('ticker'), null, "the dead worker's ticker lease is gone")
   c.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: 'ticker' })
   t.equal(c.watches('ticker').length, 1, 'and granted to the next worker that wants it')
 })
@@ -125,7 +144,7 @@ t.test('pub/sub: local delivery once, every other subscribed worker once, nothin
   a.bus.subscribe(topic, (e) => got.a.push(e))
   const offB = b.bus.subscribe(topic, (e) => got.b.push(e))
   a.bus.publish(topic, snap(1))
-  t.equal(got.a.length, 1, 'the publisher\'s own handlers get it once, synchronously')
+  t.equal(got.a.length, 1, "the publisher's own handlers get it once, synchronously")
   t.same(got.b, [snap(1)], 'the other subscribed worker gets it once, intact')
   t.equal(got.c.length, 0, 'a worker not subscribed gets nothing')
   t.equal(m.sent.filter((s) => s.m.lnm === 'msg' && s.to === 3).length, 0, 'and the primary sends it nothing')

@@ -12,7 +12,14 @@ t.test('memoized dashboards are byte-identical to fresh ones and follow every ch
   const memo = createDashboardMemo()
   const now = 100_000
   const o = (at: number) => ({ now: at, staleAfterMs: 30_000, source: 'simulator' as const })
-  c.apply('account:u', { kind: 'snapshot', channel: 'account', epoch: 10, seq: 1, sourceTs: now - 1000, json: '{"username":"a","balance":1}' })
+  c.apply('account:u', {
+    kind: 'snapshot',
+    channel: 'account',
+    epoch: 10,
+    seq: 1,
+    sourceTs: now - 1000,
+    json: '{"username":"a","balance":1}',
+  })
   c.apply(TICKER_TOPIC, { kind: 'snapshot', channel: 'ticker', epoch: 3, seq: 7, sourceTs: now - 500, json: '{"index":1}' })
 
   const same = (at: number, what: string, user = 'u') => {

@@ -28,10 +28,14 @@ t.test('dashboard from cache with ETag', async (t) => {
 
   await L.sim.pause()
   let stale = await L.g.http('GET', '/api/dashboard', { token: u.token })
-  await until(async () => {
-    stale = await L.g.http('GET', '/api/dashboard', { token: u.token })
-    return stale.body?.meta?.channels?.account?.stale === true && stale.body?.meta?.upstream === 'down'
-  }, 15_000, { what: 'the dashboard to say stale and upstream down', stepMs: 200 })
+  await until(
+    async () => {
+      stale = await L.g.http('GET', '/api/dashboard', { token: u.token })
+      return stale.body?.meta?.channels?.account?.stale === true && stale.body?.meta?.upstream === 'down'
+    },
+    15_000,
+    { what: 'the dashboard to say stale and upstream down', stepMs: 200 },
+  )
   t.equal(stale.status, 200, 'still answers while the exchange is away')
   t.equal(stale.body.meta.channels.account.stale, true, 'old account data is marked stale')
   t.equal(stale.body.meta.upstream, 'down', 'upstream down')

@@ -30,7 +30,16 @@ t.test('500 dashboards on 5 accounts cost the exchange what 5 do', async (t) => 
   t.comment(`500 connected at ${Date.now() - T0} ms`)
   t.equal(first.length + more.length, 500, '500 dashboards connected')
   const all = [...first, ...more]
-  const warm = await Promise.all(more.map((c) => c.next((f) => f.type === 'data_update' && f.channel === 'account', 8000).then(() => true, () => false)))
+  const warm = await Promise.all(
+    more.map((c) =>
+      c
+        .next((f) => f.type === 'data_update' && f.channel === 'account', 8000)
+        .then(
+          () => true,
+          () => false,
+        ),
+    ),
+  )
   t.ok(warm.every(Boolean), 'every new dashboard got the account snapshot at once from cache')
   t.equal(await metricValue(L.g.app.metrics.registry, 'lnm_gateway_active_pollers'), 5, 'still exactly 5 pollers')
   await sleep(POLL_MS)
@@ -40,7 +49,10 @@ t.test('500 dashboards on 5 accounts cost the exchange what 5 do', async (t) => 
   const perMin = (n: number) => Math.round((n * 60_000) / WINDOW_MS)
   t.comment(`exchange account+positions requests/min: 5 dashboards ${perMin(few)}, 500 dashboards ${perMin(many)}`)
   t.ok(few > 0, 'the pollers do poll')
-  t.ok(Math.abs(many - few) <= Math.max(6, few * 0.15), `same request count within one poll per account or 15 % (5: ${few}, 500: ${many} in ${WINDOW_MS} ms)`)
+  t.ok(
+    Math.abs(many - few) <= Math.max(6, few * 0.15),
+    `same request count within one poll per account or 15 % (5: ${few}, 500: ${many} in ${WINDOW_MS} ms)`,
+  )
   const expected = (5 * 3 * WINDOW_MS) / POLL_MS
   t.ok(many <= expected * 1.15, `no more than one poll per account per interval (${many} ≤ ${expected} +15 %)`)
   // updates reached everyone: each socket has seen data for its own account only

@@ -9,12 +9,20 @@ import { FrameWriter, frameText } from '../../streaming/frame-writer.ts'
 
 async function pair(t: Test): Promise<{ server: WebSocket; client: WebSocket; received: string[]; closed: Promise<[number, string]> }> {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false })
-  t.teardown(() => new Promise<void>((r) => { for (const c of wss.clients) c.terminate(); wss.close(() => r()) }))
+  t.teardown(
+    () =>
+      new Promise<void>((r) => {
+        for (const c of wss.clients) c.terminate()
+        wss.close(() => r())
+      }),
+  )
   await once(wss, 'listening')
   const port = (wss.address() as AddressInfo).port
   const client = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false })
   const received: string[] = []
-  client.on('message', (d, isBinary) => { received.push(isBinary ? '<binary>' : d.toString()) })
+  client.on('message', (d, isBinary) => {
+    received.push(isBinary ? '<binary>' : d.toString())
+  })
   const closed = new Promise<[number, string]>((r) => client.once('close', (code, reason) => r([code, reason.toString()])))
   const [server] = (await once(wss, 'connection')) as [WebSocket]
   await once(client, 'open')
@@ -49,13 +57,20 @@ t.test('one write in flight: frames queued meanwhile go out together, in order',
   let writeCalls = 0
   for (const k of ['_write', '_writev'] as const) {
     const orig = socket[k] as (...a: unknown[]) => unknown
-    socket[k] = function (this: unknown, ...a: unknown[]) { writeCalls++; return orig.apply(this, a) }
+    socket[k] = function (this: unknown, ...a: unknown[]) {
+      writeCalls++
+      return orig.apply(this, a)
+    }
   }
   for (let i = 0; i < 50; i++) w.write(frameText(`m${i}`))
   t.equal(w.queued, 49, 'the first frame is written, the next 49 wait for it')
   t.ok(w.buffered() >= 49 * 4, 'buffered() counts the queued bytes')
   await until(() => received.length === 50, 'all 50 frames')
-  t.same(received, Array.from({ length: 50 }, (_, i) => `m${i}`), 'every frame arrives, in order')
+  t.same(
+    received,
+    Array.from({ length: 50 }, (_, i) => `m${i}`),
+    'every frame arrives, in order',
+  )
   t.equal(w.queued, 0, 'queue empty once written')
   t.ok(writeCalls <= 3, `the 49 queued frames took one (corked) write, not 49 (${writeCalls} socket writes in all)`)
   w.write(frameText('later'))
@@ -67,7 +82,9 @@ t.test('ws.send and pings interleave safely; nothing is written after the close 
   const { server, client, received, closed } = await pair(t)
   const w = new FrameWriter(server)
   let pings = 0
-  client.on('ping', () => { pings++ })
+  client.on('ping', () => {
+    pings++
+  })
   w.write(frameText('a'))
   server.ping()
   w.write(frameText('b'))

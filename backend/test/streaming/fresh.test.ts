@@ -30,5 +30,8 @@ t.test('unchanged account data is re-confirmed with small fresh frames, never re
   t.ok(last.sourceTs > first.sourceTs + 1000, 'confirmed later than the data_update')
   t.ok(Date.now() - last.sourceTs < 4000, 'and recent enough never to look stale')
   const gaps = fresh.slice(1).map((f, i) => f.ts - fresh[i].ts)
-  t.ok(gaps.every((gap) => gap >= 1000 - 5), `at most one fresh frame per STALE_AFTER_MS/4 (gaps ${gaps.join(', ')} ms)`)
+  t.ok(
+    gaps.every((gap) => gap >= 1000 - 5),
+    `at most one fresh frame per STALE_AFTER_MS/4 (gaps ${gaps.join(', ')} ms)`,
+  )
 })

@@ -24,22 +24,51 @@ function setup() {
   const log = { debug() {}, info() {}, error() {}, warn: (o: object, m?: string) => void warns.push({ o, m: m ?? '' }) }
   const metrics = createMetrics()
   let watched: WatchedTopic[] = []
-  const dog = new FreshnessWatchdog({ watched: () => watched, cache, bus, staleAfterMs: STALE, resetAfterChecks: 3, metrics, log, now: () => now })
+  const dog = new FreshnessWatchdog({
+    watched: () => watched,
+    cache,
+    bus,
+    staleAfterMs: STALE,
+    resetAfterChecks: 3,
+    metrics,
+    log,
+    now: () => now,
+  })
   const topic = accountTopic('u1')
-  const snap = (channel: 'account' | 'positions', seq: number, sourceTs: number, epoch = 5) => cache.apply(topic, { kind: 'snapshot', channel, epoch, seq, sourceTs, json: '{}' })
+  const snap = (channel: 'account' | 'positions', seq: number, sourceTs: number, epoch = 5) =>
+    cache.apply(topic, { kind: 'snapshot', channel, epoch, seq, sourceTs, json: '{}' })
   return {
-    bus, cache, control, warns, metrics, dog, topic, snap,
-    watch: () => { watched = [{ key: 'u1', topic, channels: ['account', 'positions'] }] },
-    unwatch: () => { watched = [] },
-    advance: (ms: number) => { now += ms },
-    get now() { return now },
+    bus,
+    cache,
+    control,
+    warns,
+    metrics,
+    dog,
+    topic,
+    snap,
+    watch: () => {
+      watched = [{ key: 'u1', topic, channels: ['account', 'positions'] }]
+    },
+    unwatch: () => {
+      watched = []
+    },
+    advance: (ms: number) => {
+      now += ms
+    },
+    get now() {
+      return now
+    },
   }
 }
 
 t.test('watchdog: ok while fresh; degraded with the reason once stale; replays asked; reset after repeated checks', async (t) => {
   const s = setup()
   s.watch()
-  t.same(s.dog.report(), { status: 'ok', starved: 0, reasons: { upstream_down: 0, no_data: 0, stale: 0 } }, 'a topic watched for less than the stale limit is not judged yet')
+  t.same(
+    s.dog.report(),
+    { status: 'ok', starved: 0, reasons: { upstream_down: 0, no_data: 0, stale: 0 } },
+    'a topic watched for less than the stale limit is not judged yet',
+  )
   s.snap('account', 1, s.now)
   s.advance(STALE + 1)
   t.match(s.dog.report(), { status: 'degraded', starved: 1, reasons: { no_data: 1 } }, 'a channel that never arrived: no_data')
@@ -52,7 +81,11 @@ t.test('watchdog: ok while fresh; degraded with the reason once stale; replays a
   t.match(s.dog.report(), { status: 'degraded', reasons: { stale: 1 } }, 'data older than the limit while the producer says ok: stale')
   const n0 = s.control.length
   const starved = s.dog.tick()
-  t.same(starved.map((x) => x.stale), [['account', 'positions']], 'the starved channels are named')
+  t.same(
+    starved.map((x) => x.stale),
+    [['account', 'positions']],
+    'the starved channels are named',
+  )
   t.same(s.control.slice(n0), [{ kind: 'watch', key: 'u1' }], 'the producer is asked for a replay')
   t.equal(s.warns.length, 1, 'one warning when the topic starts starving')
   t.match(s.warns[0]!.m, /no fresh account\/positions data for longer than STALE_AFTER_MS \(stale\)/, 'the log line says what and why')
@@ -64,7 +97,11 @@ t.test('watchdog: ok while fresh; degraded with the reason once stale; replays a
   t.ok(s.cache.get(s.topic, 'account'), 'the cache is kept for the first checks')
   s.dog.tick()
   t.equal(s.cache.get(s.topic, 'account'), undefined, 'after 3 checks without fresh data the cached data is forgotten')
-  t.equal(s.cache.apply(s.topic, { kind: 'snapshot', channel: 'account', epoch: 1, seq: 1, sourceTs: s.now, json: '{}' })?.kind, 'snapshot', '…and its fence too: a producer with any epoch refills it')
+  t.equal(
+    s.cache.apply(s.topic, { kind: 'snapshot', channel: 'account', epoch: 1, seq: 1, sourceTs: s.now, json: '{}' })?.kind,
+    'snapshot',
+    '…and its fence too: a producer with any epoch refills it',
+  )
   const repairs = await s.metrics.registry.getSingleMetricAsString('lnm_gateway_streaming_self_repairs_total')
   t.match(repairs, /action="redemand"\} 3/, 'replays asked counted (one per check)')
   t.match(repairs, /action="reset"\} 1/, 'the reset counted')
@@ -86,7 +123,14 @@ t.test('watchdog: an exchange that fails is reported (upstream_down) but the cac
 })
 
 t.test('a gateway whose exchange stops answering says degraded in /health/ready, then ok again', async (t) => {
-  const g = await startTestApp(t, { POLL_INTERVAL_MS: '500', TICKER_INTERVAL_MS: '500', STALE_AFTER_MS: String(STALE), SHUTDOWN_DRAIN_MS: '100', LOG_LEVEL: 'warn', UPSTREAM_BREAKER_OPEN_MS: '1000' })
+  const g = await startTestApp(t, {
+    POLL_INTERVAL_MS: '500',
+    TICKER_INTERVAL_MS: '500',
+    STALE_AFTER_MS: String(STALE),
+    SHUTDOWN_DRAIN_MS: '100',
+    LOG_LEVEL: 'warn',
+    UPSTREAM_BREAKER_OPEN_MS: '1000',
+  })
   const user = await g.userWithCredentials(0)
   const c = await WsClient.authed(g.wsUrl, user.token)
   t.teardown(() => c.close())
@@ -95,7 +139,10 @@ t.test('a gateway whose exchange stops answering says degraded in /health/ready,
   t.ok(await until(async () => (await ready()).status === 'ok', 5000), 'ok while data flows')
   t.match(await ready(), { streaming: { status: 'ok', starved: 0 } }, 'with the streaming report')
   await g.sim.pause()
-  t.ok(await until(async () => (await ready()).status === 'degraded', 4 * STALE), `degraded once the data is older than STALE_AFTER_MS (${STALE} ms)`)
+  t.ok(
+    await until(async () => (await ready()).status === 'degraded', 4 * STALE),
+    `degraded once the data is older than STALE_AFTER_MS (${STALE} ms)`,
+  )
   const body = await ready()
   t.ok(body.streaming.starved >= 1, `starved topics reported (${JSON.stringify(body.streaming)})`)
   t.ok(await until(() => /no fresh .* data for longer than STALE_AFTER_MS/.test(g.logs.text), 3000), 'and logged with why')

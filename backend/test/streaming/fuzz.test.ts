@@ -25,25 +25,50 @@ const asciiNoise = (n: number) => Array.from({ length: n }, () => String.fromCha
 
 function malformed(): string | Buffer {
   switch (rnd(14)) {
-    case 0: return asciiNoise(1 + rnd(200))
-    case 1: return '{"type":"ping","request_id":'
-    case 2: return JSON.stringify({ type: pick(['subscribe', 'unsubscribe', 'refresh_data', 'ping', 'auth']) })
-    case 3: return JSON.stringify({ type: asciiNoise(rnd(40)), request_id: asciiNoise(rnd(10)) })
-    case 4: return JSON.stringify({ type: 'subscribe', request_id: 'x', channels: pick([[], ['x'], 'ticker', [1], ['ticker', 'ticker'], null, ['account', 'positions', 'ticker', 'account']]) })
-    case 5: return JSON.stringify({ type: 'ping', request_id: 'r'.repeat(200 + rnd(500)) })
-    case 6: return JSON.stringify(pick([null, 1, 'str', [], [1, 2], true]))
-    case 7: return JSON.stringify({ type: 'auth', request_id: 'a', token: pick(['', 'x', asciiNoise(100), 'a.b.c', 't'.repeat(5000)]) })
-    case 8: return '['.repeat(1000) + ']'.repeat(1000)
-    case 9: return JSON.stringify({ type: 'ping', request_id: 'p', __proto__: { polluted: true }, constructor: { prototype: { x: 1 } } })
-    case 10: return Buffer.from(randomBytes(1 + rnd(300)))
-    case 11: return JSON.stringify({ type: 'refresh_data', request_id: `r${rnd(1e6)}`, userId: 'someone-else' })
-    case 12: return JSON.stringify({ type: 'ping', request_id: `ok${rnd(1e6)}` })
-    default: return JSON.stringify({ type: 'subscribe', request_id: `s${rnd(1e6)}`, channels: ['ticker'] })
+    case 0:
+      return asciiNoise(1 + rnd(200))
+    case 1:
+      return '{"type":"ping","request_id":'
+    case 2:
+      return JSON.stringify({ type: pick(['subscribe', 'unsubscribe', 'refresh_data', 'ping', 'auth']) })
+    case 3:
+      return JSON.stringify({ type: asciiNoise(rnd(40)), request_id: asciiNoise(rnd(10)) })
+    case 4:
+      return JSON.stringify({
+        type: 'subscribe',
+        request_id: 'x',
+        channels: pick([[], ['x'], 'ticker', [1], ['ticker', 'ticker'], null, ['account', 'positions', 'ticker', 'account']]),
+      })
+    case 5:
+      return JSON.stringify({ type: 'ping', request_id: 'r'.repeat(200 + rnd(500)) })
+    case 6:
+      return JSON.stringify(pick([null, 1, 'str', [], [1, 2], true]))
+    case 7:
+      return JSON.stringify({ type: 'auth', request_id: 'a', token: pick(['', 'x', asciiNoise(100), 'a.b.c', 't'.repeat(5000)]) })
+    case 8:
+      return '['.repeat(1000) + ']'.repeat(1000)
+    case 9:
+      return JSON.stringify({ type: 'ping', request_id: 'p', __proto__: { polluted: true }, constructor: { prototype: { x: 1 } } })
+    case 10:
+      return Buffer.from(randomBytes(1 + rnd(300)))
+    case 11:
+      return JSON.stringify({ type: 'refresh_data', request_id: `r${rnd(1e6)}`, userId: 'someone-else' })
+    case 12:
+      return JSON.stringify({ type: 'ping', request_id: `ok${rnd(1e6)}` })
+    default:
+      return JSON.stringify({ type: 'subscribe', request_id: `s${rnd(1e6)}`, channels: ['ticker'] })
   }
 }
 
 t.test('fuzz: malformed traffic on several sockets; a healthy client stays on time; no leak', async (t) => {
-  const g = await startTestApp(t, { POLL_INTERVAL_MS: '500', TICKER_INTERVAL_MS: '300', WS_AUTH_TIMEOUT_MS: '1000', SHUTDOWN_DRAIN_MS: '100', LOG_LEVEL: 'warn', MAX_CONNECTIONS_PER_USER: '100' })
+  const g = await startTestApp(t, {
+    POLL_INTERVAL_MS: '500',
+    TICKER_INTERVAL_MS: '300',
+    WS_AUTH_TIMEOUT_MS: '1000',
+    SHUTDOWN_DRAIN_MS: '100',
+    LOG_LEVEL: 'warn',
+    MAX_CONNECTIONS_PER_USER: '100',
+  })
   const user = await g.userWithCredentials(0)
 
   // healthy client: pings every 100 ms (RTT) and data_update lateness
@@ -120,12 +145,19 @@ t.test('fuzz: malformed traffic on several sockets; a healthy client stays on ti
   pinging = false
   await pinger
 
-  t.comment(`fuzz: ${sent} frames over ${[...codes.values()].reduce((a, b) => a + b, 0)} connections in ${fuzzMs} ms; closes by code ${JSON.stringify(Object.fromEntries(codes))}`)
+  t.comment(
+    `fuzz: ${sent} frames over ${[...codes.values()].reduce((a, b) => a + b, 0)} connections in ${fuzzMs} ms; closes by code ${JSON.stringify(Object.fromEntries(codes))}`,
+  )
   t.ok(sent >= 3000, `thousands of frames sent (${sent})`)
   t.ok(codes.has(1009) && codes.has(4029) && codes.has(4500), 'the fuzz produced 1009, 4029 and 4500 closes')
   t.notOk(codes.has(1011) || codes.has(-1), 'never an internal error or a socket left hanging')
-  const lat = healthy.frames.map((f, i) => ({ f, at: healthy.at[i]! })).filter((x) => x.f.type === 'data_update' && x.at >= t0).map((x) => x.at - x.f.ts)
-  t.comment(`healthy client: ping RTT p50 ${percentile(rtts, 0.5)} p99 ${percentile(rtts, 0.99)} max ${Math.max(...rtts)} ms (n=${rtts.length}); data_update lateness p50 ${percentile(lat, 0.5)} p99 ${percentile(lat, 0.99)} ms (n=${lat.length})`)
+  const lat = healthy.frames
+    .map((f, i) => ({ f, at: healthy.at[i]! }))
+    .filter((x) => x.f.type === 'data_update' && x.at >= t0)
+    .map((x) => x.at - x.f.ts)
+  t.comment(
+    `healthy client: ping RTT p50 ${percentile(rtts, 0.5)} p99 ${percentile(rtts, 0.99)} max ${Math.max(...rtts)} ms (n=${rtts.length}); data_update lateness p50 ${percentile(lat, 0.5)} p99 ${percentile(lat, 0.99)} ms (n=${lat.length})`,
+  )
   t.equal(healthy.closeInfo, null, 'the healthy client was never disconnected')
   t.ok(lat.length > 0, 'the healthy client kept receiving data updates during the fuzz')
   t.ok(percentile(rtts, 0.5) < 100 && percentile(lat, 0.5) < 100, 'and on time: median ping RTT and frame lateness < 100 ms')
@@ -135,7 +167,11 @@ t.test('fuzz: malformed traffic on several sockets; a healthy client stays on ti
   t.equal((await g.http('GET', '/health/live')).status, 200, 'the gateway is alive')
   await until(() => g.app.streaming.hub.stats().connections === base.connections, 5000)
   const after = g.app.streaming.hub.stats()
-  t.same({ c: after.connections, p: after.pendingAuth, s: after.slow, cl: after.closing }, { c: base.connections, p: 0, s: 0, cl: 0 }, 'no socket state left behind')
+  t.same(
+    { c: after.connections, p: after.pendingAuth, s: after.slow, cl: after.closing },
+    { c: base.connections, p: 0, s: 0, cl: 0 },
+    'no socket state left behind',
+  )
   await sleep(300)
   await settle()
   const heap1 = process.memoryUsage().heapUsed

@@ -19,7 +19,10 @@ export class WsClient {
   /** receive time (ms) of each frame, same index as `frames` */
   readonly at: number[] = []
 
-  constructor(readonly ws: WebSocket, readonly keep = true) {
+  constructor(
+    readonly ws: WebSocket,
+    readonly keep = true,
+  ) {
     this.closed = new Promise((resolve) => {
       ws.on('close', (code, reason) => {
         this.closeInfo = { code, reason: reason.toString() }
@@ -31,7 +34,11 @@ export class WsClient {
     ws.on('message', (data, isBinary) => {
       if (isBinary) return
       let f: any
-      try { f = JSON.parse(data.toString()) } catch { return }
+      try {
+        f = JSON.parse(data.toString())
+      } catch {
+        return
+      }
       this.frames.push(f)
       this.at.push(Date.now())
       this.wake()
@@ -83,11 +90,17 @@ export class WsClient {
         }
       }
       const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`timeout waiting for frame; got ${JSON.stringify(this.frames.slice(this.cursor).map((f) => f.type === 'data_update' ? `${f.type}:${f.channel}` : f))}`)
+      if (left <= 0)
+        throw new Error(
+          `timeout waiting for frame; got ${JSON.stringify(this.frames.slice(this.cursor).map((f) => (f.type === 'data_update' ? `${f.type}:${f.channel}` : f)))}`,
+        )
       if (this.closeInfo) throw new Error(`socket closed ${this.closeInfo.code} ${this.closeInfo.reason} while waiting`)
       await new Promise<void>((r) => {
         const t = setTimeout(r, left)
-        this.waiters.push(() => { clearTimeout(t); r() })
+        this.waiters.push(() => {
+          clearTimeout(t)
+          r()
+        })
       })
     }
   }
@@ -99,7 +112,12 @@ export class WsClient {
 
   async waitClose(timeoutMs = 5000): Promise<CloseInfo> {
     let t: NodeJS.Timeout | undefined
-    const r = await Promise.race([this.closed, new Promise<null>((res) => { t = setTimeout(() => res(null), timeoutMs) })])
+    const r = await Promise.race([
+      this.closed,
+      new Promise<null>((res) => {
+        t = setTimeout(() => res(null), timeoutMs)
+      }),
+    ])
     clearTimeout(t)
     if (!r) throw new Error(`socket not closed within ${timeoutMs} ms`)
     return r
@@ -145,11 +163,17 @@ export async function holdsWithin(cond: () => boolean | Promise<boolean>, timeou
 }
 
 /** sum of a metric's values matching labels (counters, gauges; histograms: pass the full sample name) */
-export async function metricValue(registry: { getMetricsAsJSON(): Promise<Array<{ name: string; values: Array<{ value: number; labels: object; metricName?: string }> }>> }, name: string, labels: Record<string, string> = {}): Promise<number> {
+export async function metricValue(
+  registry: { getMetricsAsJSON(): Promise<Array<{ name: string; values: Array<{ value: number; labels: object; metricName?: string }> }>> },
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
   for (const m of await registry.getMetricsAsJSON()) {
     const values = m.values.filter((v) => (v.metricName ?? m.name) === name)
     if (!values.length) continue
-    return values.filter((v) => Object.entries(labels).every(([k, val]) => String((v.labels as Record<string, unknown>)[k]) === val)).reduce((a, v) => a + v.value, 0)
+    return values
+      .filter((v) => Object.entries(labels).every(([k, val]) => String((v.labels as Record<string, unknown>)[k]) === val))
+      .reduce((a, v) => a + v.value, 0)
   }
   return 0
 }

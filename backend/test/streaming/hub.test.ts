@@ -25,10 +25,21 @@ t.test('auth by first message: ack, connection, then cached snapshots at once', 
   t.match(conn, { userId: 'u1', protocol: 1, source: 'simulator', heartbeatMs: 25000 }, 'connection frame describes the session')
   const acc = await c.next((f) => f.type === 'data_update' && f.channel === 'account')
   t.same(acc.data, ACCOUNT, 'the cached account snapshot arrives right after connect')
-  t.match(acc, { epoch: Number, seq: 1, sourceTs: Number, ts: Number, source: 'simulator' }, 'data_update carries epoch, seq, sourceTs, ts, source')
+  t.match(
+    acc,
+    { epoch: Number, seq: 1, sourceTs: Number, ts: Number, source: 'simulator' },
+    'data_update carries epoch, seq, sourceTs, ts, source',
+  )
   const tick = await c.next((f) => f.type === 'data_update' && f.channel === 'ticker')
   t.same(tick.data, TICKER, 'the cached ticker arrives too')
-  t.match(h.control.filter((e) => e.kind === 'watch').map((e) => e.key).sort(), ['ticker', 'u1'], 'the hub watched the account and the ticker')
+  t.match(
+    h.control
+      .filter((e) => e.kind === 'watch')
+      .map((e) => e.key)
+      .sort(),
+    ['ticker', 'u1'],
+    'the hub watched the account and the ticker',
+  )
   c.close()
   t.same((await c.waitClose()).code, 1000, 'a client close with 1000 is echoed (close code 1000)')
   await until(async () => (await h.metric('lnm_gateway_ws_connections_closed_total', { code: '1000' })) === 1)
@@ -43,17 +54,33 @@ t.test('every client message is answered; errors carry the request_id', async (t
   c.ws.send('{not json')
   t.match(await c.next((f) => f.type === 'error'), { code: 'bad_json' }, 'bad JSON → error bad_json')
   c.send({ type: 'nope', request_id: 'x1' })
-  t.match(await c.next((f) => f.type === 'error'), { code: 'unknown_type', request_id: 'x1' }, 'unknown type → error unknown_type with request_id')
+  t.match(
+    await c.next((f) => f.type === 'error'),
+    { code: 'unknown_type', request_id: 'x1' },
+    'unknown type → error unknown_type with request_id',
+  )
   c.send({ type: 'subscribe', request_id: 's1' })
-  t.match(await c.next((f) => f.type === 'error'), { code: 'invalid_message', request_id: 's1' }, 'missing channels → invalid_message with request_id')
+  t.match(
+    await c.next((f) => f.type === 'error'),
+    { code: 'invalid_message', request_id: 's1' },
+    'missing channels → invalid_message with request_id',
+  )
   c.send({ type: 'subscribe', request_id: 's2', channels: ['bogus'] })
   t.match(await c.next((f) => f.type === 'error'), { code: 'invalid_message', request_id: 's2' }, 'unknown channel → invalid_message')
   c.send([1, 2])
   t.match(await c.next((f) => f.type === 'error'), { code: 'invalid_message' }, 'a JSON array → invalid_message')
   c.ws.send(Buffer.from([1, 2, 3]), { binary: true })
-  t.match(await c.next((f) => f.type === 'error'), { code: 'binary_not_supported' }, 'after auth a binary frame → error frame (the socket stays open)')
+  t.match(
+    await c.next((f) => f.type === 'error'),
+    { code: 'binary_not_supported' },
+    'after auth a binary frame → error frame (the socket stays open)',
+  )
   c.send({ type: 'unsubscribe', request_id: 'u1', channels: ['ticker', 'positions'] })
-  t.match(await c.next((f) => f.type === 'ack'), { request_id: 'u1', status: 'ok', data: { channels: ['account'] } }, 'unsubscribe acks the remaining channels')
+  t.match(
+    await c.next((f) => f.type === 'ack'),
+    { request_id: 'u1', status: 'ok', data: { channels: ['account'] } },
+    'unsubscribe acks the remaining channels',
+  )
   h.publishTicker(TICKER)
   h.publishAccount('u1', 'account', ACCOUNT)
   const next = await c.next((f) => f.type === 'data_update')
@@ -80,12 +107,24 @@ t.test('data_update only on change, one serialization for all subscribers, never
   h.publishAccount('u1', 'account', { ...ACCOUNT, balance: 3 }, { seq: 7 })
   const got = await clients[0]!.next((f) => f.type === 'data_update' && f.seq !== 5)
   t.equal(got.seq, 7, 'duplicates, older seqs and a stale snapshot were not pushed; the next fresh one was')
-  t.ok((await h.metric('lnm_gateway_stale_frames_withheld_total', { channel: 'account' })) >= 1, 'the stale snapshot is counted as withheld')
+  t.ok(
+    (await h.metric('lnm_gateway_stale_frames_withheld_total', { channel: 'account' })) >= 1,
+    'the stale snapshot is counted as withheld',
+  )
   // a stale cached snapshot is not sent on connect either
-  h.publishAccount('u2', 'positions', { running: [], open: [], totals: { margin: 0, pl: 0, quantity: 0, count: 0 } }, { sourceTs: Date.now() - 60_000 })
+  h.publishAccount(
+    'u2',
+    'positions',
+    { running: [], open: [], totals: { margin: 0, pl: 0, quantity: 0, count: 0 } },
+    { sourceTs: Date.now() - 60_000 },
+  )
   const late = await WsClient.authed(h.url, token('u2'))
   await sleep(100) // proves no stale snapshot is sent within 100 ms of connecting
-  t.equal(late.all((f) => f.type === 'data_update' && f.channel === 'positions').length, 0, 'a stale cached snapshot is not sent on connect')
+  t.equal(
+    late.all((f) => f.type === 'data_update' && f.channel === 'positions').length,
+    0,
+    'a stale cached snapshot is not sent on connect',
+  )
   const fanout = (await h.metrics.fanoutDuration.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0
   t.ok(fanout >= 2, 'fan-outs are timed')
   for (const c of [...clients, late]) c.close()
@@ -161,7 +200,9 @@ t.test('close codes produced by the hub', async (t) => {
     t.equal((await c.waitClose()).code, 1013, 'third socket of the same user → 1013')
     const other = await WsClient.authed(h.url, token('u2'))
     t.ok(other, 'another user is not affected')
-    a.close(); b.close(); other.close()
+    a.close()
+    b.close()
+    other.close()
   })
   t.test('1013: global limit reached after the upgrade (race)', async (t) => {
     const h = await startHub(t, { maxConnections: 2 })
@@ -173,7 +214,8 @@ t.test('close codes produced by the hub', async (t) => {
     idle.send({ type: 'auth', request_id: 'late', token: token('u3') })
     t.equal((await idle.waitClose()).code, 1013, 'authenticating when MAX_CONNECTIONS sockets are already authenticated → 1013')
     t.equal(h.hub.refusal(), 'over_capacity', 'the upgrade-level check now refuses too (503 on /ws)')
-    a.close(); b.close()
+    a.close()
+    b.close()
   })
   t.test('1009: message bigger than the limit', async (t) => {
     const h = await startHub(t, { maxPayload: 1024 })
@@ -192,7 +234,11 @@ t.test('close codes produced by the hub', async (t) => {
     t.ok(c.all((f) => f.type === 'pong').length <= 21, 'only the burst was answered')
   })
   t.test('1011: unexpected failure while verifying a token', async (t) => {
-    const h = await startHub(t, { verify: async () => { throw new Error('database down') } })
+    const h = await startHub(t, {
+      verify: async () => {
+        throw new Error('database down')
+      },
+    })
     const c = await WsClient.open(h.url)
     c.send({ type: 'auth', request_id: 'a', token: 'whatever' })
     t.equal((await c.waitClose()).code, 1011, 'internal error → 1011')
@@ -208,8 +254,11 @@ t.test('close codes produced by the hub', async (t) => {
     h.publishAccount('u1', 'account', ACCOUNT)
     t.equal(h.hub.forbidUser('u1', 'user deleted'), 1, 'forbidUser closes the rest')
     t.equal((await b.waitClose()).code, 4503, 'deleted user / credentials → 4503')
-    t.notOk(h.hub.cache.get('account:u1', 'account'), 'the user\'s cached snapshots are forgotten at once')
-    t.ok(h.control.some((e) => e.kind === 'unwatch' && e.key === 'u1'), 'the poller is released without grace')
+    t.notOk(h.hub.cache.get('account:u1', 'account'), "the user's cached snapshots are forgotten at once")
+    t.ok(
+      h.control.some((e) => e.kind === 'unwatch' && e.key === 'u1'),
+      'the poller is released without grace',
+    )
   })
   t.test('1001: drain closes every socket with 1001 spread over the window', async (t) => {
     const h = await startHub(t)
@@ -218,7 +267,10 @@ t.test('close codes produced by the hub', async (t) => {
     const drained = h.hub.drain(400)
     const codes = await Promise.all(cs.map((c) => c.waitClose().then((i) => ({ code: i.code, at: Date.now() - t0 }))))
     await drained
-    t.ok(codes.every((c) => c.code === 1001), 'all closed with 1001')
+    t.ok(
+      codes.every((c) => c.code === 1001),
+      'all closed with 1001',
+    )
     const spread = Math.max(...codes.map((c) => c.at)) - Math.min(...codes.map((c) => c.at))
     t.ok(spread >= 200, `closes were spread over the window (${spread} ms)`)
     t.equal(h.hub.refusal(), 'shutting_down', 'new sockets are refused while draining')
@@ -246,7 +298,11 @@ t.test('slow consumer: collapse to the latest snapshot, then 4008; others unaffe
   const fast = await WsClient.authed(h.url, token('u1'))
   // stop reading at the TCP level: the kernel buffers fill, then ws buffers on the server
   ;(slow.ws as unknown as { _socket: import('node:net').Socket })._socket.pause()
-  const big = { running: Array.from({ length: 300 }, (_, i) => ({ id: `t${i}`, pad: 'x'.repeat(200) })), open: [], totals: { margin: 0, pl: 0, quantity: 0, count: 0 } }
+  const big = {
+    running: Array.from({ length: 300 }, (_, i) => ({ id: `t${i}`, pad: 'x'.repeat(200) })),
+    open: [],
+    totals: { margin: 0, pl: 0, quantity: 0, count: 0 },
+  }
   const lateness: number[] = []
   for (let i = 1; i <= 150; i++) {
     h.publishAccount('u1', 'positions', { ...big, totals: { ...big.totals, count: i } })
@@ -284,13 +340,21 @@ t.test('a collapsed socket that catches up gets only the latest snapshot', async
   t.ok(last, 'the latest snapshot arrives once the socket drains')
   const balances = c.all((f) => f.type === 'data_update').map((f) => f.data.balance)
   t.ok(balances.length < 200, `intermediate updates were collapsed (${balances.length} of 200 delivered)`)
-  t.same(balances, [...balances].sort((a, b) => a - b), 'in order, nothing older after newer')
+  t.same(
+    balances,
+    [...balances].sort((a, b) => a - b),
+    'in order, nothing older after newer',
+  )
   t.equal(c.closeInfo, null, 'the socket that caught up stays open')
   c.close()
 })
 
 t.test('unexpected verify rejection shape is not an auth error', async (t) => {
-  const h = await startHub(t, { verify: async () => { throw new FakeAuthError('revoked') } })
+  const h = await startHub(t, {
+    verify: async () => {
+      throw new FakeAuthError('revoked')
+    },
+  })
   const c = await WsClient.open(h.url)
   c.send({ type: 'auth', request_id: 'a', token: 'x' })
   t.equal((await c.waitClose()).code, 4501, 'revoked token → 4501 (do not reconnect with it)')

@@ -19,9 +19,19 @@ export interface LiveGateway {
 
 export const ACCOUNT_PATHS = ['/v3/account', '/v3/futures/isolated/trades/running', '/v3/futures/isolated/trades/open']
 
-export async function liveGateway(t: Tap, o: { accounts?: SimAccountInput[]; env?: Record<string, string>; sim?: SimulatorOptions } = {}): Promise<LiveGateway> {
+export async function liveGateway(
+  t: Tap,
+  o: { accounts?: SimAccountInput[]; env?: Record<string, string>; sim?: SimulatorOptions } = {},
+): Promise<LiveGateway> {
   const accounts = o.accounts ?? testAccounts(5)
-  const sim = await startSimulator({ port: 0, host: '127.0.0.1', accounts, admin: true, rateLimit: { publicPerSec: 1000, authPerSec: 1000 }, ...o.sim })
+  const sim = await startSimulator({
+    port: 0,
+    host: '127.0.0.1',
+    accounts,
+    admin: true,
+    rateLimit: { publicPerSec: 1000, authPerSec: 1000 },
+    ...o.sim,
+  })
   t.teardown(() => sim.close())
   const g = await startTestApp(t, { LNM_API_URL: sim.url, LNM_STREAM_URL: sim.streamUrl, SHUTDOWN_DRAIN_MS: '100', ...o.env })
   return {
@@ -32,7 +42,10 @@ export async function liveGateway(t: Tap, o: { accounts?: SimAccountInput[]; env
       const u = await g.register()
       const user = await g.login(u.username, u.password)
       const acc = accounts[i]!
-      const r = await g.http('PUT', '/api/credentials', { token: user.token, body: { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase } })
+      const r = await g.http('PUT', '/api/credentials', {
+        token: user.token,
+        body: { apiKey: acc.key, apiSecret: acc.secret, passphrase: acc.passphrase },
+      })
       if (r.status !== 200) throw new Error(`credentials failed: ${r.status} ${r.text}`)
       return user
     },

@@ -64,10 +64,19 @@ t.test('after an outage every account is fresh within one poll period, within th
   const back = Date.now()
   live.sim.faults.reset()
   const limit = POLL_MS + MARGIN_MS
-  await until(() => clients.every((c) => freshAt(c, back) !== null), limit + 10_000, { what: 'every account fresh after the outage', stepMs: 50 })
-  const recovery = clients.map((c) => { const at = freshAt(c, back); return at === null ? null : at - back })
+  await until(() => clients.every((c) => freshAt(c, back) !== null), limit + 10_000, {
+    what: 'every account fresh after the outage',
+    stepMs: 50,
+  })
+  const recovery = clients.map((c) => {
+    const at = freshAt(c, back)
+    return at === null ? null : at - back
+  })
   t.comment(`fresh again after (ms): ${recovery.join(', ')} (limit ${limit})`)
-  t.ok(recovery.every((ms) => ms !== null && ms <= limit), `every account fresh within one poll period (+ ${MARGIN_MS} ms) of the exchange's return: ${recovery.join(', ')} ms`)
+  t.ok(
+    recovery.every((ms) => ms !== null && ms <= limit),
+    `every account fresh within one poll period (+ ${MARGIN_MS} ms) of the exchange's return: ${recovery.join(', ')} ms`,
+  )
   t.equal(live.g.app.exchange.client.circuitState, 'closed', 'the breaker closed again')
 
   // the recovery stayed within the documented limits: everything the exchange saw from the return on

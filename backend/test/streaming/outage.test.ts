@@ -11,9 +11,19 @@ const POLL_MS = 2000
 t.test('simulator outage and recovery without reconnecting', async (t) => {
   // the exchange client's circuit breaker stays open UPSTREAM_BREAKER_OPEN_MS after the outage (default 10 s);
   // recovery then starts with its half-open probe, which the pollers aim at (circuit_open carries retryAfterMs)
-  const g = await startTestApp(t, { POLL_INTERVAL_MS: String(POLL_MS), TICKER_INTERVAL_MS: '1000', SHUTDOWN_DRAIN_MS: '100', LOG_LEVEL: 'warn', UPSTREAM_BREAKER_OPEN_MS: '3000' })
+  const g = await startTestApp(t, {
+    POLL_INTERVAL_MS: String(POLL_MS),
+    TICKER_INTERVAL_MS: '1000',
+    SHUTDOWN_DRAIN_MS: '100',
+    LOG_LEVEL: 'warn',
+    UPSTREAM_BREAKER_OPEN_MS: '3000',
+  })
   const user = await g.userWithCredentials(0)
-  t.equal((g.app.exchange.client as unknown as { breaker: { openMs: number } }).breaker.openMs, 3000, 'the breaker open time comes from UPSTREAM_BREAKER_OPEN_MS')
+  t.equal(
+    (g.app.exchange.client as unknown as { breaker: { openMs: number } }).breaker.openMs,
+    3000,
+    'the breaker open time comes from UPSTREAM_BREAKER_OPEN_MS',
+  )
   const c = await WsClient.authed(g.wsUrl, user.token)
   await c.next((f) => f.type === 'data_update' && f.channel === 'positions', 8000)
   t.equal(c.frames.find((f) => f.type === 'connection').source, 'simulator', 'demo mode says source: simulator')
@@ -27,7 +37,10 @@ t.test('simulator outage and recovery without reconnecting', async (t) => {
   t.comment(`account status down (${down.reason}) ${detectMs} ms after the simulator stopped (poll interval ${POLL_MS} ms)`)
   t.ok(detectMs <= POLL_MS, 'down within one poll interval (the ticker stream drop + REST probe, or the first account poll)')
   t.match(down, { lastSuccessTs: Number, reason: String }, 'the status says when data was last good and why')
-  t.ok(down.lastSuccessTs <= pausedAt + 50, `lastSuccessTs is from before the outage (${down.lastSuccessTs - stopAt} ms after stop, pause took ${pausedAt - stopAt} ms)`)
+  t.ok(
+    down.lastSuccessTs <= pausedAt + 50,
+    `lastSuccessTs is from before the outage (${down.lastSuccessTs - stopAt} ms after stop, pause took ${pausedAt - stopAt} ms)`,
+  )
   await sleep(2 * POLL_MS) // proves no post-outage data within two poll intervals
   const freshAfter = c.all((f) => f.type === 'data_update' && f.channel !== 'ticker' && f.sourceTs > pausedAt + 50)
   t.equal(freshAfter.length, 0, 'no account/positions data_update with data from after the outage')

@@ -45,7 +45,10 @@ t.test('stream budget and limits hold: budget, restart, spread reconnects, full 
   t.ok(await until(() => pushed.every((u) => ps.isUp(u.userId)), 20_000), 'the 4 most-watched accounts have their private stream up')
   await sleep(6000) // a rebalance tick (5 s) and the full fetch after 'up'
   t.equal(ps.size, BUDGET, 'exactly the budget of private streams')
-  t.notOk(polled.some((u) => ps.isUp(u.userId)), 'the other 6 accounts have none')
+  t.notOk(
+    polled.some((u) => ps.isUp(u.userId)),
+    'the other 6 accounts have none',
+  )
   t.equal(L.sim.streamStats().authenticated, BUDGET, 'the exchange sees exactly 4 authenticated sockets')
   t.equal(L.sim.streamStats().open, BUDGET + 1, '…plus the public ticker stream')
 
@@ -53,18 +56,28 @@ t.test('stream budget and limits hold: budget, restart, spread reconnects, full 
   const from = Date.now()
   await sleep(15_000)
   const to = Date.now()
-  const perAccount = (i: number) => L.sim.stats.log().filter((e) => e.key === accounts[i]!.key && e.ts >= from && e.ts < to && ACCOUNT_PATHS.includes(e.path)).length
+  const perAccount = (i: number) =>
+    L.sim.stats.log().filter((e) => e.key === accounts[i]!.key && e.ts >= from && e.ts < to && ACCOUNT_PATHS.includes(e.path)).length
   const pushedCalls = pushed.map((_, i) => perAccount(i))
   const polledCalls = polled.map((_, i) => perAccount(BUDGET + i))
   t.comment(`account+positions requests in 15 s: pushed ${pushedCalls.join(' ')}, polled ${polledCalls.join(' ')}`)
-  t.ok(polledCalls.every((n) => n >= 6), `each polled account is polled at the fast rate (≥ 2 polls in 15 s): ${polledCalls.join(' ')}`)
-  t.ok(pushedCalls.every((n) => n <= 3), `each pushed account is at most reconciled once (≤ 3 calls in 15 s): ${pushedCalls.join(' ')}`)
+  t.ok(
+    polledCalls.every((n) => n >= 6),
+    `each polled account is polled at the fast rate (≥ 2 polls in 15 s): ${polledCalls.join(' ')}`,
+  )
+  t.ok(
+    pushedCalls.every((n) => n <= 3),
+    `each pushed account is at most reconciled once (≤ 3 calls in 15 s): ${pushedCalls.join(' ')}`,
+  )
 
   // exchange-side stream restart: every socket dropped, upgrades refused for 3 s; REST stays up
   const restartAt = Date.now()
   L.sim.restartStream(REFUSE_MS)
   t.ok(await until(() => !pushed.some((u) => ps.isUp(u.userId)), 5000), 'the private streams went down')
-  t.ok(await until(() => pushed.every((u) => ps.isUp(u.userId)) && L.sim.streamStats().authenticated === BUDGET, 60_000, { stepMs: 50 }), 'all 4 private streams are back')
+  t.ok(
+    await until(() => pushed.every((u) => ps.isUp(u.userId)) && L.sim.streamStats().authenticated === BUDGET, 60_000, { stepMs: 50 }),
+    'all 4 private streams are back',
+  )
   await sleep(3000) // the full fetch after 'up'
   const ev = L.sim.streamEvents()
   const attempts = ev.upgrades.filter((u) => u.ts >= restartAt)
@@ -75,7 +88,10 @@ t.test('stream budget and limits hold: budget, restart, spread reconnects, full 
   t.comment(`after the restart: ${attempts.length} upgrade attempts (${attempts.map((u) => `+${u.ts - restartAt}:${u.status}`).join(' ')})`)
   t.ok(first.length >= 3, `the sockets' first reconnects came within 1.45 s (${first.length})`)
   t.ok(spread(first) >= 50, `first reconnects are spread by jitter, not at one instant (${spread(first)} ms)`)
-  t.ok(attempts.every((u) => u.status === 101 || u.ts < restartAt + REFUSE_MS + 50), 'nothing refused once the restart was over')
+  t.ok(
+    attempts.every((u) => u.status === 101 || u.ts < restartAt + REFUSE_MS + 50),
+    'nothing refused once the restart was over',
+  )
   t.equal(accepted.length, BUDGET + 1, 'one accepted reconnect per socket (4 private + the ticker stream)')
   t.ok(spread(accepted) >= 50, `accepted reconnects spread over ${spread(accepted)} ms`)
   t.ok(attempts.length <= 4 * (BUDGET + 1), `no reconnect storm: ${attempts.length} upgrade attempts for ${BUDGET + 1} sockets`)
@@ -85,19 +101,41 @@ t.test('stream budget and limits hold: budget, restart, spread reconnects, full 
     const auths = ev.authenticate.filter((a) => a.key === accounts[i]!.key && a.ts >= restartAt)
     t.equal(auths.length, 1, `account ${i}: one authenticate after the restart`)
     const upAt = auths[0]?.ts ?? Infinity
-    const after = new Set(L.sim.stats.log().filter((e) => e.key === accounts[i]!.key && e.ts >= upAt).map((e) => e.path))
-    for (const p of ['/v3/account', '/v3/futures/isolated/trades/running', '/v3/futures/cross/position', '/v3/futures/isolated/trades/closed']) {
+    const after = new Set(
+      L.sim.stats
+        .log()
+        .filter((e) => e.key === accounts[i]!.key && e.ts >= upAt)
+        .map((e) => e.path),
+    )
+    for (const p of [
+      '/v3/account',
+      '/v3/futures/isolated/trades/running',
+      '/v3/futures/cross/position',
+      '/v3/futures/isolated/trades/closed',
+    ]) {
       t.ok(after.has(p), `account ${i}: ${p} fetched after the reconnect`)
     }
   }
   for (let i = BUDGET; i < N; i++) {
-    t.notOk(ev.authenticate.some((a) => a.key === accounts[i]!.key), `account ${i}: never authenticated a stream`)
+    t.notOk(
+      ev.authenticate.some((a) => a.key === accounts[i]!.key),
+      `account ${i}: never authenticated a stream`,
+    )
   }
 
   // the documented per-IP limits, as the simulator counts them (every socket of the test is on 127.0.0.1)
   const s = L.sim.streamStats()
   t.comment(`stream counters: ${JSON.stringify(s)}`)
-  t.ok(maxInWindow(ev.authenticate.map((a) => a.ts), 60_000) <= 20, `≤ 20 authenticate in any minute (${maxInWindow(ev.authenticate.map((a) => a.ts), 60_000)})`)
+  t.ok(
+    maxInWindow(
+      ev.authenticate.map((a) => a.ts),
+      60_000,
+    ) <= 20,
+    `≤ 20 authenticate in any minute (${maxInWindow(
+      ev.authenticate.map((a) => a.ts),
+      60_000,
+    )})`,
+  )
   t.equal(s.refusedAuthenticate, 0, 'no authenticate refused')
   t.ok(s.maxOpen <= 32, `≤ 32 sockets at once (${s.maxOpen})`)
   t.equal(s.refusedSockets, 0, 'no socket refused for the 32 limit')

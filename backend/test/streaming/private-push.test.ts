@@ -11,7 +11,11 @@ import { testAccounts } from '../helpers/app.ts'
 import { liveGateway } from './live.ts'
 import { WsClient, percentile, sleep, until } from './helpers.ts'
 
-const accounts = testAccounts(2).map((a) => ({ ...a, cross: { margin: 40_000, leverage: 5, side: 'buy' as const, quantity: 50 }, history: { closedTrades: 3 } }))
+const accounts = testAccounts(2).map((a) => ({
+  ...a,
+  cross: { margin: 40_000, leverage: 5, side: 'buy' as const, quantity: 50 },
+  history: { closedTrades: 3 },
+}))
 
 t.test('private streams: budget, REST budget, event latency', async (t) => {
   const L = await liveGateway(t, { accounts, env: { PRIVATE_STREAMS_PER_NODE: '1', LOG_LEVEL: 'warn' }, sim: { tickMs: 0 } })
@@ -45,22 +49,34 @@ t.test('private streams: budget, REST budget, event latency', async (t) => {
     const r = await call(L.sim, accounts[0], 'POST', '/futures/isolated/trade', { type: 'market', side: 'buy', leverage: 10, quantity: 10 })
     if (r.status !== 200) throw new Error(`open failed ${r.status} ${r.text}`)
     const id = r.json.id as string
-    await a1.next((f) => f.type === 'data_update' && f.channel === 'positions' && f.data.running.some((x: { id: string }) => x.id === id), 3000)
-    const got = a1.frames.slice(mark).findIndex((f) => f.type === 'data_update' && f.channel === 'positions' && f.data.running.some((x: { id: string }) => x.id === id))
+    await a1.next(
+      (f) => f.type === 'data_update' && f.channel === 'positions' && f.data.running.some((x: { id: string }) => x.id === id),
+      3000,
+    )
+    const got = a1.frames
+      .slice(mark)
+      .findIndex((f) => f.type === 'data_update' && f.channel === 'positions' && f.data.running.some((x: { id: string }) => x.id === id))
     lat.push(a1.at[mark + got]! - t0)
     await sleep(600)
     const c0 = Date.now()
     const mark2 = a1.frames.length
     const rc = await call(L.sim, accounts[0], 'POST', '/futures/isolated/trade/close', { id })
     if (rc.status !== 200) throw new Error(`close failed ${rc.status} ${rc.text}`)
-    await a1.next((f) => f.type === 'data_update' && f.channel === 'positions' && !f.data.running.some((x: { id: string }) => x.id === id), 3000)
-    const got2 = a1.frames.slice(mark2).findIndex((f) => f.type === 'data_update' && f.channel === 'positions' && !f.data.running.some((x: { id: string }) => x.id === id))
+    await a1.next(
+      (f) => f.type === 'data_update' && f.channel === 'positions' && !f.data.running.some((x: { id: string }) => x.id === id),
+      3000,
+    )
+    const got2 = a1.frames
+      .slice(mark2)
+      .findIndex((f) => f.type === 'data_update' && f.channel === 'positions' && !f.data.running.some((x: { id: string }) => x.id === id))
     lat.push(a1.at[mark2 + got2]! - c0)
     await sleep(600)
   }
   const p50 = percentile(lat, 0.5)
   const p99 = percentile(lat, 0.99)
-  t.comment(`exchange event → /ws data_update: n=${lat.length} p50=${p50} ms p99=${p99} ms max=${Math.max(...lat)} ms (all: ${lat.join(" ")})`)
+  t.comment(
+    `exchange event → /ws data_update: n=${lat.length} p50=${p50} ms p99=${p99} ms max=${Math.max(...lat)} ms (all: ${lat.join(' ')})`,
+  )
   t.ok(p99 <= 250, `p99 ≤ 250 ms on loopback (${p99} ms)`)
   const h = await a1.next((f) => f.type === 'data_update' && f.channel === 'history', 5000)
   t.ok(h.data.closed.length > 3, 'closing trades refreshed the history channel')

@@ -4,16 +4,34 @@
  */
 import t from 'tap'
 import { EventEmitter } from 'node:events'
-import { PrivateStreams, STREAM_LIMITS_PER_IP, applyTrade, channelsFor, crossPositionFromEvent, privateStreamBudget, tradeFromEvent } from '../../streaming/private-streams.ts'
+import {
+  PrivateStreams,
+  STREAM_LIMITS_PER_IP,
+  applyTrade,
+  channelsFor,
+  crossPositionFromEvent,
+  privateStreamBudget,
+  tradeFromEvent,
+} from '../../streaming/private-streams.ts'
 
 class FakeStream extends EventEmitter {
   up = false
   started = false
   stopped = false
-  start() { this.started = true }
-  async stop() { this.stopped = true }
-  goUp() { this.up = true; this.emit('up') }
-  goDown() { this.up = false; this.emit('down', 'test') }
+  start() {
+    this.started = true
+  }
+  async stop() {
+    this.stopped = true
+  }
+  goUp() {
+    this.up = true
+    this.emit('up')
+  }
+  goDown() {
+    this.up = false
+    this.emit('down', 'test')
+  }
 }
 
 function setup(budget: number, weights: Record<string, number>, startsPerMin = 600, connectsPerHour = 400) {
@@ -36,7 +54,11 @@ function setup(budget: number, weights: Record<string, number>, startsPerMin = 6
       fetchNow: (u, chs) => void calls.push(`fetch:${u}:${chs.join('+')}`),
       confirmByPush: (u, at) => void calls.push(`confirm:${u}:${at}`),
       apply: ((u: string, ch: string, fn: (c: any) => unknown) => {
-        applied.push([u, ch, fn({ position: null, openOrders: [], running: [], open: [], totals: { margin: 0, pl: 0, quantity: 0, count: 0 } })])
+        applied.push([
+          u,
+          ch,
+          fn({ position: null, openOrders: [], running: [], open: [], totals: { margin: 0, pl: 0, quantity: 0, count: 0 } }),
+        ])
         return true
       }) as any,
     },
@@ -48,7 +70,9 @@ const tick = () => new Promise((r) => setImmediate(r))
 t.test('budget to the most watched, re-ranked', async (t) => {
   const w: Record<string, number> = { a: 1, b: 5, c: 3 }
   const { ps, streams } = setup(2, w)
-  ps.watch('a'); ps.watch('b'); ps.watch('c')
+  ps.watch('a')
+  ps.watch('b')
+  ps.watch('c')
   await tick()
   t.same([...streams.keys()].sort(), ['b', 'c'], 'the two most-watched accounts get streams')
   t.equal(ps.size, 2, 'never more than the budget')
@@ -119,9 +143,37 @@ t.test('health and events', async (t) => {
   s.emit('event', { topic: 'wallet/deposit', data: { amount: 5 } })
   s.emit('event', { topic: 'futures/inverse/btc_usd/cross/orders', data: { event: 'canceled', order: {} } })
   s.emit('event', { topic: 'futures/inverse/btc_usd/isolated/trades', data: { event: 'funding', trade: { id: 'x', margin: 1 } } })
-  t.same(calls.slice(1), ['fetch:a:account', 'fetch:a:cross', 'fetch:a:positions+account+history'], 'each topic fetches just its channels; a partial trade payload is fetched')
-  s.emit('event', { topic: 'futures/inverse/btc_usd/cross/position', data: { event: 'update', position: { quantity: 10, leverage: 2, margin: 100, entryPrice: 1, liquidation: null, totalPl: 1, deltaPl: 0, fundingFees: 0, tradingFees: 0, initialMargin: 1, maintenanceMargin: 1, runningMargin: 1, updatedAt: 0 } } })
-  t.match(applied.at(-1), ['a', 'cross', { position: { quantity: 10, updatedAt: '1970-01-01T00:00:00.000Z' } }], 'a cross position payload is applied, no fetch')
+  t.same(
+    calls.slice(1),
+    ['fetch:a:account', 'fetch:a:cross', 'fetch:a:positions+account+history'],
+    'each topic fetches just its channels; a partial trade payload is fetched',
+  )
+  s.emit('event', {
+    topic: 'futures/inverse/btc_usd/cross/position',
+    data: {
+      event: 'update',
+      position: {
+        quantity: 10,
+        leverage: 2,
+        margin: 100,
+        entryPrice: 1,
+        liquidation: null,
+        totalPl: 1,
+        deltaPl: 0,
+        fundingFees: 0,
+        tradingFees: 0,
+        initialMargin: 1,
+        maintenanceMargin: 1,
+        runningMargin: 1,
+        updatedAt: 0,
+      },
+    },
+  })
+  t.match(
+    applied.at(-1),
+    ['a', 'cross', { position: { quantity: 10, updatedAt: '1970-01-01T00:00:00.000Z' } }],
+    'a cross position payload is applied, no fetch',
+  )
   t.equal(calls.length, 4, 'no fetch for an applied cross position')
   s.goDown()
   t.equal(calls.at(-1), 'health:a:false', "'down' → back to polling")
@@ -129,14 +181,45 @@ t.test('health and events', async (t) => {
 })
 
 t.test('payload mappers', async (t) => {
-  t.same(channelsFor('futures/inverse/btc_usd/isolated/trades', { event: 'open' }), ['positions', 'account'], 'an opened trade does not touch history')
-  t.same(channelsFor('futures/inverse/btc_usd/isolated/trades', { event: 'closed' }), ['positions', 'account', 'history'], 'a closed trade refreshes history')
+  t.same(
+    channelsFor('futures/inverse/btc_usd/isolated/trades', { event: 'open' }),
+    ['positions', 'account'],
+    'an opened trade does not touch history',
+  )
+  t.same(
+    channelsFor('futures/inverse/btc_usd/isolated/trades', { event: 'closed' }),
+    ['positions', 'account', 'history'],
+    'a closed trade refreshes history',
+  )
   t.same(channelsFor('nope', {}), [], 'unknown topic: nothing')
   t.equal(crossPositionFromEvent({ position: { quantity: 'x' } }), null, 'a malformed position is not applied')
   const full = {
-    id: 't1', type: 'market', side: 'buy', quantity: 10, margin: 100, leverage: 10, price: 1, entryPrice: 1, entryMargin: 100, exitPrice: null, liquidation: 0.9,
-    stoploss: 0, takeprofit: 0, pl: 5, openingFee: 1, closingFee: 0, maintenanceMargin: 1, sumFundingFees: 0, open: false, running: true, closed: false, canceled: false,
-    createdAt: 1000, filledAt: 1000, closedAt: null, owner: 'secret-owner',
+    id: 't1',
+    type: 'market',
+    side: 'buy',
+    quantity: 10,
+    margin: 100,
+    leverage: 10,
+    price: 1,
+    entryPrice: 1,
+    entryMargin: 100,
+    exitPrice: null,
+    liquidation: 0.9,
+    stoploss: 0,
+    takeprofit: 0,
+    pl: 5,
+    openingFee: 1,
+    closingFee: 0,
+    maintenanceMargin: 1,
+    sumFundingFees: 0,
+    open: false,
+    running: true,
+    closed: false,
+    canceled: false,
+    createdAt: 1000,
+    filledAt: 1000,
+    closedAt: null,
+    owner: 'secret-owner',
   }
   const trade = tradeFromEvent({ event: 'filled', trade: full })
   t.ok(trade, 'a full trade payload maps to a FuturesTrade')
@@ -159,7 +242,10 @@ t.test('an up stream vouches for its account as of its last message; a down one 
   ;(s as unknown as { lastMessageTs: number }).lastMessageTs = 12345
   s.up = false
   ps.confirm()
-  t.notOk(calls.some((c) => c.startsWith('confirm:')), 'nothing is confirmed while the stream is not up')
+  t.notOk(
+    calls.some((c) => c.startsWith('confirm:')),
+    'nothing is confirmed while the stream is not up',
+  )
   s.up = true
   ps.confirm()
   t.ok(calls.includes('confirm:u1:12345'), 'an up stream confirms its account as of its last message')

@@ -21,7 +21,13 @@ t.test('ticker: REST while the stream is down, stream ticks merged while up, sta
     bus,
     stream,
     intervalMs: 100,
-    source: { fetchTicker: async () => { calls++; if (fail) throw Object.assign(new Error('x'), { kind: 'unavailable' }); return { data: { ...T, lastPrice: price }, ts: Date.now() } } },
+    source: {
+      fetchTicker: async () => {
+        calls++
+        if (fail) throw Object.assign(new Error('x'), { kind: 'unavailable' })
+        return { data: { ...T, lastPrice: price }, ts: Date.now() }
+      },
+    },
   })
   feed.start()
   t.teardown(() => feed.stop())
@@ -31,7 +37,11 @@ t.test('ticker: REST while the stream is down, stream ticks merged while up, sta
   t.equal(calls, 0, 'nothing polled before anyone watches')
   bus.publish(CONTROL_TOPIC, { kind: 'watch', key: 'ticker' })
   await until(() => events.some((e) => e.kind === 'snapshot'), 1000)
-  t.match(events.find((e) => e.kind === 'snapshot'), { channel: 'ticker', seq: 1 }, 'first REST ticker published')
+  t.match(
+    events.find((e) => e.kind === 'snapshot'),
+    { channel: 'ticker', seq: 1 },
+    'first REST ticker published',
+  )
   price = 101
   await until(() => events.filter((e) => e.kind === 'snapshot').length === 2, 1000, 'a second ticker snapshot')
   const second = events.filter((e) => e.kind === 'snapshot').at(-1) as { seq: number; json: string }
@@ -46,7 +56,11 @@ t.test('ticker: REST while the stream is down, stream ticks merged while up, sta
   stream.isUp = false
   stream.emit('down')
   await until(() => events.some((e) => e.kind === 'status' && e.upstream === 'down'), 1000)
-  t.match(events.find((e) => e.kind === 'status' && e.upstream === 'down'), { scope: 'ticker' }, 'stream and REST both failing → ticker down')
+  t.match(
+    events.find((e) => e.kind === 'status' && e.upstream === 'down'),
+    { scope: 'ticker' },
+    'stream and REST both failing → ticker down',
+  )
   fail = false
   const lastStatus = () => (events.filter((e) => e.kind === 'status').at(-1) as { upstream: string }).upstream
   await until(() => lastStatus() === 'ok', 3000, 'the ticker status to return to ok')

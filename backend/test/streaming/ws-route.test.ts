@@ -21,7 +21,10 @@ t.test('/ws in the real app', async (t) => {
   const conn = await viaHeader.next((f) => f.type === 'connection', 5000)
   t.match(conn, { userId: u.userId, source: 'simulator' }, 'Authorization header on the upgrade: no auth message needed')
   t.equal(await upgradeStatus(g.wsUrl, 'garbage'), 401, 'a bad header token is refused with 401 before upgrading')
-  const inUrl = await WsClient.open(`${g.wsUrl}?token=${u.token}`).then(() => 101, (err: { status?: number }) => err.status)
+  const inUrl = await WsClient.open(`${g.wsUrl}?token=${u.token}`).then(
+    () => 101,
+    (err: { status?: number }) => err.status,
+  )
   t.equal(inUrl, 400, 'a token in the URL is refused before upgrading')
 
   const big = await WsClient.authed(g.wsUrl, u.token)
@@ -34,7 +37,10 @@ t.test('/ws in the real app', async (t) => {
   // capacity: 4 authenticated sockets max (sockets still authenticating have their own budget)
   const held = await Promise.all([WsClient.authed(g.wsUrl, u.token), WsClient.authed(g.wsUrl, u.token), WsClient.authed(g.wsUrl, u.token)])
   t.equal(await upgradeStatus(g.wsUrl, u.token), 503, 'over MAX_CONNECTIONS: 503 on the upgrade request, before upgrading')
-  t.ok((await metricValue(g.app.metrics.registry, 'lnm_gateway_ws_connections_refused_total', { reason: 'over_capacity_http' })) >= 1, 'refusal counted')
+  t.ok(
+    (await metricValue(g.app.metrics.registry, 'lnm_gateway_ws_connections_refused_total', { reason: 'over_capacity_http' })) >= 1,
+    'refusal counted',
+  )
   const open0 = g.app.streaming.hub.stats().connections
   for (const h of held) h.close()
   await until(() => g.app.streaming.hub.stats().connections === open0 - held.length, 5000, 'the closed sockets to free their slots')

@@ -26,8 +26,11 @@ export function useTheme(): [ThemeChoice, () => void] {
     document.documentElement.dataset.theme = theme
   }, [theme])
   // picking the theme the OS already has means "follow the OS" again
-  return [theme, () => {
-    const next: ThemeChoice = theme === 'dark' ? 'light' : 'dark'
-    setChoice(next === system ? 'system' : next)
-  }]
+  return [
+    theme,
+    () => {
+      const next: ThemeChoice = theme === 'dark' ? 'light' : 'dark'
+      setChoice(next === system ? 'system' : next)
+    },
+  ]
 }

@@ -19,7 +19,9 @@ export function parsePublicConfig(raw: unknown): PublicConfig {
     source: typeof r.source === 'string' ? r.source : null,
     staleAfterMs: typeof r.staleAfterMs === 'number' && r.staleAfterMs > 0 ? r.staleAfterMs : DEFAULT_STALE_AFTER_MS,
     demoLogin:
-      demo && typeof demo.username === 'string' && typeof demo.password === 'string' ? { username: demo.username, password: demo.password } : undefined,
+      demo && typeof demo.username === 'string' && typeof demo.password === 'string'
+        ? { username: demo.username, password: demo.password }
+        : undefined,
   }
 }
 

@@ -60,13 +60,28 @@ export function fmtDateTime(iso: string | number | null | undefined): string {
  */
 export function zoneLabel(at: number = Date.now()): string {
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time'
-  const part = new Intl.DateTimeFormat('en-US', { timeZoneName: 'shortOffset' }).formatToParts(new Date(at)).find((p) => p.type === 'timeZoneName')
+  const part = new Intl.DateTimeFormat('en-US', { timeZoneName: 'shortOffset' })
+    .formatToParts(new Date(at))
+    .find((p) => p.type === 'timeZoneName')
   const offset = (part?.value ?? 'GMT').replace(/^GMT/, 'UTC')
   return zone === 'UTC' || zone === 'Etc/UTC' ? 'UTC' : `${zone} (${offset === 'UTC' ? 'UTC+0' : offset})`
 }
 
-const localDayTime = new Intl.DateTimeFormat('en-GB', { day: '2-digit', month: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
-const utcDayTime = new Intl.DateTimeFormat('en-GB', { day: '2-digit', month: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZone: 'UTC' })
+const localDayTime = new Intl.DateTimeFormat('en-GB', {
+  day: '2-digit',
+  month: 'short',
+  hour: '2-digit',
+  minute: '2-digit',
+  hourCycle: 'h23',
+})
+const utcDayTime = new Intl.DateTimeFormat('en-GB', {
+  day: '2-digit',
+  month: 'short',
+  hour: '2-digit',
+  minute: '2-digit',
+  hourCycle: 'h23',
+  timeZone: 'UTC',
+})
 const localHm = new Intl.DateTimeFormat('en-GB', { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
 const localDay = new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'short' })
 const localMonth = new Intl.DateTimeFormat('en-GB', { month: 'short', year: 'numeric' })

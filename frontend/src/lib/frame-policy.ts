@@ -35,12 +35,7 @@ export function isNewer(shown: ShownVersion | undefined, incoming: ShownVersion)
  * `staleAfterMs` old, on the server's clock) and newer than what is shown; a fresh frame of the very
  * version shown only renews its age.
  */
-export function judgeFrame(
-  shown: ShownVersion | undefined,
-  incoming: ShownVersion,
-  serverNow: number,
-  staleAfterMs: number,
-): FrameVerdict {
+export function judgeFrame(shown: ShownVersion | undefined, incoming: ShownVersion, serverNow: number, staleAfterMs: number): FrameVerdict {
   if (serverNow - incoming.sourceTs > staleAfterMs) return 'too_old'
   if (isNewer(shown, incoming)) return 'accept'
   return isSameVersionFresher(shown, incoming) ? 'refresh' : 'not_newer'

@@ -33,7 +33,15 @@ import {
 // the channel table itself (a dependency-free module): the page knows every channel the gateway has
 import { CHANNELS, scopeOf, staleLimitOf } from '../../../backend/schemas/channels.ts'
 import type { CrossSnapshot, HistorySnapshot } from '../features/dashboard/account-data/types.ts'
-import { backoffDelay, fallbackPollMs, isNewer, isSameVersionFresher, isTerminalCloseCode, isTokenExpiredCode, judgeFrame } from './frame-policy.ts'
+import {
+  backoffDelay,
+  fallbackPollMs,
+  isNewer,
+  isSameVersionFresher,
+  isTerminalCloseCode,
+  isTokenExpiredCode,
+  judgeFrame,
+} from './frame-policy.ts'
 
 /** the channels this page shows: every channel of the table */
 export type PageChannel = Channel
@@ -82,8 +90,7 @@ export interface RealtimeState {
 }
 
 export type DashboardFetchResult =
-  | { kind: 'ok'; body: DashboardResponse }
-  | { kind: 'error'; network: boolean; retryAfterMs?: number | undefined }
+  { kind: 'ok'; body: DashboardResponse } | { kind: 'error'; network: boolean; retryAfterMs?: number | undefined }
 
 export interface RealtimeOptions {
   /** absolute ws:// or wss:// URL of /ws */
@@ -417,7 +424,9 @@ export class RealtimeClient {
       return
     }
     if (verdict === 'refresh' && shown) {
-      this.update({ channels: { ...this.state.channels, [frame.channel]: { ...shown, sourceTs: frame.sourceTs, receivedAt: this.opts.now() } } })
+      this.update({
+        channels: { ...this.state.channels, [frame.channel]: { ...shown, sourceTs: frame.sourceTs, receivedAt: this.opts.now() } },
+      })
       return
     }
     const view = {
@@ -433,7 +442,12 @@ export class RealtimeClient {
     const scope = scopeOf(frame.channel) === 'market' ? 'ticker' : 'account'
     if (upstream[scope]?.state !== 'ok') delete upstream[scope]
     delete upstream.all
-    this.update({ channels: { ...this.state.channels, [frame.channel]: view }, source: frame.source, upstream, hasCredentials: scope === 'ticker' ? this.state.hasCredentials : true })
+    this.update({
+      channels: { ...this.state.channels, [frame.channel]: view },
+      source: frame.source,
+      upstream,
+      hasCredentials: scope === 'ticker' ? this.state.hasCredentials : true,
+    })
   }
 
   private onStatus(frame: StatusFrame): void {
@@ -578,8 +592,10 @@ export class RealtimeClient {
     const half = Math.max(5_000, this.state.staleAfterMs / 2)
     if (now - this.lastFreshnessCheck < half || this.pollInFlight) return
     const serverNow = now + this.state.serverOffsetMs
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- optional keys: an entry may hold undefined
-    const ageing = Object.entries(this.state.channels).some(([ch, v]) => v && serverNow - v.sourceTs > staleLimitOf(ch as Channel, this.state.staleAfterMs) / 2)
+    const ageing = Object.entries(this.state.channels).some(
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- optional keys: an entry may hold undefined
+      ([ch, v]) => v && serverNow - v.sourceTs > staleLimitOf(ch as Channel, this.state.staleAfterMs) / 2,
+    )
     if (!ageing) return
     this.lastFreshnessCheck = now
     void this.pollOnce()

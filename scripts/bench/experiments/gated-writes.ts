@@ -26,17 +26,41 @@ try {
     for (const g of (process.env.MODES ?? ',batch,conflate,framewriter').split(',')) {
       const proc = forkTs('scripts/bench/ref-ws.ts', [], { env: { PORT: '0', FEED_URL: sim.streamUrl, GATED: g } })
       const m = await waitMessage<any>(proc, (x) => x?.ready, 20_000, 'ws reference')
-      const r = await fanoutRun(lg, {
-        name: 'ws', kind: 'ws', url: `ws://127.0.0.1:${m.port}/ws`, pids: () => [proc.pid as number],
-        probe: async () => { const st = await rpc(proc, { op: 'stats' }, 5000); return { fanoutSeconds: st.fanoutSeconds, fanouts: st.fanouts } },
-      }, driver, { n: N, ticksPerSec: T, warmupMs: 1500, windowMs: 6000, settleMs: 1500, probeConnections: Math.max(10, N / 100), localAddresses: ['127.0.0.2', '127.0.0.3'] })
-      process.stdout.write(`${round} ${(g || 'plain').padEnd(8)} delivered ${Math.round(r.deliveredFramesPerSec)}/s (${(r.deliveryRatio * 100).toFixed(0)} %), ` +
-        `server CPU ${r.serverCpuPercent.toFixed(1)} %, ${Math.round(r.framesPerCpuSecond)} frames/CPU-s, loop ${(r.serverProbe.fanoutSeconds! / r.serverProbe.fanouts! * 1000).toFixed(2)} ms, ` +
-        `p99 at this rate ${r.latencyAtThroughputRate.probeSourceToClient?.p99.toFixed(1)} ms, gaps ${r.gaps}, machine CPU ${r.machineCpuPercent.toFixed(0)} %\n`)
+      const r = await fanoutRun(
+        lg,
+        {
+          name: 'ws',
+          kind: 'ws',
+          url: `ws://127.0.0.1:${m.port}/ws`,
+          pids: () => [proc.pid as number],
+          probe: async () => {
+            const st = await rpc(proc, { op: 'stats' }, 5000)
+            return { fanoutSeconds: st.fanoutSeconds, fanouts: st.fanouts }
+          },
+        },
+        driver,
+        {
+          n: N,
+          ticksPerSec: T,
+          warmupMs: 1500,
+          windowMs: 6000,
+          settleMs: 1500,
+          probeConnections: Math.max(10, N / 100),
+          localAddresses: ['127.0.0.2', '127.0.0.3'],
+        },
+      )
+      process.stdout.write(
+        `${round} ${(g || 'plain').padEnd(8)} delivered ${Math.round(r.deliveredFramesPerSec)}/s (${(r.deliveryRatio * 100).toFixed(0)} %), ` +
+          `server CPU ${r.serverCpuPercent.toFixed(1)} %, ${Math.round(r.framesPerCpuSecond)} frames/CPU-s, loop ${((r.serverProbe.fanoutSeconds! / r.serverProbe.fanouts!) * 1000).toFixed(2)} ms, ` +
+          `p99 at this rate ${r.latencyAtThroughputRate.probeSourceToClient?.p99.toFixed(1)} ms, gaps ${r.gaps}, machine CPU ${r.machineCpuPercent.toFixed(0)} %\n`,
+      )
       await stopChild(proc)
     }
   }
 } finally {
-  await lg.stop(); driver.stop(); await driver.close(); await stopChild(sim.proc)
+  await lg.stop()
+  driver.stop()
+  await driver.close()
+  await stopChild(sim.proc)
   rmSync(dir, { recursive: true, force: true })
 }

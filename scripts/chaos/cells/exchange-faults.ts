@@ -32,7 +32,11 @@ export async function exchangeFaults(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
   const A = ctx.short ? 5 : 20
   const accounts = withPosition(makeSimAccounts(A, 'chaosx'))
   const sim = await startChaosSim(ctx.dir, accounts)
-  const gw = await GatewayProc.create({ apiUrl: sim.url, streamUrl: sim.streamUrl, env: { POLL_INTERVAL_MS: String(POLL_MS), STALE_AFTER_MS: String(STALE_MS), TICKER_INTERVAL_MS: '2000' } })
+  const gw = await GatewayProc.create({
+    apiUrl: sim.url,
+    streamUrl: sim.streamUrl,
+    env: { POLL_INTERVAL_MS: String(POLL_MS), STALE_AFTER_MS: String(STALE_MS), TICKER_INTERVAL_MS: '2000' },
+  })
   const observers: Observer[] = []
   let lg: LoadGen | null = null
   const figures: Record<string, unknown> = { dashboards: N, accounts: A, pollIntervalMs: POLL_MS, staleAfterMs: STALE_MS }
@@ -44,9 +48,22 @@ export async function exchangeFaults(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
       observers.push(o)
       o.start()
     }
-    if ((await waitFor(() => observers.every((o) => o.ready && o.newestTs.has('positions')), 30_000)) === null) throw new Error('observers did not get their first positions snapshot within 30 s')
+    if ((await waitFor(() => observers.every((o) => o.ready && o.newestTs.has('positions')), 30_000)) === null)
+      throw new Error('observers did not get their first positions snapshot within 30 s')
     lg = await LoadGen.start(N > 1000 ? 2 : 1, false)
-    const conn = await lg.connect({ kind: 'gateway', url: gw.wsUrl, count: N, tokens: users.map((u) => u.token), localAddresses: sourceAddresses(Math.max(2, Math.ceil(N / 5000))), ratePerSec: 500, concurrency: 64, timeoutMs: 30_000, rpcTimeoutMs: 300_000, retries: 3, reset: true })
+    const conn = await lg.connect({
+      kind: 'gateway',
+      url: gw.wsUrl,
+      count: N,
+      tokens: users.map((u) => u.token),
+      localAddresses: sourceAddresses(Math.max(2, Math.ceil(N / 5000))),
+      ratePerSec: 500,
+      concurrency: 64,
+      timeoutMs: 30_000,
+      rpcTimeoutMs: 300_000,
+      retries: 3,
+      reset: true,
+    })
     figures.connected = conn.connected
     log(`cell 1: ${conn.connected}/${N} dashboards + ${observers.length} observers connected`)
     await lg.measure()
@@ -63,14 +80,35 @@ export async function exchangeFaults(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
       { name: 'connection resets 30 %', faults: { dropRate: 0.3 }, s: f },
       { name: 'clock skew +60 s', faults: { clockSkewMs: 60_000 }, s: f },
       { name: 'clock skew −60 s', faults: { clockSkewMs: -60_000 }, s: f },
-      { name: `private stream drops every ${DROP_EVERY_MS / 1000} s`, faults: { privateStreamDropMs: DROP_EVERY_MS }, s: ctx.short ? 20 : 40 },
+      {
+        name: `private stream drops every ${DROP_EVERY_MS / 1000} s`,
+        faults: { privateStreamDropMs: DROP_EVERY_MS },
+        s: ctx.short ? 20 : 40,
+      },
       { name: `outage ${ctx.outageS} s`, faults: { outage: true }, s: ctx.outageS },
     ]
     // the CI subset keeps one fault of each family
-    if (ctx.short) for (const name of ['timeouts 30 %', '502 storm (HTML) 60 %', 'connection resets 30 %', 'clock skew −60 s']) phases.splice(phases.findIndex((p) => p.name === name), 1)
+    if (ctx.short)
+      for (const name of ['timeouts 30 %', '502 storm (HTML) 60 %', 'connection resets 30 %', 'clock skew −60 s'])
+        phases.splice(
+          phases.findIndex((p) => p.name === name),
+          1,
+        )
     const perPhase: Array<Record<string, unknown>> = []
     let outageRecoveryMs: number | null = null
-    type DropFigures = Record<'seconds' | 'privateDrops' | 'connections' | 'authenticate' | 'refusedConnections' | 'refusedAuthenticate' | 'refusedSockets' | 'maxRestGapMs' | 'unpolledAccounts' | 'maxDataAgeMs', number>
+    type DropFigures = Record<
+      | 'seconds'
+      | 'privateDrops'
+      | 'connections'
+      | 'authenticate'
+      | 'refusedConnections'
+      | 'refusedAuthenticate'
+      | 'refusedSockets'
+      | 'maxRestGapMs'
+      | 'unpolledAccounts'
+      | 'maxDataAgeMs',
+      number
+    >
     let drops: DropFigures | null = null
     for (const ph of phases) {
       const ps = Date.now()
@@ -85,7 +123,8 @@ export async function exchangeFaults(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
         const end = ps + ph.s * 1000
         while (Date.now() < end) {
           const now = Date.now()
-          for (const o of observers) maxAgeMs = Math.max(maxAgeMs, now - Math.max(o.newestTs.get('account') ?? 0, o.newestTs.get('positions') ?? 0))
+          for (const o of observers)
+            maxAgeMs = Math.max(maxAgeMs, now - Math.max(o.newestTs.get('account') ?? 0, o.newestTs.get('positions') ?? 0))
           await sleep(250)
         }
         const pe = Date.now()
@@ -94,9 +133,16 @@ export async function exchangeFaults(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
         const g = await sim.gaps(POLL_PATHS, ps + DROP_EVERY_MS, pe)
         const unpolled = accounts.filter((a) => g.maxGapMs[a.key] === undefined).length
         drops = {
-          seconds: ph.s, privateDrops: ss1.privateDrops - ss0!.privateDrops, connections: ss1.connections - ss0!.connections, authenticate: ss1.authenticate - ss0!.authenticate,
-          refusedConnections: ss1.refusedConnections - ss0!.refusedConnections, refusedAuthenticate: ss1.refusedAuthenticate - ss0!.refusedAuthenticate, refusedSockets: ss1.refusedSockets - ss0!.refusedSockets,
-          maxRestGapMs: unpolled ? Infinity : Math.max(0, ...Object.values(g.maxGapMs)), unpolledAccounts: unpolled, maxDataAgeMs: maxAgeMs,
+          seconds: ph.s,
+          privateDrops: ss1.privateDrops - ss0!.privateDrops,
+          connections: ss1.connections - ss0!.connections,
+          authenticate: ss1.authenticate - ss0!.authenticate,
+          refusedConnections: ss1.refusedConnections - ss0!.refusedConnections,
+          refusedAuthenticate: ss1.refusedAuthenticate - ss0!.refusedAuthenticate,
+          refusedSockets: ss1.refusedSockets - ss0!.refusedSockets,
+          maxRestGapMs: unpolled ? Infinity : Math.max(0, ...Object.values(g.maxGapMs)),
+          unpolledAccounts: unpolled,
+          maxDataAgeMs: maxAgeMs,
         }
         log(`cell 1: ${ph.name}: ${JSON.stringify(drops)}`)
       } else await sleep(ph.s * 1000)
@@ -108,8 +154,18 @@ export async function exchangeFaults(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
       const rec = await waitFor(recovered, isOutage ? 60_000 : 20_000, 100)
       const r = await sim.rates(ps, Date.now())
       const peak = peakRates(r)
-      perPhase.push({ phase: ph.name, seconds: ph.s, recoveryMs: rec, upstreamRequests: r.total, byStatus: r.byStatus, maxPerKeyPerSec: peak.privateMaxPerSec, publicMaxPerSec: peak.publicMaxPerSec })
-      log(`cell 1: ${ph.name}: recovered in ${rec === null ? `> ${isOutage ? 60 : 20} s` : `${rec} ms`}; ${r.total} upstream requests ${JSON.stringify(r.byStatus)}, peak ${peak.privateMaxPerSec}/s per key, ${peak.publicMaxPerSec}/s public`)
+      perPhase.push({
+        phase: ph.name,
+        seconds: ph.s,
+        recoveryMs: rec,
+        upstreamRequests: r.total,
+        byStatus: r.byStatus,
+        maxPerKeyPerSec: peak.privateMaxPerSec,
+        publicMaxPerSec: peak.publicMaxPerSec,
+      })
+      log(
+        `cell 1: ${ph.name}: recovered in ${rec === null ? `> ${isOutage ? 60 : 20} s` : `${rec} ms`}; ${r.total} upstream requests ${JSON.stringify(r.byStatus)}, peak ${peak.privateMaxPerSec}/s per key, ${peak.publicMaxPerSec}/s public`,
+      )
       if (isOutage) outageRecoveryMs = rec
       else if (ph.name !== 'baseline' && !ctx.short) await sleep(3000) // a healthy gap before the next fault
     }
@@ -120,35 +176,74 @@ export async function exchangeFaults(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
     const peak = peakRates(all)
     Object.assign(figures, {
       phases: perPhase,
-      upstream: { total: all.total, byStatus: all.byStatus, byPath: all.byPath, maxPerKeyPerSec: peak.privateMaxPerSec, publicMaxPerSec: peak.publicMaxPerSec },
-      dashboards: { open: agg.open, dataFrames: agg.dataFrames, statusFrames: agg.statusFrames, unexpectedCloses: agg.unexpectedCloses, closedByCode: agg.closedByCode, maxSourceAgeMs: agg.latencySource.max, p99SourceAgeMs: agg.latencySource.p99 },
+      upstream: {
+        total: all.total,
+        byStatus: all.byStatus,
+        byPath: all.byPath,
+        maxPerKeyPerSec: peak.privateMaxPerSec,
+        publicMaxPerSec: peak.publicMaxPerSec,
+      },
+      dashboards: {
+        open: agg.open,
+        dataFrames: agg.dataFrames,
+        statusFrames: agg.statusFrames,
+        unexpectedCloses: agg.unexpectedCloses,
+        closedByCode: agg.closedByCode,
+        maxSourceAgeMs: agg.latencySource.max,
+        p99SourceAgeMs: agg.latencySource.p99,
+      },
       observers: obs,
       outageRecoveryMs,
       privateStreamDrops: drops,
     })
-    checks.ok(obs.staleShown === 0 && !(agg.latencySource.max > STALE_MS), 'nothing stale shown as fresh',
-      `oldest data_update received ${fmt(Math.max(agg.latencySource.max || 0, obs.maxAgeMs), 0)} ms (limit ${STALE_MS}); observers saw ${obs.staleShown} stale`)
-    checks.ok(peak.privateMaxPerSec <= 5 && peak.publicMaxPerSec <= 1, 'exchange limits respected',
-      `peak ${peak.privateMaxPerSec} signed req/s per key (≤ 5), ${peak.publicMaxPerSec} public/s (≤ 1), ${all.total} requests`)
-    checks.ok(outageRecoveryMs !== null && outageRecoveryMs <= POLL_MS + 1000, 'recovery within one poll period after the outage',
-      `${outageRecoveryMs === null ? '> 60 000' : outageRecoveryMs} ms (limit ${POLL_MS} + 1 000 for the poll itself)`)
+    checks.ok(
+      obs.staleShown === 0 && !(agg.latencySource.max > STALE_MS),
+      'nothing stale shown as fresh',
+      `oldest data_update received ${fmt(Math.max(agg.latencySource.max || 0, obs.maxAgeMs), 0)} ms (limit ${STALE_MS}); observers saw ${obs.staleShown} stale`,
+    )
+    checks.ok(
+      peak.privateMaxPerSec <= 5 && peak.publicMaxPerSec <= 1,
+      'exchange limits respected',
+      `peak ${peak.privateMaxPerSec} signed req/s per key (≤ 5), ${peak.publicMaxPerSec} public/s (≤ 1), ${all.total} requests`,
+    )
+    checks.ok(
+      outageRecoveryMs !== null && outageRecoveryMs <= POLL_MS + 1000,
+      'recovery within one poll period after the outage',
+      `${outageRecoveryMs === null ? '> 60 000' : outageRecoveryMs} ms (limit ${POLL_MS} + 1 000 for the poll itself)`,
+    )
     if (drops) {
-      checks.ok(drops.maxRestGapMs <= 2 * POLL_MS + 1000, 'private streams dropping: REST polls every account',
-        `longest time an account went unpolled ${fmt(drops.maxRestGapMs, 0)} ms (limit ${2 * POLL_MS + 1000}); ${drops.privateDrops} private sockets dropped`)
+      checks.ok(
+        drops.maxRestGapMs <= 2 * POLL_MS + 1000,
+        'private streams dropping: REST polls every account',
+        `longest time an account went unpolled ${fmt(drops.maxRestGapMs, 0)} ms (limit ${2 * POLL_MS + 1000}); ${drops.privateDrops} private sockets dropped`,
+      )
       // while a stream is up its data is vouched for by its liveness (a ping every STALE_AFTER_MS / 3), so the
       // bound is the stale limit, not the poll period
-      checks.ok(drops.maxDataAgeMs < STALE_MS, 'private streams dropping: data never goes stale',
-        `oldest account data an observer held ${fmt(drops.maxDataAgeMs, 0)} ms (limit ${STALE_MS})`)
-      checks.ok(drops.refusedConnections === 0 && drops.refusedAuthenticate === 0 && drops.refusedSockets === 0, 'private streams dropping: reconnects within the stream limits',
-        `${drops.connections} new connections and ${drops.authenticate} authenticate in ${drops.seconds} s; refused by the limits: ${drops.refusedConnections} connections (500/h), ${drops.refusedAuthenticate} authenticate (20/min), ${drops.refusedSockets} sockets (32)`)
+      checks.ok(
+        drops.maxDataAgeMs < STALE_MS,
+        'private streams dropping: data never goes stale',
+        `oldest account data an observer held ${fmt(drops.maxDataAgeMs, 0)} ms (limit ${STALE_MS})`,
+      )
+      checks.ok(
+        drops.refusedConnections === 0 && drops.refusedAuthenticate === 0 && drops.refusedSockets === 0,
+        'private streams dropping: reconnects within the stream limits',
+        `${drops.connections} new connections and ${drops.authenticate} authenticate in ${drops.seconds} s; refused by the limits: ${drops.refusedConnections} connections (500/h), ${drops.refusedAuthenticate} authenticate (20/min), ${drops.refusedSockets} sockets (32)`,
+      )
     }
-    checks.ok(agg.open === conn.connected && conn.connected === N && agg.unexpectedCloses === 0, 'every dashboard stayed connected',
-      `${agg.open}/${N} open, ${agg.unexpectedCloses} dropped`)
+    checks.ok(
+      agg.open === conn.connected && conn.connected === N && agg.unexpectedCloses === 0,
+      'every dashboard stayed connected',
+      `${agg.open}/${N} open, ${agg.unexpectedCloses} dropped`,
+    )
     checks.ok(gw.alive, 'gateway alive', gw.alive ? 'yes' : `exited ${JSON.stringify(gw.exits)}`)
-    const rejected = Object.entries(obs.statusReasons).filter(([k]) => k.includes('credentials_rejected')).reduce((a, [, v]) => a + v, 0)
+    const rejected = Object.entries(obs.statusReasons)
+      .filter(([k]) => k.includes('credentials_rejected'))
+      .reduce((a, [, v]) => a + v, 0)
     figures.credentialsRejectedStatuses = rejected
-    const summary = `${N} dashboards; oldest frame ${fmt(Math.max(agg.latencySource.max || 0, obs.maxAgeMs) / 1000, 1)} s; peak ${peak.privateMaxPerSec}/s/key, ${peak.publicMaxPerSec}/s public; ` +
-      `outage recovery ${outageRecoveryMs === null ? '> 60 s' : `${fmt(outageRecoveryMs / 1000, 1)} s`}; ${agg.open}/${N} open` + (rejected ? `; ${rejected} credentials_rejected statuses` : '')
+    const summary =
+      `${N} dashboards; oldest frame ${fmt(Math.max(agg.latencySource.max || 0, obs.maxAgeMs) / 1000, 1)} s; peak ${peak.privateMaxPerSec}/s/key, ${peak.publicMaxPerSec}/s public; ` +
+      `outage recovery ${outageRecoveryMs === null ? '> 60 s' : `${fmt(outageRecoveryMs / 1000, 1)} s`}; ${agg.open}/${N} open` +
+      (rejected ? `; ${rejected} credentials_rejected statuses` : '')
     return { held: checks.held, summary, checks: checks.list, figures }
   } finally {
     for (const o of observers) o.stop()

@@ -25,7 +25,11 @@ export async function postgresOutage(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
   const sim = await startChaosSim(ctx.dir, accounts)
   const pg = await ctx.pg()
   const dbUrl = pg.createDb(`chaos_pg_${runId}`)
-  const gw = await GatewayProc.create({ apiUrl: sim.url, streamUrl: sim.streamUrl, env: { DATABASE_URL: dbUrl, POLL_INTERVAL_MS: String(POLL_MS), STALE_AFTER_MS: String(STALE_MS) } })
+  const gw = await GatewayProc.create({
+    apiUrl: sim.url,
+    streamUrl: sim.streamUrl,
+    env: { DATABASE_URL: dbUrl, POLL_INTERVAL_MS: String(POLL_MS), STALE_AFTER_MS: String(STALE_MS) },
+  })
   const observers: Observer[] = []
   let writing = true
   let pgDown = false
@@ -34,12 +38,20 @@ export async function postgresOutage(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
     const addrs = sourceAddresses(A + 40, 100)
     const users: User[] = []
     for (let i = 0; i < A; i++) users.push(await makeUser(gw.origin, `cp${runId}u${i}`, accounts[i], addrs[i]))
-    for (const u of users) for (let k = 0; k < 2; k++) {
-      const o = new Observer({ urls: [gw.wsUrl], token: u.token, label: `${u.username}#${k}`, staleAfterMs: STALE_MS, backoff: { baseMs: 200, capMs: 2000 } })
-      observers.push(o)
-      o.start()
-    }
-    if ((await waitFor(() => observers.every((o) => o.ready && o.newestTs.has('positions')), 30_000)) === null) throw new Error('observers got no positions snapshot within 30 s')
+    for (const u of users)
+      for (let k = 0; k < 2; k++) {
+        const o = new Observer({
+          urls: [gw.wsUrl],
+          token: u.token,
+          label: `${u.username}#${k}`,
+          staleAfterMs: STALE_MS,
+          backoff: { baseMs: 200, capMs: 2000 },
+        })
+        observers.push(o)
+        o.start()
+      }
+    if ((await waitFor(() => observers.every((o) => o.ready && o.newestTs.has('positions')), 30_000)) === null)
+      throw new Error('observers got no positions snapshot within 30 s')
 
     // the writer: a registration every 400 ms from rotating source addresses, each answer kept
     const written: Array<{ username: string; password: string; at: number; answer: string }> = []
@@ -50,7 +62,13 @@ export async function postgresOutage(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
         const username = `cw${runId}n${w}`
         const password = `Chaos!${randomBytes(6).toString('hex')}`
         const at = Date.now()
-        const r = await api(gw.origin, 'POST', '/api/auth/register', { username, password }, { localAddress: addrs[A + (w % 40)], timeoutMs: 20_000 })
+        const r = await api(
+          gw.origin,
+          'POST',
+          '/api/auth/register',
+          { username, password },
+          { localAddress: addrs[A + (w % 40)], timeoutMs: 20_000 },
+        )
         written.push({ username, password, at, answer: statusKey(r) })
         w++
         await sleep(400)
@@ -63,7 +81,13 @@ export async function postgresOutage(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
       while (writing) {
         const at = Date.now()
         const down = pgDown
-        const r = await api(gw.origin, 'POST', '/api/auth/login', { username: users[0]!.username, password: users[0]!.password }, { localAddress: addrs[0], timeoutMs: 20_000 })
+        const r = await api(
+          gw.origin,
+          'POST',
+          '/api/auth/login',
+          { username: users[0]!.username, password: users[0]!.password },
+          { localAddress: addrs[0], timeoutMs: 20_000 },
+        )
         // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- pgDown is flipped by the cell while the login is in flight
         logins.push({ at, ms: Date.now() - at, answer: statusKey(r), down: down && pgDown })
         await sleep(1000)
@@ -77,13 +101,28 @@ export async function postgresOutage(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
     log(`cell 4: PostgreSQL stopped for ${downS} s`)
     await sleep(downS * 1000)
     // streaming from the pollers and cache while the database was down: account data newer than the stop + 1 poll
-    const streamedWhileDown = observers.filter((o) => Math.max(o.newestTs.get('positions') ?? 0, o.newestTs.get('account') ?? 0) > tStop + POLL_MS).length
+    const streamedWhileDown = observers.filter(
+      (o) => Math.max(o.newestTs.get('positions') ?? 0, o.newestTs.get('account') ?? 0) > tStop + POLL_MS,
+    ).length
     const tickerWhileDown = observers.filter((o) => (o.newestTs.get('ticker') ?? 0) > tStop + POLL_MS).length
     pgDown = false
     pg.start()
     const tStart = Date.now()
     log('cell 4: PostgreSQL started')
-    const loginBackMs = await waitFor(async () => (await api(gw.origin, 'POST', '/api/auth/login', { username: users[0]!.username, password: users[0]!.password }, { localAddress: addrs[1], timeoutMs: 10_000 })).status === 200, 30_000, 250)
+    const loginBackMs = await waitFor(
+      async () =>
+        (
+          await api(
+            gw.origin,
+            'POST',
+            '/api/auth/login',
+            { username: users[0]!.username, password: users[0]!.password },
+            { localAddress: addrs[1], timeoutMs: 10_000 },
+          )
+        ).status === 200,
+      30_000,
+      250,
+    )
     await sleep(4000)
     writing = false
     await Promise.all([writer, prober])
@@ -93,13 +132,28 @@ export async function postgresOutage(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
     let lost = 0
     const lostNames: string[] = []
     for (const x of acked) {
-      const r = await api(gw.origin, 'POST', '/api/auth/login', { username: x.username, password: x.password }, { localAddress: addrs[2], timeoutMs: 20_000 })
-      if (r.status !== 200) { lost++; if (lostNames.length < 5) lostNames.push(`${x.username}: ${statusKey(r)}`) }
+      const r = await api(
+        gw.origin,
+        'POST',
+        '/api/auth/login',
+        { username: x.username, password: x.password },
+        { localAddress: addrs[2], timeoutMs: 20_000 },
+      )
+      if (r.status !== 200) {
+        lost++
+        if (lostNames.length < 5) lostNames.push(`${x.username}: ${statusKey(r)}`)
+      }
     }
     // registrations answered with an error that nevertheless exist (acknowledged as failed, yet written)
     let ghost = 0
     for (const x of written.filter((y) => !y.answer.startsWith('201'))) {
-      const r = await api(gw.origin, 'POST', '/api/auth/login', { username: x.username, password: x.password }, { localAddress: addrs[2], timeoutMs: 20_000 })
+      const r = await api(
+        gw.origin,
+        'POST',
+        '/api/auth/login',
+        { username: x.username, password: x.password },
+        { localAddress: addrs[2], timeoutMs: 20_000 },
+      )
       if (r.status === 200) ghost++
     }
     const duringLogins: Record<string, number> = {}
@@ -109,23 +163,57 @@ export async function postgresOutage(ctx: Ctx): Promise<Omit<CellResult, 'id' | 
     const slowest = Math.max(0, ...logins.filter((l) => l.down).map((l) => l.ms))
     const obs = sumStats(observers)
     const figures = {
-      databaseDownS: downS, observers: observers.length, streamedWhileDown, tickerWhileDown, loginsWhileDown: duringLogins, slowestLoginWhileDownMs: slowest,
-      loginBackAfterStartMs: loginBackMs, registrations: { attempted: written.length, acknowledged: acked.length, lostAfterAck: lost, lostExamples: lostNames, whileDown: duringWrites, errorButWritten: ghost },
-      observerStats: obs, healthAtEnd: statusKey(await api(gw.origin, 'GET', '/health/ready')),
+      databaseDownS: downS,
+      observers: observers.length,
+      streamedWhileDown,
+      tickerWhileDown,
+      loginsWhileDown: duringLogins,
+      slowestLoginWhileDownMs: slowest,
+      loginBackAfterStartMs: loginBackMs,
+      registrations: {
+        attempted: written.length,
+        acknowledged: acked.length,
+        lostAfterAck: lost,
+        lostExamples: lostNames,
+        whileDown: duringWrites,
+        errorButWritten: ghost,
+      },
+      observerStats: obs,
+      healthAtEnd: statusKey(await api(gw.origin, 'GET', '/health/ready')),
     }
     const nDown = Object.values(duringLogins).reduce((a, b) => a + b, 0)
-    checks.ok(streamedWhileDown === observers.length && obs.staleShown === 0, 'streaming continues from the cache',
-      `${streamedWhileDown}/${observers.length} dashboards got account data newer than the stop while PostgreSQL was down; ${obs.staleShown} stale frames`)
-    checks.ok(nDown > 0 && Object.keys(duringLogins).every((k) => k.startsWith('503')) && slowest <= 5000, 'logins fail with a clear 503',
-      `${JSON.stringify(duringLogins)}; slowest answer ${slowest} ms`)
-    checks.ok(loginBackMs !== null && loginBackMs <= 15_000, 'logins recover', loginBackMs === null ? 'not within 30 s of the start' : `${loginBackMs} ms after PostgreSQL answered again`)
-    checks.ok(lost === 0 && acked.length > 0, 'nothing written is lost', `${acked.length} registrations acknowledged, ${lost} cannot log in${lostNames.length ? ` (${lostNames.join('; ')})` : ''}; ${ghost} refused yet written`)
+    checks.ok(
+      streamedWhileDown === observers.length && obs.staleShown === 0,
+      'streaming continues from the cache',
+      `${streamedWhileDown}/${observers.length} dashboards got account data newer than the stop while PostgreSQL was down; ${obs.staleShown} stale frames`,
+    )
+    checks.ok(
+      nDown > 0 && Object.keys(duringLogins).every((k) => k.startsWith('503')) && slowest <= 5000,
+      'logins fail with a clear 503',
+      `${JSON.stringify(duringLogins)}; slowest answer ${slowest} ms`,
+    )
+    checks.ok(
+      loginBackMs !== null && loginBackMs <= 15_000,
+      'logins recover',
+      loginBackMs === null ? 'not within 30 s of the start' : `${loginBackMs} ms after PostgreSQL answered again`,
+    )
+    checks.ok(
+      lost === 0 && acked.length > 0,
+      'nothing written is lost',
+      `${acked.length} registrations acknowledged, ${lost} cannot log in${lostNames.length ? ` (${lostNames.join('; ')})` : ''}; ${ghost} refused yet written`,
+    )
     const summary = `down ${downS} s; streamed ${streamedWhileDown}/${observers.length}; logins while down ${JSON.stringify(duringLogins)}; back ${loginBackMs === null ? 'NO' : `${fmt(loginBackMs / 1000, 1)} s`}; ${acked.length} acked writes, ${lost} lost`
     return { held: checks.held, summary, checks: checks.list, figures }
   } finally {
     writing = false
     for (const o of observers) o.stop()
-    if (pgDown) { try { pg.start() } catch { /* reported by the next cell */ } }
+    if (pgDown) {
+      try {
+        pg.start()
+      } catch {
+        /* reported by the next cell */
+      }
+    }
     await gw.stop()
     gw.removeData()
     await sim.stop()

@@ -40,7 +40,12 @@ export async function redisCluster(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
   const pg = await ctx.pg()
   const dbUrl = pg.createDb(`chaos_redis_${runId}`)
   const redis = await RedisServer.create()
-  const env = { DATABASE_URL: dbUrl, REDIS_URL: `${redis.url}?prefix=chaos${runId}`, POLL_INTERVAL_MS: String(POLL_MS), STALE_AFTER_MS: String(STALE_MS) }
+  const env = {
+    DATABASE_URL: dbUrl,
+    REDIS_URL: `${redis.url}?prefix=chaos${runId}`,
+    POLL_INTERVAL_MS: String(POLL_MS),
+    STALE_AFTER_MS: String(STALE_MS),
+  }
   const a = await GatewayProc.create({ apiUrl: sim.url, streamUrl: sim.streamUrl, env })
   const b = await a.sibling()
   const observers: Observer[] = []
@@ -52,14 +57,28 @@ export async function redisCluster(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
     for (let i = 0; i < A; i++) users.push(await makeUser(a.origin, `cr${runId}u${i}`, accounts[i], addrs[i]))
     /** the observers of each account (index as `accounts`) */
     const byAccount: Observer[][] = accounts.map(() => [])
-    for (const [i, u] of users.entries()) for (const [first, second] of [[a, b], [b, a]] as const) for (let k = 0; k < 2; k++) {
-      const o = new Observer({ urls: [first.wsUrl, second.wsUrl], token: u.token, label: `${u.username}@${first === a ? 'A' : 'B'}#${k}`, staleAfterMs: STALE_MS, backoff: { baseMs: 200, capMs: 2000 } })
-      observers.push(o)
-      byAccount[i]!.push(o)
-      o.start()
+    for (const [i, u] of users.entries())
+      for (const [first, second] of [
+        [a, b],
+        [b, a],
+      ] as const)
+        for (let k = 0; k < 2; k++) {
+          const o = new Observer({
+            urls: [first.wsUrl, second.wsUrl],
+            token: u.token,
+            label: `${u.username}@${first === a ? 'A' : 'B'}#${k}`,
+            staleAfterMs: STALE_MS,
+            backoff: { baseMs: 200, capMs: 2000 },
+          })
+          observers.push(o)
+          byAccount[i]!.push(o)
+          o.start()
+        }
+    if ((await waitFor(() => observers.every((o) => o.ready && o.newestTs.has('positions')), 30_000)) === null)
+      throw new Error('observers got no positions snapshot within 30 s')
+    const phase = (name: string) => {
+      for (const o of observers) o.phase = name
     }
-    if ((await waitFor(() => observers.every((o) => o.ready && o.newestTs.has('positions')), 30_000)) === null) throw new Error('observers got no positions snapshot within 30 s')
-    const phase = (name: string) => { for (const o of observers) o.phase = name }
     phase('steady')
     const sum = async () => (await pollers(a)) + (await pollers(b))
     // the parts of "each account polled by exactly one node", each with the first moment it held (for the figures)
@@ -72,7 +91,9 @@ export async function redisCluster(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
       const one = (await sum()) === A
       const r = await sim.rates(since)
       const requested = accounts.map((acc) => (r.perKey[acc.key]?.total ?? 0) > 0)
-      const pushed = byAccount.map((os) => os.some((o) => Math.max(o.newestTs.get('positions') ?? 0, o.newestTs.get('account') ?? 0) >= since))
+      const pushed = byAccount.map((os) =>
+        os.some((o) => Math.max(o.newestTs.get('positions') ?? 0, o.newestTs.get('account') ?? 0) >= since),
+      )
       const at = Date.now() - since
       if (one && parts.onePoller === null) parts.onePoller = at
       if (requested.every(Boolean) && parts.everyKeyPolled === null) parts.everyKeyPolled = at
@@ -87,7 +108,10 @@ export async function redisCluster(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
     await redis.kill()
     let maxDuring = 0
     const downUntil = Date.now() + redisDownS * 1000
-    while (Date.now() < downUntil) { maxDuring = Math.max(maxDuring, await sum() || 0); await sleep(1000) }
+    while (Date.now() < downUntil) {
+      maxDuring = Math.max(maxDuring, (await sum()) || 0)
+      await sleep(1000)
+    }
     await redis.start()
     phase('redis back')
     const tBack = Date.now()
@@ -97,8 +121,13 @@ export async function redisCluster(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
     Object.assign(parts, { onePoller: null, everyKeyPolled: null, everyDashboardFresh: null })
     // and it stays so
     let unstable = 0
-    for (let i = 0; i < 8; i++) { if ((await sum()) !== A) unstable++; await sleep(500) }
-    log(`cell 5: Redis back: exactly one poller per account after ${afterRedisMs ?? '> ' + 4 * LEASE_MS} ms (${JSON.stringify(afterRedisParts)}); killing node A`)
+    for (let i = 0; i < 8; i++) {
+      if ((await sum()) !== A) unstable++
+      await sleep(500)
+    }
+    log(
+      `cell 5: Redis back: exactly one poller per account after ${afterRedisMs ?? '> ' + 4 * LEASE_MS} ms (${JSON.stringify(afterRedisParts)}); killing node A`,
+    )
 
     phase('node killed')
     const tKill = Date.now()
@@ -113,19 +142,47 @@ export async function redisCluster(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
     const all = await sim.rates(0)
     const peak = peakRates(all)
     const figures = {
-      accounts: A, observers: observers.length, leaseMs: LEASE_MS, pollIntervalMs: POLL_MS, steadyMs, steadySplit, redisDownS,
-      pollerSumDuringRedisOutage: maxDuring, exactlyOneAfterRedisBackMs: afterRedisMs, afterRedisParts, unstableSamplesAfter: unstable,
-      nodeKilled: killed, exactlyOneAfterNodeKillMs: takeoverMs, afterKillParts, dashboardsFailedOverMs: failoverMs, observerStats: obs, upstreamByStatus: all.byStatus,
-      peakPerKeyPerSec: peak.privateMaxPerSec, peakPublicPerSec: peak.publicMaxPerSec,
+      accounts: A,
+      observers: observers.length,
+      leaseMs: LEASE_MS,
+      pollIntervalMs: POLL_MS,
+      steadyMs,
+      steadySplit,
+      redisDownS,
+      pollerSumDuringRedisOutage: maxDuring,
+      exactlyOneAfterRedisBackMs: afterRedisMs,
+      afterRedisParts,
+      unstableSamplesAfter: unstable,
+      nodeKilled: killed,
+      exactlyOneAfterNodeKillMs: takeoverMs,
+      afterKillParts,
+      dashboardsFailedOverMs: failoverMs,
+      observerStats: obs,
+      upstreamByStatus: all.byStatus,
+      peakPerKeyPerSec: peak.privateMaxPerSec,
+      peakPublicPerSec: peak.publicMaxPerSec,
     }
     const limit = 2 * LEASE_MS
-    checks.ok(afterRedisMs !== null && afterRedisMs <= limit && unstable === 0, 'one poller per account within two leases after Redis returns',
-      `${afterRedisMs === null ? `> ${4 * LEASE_MS}` : afterRedisMs} ms (limit ${limit}); ${maxDuring} pollers for ${A} accounts while Redis was down; ${unstable}/8 later samples off`)
-    checks.ok(takeoverMs !== null && takeoverMs <= limit, 'one poller per account within two leases after a node dies',
-      `${takeoverMs === null ? `> ${4 * LEASE_MS}` : takeoverMs} ms (limit ${limit})`)
-    checks.ok(failoverMs !== null, 'every dashboard reconnected', failoverMs === null ? 'not within 30 s' : `${failoverMs} ms after the node died`)
-    checks.ok(obs.regressions === 0 && obs.duplicates === 0, 'no seq regression, no duplicate frame',
-      `${obs.regressions} regressions, ${obs.duplicates} duplicates over ${obs.dataUpdates} data_updates; by phase ${JSON.stringify(obs.byPhase)}${obs.examples.length ? `; e.g. ${obs.examples.slice(0, 2).join('; ')}` : ''}`)
+    checks.ok(
+      afterRedisMs !== null && afterRedisMs <= limit && unstable === 0,
+      'one poller per account within two leases after Redis returns',
+      `${afterRedisMs === null ? `> ${4 * LEASE_MS}` : afterRedisMs} ms (limit ${limit}); ${maxDuring} pollers for ${A} accounts while Redis was down; ${unstable}/8 later samples off`,
+    )
+    checks.ok(
+      takeoverMs !== null && takeoverMs <= limit,
+      'one poller per account within two leases after a node dies',
+      `${takeoverMs === null ? `> ${4 * LEASE_MS}` : takeoverMs} ms (limit ${limit})`,
+    )
+    checks.ok(
+      failoverMs !== null,
+      'every dashboard reconnected',
+      failoverMs === null ? 'not within 30 s' : `${failoverMs} ms after the node died`,
+    )
+    checks.ok(
+      obs.regressions === 0 && obs.duplicates === 0,
+      'no seq regression, no duplicate frame',
+      `${obs.regressions} regressions, ${obs.duplicates} duplicates over ${obs.dataUpdates} data_updates; by phase ${JSON.stringify(obs.byPhase)}${obs.examples.length ? `; e.g. ${obs.examples.slice(0, 2).join('; ')}` : ''}`,
+    )
     checks.ok(obs.staleShown === 0, 'nothing stale shown as fresh', `${obs.staleShown} stale data_updates, oldest ${obs.maxAgeMs} ms`)
     const summary = `Redis down ${redisDownS} s (${maxDuring} pollers/${A}) → one each after ${afterRedisMs === null ? 'NO' : `${fmt(afterRedisMs / 1000, 1)} s`}; node killed → ${takeoverMs === null ? 'NO' : `${fmt(takeoverMs / 1000, 1)} s`}; ${obs.regressions} regressions, ${obs.duplicates} dupes in ${obs.dataUpdates} frames`
     return { held: checks.held, summary, checks: checks.list, figures }

@@ -25,8 +25,17 @@ export async function sigtermDrain(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
     const users = await provisionUsers(gw.origin, accounts, 4)
     lg = await LoadGen.start(N > 2000 ? 2 : 1, false)
     const conn = await lg.connect({
-      kind: 'gateway', url: gw.wsUrl, count: N, tokens: users.map((u) => u.token), localAddresses: sourceAddresses(Math.max(2, Math.ceil(N / 5000))),
-      ratePerSec: 1000, concurrency: 64, timeoutMs: 30_000, rpcTimeoutMs: 300_000, retries: 3, reset: true,
+      kind: 'gateway',
+      url: gw.wsUrl,
+      count: N,
+      tokens: users.map((u) => u.token),
+      localAddresses: sourceAddresses(Math.max(2, Math.ceil(N / 5000))),
+      ratePerSec: 1000,
+      concurrency: 64,
+      timeoutMs: 30_000,
+      rpcTimeoutMs: 300_000,
+      retries: 3,
+      reset: true,
       reconnect: { attempts: 3, baseMs: 100, capMs: 1000 },
     })
     await sleep(2000)
@@ -40,14 +49,37 @@ export async function sigtermDrain(ctx: Ctx): Promise<Omit<CellResult, 'id' | 'n
     const other = Object.entries(after.closedByCode).filter(([k]) => k !== '1001')
     const otherN = other.reduce((a, [, v]) => a + v, 0)
     const figures = {
-      sockets: N, connected: conn.connected, openAtSignal: before.open, exit, drainMs: DRAIN_MS,
-      closedByCode: after.closedByCode, reconnects: after.reconnects, reconnectRefusals: after.retried, reconnectGaveUp: after.failures,
+      sockets: N,
+      connected: conn.connected,
+      openAtSignal: before.open,
+      exit,
+      drainMs: DRAIN_MS,
+      closedByCode: after.closedByCode,
+      reconnects: after.reconnects,
+      reconnectRefusals: after.retried,
+      reconnectGaveUp: after.failures,
     }
     checks.ok(before.open === N, 'all sockets open before the signal', `${before.open}/${N}`)
-    checks.ok(closes1001 >= before.open && otherN === 0, 'every socket got 1001', `${closes1001} × 1001 for ${before.open} open; other codes ${otherN ? JSON.stringify(Object.fromEntries(other)) : 'none'}`)
-    checks.ok(exit !== null && exit.code === 0, 'exit code 0', exit === null ? `still running ${DRAIN_MS + 15_000} ms after SIGTERM` : `code ${exit.code}${exit.signal ? ` signal ${exit.signal}` : ''}`)
-    checks.ok(exit !== null && exit.ms <= DRAIN_MS + 2000, 'exit within SHUTDOWN_DRAIN_MS + 2 s', `${exit === null ? '> ' + (DRAIN_MS + 15_000) : exit.ms} ms (limit ${DRAIN_MS + 2000})`)
-    const refused = Object.entries(after.retried).map(([k, v]) => `${v} ${k}`).join(', ')
+    checks.ok(
+      closes1001 >= before.open && otherN === 0,
+      'every socket got 1001',
+      `${closes1001} × 1001 for ${before.open} open; other codes ${otherN ? JSON.stringify(Object.fromEntries(other)) : 'none'}`,
+    )
+    checks.ok(
+      exit !== null && exit.code === 0,
+      'exit code 0',
+      exit === null
+        ? `still running ${DRAIN_MS + 15_000} ms after SIGTERM`
+        : `code ${exit.code}${exit.signal ? ` signal ${exit.signal}` : ''}`,
+    )
+    checks.ok(
+      exit !== null && exit.ms <= DRAIN_MS + 2000,
+      'exit within SHUTDOWN_DRAIN_MS + 2 s',
+      `${exit === null ? '> ' + (DRAIN_MS + 15_000) : exit.ms} ms (limit ${DRAIN_MS + 2000})`,
+    )
+    const refused = Object.entries(after.retried)
+      .map(([k, v]) => `${v} ${k}`)
+      .join(', ')
     const summary = `${before.open} sockets; ${closes1001} × 1001, ${otherN} other; exit ${exit === null ? 'none (still running)' : `${exit.code ?? exit.signal} after ${exit.ms} ms`}; reconnects refused: ${refused || 'none'}`
     return { held: checks.held, summary, checks: checks.list, figures }
   } finally {

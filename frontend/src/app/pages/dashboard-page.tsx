@@ -47,7 +47,14 @@ function createClient(api: ApiClient, session: SessionStore, config: PublicConfi
   })
 }
 
-export function DashboardPage(props: { api: ApiClient; session: SessionStore; user: User; config: PublicConfig; theme: string; onToggleTheme: () => void }) {
+export function DashboardPage(props: {
+  api: ApiClient
+  session: SessionStore
+  user: User
+  config: PublicConfig
+  theme: string
+  onToggleTheme: () => void
+}) {
   const [client] = useState(() => createClient(props.api, props.session, props.config))
   useEffect(() => {
     const offToken = props.session.onToken((t) => client.setToken(t))
@@ -65,7 +72,15 @@ export function DashboardPage(props: { api: ApiClient; session: SessionStore; us
   )
 }
 
-function Dashboard(props: { api: ApiClient; session: SessionStore; user: User; config: PublicConfig; theme: string; onToggleTheme: () => void; client: RealtimeClient }) {
+function Dashboard(props: {
+  api: ApiClient
+  session: SessionStore
+  user: User
+  config: PublicConfig
+  theme: string
+  onToggleTheme: () => void
+  client: RealtimeClient
+}) {
   // alert settings live on the gateway (they follow the trader to another device)
   const alerts = useAlertSettings(props.api)
   const alertPct = alerts.settings.liquidationPct
@@ -101,7 +116,12 @@ function Dashboard(props: { api: ApiClient; session: SessionStore; user: User; c
         <ConnectionChip />
         <UpstreamChip />
         <span className="spacer" />
-        <button type="button" className="icon-btn" onClick={props.onToggleTheme} aria-label={`Switch to ${props.theme === 'dark' ? 'light' : 'dark'} theme`}>
+        <button
+          type="button"
+          className="icon-btn"
+          onClick={props.onToggleTheme}
+          aria-label={`Switch to ${props.theme === 'dark' ? 'light' : 'dark'} theme`}
+        >
           {props.theme === 'dark' ? '☀' : '☾'}
         </button>
         <span className="user" title="Signed in" data-testid="username-label">
@@ -120,7 +140,14 @@ function Dashboard(props: { api: ApiClient; session: SessionStore; user: User; c
         {noKey && <CredentialsPanel prominent demo={props.config.mode === 'demo'} onChanged={() => props.client.resync('credentials')} />}
         <div className={`board ${noKey ? 'board-no-key' : ''} ${cross ? 'has-cross' : ''}`}>
           {!noKey && (
-            <LiquidationAlert rows={riskiestFirst} thresholdPct={alertPct} onThreshold={(pct) => alerts.change(() => ({ liquidationPct: pct }), 600)} onPermission={(p) => p === 'granted' && alerts.change(() => ({ browserNotifications: true }))} notifyEnabled={alerts.settings.browserNotifications} staleParts={[...(positionsFresh.stale ? ['positions'] : []), ...(tickerFresh.stale ? ['prices'] : [])]} />
+            <LiquidationAlert
+              rows={riskiestFirst}
+              thresholdPct={alertPct}
+              onThreshold={(pct) => alerts.change(() => ({ liquidationPct: pct }), 600)}
+              onPermission={(p) => p === 'granted' && alerts.change(() => ({ browserNotifications: true }))}
+              notifyEnabled={alerts.settings.browserNotifications}
+              staleParts={[...(positionsFresh.stale ? ['positions'] : []), ...(tickerFresh.stale ? ['prices'] : [])]}
+            />
           )}
           {!noKey && <BalanceCard />}
           {!noKey && <CrossCard />}
@@ -130,11 +157,15 @@ function Dashboard(props: { api: ApiClient; session: SessionStore; user: User; c
           {!noKey && <HistoryPanel />}
           <AlertsPanel handle={alerts} log={feed.log} lastPrice={ticker?.data.lastPrice} />
         </div>
-        {!noKey && <CredentialsPanel prominent={false} demo={props.config.mode === 'demo'} onChanged={() => props.client.resync('credentials')} />}
+        {!noKey && (
+          <CredentialsPanel prominent={false} demo={props.config.mode === 'demo'} onChanged={() => props.client.resync('credentials')} />
+        )}
       </main>
       <AlertToasts toasts={feed.toasts} onDismiss={feed.dismiss} />
       <footer className="footer small muted">
-        {props.config.mode === 'demo' ? 'Demo mode: all values come from the built-in LN Markets simulator. ' : 'Data from LN Markets via this gateway. '}
+        {props.config.mode === 'demo'
+          ? 'Demo mode: all values come from the built-in LN Markets simulator. '
+          : 'Data from LN Markets via this gateway. '}
         Values older than {Math.round(props.config.staleAfterMs / 1000)} s are marked STALE.
       </footer>
     </div>

@@ -3,7 +3,13 @@ import { AuthForm } from '../../features/session/auth-form.tsx'
 import type { SessionStore } from '../../features/session/session-store.ts'
 import type { PublicConfig } from '../../config/public-config.ts'
 
-export function LoginPage(props: { session: SessionStore; notice: string | null; config: PublicConfig; theme: string; onToggleTheme: () => void }) {
+export function LoginPage(props: {
+  session: SessionStore
+  notice: string | null
+  config: PublicConfig
+  theme: string
+  onToggleTheme: () => void
+}) {
   return (
     <div className="login-page">
       <header className="login-head">
@@ -18,7 +24,12 @@ export function LoginPage(props: { session: SessionStore; notice: string | null;
             DEMO
           </span>
         )}
-        <button type="button" className="icon-btn" onClick={props.onToggleTheme} aria-label={`Switch to ${props.theme === 'dark' ? 'light' : 'dark'} theme`}>
+        <button
+          type="button"
+          className="icon-btn"
+          onClick={props.onToggleTheme}
+          aria-label={`Switch to ${props.theme === 'dark' ? 'light' : 'dark'} theme`}
+        >
           {props.theme === 'dark' ? '☀' : '☾'}
         </button>
       </header>
@@ -26,8 +37,8 @@ export function LoginPage(props: { session: SessionStore; notice: string | null;
         <div className="pitch">
           <h1>Your LN Markets futures, live — and honest about it.</h1>
           <p>
-            Balance, positions and P&amp;L pushed the moment they change. Every panel says how old its numbers are; when the connection or the exchange
-            fails, you see it at once instead of trusting a frozen screen.
+            Balance, positions and P&amp;L pushed the moment they change. Every panel says how old its numbers are; when the connection or
+            the exchange fails, you see it at once instead of trusting a frozen screen.
           </p>
         </div>
         <AuthForm session={props.session} notice={props.notice} demoLogin={props.config.demoLogin} />

@@ -70,7 +70,23 @@ export interface EngineSettings {
   priceLevels: readonly PriceLevel[]
 }
 
-type Trade = Pick<FuturesTrade, 'id' | 'side' | 'quantity' | 'leverage' | 'price' | 'entryPrice' | 'exitPrice' | 'liquidation' | 'stoploss' | 'takeprofit' | 'pl' | 'margin' | 'closed' | 'canceled'>
+type Trade = Pick<
+  FuturesTrade,
+  | 'id'
+  | 'side'
+  | 'quantity'
+  | 'leverage'
+  | 'price'
+  | 'entryPrice'
+  | 'exitPrice'
+  | 'liquidation'
+  | 'stoploss'
+  | 'takeprofit'
+  | 'pl'
+  | 'margin'
+  | 'closed'
+  | 'canceled'
+>
 
 export interface EngineInput {
   transport: Transport
@@ -150,7 +166,9 @@ export class AlertEngine {
     for (const k of this.levels.keys()) if (!keys.has(k)) this.levels.delete(k)
     // a new level is judged against the price the trader saw when setting it, not the next one (which may
     // already be past it: the crossing would then be missed)
-    if (this.lastPrice !== null) for (const l of settings.priceLevels) if (!this.levels.has(levelKey(l))) this.levels.set(levelKey(l), isBeyond(l, this.lastPrice) ? 'fired' : 'armed')
+    if (this.lastPrice !== null)
+      for (const l of settings.priceLevels)
+        if (!this.levels.has(levelKey(l))) this.levels.set(levelKey(l), isBeyond(l, this.lastPrice) ? 'fired' : 'armed')
   }
 
   /** the alerts the new state raises (in order); call on every state change and about once a second */
@@ -174,7 +192,18 @@ export class AlertEngine {
   private connection(transport: Transport, now: number, out: AlertEvent[]): void {
     const notify = this.settings.notify.connectionLoss
     if (transport === 'live') {
-      if (this.lossShown) this.emit(out, { kind: 'connection_restored', title: 'Live connection restored', body: 'Prices and positions are pushed live again.', urgency: 'polite' }, now, notify)
+      if (this.lossShown)
+        this.emit(
+          out,
+          {
+            kind: 'connection_restored',
+            title: 'Live connection restored',
+            body: 'Prices and positions are pushed live again.',
+            urgency: 'polite',
+          },
+          now,
+          notify,
+        )
       this.everLive = true
       this.leftLiveAt = null
       this.lossRaised = false
@@ -203,16 +232,33 @@ export class AlertEngine {
     const down = Object.entries(upstream).filter(([, u]) => u.state === 'down')
     if (down.length && !this.downRaised) {
       this.downRaised = true
-      const parts = down.map(([scope]) => (scope === 'ticker' ? 'market prices' : scope === 'account' ? 'account and positions' : 'everything'))
-      this.emit(out, {
-        kind: 'exchange_down',
-        title: 'LN Markets is down',
-        body: `The exchange is not answering (${[...new Set(parts)].join(', ')}). The values shown are the last ones received.`,
-        urgency: 'assertive',
-      }, now, notify)
+      const parts = down.map(([scope]) =>
+        scope === 'ticker' ? 'market prices' : scope === 'account' ? 'account and positions' : 'everything',
+      )
+      this.emit(
+        out,
+        {
+          kind: 'exchange_down',
+          title: 'LN Markets is down',
+          body: `The exchange is not answering (${[...new Set(parts)].join(', ')}). The values shown are the last ones received.`,
+          urgency: 'assertive',
+        },
+        now,
+        notify,
+      )
     } else if (!down.length && this.downRaised) {
       this.downRaised = false
-      this.emit(out, { kind: 'exchange_recovered', title: 'LN Markets is back', body: 'The exchange answers again; values are updating.', urgency: 'polite' }, now, notify)
+      this.emit(
+        out,
+        {
+          kind: 'exchange_recovered',
+          title: 'LN Markets is back',
+          body: 'The exchange answers again; values are updating.',
+          urgency: 'polite',
+        },
+        now,
+        notify,
+      )
     }
   }
 
@@ -221,16 +267,22 @@ export class AlertEngine {
       const key = levelKey(level)
       const state = this.levels.get(key) ?? 'unknown'
       const beyond = isBeyond(level, price)
-      const rearm = level.direction === 'above' ? price <= level.price * (1 - this.hysteresis) : price >= level.price * (1 + this.hysteresis)
+      const rearm =
+        level.direction === 'above' ? price <= level.price * (1 - this.hysteresis) : price >= level.price * (1 + this.hysteresis)
       if (state === 'armed' && beyond) {
         this.levels.set(key, 'fired')
-        this.emit(out, {
-          kind: 'price_level',
-          title: `Price ${level.direction} ${px(level.price)}`,
-          body: `The last price ${px(price)} crossed ${level.direction === 'above' ? 'above' : 'below'} your level ${px(level.price)}${level.note ? ` (${level.note})` : ''}.`,
-          urgency: 'polite',
-          levelId: level.id,
-        }, now, true)
+        this.emit(
+          out,
+          {
+            kind: 'price_level',
+            title: `Price ${level.direction} ${px(level.price)}`,
+            body: `The last price ${px(price)} crossed ${level.direction === 'above' ? 'above' : 'below'} your level ${px(level.price)}${level.note ? ` (${level.note})` : ''}.`,
+            urgency: 'polite',
+            levelId: level.id,
+          },
+          now,
+          true,
+        )
       } else if (state === 'unknown') {
         // first sight: already beyond counts as fired (it waits for the price to come back), else armed
         this.levels.set(key, beyond ? 'fired' : 'armed')
@@ -249,10 +301,22 @@ export class AlertEngine {
       if (this.running && this.open) {
         for (const t of positions.running) {
           if (this.open.has(t.id) && !this.running.has(t.id)) {
-            this.emit(out, { kind: 'fill', title: 'Order filled', body: `${sideWord(t.side)} ${usd(t.quantity)} at ${t.leverage}× filled at ${px(t.entryPrice ?? t.price)}.`, urgency: 'polite', tradeId: t.id }, now, n.fills)
+            this.emit(
+              out,
+              {
+                kind: 'fill',
+                title: 'Order filled',
+                body: `${sideWord(t.side)} ${usd(t.quantity)} at ${t.leverage}× filled at ${px(t.entryPrice ?? t.price)}.`,
+                urgency: 'polite',
+                tradeId: t.id,
+              },
+              now,
+              n.fills,
+            )
           }
         }
-        for (const [id, t] of this.running) if (!running.has(id) && !this.raisedTrades.has(id)) this.pendingCloses.set(id, { trade: t, since: now })
+        for (const [id, t] of this.running)
+          if (!running.has(id) && !this.raisedTrades.has(id)) this.pendingCloses.set(id, { trade: t, since: now })
       }
       this.running = running
       this.open = new Set(positions.open.map((t) => t.id))
@@ -265,19 +329,32 @@ export class AlertEngine {
         else if (now - pending.since >= this.closeWaitMs) this.raiseClose(pending.trade, true, now, out)
       }
       if (this.historySeen) {
-        for (const [id, t] of closedById) if (!this.historySeen.has(id) && !this.raisedTrades.has(id) && !this.running?.has(id)) this.raiseClose(t, false, now, out)
+        for (const [id, t] of closedById)
+          if (!this.historySeen.has(id) && !this.raisedTrades.has(id) && !this.running?.has(id)) this.raiseClose(t, false, now, out)
       }
       this.historySeen = new Set(closedById.keys())
       if (this.crossSeen) {
         for (const o of history.crossFilled) {
           if (this.crossSeen.has(o.id)) continue
-          this.emit(out, { kind: 'fill', title: 'Cross order filled', body: `Cross ${o.side === 'buy' ? 'buy' : 'sell'} ${usd(o.quantity)} filled at ${px(o.price)}.`, urgency: 'polite', tradeId: o.id }, now, n.fills)
+          this.emit(
+            out,
+            {
+              kind: 'fill',
+              title: 'Cross order filled',
+              body: `Cross ${o.side === 'buy' ? 'buy' : 'sell'} ${usd(o.quantity)} filled at ${px(o.price)}.`,
+              urgency: 'polite',
+              tradeId: o.id,
+            },
+            now,
+            n.fills,
+          )
         }
       }
       this.crossSeen = new Set(history.crossFilled.map((o) => o.id))
     } else {
       // no history channel yet: closes still get raised once their wait is over
-      for (const [, pending] of this.pendingCloses) if (now - pending.since >= this.closeWaitMs) this.raiseClose(pending.trade, true, now, out)
+      for (const [, pending] of this.pendingCloses)
+        if (now - pending.since >= this.closeWaitMs) this.raiseClose(pending.trade, true, now, out)
     }
   }
 
@@ -292,13 +369,51 @@ export class AlertEngine {
     // without the history's record, the last price says which trigger the exchange most likely applied
     const reason = estimated ? (this.lastPrice === null ? 'close' : closeReason({ ...t, exitPrice: this.lastPrice })) : closeReason(t)
     if (reason === 'liquidation') {
-      this.emit(out, { kind: 'liquidation', title: 'Position liquidated', body: `${what} was liquidated${at}. ${pl}.`, urgency: 'assertive', tradeId: t.id }, now, n.liquidations)
+      this.emit(
+        out,
+        {
+          kind: 'liquidation',
+          title: 'Position liquidated',
+          body: `${what} was liquidated${at}. ${pl}.`,
+          urgency: 'assertive',
+          tradeId: t.id,
+        },
+        now,
+        n.liquidations,
+      )
     } else if (reason === 'stoploss') {
-      this.emit(out, { kind: 'stoploss', title: 'Stop-loss hit', body: `${what} closed by its stop-loss${at}. ${pl}.`, urgency: 'polite', tradeId: t.id }, now, n.closes)
+      this.emit(
+        out,
+        {
+          kind: 'stoploss',
+          title: 'Stop-loss hit',
+          body: `${what} closed by its stop-loss${at}. ${pl}.`,
+          urgency: 'polite',
+          tradeId: t.id,
+        },
+        now,
+        n.closes,
+      )
     } else if (reason === 'takeprofit') {
-      this.emit(out, { kind: 'takeprofit', title: 'Take-profit hit', body: `${what} closed by its take-profit${at}. ${pl}.`, urgency: 'polite', tradeId: t.id }, now, n.closes)
+      this.emit(
+        out,
+        {
+          kind: 'takeprofit',
+          title: 'Take-profit hit',
+          body: `${what} closed by its take-profit${at}. ${pl}.`,
+          urgency: 'polite',
+          tradeId: t.id,
+        },
+        now,
+        n.closes,
+      )
     } else {
-      this.emit(out, { kind: 'close', title: 'Position closed', body: `${what} closed${at}. ${pl}.`, urgency: 'polite', tradeId: t.id }, now, n.closes)
+      this.emit(
+        out,
+        { kind: 'close', title: 'Position closed', body: `${what} closed${at}. ${pl}.`, urgency: 'polite', tradeId: t.id },
+        now,
+        n.closes,
+      )
     }
   }
 }

@@ -76,7 +76,13 @@ const body = (s: AlertSettings) => ({
   liquidationPct: s.liquidationPct,
   notify: s.notify,
   browserNotifications: s.browserNotifications,
-  priceLevels: s.priceLevels.map((l) => ({ id: l.id, price: l.price, direction: l.direction, ...(l.note ? { note: l.note } : {}), triggeredAt: l.triggeredAt ?? null })),
+  priceLevels: s.priceLevels.map((l) => ({
+    id: l.id,
+    price: l.price,
+    direction: l.direction,
+    ...(l.note ? { note: l.note } : {}),
+    triggeredAt: l.triggeredAt ?? null,
+  })),
   version: s.version,
 })
 
@@ -144,7 +150,9 @@ export function useAlertSettings(api: ApiClient): AlertSettingsHandle {
           apply(withMarks(fresh))
           if (marks.current.size) dirty.current = true
           if (alive.current) {
-            setError('These alert settings were changed on another device or tab: they are reloaded. Make your change again if it is missing.')
+            setError(
+              'These alert settings were changed on another device or tab: they are reloaded. Make your change again if it is missing.',
+            )
             setState('error')
           }
         } catch {
@@ -155,7 +163,9 @@ export function useAlertSettings(api: ApiClient): AlertSettingsHandle {
       }
       dirty.current = true
       if (alive.current) {
-        setError(`Not saved: ${e instanceof ApiError ? e.message : 'the gateway could not be reached'}. The change applies on this page; it is saved with the next change.`)
+        setError(
+          `Not saved: ${e instanceof ApiError ? e.message : 'the gateway could not be reached'}. The change applies on this page; it is saved with the next change.`,
+        )
         setState('error')
       }
     }
@@ -166,18 +176,24 @@ export function useAlertSettings(api: ApiClient): AlertSettingsHandle {
     chain.current = chain.current.then(push)
   }, [push])
 
-  const change = useCallback((patch: (cur: AlertSettings) => Partial<AlertSettings>, debounceMs = 0) => {
-    apply({ ...current.current, ...patch(current.current) })
-    dirty.current = true
-    if (timer.current) clearTimeout(timer.current)
-    timer.current = setTimeout(flush, debounceMs)
-  }, [apply, flush])
+  const change = useCallback(
+    (patch: (cur: AlertSettings) => Partial<AlertSettings>, debounceMs = 0) => {
+      apply({ ...current.current, ...patch(current.current) })
+      dirty.current = true
+      if (timer.current) clearTimeout(timer.current)
+      timer.current = setTimeout(flush, debounceMs)
+    },
+    [apply, flush],
+  )
 
-  const markTriggered = useCallback((levelId: string, at: string) => {
-    if (!current.current.priceLevels.some((l) => l.id === levelId)) return
-    marks.current.set(levelId, at)
-    change((cur) => ({ priceLevels: cur.priceLevels.map((l) => (l.id === levelId ? { ...l, triggeredAt: at } : l)) }))
-  }, [change])
+  const markTriggered = useCallback(
+    (levelId: string, at: string) => {
+      if (!current.current.priceLevels.some((l) => l.id === levelId)) return
+      marks.current.set(levelId, at)
+      change((cur) => ({ priceLevels: cur.priceLevels.map((l) => (l.id === levelId ? { ...l, triggeredAt: at } : l)) }))
+    },
+    [change],
+  )
 
   const load = useCallback(async () => {
     if (dirty.current) return
@@ -201,7 +217,9 @@ export function useAlertSettings(api: ApiClient): AlertSettingsHandle {
       if (alive.current) setLoaded(true)
     } catch (e) {
       if (alive.current) {
-        setError(`The alert settings could not be loaded (${e instanceof ApiError ? e.message : 'the gateway could not be reached'}); the defaults are used.`)
+        setError(
+          `The alert settings could not be loaded (${e instanceof ApiError ? e.message : 'the gateway could not be reached'}); the defaults are used.`,
+        )
         setState('error')
       }
     }

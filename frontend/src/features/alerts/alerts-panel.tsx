@@ -29,7 +29,9 @@ export function AlertsPanel(props: { handle: AlertSettingsHandle; log: readonly 
   const [direction, setDirection] = useState<'above' | 'below'>('above')
   const [note, setNote] = useState('')
   const [problem, setProblem] = useState<string | null>(null)
-  const [permission, setPermission] = useState<NotificationPermission | 'unsupported'>(() => (canNotify ? Notification.permission : 'unsupported'))
+  const [permission, setPermission] = useState<NotificationPermission | 'unsupported'>(() =>
+    canNotify ? Notification.permission : 'unsupported',
+  )
 
   const addLevel = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault()
@@ -61,7 +63,13 @@ export function AlertsPanel(props: { handle: AlertSettingsHandle; log: readonly 
       <header className="panel-head">
         <h2 id="alert-settings-title">Alerts</h2>
         <span className="small muted" role="status" aria-live="polite" data-testid="alert-settings-state">
-          {state === 'loading' ? 'Loading your settings…' : state === 'saving' ? 'Saving…' : state === 'saved' ? 'Saved for all your devices' : ''}
+          {state === 'loading'
+            ? 'Loading your settings…'
+            : state === 'saving'
+              ? 'Saving…'
+              : state === 'saved'
+                ? 'Saved for all your devices'
+                : ''}
         </span>
       </header>
       <div className="panel-body alert-settings-body">
@@ -87,7 +95,14 @@ export function AlertsPanel(props: { handle: AlertSettingsHandle; log: readonly 
             </label>
           ))}
           <label className="check">
-            <input type="checkbox" checked={settings.browserNotifications} data-testid="notify-browser" disabled={permission === 'unsupported'} onChange={(e) => void toggleBrowser(e.target.checked)} aria-describedby="notify-browser-note" />
+            <input
+              type="checkbox"
+              checked={settings.browserNotifications}
+              data-testid="notify-browser"
+              disabled={permission === 'unsupported'}
+              onChange={(e) => void toggleBrowser(e.target.checked)}
+              aria-describedby="notify-browser-note"
+            />
             Also as browser notifications while this tab is in the background
           </label>
           <p className="small muted" id="notify-browser-note" data-testid="notify-browser-note">
@@ -102,7 +117,9 @@ export function AlertsPanel(props: { handle: AlertSettingsHandle; log: readonly 
         </fieldset>
 
         <fieldset className="alert-fieldset">
-          <legend>Price levels ({settings.priceLevels.length} of {MAX_PRICE_LEVELS})</legend>
+          <legend>
+            Price levels ({settings.priceLevels.length} of {MAX_PRICE_LEVELS})
+          </legend>
           {settings.priceLevels.length > 0 ? (
             <ul className="level-list" data-testid="price-levels">
               {settings.priceLevels.map((l) => (
@@ -110,9 +127,17 @@ export function AlertsPanel(props: { handle: AlertSettingsHandle; log: readonly 
                   <span>
                     <strong>{levelText(l)}</strong>
                     {l.note ? ` — ${l.note}` : ''}
-                    <span className="small muted"> {l.triggeredAt ? `· last crossed ${new Date(l.triggeredAt).toLocaleString('en-GB')}` : '· not crossed yet'}</span>
+                    <span className="small muted">
+                      {' '}
+                      {l.triggeredAt ? `· last crossed ${new Date(l.triggeredAt).toLocaleString('en-GB')}` : '· not crossed yet'}
+                    </span>
                   </span>
-                  <button type="button" className="link" onClick={() => change((cur) => ({ priceLevels: cur.priceLevels.filter((x) => x.id !== l.id) }))} aria-label={`Remove price level ${levelText(l)}`}>
+                  <button
+                    type="button"
+                    className="link"
+                    onClick={() => change((cur) => ({ priceLevels: cur.priceLevels.filter((x) => x.id !== l.id) }))}
+                    aria-label={`Remove price level ${levelText(l)}`}
+                  >
                     Remove
                   </button>
                 </li>
@@ -123,7 +148,12 @@ export function AlertsPanel(props: { handle: AlertSettingsHandle; log: readonly 
           )}
           <form className="level-form" onSubmit={addLevel} noValidate data-testid="level-form">
             <label htmlFor="level-direction">When the price goes</label>
-            <select id="level-direction" value={direction} onChange={(e) => setDirection(e.target.value === 'below' ? 'below' : 'above')} data-testid="level-direction">
+            <select
+              id="level-direction"
+              value={direction}
+              onChange={(e) => setDirection(e.target.value === 'below' ? 'below' : 'above')}
+              data-testid="level-direction"
+            >
               <option value="above">above</option>
               <option value="below">below</option>
             </select>
@@ -142,7 +172,13 @@ export function AlertsPanel(props: { handle: AlertSettingsHandle; log: readonly 
               }}
             />
             <label htmlFor="level-note">Note (optional)</label>
-            <input id="level-note" value={note} maxLength={MAX_NOTE_LENGTH} onChange={(e) => setNote(e.target.value)} data-testid="level-note" />
+            <input
+              id="level-note"
+              value={note}
+              maxLength={MAX_NOTE_LENGTH}
+              onChange={(e) => setNote(e.target.value)}
+              data-testid="level-note"
+            />
             <button type="submit" className="primary" data-testid="level-add">
               Add level
             </button>
@@ -154,7 +190,8 @@ export function AlertsPanel(props: { handle: AlertSettingsHandle; log: readonly 
           )}
           {!problem && wrongSide && props.lastPrice !== undefined && (
             <p className="small muted" id="level-hint">
-              The price ({fmtPrice(props.lastPrice)}) is already {direction} this level: it alerts after the price comes back and crosses it.
+              The price ({fmtPrice(props.lastPrice)}) is already {direction} this level: it alerts after the price comes back and crosses
+              it.
             </p>
           )}
         </fieldset>

@@ -88,7 +88,14 @@ export function useAlertFeed(client: RealtimeClient, settings: AlertSettings, on
         }
         if (e.kind === 'price_level' && e.levelId) onLevel.current(e.levelId, new Date(e.at).toISOString())
         const permission = typeof Notification === 'undefined' ? 'unsupported' : Notification.permission
-        if (wantsBrowserNotification(settingsRef.current, { permission, visible: document.visibilityState === 'visible', focused: document.hasFocus() })) notify(e)
+        if (
+          wantsBrowserNotification(settingsRef.current, {
+            permission,
+            visible: document.visibilityState === 'visible',
+            focused: document.hasFocus(),
+          })
+        )
+          notify(e)
       }
     }
     const run = () => {

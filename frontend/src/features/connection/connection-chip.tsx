@@ -38,14 +38,10 @@ export function ConnectionChip() {
   let detail = ''
   if (transport === 'polling' && nextPollAt) detail = `next in ${pollCountdownSeconds(nextPollAt, now, pollWaitMs)} s`
   else if (transport === 'silent' && silentSince !== null) detail = `no data for ${Math.max(0, Math.round((now - silentSince) / 1000))} s`
-  else if (transport === 'reconnecting' && nextReconnectAt && nextReconnectAt > now) detail = `retry in ${Math.ceil((nextReconnectAt - now) / 1000)} s`
+  else if (transport === 'reconnecting' && nextReconnectAt && nextReconnectAt > now)
+    detail = `retry in ${Math.ceil((nextReconnectAt - now) / 1000)} s`
   return (
-    <span
-      className={`chip chip-${transport}`}
-      data-testid="conn-chip"
-      data-state={transport}
-      title={EXPLAIN[transport]}
-    >
+    <span className={`chip chip-${transport}`} data-testid="conn-chip" data-state={transport} title={EXPLAIN[transport]}>
       <span className="dot" aria-hidden="true" />
       <span className="chip-label">{LABEL[transport]}</span>
       {detail && <span className="chip-detail"> ({detail})</span>}
@@ -62,7 +58,10 @@ export function ConnectionAnnouncer() {
   const upstream = useRealtime((s) => s.upstream)
   const down = Object.entries(upstream)
     .filter(([, u]) => u.state !== 'ok')
-    .map(([scope, u]) => `${scope === 'ticker' ? 'market prices' : scope === 'account' ? 'account and positions' : 'exchange'} ${u.state}: ${describeReason(u.reason)}`)
+    .map(
+      ([scope, u]) =>
+        `${scope === 'ticker' ? 'market prices' : scope === 'account' ? 'account and positions' : 'exchange'} ${u.state}: ${describeReason(u.reason)}`,
+    )
   const message = `Connection ${LABEL[transport]}. ${EXPLAIN[transport]}.${down.length ? ` ${down.join('. ')}.` : ''}`
   return (
     <div className="sr-only" role="status" aria-live="polite" aria-atomic="true" data-testid="sr-announcer">
@@ -89,7 +88,11 @@ export function DemoBadge({ demo }: { demo: boolean }) {
   const source = useRealtime((s) => s.source)
   if (!demo && source !== 'simulator') return null
   return (
-    <span className="badge badge-demo" data-testid="demo-badge" title="Demo mode: every value comes from the built-in LN Markets simulator, not the real exchange">
+    <span
+      className="badge badge-demo"
+      data-testid="demo-badge"
+      title="Demo mode: every value comes from the built-in LN Markets simulator, not the real exchange"
+    >
       DEMO
     </span>
   )

@@ -22,7 +22,10 @@ export function TransportBanner() {
         <span className="banner-icon" aria-hidden="true">
           ⚠
         </span>
-        <p>The live connection is open but silent: no price or heartbeat has arrived. Values are fetched over HTTP{every} until it answers or is replaced.</p>
+        <p>
+          The live connection is open but silent: no price or heartbeat has arrived. Values are fetched over HTTP{every} until it answers or
+          is replaced.
+        </p>
       </div>
     )
   if (transport === 'polling')
@@ -31,7 +34,10 @@ export function TransportBanner() {
         <span className="banner-icon" aria-hidden="true">
           ↻
         </span>
-        <p>The live connection is down. Values are fetched over HTTP{every} while the page reconnects; each panel shows how old its numbers are.</p>
+        <p>
+          The live connection is down. Values are fetched over HTTP{every} while the page reconnects; each panel shows how old its numbers
+          are.
+        </p>
       </div>
     )
   if (transport === 'reconnecting')
@@ -68,7 +74,10 @@ export function StatusBanner() {
       .map((c) => ({ c, age: channelAgeMs(channels[c]?.sourceTs, now, offset) }))
       .filter((x): x is { c: (typeof x)['c']; age: number } => x.age !== null)
   return (
-    <div className={`banner ${entries.some(([, u]) => u.state === 'down') ? 'banner-down' : 'banner-degraded'}`} data-testid="status-banner">
+    <div
+      className={`banner ${entries.some(([, u]) => u.state === 'down') ? 'banner-down' : 'banner-degraded'}`}
+      data-testid="status-banner"
+    >
       <span className="banner-icon" aria-hidden="true">
         ⚠
       </span>
@@ -85,7 +94,8 @@ export function StatusBanner() {
               </span>
               {list.length > 0 ? (
                 <>
-                  {' '}— last data:{' '}
+                  {' '}
+                  — last data:{' '}
                   {list.map((x, i) => (
                     <span key={x.c} data-testid={`banner-age-${x.c}`}>
                       {i > 0 ? ', ' : ''}

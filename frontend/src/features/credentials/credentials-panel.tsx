@@ -85,7 +85,13 @@ export function CredentialsPanel(props: { onChanged: () => void; prominent: bool
     } catch (err) {
       const message = describeError(err, 'credentials')
       setError(message)
-      setBadFields(new Set(splitSentences(message).map(credentialsFieldOf).filter((f): f is Field => f !== null)))
+      setBadFields(
+        new Set(
+          splitSentences(message)
+            .map(credentialsFieldOf)
+            .filter((f): f is Field => f !== null),
+        ),
+      )
     } finally {
       setBusy(false)
     }
@@ -107,7 +113,10 @@ export function CredentialsPanel(props: { onChanged: () => void; prominent: bool
     }
   }
 
-  const fieldProps = (f: Field) => ({ 'aria-invalid': badFields.has(f) || undefined, 'aria-describedby': badFields.has(f) ? 'cred-error' : undefined })
+  const fieldProps = (f: Field) => ({
+    'aria-invalid': badFields.has(f) || undefined,
+    'aria-describedby': badFields.has(f) ? 'cred-error' : undefined,
+  })
   const errorLines = error ? splitSentences(error) : []
 
   const remove = async () => {
@@ -128,7 +137,11 @@ export function CredentialsPanel(props: { onChanged: () => void; prominent: bool
 
   const showForm = stored === null || editing
   return (
-    <section className={`panel panel-credentials ${props.prominent ? 'prominent' : ''}`} aria-labelledby="cred-title" data-testid="panel-credentials">
+    <section
+      className={`panel panel-credentials ${props.prominent ? 'prominent' : ''}`}
+      aria-labelledby="cred-title"
+      data-testid="panel-credentials"
+    >
       <header className="panel-head">
         <h2 id="cred-title">LN Markets API key</h2>
       </header>
@@ -166,13 +179,13 @@ export function CredentialsPanel(props: { onChanged: () => void; prominent: bool
           <form className="cred-form" onSubmit={(e) => void submit(e)} autoComplete="off" noValidate>
             <p className="hint">
               Create a <strong>read-only</strong> key in LN Markets (API → new key, with only the <em>read</em> permissions for account and
-              futures). This dashboard never trades; a read-only key cannot move your funds even if it leaks. The secret and passphrase are sent
-              once, verified with the exchange, stored encrypted, and never shown again.
+              futures). This dashboard never trades; a read-only key cannot move your funds even if it leaks. The secret and passphrase are
+              sent once, verified with the exchange, stored encrypted, and never shown again.
               {simulator && (
                 <>
                   <br />
-                  <strong>Demo mode:</strong> this gateway talks to its built-in LN Markets simulator, so real LN Markets keys will be refused. Use
-                  the button below for a funded simulator account of your own.
+                  <strong>Demo mode:</strong> this gateway talks to its built-in LN Markets simulator, so real LN Markets keys will be
+                  refused. Use the button below for a funded simulator account of your own.
                 </>
               )}
             </p>
@@ -189,11 +202,25 @@ export function CredentialsPanel(props: { onChanged: () => void; prominent: bool
             </label>
             <label>
               API secret
-              <input name="apiSecret" type="password" autoComplete="new-password" spellCheck={false} required {...fieldProps('apiSecret')} />
+              <input
+                name="apiSecret"
+                type="password"
+                autoComplete="new-password"
+                spellCheck={false}
+                required
+                {...fieldProps('apiSecret')}
+              />
             </label>
             <label>
               Passphrase
-              <input name="passphrase" type="password" autoComplete="new-password" spellCheck={false} required {...fieldProps('passphrase')} />
+              <input
+                name="passphrase"
+                type="password"
+                autoComplete="new-password"
+                spellCheck={false}
+                required
+                {...fieldProps('passphrase')}
+              />
             </label>
             <div className="row-actions">
               <button type="submit" className="primary" disabled={busy}>

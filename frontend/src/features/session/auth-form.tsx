@@ -5,7 +5,11 @@ import type { SessionStore } from './session-store.ts'
 
 type Mode = 'login' | 'register'
 
-export function AuthForm(props: { session: SessionStore; notice: string | null; demoLogin?: { username: string; password: string } | undefined }) {
+export function AuthForm(props: {
+  session: SessionStore
+  notice: string | null
+  demoLogin?: { username: string; password: string } | undefined
+}) {
   const [mode, setMode] = useState<Mode>('login')
   const [username, setUsername] = useState('')
   const [password, setPassword] = useState('')
@@ -123,8 +127,8 @@ export function AuthForm(props: { session: SessionStore; notice: string | null; 
         </label>
         {mode === 'register' && (
           <p id="pw-hint" className="small muted">
-            Username: 3–32 letters, digits, _ . -. Password: at least 8 characters and 4 different ones, not digits only, not containing
-            the username, not a common password. Your LN Markets API key is added after signing up.
+            Username: 3–32 letters, digits, _ . -. Password: at least 8 characters and 4 different ones, not digits only, not containing the
+            username, not a common password. Your LN Markets API key is added after signing up.
           </p>
         )}
         {error && (

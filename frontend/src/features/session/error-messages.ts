@@ -35,7 +35,9 @@ export function describeError(e: unknown, ctx: ErrorContext = 'generic'): string
       return 'That is too large to send.'
     case 422:
       if (ctx === 'credentials')
-        return serverSays ? `${serverSays}.` : 'LN Markets rejected these API credentials. Check the key, secret and passphrase, and that the key is not revoked.'
+        return serverSays
+          ? `${serverSays}.`
+          : 'LN Markets rejected these API credentials. Check the key, secret and passphrase, and that the key is not revoked.'
       return serverSays || 'The request could not be processed.'
     case 429:
       return `Too many attempts. Try again ${wait(e.retryAfterMs)}.`
@@ -43,7 +45,9 @@ export function describeError(e: unknown, ctx: ErrorContext = 'generic'): string
     case 504:
       return serverSays ? `${serverSays}.` : 'The exchange did not answer. Try again shortly.'
     case 503:
-      return serverSays ? `${serverSays} (retry ${wait(e.retryAfterMs)}).` : `The gateway is busy or starting. Try again ${wait(e.retryAfterMs)}.`
+      return serverSays
+        ? `${serverSays} (retry ${wait(e.retryAfterMs)}).`
+        : `The gateway is busy or starting. Try again ${wait(e.retryAfterMs)}.`
     default:
       if (e.status >= 500) return 'The gateway had an internal error. Try again; if it persists, contact the operator.'
       return serverSays || `Unexpected answer from the gateway (HTTP ${e.status}).`

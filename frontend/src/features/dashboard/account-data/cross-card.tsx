@@ -5,10 +5,20 @@ import { fmtInt, fmtPct, fmtPrice, fmtSignedSats } from '../../../lib/format.ts'
 import { crossRow } from '../positions/position-math.ts'
 import type { FuturesCrossPosition } from './types.ts'
 
-export function CrossFigures(props: { position: FuturesCrossPosition | null; lastPrice: number | undefined; bid?: number | undefined; ask?: number | undefined }) {
+export function CrossFigures(props: {
+  position: FuturesCrossPosition | null
+  lastPrice: number | undefined
+  bid?: number | undefined
+  ask?: number | undefined
+}) {
   const p = props.position
   const row = crossRow(p, props.lastPrice ? { price: props.lastPrice, bid: props.bid, ask: props.ask, sourceTs: 0 } : null)
-  if (!p || !row) return <p className="empty" data-testid="cross-empty">No cross-margin position.</p>
+  if (!p || !row)
+    return (
+      <p className="empty" data-testid="cross-empty">
+        No cross-margin position.
+      </p>
+    )
   const items: Array<[string, string, string?]> = [
     ['Side', row.side === 'long' ? 'Long' : 'Short'],
     ['Quantity', `$${fmtInt(row.quantity)}`],

@@ -79,7 +79,20 @@ const csvCell = (v: string | number | null): string => {
 export function historyCsv(rows: readonly HistoryRow[]): string {
   const head = ['time_utc', 'kind', 'side', 'quantity_usd', 'entry_price', 'exit_price', 'pl_sats', 'fees_sats', 'funding_sats', 'net_sats']
   const lines = rows.map((r) =>
-    [Number.isFinite(r.time) ? new Date(r.time).toISOString() : '', r.kind, r.side, r.quantity, r.entry, r.exit, r.pl, r.fees, r.funding, r.net].map(csvCell).join(','),
+    [
+      Number.isFinite(r.time) ? new Date(r.time).toISOString() : '',
+      r.kind,
+      r.side,
+      r.quantity,
+      r.entry,
+      r.exit,
+      r.pl,
+      r.fees,
+      r.funding,
+      r.net,
+    ]
+      .map(csvCell)
+      .join(','),
   )
   return `${[head.join(','), ...lines].join('\n')}\n`
 }
@@ -89,7 +102,11 @@ interface Page<T> {
   nextCursor: string | null
 }
 
-async function loadMore(api: ApiClient, kind: 'closed' | 'cross-filled', cursor: string | null): Promise<{ rows: HistoryRow[]; nextCursor: string | null }> {
+async function loadMore(
+  api: ApiClient,
+  kind: 'closed' | 'cross-filled',
+  cursor: string | null,
+): Promise<{ rows: HistoryRow[]; nextCursor: string | null }> {
   const q = new URLSearchParams({ kind })
   if (cursor) q.set('cursor', cursor)
   if (kind === 'closed') {
@@ -111,7 +128,11 @@ export function RealizedStrip(props: { realized: HistorySnapshot['realized'] }) 
       {cells.map(([label, w]) => (
         <div key={label}>
           <dt>Realised {label}</dt>
-          <dd className={w.net > 0 ? 'pos' : w.net < 0 ? 'neg' : ''} data-testid={`realized-${label.replace(' ', '')}`} title={`P&L ${fmtSignedSats(w.pl)} − fees ${fmtInt(w.tradingFees)} − funding ${fmtSignedSats(w.fundingFees)}`}>
+          <dd
+            className={w.net > 0 ? 'pos' : w.net < 0 ? 'neg' : ''}
+            data-testid={`realized-${label.replace(' ', '')}`}
+            title={`P&L ${fmtSignedSats(w.pl)} − fees ${fmtInt(w.tradingFees)} − funding ${fmtSignedSats(w.fundingFees)}`}
+          >
             {fmtSignedSats(w.net)} sats
           </dd>
         </div>
@@ -143,13 +164,27 @@ export function HistoryTable(props: { rows: HistoryRow[] }) {
               <td data-label="Side" className={`side side-${r.side}`}>
                 {r.side === 'long' ? 'Long' : 'Short'}
               </td>
-              <td className="num" data-label="Quantity">${fmtInt(r.quantity)}</td>
-              <td className="num" data-label="Entry">{r.entry ? fmtPrice(r.entry) : '—'}</td>
-              <td className="num" data-label="Exit">{r.exit ? fmtPrice(r.exit) : '—'}</td>
-              <td className={`num ${r.pl > 0 ? 'pos' : r.pl < 0 ? 'neg' : ''}`} data-label="P&L">{fmtSignedSats(r.pl)}</td>
-              <td className="num" data-label="Fees">{fmtInt(r.fees)}</td>
-              <td className="num" data-label="Funding">{fmtSignedSats(r.funding)}</td>
-              <td className={`num ${r.net > 0 ? 'pos' : r.net < 0 ? 'neg' : ''}`} data-label="Net">{fmtSignedSats(r.net)}</td>
+              <td className="num" data-label="Quantity">
+                ${fmtInt(r.quantity)}
+              </td>
+              <td className="num" data-label="Entry">
+                {r.entry ? fmtPrice(r.entry) : '—'}
+              </td>
+              <td className="num" data-label="Exit">
+                {r.exit ? fmtPrice(r.exit) : '—'}
+              </td>
+              <td className={`num ${r.pl > 0 ? 'pos' : r.pl < 0 ? 'neg' : ''}`} data-label="P&L">
+                {fmtSignedSats(r.pl)}
+              </td>
+              <td className="num" data-label="Fees">
+                {fmtInt(r.fees)}
+              </td>
+              <td className="num" data-label="Funding">
+                {fmtSignedSats(r.funding)}
+              </td>
+              <td className={`num ${r.net > 0 ? 'pos' : r.net < 0 ? 'neg' : ''}`} data-label="Net">
+                {fmtSignedSats(r.net)}
+              </td>
             </tr>
           ))}
         </tbody>
@@ -162,7 +197,10 @@ export function HistoryPanel() {
   const api = useApi()
   const history = useRealtime((s) => s.channels.history)
   const [more, setMore] = useState<HistoryRow[]>([])
-  const [cursors, setCursors] = useState<{ closed: string | null | undefined; cross: string | null | undefined }>({ closed: undefined, cross: undefined })
+  const [cursors, setCursors] = useState<{ closed: string | null | undefined; cross: string | null | undefined }>({
+    closed: undefined,
+    cross: undefined,
+  })
   const [busy, setBusy] = useState(false)
   const [error, setError] = useState<string | null>(null)
   const rows = useMemo(() => {

@@ -24,24 +24,53 @@ export interface OrderRow {
 
 export function orderRows(isolated: readonly FuturesTrade[], cross: readonly CrossOrder[], lastPrice: number | undefined): OrderRow[] {
   const dist = (side: 'long' | 'short', price: number) =>
-    lastPrice && lastPrice > 0 ? (side === 'long' ? ((lastPrice - price) / lastPrice) * 100 : ((price - lastPrice) / lastPrice) * 100) : Number.NaN
+    lastPrice && lastPrice > 0
+      ? side === 'long'
+        ? ((lastPrice - price) / lastPrice) * 100
+        : ((price - lastPrice) / lastPrice) * 100
+      : Number.NaN
   const rows: OrderRow[] = [
     ...isolated.map((t): OrderRow => {
       const side = t.side === 'buy' ? 'long' : 'short'
-      return { id: t.id, scope: 'isolated', side, quantity: t.quantity, price: t.price, leverage: t.leverage, margin: t.margin, createdAt: Date.parse(t.createdAt), distancePct: dist(side, t.price) }
+      return {
+        id: t.id,
+        scope: 'isolated',
+        side,
+        quantity: t.quantity,
+        price: t.price,
+        leverage: t.leverage,
+        margin: t.margin,
+        createdAt: Date.parse(t.createdAt),
+        distancePct: dist(side, t.price),
+      }
     }),
     ...cross
       .filter((o) => o.open)
       .map((o): OrderRow => {
         const side = isLongSide(o.side) ? 'long' : 'short'
-        return { id: o.id, scope: 'cross', side, quantity: o.quantity, price: o.price, leverage: null, margin: null, createdAt: Date.parse(o.createdAt), distancePct: dist(side, o.price) }
+        return {
+          id: o.id,
+          scope: 'cross',
+          side,
+          quantity: o.quantity,
+          price: o.price,
+          leverage: null,
+          margin: null,
+          createdAt: Date.parse(o.createdAt),
+          distancePct: dist(side, o.price),
+        }
       }),
   ]
   return rows.sort((a, b) => Math.abs(a.distancePct) - Math.abs(b.distancePct) || a.id.localeCompare(b.id))
 }
 
 export function OrdersTable(props: { rows: OrderRow[]; now: number }) {
-  if (props.rows.length === 0) return <p className="empty" data-testid="orders-empty">No open orders.</p>
+  if (props.rows.length === 0)
+    return (
+      <p className="empty" data-testid="orders-empty">
+        No open orders.
+      </p>
+    )
   return (
     <div className="table-wrap">
       <table className="positions orders" data-testid="orders-table">
@@ -62,11 +91,21 @@ export function OrdersTable(props: { rows: OrderRow[]; now: number }) {
               <td data-label="Side" className={`side side-${r.side}`}>
                 {r.side === 'long' ? 'Buy' : 'Sell'}
               </td>
-              <td className="num" data-label="Quantity">${fmtInt(r.quantity)}</td>
-              <td className="num" data-label="Price">{fmtPrice(r.price)}</td>
-              <td className="num" data-label="Leverage">{r.leverage ? `${r.leverage}×` : 'cross'}</td>
-              <td className="num" data-label="Margin">{r.margin !== null ? fmtInt(r.margin) : '—'}</td>
-              <td className="num" data-label="Age">{Number.isFinite(r.createdAt) ? fmtDuration(props.now - r.createdAt) : '—'}</td>
+              <td className="num" data-label="Quantity">
+                ${fmtInt(r.quantity)}
+              </td>
+              <td className="num" data-label="Price">
+                {fmtPrice(r.price)}
+              </td>
+              <td className="num" data-label="Leverage">
+                {r.leverage ? `${r.leverage}×` : 'cross'}
+              </td>
+              <td className="num" data-label="Margin">
+                {r.margin !== null ? fmtInt(r.margin) : '—'}
+              </td>
+              <td className="num" data-label="Age">
+                {Number.isFinite(r.createdAt) ? fmtDuration(props.now - r.createdAt) : '—'}
+              </td>
               <td className="num" data-label="From market" data-testid="order-distance">
                 {fmtPct(r.distancePct)}
               </td>

@@ -17,7 +17,24 @@ export type RealizedWindow = Realized
 /** closed and canceled isolated trades: the FuturesTrade fields the history shows */
 export type ClosedTrade = Pick<
   FuturesTrade,
-  'id' | 'type' | 'side' | 'quantity' | 'margin' | 'leverage' | 'price' | 'entryPrice' | 'exitPrice' | 'pl' | 'openingFee' | 'closingFee' | 'sumFundingFees' | 'closed' | 'canceled' | 'createdAt' | 'filledAt' | 'closedAt'
+  | 'id'
+  | 'type'
+  | 'side'
+  | 'quantity'
+  | 'margin'
+  | 'leverage'
+  | 'price'
+  | 'entryPrice'
+  | 'exitPrice'
+  | 'pl'
+  | 'openingFee'
+  | 'closingFee'
+  | 'sumFundingFees'
+  | 'closed'
+  | 'canceled'
+  | 'createdAt'
+  | 'filledAt'
+  | 'closedAt'
 >
 
 export const isLongSide = (side: string): boolean => side === 'buy' || side === 'b' || side === 'long'

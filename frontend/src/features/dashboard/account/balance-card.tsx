@@ -43,7 +43,11 @@ export function BalanceCard() {
           {a.syntheticUsdBalance > 0 && <> · synthetic USD {fmtUsd(a.syntheticUsdBalance)}</>}
         </p>
       )}
-      {a && <p className="muted small">Account {a.username} · fee tier {a.feeTier}</p>}
+      {a && (
+        <p className="muted small">
+          Account {a.username} · fee tier {a.feeTier}
+        </p>
+      )}
     </Panel>
   )
 }

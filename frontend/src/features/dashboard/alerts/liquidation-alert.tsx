@@ -20,7 +20,9 @@ export function thresholdProblem(text: string): string | null {
 
 /** "(positions are STALE)" — names exactly the channels whose data is stale */
 export function staleNote(staleParts: readonly string[]): string {
-  return staleParts.length ? ` (${joinNames(staleParts)} ${staleParts.length === 1 && !staleParts[0]!.endsWith('s') ? 'is' : 'are'} STALE)` : ''
+  return staleParts.length
+    ? ` (${joinNames(staleParts)} ${staleParts.length === 1 && !staleParts[0]!.endsWith('s') ? 'is' : 'are'} STALE)`
+    : ''
 }
 
 const canNotify = typeof window !== 'undefined' && 'Notification' in window
@@ -46,7 +48,9 @@ export function LiquidationAlert(props: {
   staleParts: readonly string[]
 }) {
   const atRisk = props.rows.filter((r) => r.distancePct < props.thresholdPct).sort((a, b) => a.distancePct - b.distancePct)
-  const [permission, setPermission] = useState<NotificationPermission | 'unsupported'>(() => (canNotify ? Notification.permission : 'unsupported'))
+  const [permission, setPermission] = useState<NotificationPermission | 'unsupported'>(() =>
+    canNotify ? Notification.permission : 'unsupported',
+  )
   const notified = useRef(new Set<string>())
   // what is being typed ("0", "0.", "") may not be a valid threshold yet: only valid values are applied
   const [draft, setDraft] = useState(String(props.thresholdPct))
@@ -145,7 +149,8 @@ export function LiquidationAlert(props: {
             <ul>
               {atRisk.slice(0, 4).map((r) => (
                 <li key={r.id}>
-                  {r.side} ${r.quantity.toLocaleString('en-US')} at {r.leverage}× — {fmtPct(r.distancePct)} away (liq. {fmtPrice(r.liquidation)})
+                  {r.side} ${r.quantity.toLocaleString('en-US')} at {r.leverage}× — {fmtPct(r.distancePct)} away (liq.{' '}
+                  {fmtPrice(r.liquidation)})
                 </li>
               ))}
             </ul>

@@ -7,7 +7,14 @@ import type { CandlestickData, UTCTimestamp, WhitespaceData } from 'lightweight-
 
 export const CHART_RANGES = ['1m', '5m', '15m', '1h', '4h', '1d'] as const
 export type ChartRange = (typeof CHART_RANGES)[number]
-export const RANGE_MS: Record<ChartRange, number> = { '1m': 60_000, '5m': 300_000, '15m': 900_000, '1h': 3_600_000, '4h': 14_400_000, '1d': 86_400_000 }
+export const RANGE_MS: Record<ChartRange, number> = {
+  '1m': 60_000,
+  '5m': 300_000,
+  '15m': 900_000,
+  '1h': 3_600_000,
+  '4h': 14_400_000,
+  '1d': 86_400_000,
+}
 export const isChartRange = (v: unknown): v is ChartRange => typeof v === 'string' && (CHART_RANGES as readonly string[]).includes(v)
 
 export interface ApiCandle {

@@ -60,7 +60,12 @@ export function ChartPanel(props: { position: PositionRow | null; theme: string 
           </div>
           {p && (
             <div className="segmented" role="group" aria-label="Chart scale">
-              <button type="button" aria-pressed={showLines} onClick={() => setShowLines(true)} title="Keep the position's lines in view when they are near the price">
+              <button
+                type="button"
+                aria-pressed={showLines}
+                onClick={() => setShowLines(true)}
+                title="Keep the position's lines in view when they are near the price"
+              >
                 with lines
               </button>
               <button type="button" aria-pressed={!showLines} onClick={() => setShowLines(false)} title="Zoom on the price">

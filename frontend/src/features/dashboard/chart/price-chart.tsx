@@ -25,7 +25,17 @@ import { fmtAxisTime, fmtDuration, fmtLocalDayTime, fmtPrice, fmtUtcDayTime } fr
 import { staleLimitOf } from '../../../../../backend/schemas/channels.ts'
 import type { PositionRow } from '../positions/position-math.ts'
 import { scaleWithLines, type PriceRange } from './autoscale.ts'
-import { applyPrice, countGaps, isCandle, mergeRefresh, RANGE_MS, toBars, type Bar, type CandlesResponse, type ChartRange } from './candles.ts'
+import {
+  applyPrice,
+  countGaps,
+  isCandle,
+  mergeRefresh,
+  RANGE_MS,
+  toBars,
+  type Bar,
+  type CandlesResponse,
+  type ChartRange,
+} from './candles.ts'
 
 interface Palette {
   text: string
@@ -261,9 +271,11 @@ export default function PriceChart(props: { position: PositionRow | null; theme:
         outer.dataset.seeded = 'true'
         outer.dataset.fetches = String(Number(outer.dataset.fetches ?? '0') + 1)
         if (first) chart.current?.timeScale().fitContent()
-        setStatus(res.stale
-          ? { state: 'stale', text: `LN Markets is not answering: history as of ${fmtDuration(res.ageMs)} ago` }
-          : { state: 'ok', text: '' })
+        setStatus(
+          res.stale
+            ? { state: 'stale', text: `LN Markets is not answering: history as of ${fmtDuration(res.ageMs)} ago` }
+            : { state: 'ok', text: '' },
+        )
         pushRef.current()
         refreshOffScale.current()
       } catch (e) {
@@ -309,7 +321,12 @@ export default function PriceChart(props: { position: PositionRow | null; theme:
     priceLines.current = []
     lines.current = positionLines(pos)
     const p = palette()
-    const style = { entry: [p.entry, LineStyle.Dashed, 1], liq: [p.liq, LineStyle.Solid, 2], sl: [p.sl, LineStyle.Dotted, 1], tp: [p.tp, LineStyle.Dotted, 1] } as const
+    const style = {
+      entry: [p.entry, LineStyle.Dashed, 1],
+      liq: [p.liq, LineStyle.Solid, 2],
+      sl: [p.sl, LineStyle.Dotted, 1],
+      tp: [p.tp, LineStyle.Dotted, 1],
+    } as const
     for (const l of lines.current) {
       const [color, lineStyle, lineWidth] = style[l.key]
       priceLines.current.push(s.createPriceLine({ price: l.price, color, lineWidth, lineStyle, axisLabelVisible: true, title: l.label }))
@@ -326,7 +343,11 @@ export default function PriceChart(props: { position: PositionRow | null; theme:
       <div ref={box} className="chart-box" role="img" aria-label={`${props.range} price candles${described}`} />
       <div ref={hover} className="chart-hover small" data-testid="chart-hover" hidden />
       {offScale.map((o) => (
-        <div key={o.key} className={`chart-offscale chart-offscale-${o.dir} chart-offscale-${o.key} small`} data-testid={`offscale-${o.key}`}>
+        <div
+          key={o.key}
+          className={`chart-offscale chart-offscale-${o.dir} chart-offscale-${o.key} small`}
+          data-testid={`offscale-${o.key}`}
+        >
           {o.text}
         </div>
       ))}

@@ -174,7 +174,18 @@ export function totalsOf(rows: readonly PositionRow[]): Totals {
     netPl += r.netPl
     minDistancePct = Math.min(minDistancePct, r.distancePct)
   }
-  return { count: rows.length, quantity, margin, pl, plPct: margin > 0 ? (pl / margin) * 100 : 0, plEstimated: rows.some((r) => r.plEstimated), fees, funding, netPl, minDistancePct }
+  return {
+    count: rows.length,
+    quantity,
+    margin,
+    pl,
+    plPct: margin > 0 ? (pl / margin) * 100 : 0,
+    plEstimated: rows.some((r) => r.plEstimated),
+    fees,
+    funding,
+    netPl,
+    minDistancePct,
+  }
 }
 
 /**

@@ -22,18 +22,50 @@ export const COLUMNS: Column[] = [
   { key: 'side', label: 'Side', render: (r) => (r.side === 'long' ? 'Long' : 'Short'), numeric: false },
   { key: 'quantity', label: 'Quantity', title: 'USD', render: (r) => `$${fmtInt(r.quantity)}`, numeric: true },
   { key: 'entry', label: 'Entry', render: (r) => fmtPrice(r.entry), numeric: true },
-  { key: 'markPrice', label: 'Mark', title: 'The price the P&L estimate uses: bid for a long, ask for a short', render: (r) => fmtPrice(r.markPrice), numeric: true, phone: false },
+  {
+    key: 'markPrice',
+    label: 'Mark',
+    title: 'The price the P&L estimate uses: bid for a long, ask for a short',
+    render: (r) => fmtPrice(r.markPrice),
+    numeric: true,
+    phone: false,
+  },
   { key: 'liquidation', label: 'Liquidation', render: (r) => fmtPrice(r.liquidation), numeric: true },
-  { key: 'distancePct', label: 'Dist. to liq.', title: 'How far the price must move against you to liquidate', render: (r) => fmtPct(r.distancePct), numeric: true },
+  {
+    key: 'distancePct',
+    label: 'Dist. to liq.',
+    title: 'How far the price must move against you to liquidate',
+    render: (r) => fmtPct(r.distancePct),
+    numeric: true,
+  },
   { key: 'leverage', label: 'Leverage', render: (r) => `${r.leverage.toFixed(r.leverage % 1 ? 1 : 0)}×`, numeric: true },
   { key: 'margin', label: 'Margin', title: 'sats', render: (r) => fmtInt(r.margin), numeric: true },
-  { key: 'pl', label: 'P&L (sats)', title: "Gross P&L: the exchange's figure, with the live estimate under it between polls", render: (r) => fmtSignedSats(r.exchangePl), numeric: true },
+  {
+    key: 'pl',
+    label: 'P&L (sats)',
+    title: "Gross P&L: the exchange's figure, with the live estimate under it between polls",
+    render: (r) => fmtSignedSats(r.exchangePl),
+    numeric: true,
+  },
   { key: 'fees', label: 'Fees', title: 'Opening + closing trading fees, sats', render: (r) => fmtInt(r.fees), numeric: true, phone: false },
-  { key: 'funding', label: 'Funding', title: 'Funding paid (negative: received), sats', render: (r) => fmtSignedSats(r.funding), numeric: true, phone: false },
+  {
+    key: 'funding',
+    label: 'Funding',
+    title: 'Funding paid (negative: received), sats',
+    render: (r) => fmtSignedSats(r.funding),
+    numeric: true,
+    phone: false,
+  },
   { key: 'netPl', label: 'Net P&L', title: 'P&L − fees − funding, sats', render: (r) => fmtSignedSats(r.netPl), numeric: true },
   { key: 'plPct', label: 'P&L %', render: (r) => fmtSignedPct(r.plPct), numeric: true },
   { key: 'stoploss', label: 'Stop-loss', render: (r) => (r.stoploss > 0 ? fmtPrice(r.stoploss) : '—'), numeric: true, phone: false },
-  { key: 'takeprofit', label: 'Take-profit', render: (r) => (r.takeprofit > 0 ? fmtPrice(r.takeprofit) : '—'), numeric: true, phone: false },
+  {
+    key: 'takeprofit',
+    label: 'Take-profit',
+    render: (r) => (r.takeprofit > 0 ? fmtPrice(r.takeprofit) : '—'),
+    numeric: true,
+    phone: false,
+  },
 ]
 
 const plClass = (v: number) => (v > 0 ? 'pos' : v < 0 ? 'neg' : '')
@@ -55,21 +87,19 @@ export function PositionsTable(props: { alertPct: number; selectedId: string | n
   )
 
   return (
-    <Panel
-      id="positions"
-      title={`Running positions${loaded ? ` (${rows.length})` : ''}`}
-      sourceTs={sourceTs}
-      className="panel-positions"
-    >
+    <Panel id="positions" title={`Running positions${loaded ? ` (${rows.length})` : ''}`} sourceTs={sourceTs} className="panel-positions">
       {!loaded ? (
         <p className="empty">Waiting for positions…</p>
       ) : rows.length === 0 ? (
-        <p className="empty" data-testid="positions-empty">No running positions.</p>
+        <p className="empty" data-testid="positions-empty">
+          No running positions.
+        </p>
       ) : (
         <div className="table-wrap">
           <table className="positions" data-testid="positions-table">
             <caption className="sr-only">
-              Running positions, sorted by {COLUMNS.find((c) => c.key === sort.key)?.label} {sort.dir === 'asc' ? 'ascending' : 'descending'}. Select a row to chart it.
+              Running positions, sorted by {COLUMNS.find((c) => c.key === sort.key)?.label}{' '}
+              {sort.dir === 'asc' ? 'ascending' : 'descending'}. Select a row to chart it.
             </caption>
             <thead>
               <tr>
@@ -119,7 +149,13 @@ export function PositionsTable(props: { alertPct: number; selectedId: string | n
                           c.phone === false ? 'hide-phone' : '',
                           c.numeric ? 'num' : '',
                           c.key === 'side' ? `side side-${r.side}` : '',
-                          c.key === 'pl' ? plClass(r.exchangePl) : c.key === 'plPct' ? plClass(r.pl) : c.key === 'netPl' ? plClass(r.netPl) : '',
+                          c.key === 'pl'
+                            ? plClass(r.exchangePl)
+                            : c.key === 'plPct'
+                              ? plClass(r.pl)
+                              : c.key === 'netPl'
+                                ? plClass(r.netPl)
+                                : '',
                           c.key === 'distancePct' && risky ? 'danger' : '',
                         ].join(' ')}
                       >
@@ -139,21 +175,32 @@ export function PositionsTable(props: { alertPct: number; selectedId: string | n
             <tfoot>
               <tr data-testid="positions-totals" className="totals">
                 <th scope="row" data-label="Totals" data-testid="totals-label">
-                  Totals ({rows.length}{cross ? ' + cross' : ''})
+                  Totals ({rows.length}
+                  {cross ? ' + cross' : ''})
                 </th>
-                <td className="num" data-label="Quantity">${fmtInt(totals.quantity)}</td>
+                <td className="num" data-label="Quantity">
+                  ${fmtInt(totals.quantity)}
+                </td>
                 <td className="num hide-card" />
                 <td className="num hide-card" />
                 <td className="num hide-card" />
-                <td className="num" data-label="Closest liq.">{fmtPct(totals.minDistancePct)}</td>
+                <td className="num" data-label="Closest liq.">
+                  {fmtPct(totals.minDistancePct)}
+                </td>
                 <td className="num hide-card" />
-                <td className="num" data-label="Margin">{fmtInt(totals.margin)}</td>
+                <td className="num" data-label="Margin">
+                  {fmtInt(totals.margin)}
+                </td>
                 <td className={`num ${plClass(totals.pl)}`} data-label="P&L (sats)">
                   {fmtSignedSats(totals.pl)}
                   {totals.plEstimated && est}
                 </td>
-                <td className="num hide-phone" data-label="Fees">{fmtInt(totals.fees)}</td>
-                <td className="num hide-phone" data-label="Funding">{fmtSignedSats(totals.funding)}</td>
+                <td className="num hide-phone" data-label="Fees">
+                  {fmtInt(totals.fees)}
+                </td>
+                <td className="num hide-phone" data-label="Funding">
+                  {fmtSignedSats(totals.funding)}
+                </td>
                 <td className={`num ${plClass(totals.netPl)}`} data-label="Net P&L" data-testid="totals-net">
                   {fmtSignedSats(totals.netPl)}
                   {totals.plEstimated && est}

@@ -20,9 +20,20 @@ export function usePositionRows(): PositionData {
   const cross = useRealtime((s) => s.channels.cross)
   const ticker = useRealtime((s) => s.channels.ticker)
   return useMemo(() => {
-    const live: LivePrice | null = ticker ? { price: ticker.data.lastPrice, bid: ticker.data.bidPrice, ask: ticker.data.askPrice, sourceTs: ticker.sourceTs } : null
+    const live: LivePrice | null = ticker
+      ? { price: ticker.data.lastPrice, bid: ticker.data.bidPrice, ask: ticker.data.askPrice, sourceTs: ticker.sourceTs }
+      : null
     const c = cross ? crossRow(cross.data.position, live) : null
-    if (!positions) return { rows: [], cross: c, openOrders: [], sourceTs: undefined, crossTs: cross?.sourceTs, loaded: false, lastPrice: ticker?.data.lastPrice }
+    if (!positions)
+      return {
+        rows: [],
+        cross: c,
+        openOrders: [],
+        sourceTs: undefined,
+        crossTs: cross?.sourceTs,
+        loaded: false,
+        lastPrice: ticker?.data.lastPrice,
+      }
     return {
       rows: toRows(positions.data.running, positions.sourceTs, live),
       cross: c,

@@ -57,11 +57,7 @@ export function TickerBar() {
         <div>
           <dt>Next funding</dt>
           <dd data-testid="funding-countdown">
-            {Number.isFinite(fundingAt) ? (
-              <time dateTime={t?.fundingTime}>{fmtCountdown(fundingAt - (now + offset))}</time>
-            ) : (
-              '—'
-            )}
+            {Number.isFinite(fundingAt) ? <time dateTime={t?.fundingTime}>{fmtCountdown(fundingAt - (now + offset))}</time> : '—'}
           </dd>
         </div>
       </dl>
