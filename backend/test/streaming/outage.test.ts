@@ -20,7 +20,8 @@ t.test('simulator outage and recovery without reconnecting', async (t) => {
   })
   const user = await g.userWithCredentials(0)
   t.equal(
-    (g.app.exchange.client as unknown as { breaker: { openMs: number } }).breaker.openMs,
+    // the client's call policy owns the breaker (backend/exchange/call-policy.ts)
+    (g.app.exchange.client as unknown as { policy: { breaker: { openMs: number } } }).policy.breaker.openMs,
     3000,
     'the breaker open time comes from UPSTREAM_BREAKER_OPEN_MS',
   )
