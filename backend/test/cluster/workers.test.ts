@@ -33,7 +33,8 @@ function childrenOf(pid: number): number[] {
     try {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8')
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-      if (ppid === pid && readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'node') out.push(Number(d))
+      // a Node process's main thread is named 'node' up to Node 22 and 'MainThread' on Node 24
+      if (ppid === pid && ['node', 'MainThread'].includes(readFileSync(`/proc/${d}/comm`, 'utf8').trim())) out.push(Number(d))
     } catch {
       /* gone */
     }
