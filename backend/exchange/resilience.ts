@@ -279,35 +279,6 @@ export class Throttle {
   }
 }
 
-/**
- * A token bucket for connection attempts shared by several links from one address: `take()` is 0 when a token
- * was taken, else the ms until one is available (nothing taken).
- */
-export class TokenBucket {
-  private tokens: number
-  private refillAt: number
-
-  constructor(
-    readonly perMin: number,
-    readonly burst: number,
-    private readonly now: () => number = Date.now,
-  ) {
-    this.tokens = burst
-    this.refillAt = now()
-  }
-
-  take(): number {
-    const now = this.now()
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.refillAt) * this.perMin) / 60_000)
-    this.refillAt = now
-    if (this.tokens >= 1) {
-      this.tokens -= 1
-      return 0
-    }
-    return Math.max(1, Math.ceil(((1 - this.tokens) * 60_000) / this.perMin))
-  }
-}
-
 export type BreakerState = 'closed' | 'half_open' | 'open'
 export const BREAKER_GAUGE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 }
 

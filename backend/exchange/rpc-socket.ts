@@ -42,12 +42,6 @@ export interface RpcSocketOptions {
    * at `baseMs` each time
    */
   stableMs?: number
-  /**
-   * a connection budget shared with other links from this address (the exchange counts new connections and
-   * `authenticate` per IP): asked before every connection attempt, first or reconnect; 0 = go (and it took a
-   * token), else ms to wait before asking again
-   */
-  admit?: () => number
 }
 
 const NotificationSchema = Type.Object({
@@ -81,9 +75,8 @@ interface Pending {
   timer: NodeJS.Timeout | null
 }
 
-type Resolved = Required<Omit<RpcSocketOptions, 'logger' | 'reconnect' | 'gate' | 'admit'>> & {
+type Resolved = Required<Omit<RpcSocketOptions, 'logger' | 'reconnect' | 'gate'>> & {
   reconnect: { baseMs: number; capMs: number }
-  admit?: () => number
 }
 
 export abstract class RpcSocket extends EventEmitter {
@@ -127,7 +120,6 @@ export abstract class RpcSocket extends EventEmitter {
       maxMsgsPerSec: opts.maxMsgsPerSec ?? 8,
       reconnect: { baseMs: opts.reconnect?.baseMs ?? 1_000, capMs: opts.reconnect?.capMs ?? 30_000 },
       stableMs: opts.stableMs ?? 60_000,
-      admit: opts.admit,
     }
   }
 
@@ -151,24 +143,6 @@ export abstract class RpcSocket extends EventEmitter {
     if (!this.stopped) return
     this.stopped = false
     this.attempt = 0
-    this.openAdmitted()
-  }
-
-  /** open now if the shared connection budget allows, else ask again when it says (plus up to 1 s of jitter) */
-  private openAdmitted(): void {
-    if (this.stopped) return
-    const wait = this.o.admit ? this.o.admit() : 0
-    if (wait > 0) {
-      this.logger?.info({ waitMs: wait }, 'lnm stream connection budget spent; waiting')
-      this.reconnectTimer = setTimeout(
-        () => {
-          this.reconnectTimer = null
-          this.openAdmitted()
-        },
-        Math.ceil(wait) + Math.floor(Math.random() * 1000),
-      )
-      return
-    }
     this.open()
   }
 
@@ -392,14 +366,14 @@ export abstract class RpcSocket extends EventEmitter {
     this.logger?.info({ reason, delayMs: delay, attempt: this.attempt }, 'lnm stream reconnect scheduled')
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null
-      if (!this.gate) return this.openAdmitted()
+      if (!this.gate) return this.open()
       const run = this.runs
       this.gating = true
       this.gate().then(
         () => {
           if (run !== this.runs) return
           this.gating = false
-          this.openAdmitted()
+          this.open()
         },
         () => {
           if (run !== this.runs) return
