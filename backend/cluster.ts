@@ -19,7 +19,7 @@ import type { Config } from './config.ts'
 import { MemoryAttempts, type AttemptCounter, type Hit } from './auth/attempts.ts'
 import { openDatabase } from './db/index.ts'
 import { loggerOptions, prettyLogs, redactUrl } from './logger.ts'
-import { ClusterRelay, LeaseAuthority, isLnmMessage, type ToPrimary, type ToWorker } from './streaming/cluster-bus.ts'
+import { ClusterRelay, LeaseAuthority, isLnmMessage, routeBusMessage, type ToPrimary, type ToWorker } from './streaming/cluster-bus.ts'
 
 const BACKOFF_MIN_MS = 500
 const BACKOFF_MAX_MS = 30_000
@@ -60,17 +60,8 @@ export async function runPrimary(config: Config): Promise<void> {
   let listening = 0
 
   const onMessage = (id: number, m: ToPrimary) => {
+    if (routeBusMessage(relay, authority, id, m)) return
     switch (m.lnm) {
-      case 'sub':
-        return relay.subscribe(id, m.topic)
-      case 'unsub':
-        return relay.unsubscribe(id, m.topic)
-      case 'pub':
-        return relay.publish(id, m.topic, m.data)
-      case 'want':
-        return authority.want(id, m.key, m.floor)
-      case 'unwant':
-        return authority.unwant(id, m.key)
       case 'leave':
         relay.removeWorker(id)
         if (!stopping) authority.removeWorker(id)
@@ -83,6 +74,12 @@ export async function runPrimary(config: Config): Promise<void> {
           (body) => send(id, { lnm: 'metrics', id: m.id, body, contentType: aggregator.contentType }),
           (err: Error) => send(id, { lnm: 'metrics', id: m.id, body: '', contentType: '', error: err.message }),
         )
+        return
+      case 'sub': // the bus's own messages, routed above by routeBusMessage
+      case 'unsub':
+      case 'pub':
+      case 'want':
+      case 'unwant':
         return
     }
   }

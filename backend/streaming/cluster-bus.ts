@@ -352,3 +352,31 @@ export class ClusterRelay {
     for (const topic of [...this.subs.keys()]) this.unsubscribe(workerId, topic)
   }
 }
+
+/**
+ * The primary's bus: a worker's pub/sub and lease messages go to the relay and the lease authority. Returns
+ * false for the messages that are not the bus's (leave, hit, metrics): the caller answers those.
+ */
+export function routeBusMessage(relay: ClusterRelay, authority: LeaseAuthority, workerId: number, m: ToPrimary): boolean {
+  switch (m.lnm) {
+    case 'sub':
+      relay.subscribe(workerId, m.topic)
+      return true
+    case 'unsub':
+      relay.unsubscribe(workerId, m.topic)
+      return true
+    case 'pub':
+      relay.publish(workerId, m.topic, m.data)
+      return true
+    case 'want':
+      authority.want(workerId, m.key, m.floor)
+      return true
+    case 'unwant':
+      authority.unwant(workerId, m.key)
+      return true
+    case 'leave':
+    case 'hit':
+    case 'metrics':
+      return false
+  }
+}

@@ -6,7 +6,15 @@
  */
 import t from 'tap'
 import { CONTROL_TOPIC, accountTopic, type BusEvent, type ControlEvent, type SnapshotEvent } from '../../streaming/bus.ts'
-import { ClusterBus, ClusterRelay, LeaseAuthority, type IpcPort, type ToPrimary, type ToWorker } from '../../streaming/cluster-bus.ts'
+import {
+  ClusterBus,
+  ClusterRelay,
+  LeaseAuthority,
+  routeBusMessage,
+  type IpcPort,
+  type ToPrimary,
+  type ToWorker,
+} from '../../streaming/cluster-bus.ts'
 
 function machine(now = () => 1000) {
   const ports = new Map<number, (m: ToWorker) => void>()
@@ -17,26 +25,12 @@ function machine(now = () => 1000) {
   }
   const authority = new LeaseAuthority(send, now)
   const relay = new ClusterRelay(send)
+  // the primary's own routing; 'leave' as the primary handles it while not stopping; hit and metrics (attempt
+  // counters, metrics aggregation) are not part of this harness
   const fromWorker = (id: number, m: ToPrimary) => {
-    switch (m.lnm) {
-      case 'sub':
-        return relay.subscribe(id, m.topic)
-      case 'unsub':
-        return relay.unsubscribe(id, m.topic)
-      case 'pub':
-        return relay.publish(id, m.topic, m.data)
-      case 'want':
-        return authority.want(id, m.key, m.floor)
-      case 'unwant':
-        return authority.unwant(id, m.key)
-      case 'leave':
-        relay.removeWorker(id)
-        authority.removeWorker(id)
-        return
-      case 'metrics': // the primary's metrics aggregation and attempt counters are not part of this harness
-      case 'hit':
-        return
-    }
+    if (routeBusMessage(relay, authority, id, m) || m.lnm !== 'leave') return
+    relay.removeWorker(id)
+    authority.removeWorker(id)
   }
   const worker = (id: number) => {
     const port: IpcPort = {
