@@ -98,12 +98,12 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       .send(errorBody('unavailable', 'The server is shutting down; retry shortly'))
   })
 
-  await app.register(metrics, { metrics: opts.metrics })
+  await app.register(metrics, { ...(opts.metrics !== undefined && { metrics: opts.metrics }) })
   await app.register(external)
   await app.register(db)
   await app.register(auth)
   await app.register(vault)
-  await app.register(exchange, { simulator: opts.simulator })
+  await app.register(exchange, { ...(opts.simulator !== undefined && { simulator: opts.simulator }) })
   await app.register(demoBootstrap)
   await app.register(streaming)
 

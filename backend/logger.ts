@@ -121,7 +121,7 @@ function reqSerializer(req: {
  * Human-readable logs (pino-pretty, in-process) for development: when NODE_ENV is not production and stdout is a
  * terminal, or LOG_PRETTY=true. Production always writes JSON lines, for the log pipeline.
  */
-export function prettyLogs(o: { nodeEnv: string; logPretty?: boolean; isTTY: boolean }): boolean {
+export function prettyLogs(o: { nodeEnv: string; logPretty?: boolean | undefined; isTTY: boolean }): boolean {
   if (o.nodeEnv === 'production') return false
   return o.logPretty ?? o.isTTY
 }

@@ -47,7 +47,7 @@ async function api(method: string, path: string, body?: unknown): Promise<{ stat
   const res = await fetch(`${env.base}${path}`, {
     method,
     headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
+    ...(body ? { body: JSON.stringify(body) } : {}),
   })
   return { status: res.status, body: await res.json().catch(() => null) }
 }
@@ -82,7 +82,7 @@ async function alertContext(notifications: boolean): Promise<{ context: BrowserC
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- DOM types say always there; a browser without notifications has none
     if (!Real) return
     function Recording(title: string, opts?: NotificationOptions) {
-      w.__notes.push({ title, body: opts?.body })
+      w.__notes.push({ title, ...(opts?.body !== undefined && { body: opts.body }) })
     }
     Object.defineProperty(Recording, 'permission', { get: () => Real.permission })
     ;(Recording as unknown as { requestPermission: typeof Real.requestPermission }).requestPermission = Real.requestPermission.bind(Real)
@@ -108,10 +108,12 @@ async function socketSwitch(page: Page) {
     open.add(pair)
     route.onMessage((m) => server.send(m))
     server.onMessage((m) => route.send(m))
-    server.onClose((code, reason) => void route.close({ code, reason }).catch(() => {}))
+    server.onClose(
+      (code, reason) => void route.close({ ...(code !== undefined && { code }), ...(reason !== undefined && { reason }) }).catch(() => {}),
+    )
     route.onClose((code, reason) => {
       open.delete(pair)
-      void server.close({ code, reason }).catch(() => {})
+      void server.close({ ...(code !== undefined && { code }), ...(reason !== undefined && { reason }) }).catch(() => {})
     })
   })
   return {

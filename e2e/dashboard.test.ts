@@ -59,7 +59,7 @@ t.test('desktop: live, positions, polling fallback, stale exchange, recovery', a
       static permission = 'granted'
       static requestPermission = async () => 'granted'
       constructor(title: string, options?: { body?: string }) {
-        shown.push({ title, body: options?.body })
+        shown.push({ title, ...(options?.body !== undefined && { body: options.body }) })
       }
     }
     Object.assign(window, { Notification: RecordingNotification, __notifications: shown })
@@ -86,11 +86,11 @@ t.test('desktop: live, positions, polling fallback, stale exchange, recovery', a
     })
     server.onClose((code, reason) => {
       if (code !== undefined) serverCloseCodes.push(code)
-      void route.close({ code, reason }).catch(() => {})
+      void route.close({ ...(code !== undefined && { code }), ...(reason !== undefined && { reason }) }).catch(() => {})
     })
     route.onClose((code, reason) => {
       open.delete(pair)
-      void server.close({ code, reason }).catch(() => {})
+      void server.close({ ...(code !== undefined && { code }), ...(reason !== undefined && { reason }) }).catch(() => {})
     })
   })
 

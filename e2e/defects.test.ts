@@ -53,10 +53,12 @@ async function controlSockets(page: Page) {
     server.onMessage((m) => {
       if (!pair.silent) route.send(m)
     })
-    server.onClose((code, reason) => void route.close({ code, reason }).catch(() => {}))
+    server.onClose(
+      (code, reason) => void route.close({ ...(code !== undefined && { code }), ...(reason !== undefined && { reason }) }).catch(() => {}),
+    )
     route.onClose((code, reason) => {
       open.delete(pair)
-      void server.close({ code, reason }).catch(() => {})
+      void server.close({ ...(code !== undefined && { code }), ...(reason !== undefined && { reason }) }).catch(() => {})
     })
   })
   return {

@@ -91,7 +91,7 @@ async function runMigrations(
   migrationsDir: string,
   fix?: (adapter: SqlDriverAdapter) => SqlDriverAdapter,
 ): Promise<string[]> {
-  const handle = await createSchemaEngine(factory, { fix, logs: engineLogger(log) })
+  const handle = await createSchemaEngine(factory, { ...(fix !== undefined && { fix }), logs: engineLogger(log) })
   try {
     return await applyPendingMigrations(handle.engine, migrationsDir)
   } finally {

@@ -34,7 +34,7 @@ function pidAlive(pid: number): boolean {
 function readOwner(file: string): { pid: number; host?: string } | undefined {
   try {
     const parsed = JSON.parse(readFileSync(file, 'utf8')) as { pid?: unknown; host?: unknown }
-    return { pid: Number(parsed.pid), host: typeof parsed.host === 'string' ? parsed.host : undefined }
+    return { pid: Number(parsed.pid), ...(typeof parsed.host === 'string' && { host: parsed.host }) }
   } catch {
     return undefined // unreadable/partial: treated as stale
   }

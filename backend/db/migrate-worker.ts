@@ -11,16 +11,16 @@ const req = workerData as MigrateRequest
 const logs: MigrateReply['logs'] = []
 const log = {
   info(obj: object, msg?: string) {
-    logs.push({ level: 'info', obj, msg })
+    logs.push({ level: 'info', obj, ...(msg !== undefined && { msg }) })
   },
   warn(obj: object, msg?: string) {
-    logs.push({ level: 'warn', obj, msg })
+    logs.push({ level: 'warn', obj, ...(msg !== undefined && { msg }) })
   },
   debug(obj: object, msg?: string) {
-    logs.push({ level: 'debug', obj, msg })
+    logs.push({ level: 'debug', obj, ...(msg !== undefined && { msg }) })
   },
   error(obj: object, msg?: string) {
-    logs.push({ level: 'error', obj, msg })
+    logs.push({ level: 'error', obj, ...(msg !== undefined && { msg }) })
   },
 }
 try {
@@ -31,7 +31,7 @@ try {
   const e = err as { name?: string; message?: string; pid?: number } | null | undefined
   parentPort!.postMessage({
     ok: false,
-    error: { name: e?.name ?? 'Error', message: e?.message ?? String(err), pid: e?.pid },
+    error: { name: e?.name ?? 'Error', message: e?.message ?? String(err), ...(e?.pid !== undefined && { pid: e.pid }) },
     logs,
   } satisfies MigrateReply)
 }

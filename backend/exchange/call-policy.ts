@@ -58,8 +58,8 @@ export class CallPolicy {
   private readonly http: HttpAttempt
   private readonly clock: ServerClock
   private readonly closing: AbortSignal
-  private readonly metrics?: Metrics
-  private readonly logger?: Log
+  private readonly metrics: Metrics | undefined
+  private readonly logger: Log | undefined
   private readonly r: { baseMs: number; capMs: number; retries: number }
   private readonly limits: { publicPerSec: number; authPerSec: number; margin: number }
   readonly breaker: CircuitBreaker

@@ -78,7 +78,8 @@ export interface LnmClientOptions {
 }
 
 export interface PageQuery {
-  cursor?: string
+  /** undefined: the first page (an undefined query value is left out of the URL) */
+  cursor?: string | undefined
   from?: string | Date
   to?: string | Date
   limit?: number
@@ -101,7 +102,7 @@ export interface OracleQuery {
 export class LnmClient {
   readonly baseUrl: URL
   readonly origin: string
-  private readonly metrics?: Metrics
+  private readonly metrics: Metrics | undefined
   private readonly http: HttpAttempt
   private readonly policy: CallPolicy
   private readonly clock: ServerClock
@@ -120,7 +121,7 @@ export class LnmClient {
     this.clock = new ServerClock((o) => this.time(o), opts.clockRefreshMs ?? 10 * 60_000, opts.logger)
     this.http = new HttpAttempt({
       baseUrl: this.baseUrl,
-      metrics: opts.metrics,
+      ...(opts.metrics !== undefined && { metrics: opts.metrics }),
       timeouts: {
         connectMs: opts.timeouts?.connectMs ?? 5_000,
         headersMs: opts.timeouts?.headersMs ?? 10_000,
@@ -136,8 +137,8 @@ export class LnmClient {
       http: this.http,
       clock: this.clock,
       closing: this.closing.signal,
-      metrics: opts.metrics,
-      logger: opts.logger,
+      ...(opts.metrics !== undefined && { metrics: opts.metrics }),
+      ...(opts.logger !== undefined && { logger: opts.logger }),
       retry: { baseMs: opts.retry?.baseMs ?? 1_000, capMs: opts.retry?.capMs ?? 8_000, retries: opts.retry?.retries ?? 3 },
       limits: {
         publicPerSec: opts.limits?.publicPerSec ?? 1,
@@ -325,7 +326,7 @@ export class LnmClient {
   }
 }
 
-function pageQuery(q: { cursor?: string; from?: string | Date; to?: string | Date; limit?: number }): Record<string, QueryValue> {
+function pageQuery(q: PageQuery): Record<string, QueryValue> {
   return { from: q.from, to: q.to, limit: q.limit, cursor: q.cursor }
 }
 

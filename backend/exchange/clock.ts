@@ -40,7 +40,7 @@ export class ServerClock {
     if (this.clockSyncedAt !== 0 && age < this.clockRefreshMs) return
     if (!this.clockSync) {
       const deadlineMs = deadline !== undefined ? Math.max(1, deadline - Date.now()) : undefined
-      this.clockSync = this.time({ deadlineMs, signal })
+      this.clockSync = this.time({ ...(deadlineMs !== undefined && { deadlineMs }), signal })
         .then(() => undefined)
         .catch((e: unknown) => {
           this.logger?.warn({ kind: (e as LnmError).kind, code: (e as LnmError).code }, 'lnm clock sync failed; keeping previous offset')

@@ -35,7 +35,11 @@ export class Coalescer {
     const controller = new AbortController()
     const entry: Inflight = { controller, waiters: 0, promise: Promise.resolve() }
     // the shared call keeps the leader's deadline and priority; it is aborted only when every waiter gave up
-    entry.promise = start({ signal: controller.signal, deadlineMs: opts?.deadlineMs, priority: opts?.priority }).finally(() => {
+    entry.promise = start({
+      signal: controller.signal,
+      ...(opts?.deadlineMs !== undefined && { deadlineMs: opts.deadlineMs }),
+      ...(opts?.priority !== undefined && { priority: opts.priority }),
+    }).finally(() => {
       if (this.inflight.get(key) === entry) this.inflight.delete(key)
     })
     entry.promise.catch(() => {})

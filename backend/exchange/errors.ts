@@ -7,9 +7,10 @@ export type LnmErrorKind =
   'credentials_rejected' | 'rate_limited' | 'unavailable' | 'bad_response' | 'timeout' | 'client_error' | 'circuit_open'
 
 export interface LnmErrorInit {
-  status?: number
-  code?: string
-  retryAfterMs?: number
+  // each field: undefined = absent (the constructor copies only defined values)
+  status?: number | undefined
+  code?: string | undefined
+  retryAfterMs?: number | undefined
 }
 
 export class LnmError extends Error {

@@ -63,7 +63,7 @@ export class HttpAttempt {
   readonly origin: string
   readonly pool: Pool
   private readonly basePath: string
-  private readonly metrics?: Metrics
+  private readonly metrics: Metrics | undefined
   private readonly t: { connectMs: number; headersMs: number; bodyMs: number }
   private readonly userAgent: string
   private readonly clock: ServerClock
@@ -136,7 +136,7 @@ export class HttpAttempt {
           path: url.pathname + url.search,
           method: spec.method,
           headers,
-          body,
+          ...(body !== undefined && { body }),
           headersTimeout: this.t.headersMs + 1_000,
           bodyTimeout: this.t.bodyMs + 1_000,
           signal,
@@ -251,7 +251,7 @@ export class HttpAttempt {
     function fail(
       kind: LnmErrorKind,
       message: string,
-      init: { status: number; code?: string },
+      init: { status: number; code?: string | undefined },
       upstreamFailure: boolean,
       retryable = false,
     ) {

@@ -51,7 +51,7 @@ export interface LnmPrivateStreamOptions extends Omit<RpcSocketOptions, 'logger'
 
 export class LnmPrivateStream extends RpcSocket {
   private readonly creds: Credentials
-  private readonly metrics?: Metrics
+  private readonly metrics: Metrics | undefined
   private readonly now: () => number
   private readonly topics: readonly PrivateTopic[]
 

@@ -82,7 +82,7 @@ type Resolved = Required<Omit<RpcSocketOptions, 'logger' | 'reconnect' | 'gate'>
 export abstract class RpcSocket extends EventEmitter {
   readonly url: string
   protected readonly o: Resolved
-  protected readonly logger?: Log
+  protected readonly logger: Log | undefined
   private ws: WebSocket | null = null
   private linkUp = false
   private stopped = true
@@ -90,7 +90,7 @@ export abstract class RpcSocket extends EventEmitter {
   /** when the link last came up (ms) */
   private upSince = 0
   private reconnectTimer: NodeJS.Timeout | null = null
-  private readonly gate?: () => Promise<void>
+  private readonly gate: (() => Promise<void>) | undefined
   /** a reconnect is waiting for the gate */
   private gating = false
   /** bumped by close(): a gate that opens after a close (and maybe a new connect) must not open a socket */

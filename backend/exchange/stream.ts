@@ -48,7 +48,7 @@ const isTickerData = Compile(TickerDataSchema)
 
 export class LnmStream extends RpcSocket {
   private readonly topics: readonly string[]
-  private readonly metrics?: Metrics
+  private readonly metrics: Metrics | undefined
   private state: StreamTicker = { index: null, lastPrice: null, fundingRate: null, fundingTime: null, time: 0 }
 
   constructor(opts: LnmStreamOptions) {

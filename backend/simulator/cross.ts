@@ -395,7 +395,15 @@ export class CrossBook {
   /** seed: a position opened by a filled market order at `at`, funded by the exchange (not the balance) */
   seed(
     key: string,
-    input: { margin: number; leverage: number; side?: 'buy' | 'sell'; quantity?: number; entryPrice?: number; openedAt: number },
+    // side, quantity, entryPrice: undefined = no position (a cross account holding margin only)
+    input: {
+      margin: number
+      leverage: number
+      side?: 'buy' | 'sell' | undefined
+      quantity?: number | undefined
+      entryPrice?: number | undefined
+      openedAt: number
+    },
   ): void {
     const s = this.state(key)
     s.margin = input.margin

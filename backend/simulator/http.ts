@@ -48,7 +48,7 @@ interface Reply {
 const errorReply = (status: number, code: string, message: string, headers?: Reply['headers']): Reply => ({
   status,
   body: { code, message },
-  headers,
+  ...(headers !== undefined && { headers }),
 })
 
 function readBody(req: IncomingMessage): Promise<string> {

@@ -90,7 +90,10 @@ const MAX_LOG = 10_000
 export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
   const host = opts.host ?? '127.0.0.1'
   const seed = opts.seed ?? 42
-  const accounts = (opts.accounts ?? demoAccounts()).map((a) => ({ ...a, positions: a.positions?.map((p) => ({ ...p })) }))
+  const accounts = (opts.accounts ?? demoAccounts()).map((a) => ({
+    ...a,
+    ...(a.positions && { positions: a.positions.map((p) => ({ ...p })) }),
+  }))
   const byKey = new Map(accounts.map((a) => [a.key, a]))
   if (byKey.size !== accounts.length) throw new Error('simulator: duplicate account key')
 
@@ -101,7 +104,12 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     stream?.applyFaults(f)
   })
   const now = () => Date.now() + faults.get().clockSkewMs
-  const market = new Market({ seed, now, initialPrice: opts.initialPrice, volatility: opts.volatility })
+  const market = new Market({
+    seed,
+    now,
+    ...(opts.initialPrice !== undefined && { initialPrice: opts.initialPrice }),
+    ...(opts.volatility !== undefined && { volatility: opts.volatility }),
+  })
   const engine = new Engine(market, now, accounts, {
     trade: (owner: string, event: TradeEvent, t, extra) => stream?.publishTrade(owner, event, t, extra),
     crossOrder: (owner, event, o) => stream?.publishCrossOrder(owner, event, o),
@@ -116,7 +124,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     faults: faults.get,
     rng: createRng(seed ^ 0x5eed),
     idleMs: opts.streamIdleMs ?? 120_000,
-    limits: opts.streamLimits,
+    ...(opts.streamLimits !== undefined && { limits: opts.streamLimits }),
   })
 
   const afterPrice = () => {
@@ -255,8 +263,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     publicLimiter,
     authLimiter,
     held,
-    admin,
-    log: opts.log,
+    ...(admin !== undefined && { admin }),
+    ...(opts.log !== undefined && { log: opts.log }),
     record: (e) => {
       // never the key: it is a credential
       if (opts.log) console.log(`[simulator] ${e.method} ${e.path} ${e.status}`)
@@ -306,7 +314,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     accounts,
     addAccount: (input: SimAccountInput) => {
       if (byKey.has(input.key)) throw new Error('simulator: duplicate account key')
-      const a = { ...input, positions: input.positions?.map((p) => ({ ...p })) }
+      const a = { ...input, ...(input.positions && { positions: input.positions.map((p) => ({ ...p })) }) }
       accounts.push(a)
       byKey.set(a.key, a)
       engine.addAccount(a)
@@ -352,7 +360,7 @@ const secret = () => randomBytes(24).toString('base64')
  * fees at past fixings, the filled cross order that opened the position)
  */
 export function demoAccounts(): SimAccountInput[] {
-  const mk = (username: string, balance: number, positions: SimAccountInput['positions']): SimAccountInput => ({
+  const mk = (username: string, balance: number, positions: NonNullable<SimAccountInput['positions']>): SimAccountInput => ({
     username,
     key: `sim-${username}-${randomBytes(6).toString('hex')}`,
     secret: secret(),

@@ -35,7 +35,14 @@ export function createBus(
   }
   if (!config.REDIS_URL) return new InProcessBus(onHandlerError)
   const { url, prefix } = parseRedisUrl(config.REDIS_URL)
-  const bus = new RedisBus({ url, prefix, log, onHandlerError, leaseTtlMs: config.REDIS_LEASE_MS, ...opts })
+  const bus = new RedisBus({
+    url,
+    prefix,
+    log,
+    onHandlerError,
+    ...(config.REDIS_LEASE_MS !== undefined && { leaseTtlMs: config.REDIS_LEASE_MS }),
+    ...opts,
+  })
   log.info(
     { prefix, node: bus.nodeId, leaseTtlMs: bus.leaseTtlMs },
     'fan-out bus: Redis (cluster mode: one producer per account across nodes)',

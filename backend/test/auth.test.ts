@@ -303,7 +303,12 @@ t.test('every auth route answers bad input with 4xx in the contract shape, never
     },
   ]
   for (const c of cases) {
-    const r = await g.http(c.method, c.path, { body: c.body, rawBody: c.raw, headers: c.headers, token: c.token })
+    const r = await g.http(c.method, c.path, {
+      body: c.body,
+      ...(c.raw !== undefined && { rawBody: c.raw }),
+      ...(c.headers !== undefined && { headers: c.headers }),
+      ...(c.token !== undefined && { token: c.token }),
+    })
     t.equal(r.status, c.expect, `${c.name} → ${c.expect}`)
     t.type(r.body?.error?.code, 'string', `${c.name}: error.code present`)
     t.type(r.body?.error?.message, 'string', `${c.name}: error.message present`)

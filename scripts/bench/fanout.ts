@@ -102,7 +102,7 @@ export async function fanoutRun(
       kind: t.kind,
       url: t.url,
       count: o.n,
-      tokens: t.tokens,
+      ...(t.tokens !== undefined && { tokens: t.tokens }),
       authVia: 'message',
       localAddresses: o.localAddresses,
       // paced, so the probe's sockets are opened interleaved with the bulk ones and sit throughout the server's

@@ -165,7 +165,7 @@ async function main(): Promise<void> {
               url: g.wsUrl,
               pids: g.pids,
               tokens: fanoutTokens,
-              gc: withGc ? () => remoteGc(gwInspector) : undefined,
+              ...(withGc && { gc: () => remoteGc(gwInspector) }),
               probe: async () => {
                 const m = await metrics(g.origin)
                 return {
@@ -183,7 +183,7 @@ async function main(): Promise<void> {
               kind: name,
               url: ref.url,
               pids: () => [ref.pid],
-              gc: withGc ? () => remoteGc(refInspector) : undefined,
+              ...(withGc && { gc: () => remoteGc(refInspector) }),
               probe: async () => {
                 const st = await rpc(ref.proc, { op: 'stats' }, 10_000)
                 return { fanoutSeconds: st.fanoutSeconds as number, fanouts: st.fanouts as number }

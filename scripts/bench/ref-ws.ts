@@ -67,6 +67,7 @@ if (feedUrl) {
     if (gated === 'framewriter') {
       const framed = frameText(frame)
       for (const c of wss.clients as Set<WebSocket & { [kWriter]?: FrameWriter }>) {
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an optional symbol-keyed property can be absent; with exactOptionalPropertyTypes the rule misses that (typescript-eslint#10440)
         if (c.readyState === WebSocket.OPEN) (c[kWriter] ??= new FrameWriter(c)).write(framed)
       }
     } else if (gated) {
@@ -74,6 +75,7 @@ if (feedUrl) {
         if (c.readyState !== WebSocket.OPEN) continue
         if (c[kBusy]) {
           if (gated === 'conflate') c[kQueue] = [frame]
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an optional symbol-keyed property can be absent; with exactOptionalPropertyTypes the rule misses that (typescript-eslint#10440)
           else (c[kQueue] ??= []).push(frame)
         } else gatedSend(c, [frame])
       }

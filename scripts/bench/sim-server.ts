@@ -13,7 +13,7 @@ const accounts = file ? loadAccountsFile(file) : undefined
 const sim = await startSimulator({
   port: Number(process.env.SIM_PORT ?? 0),
   host: '127.0.0.1',
-  accounts,
+  ...(accounts !== undefined && { accounts }),
   admin: true,
   seed: 7,
   tickMs: 2_000_000_000,

@@ -55,7 +55,7 @@ export async function makeUser(origin: string, username: string, account: SimAcc
       ),
       200,
     )
-  return { username, password, token, account }
+  return { username, password, token, ...(account && { account }) }
 }
 
 /** simulator accounts with one running position each, so positions (P&L) change with every price tick */

@@ -256,7 +256,8 @@ export async function api(
   method: string,
   path: string,
   body?: unknown,
-  opts: { token?: string; localAddress?: string; timeoutMs?: number } = {},
+  // token, localAddress: undefined = none (no Authorization; the default source address)
+  opts: { token?: string | undefined; localAddress?: string | undefined; timeoutMs?: number } = {},
 ): Promise<ApiAnswer> {
   try {
     const r = await request(`${origin}${path}`, {
@@ -266,7 +267,7 @@ export async function api(
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
         ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
       },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      ...(body !== undefined && { body: JSON.stringify(body) }),
       headersTimeout: opts.timeoutMs ?? 15_000,
       bodyTimeout: opts.timeoutMs ?? 15_000,
     })

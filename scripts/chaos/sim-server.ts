@@ -13,7 +13,7 @@ const file = process.env.SIM_ACCOUNTS_FILE
 const sim = await startSimulator({
   port: 0,
   host: '127.0.0.1',
-  accounts: file ? loadAccountsFile(file) : undefined,
+  ...(file && { accounts: loadAccountsFile(file) }),
   admin: true,
   seed: 11,
   tickMs: 1000,

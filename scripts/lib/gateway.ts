@@ -138,7 +138,7 @@ async function call(
     method,
     path,
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
+    ...(body !== undefined && { body: JSON.stringify(body) }),
     headersTimeout: 60_000,
     bodyTimeout: 60_000,
   })
@@ -170,7 +170,7 @@ export async function provisionUsers(
     while (next < accounts.length) {
       const i = next++
       const a = accounts[i]!
-      const c = new Client(origin, { localAddress: addrs[i], pipelining: 1 })
+      const c = new Client(origin, { ...(addrs[i] !== undefined && { localAddress: addrs[i] }), pipelining: 1 })
       try {
         const username = `u${runId}x${i}`
         const password = `Bench!${randomBytes(6).toString('hex')}`

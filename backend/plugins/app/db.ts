@@ -30,7 +30,9 @@ declare module 'fastify' {
 async function dbPlugin(app: FastifyInstance, opts: DbPluginOptions): Promise<void> {
   const config = opts.config ?? (app.hasDecorator('config') ? app.config : undefined)
   if (!config) throw new Error('db plugin: no config (register the config plugin first or pass { config })')
-  const db: Database = await openDatabase(config, app.log.child({ module: 'db' }), { migrationsDir: opts.migrationsDir })
+  const db: Database = await openDatabase(config, app.log.child({ module: 'db' }), {
+    ...(opts.migrationsDir !== undefined && { migrationsDir: opts.migrationsDir }),
+  })
   app.decorate('prisma', db.prisma)
   app.decorate('db', { kind: db.kind, ping: () => db.ping(), close: () => db.close() } satisfies AppDb)
   app.addHook('onClose', async () => {

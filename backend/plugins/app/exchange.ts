@@ -30,7 +30,13 @@ export interface SimulatorOptions {
 }
 
 async function startDemoSimulator(port: number, host: string, admin: boolean, o: SimulatorOptions, log: Log): Promise<Simulator> {
-  const opts = { host, admin, accounts: o.accounts ?? demoAccounts(), rateLimit: o.rateLimit, tickMs: o.tickMs }
+  const opts = {
+    host,
+    admin,
+    accounts: o.accounts ?? demoAccounts(),
+    ...(o.rateLimit !== undefined && { rateLimit: o.rateLimit }),
+    ...(o.tickMs !== undefined && { tickMs: o.tickMs }),
+  }
   try {
     return await startSimulator({ port, ...opts })
   } catch (err) {
@@ -50,7 +56,13 @@ export default fp(
       // SIM_ACCOUNTS_FILE gives the demo simulator its accounts, as it does the standalone one (a build option wins:
       // tests pass theirs); a bad file stops start-up with its path and the field at fault
       const accounts = opts.simulator?.accounts ?? (config.SIM_ACCOUNTS_FILE ? loadAccountsFile(config.SIM_ACCOUNTS_FILE) : undefined)
-      simulator = await startDemoSimulator(config.SIM_PORT, '127.0.0.1', config.SIM_ADMIN, { ...opts.simulator, accounts }, app.log)
+      simulator = await startDemoSimulator(
+        config.SIM_PORT,
+        '127.0.0.1',
+        config.SIM_ADMIN,
+        { ...opts.simulator, ...(accounts && { accounts }) },
+        app.log,
+      )
       apiUrl = simulator.url
       streamUrl = simulator.streamUrl
       app.log.info({ url: simulator.url }, 'demo mode: LN Markets simulator running in-process')

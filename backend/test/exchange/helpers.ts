@@ -73,11 +73,7 @@ export function json(res: http.ServerResponse, status: number, body: unknown, he
 }
 
 /** Server-side v3 verification (lnmarkets-api.md §8.1): raw body, else the raw search string exactly as received. */
-export function verifySignature(
-  req: { method?: string; url?: string; headers: http.IncomingHttpHeaders },
-  body: string,
-  secret: string,
-): boolean {
+export function verifySignature(req: Pick<http.IncomingMessage, 'method' | 'url' | 'headers'>, body: string, secret: string): boolean {
   const u = new URL(req.url ?? '/', 'http://x')
   const rawSearch = (req.url ?? '').includes('?') ? (req.url ?? '').slice((req.url ?? '').indexOf('?')) : ''
   const data = body !== '' ? body : rawSearch

@@ -269,10 +269,10 @@ t.test('dropped every few hundred ms: reconnects back off (the node-wide budget 
     new LnmPrivateStream({
       url: sim.streamUrl,
       creds: alice,
-      logger,
+      ...(logger !== undefined && { logger }),
       now: () => sim.now(),
       reconnect: { baseMs: 100, capMs: 3200 },
-      stableMs,
+      ...(stableMs !== undefined && { stableMs }),
     })
   const delays = (lines: string[]) =>
     lines

@@ -150,7 +150,7 @@ export async function startTestApp(t: Tap, env: Record<string, string> = {}, opt
     const res = await fetch(baseUrl + path, {
       method,
       headers,
-      body: body === undefined ? undefined : typeof body === 'string' ? body : new Uint8Array(body),
+      ...(body !== undefined && { body: typeof body === 'string' ? body : new Uint8Array(body) }),
     })
     const text = await res.text()
     let parsed: unknown = text

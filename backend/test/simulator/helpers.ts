@@ -85,7 +85,7 @@ export async function call(
   const headers: Record<string, string> = { accept: 'application/json' }
   if (text) headers['content-type'] = 'application/json'
   if (acc) Object.assign(headers, authHeaders(acc, method, full, text, String(sim.now())))
-  return raw(sim.port, { method, path: full, headers, body: text || undefined })
+  return raw(sim.port, { method, path: full, headers, ...(text !== '' && { body: text }) })
 }
 
 export const testAccounts = (): SimAccountInput[] => [
