@@ -86,8 +86,15 @@ async function scenario(t: Test, sc: Scenario): Promise<void> {
   }
   const peaks = accounts.map((a) => maxPerWindow(byKey.get(a.key) ?? []))
   const held = log.filter((e) => e.status === 0).length
+  // the closest two requests of one key came at the exchange (the throttle's interval is 220 ms)
+  const minGap = Math.min(
+    ...[...byKey.values()].map((l) => {
+      const s = [...l].sort((a, b) => a - b)
+      return Math.min(...s.slice(1).map((x, i) => x - s[i]!))
+    }),
+  )
   t.comment(
-    `${log.length} signed requests at the simulator (${held} held open), outcomes ${JSON.stringify(count(outcomes))}, per-key peaks ${peaks.join(' ')}`,
+    `${log.length} signed requests at the simulator (${held} held open), outcomes ${JSON.stringify(count(outcomes))}, per-key peaks ${peaks.join(' ')}, closest two of one key ${minGap} ms apart`,
   )
   // the scenario really held the pool, and every account kept sending
   if (sc.hangPulses) t.ok(held >= CONNECTIONS, `requests were held open (${held})`)
