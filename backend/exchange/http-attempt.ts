@@ -4,7 +4,7 @@
  * deadline, reads and validates the body, and maps every outcome to a typed `LnmError` with `retryable` /
  * `upstreamFailure` flags for the call policy. Retries, throttling and the breaker live in `call-policy.ts`.
  */
-import { Pool } from 'undici'
+import { Pool, type Dispatcher } from 'undici'
 import type { Metrics } from '../metrics.ts'
 import { authHeaders, type Credentials } from './signing.ts'
 import { LnmError, redact, type LnmErrorKind } from './errors.ts'
@@ -62,6 +62,10 @@ export interface HttpAttemptOptions {
 export class HttpAttempt {
   readonly origin: string
   readonly pool: Pool
+  /** the pool behind an interceptor that tells each attempt when undici really writes it on a socket */
+  private readonly dispatcher: Dispatcher
+  /** per attempt, keyed by its (unique) abort signal: called when its request is written */
+  private readonly onWire = new WeakMap<object, () => void>()
   private readonly basePath: string
   private readonly metrics: Metrics | undefined
   private readonly t: { connectMs: number; headersMs: number; bodyMs: number }
@@ -84,6 +88,14 @@ export class HttpAttempt {
       keepAliveTimeout: 4_000,
       keepAliveMaxTimeout: 30_000,
       maxResponseSize: opts.maxResponseBytes,
+    })
+    // a request can wait in the pool for a free connection (all held by slow answers) long after its throttle
+    // slot: the throttle spaces the moments requests are written, reported from here
+    this.dispatcher = this.pool.compose((dispatch) => (o, handler) => {
+      // request() hands its options, signal included, to dispatch (DispatchOptions does not declare it)
+      const sig = (o as { signal?: unknown }).signal
+      const hook = typeof sig === 'object' && sig !== null ? this.onWire.get(sig) : undefined
+      return dispatch(o, hook ? onRequestStart(handler, hook) : handler)
     })
   }
 
@@ -124,15 +136,25 @@ export class HttpAttempt {
         phaseTimedOut = which
         phaseAbort.abort(new Error(`${which} timeout`))
       }, ms)
-    let phaseTimer = armPhase('headers', this.t.headersMs)
-
-    const sentAt = Date.now()
-    if (spec.timing) spec.timing.sentAt = sentAt
-    onSent(sentAt)
+    // armed when the request is written: time spent waiting for a pooled connection is not the exchange's
+    // (the call's deadline bounds that wait)
+    let phaseTimer: NodeJS.Timeout | undefined
+    let written = false
+    let ended = false
+    // called by undici right before it writes the request on a socket, at most once (no pipelining)
+    this.onWire.set(signal, () => {
+      if (written || ended) return
+      written = true
+      const sentAt = Date.now()
+      if (spec.timing) spec.timing.sentAt = sentAt
+      phaseTimer = armPhase('headers', this.t.headersMs)
+      onSent(sentAt)
+    })
+    if (spec.timing) spec.timing.sentAt = Date.now()
     try {
       // raced with the attempt's own signal: whatever state the pool is in, the call ends when its signal does
       const res = await abortable(
-        this.pool.request({
+        this.dispatcher.request({
           path: url.pathname + url.search,
           method: spec.method,
           headers,
@@ -167,6 +189,8 @@ export class HttpAttempt {
       })
       return { ok: false, failure }
     } finally {
+      ended = true
+      this.onWire.delete(signal)
       clearTimeout(phaseTimer)
       this.metrics?.upstreamDuration.observe({ endpoint }, (performance.now() - started) / 1000)
       if (status > 0) this.metrics?.upstreamRequests.inc({ endpoint, status: String(status) })
@@ -286,7 +310,7 @@ export class HttpAttempt {
         upstreamFailure: false,
       }
     if (code === 'HEADERS_TIMEOUT' || code === 'BODY_TIMEOUT') {
-      // read timeout (headers timer counts from dispatch): the request may have been processed; never retried (in particular not a POST)
+      // read timeout (headers timer counts from the write): the request may have been processed; never retried (in particular not a POST)
       const ms = code === 'HEADERS_TIMEOUT' ? this.t.headersMs : this.t.bodyMs
       return {
         error: new LnmError(
@@ -362,6 +386,22 @@ export class HttpAttempt {
       }
     }
     return url
+  }
+}
+
+/** `handler` with `hook` called first when the request starts on a socket (undici calls this right before writing it) */
+function onRequestStart(handler: Dispatcher.DispatchHandler, hook: () => void): Dispatcher.DispatchHandler {
+  return {
+    onRequestStart: (controller, context: unknown) => {
+      hook()
+      handler.onRequestStart?.(controller, context)
+    },
+    onRequestUpgrade: (controller, statusCode, headers, socket) => handler.onRequestUpgrade?.(controller, statusCode, headers, socket),
+    onResponseStart: (controller, statusCode, headers, statusMessage) =>
+      handler.onResponseStart?.(controller, statusCode, headers, statusMessage),
+    onResponseData: (controller, chunk) => handler.onResponseData?.(controller, chunk),
+    onResponseEnd: (controller, trailers) => handler.onResponseEnd?.(controller, trailers),
+    onResponseError: (controller, error) => handler.onResponseError?.(controller, error),
   }
 }
 

@@ -35,7 +35,10 @@ export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   }
 }
 
-/** One admitted request: report when it really left and when it finished (exactly once). */
+/**
+ * One admitted request: report when it really left (written on a socket) and when it finished (exactly once).
+ * Spaced mode: the bucket's next grant waits for one of the two, so every slot must be reported.
+ */
 export interface ThrottleSlot {
   sent(at: number): void
   done(at: number): void
@@ -86,6 +89,12 @@ export class Throttle {
   private blockedUntil = 0
   /** spaced mode: low-priority callers wait their turn on this chain, one at a time, for a free slot */
   private lowChain: Promise<void> = Promise.resolve()
+  /**
+   * spaced mode: settles when the last granted request is on the wire (or ended without being sent); null when
+   * it already is. A granted request can still wait for a connection in the HTTP pool: the next grant waits for
+   * it, then keeps a full interval after its real send, so queued requests of one key never leave together.
+   */
+  private unsent: Promise<void> | null = null
 
   constructor(perSec: number, opts: ThrottleOptions = {}) {
     this.intervalMs = perSec > 0 ? (1000 / perSec) * (1 + (opts.margin ?? 0.05)) : 0
@@ -151,6 +160,11 @@ export class Throttle {
       if (turn === 'late') return { ok: false, release }
       for (;;) {
         if (signal.aborted) throw new AbortedError(signal.reason)
+        // the last grant still waits for a connection: it goes first
+        if (this.unsent) {
+          if (!(await settledBefore(this.unsent, deadline, signal))) return { ok: false, release }
+          continue
+        }
         const now = Date.now()
         const freeAt = Math.max(this.next, this.blockedUntil, this.lastGrant + this.intervalMs)
         if (freeAt <= now) return { ok: true, release }
@@ -180,6 +194,10 @@ export class Throttle {
       // also keep a full interval after the previous real grant; and a Retry-After block that arrived
       // while this caller was waiting holds it too
       for (;;) {
+        if (this.unsent) {
+          if (!(await settledBefore(this.unsent, deadline, signal))) return null
+          continue
+        }
         const now2 = Date.now()
         const blocked = this.blockedUntil - now2
         if (blocked > 0) {
@@ -196,6 +214,16 @@ export class Throttle {
       }
       const grantedAt = Date.now()
       this.lastGrant = grantedAt
+      let onWire!: () => void
+      const unsent = new Promise<void>((r) => (onWire = r))
+      this.unsent = unsent
+      let settled = false
+      const settle = () => {
+        if (settled) return
+        settled = true
+        if (this.unsent === unsent) this.unsent = null
+        onWire()
+      }
       return {
         sent: (at) => {
           // left later than granted: keep a full interval after the real send
@@ -203,8 +231,10 @@ export class Throttle {
             this.lastGrant = Math.max(this.lastGrant, at)
             this.next = Math.max(this.next, at + this.intervalMs)
           }
+          settle()
         },
-        done: () => {},
+        // ended without being sent (aborted while waiting for a connection, refused locally): nothing to space from
+        done: settle,
       }
     }
     if (signal.aborted) throw new AbortedError(signal.reason)
@@ -277,6 +307,23 @@ export class Throttle {
       },
     })
   }
+}
+
+/** waits for `p`; false when `deadline` (epoch ms) comes first; rejects with AbortedError when `signal` aborts */
+async function settledBefore(p: Promise<void>, deadline: number | undefined, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) throw new AbortedError(signal.reason)
+  if (deadline !== undefined && deadline <= Date.now()) return false
+  return new Promise<boolean>((resolve, reject) => {
+    const done = (fn: () => void) => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
+      fn()
+    }
+    const onAbort = () => done(() => reject(new AbortedError(signal.reason)))
+    const timer = deadline !== undefined ? setTimeout(() => done(() => resolve(false)), deadline - Date.now()) : undefined
+    signal.addEventListener('abort', onAbort, { once: true })
+    void p.then(() => done(() => resolve(true)))
+  })
 }
 
 export type BreakerState = 'closed' | 'half_open' | 'open'

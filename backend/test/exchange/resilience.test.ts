@@ -46,8 +46,9 @@ t.test('spaced throttle: booked slots never closer than the interval', async (t)
   const grants: number[] = []
   await Promise.all(
     Array.from({ length: 6 }, async () => {
-      await th.acquire(undefined, ac.signal)
+      const slot = await th.acquire(undefined, ac.signal)
       grants.push(Date.now())
+      slot?.sent(Date.now())
     }),
   )
   grants.sort((a, b) => a - b)

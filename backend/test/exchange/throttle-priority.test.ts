@@ -38,8 +38,8 @@ t.test('spaced: high callers go before waiting low ones, spacing kept', async (t
 t.test('spaced: a low caller whose deadline passes gets null and does not hold the lane', async (t) => {
   const th = new Throttle(10, { margin: 0 }) // 100 ms apart
   const signal = new AbortController().signal
-  await th.acquire(undefined, signal, 'high')
-  void th.acquire(undefined, signal, 'high') // books the next slot
+  ;(await th.acquire(undefined, signal, 'high'))?.sent(Date.now())
+  void th.acquire(undefined, signal, 'high').then((s) => s?.sent(Date.now())) // books the next slot
   const late = await th.acquire(Date.now() + 20, signal, 'low')
   t.equal(late, null, 'would start after its deadline: null')
   const next = await th.acquire(undefined, signal, 'low')
