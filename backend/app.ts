@@ -36,6 +36,8 @@ export interface BuildOptions {
   metrics?: Metrics
   /** demo mode only: simulator accounts and limits (tests, benchmarks) */
   simulator?: SimulatorOptions
+  /** how long after start-up event-loop pressure is ignored (default 5 s); tests of the shedding shorten it */
+  pressureWarmupMs?: number
 }
 
 /**
@@ -99,7 +101,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   })
 
   await app.register(metrics, { ...(opts.metrics !== undefined && { metrics: opts.metrics }) })
-  await app.register(external)
+  await app.register(external, { ...(opts.pressureWarmupMs !== undefined && { pressureWarmupMs: opts.pressureWarmupMs }) })
   await app.register(db)
   await app.register(auth)
   await app.register(vault)

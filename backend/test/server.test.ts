@@ -2,7 +2,9 @@ import t from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import WebSocket from 'ws'
+import { seedPGliteDataDir } from './helpers/db.ts'
 import { freePort, spawnGateway } from './helpers/process.ts'
 
 /** a first start creates and migrates the embedded database through tsx: on a shared 2-core machine that took 30 s */
@@ -73,6 +75,8 @@ t.test('the entry point: starts, serves, survives a restart with its users, refu
 t.test('a second signal exits at once', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-proc-'))
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
+  // a migrated copy: a first start (the test above) creates and migrates the database, which costs seconds
+  await seedPGliteDataDir(dataDir)
   const port = await freePort()
   // two open sockets and an 8 s drain window: a graceful shutdown takes at least 4 s
   const g = spawnGateway({ DATA_DIR: dataDir, PORT: String(port), SIM_PORT: '0', SHUTDOWN_DRAIN_MS: '8000' })
@@ -97,7 +101,7 @@ t.test('a second signal exits at once', async (t) => {
   )
   t.teardown(() => sockets.forEach((ws) => ws.terminate()))
   g.kill('SIGTERM')
-  await new Promise((r) => setTimeout(r, 300))
+  await sleep(300) // the graceful shutdown has begun
   g.child.kill('SIGTERM')
   const r = await g.exited
   t.ok(r.ms < 2500, `second signal: exit in ${r.ms} ms, before the 4 s graceful drain`)

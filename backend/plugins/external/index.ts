@@ -35,7 +35,7 @@ export function staticCacheControl(path: string): string {
 }
 
 export default fp(
-  async function external(app) {
+  async function external(app, opts: { pressureWarmupMs?: number }) {
     const { config } = app
     // helmet's headers, built once (security-headers.ts) rather than per request
     await app.register(securityHeaders, {
@@ -121,7 +121,7 @@ export default fp(
     // start-up (opening the embedded database, compiling) stalls the loop once; that is not overload
     let warmUntil = Number.POSITIVE_INFINITY
     app.addHook('onReady', async () => {
-      warmUntil = Date.now() + 5000
+      warmUntil = Date.now() + (opts.pressureWarmupMs ?? 5000)
     })
     await app.register(underPressure, {
       maxEventLoopDelay: config.MAX_EVENT_LOOP_DELAY_MS,

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startTestApp, type TestApp } from '../helpers/app.ts'
-import { seedPGliteDataDir, withFreshPostgres } from '../helpers/db.ts'
+import { seedPGliteDataDir, withMigratedPostgres } from '../helpers/db.ts'
 
 const settings = (over: Record<string, unknown> = {}) => ({
   liquidationPct: 7.5,
@@ -208,7 +208,7 @@ t.test('settings survive a gateway restart on the same DATA_DIR, and a second lo
 })
 
 t.test('real PostgreSQL: round trip and version conflict', async (t) => {
-  const url = await withFreshPostgres(t)
+  const url = await withMigratedPostgres(t)
   if (!url) return
   const g = await startTestApp(t, { DATABASE_URL: url })
   const u = await signedIn(g)

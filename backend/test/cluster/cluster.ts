@@ -1,5 +1,5 @@
 /**
- * A real two-node cluster for tests: two gateway apps (buildApp, listening) sharing one fresh PostgreSQL
+ * A real two-node cluster for tests: two gateway apps (buildApp, listening) sharing one new (migrated) PostgreSQL
  * database and one Redis (unique prefix), in live mode against one standalone simulator.
  * Returns undefined (the test is skipped or failed by policy) when PostgreSQL or Redis is unreachable.
  */
@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import { startSimulator, type SimAccountInput, type Simulator } from '../../simulator/index.ts'
 import { startTestApp, type TestApp } from '../helpers/app.ts'
-import { withFreshPostgres } from '../helpers/db.ts'
+import { withMigratedPostgres } from '../helpers/db.ts'
 import { withRedis, type TestRedis } from './redis.ts'
 
 export interface TestCluster {
@@ -29,7 +29,7 @@ export async function startCluster(
 ): Promise<TestCluster | undefined> {
   const redis = opts.redis ?? (await withRedis(t))
   if (!redis) return undefined
-  const databaseUrl = await withFreshPostgres(t)
+  const databaseUrl = await withMigratedPostgres(t)
   if (!databaseUrl) return undefined
   const sim = await startSimulator({
     port: 0,
@@ -53,7 +53,7 @@ export async function startCluster(
     CREDENTIALS_KEY: randomBytes(32).toString('base64'),
     ...env,
   }
-  // one after the other: the first one migrates the fresh database
+  // one after the other: the first one checks the migrations
   const a = await startTestApp(t, { ...shared, DATA_DIR: join(dataDir, 'a') })
   const b = await startTestApp(t, { ...shared, DATA_DIR: join(dataDir, 'b') })
   return { a, b, sim, redis }

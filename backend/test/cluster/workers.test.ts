@@ -1,6 +1,6 @@
 /**
- * WORKERS=2: the real gateway (backend/server.ts) spawned as a cluster primary with two workers on one port, a fresh
- * PostgreSQL database, no Redis, a standalone simulator as the exchange. Dashboards of one user spread over both
+ * WORKERS=2: the real gateway (backend/server.ts) spawned as a cluster primary with two workers on one port, a new
+ * (migrated) PostgreSQL database, no Redis, a standalone simulator as the exchange. Dashboards of one user spread over both
  * workers all receive the same frames; the simulator sees one poller's worth of requests for the account; the
  * aggregated /metrics counts every worker's sockets and one poller; killing a worker moves its polling to the other
  * at once (and the primary forks a new one) while its clients reconnect; SIGTERM on the primary closes every socket
@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { startSimulator } from '../../simulator/index.ts'
 import { testAccounts } from '../helpers/app.ts'
-import { withFreshPostgres } from '../helpers/db.ts'
+import { withMigratedPostgres } from '../helpers/db.ts'
 import { freePort, spawnGateway } from '../helpers/process.ts'
 import { ACCOUNT_PATHS } from '../streaming/live.ts'
 import { WsClient, sleep, until } from '../streaming/helpers.ts'
@@ -80,7 +80,7 @@ function promValue(text: string, name: string): number {
 }
 
 t.test('WORKERS=2 on one port: shared frames, one poller per account, a dead worker replaced, SIGTERM drains', async (t) => {
-  const databaseUrl = await withFreshPostgres(t)
+  const databaseUrl = await withMigratedPostgres(t)
   if (!databaseUrl) return
   const accounts = testAccounts(1)
   const acc = accounts[0]!
@@ -281,7 +281,7 @@ t.test('WORKERS=2 on one port: shared frames, one poller per account, a dead wor
 t.test('WORKERS=2 with REDIS_URL: the workers are Redis nodes, still one poller for the account', async (t) => {
   const redis = await withRedis(t)
   if (!redis) return
-  const databaseUrl = await withFreshPostgres(t)
+  const databaseUrl = await withMigratedPostgres(t)
   if (!databaseUrl) return
   const accounts = testAccounts(1)
   const acc = accounts[0]!

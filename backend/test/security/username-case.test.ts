@@ -6,7 +6,7 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import { startTestApp, uniqueName } from '../helpers/app.ts'
-import { withFreshPostgres } from '../helpers/db.ts'
+import { withMigratedPostgres } from '../helpers/db.ts'
 
 async function race(t: Test, env: Record<string, string>) {
   const g = await startTestApp(t, { LOG_LEVEL: 'warn', ...env })
@@ -50,7 +50,7 @@ t.test('embedded database (PGlite)', async (t) => {
 })
 
 t.test('PostgreSQL', async (t) => {
-  const url = await withFreshPostgres(t)
+  const url = await withMigratedPostgres(t)
   if (!url) return
   await race(t, { DATABASE_URL: url })
 })

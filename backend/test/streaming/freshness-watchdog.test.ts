@@ -136,8 +136,10 @@ t.test('a gateway whose exchange stops answering says degraded in /health/ready,
   t.teardown(() => c.close())
   await c.next((f) => f.type === 'data_update' && f.channel === 'positions', 8000)
   const ready = async () => (await g.http('GET', '/health/ready')).body
-  t.ok(await until(async () => (await ready()).status === 'ok', 5000), 'ok while data flows')
-  t.match(await ready(), { streaming: { status: 'ok', starved: 0 } }, 'with the streaming report')
+  // one answer for both checks: on a loaded machine a second request can land in a moment the data is stale
+  let first: any
+  t.ok(await until(async () => (first = await ready()).status === 'ok', 5000), 'ok while data flows')
+  t.match(first, { streaming: { status: 'ok', starved: 0 } }, 'with the streaming report')
   await g.sim.pause()
   t.ok(
     await until(async () => (await ready()).status === 'degraded', 4 * STALE),

@@ -15,6 +15,11 @@ import { WsClient, sleep, until } from './helpers.ts'
 const BUDGET = 4
 const N = 10
 const REFUSE_MS = 3000
+/** half the defaults (5 s, 30 s; 2.5 s keeps a poll's 3–5 signed calls inside half a period at 5/s per key): the
+ * REST window below is 3 poll periods and half a reconcile period, as 15 s are at the defaults */
+const POLL_MS = 2500
+const RECONCILE_MS = 15_000
+const WINDOW_MS = 3 * POLL_MS
 
 /** the most events of `times` within any `windowMs` */
 function maxInWindow(times: number[], windowMs: number): number {
@@ -29,7 +34,16 @@ function maxInWindow(times: number[], windowMs: number): number {
 
 t.test('stream budget and limits hold: budget, restart, spread reconnects, full fetch after', async (t) => {
   const accounts = testAccounts(N).map((a) => ({ ...a, history: { closedTrades: 2 } }))
-  const L = await liveGateway(t, { accounts, env: { PRIVATE_STREAMS_PER_NODE: String(BUDGET), LOG_LEVEL: 'warn' }, sim: { tickMs: 0 } })
+  const L = await liveGateway(t, {
+    accounts,
+    env: {
+      PRIVATE_STREAMS_PER_NODE: String(BUDGET),
+      POLL_INTERVAL_MS: String(POLL_MS),
+      PUSH_RECONCILE_MS: String(RECONCILE_MS),
+      LOG_LEVEL: 'warn',
+    },
+    sim: { tickMs: 0 },
+  })
   const ps = L.g.app.streaming.privateStreams!
   t.ok(ps, 'private streams enabled')
   const users = []
@@ -52,22 +66,22 @@ t.test('stream budget and limits hold: budget, restart, spread reconnects, full 
   t.equal(L.sim.streamStats().authenticated, BUDGET, 'the exchange sees exactly 4 authenticated sockets')
   t.equal(L.sim.streamStats().open, BUDGET + 1, '…plus the public ticker stream')
 
-  // REST: the polled accounts at POLL_INTERVAL_MS (5 s: 3 calls a poll), the pushed ones only reconcile (30 s)
+  // REST: the polled accounts at POLL_INTERVAL_MS (3 calls a poll), the pushed ones only reconcile (6 poll periods)
   const from = Date.now()
-  await sleep(15_000)
+  await sleep(WINDOW_MS)
   const to = Date.now()
   const perAccount = (i: number) =>
     L.sim.stats.log().filter((e) => e.key === accounts[i]!.key && e.ts >= from && e.ts < to && ACCOUNT_PATHS.includes(e.path)).length
   const pushedCalls = pushed.map((_, i) => perAccount(i))
   const polledCalls = polled.map((_, i) => perAccount(BUDGET + i))
-  t.comment(`account+positions requests in 15 s: pushed ${pushedCalls.join(' ')}, polled ${polledCalls.join(' ')}`)
+  t.comment(`account+positions requests in ${WINDOW_MS} ms: pushed ${pushedCalls.join(' ')}, polled ${polledCalls.join(' ')}`)
   t.ok(
     polledCalls.every((n) => n >= 6),
-    `each polled account is polled at the fast rate (≥ 2 polls in 15 s): ${polledCalls.join(' ')}`,
+    `each polled account is polled at the fast rate (≥ 2 polls in 3 poll periods): ${polledCalls.join(' ')}`,
   )
   t.ok(
     pushedCalls.every((n) => n <= 3),
-    `each pushed account is at most reconciled once (≤ 3 calls in 15 s): ${pushedCalls.join(' ')}`,
+    `each pushed account is at most reconciled once (≤ 3 calls in half a reconcile period): ${pushedCalls.join(' ')}`,
   )
 
   // exchange-side stream restart: every socket dropped, upgrades refused for 3 s; REST stays up
