@@ -10,15 +10,16 @@
  *    corked call (one `writev`). On a busy machine this means fewer, larger writes instead of one system
  *    call per frame and socket. The caller's slow-consumer rules see the queue: `buffered()` counts it.
  *
- * The frames still go **through ws's Sender** (`sender.sendFrame`, the call `ws.send` ends in), onto the
- * same socket stream in call order, so they stay ordered with the ping and close frames ws writes itself;
- * nothing is written once the socket is no longer OPEN (no data after a close frame). When the Sender is
- * busy (compressing or reading a Blob: never the case here, permessage-deflate is off and we send no
- * Blobs) the frame goes through `ws.send` and ws's own queue instead.
+ * The frames are written the way ws's Sender writes a ready frame when it is idle (`sendFrame`, the call
+ * `ws.send` ends in, is `socket.write(frame, cb)` for a one-part frame): onto the same socket stream in
+ * call order, so they stay ordered with the ping and close frames ws writes itself; nothing is written
+ * once the socket is no longer OPEN (no data after a close frame). When the Sender is busy (compressing or
+ * reading a Blob: never the case here, permessage-deflate is off and we send no Blobs) the frame goes
+ * through `ws.send` and ws's own queue instead.
  *
  * ws internals used (ws 8.23.0, lib/sender.js and lib/websocket.js): `Sender.frame(data, options)` (static,
- * public in the ESM wrapper), `ws._sender` with `_state` (0 = DEFAULT) and `sendFrame(list, cb)`, and
- * `ws._socket` (the net.Socket). Checked at run time: if they are missing, every frame takes `ws.send`.
+ * public in the ESM wrapper), `ws._sender` with `_state` (0 = DEFAULT), and `ws._socket` (the net.Socket).
+ * Checked at run time: if they are missing, every frame takes `ws.send`.
  */
 import * as wsModule from 'ws'
 import type { WebSocket } from 'ws'
@@ -29,11 +30,11 @@ const SENDER_DEFAULT = 0
 
 interface SenderInternals {
   _state: number
-  sendFrame(list: Buffer[], cb?: (err?: Error | null) => void): void
 }
 interface SocketInternals {
   cork(): void
   uncork(): void
+  write(chunk: Buffer, cb?: (err?: Error | null) => void): boolean
   destroyed: boolean
 }
 /** ws's private fields this module writes through (ws 8.23.0) */
@@ -59,19 +60,42 @@ function headerLength(frame: Buffer): number {
   return len < 126 ? 2 : len === 126 ? 4 : 10
 }
 
+/** FrameWriter.write's answers */
+export const WRITTEN = 1
+/** the socket is not open: the frame was dropped */
+export const DROPPED = 0
+/** the socket already owes more than the cap: the frame was not written (the caller collapses the socket) */
+export const OVER_CAP = -1
+
 /**
- * The write state of one socket: created on its first frame, one per socket, with one bound completion
+ * The write state of one socket: created on its first frame, one per socket, with one completion
  * callback (never a closure per write).
+ *
+ * Per frame, on the path every broadcast takes for every socket, it costs one `socket.write(frame, done)`
+ * (what `sender.sendFrame([frame], cb)` does, without the one-element array) and, while nothing of ours is
+ * in flight, no buffered-bytes reading at all: everything written before has been taken by the kernel, so
+ * the only bytes the socket can owe are ws's own ping/pong/close frames (≤ 131 bytes each).
  */
 export class FrameWriter {
   private inFlight = false
   private queue: Buffer[] = []
   private queuedBytes = 0
-  private readonly done: (err?: Error | null) => void
-
-  constructor(private readonly ws: WebSocket) {
-    this.done = (err) => this.written(err)
+  /** the completion of our write in flight: the next queued frames go out together */
+  private readonly done = (err?: Error | null): void => {
+    const ws = this.ws as WsInternals
+    if (err || ws.readyState !== OPEN || this.queue.length === 0) {
+      // closed or closing: nothing more goes out (never data after a close frame)
+      this.inFlight = false
+      if (this.queue.length !== 0) {
+        this.queue.length = 0
+        this.queuedBytes = 0
+      }
+      return
+    }
+    this.writeQueued(ws)
   }
+
+  constructor(private readonly ws: WebSocket) {}
 
   /** bytes not yet taken by the kernel: ws's own buffer plus the frames queued here */
   buffered(): number {
@@ -83,24 +107,31 @@ export class FrameWriter {
     return this.queue.length
   }
 
-  /** write one frame built by frameText; false when the socket is not open (the frame is dropped) */
-  write(frame: Buffer): boolean {
+  /**
+   * Write one frame built by frameText: WRITTEN, DROPPED (the socket is not open) or, when the socket
+   * already owes more than `cap` bytes (`buffered()`), OVER_CAP without writing it.
+   */
+  write(frame: Buffer, cap = Infinity): number {
     const ws = this.ws as WsInternals
-    if (ws.readyState !== OPEN) return false
+    if (ws.readyState !== OPEN) return DROPPED
     if (this.inFlight) {
+      if (this.queuedBytes + ws.bufferedAmount > cap) return OVER_CAP
       this.queue.push(frame)
       this.queuedBytes += frame.length
-      return true
+      return WRITTEN
     }
     const sender = ws._sender
-    if (!sender || !ws._socket || sender._state !== SENDER_DEFAULT || typeof sender.sendFrame !== 'function') {
+    const socket = ws._socket
+    if (!sender || !socket || sender._state !== SENDER_DEFAULT || typeof socket.write !== 'function') {
       // ws is busy with a frame of its own (or its internals changed): its queue keeps the order
+      if (ws.bufferedAmount > cap) return OVER_CAP
       ws.send(frame.subarray(headerLength(frame)), SEND_OPTIONS)
-      return true
+      return WRITTEN
     }
+    // nothing of ours in flight: no need to read the socket's buffer (see the class comment)
     this.inFlight = true
-    sender.sendFrame([frame], this.done)
-    return true
+    socket.write(frame, this.done)
+    return WRITTEN
   }
 
   /**
@@ -110,18 +141,6 @@ export class FrameWriter {
   flush(): void {
     const ws = this.ws as WsInternals
     if (this.queue.length === 0 || ws.readyState !== OPEN) return
-    this.writeQueued(ws)
-  }
-
-  private written(err?: Error | null): void {
-    const ws = this.ws as WsInternals
-    if (err || ws.readyState !== OPEN || this.queue.length === 0) {
-      // closed or closing: nothing more goes out (never data after a close frame)
-      this.inFlight = false
-      this.queue.length = 0
-      this.queuedBytes = 0
-      return
-    }
     this.writeQueued(ws)
   }
 
@@ -137,9 +156,13 @@ export class FrameWriter {
       return
     }
     const socket = ws._socket!
+    if (frames.length === 1) {
+      socket.write(frames[0]!, this.done)
+      return
+    }
     socket.cork()
-    for (let i = 0; i < frames.length - 1; i++) sender.sendFrame([frames[i]!])
-    sender.sendFrame([frames[frames.length - 1]!], this.done)
+    for (let i = 0; i < frames.length - 1; i++) socket.write(frames[i]!)
+    socket.write(frames[frames.length - 1]!, this.done)
     socket.uncork()
   }
 }

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { WebSocket, WebSocketServer } from 'ws'
-import { FrameWriter, frameText } from '../../streaming/frame-writer.ts'
+import { DROPPED, FrameWriter, OVER_CAP, WRITTEN, frameText } from '../../streaming/frame-writer.ts'
 
 async function pair(t: Test): Promise<{ server: WebSocket; client: WebSocket; received: string[]; closed: Promise<[number, string]> }> {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false })
@@ -99,8 +99,27 @@ t.test('ws.send and pings interleave safely; nothing is written after the close 
   t.equal(w.queued, 1, 'one frame waits behind the write in flight')
   w.flush()
   server.close(4008, 'slow consumer')
-  t.equal(w.write(frameText('after close')), false, 'a write after close is refused')
+  t.equal(w.write(frameText('after close')), DROPPED, 'a write after close is refused')
   const [code, reason] = await closed
   t.same([code, reason], [4008, 'slow consumer'], 'the close frame arrives')
   t.same(received.slice(3), ['d', 'e (queued)'], 'the frames written before close arrive before it, nothing after it')
+})
+
+t.test('the cap: checked against the bytes owed while a write is in flight, never a partial frame', async (t) => {
+  const { server, received } = await pair(t)
+  const w = new FrameWriter(server)
+  const big = frameText('x'.repeat(1000))
+  t.equal(w.write(big, 10), WRITTEN, 'nothing in flight: written whatever the cap (the kernel took everything before)')
+  t.equal(w.write(big, 5000), WRITTEN, 'in flight, 1 frame queued: under the cap')
+  t.equal(w.write(big, 5000), WRITTEN, 'in flight, 2 frames queued: still under the cap')
+  t.ok(w.buffered() > 2000, `buffered() counts the queue (${w.buffered()} B)`)
+  t.equal(w.write(big, 2000), OVER_CAP, 'over the cap: refused')
+  t.equal(w.queued, 2, 'the refused frame was not queued')
+  await until(() => received.length === 3, 'the 3 written frames')
+  t.equal(w.write(big, 10), WRITTEN, 'once the writes completed, the gate is open again')
+  await until(() => received.length === 4, 'the 4th frame')
+  t.ok(
+    received.every((r) => r.length === 1000),
+    'each frame arrived whole',
+  )
 })
