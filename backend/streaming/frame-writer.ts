@@ -1,25 +1,28 @@
 /**
- * Every frame the hub writes to a socket goes through here, for two savings.
+ * Every frame the hub writes to a socket goes through here, for three savings.
  *
  * 1. **Pre-framed fan-out.** A broadcast is framed once — WebSocket header + payload in one Buffer,
  *    unmasked, as a server sends it (`frameText`) — and that same Buffer is written to every socket,
  *    instead of `ws.send` framing the same payload again for each socket (a header allocation and a
  *    corked two-buffer write per socket and frame).
  * 2. **One write in flight per socket** (Engine.IO's way). While a socket's previous write has not
- *    completed, further frames are queued; when it completes, everything queued is written in one
- *    corked call (one `writev`). On a busy machine this means fewer, larger writes instead of one system
- *    call per frame and socket. The caller's slow-consumer rules see the queue: `buffered()` counts it.
+ *    completed (nor the tick it completed in ended), further frames are queued; then everything queued is
+ *    written in one call (one buffer). On a busy machine this means fewer, larger writes instead of one
+ *    system call per frame and socket. The caller's slow-consumer rules see the queue: `buffered()` counts it.
+ * 3. **No stream machinery per frame.** A frame goes straight into the socket's stream handle when the
+ *    socket's Writable holds nothing (see FrameWriter), without a `process.nextTick` per write.
  *
- * The frames are written the way ws's Sender writes a ready frame when it is idle (`sendFrame`, the call
- * `ws.send` ends in, is `socket.write(frame, cb)` for a one-part frame): onto the same socket stream in
- * call order, so they stay ordered with the ping and close frames ws writes itself; nothing is written
- * once the socket is no longer OPEN (no data after a close frame). When the Sender is busy (compressing or
- * reading a Blob: never the case here, permessage-deflate is off and we send no Blobs) the frame goes
- * through `ws.send` and ws's own queue instead.
+ * Ordering: frames go onto the same socket as the ping and close frames ws writes itself, in call order
+ * (the handle's write queue is FIFO, and the direct call is skipped while the Writable holds anything);
+ * nothing is written once the socket is no longer OPEN (no data after a close frame). When ws's Sender is
+ * busy (compressing or reading a Blob: never the case here, permessage-deflate is off and we send no
+ * Blobs) the frame goes through `ws.send` and ws's own queue instead.
  *
- * ws internals used (ws 8.23.0, lib/sender.js and lib/websocket.js): `Sender.frame(data, options)` (static,
+ * Internals used. ws 8.23.0 (lib/sender.js and lib/websocket.js): `Sender.frame(data, options)` (static,
  * public in the ESM wrapper), `ws._sender` with `_state` (0 = DEFAULT), and `ws._socket` (the net.Socket).
- * Checked at run time: if they are missing, every frame takes `ws.send`.
+ * Node (lib/net.js, unchanged from Node 12 to 24): `net.Socket.prototype._writeGeneric(writev, data,
+ * encoding, cb)`. Checked at run time: without `_writeGeneric` frames take `socket.write`, without ws's
+ * internals every frame takes `ws.send`.
  */
 import * as wsModule from 'ws'
 import type { WebSocket } from 'ws'
@@ -32,10 +35,11 @@ interface SenderInternals {
   _state: number
 }
 interface SocketInternals {
-  cork(): void
-  uncork(): void
   write(chunk: Buffer, cb?: (err?: Error | null) => void): boolean
-  destroyed: boolean
+  destroy(err?: Error): void
+  readonly writableLength: number
+  /** net.Socket's write into its stream handle (lib/net.js, Node 20 and 24): `cb` runs inside the call when the kernel takes it all */
+  _writeGeneric?: (writev: boolean, data: Buffer, encoding: string, cb: (err?: Error | null) => void) => void
 }
 /** ws's private fields this module writes through (ws 8.23.0) */
 type WsInternals = WebSocket & { _sender?: SenderInternals; _socket?: SocketInternals }
@@ -67,39 +71,65 @@ export const DROPPED = 0
 /** the socket already owes more than the cap: the frame was not written (the caller collapses the socket) */
 export const OVER_CAP = -1
 
+/** writers whose last write the kernel took at once: their gates reopen together after the current tick */
+let reopening: FrameWriter[] = []
+let reopenScheduled = false
+function reopenAll(): void {
+  const list = reopening
+  reopening = []
+  reopenScheduled = false
+  for (let i = 0; i < list.length; i++) list[i]!.reopen()
+}
+
 /**
  * The write state of one socket: created on its first frame, one per socket, with one completion
  * callback (never a closure per write).
  *
- * Per frame, on the path every broadcast takes for every socket, it costs one `socket.write(frame, done)`
- * (what `sender.sendFrame([frame], cb)` does, without the one-element array) and, while nothing of ours is
- * in flight, no buffered-bytes reading at all: everything written before has been taken by the kernel, so
- * the only bytes the socket can owe are ws's own ping/pong/close frames (≤ 131 bytes each).
+ * Per frame, on the path every broadcast takes for every socket, it costs one call into the socket's
+ * stream handle, `socket._writeGeneric(false, frame, 'buffer', done)` — the call net.Socket's own
+ * `_write` makes once the Writable machinery has decided to write — and, while nothing of ours is in
+ * flight, no buffered-bytes reading at all (everything written before has been taken by the kernel, so
+ * the only bytes the socket can owe are ws's own ping/pong/close frames, ≤ 131 bytes each). What that
+ * skips, per frame and socket: `Writable.write`'s checks and state, `onwrite`, and the `process.nextTick`
+ * (one TickObject) every completed write schedules for its callback. The direct call is taken only when
+ * the Writable holds nothing (`writableLength === 0`): then no frame of ws's own is waiting in it, and
+ * the handle's write queue (libuv, FIFO) keeps our frames and ws's in call order. Otherwise the frame
+ * goes through `socket.write`, behind what waits. A write the kernel takes at once completes inside the
+ * call; the gate still stays closed until the end of the tick (one shared nextTick for every writer), so
+ * frames of several broadcasts in the same tick are still written together.
  */
 export class FrameWriter {
   private inFlight = false
+  /** inside our direct write call: a completion now is synchronous */
+  private sync = false
   private queue: Buffer[] = []
   private queuedBytes = 0
-  /** the completion of our write in flight: the next queued frames go out together */
+  /** bytes of our direct write the kernel has not taken yet (the Writable does not count them) */
+  private pendingBytes = 0
+  /** the completion of our write in flight */
   private readonly done = (err?: Error | null): void => {
-    const ws = this.ws as WsInternals
-    if (err || ws.readyState !== OPEN || this.queue.length === 0) {
-      // closed or closing: nothing more goes out (never data after a close frame)
+    this.pendingBytes = 0
+    if (err) {
+      // what the Writable does on a failed write: the socket is destroyed (ws then closes the WebSocket)
       this.inFlight = false
-      if (this.queue.length !== 0) {
-        this.queue.length = 0
-        this.queuedBytes = 0
-      }
+      this.queue.length = 0
+      this.queuedBytes = 0
+      ;(this.ws as WsInternals)._socket?.destroy(err)
       return
     }
-    this.writeQueued(ws)
+    if (!this.sync) return this.reopen()
+    reopening.push(this)
+    if (!reopenScheduled) {
+      reopenScheduled = true
+      process.nextTick(reopenAll)
+    }
   }
 
   constructor(private readonly ws: WebSocket) {}
 
-  /** bytes not yet taken by the kernel: ws's own buffer plus the frames queued here */
+  /** bytes not yet taken by the kernel: ws's own buffer, our write in flight and the frames queued here */
   buffered(): number {
-    return this.ws.bufferedAmount + this.queuedBytes
+    return this.ws.bufferedAmount + this.pendingBytes + this.queuedBytes
   }
 
   /** frames queued behind the write in flight */
@@ -115,7 +145,7 @@ export class FrameWriter {
     const ws = this.ws as WsInternals
     if (ws.readyState !== OPEN) return DROPPED
     if (this.inFlight) {
-      if (this.queuedBytes + ws.bufferedAmount > cap) return OVER_CAP
+      if (this.queuedBytes + this.pendingBytes + ws.bufferedAmount > cap) return OVER_CAP
       this.queue.push(frame)
       this.queuedBytes += frame.length
       return WRITTEN
@@ -129,8 +159,7 @@ export class FrameWriter {
       return WRITTEN
     }
     // nothing of ours in flight: no need to read the socket's buffer (see the class comment)
-    this.inFlight = true
-    socket.write(frame, this.done)
+    this.send(socket, frame)
     return WRITTEN
   }
 
@@ -144,9 +173,38 @@ export class FrameWriter {
     this.writeQueued(ws)
   }
 
-  /** everything queued, in one corked write; the last write's completion opens the gate */
+  /** the write in flight is done: what was queued meanwhile goes out together, or the gate opens */
+  reopen(): void {
+    const ws = this.ws as WsInternals
+    if (ws.readyState !== OPEN || this.queue.length === 0) {
+      // closed or closing: nothing more goes out (never data after a close frame)
+      this.inFlight = false
+      if (this.queue.length !== 0) {
+        this.queue.length = 0
+        this.queuedBytes = 0
+      }
+      return
+    }
+    this.writeQueued(ws)
+  }
+
+  private send(socket: SocketInternals, data: Buffer): void {
+    this.inFlight = true
+    if (socket.writableLength === 0 && typeof socket._writeGeneric === 'function') {
+      this.pendingBytes = data.length
+      this.sync = true
+      try {
+        socket._writeGeneric(false, data, 'buffer', this.done)
+      } finally {
+        this.sync = false
+      }
+    } else socket.write(data, this.done)
+  }
+
+  /** everything queued, in one write; its completion opens the gate */
   private writeQueued(ws: WsInternals): void {
     const frames = this.queue
+    const bytes = this.queuedBytes
     this.queue = []
     this.queuedBytes = 0
     const sender = ws._sender!
@@ -155,14 +213,6 @@ export class FrameWriter {
       for (const f of frames) ws.send(f.subarray(headerLength(f)), SEND_OPTIONS)
       return
     }
-    const socket = ws._socket!
-    if (frames.length === 1) {
-      socket.write(frames[0]!, this.done)
-      return
-    }
-    socket.cork()
-    for (let i = 0; i < frames.length - 1; i++) socket.write(frames[i]!)
-    socket.write(frames[frames.length - 1]!, this.done)
-    socket.uncork()
+    this.send(ws._socket!, frames.length === 1 ? frames[0]! : Buffer.concat(frames, bytes))
   }
 }
