@@ -38,6 +38,7 @@ interface SocketInternals {
   write(chunk: Buffer, cb?: (err?: Error | null) => void): boolean
   destroy(err?: Error): void
   readonly writableLength: number
+  readonly writableCorked: number
   /** net.Socket's write into its stream handle (lib/net.js, Node 20 and 24): `cb` runs inside the call when the kernel takes it all */
   _writeGeneric?: (writev: boolean, data: Buffer, encoding: string, cb: (err?: Error | null) => void) => void
 }
@@ -93,8 +94,8 @@ function reopenAll(): void {
  * skips, per frame and socket: `Writable.write`'s checks and state, `onwrite`, and the `process.nextTick`
  * (one TickObject) every completed write schedules for its callback. The direct call is taken only when
  * the Writable holds nothing (`writableLength === 0`): then no frame of ws's own is waiting in it, and
- * the handle's write queue (libuv, FIFO) keeps our frames and ws's in call order. Otherwise the frame
- * goes through `socket.write`, behind what waits. A write the kernel takes at once completes inside the
+ * the handle's write queue (libuv, FIFO) keeps our frames and ws's in call order. Otherwise (or while the
+ * socket is corked) the frame goes through `socket.write`, behind what waits. A write the kernel takes at once completes inside the
  * call; the gate still stays closed until the end of the tick (one shared nextTick for every writer), so
  * frames of several broadcasts in the same tick are still written together.
  */
@@ -190,7 +191,8 @@ export class FrameWriter {
 
   private send(socket: SocketInternals, data: Buffer): void {
     this.inFlight = true
-    if (socket.writableLength === 0 && typeof socket._writeGeneric === 'function') {
+    // the Writable empty and not corked: nothing of ws's (nor a corked burst) waits, we may go first
+    if (socket.writableLength === 0 && socket.writableCorked === 0 && typeof socket._writeGeneric === 'function') {
       this.pendingBytes = data.length
       this.sync = true
       try {

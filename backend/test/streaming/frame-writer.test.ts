@@ -153,4 +153,15 @@ t.test('straight into the stream handle when the Writable is empty; behind it ot
   await until(() => events.length === 4, 'ping and y')
   t.same(events, ['x1', 'x2', 'ping', 'y'], 'the frame went out behind the ping the Writable held')
   t.ok(viaWritable >= 1, 'and through the Writable')
+
+  // a corked socket (the post-auth burst) holds our frame too, until it is uncorked
+  await new Promise((r) => setImmediate(r))
+  const before = viaWritable
+  socket.cork()
+  t.equal(w.write(frameText('z')), WRITTEN)
+  t.equal(viaWritable, before, 'nothing written while corked')
+  socket.uncork()
+  await until(() => received.length === 4, 'z')
+  t.equal(received[3], 'z', 'the corked frame arrives')
+  t.ok(viaWritable > before, 'written by the Writable at uncork')
 })
