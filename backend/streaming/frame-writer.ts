@@ -72,13 +72,20 @@ export const DROPPED = 0
 /** the socket already owes more than the cap: the frame was not written (the caller collapses the socket) */
 export const OVER_CAP = -1
 
-/** writers whose last write the kernel took at once: their gates reopen together after the current tick */
+/**
+ * The tick clock: a write the kernel took at once holds its socket's gate until `tick` changes, at the end
+ * of the current tick (one shared nextTick, scheduled by the first such write). Writers that queued frames
+ * meanwhile are on `reopening` and write them then; the others have nothing to do and are not visited.
+ */
+let tick = 0
+let tickScheduled = false
 let reopening: FrameWriter[] = []
-let reopenScheduled = false
-function reopenAll(): void {
+function endTick(): void {
+  tick++
+  tickScheduled = false
+  if (reopening.length === 0) return
   const list = reopening
   reopening = []
-  reopenScheduled = false
   for (let i = 0; i < list.length; i++) list[i]!.reopen()
 }
 
@@ -95,9 +102,10 @@ function reopenAll(): void {
  * (one TickObject) every completed write schedules for its callback. The direct call is taken only when
  * the Writable holds nothing (`writableLength === 0`): then no frame of ws's own is waiting in it, and
  * the handle's write queue (libuv, FIFO) keeps our frames and ws's in call order. Otherwise (or while the
- * socket is corked) the frame goes through `socket.write`, behind what waits. A write the kernel takes at once completes inside the
- * call; the gate still stays closed until the end of the tick (one shared nextTick for every writer), so
- * frames of several broadcasts in the same tick are still written together.
+ * socket is corked) the frame goes through `socket.write`, behind what waits. A write the kernel takes at
+ * once completes inside the call; the gate still stays closed until the end of the tick (the tick clock
+ * above: one shared nextTick, and only writers that queued something are visited), so frames of several
+ * broadcasts in the same tick are still written together.
  */
 export class FrameWriter {
   private inFlight = false
@@ -107,6 +115,8 @@ export class FrameWriter {
   private queuedBytes = 0
   /** bytes of our direct write the kernel has not taken yet (the Writable does not count them) */
   private pendingBytes = 0
+  /** the tick in which our last write completed at once: the gate is closed until that tick ends */
+  private heldAt = -1
   /** the completion of our write in flight */
   private readonly done = (err?: Error | null): void => {
     this.pendingBytes = 0
@@ -118,11 +128,13 @@ export class FrameWriter {
       ;(this.ws as WsInternals)._socket?.destroy(err)
       return
     }
+    this.inFlight = false
     if (!this.sync) return this.reopen()
-    reopening.push(this)
-    if (!reopenScheduled) {
-      reopenScheduled = true
-      process.nextTick(reopenAll)
+    // taken at once: the gate stays closed to the end of this tick (`heldAt`), no per-socket work then
+    this.heldAt = tick
+    if (!tickScheduled) {
+      tickScheduled = true
+      process.nextTick(endTick)
     }
   }
 
@@ -145,8 +157,10 @@ export class FrameWriter {
   write(frame: Buffer, cap = Infinity): number {
     const ws = this.ws as WsInternals
     if (ws.readyState !== OPEN) return DROPPED
-    if (this.inFlight) {
+    if (this.inFlight || this.heldAt === tick) {
       if (this.queuedBytes + this.pendingBytes + ws.bufferedAmount > cap) return OVER_CAP
+      // held to the end of the tick: the tick's end writes the queue (an async completion does it otherwise)
+      if (!this.inFlight && this.queue.length === 0) reopening.push(this)
       this.queue.push(frame)
       this.queuedBytes += frame.length
       return WRITTEN
@@ -174,12 +188,12 @@ export class FrameWriter {
     this.writeQueued(ws)
   }
 
-  /** the write in flight is done: what was queued meanwhile goes out together, or the gate opens */
+  /** the write in flight is done (or its tick ended): what was queued meanwhile goes out together */
   reopen(): void {
     const ws = this.ws as WsInternals
+    if (this.inFlight) return // flushed meanwhile: that write's completion comes back here
     if (ws.readyState !== OPEN || this.queue.length === 0) {
       // closed or closing: nothing more goes out (never data after a close frame)
-      this.inFlight = false
       if (this.queue.length !== 0) {
         this.queue.length = 0
         this.queuedBytes = 0
