@@ -3,8 +3,10 @@
  *
  * A bus event changes the cache; the data_update is serialized and framed once (header + payload, one
  * Buffer) and that same Buffer is written to every subscriber through its FrameWriter (frame-writer.ts:
- * through ws's Sender, one write in flight, frames queued meanwhile written together). A socket
- * whose buffered bytes (ws's buffer + its writer's queue) exceed the cap stops receiving frames: its pending channels are collapsed to a bit
+ * written as ws's Sender writes a ready frame, one write in flight, frames queued meanwhile written together).
+ * The loop costs one writer call per socket; the writer reads the buffered bytes only while a write of
+ * ours is in flight (otherwise the kernel has taken everything). A socket whose buffered bytes (ws's buffer
+ * + its writer's queue) exceed the cap stops receiving frames: its pending channels are collapsed to a bit
  * mask and flushed from the cache (latest snapshot only) once it drains below half the cap; still above
  * the cap after `slowConsumerGraceMs`, it is closed with 4008.
  */
@@ -14,7 +16,7 @@ import { ALL_CHANNELS, CHANNELS, CHANNEL_BITS, MARKET_CHANNEL_BITS, scopeOf, typ
 import { CloseCode, type FreshFrame, type ServerFrame, type Source } from '../schemas/ws-protocol.ts'
 import { TICKER_TOPIC, accountTopic, type StatusEvent } from './bus.ts'
 import { dataUpdateFrame, type CachedSnapshot, type SnapshotCache } from './cache.ts'
-import { FrameWriter, frameText } from './frame-writer.ts'
+import { FrameWriter, OVER_CAP, WRITTEN, frameText } from './frame-writer.ts'
 import { State, type Conn } from './hub-conn.ts'
 
 /** every frame goes through the socket's FrameWriter (pre-framed, one write in flight: frame-writer.ts) */
@@ -113,12 +115,10 @@ export class Fanout {
         c.pendingMask |= bit
         continue
       }
-      if (buffered(c) > cap) {
-        this.collapse(c, now, bit)
-        continue
-      }
-      writerOf(c).write(framed)
-      n++
+      // one call per socket: the writer checks the cap only when a write of ours is in flight
+      const r = writerOf(c).write(framed, cap)
+      if (r === WRITTEN) n++
+      else if (r === OVER_CAP) this.collapse(c, now, bit)
     }
     if (n > 0) {
       this.m.dataFrames.inc(n)

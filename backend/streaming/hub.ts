@@ -64,7 +64,7 @@ export interface HubStats {
   closing: number
   rooms: number
   tickerSubscribers: number
-  /** sum and max of ws.bufferedAmount over all sockets (bytes held for sockets that have not read them) */
+  /** sum and max of the bytes owed to each socket (ws's buffer + its frame writer's), held for sockets that have not read them */
   bufferedBytes: number
   maxBufferedBytes: number
 }
@@ -348,7 +348,8 @@ export class Hub {
     let maxBufferedBytes = 0
     for (const c of this.conns.all) {
       if (c.state === State.OPEN) authenticated++
-      const b = c.ws.bufferedAmount
+      // the writer's count: ws's buffer plus what it holds (a write straight into the handle, its queue)
+      const b = c.out ? c.out.buffered() : c.ws.bufferedAmount
       bufferedBytes += b
       if (b > maxBufferedBytes) maxBufferedBytes = b
     }

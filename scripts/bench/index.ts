@@ -11,6 +11,7 @@
  *          --accounts 20 --dashboards-per-account 100 --economy-window 20 (s) --dashboard-duration 6 (s) --fanout-accounts 5 --phases fanout,economy,dashboard,push
  *          --push-accounts 5 --push-window 60 (s) --push-trades 10 (phase `push`, scripts/bench/push.ts; `--phases push` runs it alone, ≈ 2.5 min)
  *          --no-gateway (references only) --database-url postgres://… (instead of the embedded PGlite) --out <file> --no-gc --cpu-prof (writes a CPU profile of the gateway into bench/results/)
+ *          --gateway-node-flags='--max-semi-space-size=4 --max-old-space-size=256' (extra node flags for the gateway, space-separated: A/B runs of V8 settings)
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -55,6 +56,8 @@ const pushK = intArg(args, 'push-accounts', quick ? 2 : 5, 1, 5)
 const pushWindowMs = numArg(args, 'push-window', quick ? 10 : 60, 5, 120) * 1000
 const pushTrades = intArg(args, 'push-trades', quick ? 3 : 10, 1, 100)
 const cpuProf = boolArg(args, 'cpu-prof')
+/** extra node flags for the gateway process (space-separated, each starting with --), recorded in the results */
+const gatewayNodeFlags = (args.get('gateway-node-flags') ?? '').split(/\s+/).filter((f) => f.startsWith('--'))
 /** servers start with an inspector on a loopback port so a full GC precedes each RSS reading (--no-gc: not) */
 const withGc = !boolArg(args, 'no-gc')
 const started = new Date()
@@ -89,7 +92,11 @@ async function main(): Promise<void> {
         TICKER_INTERVAL_MS: '600000',
         ...(args.get('database-url') ? { DATABASE_URL: args.get('database-url') as string } : {}),
       },
-      nodeArgs: [...(cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...(withGc ? ['--inspect=127.0.0.1:0'] : [])],
+      nodeArgs: [
+        ...gatewayNodeFlags,
+        ...(cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []),
+        ...(withGc ? ['--inspect=127.0.0.1:0'] : []),
+      ],
     })
     log(`gateway pid ${gw.pids().join(',')} on :${gw.port}`)
     gwInspector = withGc ? inspectorUrl(gw.output()) : null
@@ -120,6 +127,7 @@ async function main(): Promise<void> {
       economyWindowMs,
       quick,
       gatewayEnv: { POLL_INTERVAL_MS: 1000, TICKER_INTERVAL_MS: 600000, NODE_ENV: 'production', LOG_LEVEL: 'warn' },
+      gatewayNodeFlags,
       loadGenerators: { bulk: 2, probe: 1 },
       push: {
         accounts: pushK,
