@@ -1,7 +1,7 @@
 /**
  * npm run bench:startup — how long the gateway takes from process start to `/health/ready` = 200, and its
- * RSS at ready and after an idle period, as a user would run it (`node dist/backend/server.js`, i.e.
- * `npm start` without the npm wrapper; `--tsx` runs backend/server.ts through tsx instead).
+ * RSS at ready and after an idle period, as a user would run it (`node --max-semi-space-size=4
+ * dist/backend/server.js`, i.e. `npm start` without the npm wrapper; `--tsx` runs backend/server.ts through tsx instead).
  *
  * The runs share one fresh DATA_DIR (embedded database) or, with --database-url, that PostgreSQL database:
  * the first run on a fresh database includes creating it and applying the migrations, the others reopen
@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { intArg, parseArgs, boolArg } from '../lib/args.ts'
 import { freePort } from '../lib/net.ts'
+import { PRODUCTION_NODE_ARGS } from '../lib/gateway.ts'
 import { ROOT, TSX_ARGS, sleep, stopChild, track } from '../lib/proc.ts'
 
 const args = parseArgs()
@@ -86,7 +87,7 @@ async function once(): Promise<Run> {
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...extraEnv,
   }
-  const argv = viaTsx ? [...TSX_ARGS, join(root, 'backend/server.ts')] : [join(root, 'dist/backend/server.js')]
+  const argv = viaTsx ? [...TSX_ARGS, join(root, 'backend/server.ts')] : [...PRODUCTION_NODE_ARGS, join(root, 'dist/backend/server.js')]
   const t0 = performance.now()
   const child = track(spawn(process.execPath, argv, { cwd: root, env, stdio: ['ignore', 'ignore', 'pipe'] }))
   let stderr = ''
@@ -123,7 +124,7 @@ rmSync(dataDir, { recursive: true, force: true })
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 const later = results.length > 1 ? results.slice(1) : results
 process.stdout.write(
-  `${viaTsx ? 'tsx backend/server.ts' : 'node dist/backend/server.js'}, ${databaseUrl ? 'PostgreSQL' : 'embedded PGlite'}: ` +
+  `${viaTsx ? 'tsx backend/server.ts' : `node ${PRODUCTION_NODE_ARGS.join(' ')} dist/backend/server.js`}, ${databaseUrl ? 'PostgreSQL' : 'embedded PGlite'}: ` +
     `first start (fresh database) ready in ${results[0]!.readyMs} ms (${results[0]!.cpuMs} ms CPU); ` +
     `up-to-date database: median ready ${median(later.map((r) => r.readyMs))} ms (${median(later.map((r) => r.cpuMs))} ms CPU), ` +
     `idle RSS ${median(later.map((r) => r.rssIdleMiB))} MiB\n`,

@@ -26,10 +26,17 @@ export interface Gateway {
   stop(): Promise<void>
 }
 
+/**
+ * The node flags production starts the gateway with (`npm start`, the Dockerfile's CMD; a test keeps the three
+ * equal): a 4 MB young generation instead of V8's 16 MB, −21 MiB of idle RSS, no cost measurable on fan-out.
+ */
+export const PRODUCTION_NODE_ARGS: readonly string[] = ['--max-semi-space-size=4']
+
 export interface GatewayOptions {
   apiUrl: string
   streamUrl: string
   env?: Record<string, string>
+  /** extra node flags, after PRODUCTION_NODE_ARGS (a later V8 flag wins) */
   nodeArgs?: string[]
   /** >1: the gateway's own cluster, `WORKERS=<n>`: n worker processes behind one port (needs DATABASE_URL in env) */
   workers?: number
@@ -87,7 +94,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const built = spawnSync(process.execPath, [join(ROOT, 'scripts/build-backend.mjs')], { cwd: ROOT, encoding: 'utf8' })
   if (built.status !== 0) throw new Error(`could not compile the gateway: ${built.stderr}`)
   const proc = track(
-    spawn(process.execPath, [...(o.nodeArgs ?? []), join(ROOT, 'dist/backend/server.js')], {
+    spawn(process.execPath, [...PRODUCTION_NODE_ARGS, ...(o.nodeArgs ?? []), join(ROOT, 'dist/backend/server.js')], {
       cwd: ROOT,
       env: { ...process.env, ...env, ...(workers > 1 ? { WORKERS: String(workers) } : {}) },
       stdio: ['pipe', 'pipe', 'pipe'],
