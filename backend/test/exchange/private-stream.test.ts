@@ -293,7 +293,13 @@ t.test('dropped every few hundred ms: reconnects back off (the node-wide budget 
   const f = delays(flappyLog.lines)
   const e = delays(eagerLog.lines)
   t.ok(f.length >= 4 && f.at(-1)! >= 800, `a flapping link backs off exponentially: ${f.join(', ')} ms`)
-  t.ok(e.length >= 4 && e.every((d) => d <= 200), `(a link that starts over every time stays near the base: ${e.join(', ')} ms)`)
+  // the control: each link that came up starts the backoff over; under load an attempt can fail before its link is
+  // up (then the next delay may double once), but it never climbs to what the flapping link reaches
+  const median = [...e].sort((a, b) => a - b)[Math.floor(e.length / 2)] ?? Infinity
+  t.ok(
+    e.length >= 4 && median <= 200 && Math.max(...e) < 800,
+    `(a link that starts over every time stays near the base: ${e.join(', ')} ms, median ${median})`,
+  )
 
   sim.faults.reset()
 })
