@@ -145,19 +145,7 @@ export class Throttle {
     this.lowChain = new Promise<void>((r) => (release = r))
     try {
       // behind the earlier low callers (each books its slot, or gives up, before releasing the next)
-      const turn = await new Promise<'ok' | 'late'>((resolve, reject) => {
-        const done = (fn: () => void) => {
-          clearTimeout(timer)
-          signal.removeEventListener('abort', onAbort)
-          fn()
-        }
-        const onAbort = () => done(() => reject(new AbortedError(signal.reason)))
-        const timer = deadline !== undefined ? setTimeout(() => done(() => resolve('late')), Math.max(0, deadline - Date.now())) : undefined
-        if (signal.aborted) return onAbort()
-        signal.addEventListener('abort', onAbort, { once: true })
-        void prev.then(() => done(() => resolve('ok')))
-      })
-      if (turn === 'late') return { ok: false, release }
+      if (!(await settledBefore(prev, deadline, signal))) return { ok: false, release }
       for (;;) {
         if (signal.aborted) throw new AbortedError(signal.reason)
         // the last grant still waits for a connection: it goes first
@@ -309,10 +297,11 @@ export class Throttle {
   }
 }
 
-/** waits for `p`; false when `deadline` (epoch ms) comes first; rejects with AbortedError when `signal` aborts */
-async function settledBefore(p: Promise<void>, deadline: number | undefined, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) throw new AbortedError(signal.reason)
-  if (deadline !== undefined && deadline <= Date.now()) return false
+/**
+ * Waits for `p` (the previous low caller's turn, or the last grant reaching the wire); false when `deadline`
+ * (epoch ms) comes first; rejects with AbortedError when `signal` aborts.
+ */
+function settledBefore(p: Promise<void>, deadline: number | undefined, signal: AbortSignal): Promise<boolean> {
   return new Promise<boolean>((resolve, reject) => {
     const done = (fn: () => void) => {
       clearTimeout(timer)
@@ -320,7 +309,8 @@ async function settledBefore(p: Promise<void>, deadline: number | undefined, sig
       fn()
     }
     const onAbort = () => done(() => reject(new AbortedError(signal.reason)))
-    const timer = deadline !== undefined ? setTimeout(() => done(() => resolve(false)), deadline - Date.now()) : undefined
+    const timer = deadline !== undefined ? setTimeout(() => done(() => resolve(false)), Math.max(0, deadline - Date.now())) : undefined
+    if (signal.aborted) return onAbort()
     signal.addEventListener('abort', onAbort, { once: true })
     void p.then(() => done(() => resolve(true)))
   })

@@ -158,7 +158,7 @@ export class FrameWriter {
     const ws = this.ws as WsInternals
     if (ws.readyState !== OPEN) return DROPPED
     if (this.inFlight || this.heldAt === tick) {
-      if (this.queuedBytes + this.pendingBytes + ws.bufferedAmount > cap) return OVER_CAP
+      if (this.buffered() > cap) return OVER_CAP
       // held to the end of the tick: the tick's end writes the queue (an async completion does it otherwise)
       if (!this.inFlight && this.queue.length === 0) reopening.push(this)
       this.queue.push(frame)

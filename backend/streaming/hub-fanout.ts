@@ -22,7 +22,7 @@ import { State, type Conn } from './hub-conn.ts'
 /** every frame goes through the socket's FrameWriter (pre-framed, one write in flight: frame-writer.ts) */
 const writerOf = (c: Conn): FrameWriter => (c.out ??= new FrameWriter(c.ws))
 /** bytes owed to a socket: ws's buffer plus the frames its writer holds */
-const buffered = (c: Conn): number => (c.out ? c.out.buffered() : c.ws.bufferedAmount)
+export const buffered = (c: Conn): number => (c.out ? c.out.buffered() : c.ws.bufferedAmount)
 
 /** statuses owed to a collapsed socket: their own mask (`Conn.pendingStatus`), apart from the channel bits */
 export const STATUS_BITS = { account: 1, ticker: 2 } as const

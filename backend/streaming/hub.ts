@@ -17,7 +17,7 @@ import { CloseCode, PROTOCOL_VERSION, type Channel, type ClientMessage, type Sou
 import { CONTROL_TOPIC, TICKER_TOPIC, isUpstreamEvent, type Bus, type BusEvent } from './bus.ts'
 import { SnapshotCache } from './cache.ts'
 import { Connections, State, type Conn, type VerifiedToken, type VerifyToken } from './hub-conn.ts'
-import { Fanout, STATUS_BITS } from './hub-fanout.ts'
+import { Fanout, STATUS_BITS, buffered } from './hub-fanout.ts'
 import { Rooms, type Room } from './hub-rooms.ts'
 import { HubTimers } from './hub-timers.ts'
 import { MARKET_CHANNEL_BITS } from '../schemas/channels.ts'
@@ -349,7 +349,7 @@ export class Hub {
     for (const c of this.conns.all) {
       if (c.state === State.OPEN) authenticated++
       // the writer's count: ws's buffer plus what it holds (a write straight into the handle, its queue)
-      const b = c.out ? c.out.buffered() : c.ws.bufferedAmount
+      const b = buffered(c)
       bufferedBytes += b
       if (b > maxBufferedBytes) maxBufferedBytes = b
     }
