@@ -19,7 +19,7 @@
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import pg from 'pg'
+import { createRunDatabase, type RunDatabase } from './lib/pg-database.ts'
 import { intArg, numArg, parseArgs } from './lib/args.ts'
 import { describeMachine, machineLine } from './lib/machine.ts'
 import { LoadGen } from './lib/loadgen.ts'
@@ -46,40 +46,13 @@ const started = new Date()
 const outFile = args.get('out') ?? join(ROOT, 'bench/results', `stress-${started.toISOString().replace(/[:.]/g, '-')}.json`)
 const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`)
 
-async function createDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
-  const given = args.get('database-url')
-  if (given) return { url: given, drop: async () => {} }
-  const admin = process.env.STRESS_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
-  const name = `lnm_stress_${process.pid}_${Date.now().toString(36)}`
-  const c = new pg.Client({ connectionString: admin })
-  try {
-    await c.connect()
-    await c.query(`CREATE DATABASE ${name}`)
-  } catch (e) {
-    throw new Error(
-      `${N} connections need ${gwWorkers} gateway processes (fd limit ${fd.hard} per process), which share a PostgreSQL database: ` +
-        `could not create one at ${admin.replace(/\/\/[^@]*@/, '//…@')} (${(e as Error).message}). Pass --database-url postgres://… or set STRESS_PG_ADMIN_URL.`,
-      { cause: e },
-    )
-  } finally {
-    await c.end().catch(() => {})
-  }
-  const u = new URL(admin)
-  u.pathname = `/${name}`
-  return {
-    url: u.toString(),
-    drop: async () => {
-      const d = new pg.Client({ connectionString: admin })
-      try {
-        await d.connect()
-        await d.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-      } catch {
-        /* best effort */
-      } finally {
-        await d.end().catch(() => {})
-      }
-    },
-  }
+function createDatabase(): Promise<RunDatabase> {
+  return createRunDatabase({
+    given: args.get('database-url'),
+    admin: process.env.STRESS_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+    prefix: 'lnm_stress',
+    why: `${N} connections need ${gwWorkers} gateway processes (fd limit ${fd.hard} per process), which share a PostgreSQL database`,
+  })
 }
 
 async function main(): Promise<void> {
@@ -95,7 +68,7 @@ async function main(): Promise<void> {
   const sim = await startSim(dir, accounts)
   const driver = new PriceDriver(`http://127.0.0.1:${sim.port}`)
   let gw: Gateway | null = null
-  let db: { url: string; drop: () => Promise<void> } | null = null
+  let db: RunDatabase | null = null
   let lg: LoadGen | null = null
   const result: Record<string, any> = {
     kind: 'lnm-gateway stress',

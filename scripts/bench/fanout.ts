@@ -9,7 +9,8 @@ import { procSampleAll, sleep, systemCpu, systemCpuPercent, type ProcSample } fr
 import { round, type Summary } from '../lib/stats.ts'
 
 export interface Target {
-  name: 'gateway' | 'ws' | 'sio'
+  /** gateway-workers: the gateway as `WORKERS=<n>` processes behind one port */
+  name: 'gateway' | 'gateway-workers' | 'ws' | 'sio'
   kind: Kind
   url: string
   pids: () => number[]

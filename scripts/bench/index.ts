@@ -27,6 +27,7 @@ import { fmt, fmtRatio, markdownTable, ratio, round, table } from '../lib/stats.
 import { metrics, promValue, provisionUsers, startGateway, type BenchUser, type Gateway } from '../lib/gateway.ts'
 import { fanoutRun, type FanoutResult, type Target } from './fanout.ts'
 import { pushRun } from './push.ts'
+import { createRunDatabase, type RunDatabase } from '../lib/pg-database.ts'
 
 const args = parseArgs()
 const quick = boolArg(args, 'quick')
@@ -60,10 +61,15 @@ const cpuProf = boolArg(args, 'cpu-prof')
 const gatewayNodeFlags = (args.get('gateway-node-flags') ?? '').split(/\s+/).filter((f) => f.startsWith('--'))
 /** servers start with an inspector on a loopback port so a full GC precedes each RSS reading (--no-gc: not) */
 const withGc = !boolArg(args, 'no-gc')
+/**
+ * For the largest N, the gateway again as `WORKERS=<n>` processes on one port (node:cluster, in-host bus, one
+ * PostgreSQL database: a throw-away one on the local server unless --database-url is given); 1 = not run.
+ */
+const gatewayWorkers = intArg(args, 'gateway-workers', quick ? 1 : 2, 1, 16)
 const started = new Date()
 const resultsDir = join(ROOT, 'bench/results')
 const outFile = args.get('out') ?? join(resultsDir, `${started.toISOString().replace(/[:.]/g, '-')}.json`)
-const deadline = Date.now() + (quick ? 120_000 : 570_000)
+const deadline = Date.now() + (quick ? 120_000 : gatewayWorkers > 1 ? 690_000 : 570_000)
 
 const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`)
 const budgetLeft = () => deadline - Date.now()
@@ -128,6 +134,7 @@ async function main(): Promise<void> {
       quick,
       gatewayEnv: { POLL_INTERVAL_MS: 1000, TICKER_INTERVAL_MS: 600000, NODE_ENV: 'production', LOG_LEVEL: 'warn' },
       gatewayNodeFlags,
+      gatewayWorkers,
       loadGenerators: { bulk: 2, probe: 1 },
       push: {
         accounts: pushK,
@@ -157,7 +164,8 @@ async function main(): Promise<void> {
           latency: { ticksPerSec: latTicks, windowMs: latencyWindowMs, warmupMs: quick ? 500 : 1500 },
         }
         log(`fan-out N=${n}: ${ticks} ticks/s (${(ticks * n).toLocaleString('en-US')} frames/s offered), ${windowMs / 1000} s window`)
-        const order: Array<'gateway' | 'ws' | 'sio'> = withGateway ? ['gateway', 'ws', 'sio'] : ['ws', 'sio']
+        const order: Array<Target['name']> = withGateway ? ['gateway', 'ws', 'sio'] : ['ws', 'sio']
+        if (withGateway && gatewayWorkers > 1 && n === Ns[0]) order.splice(1, 0, 'gateway-workers')
         for (const name of order) {
           if (budgetLeft() < 60_000) {
             log('time budget nearly spent: skipping the rest of fan-out')
@@ -181,6 +189,44 @@ async function main(): Promise<void> {
                   fanouts: promValue(m, 'lnm_gateway_fanout_duration_seconds_count'),
                 }
               },
+            }
+          } else if (name === 'gateway-workers') {
+            let db: RunDatabase
+            try {
+              db = await createRunDatabase({
+                given: args.get('database-url'),
+                admin: process.env.STRESS_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+                prefix: 'lnm_bench',
+                why: `the gateway with WORKERS=${gatewayWorkers} shares one PostgreSQL database`,
+              })
+            } catch (e) {
+              log(`  gateway WORKERS=${gatewayWorkers}: not run — ${(e as Error).message}`)
+              result.gatewayWorkersSkipped = (e as Error).message
+              continue
+            }
+            const cg = await startGateway({
+              apiUrl: sim.url,
+              streamUrl: sim.streamUrl,
+              workers: gatewayWorkers,
+              env: { POLL_INTERVAL_MS: '1000', TICKER_INTERVAL_MS: '600000', DATABASE_URL: db.url },
+              nodeArgs: gatewayNodeFlags,
+            }).catch(async (e: unknown) => {
+              await db.drop()
+              throw e
+            })
+            log(`  gateway WORKERS=${gatewayWorkers}: pids ${cg.pids().join(',')} on :${cg.port}`)
+            const cgUsers = await provisionUsers(cg.origin, accounts.slice(0, fanoutAccounts))
+            target = {
+              name,
+              kind: 'gateway',
+              url: cg.wsUrl,
+              pids: cg.pids,
+              tokens: cgUsers.map((u) => u.token),
+            }
+            stop = async () => {
+              result.gatewayWorkersOutputTail = cg.output().slice(-2000)
+              await cg.stop()
+              await db.drop()
             }
           } else {
             const ref = await startRef(name as 'ws' | 'sio', sim.streamUrl, withGc)
@@ -415,6 +461,19 @@ function summaryRows(result: Record<string, any>): string[][] {
     )
   }
   const nMax = Ns[0]
+  const cw = nMax === undefined ? undefined : fr(result, 'gateway-workers', nMax)
+  if (cw && nMax !== undefined) {
+    const k = nMax >= 1000 ? `${nMax / 1000}k` : String(nMax)
+    const w = fr(result, 'ws', nMax)
+    const label = `gateway WORKERS=${gatewayWorkers}`
+    const vsWs = (label2: string, g: number, r: number, d: number) =>
+      rows.push([label2, fmt(g, d), fmt(r, d), '', fmtRatio(ratio(g, r)), ''])
+    vsWs(`fan-out N=${k}, ${label}: frames/s delivered`, cw.deliveredFramesPerSec, w?.deliveredFramesPerSec ?? NaN, 0)
+    vsWs(`fan-out N=${k}, ${label}: server CPU % (all processes)`, cw.serverCpuPercent, w?.serverCpuPercent ?? NaN, 1)
+    vsWs(`fan-out N=${k}, ${label}: frames per CPU-second`, cw.framesPerCpuSecond, w?.framesPerCpuSecond ?? NaN, 0)
+    vsWs(`latency N=${k}, ${label} (ws: one process): p50 ms`, lat(cw)?.p50 ?? NaN, lat(w)?.p50 ?? NaN, 2)
+    vsWs(`latency N=${k}, ${label} (ws: one process): p99 ms`, lat(cw)?.p99 ?? NaN, lat(w)?.p99 ?? NaN, 2)
+  }
   if (nMax && phases.has('fanout'))
     lower(
       `RSS per idle connection KiB (N=${nMax >= 1000 ? `${nMax / 1000}k` : nMax})`,
@@ -479,7 +538,7 @@ function summaryRows(result: Record<string, any>): string[][] {
 
 const fmtRatio3 = (r: number): string => (Number.isFinite(r) ? `${r.toFixed(3)}×` : '–')
 
-/** issue 11's targets (ratios in one run); the WORKERS=2 latency figure needs a cluster run and is not measured here */
+/** issue 11's targets (ratios in one run; the WORKERS figure from the cluster run at the largest N) */
 function targets(result: Record<string, any>): Array<{ target: string; measured: string; met: boolean; value: number }> {
   const out: Array<{ target: string; measured: string; met: boolean; value: number }> = []
   for (const n of Ns) {
@@ -530,6 +589,16 @@ function targets(result: Record<string, any>): Array<{ target: string; measured:
       met: ratio(p99, pw) <= 0.5,
       value: ratio(p99, pw),
     })
+    const cw = fr(result, 'gateway-workers', big)
+    if (cw) {
+      const c99 = lat(cw)?.p99 ?? NaN
+      out.push({
+        target: `gateway-added p99 at N=${big}, WORKERS=${gatewayWorkers}, vs bare ws in one process ≤ 0.5×`,
+        measured: `${fmt(c99, 1)} vs ${fmt(pw, 1)} ms = ${fmtRatio3(ratio(c99, pw))}`,
+        met: ratio(c99, pw) <= 0.5,
+        value: ratio(c99, pw),
+      })
+    }
     const kb = g.rssPerIdleConnBytes / 1024
     out.push({ target: `RSS per idle connection ≤ 8 KiB at N=${big}`, measured: `${fmt(kb, 2)} KiB`, met: kb <= 8, value: kb })
   }
