@@ -212,8 +212,16 @@ t.test('4xx and 429 do not open the breaker', async (t) => {
   t.equal(client.circuitState, 'closed', 'client errors mean the upstream is alive')
 })
 
+/**
+ * The throttle tests run the exchange's limits (5 signed/s per key, 1 public/s) twice as fast and count in
+ * half-second windows: the same number of slots per window, and the same bounds, in half the time.
+ */
+const SPEEDUP = 2
+const WINDOW_MS = 1000 / SPEEDUP
+const LIMITS = { publicPerSec: 1 * SPEEDUP, authPerSec: 5 * SPEEDUP }
+
 t.test('throttle: a burst of 20 private calls stays ≤ 5/s at the server; other keys are independent', async (t) => {
-  const { server, client } = await setup(t, lnmHandler(), { limits: { publicPerSec: 1, authPerSec: 5 } })
+  const { server, client } = await setup(t, lnmHandler(), { limits: LIMITS })
   await client.time()
   const t0 = Date.now()
   const calls = Array.from({ length: 20 }, (_, i) => client.closedTrades(CREDS, { cursor: `c${i}`, limit: 1 }))
@@ -221,22 +229,24 @@ t.test('throttle: a burst of 20 private calls stays ≤ 5/s at the server; other
   await Promise.all([...calls, other])
   const elapsed = Date.now() - t0
   const times = server.requests.filter((r) => r.headers['lnm-access-key'] === CREDS.key).map((r) => r.at)
-  const max = maxPerWindow(times)
-  const rate = ((times.length - 1) / ((times[times.length - 1]! - times[0]!) / 1000)).toFixed(2)
+  const max = maxPerWindow(times, WINDOW_MS)
+  const rate = ((times.length - 1) / ((times[times.length - 1]! - times[0]!) / 1000) / SPEEDUP).toFixed(2)
   t.equal(times.length, 20, '20 requests reached the server')
-  t.ok(max <= 5, `at most 5 in any 1 s window (max ${max})`)
-  t.ok(elapsed >= 3800, `the burst was spread over ≥ 3.8 s (${elapsed} ms)`)
-  t.comment(`throttle: 20 private calls in ${elapsed} ms, mean ${rate} req/s, max ${max} per 1 s window`)
+  t.ok(max <= 5, `at most 5 in any ${WINDOW_MS} ms window, 5/s at the real limits (max ${max})`)
+  t.ok(elapsed >= 3800 / SPEEDUP, `the burst was spread over ≥ 3.8 s at the real limits (${elapsed} ms at ${SPEEDUP}×)`)
+  t.comment(
+    `throttle at ${SPEEDUP}×: 20 private calls in ${elapsed} ms, mean ${rate} req/s at the real limits, max ${max} per ${WINDOW_MS} ms window`,
+  )
   const otherAt = server.requests.find((r) => r.headers['lnm-access-key'] === CREDS2.key)!.at
-  t.ok(otherAt - t0 < 500, 'another key was not queued behind the burst')
+  t.ok(otherAt - t0 < 500 / SPEEDUP, 'another key was not queued behind the burst')
 })
 
 t.test('throttle: public calls ≤ 1/s shared by all callers; deadline → rate_limited instead of waiting', async (t) => {
-  const { server, client } = await setup(t, lnmHandler(), { limits: { publicPerSec: 1, authPerSec: 5 } })
+  const { server, client } = await setup(t, lnmHandler(), { limits: LIMITS })
   await Promise.all([client.ping(), client.oracleIndex(), client.oracleLastPrice()])
   const times = server.requests.map((r) => r.at)
-  t.ok(maxPerWindow(times) <= 1, `public calls spaced ≥ 1 s (max ${maxPerWindow(times)} per window)`)
-  const e = await rejects(client.ping({ deadlineMs: 200 }))
+  t.ok(maxPerWindow(times, WINDOW_MS) <= 1, `public calls spaced ≥ ${WINDOW_MS} ms (max ${maxPerWindow(times, WINDOW_MS)} per window)`)
+  const e = await rejects(client.ping({ deadlineMs: 200 / SPEEDUP }))
   t.equal(e.kind, 'rate_limited', 'the throttle slot is beyond the deadline → rate_limited at once')
   t.equal(e.code, 'CLIENT_THROTTLE', 'client-side throttle code')
 })

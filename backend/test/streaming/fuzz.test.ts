@@ -93,7 +93,15 @@ t.test('fuzz: malformed traffic on several sockets; a healthy client stays on ti
   const warm = await WsClient.authed(g.wsUrl, user.token)
   warm.ws.send('{bad')
   warm.close()
-  await sleep(500)
+  await warm.waitClose()
+  await until(
+    () => {
+      const s = g.app.streaming.hub.stats()
+      return s.connections === 1 && s.pendingAuth === 0 && s.closing === 0
+    },
+    5000,
+    'the warm-up socket released by the hub',
+  )
   await settle()
   const heap0 = process.memoryUsage().heapUsed
   const handles0 = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length

@@ -1,7 +1,9 @@
 /**
  * Recovery after an exchange outage, against the simulator with the exchange's documented limits (5 signed
  * requests/s per key, 1 public/s): the outage lasts long enough for the client's circuit breaker to open and
- * the account pollers to back off (up to 15 s); when the exchange answers again, every account must be
+ * the account pollers to back off (to 8 poll periods at most: at the 1 s poll period used here, 1+2+4 s of
+ * backoff pass in the 10 s outage and the next one ends 5 s after the return — as 20 s of outage are at the
+ * default 5 s period, where the backoff is capped at 15 s); when the exchange answers again, every account must be
  * fresh again within one poll period (+ a margin for the poll itself), because the breaker's health probe
  * sees the return and the backed-off pollers poll at once (spread over a short window) — and that burst
  * must stay within the limits: no key above 5 requests in any sliding second, no public bucket above 1,
@@ -12,8 +14,9 @@ import { testAccounts } from '../helpers/app.ts'
 import { liveGateway } from './live.ts'
 import { WsClient, sleep, until } from './helpers.ts'
 
-const POLL_MS = 5000
-const OUTAGE_MS = 20_000
+/** a fifth of the default poll period; the margin is the poll's own signed calls at 5/s, which do not scale */
+const POLL_MS = 1000
+const OUTAGE_MS = 10_000
 const MARGIN_MS = 1500
 const ACCOUNTS = 6
 

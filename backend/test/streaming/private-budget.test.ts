@@ -15,10 +15,17 @@ import { WsClient, sleep, until } from './helpers.ts'
 const BUDGET = 4
 const N = 10
 const REFUSE_MS = 3000
-/** half the defaults (5 s, 30 s; 2.5 s keeps a poll's 3–5 signed calls inside half a period at 5/s per key): the
+/** a quarter of the defaults (5 s, 30 s; 1.25 s still holds a poll's 3 signed calls, ~0.5 s at 5/s per key): the
  * REST window below is 3 poll periods and half a reconcile period, as 15 s are at the defaults */
-const POLL_MS = 2500
-const RECONCILE_MS = 15_000
+const POLL_MS = 1250
+const RECONCILE_MS = 7500
+/** every path of a full fetch (what an account's stream going up triggers) */
+const FULL_FETCH = [
+  '/v3/account',
+  '/v3/futures/isolated/trades/running',
+  '/v3/futures/cross/position',
+  '/v3/futures/isolated/trades/closed',
+]
 const WINDOW_MS = 3 * POLL_MS
 
 /** the most events of `times` within any `windowMs` */
@@ -46,7 +53,7 @@ t.test('stream budget and limits hold: budget, restart, spread reconnects, full 
   })
   const ps = L.g.app.streaming.privateStreams!
   t.ok(ps, 'private streams enabled')
-  const users = []
+  const users: Array<{ userId: string; token: string }> = []
   for (let i = 0; i < N; i++) users.push(await L.user(i))
   const clients: WsClient[] = []
   t.teardown(() => clients.forEach((c) => c.close()))
@@ -57,7 +64,22 @@ t.test('stream budget and limits hold: budget, restart, spread reconnects, full 
   const pushed = users.slice(0, BUDGET)
   const polled = users.slice(BUDGET)
   t.ok(await until(() => pushed.every((u) => ps.isUp(u.userId)), 20_000), 'the 4 most-watched accounts have their private stream up')
-  await sleep(6000) // a rebalance tick (5 s) and the full fetch after 'up'
+  const pollers = L.g.app.streaming.pollers as unknown as { pollers: Map<string, { controller: unknown }> }
+  /** account i had a full fetch after its last stream authenticate at or after `since`, and no REST round is in flight */
+  const fullyFetched = (i: number, since: number) => {
+    const auths = L.sim.streamEvents().authenticate.filter((a) => a.key === accounts[i]!.key && a.ts >= since)
+    if (!auths.length) return false
+    const upAt = auths[auths.length - 1]!.ts
+    const paths = new Set(
+      L.sim.stats
+        .log()
+        .filter((e) => e.key === accounts[i]!.key && e.ts >= upAt)
+        .map((e) => e.path),
+    )
+    return FULL_FETCH.every((p) => paths.has(p)) && !pollers.pollers.get(users[i]!.userId)?.controller
+  }
+  ps.rebalance() // what the rebalance tick (every 5 s) does: re-rank by watchers within the budget
+  await until(() => pushed.every((_, i) => fullyFetched(i, 0)), 10_000, "the full fetch after each stream's 'up'")
   t.equal(ps.size, BUDGET, 'exactly the budget of private streams')
   t.notOk(
     polled.some((u) => ps.isUp(u.userId)),
@@ -92,7 +114,7 @@ t.test('stream budget and limits hold: budget, restart, spread reconnects, full 
     await until(() => pushed.every((u) => ps.isUp(u.userId)) && L.sim.streamStats().authenticated === BUDGET, 60_000, { stepMs: 50 }),
     'all 4 private streams are back',
   )
-  await sleep(3000) // the full fetch after 'up'
+  await until(() => pushed.every((_, i) => fullyFetched(i, restartAt)), 10_000, "the full fetch after each stream's return")
   const ev = L.sim.streamEvents()
   const attempts = ev.upgrades.filter((u) => u.ts >= restartAt)
   // the first reconnect of each socket waits 0.5–1 s (jittered); the second comes ≥ 1 s after it
@@ -121,12 +143,7 @@ t.test('stream budget and limits hold: budget, restart, spread reconnects, full 
         .filter((e) => e.key === accounts[i]!.key && e.ts >= upAt)
         .map((e) => e.path),
     )
-    for (const p of [
-      '/v3/account',
-      '/v3/futures/isolated/trades/running',
-      '/v3/futures/cross/position',
-      '/v3/futures/isolated/trades/closed',
-    ]) {
+    for (const p of FULL_FETCH) {
       t.ok(after.has(p), `account ${i}: ${p} fetched after the reconnect`)
     }
   }

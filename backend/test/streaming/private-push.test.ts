@@ -3,11 +3,13 @@
  * - the stream budget goes to the most-watched account, the other one stays on REST polling;
  * - upstream REST requests of the pushed account vs the polled one over a window of 12 poll periods and 2
  *   reconcile periods — a minute with the defaults (POLL 5 s, reconcile 30 s); the test runs both periods at
- *   half their defaults (2.5 s keeps a poll's 3–5 signed calls inside half a period at the exchange's 5/s per
- *   key), so the counts per window, and the bounds on them, are those of a real minute at the defaults;
+ *   a quarter of their defaults (1.25 s still holds the polled account's 3 signed calls, ~0.5 s at the
+ *   exchange's 5/s per key, and the pushed account's reconcile of up to 5 calls fits in its 7.5 s), so the
+ *   counts per window, and the bounds on them, are those of a real minute at the defaults;
  * - an exchange event (a trade opened or closed) reaches a connected /ws client as a data_update quickly.
  */
 import t from 'tap'
+import { createHash } from 'node:crypto'
 import { call } from '../simulator/helpers.ts'
 import { testAccounts } from '../helpers/app.ts'
 import { liveGateway } from './live.ts'
@@ -19,9 +21,9 @@ const accounts = testAccounts(2).map((a) => ({
   history: { closedTrades: 3 },
 }))
 
-/** half the defaults (5 s, 30 s): the window below is 12 polls and 2 reconciles, a minute at the defaults */
-const POLL_MS = 2500
-const RECONCILE_MS = 15_000
+/** a quarter of the defaults (5 s, 30 s): the window below is 12 polls and 2 reconciles, a minute at the defaults */
+const POLL_MS = 1250
+const RECONCILE_MS = 7500
 const WINDOW_MS = 12 * POLL_MS
 
 t.test('private streams: budget, REST budget, event latency', async (t) => {
@@ -44,7 +46,21 @@ t.test('private streams: budget, REST budget, event latency', async (t) => {
   const a2 = await WsClient.authed(L.g.wsUrl, a.token)
   const b1 = await WsClient.authed(L.g.wsUrl, b.token)
   t.ok(await until(() => ps.isUp(a.userId), 15_000), "the most-watched account's private stream is up")
-  await sleep(6000) // rebalance tick + the full fetch after 'up'
+  // quiet for account a: no REST round of it in flight and its per-key throttle free
+  const pollers = L.g.app.streaming.pollers as unknown as { pollers: Map<string, { controller: unknown }> }
+  const policy = (L.g.app.exchange.client as unknown as { policy: { keyThrottles: Map<string, { pending(now: number): number }> } }).policy
+  const throttleId = createHash('sha256').update(accounts[0]!.key).digest('hex').slice(0, 24)
+  const quiet = () => !pollers.pollers.get(a.userId)?.controller && (policy.keyThrottles.get(throttleId)?.pending(Date.now()) ?? 0) === 0
+  const upAt = L.sim.streamEvents().authenticate.find((e) => e.key === accounts[0]!.key)!.ts
+  ps.rebalance() // what the rebalance tick (every 5 s) does: re-rank by watchers within the budget
+  // the full fetch after 'up' (history included) is over before the window starts
+  await until(
+    () =>
+      quiet() &&
+      L.sim.stats.log().some((e) => e.key === accounts[0]!.key && e.ts >= upAt && e.path === '/v3/futures/isolated/trades/closed'),
+    10_000,
+    "the full fetch after 'up'",
+  )
   t.equal(ps.size, 1, 'no more streams than the budget')
   t.notOk(ps.isUp(b.userId), 'the other account stays on REST polling')
 
@@ -59,7 +75,19 @@ t.test('private streams: budget, REST budget, event latency', async (t) => {
   t.ok(pushed <= 9, `healthy private stream: ≤ 9 REST requests per 2 reconcile periods (${pushed})`)
   t.ok(polled > 2 * pushed, `polling only costs far more (${polled})`)
 
-  // event → data_update latency
+  // event → data_update latency: the receive time of the first positions frame after the event's request
+  // that shows it (an earlier frame, e.g. from a reconcile begun before the event, does not count)
+  const seen = async (from: number, since: number, shows: (running: Array<{ id: string }>) => boolean) => {
+    const at = (): number | undefined => {
+      for (let i = from; i < a1.frames.length; i++) {
+        const f = a1.frames[i]
+        if (f.type === 'data_update' && f.channel === 'positions' && shows(f.data.running)) return a1.at[i]! - since
+      }
+      return undefined
+    }
+    await until(() => at() !== undefined, 3000, { what: 'the positions update', stepMs: 5 })
+    return at()!
+  }
   const lat: number[] = []
   for (let i = 0; i < 20; i++) {
     const t0 = Date.now()
@@ -67,27 +95,13 @@ t.test('private streams: budget, REST budget, event latency', async (t) => {
     const r = await call(L.sim, accounts[0], 'POST', '/futures/isolated/trade', { type: 'market', side: 'buy', leverage: 10, quantity: 10 })
     if (r.status !== 200) throw new Error(`open failed ${r.status} ${r.text}`)
     const id = r.json.id as string
-    await a1.next(
-      (f) => f.type === 'data_update' && f.channel === 'positions' && f.data.running.some((x: { id: string }) => x.id === id),
-      3000,
-    )
-    const got = a1.frames
-      .slice(mark)
-      .findIndex((f) => f.type === 'data_update' && f.channel === 'positions' && f.data.running.some((x: { id: string }) => x.id === id))
-    lat.push(a1.at[mark + got]! - t0)
+    lat.push(await seen(mark, t0, (running) => running.some((x) => x.id === id)))
     await sleep(600)
     const c0 = Date.now()
     const mark2 = a1.frames.length
     const rc = await call(L.sim, accounts[0], 'POST', '/futures/isolated/trade/close', { id })
     if (rc.status !== 200) throw new Error(`close failed ${rc.status} ${rc.text}`)
-    await a1.next(
-      (f) => f.type === 'data_update' && f.channel === 'positions' && !f.data.running.some((x: { id: string }) => x.id === id),
-      3000,
-    )
-    const got2 = a1.frames
-      .slice(mark2)
-      .findIndex((f) => f.type === 'data_update' && f.channel === 'positions' && !f.data.running.some((x: { id: string }) => x.id === id))
-    lat.push(a1.at[mark2 + got2]! - c0)
+    lat.push(await seen(mark2, c0, (running) => !running.some((x) => x.id === id)))
     await sleep(600)
   }
   const p50 = percentile(lat, 0.5)
