@@ -3,23 +3,10 @@
  * full-jitter backoff, the terminal close codes, and the client's reactions to a socket that closes.
  */
 import t from 'tap'
-import {
-  backoffDelay,
-  isNewer,
-  isTerminalCloseCode,
-  isTokenExpiredCode,
-  judgeFrame,
-  terminalReason,
-} from '../../../frontend/src/lib/frame-policy.ts'
-import { RealtimeClient, type DashboardFetchResult } from '../../../frontend/src/lib/realtime-client.ts'
-import {
-  estimatePl,
-  liquidationDistancePct,
-  sortRows,
-  toRows,
-  DEFAULT_SORT,
-} from '../../../frontend/src/features/dashboard/positions/position-math.ts'
-import type { DashboardResponse, FuturesTrade } from '../../schemas/ws-protocol.ts'
+import { backoffDelay, isNewer, isTerminalCloseCode, isTokenExpiredCode, judgeFrame, terminalReason } from '../src/lib/frame-policy.ts'
+import { RealtimeClient, type DashboardFetchResult } from '../src/lib/realtime-client.ts'
+import { estimatePl, liquidationDistancePct, sortRows, toRows, DEFAULT_SORT } from '../src/features/dashboard/positions/position-math.ts'
+import type { DashboardResponse, FuturesTrade } from '../../backend/schemas/ws-protocol.ts'
 
 t.test('positions arithmetic (LN Markets inverse futures)', async (t) => {
   t.equal(Math.round(estimatePl('long', 1_000, 50_000, 100_000)), 1_000_000, 'long: quantity·(1/entry − 1/price)·1e8 sats')

@@ -4,7 +4,7 @@
  * a line that would squeeze them more (a liquidation a few percent away on 1-minute candles) is left out.
  */
 import t from 'tap'
-import { MIN_CANDLE_SHARE, scaleWithLines } from '../../../frontend/src/features/dashboard/chart/autoscale.ts'
+import { MIN_CANDLE_SHARE, scaleWithLines } from '../src/features/dashboard/chart/autoscale.ts'
 
 const candles = { minValue: 88_000, maxValue: 88_400 } // a 400-wide range
 const share = (d: ReturnType<typeof scaleWithLines>, paneShare: number) =>

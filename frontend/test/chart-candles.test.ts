@@ -4,14 +4,7 @@
  * silence opens a new candle behind whitespace for the buckets no price reached.
  */
 import t from 'tap'
-import {
-  applyPrice,
-  countGaps,
-  isCandle,
-  mergeRefresh,
-  toBars,
-  whitespace,
-} from '../../../frontend/src/features/dashboard/chart/candles.ts'
+import { applyPrice, countGaps, isCandle, mergeRefresh, toBars, whitespace } from '../src/features/dashboard/chart/candles.ts'
 
 const M = 60_000
 const c = (min: number, close: number) => ({ time: min * M, open: close - 1, high: close + 2, low: close - 3, close, volume: 1 })
