@@ -408,6 +408,20 @@ t.test('stop() cancels every timer and every reconnect', async (t) => {
     h.advance(BACKOFF_CAP_MS * 10)
     t.equal(h.sockets(), 1, 'the refreshed token opens no socket after stop()')
   })
+  await t.test('a restart: the token refresh of the run before opens no socket in the new one', async (t) => {
+    const h = harness(t)
+    h.socket.start()
+    connect(h, 0)
+    h.ws(0).serverClose(4001) // refresh in flight
+    h.socket.stop()
+    h.socket.start()
+    t.equal(h.sockets(), 2, 'start() connects at once')
+    h.ws(1).serverClose(1006) // the new run backs off
+    await flush() // the old run's refresh returns now
+    t.equal(h.sockets(), 2, 'no socket before the new backoff is over')
+    h.advance(h.delays.at(-1)!)
+    t.equal(h.sockets(), 3, 'one at its end')
+  })
   await t.test('a restart: the reconnect timer of the run before does not fire into the new one', async (t) => {
     const h = harness(t)
     h.socket.start()

@@ -52,6 +52,8 @@ export class RealtimeSocket {
   private authed = false
   private everConnected = false
   private running = false
+  /** one per start(): a token refresh answers only the run that asked for it */
+  private run = 0
   private attempt = 0
   private lastFrameAt = 0
   private pingSentAt = 0
@@ -80,6 +82,7 @@ export class RealtimeSocket {
 
   start(): void {
     this.running = true
+    this.run++
     this.everConnected = false
     this.attempt = 0
     this.connect()
@@ -243,8 +246,9 @@ export class RealtimeSocket {
     if (isTokenExpiredCode(code)) {
       this.attempt++
       this.events.onDown()
+      const run = this.run
       void this.opts.refreshToken().then((token) => {
-        if (!this.running) return
+        if (!this.running || run !== this.run) return
         if (token) this.connect()
         else this.scheduleReconnect()
       })
