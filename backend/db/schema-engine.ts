@@ -48,6 +48,24 @@ interface CompiledWasm {
 let wasmModule: Promise<WasmModule> | undefined
 
 /**
+ * The engine sets timers (a 10 s timeout around Prisma's advisory lock, taken by every applyMigrations)
+ * and never clears one: each run left a 10 s timer that kept the process (or the migration worker, which
+ * the gateway's start waits for) alive after the work was done. The engine's `setTimeout` import is
+ * routed here so that the timers still pending when the last open engine is closed are cleared.
+ */
+const engineTimers = new Set<NodeJS.Timeout>()
+let openEngines = 0
+
+function engineSetTimeout(fn: () => void, ms: number): NodeJS.Timeout {
+  const timer = setTimeout(() => {
+    engineTimers.delete(timer)
+    fn()
+  }, ms >>> 0)
+  engineTimers.add(timer)
+  return timer
+}
+
+/**
  * Instantiate the engine's WebAssembly once per process. The package's default entry imports the
  * `.wasm` file as an ES module (needs --experimental-wasm-modules on Node 20), so we load the
  * wasm-bindgen glue (`_bg`) and instantiate the binary ourselves.
@@ -57,7 +75,9 @@ export function loadSchemaEngineWasm(): Promise<WasmModule> {
     const bg = await import('@prisma/schema-engine-wasm/schema_engine_bg')
     const wasmUrl = new URL('schema_engine_bg.wasm', import.meta.resolve('@prisma/schema-engine-wasm/schema_engine_bg'))
     const module = await WebAssembly.compile(readFileSync(wasmUrl))
-    const instance = await WebAssembly.instantiate(module, { './schema_engine_bg.js': bg })
+    const imports: Record<string, unknown> = { ...bg }
+    for (const name of Object.keys(bg)) if (name.startsWith('__wbg_setTimeout_')) imports[name] = engineSetTimeout
+    const instance = await WebAssembly.instantiate(module, { './schema_engine_bg.js': imports })
     const exports = instance.exports as { __wbindgen_start(): void }
     bg.__wbg_set_wasm(exports)
     exports.__wbindgen_start()
@@ -156,6 +176,7 @@ export async function createSchemaEngine(
   const bound = bindMigrationAwareSqlAdapterFactory(tracked.factory)
   const logs = opts.logs ?? (() => {})
   const engine = await wasm.SchemaEngine.new({ datamodels: opts.datamodels }, (line: string) => logs(line), bound)
+  openEngines++
   let closed = false
   return {
     engine,
@@ -165,6 +186,10 @@ export async function createSchemaEngine(
       try {
         engine.free()
       } finally {
+        if (--openEngines === 0) {
+          for (const timer of engineTimers) clearTimeout(timer)
+          engineTimers.clear()
+        }
         await tracked.disposeAll()
       }
     },

@@ -2,13 +2,20 @@ import t from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import WebSocket from 'ws'
+import { compiledServer } from './helpers/compiled.ts'
 import { seedPGliteDataDir } from './helpers/db.ts'
 import { freePort, spawnGateway } from './helpers/process.ts'
 
 /** a first start creates and migrates the embedded database through tsx: on a shared 2-core machine that took 30 s */
 const START_MS = 120_000
+
+/*
+ * The first start runs the TypeScript entry (`npm run dev`): on a fresh DATA_DIR it also proves the migration
+ * worker boots under tsx. The other processes here test behaviour that does not depend on how the entry was
+ * loaded (refusal, restart, signals, configuration errors): they run the compiled bundle, as `npm start` does,
+ * without tsx transpiling the backend at every spawn. build/compiled.test.ts covers the bundle's own start-up.
+ */
 
 async function json(url: string, init?: RequestInit) {
   const r = await fetch(url, init)
@@ -41,7 +48,8 @@ t.test('the entry point: starts, serves, survives a restart with its users, refu
   })
   t.equal(demo.status, 200, 'the demo user can log in')
 
-  const second = spawnGateway({ ...env, PORT: String(await freePort()) })
+  const compiled = await compiledServer()
+  const second = spawnGateway({ ...env, PORT: String(await freePort()) }, compiled)
   const r2 = await second.exited
   t.equal(r2.code, 1, 'a second gateway on the same DATA_DIR exits with 1')
   t.match(second.stderr(), /DATA_DIR .*in use/i, 'with a clear message')
@@ -59,7 +67,7 @@ t.test('the entry point: starts, serves, survives a restart with its users, refu
   t.ok(exit.ms < 10_000, `exited within 10 s (${exit.ms} ms)`)
   t.equal(await closed, 1001, 'open sockets are closed with 1001')
 
-  const again = spawnGateway(env)
+  const again = spawnGateway(env, compiled)
   t.teardown(() => again.kill('SIGKILL'))
   await again.waitFor(/listening on/, START_MS)
   const login = await json(`${base}/api/auth/login`, {
@@ -79,7 +87,11 @@ t.test('a second signal exits at once', async (t) => {
   await seedPGliteDataDir(dataDir)
   const port = await freePort()
   // two open sockets and an 8 s drain window: a graceful shutdown takes at least 4 s
-  const g = spawnGateway({ DATA_DIR: dataDir, PORT: String(port), SIM_PORT: '0', SHUTDOWN_DRAIN_MS: '8000' })
+  // LOG_LEVEL info: the gateway logs when its graceful shutdown begins
+  const g = spawnGateway(
+    { DATA_DIR: dataDir, PORT: String(port), SIM_PORT: '0', SHUTDOWN_DRAIN_MS: '8000', LOG_LEVEL: 'info' },
+    await compiledServer(),
+  )
   t.teardown(() => g.kill('SIGKILL'))
   await g.waitFor(/listening on/, START_MS)
   const login = await json(`http://127.0.0.1:${port}/api/auth/login`, {
@@ -101,7 +113,7 @@ t.test('a second signal exits at once', async (t) => {
   )
   t.teardown(() => sockets.forEach((ws) => ws.terminate()))
   g.kill('SIGTERM')
-  await sleep(300) // the graceful shutdown has begun
+  await g.waitFor(/"msg":"shutting down"/, 10_000) // the graceful shutdown has begun
   g.child.kill('SIGTERM')
   const r = await g.exited
   t.ok(r.ms < 2500, `second signal: exit in ${r.ms} ms, before the 4 s graceful drain`)
@@ -109,12 +121,13 @@ t.test('a second signal exits at once', async (t) => {
 })
 
 t.test('invalid configuration stops start-up with one clear line', async (t) => {
-  const g = spawnGateway({ PORT: 'not-a-port', DATA_DIR: mkdtempSync(join(tmpdir(), 'lnm-gw-proc-')) })
+  const compiled = await compiledServer()
+  const g = spawnGateway({ PORT: 'not-a-port', DATA_DIR: mkdtempSync(join(tmpdir(), 'lnm-gw-proc-')) }, compiled)
   const r = await g.exited
   t.equal(r.code, 1, 'exit code 1')
   t.match(g.stderr(), /^lnm-gateway: invalid configuration: PORT /m, 'names the variable')
   t.equal(g.stderr().trim().split('\n').length, 1, 'one line')
-  const p = spawnGateway({ NODE_ENV: 'production', DATA_DIR: mkdtempSync(join(tmpdir(), 'lnm-gw-proc-')) })
+  const p = spawnGateway({ NODE_ENV: 'production', DATA_DIR: mkdtempSync(join(tmpdir(), 'lnm-gw-proc-')) }, compiled)
   t.equal((await p.exited).code, 1, 'production without secrets refuses to start')
   t.match(p.stderr(), /JWT_SECRET is required/)
 })

@@ -69,8 +69,12 @@ t.test('restart: data survives, reapplying migrations is a no-op', async (t) => 
   t.equal((await db.prisma.user.findUnique({ where: { username: 'survivor' } }))?.username, 'survivor', 'user row kept across close/reopen')
   t.equal((await migrationRows(db)).length, migrationNames.length, 'no duplicate _prisma_migrations rows')
   await db.close()
+  const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+  const timersBefore = timers()
   const again = await migrate(config)
   t.same(again.applied, [], 'db:migrate on an up-to-date database applies nothing')
+  // the engine's 10 s advisory-lock timeout used to outlive the run and hold the process (or worker) open
+  t.ok(timers() <= timersBefore, `db:migrate leaves no timer behind (${timersBefore} before, ${timers()} after)`)
   t.equal(again.kind, 'pglite', 'db:migrate targets the embedded database')
 })
 

@@ -6,7 +6,7 @@
  * reason) otherwise.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -183,7 +183,19 @@ export async function seedPGliteDataDir(dataDir: string): Promise<void> {
   if (existsSync(target)) return
   const template = await pgliteTemplate()
   mkdirSync(dataDir, { recursive: true })
-  cpSync(template, target, { recursive: true })
+  copyTree(template, target)
+}
+
+/**
+ * A plain recursive copy of a data directory (~1,000 small files): about half the time of Node 20's
+ * cpSync, which checks and stats every entry in JavaScript. Every app a test starts pays it once.
+ */
+function copyTree(from: string, to: string): void {
+  mkdirSync(to, { recursive: true })
+  for (const entry of readdirSync(from, { withFileTypes: true })) {
+    if (entry.isDirectory()) copyTree(join(from, entry.name), join(to, entry.name))
+    else copyFileSync(join(from, entry.name), join(to, entry.name))
+  }
 }
 
 let templateDir: Promise<string> | undefined
