@@ -180,7 +180,8 @@ t.test('WORKERS=2 on one port: shared frames, one poller per account, a dead wor
     )
   })()
 
-  await sleep(POLL_MS) // past the first (immediate) poll, which also loads the history
+  const polls = (after: number) => sim.stats.log().filter((e) => e.ts > after && e.key === acc.key && e.path === '/v3/account').length
+  await until(() => polls(0) >= 2, 3 * POLL_MS, 'a regular poll after the first one (which also loads the history)')
   const s1 = Date.now()
   await sleep(WINDOW_MS) // the measurement window
   await loginLimit
@@ -199,8 +200,10 @@ t.test('WORKERS=2 on one port: shared frames, one poller per account, a dead wor
   // by another worker at once, the primary forks a replacement. The second kill always hits the account's poller:
   // whichever of the two held it first, the survivor holds it after the first kill.
   let live = clients
+  let lastKillAt = 0
   for (const [round, victim] of workers0.entries()) {
     const killedAt = Date.now()
+    lastKillAt = killedAt
     process.kill(victim, 'SIGKILL')
     t.ok(await until(() => live.some((c) => c.closeInfo !== null), 5000), `kill ${round + 1}: the killed worker's sockets close`)
     await sleep(300)
@@ -258,7 +261,7 @@ t.test('WORKERS=2 on one port: shared frames, one poller per account, a dead wor
       for (const c of live.slice(-4)) await c.next((f) => f.type === 'data_update' && f.channel === 'account', 10_000)
     }
   }
-  await sleep(2 * POLL_MS) // past the new poller's first poll
+  await until(() => polls(lastKillAt) >= 2, 3 * POLL_MS, "a regular poll after the new poller's first one")
   const s2 = Date.now()
   await sleep(WINDOW_MS) // the measurement window
   const reqs2 = sim.stats.log().filter((e) => e.ts >= s2 && e.key === acc.key && ACCOUNT_PATHS.includes(e.path)).length
