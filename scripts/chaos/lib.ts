@@ -293,6 +293,15 @@ export function countInto(into: Record<string, number>, k: string): void {
 
 // ---------- PostgreSQL of the suite's own (initdb + pg_ctl on a free port) ----------
 
+/** the newest PostgreSQL's binaries (/usr/lib/postgresql/<version>/bin), '' when none is installed */
+export function postgresBinDir(): string {
+  try {
+    return execFileSync('sh', ['-c', 'ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1'], { encoding: 'utf8' }).trim()
+  } catch {
+    return ''
+  }
+}
+
 export class PgInstance {
   private constructor(
     readonly bin: string,
@@ -317,7 +326,7 @@ export class PgInstance {
 
   /** initdb in a fresh directory owned by `postgres` (initdb refuses root), trust auth on loopback only */
   static async create(): Promise<PgInstance> {
-    const bins = execFileSync('sh', ['-c', 'ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1'], { encoding: 'utf8' }).trim()
+    const bins = postgresBinDir()
     if (!bins) throw new Error('no PostgreSQL binaries under /usr/lib/postgresql/*/bin (apt-get install postgresql)')
     const root = mkdtempSync(join(tmpdir(), 'lnm-chaos-pg-'))
     chmodSync(root, 0o755)
@@ -426,24 +435,21 @@ export class RedisServer {
     )
     this.proc = proc
     const out = captureOutput(proc)
-    const ok = await waitFor(
-      () => {
-        try {
-          return (
-            execFileSync('redis-cli', ['-p', String(this.port), 'ping'], {
-              encoding: 'utf8',
-              timeout: 2000,
-              stdio: ['ignore', 'pipe', 'ignore'],
-            }).trim() === 'PONG'
-          )
-        } catch {
-          return false
-        }
-      },
-      15_000,
-      100,
-    )
+    const ok = await waitFor(() => this.ping() === 'PONG', 15_000, 100)
     if (ok === null) throw new Error(`redis-server on :${this.port} did not answer PING:\n${out()}`)
+  }
+
+  /** redis-cli PING: 'PONG' when the server answers, 'down' otherwise */
+  ping(): string {
+    try {
+      return execFileSync('redis-cli', ['-p', String(this.port), 'ping'], {
+        encoding: 'utf8',
+        timeout: 2000,
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim()
+    } catch {
+      return 'down'
+    }
   }
 
   /** SIGKILL: gone at once, as a crash */

@@ -1,17 +1,61 @@
 /**
- * A real two-node cluster for tests: two gateway apps (buildApp, listening) sharing one new (migrated) PostgreSQL
- * database and one Redis (unique prefix), in live mode against one standalone simulator.
- * Returns undefined (the test is skipped or failed by policy) when PostgreSQL or Redis is unreachable.
+ * Shared set-up of the cluster tests.
+ *
+ * `gatewayEnv`: what every multi-node gateway of a test shares: one new (migrated) PostgreSQL database, one
+ * standalone simulator (admin on, generous limits), a temp data directory and one pair of secrets (every node
+ * signs and reads the same tokens and stored credentials).
+ *
+ * `startCluster`: a real two-node cluster on that environment: two gateway apps (buildApp, listening) sharing the
+ * database and one Redis (unique prefix), in live mode against the simulator.
+ *
+ * `compiledServer`: the compiled gateway entry (dist/backend/server.js) for tests that spawn gateway processes but
+ * are not about the TypeScript entry: plain node starts it without transpiling the backend in every process.
+ *
+ * Each returns undefined (the test is skipped or failed by policy) when PostgreSQL or Redis is unreachable.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
+import { backendNeedsBuild, buildBackend } from '../../../scripts/build-backend.mjs'
 import { startSimulator, type SimAccountInput, type Simulator } from '../../simulator/index.ts'
 import { startTestApp, type TestApp } from '../helpers/app.ts'
 import { withMigratedPostgres } from '../helpers/db.ts'
+import { ROOT } from '../helpers/process.ts'
 import { withRedis, type TestRedis } from './redis.ts'
+
+export interface GatewayEnv {
+  sim: Simulator
+  databaseUrl: string
+  /** a temp directory (removed in teardown): give each node a DATA_DIR of its own under it */
+  dataDir: string
+  /** DATABASE_URL, LNM_API_URL, LNM_STREAM_URL, JWT_SECRET, CREDENTIALS_KEY */
+  env: Record<string, string>
+}
+
+export async function gatewayEnv(t: Test, accounts: SimAccountInput[]): Promise<GatewayEnv | undefined> {
+  const databaseUrl = await withMigratedPostgres(t)
+  if (!databaseUrl) return undefined
+  const sim = await startSimulator({
+    port: 0,
+    host: '127.0.0.1',
+    accounts,
+    admin: true,
+    rateLimit: { publicPerSec: 1000, authPerSec: 1000 },
+  })
+  t.teardown(() => sim.close())
+  const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-cluster-'))
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
+  const env = {
+    DATABASE_URL: databaseUrl,
+    LNM_API_URL: sim.url,
+    LNM_STREAM_URL: sim.streamUrl,
+    JWT_SECRET: randomBytes(32).toString('base64url'),
+    CREDENTIALS_KEY: randomBytes(32).toString('base64'),
+  }
+  return { sim, databaseUrl, dataDir, env }
+}
 
 export interface TestCluster {
   a: TestApp
@@ -29,32 +73,35 @@ export async function startCluster(
 ): Promise<TestCluster | undefined> {
   const redis = opts.redis ?? (await withRedis(t))
   if (!redis) return undefined
-  const databaseUrl = await withMigratedPostgres(t)
-  if (!databaseUrl) return undefined
-  const sim = await startSimulator({
-    port: 0,
-    host: '127.0.0.1',
-    accounts,
-    admin: true,
-    rateLimit: { publicPerSec: 1000, authPerSec: 1000 },
-  })
-  t.teardown(() => sim.close())
-  const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-cluster-'))
-  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
+  const ge = await gatewayEnv(t, accounts)
+  if (!ge) return undefined
   const shared = {
-    DATABASE_URL: databaseUrl,
+    ...ge.env,
     REDIS_URL: `${redis.url}?prefix=${redis.prefix}`,
-    LNM_API_URL: sim.url,
-    LNM_STREAM_URL: sim.streamUrl,
     SHUTDOWN_DRAIN_MS: '100',
     LOG_LEVEL: 'warn',
-    // both nodes sign and read the same tokens and stored credentials
-    JWT_SECRET: randomBytes(32).toString('base64url'),
-    CREDENTIALS_KEY: randomBytes(32).toString('base64'),
     ...env,
   }
   // one after the other: the first one checks the migrations
-  const a = await startTestApp(t, { ...shared, DATA_DIR: join(dataDir, 'a') })
-  const b = await startTestApp(t, { ...shared, DATA_DIR: join(dataDir, 'b') })
-  return { a, b, sim, redis }
+  const a = await startTestApp(t, { ...shared, DATA_DIR: join(ge.dataDir, 'a') })
+  const b = await startTestApp(t, { ...shared, DATA_DIR: join(ge.dataDir, 'b') })
+  return { a, b, sim: ge.sim, redis }
+}
+
+let compiled: Promise<string> | undefined
+
+/**
+ * The path of the compiled gateway entry: dist/backend/server.js when it is up to date with backend/, otherwise a
+ * bundle built once for this test process into a directory of its own (removed at exit), so a stale or concurrently
+ * rebuilt dist/ is never what a test runs.
+ */
+export function compiledServer(): Promise<string> {
+  compiled ??= (async () => {
+    if (backendNeedsBuild() === null) return join(ROOT, 'dist', 'backend', 'server.js')
+    const outdir = join('dist', `backend-test-${process.pid}`)
+    process.once('exit', () => rmSync(join(ROOT, outdir), { recursive: true, force: true }))
+    await buildBackend({ quiet: true, outdir })
+    return join(ROOT, outdir, 'server.js')
+  })()
+  return compiled
 }

@@ -144,7 +144,7 @@ t.test('a crashed holder is replaced within about two lease TTLs; close() hands 
   t.ok(await until(() => a.seen('watch', K) === 1, 2000), 'a holds the key')
   b.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
   c.bus.publish(CONTROL_TOPIC, { kind: 'watch', key: K })
-  await sleep(200)
+  await Promise.all([b.bus.settle(), c.bus.settle()]) // their demand is in Redis before the holder dies
 
   const killedAt = Date.now()
   a.bus.kill() // no release: the lease expires on its own

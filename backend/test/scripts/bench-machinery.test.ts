@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { LoadGen } from '../../../scripts/lib/loadgen.ts'
-import { procSample, sleep, stopChild } from '../../../scripts/lib/proc.ts'
+import { procSample, stopChild } from '../../../scripts/lib/proc.ts'
 import { makeSimAccounts, startRef, startSim } from '../../../scripts/lib/servers.ts'
 import { PriceDriver } from '../../../scripts/lib/ticker.ts'
 import { percentile, summarize } from '../../../scripts/lib/stats.ts'
@@ -70,16 +70,18 @@ t.test('statistics: percentiles and merged summaries', async (t) => {
 t.test('references and load generators: every client gets every tick, from separate processes', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'lnm-bench-smoke-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const sim = await startSim(dir, makeSimAccounts(1, 'smoke'))
+  // the processes start side by side (each is mostly a TypeScript load): the simulator with the load generators,
+  // then both references on its feed
+  const [sim, lg] = await Promise.all([startSim(dir, makeSimAccounts(1, 'smoke')), LoadGen.start(1, true)])
   t.teardown(() => stopChild(sim.proc))
+  t.teardown(() => lg.stop())
   const driver = new PriceDriver(`http://127.0.0.1:${sim.port}`)
   t.teardown(() => driver.close())
-  const lg = await LoadGen.start(1, true)
-  t.teardown(() => lg.stop())
   t.equal(lg.pids.length, 2, 'one bulk and one probe load-generator process')
-  for (const kind of ['ws', 'sio'] as const) {
-    const ref = await startRef(kind, sim.streamUrl)
-    await sleep(200)
+  const refs = await Promise.all((['ws', 'sio'] as const).map((kind) => startRef(kind, sim.streamUrl)))
+  t.teardown(() => Promise.all(refs.map((ref) => stopChild(ref.proc))))
+  for (const [i, kind] of (['ws', 'sio'] as const).entries()) {
+    const ref = refs[i]!
     t.ok(procSample(ref.pid).rssBytes > 0, `${kind}: RSS is read from /proc`)
     const r = await fanoutRun(lg, { name: kind, kind, url: ref.url, pids: () => [ref.pid] }, driver, {
       n: 20,
