@@ -18,11 +18,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
-import { backendNeedsBuild, buildBackend } from '../../../scripts/build-backend.mjs'
 import { startSimulator, type SimAccountInput, type Simulator } from '../../simulator/index.ts'
 import { startTestApp, type TestApp } from '../helpers/app.ts'
 import { withMigratedPostgres } from '../helpers/db.ts'
-import { ROOT } from '../helpers/process.ts'
 import { withRedis, type TestRedis } from './redis.ts'
 
 export interface GatewayEnv {
@@ -88,20 +86,5 @@ export async function startCluster(
   return { a, b, sim: ge.sim, redis }
 }
 
-let compiled: Promise<string> | undefined
-
-/**
- * The path of the compiled gateway entry: dist/backend/server.js when it is up to date with backend/, otherwise a
- * bundle built once for this test process into a directory of its own (removed at exit), so a stale or concurrently
- * rebuilt dist/ is never what a test runs.
- */
-export function compiledServer(): Promise<string> {
-  compiled ??= (async () => {
-    if (backendNeedsBuild() === null) return join(ROOT, 'dist', 'backend', 'server.js')
-    const outdir = join('dist', `backend-test-${process.pid}`)
-    process.once('exit', () => rmSync(join(ROOT, outdir), { recursive: true, force: true }))
-    await buildBackend({ quiet: true, outdir })
-    return join(ROOT, outdir, 'server.js')
-  })()
-  return compiled
-}
+/** the compiled gateway entry: one helper for every test that spawns gateways (helpers/compiled.ts) */
+export { compiledServer } from '../helpers/compiled.ts'
