@@ -8,7 +8,6 @@ import { LnmStream } from '../../exchange/stream.ts'
 import { demoAccounts, loadAccountsFile, startSimulator, type SimAccountInput, type Simulator } from '../../simulator/index.ts'
 import type { Source } from '../../schemas/ws-protocol.ts'
 import type { Log } from '../../logger.ts'
-import { hashPassword, verifyPassword } from '../../auth/passwords.ts'
 
 export const DEMO_LOGIN = { username: 'demo', password: 'demo' } as const
 /** not a scrypt hash: verifyPassword never accepts anything against it */
@@ -109,7 +108,7 @@ export const demoBootstrap = fp(
       // live mode on a database that once ran in demo mode: the publicly known demo/demo login must not keep working
       app.addHook('onReady', async () => {
         const user = await app.prisma.user.findUnique({ where: { username: DEMO_LOGIN.username } })
-        if (!user || !(await verifyPassword(DEMO_LOGIN.password, user.passwordHash))) return
+        if (!user || !(await app.passwords.verify(DEMO_LOGIN.password, user.passwordHash))) return
         await app.prisma.$transaction([
           app.prisma.user.update({ where: { id: user.id }, data: { passwordHash: DISABLED_DEMO_HASH, tokensValidAfter: new Date() } }),
           app.prisma.refreshSession.updateMany({ where: { userId: user.id, revokedAt: null }, data: { revokedAt: new Date() } }),
@@ -125,11 +124,14 @@ export const demoBootstrap = fp(
       const account = app.exchange.simulator!.accounts.find((a) => a.username === 'demo') ?? app.exchange.simulator!.accounts[0]!
       let user = await app.prisma.user.findUnique({ where: { username: DEMO_LOGIN.username } })
       user ??= await app.prisma.user.create({
-        data: { username: DEMO_LOGIN.username, passwordHash: await hashPassword(DEMO_LOGIN.password) },
+        data: { username: DEMO_LOGIN.username, passwordHash: await app.passwords.hash(DEMO_LOGIN.password) },
       })
       // back in demo mode after a live run disabled it: the demo login works again
       if (user.passwordHash === DISABLED_DEMO_HASH) {
-        user = await app.prisma.user.update({ where: { id: user.id }, data: { passwordHash: await hashPassword(DEMO_LOGIN.password) } })
+        user = await app.prisma.user.update({
+          where: { id: user.id },
+          data: { passwordHash: await app.passwords.hash(DEMO_LOGIN.password) },
+        })
       }
       const stored = await app.vault.get(user.id).catch(() => null)
       if (!stored || stored.key !== account.key || stored.secret !== account.secret || stored.passphrase !== account.passphrase) {
