@@ -12,7 +12,7 @@ import { loggerOptions, prettyLogs } from './logger.ts'
 import { closeRefusedUpgrades } from './upgrade-refusal.ts'
 import { passwordHasher, type PasswordHasher } from './auth/passwords.ts'
 import type { Metrics } from './metrics.ts'
-import type { SimulatorOptions } from './plugins/app/exchange.ts'
+import type { ExchangeClientOptions, SimulatorOptions } from './plugins/app/exchange.ts'
 import external, { FRONTEND_DIST } from './plugins/external/index.ts'
 import db from './plugins/app/db.ts'
 import metrics from './plugins/app/metrics.ts'
@@ -45,6 +45,11 @@ export interface BuildOptions {
    * environment, so no operator can lower it by accident.
    */
   passwordHashCost?: number
+  /**
+   * the exchange client's retry backoff and client-side throttle (default: the official policy, 1 s base / 8 s cap /
+   * 3 retries, 1 public call a second); tests of the gateway against a simulator this fast shorten them
+   */
+  exchangeClient?: ExchangeClientOptions
 }
 
 /**
@@ -113,7 +118,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await app.register(db)
   await app.register(auth)
   await app.register(vault)
-  await app.register(exchange, { ...(opts.simulator !== undefined && { simulator: opts.simulator }) })
+  await app.register(exchange, {
+    ...(opts.simulator !== undefined && { simulator: opts.simulator }),
+    ...(opts.exchangeClient !== undefined && { client: opts.exchangeClient }),
+  })
   await app.register(demoBootstrap)
   await app.register(streaming)
 

@@ -3,7 +3,7 @@
  * or at the in-process simulator in demo mode, where a demo user with simulator credentials is ensured.
  */
 import fp from 'fastify-plugin'
-import { LnmClient } from '../../exchange/client.ts'
+import { LnmClient, type LnmClientOptions } from '../../exchange/client.ts'
 import { LnmStream } from '../../exchange/stream.ts'
 import { demoAccounts, loadAccountsFile, startSimulator, type SimAccountInput, type Simulator } from '../../simulator/index.ts'
 import type { Source } from '../../schemas/ws-protocol.ts'
@@ -28,6 +28,9 @@ export interface SimulatorOptions {
   tickMs?: number
 }
 
+/** what a build may change in the exchange client (tests against a local simulator); defaults: the official policy */
+export type ExchangeClientOptions = Pick<LnmClientOptions, 'retry' | 'limits'>
+
 async function startDemoSimulator(port: number, host: string, admin: boolean, o: SimulatorOptions, log: Log): Promise<Simulator> {
   const opts = {
     host,
@@ -46,7 +49,7 @@ async function startDemoSimulator(port: number, host: string, admin: boolean, o:
 }
 
 export default fp(
-  async function exchange(app, opts: { simulator?: SimulatorOptions }) {
+  async function exchange(app, opts: { simulator?: SimulatorOptions; client?: ExchangeClientOptions }) {
     const { config } = app
     let simulator: Simulator | null = null
     let apiUrl = config.apiUrl
@@ -74,6 +77,7 @@ export default fp(
       metrics: app.metrics,
       logger: app.log.child({ module: 'exchange' }),
       breaker: { openMs: config.UPSTREAM_BREAKER_OPEN_MS, probeMs },
+      ...opts.client,
     })
     const stream = streamUrl ? new LnmStream({ url: streamUrl, metrics: app.metrics, logger: app.log.child({ module: 'stream' }) }) : null
     const network = config.mode === 'demo' ? 'demo' : config.LNM_NETWORK !== 'demo' ? config.LNM_NETWORK : 'custom'
