@@ -51,7 +51,7 @@ t.test('during the SIGTERM drain a reconnecting client is answered and the proce
   // an already-migrated embedded database: migrating a fresh one takes minutes on a loaded 2-core machine
   await seedPGliteDataDir(dataDir)
   const port = await freePort()
-  const g = spawnGateway({ DATA_DIR: dataDir, PORT: String(port), SIM_PORT: '0', SHUTDOWN_DRAIN_MS: '3000' })
+  const g = spawnGateway({ DATA_DIR: dataDir, PORT: String(port), SIM_PORT: '0', SHUTDOWN_DRAIN_MS: '1500' })
   t.teardown(() => g.kill('SIGKILL'))
   await g.waitFor(/listening on/, 120_000)
   const login = await fetch(`http://127.0.0.1:${port}/api/auth/login`, {
@@ -60,7 +60,7 @@ t.test('during the SIGTERM drain a reconnecting client is answered and the proce
     body: JSON.stringify({ username: 'demo', password: 'demo' }),
   })
   const { accessToken } = (await login.json()) as { accessToken: string }
-  // three open sockets: the drain closes them one per second over SHUTDOWN_DRAIN_MS, and the client reconnects meanwhile
+  // three open sockets: the drain spreads their closing over SHUTDOWN_DRAIN_MS (1.5 s), and the client reconnects meanwhile
   const sockets = [0, 1, 2].map(() => new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { authorization: `Bearer ${accessToken}` } }))
   await Promise.all(
     sockets.map(
@@ -94,10 +94,10 @@ t.test('during the SIGTERM drain a reconnecting client is answered and the proce
 })
 
 t.test('under pressure a refused upgrade is answered 503 and its socket closed', async (t) => {
-  // a 1 s warm-up instead of 5 s: this app is already listening, the start-up stall it covers is over
-  const g = await startTestApp(t, { LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: '50' }, { pressureWarmupMs: 1000 })
+  // a 200 ms warm-up instead of 5 s: this app is already listening, the start-up stall it covers is over
+  const g = await startTestApp(t, { LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: '50' }, { pressureWarmupMs: 200 })
   const port = (g.app.server.address() as { port: number }).port
-  // the gateway ignores pressure for 1 s after start (warm-up): wait it out, bounded
+  // the gateway ignores pressure for 200 ms after start (warm-up): stall until an upgrade is refused, bounded
   const warm = Date.now() + 4000
   let r: Awaited<ReturnType<typeof rawUpgrade>> | null = null
   while (Date.now() < warm) {
