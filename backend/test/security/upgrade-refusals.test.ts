@@ -11,6 +11,7 @@ import WebSocket from 'ws'
 import { startTestApp } from '../helpers/app.ts'
 import { seedPGliteDataDir } from '../helpers/db.ts'
 import { freePort, spawnGateway } from '../helpers/process.ts'
+import { until } from '../streaming/helpers.ts'
 
 /** a raw upgrade request; resolves with the status line and whether the server closed the socket within `ms` */
 function rawUpgrade(
@@ -73,19 +74,19 @@ t.test('during the SIGTERM drain a reconnecting client is answered and the proce
   )
   t.teardown(() => sockets.forEach((ws) => ws.terminate()))
   g.kill('SIGTERM')
-  // wait (bounded) until the server refuses new requests: the drain has begun
-  const deadline = Date.now() + 5000
-  let refused: Awaited<ReturnType<typeof rawUpgrade>> | null = null
-  while (Date.now() < deadline) {
-    const r = await rawUpgrade(port, 1500).catch(() => null)
-    if (r === null) break // listener already closed: too late to observe the drain
-    if (r.status === 503) {
-      refused = r
-      break
-    }
-    r.socket.destroy()
-    await new Promise((res) => setTimeout(res, 50))
-  }
+  // ask until the server refuses new upgrades (the drain has begun) or no longer listens (too late to observe it)
+  let refused = null as Awaited<ReturnType<typeof rawUpgrade>> | null
+  await until(
+    async () => {
+      const r = await rawUpgrade(port, 1500).catch(() => null)
+      if (r === null) return true
+      if (r.status === 503) refused = r
+      else r.socket.destroy()
+      return refused !== null
+    },
+    5000,
+    { what: 'an upgrade answered 503 during the drain', stepMs: 50 },
+  )
   t.ok(refused, 'an upgrade during the drain is answered (503)')
   t.equal(refused?.closed, true, 'and its socket is closed by the server within 1.5 s')
   const exit = await g.exited
