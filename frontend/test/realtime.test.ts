@@ -2,6 +2,7 @@
  * The dashboard's realtime client, without a browser: which frames may replace what is shown, the
  * full-jitter backoff, the terminal close codes, and the client's reactions to a socket that closes.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { backoffDelay, isNewer, isTerminalCloseCode, isTokenExpiredCode, judgeFrame, terminalReason } from '../src/lib/frame-policy.ts'
 import { RealtimeClient, type DashboardFetchResult } from '../src/lib/realtime-client.ts'
@@ -202,7 +203,7 @@ function makeClient(t: { teardown: (fn: () => void) => void }, onTerminal: (code
   return { client, polls: () => polls }
 }
 
-const tick = () => new Promise((r) => setTimeout(r, 0))
+const tick = () => sleep(0)
 
 t.test('client: auth message first, LIVE on connection, frames filtered', async (t) => {
   const { client } = makeClient(t)
@@ -305,7 +306,7 @@ t.test('client: a dropped socket polls over HTTP and reconnects; a terminal code
   ws2.serverClose(4501, 'invalid token')
   t.same(terminal, [[4501, 'invalid token']], 'a terminal close code sends the user back to login with the reason')
   t.equal(client.getState().transport, 'stopped', 'and the client stops')
-  await new Promise((r) => setTimeout(r, 50)) // proves no reconnect within 50 ms of a terminal close
+  await sleep(50) // proves no reconnect within 50 ms of a terminal close
   t.equal(FakeSocket.instances.length, 2, 'no reconnect after a terminal close code')
 })
 

@@ -2,6 +2,7 @@
  * LnmClient against small local node:http servers: signing on the wire, validation, typed errors,
  * caching/coalescing, clock offset, secrets never leaking, metrics labels.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { Registry } from 'prom-client'
 import { createMetrics } from '../../metrics.ts'
@@ -181,7 +182,7 @@ t.test('100 concurrent ticker() callers → exactly 1 upstream request per cache
   )
   await Promise.all(Array.from({ length: 100 }, () => client.ticker()))
   t.equal(server.count('/v3/futures/ticker'), 1, 'still one within the TTL (cache hits)')
-  await new Promise((r) => setTimeout(r, 350))
+  await sleep(350)
   await Promise.all(Array.from({ length: 100 }, () => client.ticker()))
   t.equal(server.count('/v3/futures/ticker'), 2, 'one more after the TTL expired')
   const hits = (await metrics.cacheHits.get()).values.find((v) => v.labels.cache === 'ticker')?.value ?? 0
@@ -339,7 +340,7 @@ t.test('close() rejects pending calls with a typed error', async (t) => {
   const client = new LnmClient({ baseUrl: server.url, ...fast })
   t.teardown(() => server.close())
   const p = rejects(client.ping())
-  await new Promise((r) => setTimeout(r, 50))
+  await sleep(50)
   await client.close()
   const e = await p
   t.equal(e.kind, 'unavailable', 'pending call rejected on close')
@@ -348,7 +349,7 @@ t.test('close() rejects pending calls with a typed error', async (t) => {
 })
 
 t.test('no uncaught exceptions or unhandled rejections', async (t) => {
-  await new Promise((r) => setTimeout(r, 50))
+  await sleep(50)
   wire.stop()
   t.same(wire.seen.map(String), [], 'tripwire saw nothing')
 })

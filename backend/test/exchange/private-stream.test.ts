@@ -4,6 +4,7 @@
  * gives 'down' then 'up' again with a fresh authenticate; refused credentials never come up and back off
  * at the reconnect cap; secrets never reach a log line or an event.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { once } from 'node:events'
 import { LnmPrivateStream, PRIVATE_TOPICS, type PrivateStreamEvent } from '../../exchange/private-stream.ts'
@@ -132,7 +133,7 @@ t.test('a dropped link: down, then up again with a fresh authenticate, events fl
   await s.stop()
   t.equal(s.up, false, 'stop() takes it down')
   const before = ups.length
-  await new Promise((r) => setTimeout(r, 300)) // proves no reconnect within 300 ms of stop()
+  await sleep(300) // proves no reconnect within 300 ms of stop()
   t.equal(ups.length, before, 'and it stays down')
 })
 
@@ -201,7 +202,7 @@ t.test('authenticate rate-limited per IP: waits the server retryAfterMs, not the
     'the refused authenticate',
   )
   t.match(warns[0], { what: 'handshake', code: 'TOO_MANY_REQUESTS' }, 'the 2nd authenticate within the minute is refused')
-  await new Promise((r) => setTimeout(r, 800)) // proves no handshake retry within 800 ms
+  await sleep(800) // proves no handshake retry within 800 ms
   t.equal(
     warns.filter((w) => w.what === 'handshake').length,
     1,
@@ -237,7 +238,7 @@ t.test('every reconnect waits for the gate (a connection budget shared by the no
   const before = sim.streamEvents().upgrades.length
   sim.restartStream(0)
   await within(once(s, 'down'), 3000, 'down')
-  await new Promise((r) => setTimeout(r, 600)) // several reconnect delays (50–200 ms)
+  await sleep(600) // several reconnect delays (50–200 ms)
   t.equal(calls, 1, 'the reconnect asked the gate once')
   t.equal(sim.streamEvents().upgrades.length, before, 'and made no connection attempt while the gate was closed')
   open()
@@ -246,11 +247,11 @@ t.test('every reconnect waits for the gate (a connection budget shared by the no
   // stopped while waiting for the gate: the gate opening later must not open a socket
   sim.restartStream(0)
   await within(once(s, 'down'), 3000, 'down again')
-  await new Promise((r) => setTimeout(r, 400))
+  await sleep(400)
   t.equal(calls, 2, 'the second reconnect waits for the gate too')
   await s.stop()
   open()
-  await new Promise((r) => setTimeout(r, 300)) // proves no connection within 300 ms of the gate opening after stop()
+  await sleep(300) // proves no connection within 300 ms of the gate opening after stop()
   t.equal(sim.streamEvents().upgrades.length, before + 1, 'stopped during the wait: no connection when the gate opens')
 })
 
@@ -287,7 +288,7 @@ t.test('dropped every few hundred ms: reconnects back off (the node-wide budget 
   sim.faults.set({ privateStreamDropMs: 300 })
   flappy.start()
   eager.start()
-  await new Promise((r) => setTimeout(r, 4000))
+  await sleep(4000)
   await flappy.stop()
   await eager.stop()
   const f = delays(flappyLog.lines)
