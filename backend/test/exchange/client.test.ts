@@ -5,6 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { Registry } from 'prom-client'
+import { until } from '../streaming/helpers.ts'
 import { createMetrics } from '../../metrics.ts'
 import { LnmClient, LnmError } from '../../exchange/client.ts'
 import { toAccountSnapshot, toPositionsSnapshot, toTickerSnapshot } from '../../exchange/snapshots.ts'
@@ -340,7 +341,7 @@ t.test('close() rejects pending calls with a typed error', async (t) => {
   const client = new LnmClient({ baseUrl: server.url, ...fast })
   t.teardown(() => server.close())
   const p = rejects(client.ping())
-  await sleep(50)
+  await until(() => server.requests.length === 1, 3000, 'the ping in flight at the server')
   await client.close()
   const e = await p
   t.equal(e.kind, 'unavailable', 'pending call rejected on close')

@@ -11,6 +11,7 @@ import { LnmPrivateStream, PRIVATE_TOPICS, type PrivateStreamEvent } from '../..
 import { startSimulator, type Simulator } from '../../simulator/index.ts'
 import { call, relaxed, testAccounts } from '../simulator/helpers.ts'
 import { collectingLogger, tripwire } from './helpers.ts'
+import { until } from '../streaming/helpers.ts'
 
 const wire = tripwire()
 
@@ -238,7 +239,7 @@ t.test('every reconnect waits for the gate (a connection budget shared by the no
   const before = sim.streamEvents().upgrades.length
   sim.restartStream(0)
   await within(once(s, 'down'), 3000, 'down')
-  await sleep(600) // several reconnect delays (50–200 ms)
+  await sleep(600) // proves no second gate request and no attempt while the gate is closed, over several reconnect delays (50–200 ms)
   t.equal(calls, 1, 'the reconnect asked the gate once')
   t.equal(sim.streamEvents().upgrades.length, before, 'and made no connection attempt while the gate was closed')
   open()
@@ -247,7 +248,7 @@ t.test('every reconnect waits for the gate (a connection budget shared by the no
   // stopped while waiting for the gate: the gate opening later must not open a socket
   sim.restartStream(0)
   await within(once(s, 'down'), 3000, 'down again')
-  await sleep(400)
+  await until(() => calls >= 2, 3000, 'the second reconnect asking the gate')
   t.equal(calls, 2, 'the second reconnect waits for the gate too')
   await s.stop()
   open()
