@@ -86,7 +86,7 @@ t.test('concurrent misses share one call; pages are followed', async (t) => {
     }),
   )
   const many = Array.from({ length: 20 }, () => store.get('1m', 3 * SPAN, clock.now))
-  await sleep(10)
+  await sleep(10) // proves the other 19 requests start no call of their own within 10 ms
   t.equal(ex.calls.length, 1, '20 concurrent requests, one call in flight')
   ex.holdWith(null)
   release()

@@ -183,7 +183,7 @@ t.test('100 concurrent ticker() callers → exactly 1 upstream request per cache
   )
   await Promise.all(Array.from({ length: 100 }, () => client.ticker()))
   t.equal(server.count('/v3/futures/ticker'), 1, 'still one within the TTL (cache hits)')
-  await sleep(350)
+  await sleep(350) // waits out the ticker cache TTL, which is what is tested
   await Promise.all(Array.from({ length: 100 }, () => client.ticker()))
   t.equal(server.count('/v3/futures/ticker'), 2, 'one more after the TTL expired')
   const hits = (await metrics.cacheHits.get()).values.find((v) => v.labels.cache === 'ticker')?.value ?? 0
@@ -350,7 +350,7 @@ t.test('close() rejects pending calls with a typed error', async (t) => {
 })
 
 t.test('no uncaught exceptions or unhandled rejections', async (t) => {
-  await sleep(50)
+  await sleep(50) // proves no late exception or rejection surfaces within 50 ms of the last test
   wire.stop()
   t.same(wire.seen.map(String), [], 'tripwire saw nothing')
 })

@@ -111,7 +111,7 @@ if (!key || !secret || !passphrase) {
 }
 
 t.test('no uncaught exceptions or unhandled rejections', async (t) => {
-  await sleep(50)
+  await sleep(50) // proves no late exception or rejection surfaces within 50 ms of the last test
   wire.stop()
   t.same(wire.seen.map(String), [], 'tripwire saw nothing')
 })

@@ -289,7 +289,7 @@ t.test('dropped every few hundred ms: reconnects back off (the node-wide budget 
   sim.faults.set({ privateStreamDropMs: 300 })
   flappy.start()
   eager.start()
-  await sleep(4000)
+  await sleep(4000) // the observation window: both streams flap under the fault for 4 s, then the delays are compared
   await flappy.stop()
   await eager.stop()
   const f = delays(flappyLog.lines)

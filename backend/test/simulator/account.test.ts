@@ -483,7 +483,7 @@ t.test('restartStream: sockets dropped, upgrades refused for a while, REST up; e
   const err = await new Promise<Error>((resolve) => ws.on('error', resolve))
   t.match(err.message, /503/, 'an upgrade during the restart → 503')
   t.equal((await call(sim, alice, 'GET', '/account')).status, 200, 'REST answers meanwhile')
-  await sleep(450 - (Date.now() - t0))
+  await sleep(450 - (Date.now() - t0)) // waits out the 400 ms restart: reconnecting at that time is the point
   const again = await connect(sim, t)
   t.equal(again.ws.readyState, WebSocket.OPEN, 'accepted again once the restart is over')
   const log = sim.streamEvents()

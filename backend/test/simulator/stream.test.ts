@@ -129,7 +129,7 @@ t.test('Stream v1 JSON-RPC', async (t) => {
     t.same(last.rateLimit, { remaining: 0, limit: 10 }, 'rateLimit.remaining 0')
     const tenth = await c.next((f) => f.id === 'b9')
     t.equal(tenth.result, 'pong', 'the 10th passed')
-    await sleep(last.error.data.retryAfterMs + 20)
+    await sleep(last.error.data.retryAfterMs + 20) // waits out the announced retryAfterMs, which is what is tested
     t.equal((await c.rpc('ping')).result, 'pong', 'allowed again after retryAfterMs')
   })
 
