@@ -2,6 +2,7 @@
  * What every e2e test needs: the running gateway's URLs (given by scripts/run-e2e.mjs), Debian's
  * Chromium through playwright-core, screenshots into test-artifacts/e2e, and the simulator's faults.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
@@ -133,7 +134,7 @@ export async function waitForChange(
   while (Date.now() - start < timeoutMs) {
     const v = await read()
     if (v !== from) return { value: v, afterMs: Date.now() - start }
-    await new Promise((r) => setTimeout(r, 250))
+    await sleep(250)
   }
   throw new Error(`value stayed "${from}" for ${timeoutMs} ms`)
 }

@@ -3,6 +3,7 @@
  * the HTTP fallback never lets fresh-enough data turn STALE and its countdown never exceeds its period,
  * one age per channel, the liquidation alert names what is stale, and a threshold of 0 is refused.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { RealtimeClient, type DashboardFetchResult } from '../src/lib/realtime-client.ts'
 import { fallbackPollMs, pollCountdownSeconds } from '../src/lib/frame-policy.ts'
@@ -103,7 +104,7 @@ t.test('a socket that is open but silent leaves LIVE within seconds, polls over 
   })
   t.teardown(() => client.stop())
   client.start()
-  await new Promise((r) => setTimeout(r, 0))
+  await sleep(0)
   const ws = FakeSocket.instances[0]!
   ws.open()
   ws.receive({
@@ -137,7 +138,7 @@ t.test('a socket that is open but silent leaves LIVE within seconds, polls over 
     ws.sent.some((m) => m.type === 'ping'),
     'a ping was sent to test the quiet socket',
   )
-  await new Promise((r) => setTimeout(r, 0))
+  await sleep(0)
   t.ok(polls >= 2, 'the HTTP fallback started while the socket is silent')
   t.ok(client.getState().nextPollAt !== null, 'and the next poll is scheduled')
   t.equal(client.getState().pollWaitMs, 5_000, 'every half stale limit (5 s with a 10 s limit)')

@@ -2,6 +2,8 @@
  * The dashboard's realtime client, without a browser: which frames may replace what is shown, the
  * full-jitter backoff, the terminal close codes, and the client's reactions to a socket that closes.
  */
+import { mock } from 'node:test'
+import { setImmediate } from 'node:timers/promises'
 import t from 'tap'
 import { backoffDelay, isNewer, isTerminalCloseCode, isTokenExpiredCode, judgeFrame, terminalReason } from '../src/lib/frame-policy.ts'
 import { RealtimeClient, type DashboardFetchResult } from '../src/lib/realtime-client.ts'
@@ -202,7 +204,8 @@ function makeClient(t: { teardown: (fn: () => void) => void }, onTerminal: (code
   return { client, polls: () => polls }
 }
 
-const tick = () => new Promise((r) => setTimeout(r, 0))
+/** lets pending promise callbacks (the async dashboard fetch) run; not mocked by mock.timers below */
+const tick = () => setImmediate()
 
 t.test('client: auth message first, LIVE on connection, frames filtered', async (t) => {
   const { client } = makeClient(t)
@@ -257,6 +260,8 @@ t.test('client: auth message first, LIVE on connection, frames filtered', async 
 })
 
 t.test('client: a dropped socket polls over HTTP and reconnects; a terminal code does not', async (t) => {
+  mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: Date.now() })
+  t.teardown(() => mock.timers.reset())
   const terminal: Array<[number, string]> = []
   const { client, polls } = makeClient(t, (c, r) => terminal.push([c, r]))
   client.start()
@@ -305,8 +310,11 @@ t.test('client: a dropped socket polls over HTTP and reconnects; a terminal code
   ws2.serverClose(4501, 'invalid token')
   t.same(terminal, [[4501, 'invalid token']], 'a terminal close code sends the user back to login with the reason')
   t.equal(client.getState().transport, 'stopped', 'and the client stops')
-  await new Promise((r) => setTimeout(r, 50)) // proves no reconnect within 50 ms of a terminal close
+  const pollsAtClose = polls()
+  mock.timers.tick(60_000) // proves no reconnect and no poll within 60 s (twice the 30 s backoff cap) of a terminal close
+  await tick()
   t.equal(FakeSocket.instances.length, 2, 'no reconnect after a terminal close code')
+  t.equal(polls(), pollsAtClose, 'and no HTTP polling either')
 })
 
 t.test('client: a fresh frame renews the age of exactly the version shown', async (t) => {

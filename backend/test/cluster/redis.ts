@@ -4,6 +4,7 @@
  * Policy (as for PostgreSQL, see ../helpers/db.ts): when Redis is unreachable, a test fails under CI=true and
  * is skipped (with the reason) otherwise.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
@@ -148,7 +149,7 @@ export async function withOwnRedis(t: Test): Promise<OwnRedis | undefined> {
         t.fail(`redis-server on port ${port} did not answer: ${(err as Error).message}`)
         return undefined
       }
-      await new Promise((r) => setTimeout(r, 100))
+      await sleep(100)
     }
   }
   const prefix = `lnm-test-${process.pid}-${randomBytes(4).toString('hex')}`

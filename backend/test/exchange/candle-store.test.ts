@@ -3,6 +3,7 @@
  * again, the live block refetched after its TTL, concurrent misses sharing one call, the cursor followed, the last
  * copy served stale when the exchange fails, and a cap on distinct blocks waiting for the exchange.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { BLOCK_CANDLES, CandleStore, MAX_INFLIGHT_BLOCKS } from '../../exchange/candle-store.ts'
 
@@ -85,7 +86,7 @@ t.test('concurrent misses share one call; pages are followed', async (t) => {
     }),
   )
   const many = Array.from({ length: 20 }, () => store.get('1m', 3 * SPAN, clock.now))
-  await new Promise((r) => setTimeout(r, 10))
+  await sleep(10) // proves the other 19 requests start no call of their own within 10 ms
   t.equal(ex.calls.length, 1, '20 concurrent requests, one call in flight')
   ex.holdWith(null)
   release()
@@ -123,7 +124,7 @@ t.test('at most MAX_INFLIGHT_BLOCKS distinct blocks wait for the exchange', asyn
     }),
   )
   const waiting = Array.from({ length: MAX_INFLIGHT_BLOCKS }, (_, i) => store.get('1m', (50 + i) * SPAN, (50 + i) * SPAN + 10 * M))
-  await new Promise((r) => setTimeout(r, 10))
+  await sleep(10)
   await t.rejects(store.get('1m', 70 * SPAN, 70 * SPAN + 10 * M), { code: 'candles_busy' }, 'one more distinct block is refused')
   ex.holdWith(null)
   release()

@@ -2,6 +2,7 @@
  * LnmClient robustness against local servers: timeouts, retry policy, Retry-After, 429 storms,
  * circuit breaker, client-side throttle (measured at the server).
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import type { LnmClientOptions } from '../../exchange/client.ts'
 import { V } from '../../exchange/schemas.ts'
@@ -184,7 +185,7 @@ t.test('outage → breaker opens; half-open single probe; closes on success', as
   t.ok((e.retryAfterMs ?? 0) > 0, 'retryAfterMs says when to come back')
   t.equal(server.requests.length, before, 'no upstream request while open')
 
-  await new Promise((r) => setTimeout(r, 320))
+  await sleep(320) // waits out openMs (300): the breaker half-opens on the first call after it
   down = false
   // first call after openMs is the single probe; a concurrent call is refused
   const slowProbe = client.ping()
@@ -198,7 +199,7 @@ t.test('outage → breaker opens; half-open single probe; closes on success', as
   // a failing probe re-opens
   down = true
   for (let i = 0; i < 3; i++) await rejects(client.ping())
-  await new Promise((r) => setTimeout(r, 320))
+  await sleep(320) // waits out openMs again, so the next call is the probe
   t.equal((await rejects(client.ping())).kind, 'unavailable', 'failed probe')
   t.equal(client.circuitState, 'open', 'failed probe re-opens the circuit')
 })
@@ -252,7 +253,7 @@ t.test('throttle: public calls ≤ 1/s shared by all callers; deadline → rate_
 })
 
 t.test('no uncaught exceptions or unhandled rejections', async (t) => {
-  await new Promise((r) => setTimeout(r, 50))
+  await sleep(50) // proves no late exception or rejection surfaces within 50 ms of the last test
   wire.stop()
   t.same(wire.seen.map(String), [], 'tripwire saw nothing')
 })

@@ -2,8 +2,10 @@
  * LnmClient against small local node:http servers: signing on the wire, validation, typed errors,
  * caching/coalescing, clock offset, secrets never leaking, metrics labels.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { Registry } from 'prom-client'
+import { until } from '../streaming/helpers.ts'
 import { createMetrics } from '../../metrics.ts'
 import { LnmClient, LnmError } from '../../exchange/client.ts'
 import { toAccountSnapshot, toPositionsSnapshot, toTickerSnapshot } from '../../exchange/snapshots.ts'
@@ -181,7 +183,7 @@ t.test('100 concurrent ticker() callers → exactly 1 upstream request per cache
   )
   await Promise.all(Array.from({ length: 100 }, () => client.ticker()))
   t.equal(server.count('/v3/futures/ticker'), 1, 'still one within the TTL (cache hits)')
-  await new Promise((r) => setTimeout(r, 350))
+  await sleep(350) // waits out the ticker cache TTL, which is what is tested
   await Promise.all(Array.from({ length: 100 }, () => client.ticker()))
   t.equal(server.count('/v3/futures/ticker'), 2, 'one more after the TTL expired')
   const hits = (await metrics.cacheHits.get()).values.find((v) => v.labels.cache === 'ticker')?.value ?? 0
@@ -339,7 +341,7 @@ t.test('close() rejects pending calls with a typed error', async (t) => {
   const client = new LnmClient({ baseUrl: server.url, ...fast })
   t.teardown(() => server.close())
   const p = rejects(client.ping())
-  await new Promise((r) => setTimeout(r, 50))
+  await until(() => server.requests.length === 1, 3000, 'the ping in flight at the server')
   await client.close()
   const e = await p
   t.equal(e.kind, 'unavailable', 'pending call rejected on close')
@@ -348,7 +350,7 @@ t.test('close() rejects pending calls with a typed error', async (t) => {
 })
 
 t.test('no uncaught exceptions or unhandled rejections', async (t) => {
-  await new Promise((r) => setTimeout(r, 50))
+  await sleep(50) // proves no late exception or rejection surfaces within 50 ms of the last test
   wire.stop()
   t.same(wire.seen.map(String), [], 'tripwire saw nothing')
 })

@@ -4,6 +4,7 @@
  * process.env itself, the client never does). Every response has already passed the TypeBox schema of
  * backend/exchange/schemas.ts when a call resolves; the assertions check the semantics on top.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { startSimulator } from '../../simulator/index.ts'
 import { LnmClient, LnmError, type Credentials } from '../../exchange/client.ts'
@@ -110,7 +111,7 @@ if (!key || !secret || !passphrase) {
 }
 
 t.test('no uncaught exceptions or unhandled rejections', async (t) => {
-  await new Promise((r) => setTimeout(r, 50))
+  await sleep(50) // proves no late exception or rejection surfaces within 50 ms of the last test
   wire.stop()
   t.same(wire.seen.map(String), [], 'tripwire saw nothing')
 })

@@ -3,6 +3,7 @@
  * a passphrase with characters above U+00FF used to reach undici as a header value, each refusal cost the shared
  * pool a connection, and after four of them every exchange call of every account hung.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { Pool } from 'undici'
 import { unsendableCredentialField } from '../../exchange/signing.ts'
@@ -58,7 +59,7 @@ t.test('a call never outlives its own deadline, even on a pool that lost its con
       () => {},
     )
   }
-  await new Promise((r) => setTimeout(r, 200))
+  await sleep(200)
   const started = Date.now()
   const e = await rejects(client.request({ method: 'GET', path: '/account', creds: CREDS, validator: V.account }, { deadlineMs: 500 }))
   const took = Date.now() - started

@@ -4,12 +4,14 @@
  * gives 'down' then 'up' again with a fresh authenticate; refused credentials never come up and back off
  * at the reconnect cap; secrets never reach a log line or an event.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { once } from 'node:events'
 import { LnmPrivateStream, PRIVATE_TOPICS, type PrivateStreamEvent } from '../../exchange/private-stream.ts'
 import { startSimulator, type Simulator } from '../../simulator/index.ts'
 import { call, relaxed, testAccounts } from '../simulator/helpers.ts'
 import { collectingLogger, tripwire } from './helpers.ts'
+import { until } from '../streaming/helpers.ts'
 
 const wire = tripwire()
 
@@ -132,7 +134,7 @@ t.test('a dropped link: down, then up again with a fresh authenticate, events fl
   await s.stop()
   t.equal(s.up, false, 'stop() takes it down')
   const before = ups.length
-  await new Promise((r) => setTimeout(r, 300)) // proves no reconnect within 300 ms of stop()
+  await sleep(300) // proves no reconnect within 300 ms of stop()
   t.equal(ups.length, before, 'and it stays down')
 })
 
@@ -201,7 +203,7 @@ t.test('authenticate rate-limited per IP: waits the server retryAfterMs, not the
     'the refused authenticate',
   )
   t.match(warns[0], { what: 'handshake', code: 'TOO_MANY_REQUESTS' }, 'the 2nd authenticate within the minute is refused')
-  await new Promise((r) => setTimeout(r, 800)) // proves no handshake retry within 800 ms
+  await sleep(800) // proves no handshake retry within 800 ms
   t.equal(
     warns.filter((w) => w.what === 'handshake').length,
     1,
@@ -237,7 +239,7 @@ t.test('every reconnect waits for the gate (a connection budget shared by the no
   const before = sim.streamEvents().upgrades.length
   sim.restartStream(0)
   await within(once(s, 'down'), 3000, 'down')
-  await new Promise((r) => setTimeout(r, 600)) // several reconnect delays (50–200 ms)
+  await sleep(600) // proves no second gate request and no attempt while the gate is closed, over several reconnect delays (50–200 ms)
   t.equal(calls, 1, 'the reconnect asked the gate once')
   t.equal(sim.streamEvents().upgrades.length, before, 'and made no connection attempt while the gate was closed')
   open()
@@ -246,11 +248,11 @@ t.test('every reconnect waits for the gate (a connection budget shared by the no
   // stopped while waiting for the gate: the gate opening later must not open a socket
   sim.restartStream(0)
   await within(once(s, 'down'), 3000, 'down again')
-  await new Promise((r) => setTimeout(r, 400))
+  await until(() => calls >= 2, 3000, 'the second reconnect asking the gate')
   t.equal(calls, 2, 'the second reconnect waits for the gate too')
   await s.stop()
   open()
-  await new Promise((r) => setTimeout(r, 300)) // proves no connection within 300 ms of the gate opening after stop()
+  await sleep(300) // proves no connection within 300 ms of the gate opening after stop()
   t.equal(sim.streamEvents().upgrades.length, before + 1, 'stopped during the wait: no connection when the gate opens')
 })
 
@@ -287,7 +289,7 @@ t.test('dropped every few hundred ms: reconnects back off (the node-wide budget 
   sim.faults.set({ privateStreamDropMs: 300 })
   flappy.start()
   eager.start()
-  await new Promise((r) => setTimeout(r, 4000))
+  await sleep(4000) // the observation window: both streams flap under the fault for 4 s, then the delays are compared
   await flappy.stop()
   await eager.stop()
   const f = delays(flappyLog.lines)

@@ -1,4 +1,5 @@
 /** Unit tests of the throttle and circuit breaker building blocks. */
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { AbortedError, CircuitBreaker, Throttle } from '../../exchange/resilience.ts'
 
@@ -9,7 +10,7 @@ t.test('serial throttle: one at a time, next start ≥ interval after the previo
   const work = async (ms: number) => {
     const slot = await th.acquire(undefined, ac.signal)
     starts.push(Date.now())
-    await new Promise((r) => setTimeout(r, ms))
+    await sleep(ms)
     slot!.done(Date.now())
   }
   const t0 = Date.now()

@@ -2,6 +2,7 @@
  * LnmClient + LnmStream against the LN Markets simulator (backend/simulator), one test per fault.
  * Measurements are made at the simulator (sim.stats / sim.stats.log()).
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { Registry } from 'prom-client'
@@ -134,7 +135,7 @@ t.test('outage → breaker opens, then a half-open probe recovers', async (t) =>
   t.equal((await rejects(client.ping())).kind, 'circuit_open', 'fast fail while open')
   t.equal(sim.stats.requests(), n, 'nothing sent while open')
   sim.faults.reset()
-  await new Promise((r) => setTimeout(r, 450))
+  await sleep(450) // waits out the breaker's openMs: the next call is the half-open probe
   t.equal(await client.ping(), 'pong', 'half-open probe succeeds')
   t.equal(client.circuitState, 'closed', 'breaker closed')
   const g = (await metrics.circuitState.get()).values[0]!.value
@@ -215,7 +216,7 @@ t.test('stream against the simulator: ticker, outage → down, recovery → up',
   sim.faults.set({ outage: true })
   await down
   t.equal(stream.isUp, false, 'down during the outage')
-  await new Promise((r) => setTimeout(r, 300))
+  await sleep(300) // keeps the outage on for several reconnect attempts, which must fail
   sim.faults.reset()
   await once(stream, 'up')
   t.equal(stream.isUp, true, 'up again after the outage (resubscribed)')
@@ -224,7 +225,7 @@ t.test('stream against the simulator: ticker, outage → down, recovery → up',
 })
 
 t.test('no uncaught exceptions or unhandled rejections', async (t) => {
-  await new Promise((r) => setTimeout(r, 50))
+  await sleep(50) // proves no late exception or rejection surfaces within 50 ms of the last test
   wire.stop()
   t.same(wire.seen.map(String), [], 'tripwire saw nothing')
 })

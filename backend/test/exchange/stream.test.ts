@@ -1,4 +1,5 @@
 /** LnmStream against a local JSON-RPC ws server: hello/subscribe, merged ticker, reconnect+resubscribe, dead link, rate. */
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
@@ -105,7 +106,8 @@ t.test('connects, hello + subscribe, merged ticker, reconnect and resubscribe', 
   server.broadcast(TOPIC_TICKER, { time: 4000, lastPrice: null, index: null, funding: { rate: null, time: null } })
   server.raw('not json')
   server.broadcast(TOPIC_INDEX, { time: 'x', index: 'garbage' })
-  await new Promise((r) => setTimeout(r, 100))
+  // frames are handled in order: once both garbage frames warned, every notification above has been handled
+  await until(() => updates.length >= 4 && warns.length >= 2, 3000, 'four updates and two warnings')
   t.equal(updates.length, 4, 'one merged update per valid notification')
   t.same(
     updates[0],
@@ -132,7 +134,7 @@ t.test('connects, hello + subscribe, merged ticker, reconnect and resubscribe', 
 
   await stream.close()
   const before = server.connections
-  await new Promise((r) => setTimeout(r, 300)) // proves no reconnect within 300 ms of close()
+  await sleep(300) // proves no reconnect within 300 ms of close()
   t.equal(server.connections, before, 'no reconnect after close()')
 })
 
@@ -143,7 +145,7 @@ t.test('reconnects with backoff while the server is unreachable', async (t) => {
   const stream = new LnmStream({ url, reconnect: { baseMs: 30, capMs: 100 } })
   t.teardown(() => stream.close())
   stream.connect()
-  await new Promise((r) => setTimeout(r, 400)) // proves it stays down (and alive) over several reconnect attempts
+  await sleep(400) // proves it stays down (and alive) over several reconnect attempts
   t.equal(stream.isUp, false, 'stays down, no crash')
 })
 
@@ -188,7 +190,7 @@ t.test('requests: matched by id, RPC errors typed, timeout, and ≤ maxMsgsPerSe
 })
 
 t.test('no uncaught exceptions or unhandled rejections', async (t) => {
-  await new Promise((r) => setTimeout(r, 50))
+  await sleep(50) // proves no late exception or rejection surfaces within 50 ms of the last test
   wire.stop()
   t.same(wire.seen.map(String), [], 'tripwire saw nothing')
 })

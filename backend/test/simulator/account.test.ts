@@ -4,6 +4,7 @@
  * SDK-shaped isolated funding event, the stricter checks, and the demo trader's seeded account.
  * Every request is signed by the test's own HMAC code and verified by the simulator on a real port.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { WebSocket } from 'ws'
 import { demoAccounts, startSimulator, type Simulator } from '../../simulator/index.ts'
@@ -482,7 +483,7 @@ t.test('restartStream: sockets dropped, upgrades refused for a while, REST up; e
   const err = await new Promise<Error>((resolve) => ws.on('error', resolve))
   t.match(err.message, /503/, 'an upgrade during the restart → 503')
   t.equal((await call(sim, alice, 'GET', '/account')).status, 200, 'REST answers meanwhile')
-  await new Promise((r) => setTimeout(r, 450 - (Date.now() - t0)))
+  await sleep(450 - (Date.now() - t0)) // waits out the 400 ms restart: reconnecting at that time is the point
   const again = await connect(sim, t)
   t.equal(again.ws.readyState, WebSocket.OPEN, 'accepted again once the restart is over')
   const log = sim.streamEvents()

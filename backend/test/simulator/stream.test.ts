@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { WebSocket } from 'ws'
@@ -49,7 +50,7 @@ t.test('Stream v1 JSON-RPC', async (t) => {
     t.equal(all.result.unsubscribed.length, 2, 'unsubscribeAll lists the rest')
     const before = c.frames.length
     sim.market.setPrice(102_000)
-    await new Promise((r) => setTimeout(r, 50)) // proves no notification within 50 ms of unsubscribeAll
+    await sleep(50) // proves no notification within 50 ms of unsubscribeAll
     t.equal(c.frames.length, before, 'no notifications after unsubscribeAll')
   })
 
@@ -128,7 +129,7 @@ t.test('Stream v1 JSON-RPC', async (t) => {
     t.same(last.rateLimit, { remaining: 0, limit: 10 }, 'rateLimit.remaining 0')
     const tenth = await c.next((f) => f.id === 'b9')
     t.equal(tenth.result, 'pong', 'the 10th passed')
-    await new Promise((r) => setTimeout(r, last.error.data.retryAfterMs + 20))
+    await sleep(last.error.data.retryAfterMs + 20) // waits out the announced retryAfterMs, which is what is tested
     t.equal((await c.rpc('ping')).result, 'pong', 'allowed again after retryAfterMs')
   })
 

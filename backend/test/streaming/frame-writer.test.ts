@@ -1,6 +1,7 @@
 /**
  * frame-writer.ts on real sockets: a ws server on a listening port and ws clients, no mocks.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
@@ -34,7 +35,7 @@ async function until(cond: () => boolean, what: string, ms = 20_000): Promise<vo
   const deadline = Date.now() + ms
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 5))
+    await sleep(5)
   }
 }
 

@@ -2,6 +2,7 @@
  * PrivateStreams' decisions with in-memory streams (the real socket path is private-push.test.ts): the
  * budget and re-ranking, start pacing, health → polling mode, event → channel routing, payload mappers.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { EventEmitter } from 'node:events'
 import {
@@ -127,7 +128,7 @@ t.test('connection attempts per hour are capped (LN Markets: 500 new connections
   t.equal(streams.size, 3, 'three starts, then the hour budget is spent')
   let admitted = false
   void ps.admit().then(() => (admitted = true))
-  await new Promise((r) => setTimeout(r, 300)) // proves no admission within 300 ms inside the hour window
+  await sleep(300) // proves no admission within 300 ms inside the hour window
   t.notOk(admitted, 'a reconnect waits for the hour window too')
   await ps.stop()
   t.ok(admitted, 'stop releases the waiting reconnects (they find their stream stopped)')
