@@ -10,8 +10,9 @@ import type { Config } from './config.ts'
 import { errorBody, installErrorHandlers } from './errors.ts'
 import { loggerOptions, prettyLogs } from './logger.ts'
 import { closeRefusedUpgrades } from './upgrade-refusal.ts'
+import { passwordHasher, type PasswordHasher } from './auth/passwords.ts'
 import type { Metrics } from './metrics.ts'
-import type { SimulatorOptions } from './plugins/app/exchange.ts'
+import type { ExchangeClientOptions, SimulatorOptions } from './plugins/app/exchange.ts'
 import external, { FRONTEND_DIST } from './plugins/external/index.ts'
 import db from './plugins/app/db.ts'
 import metrics from './plugins/app/metrics.ts'
@@ -38,6 +39,17 @@ export interface BuildOptions {
   simulator?: SimulatorOptions
   /** how long after start-up event-loop pressure is ignored (default 5 s); tests of the shedding shorten it */
   pressureWarmupMs?: number
+  /**
+   * log2 of the scrypt cost N of new password hashes; default and production floor 15 (2^15). Tests lower it so a
+   * register or login costs about a millisecond instead of tens; an option of the builder, never of the
+   * environment, so no operator can lower it by accident.
+   */
+  passwordHashCost?: number
+  /**
+   * the exchange client's retry backoff and client-side throttle (default: the official policy, 1 s base / 8 s cap /
+   * 3 retries, 1 public call a second); tests of the gateway against a simulator this fast shorten them
+   */
+  exchangeClient?: ExchangeClientOptions
 }
 
 /**
@@ -82,6 +94,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.decorate('config', config)
+  app.decorate('passwords', passwordHasher(opts.passwordHashCost, config.NODE_ENV))
   installErrorHandlers(app)
 
   // an upgrade refused by any hook below (shutdown, overload, rate limit, Origin) is answered and closed at once
@@ -105,7 +118,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   await app.register(db)
   await app.register(auth)
   await app.register(vault)
-  await app.register(exchange, { ...(opts.simulator !== undefined && { simulator: opts.simulator }) })
+  await app.register(exchange, {
+    ...(opts.simulator !== undefined && { simulator: opts.simulator }),
+    ...(opts.exchangeClient !== undefined && { client: opts.exchangeClient }),
+  })
   await app.register(demoBootstrap)
   await app.register(streaming)
 
@@ -147,5 +163,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
 declare module 'fastify' {
   interface FastifyInstance {
     config: Config
+    /** hashes new passwords at this app's cost, verifies stored hashes of any cost */
+    passwords: PasswordHasher
   }
 }

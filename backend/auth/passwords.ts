@@ -7,16 +7,51 @@ import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } 
 const scrypt = (pw: string, salt: Buffer, len: number, opts: ScryptOptions) =>
   new Promise<Buffer>((resolve, reject) => scryptCb(pw, salt, len, opts, (err, key) => (err ? reject(err) : resolve(key))))
 
-const N = 2 ** 15
 const R = 8
 const P = 1
 const KEYLEN = 32
-const MAXMEM = 128 * N * R * 2
 
-export async function hashPassword(password: string): Promise<string> {
-  const salt = randomBytes(16)
-  const key = await scrypt(password.normalize('NFKC'), salt, KEYLEN, { N, r: R, p: P, maxmem: MAXMEM })
-  return `scrypt$${N}$${R}$${P}$${salt.toString('base64')}$${key.toString('base64')}`
+/** log2 of scrypt's cost N in production: 2^15 (32 MiB, tens of ms a hash) */
+export const PASSWORD_HASH_LOG2N = 15
+/** below this outside production (tests) the hash would be a formality; production never goes below the default */
+const MIN_TEST_LOG2N = 4
+
+const scryptOptions = (n: number, r: number, p: number): ScryptOptions => ({ N: n, r, p, maxmem: 128 * n * r * 2 })
+
+/**
+ * Hashes with one scrypt cost and verifies hashes of any cost (the stored format carries N, r and p). The dummy
+ * hash the unknown-user path verifies against is made with the same cost as real ones, so both paths take the
+ * same time.
+ */
+export interface PasswordHasher {
+  /** log2 of the N new hashes use */
+  readonly log2N: number
+  hash(password: string): Promise<string>
+  verify(password: string, stored: string): Promise<boolean>
+  dummyHash(): Promise<string>
+}
+
+/**
+ * The hasher of one app. `log2N` defaults to production's 2^15; tests lower it through the app builder (never an
+ * environment variable an operator could set by accident), and a production app refuses anything below 2^15.
+ */
+export function passwordHasher(log2N = PASSWORD_HASH_LOG2N, nodeEnv = 'production'): PasswordHasher {
+  if (!Number.isInteger(log2N) || log2N > 20) throw new Error(`password hash cost 2^${log2N} is not an integer power of two up to 2^20`)
+  const floor = nodeEnv === 'production' ? PASSWORD_HASH_LOG2N : MIN_TEST_LOG2N
+  if (log2N < floor) throw new Error(`password hash cost 2^${log2N} is below the ${nodeEnv} floor of 2^${floor}`)
+  const n = 2 ** log2N
+  const hash = async (password: string) => {
+    const salt = randomBytes(16)
+    const key = await scrypt(password.normalize('NFKC'), salt, KEYLEN, scryptOptions(n, R, P))
+    return `scrypt$${n}$${R}$${P}$${salt.toString('base64')}$${key.toString('base64')}`
+  }
+  let dummy: Promise<string> | undefined
+  return {
+    log2N,
+    hash,
+    verify: verifyPassword,
+    dummyHash: () => (dummy ??= hash(randomBytes(16).toString('hex'))),
+  }
 }
 
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
@@ -25,15 +60,8 @@ export async function verifyPassword(password: string, stored: string): Promise<
   const [n, r, p] = [Number(parts[1]), Number(parts[2]), Number(parts[3])]
   const salt = Buffer.from(parts[4]!, 'base64')
   const expected = Buffer.from(parts[5]!, 'base64')
-  const key = await scrypt(password.normalize('NFKC'), salt, expected.length, { N: n, r, p, maxmem: 128 * n * r * 2 })
+  const key = await scrypt(password.normalize('NFKC'), salt, expected.length, scryptOptions(n, r, p))
   return key.length === expected.length && timingSafeEqual(key, expected)
-}
-
-/** a real hash to verify against for unknown users, so both paths cost the same time */
-let dummyHash: Promise<string> | undefined
-export function dummyPasswordHash(): Promise<string> {
-  dummyHash ??= hashPassword(randomBytes(16).toString('hex'))
-  return dummyHash
 }
 
 /** the passwords tried first by anyone guessing (lower-cased, trailing digits and symbols removed) */

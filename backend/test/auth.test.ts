@@ -1,6 +1,8 @@
 import t from 'tap'
 import { createHmac } from 'node:crypto'
-import { startTestApp, uniqueName } from './helpers/app.ts'
+import { passwordHasher, verifyPassword } from '../auth/passwords.ts'
+import { startTestApp, TEST_PASSWORD_HASH_COST, uniqueName, type TestApp } from './helpers/app.ts'
+import { until } from './streaming/helpers.ts'
 
 /** an HS256 JWT signed with a key of our choosing (a forger's key, not the server's) */
 const hs256 = (payload: object, key: string) => {
@@ -9,9 +11,34 @@ const hs256 = (payload: object, key: string) => {
   return `${head}.${body}.${createHmac('sha256', key).update(`${head}.${body}`).digest('base64url')}`
 }
 
+/**
+ * One gateway for the subtests that need no settings of their own: each works with users of its own. Strict: no
+ * grace window for concurrent tabs (tested on its own below).
+ */
+let sharedApp: Promise<TestApp> | undefined
+const shared = () => (sharedApp ??= startTestApp(t, { REFRESH_REUSE_GRACE_MS: '0' }))
+
+t.test('password hashes: scrypt 2^15 in production, any stored cost verifies, the dummy hash costs the same', async (t) => {
+  const prod = passwordHasher()
+  t.equal(prod.log2N, 15, 'the default cost is 2^15')
+  const prodHash = await prod.hash('correct horse battery')
+  t.match(prodHash, /^scrypt\$32768\$8\$1\$/, 'stored with N = 2^15, r = 8, p = 1')
+  t.match(await prod.dummyHash(), /^scrypt\$32768\$8\$1\$/, 'the unknown-user dummy hash has the same cost as real ones')
+  t.throws(() => passwordHasher(14, 'production'), /below the production floor of 2\^15/, 'production refuses a cheaper hash')
+  t.equal(passwordHasher(10, 'test').log2N, 10, 'outside production (tests) a cheaper cost is allowed')
+
+  const cheap = passwordHasher(TEST_PASSWORD_HASH_COST, 'test')
+  const cheapHash = await cheap.hash('correct horse battery')
+  t.match(cheapHash, new RegExp(`^scrypt\\$${2 ** TEST_PASSWORD_HASH_COST}\\$`), 'a test app hashes with its own cost')
+  t.match(await cheap.dummyHash(), new RegExp(`^scrypt\\$${2 ** TEST_PASSWORD_HASH_COST}\\$`), 'and so does its dummy hash')
+  t.ok(await cheap.verify('correct horse battery', prodHash), 'a 2^15 hash verifies in an app hashing at another cost')
+  t.ok(await prod.verify('correct horse battery', cheapHash), 'and the other way round')
+  t.notOk(await verifyPassword('correct horse battery!', prodHash), 'a wrong password does not verify')
+  t.notOk(await verifyPassword('correct horse battery!', cheapHash), 'whatever the cost')
+})
+
 t.test('register, login, me, refresh rotation, reuse detection, logout', async (t) => {
-  // strict: no grace window for concurrent tabs (tested on its own below)
-  const g = await startTestApp(t, { REFRESH_REUSE_GRACE_MS: '0' })
+  const g = await shared()
   const username = uniqueName('alice')
   const password = 'correct horse battery'
 
@@ -93,7 +120,7 @@ t.test('register, login, me, refresh rotation, reuse detection, logout', async (
 })
 
 t.test('every auth route answers bad input with 4xx in the contract shape, never 500', async (t) => {
-  const g = await startTestApp(t)
+  const g = await shared()
   const { username } = await g.register(uniqueName('bob'), 'bobs password 1')
   const huge = 'x'.repeat(10 * 1024 * 1024)
   const cases: Array<{
@@ -320,7 +347,7 @@ t.test('every auth route answers bad input with 4xx in the contract shape, never
 })
 
 t.test('the same 401 for an unknown user and a wrong password', async (t) => {
-  const g = await startTestApp(t)
+  const g = await shared()
   const { username } = await g.register(uniqueName('carol'), 'carols password')
   const a = await g.http('POST', '/api/auth/login', { body: { username, password: 'wrong password!' } })
   const b = await g.http('POST', '/api/auth/login', { body: { username: uniqueName('nobody'), password: 'wrong password!' } })
@@ -330,7 +357,7 @@ t.test('the same 401 for an unknown user and a wrong password', async (t) => {
 })
 
 t.test('an expired token is refused with token_expired', async (t) => {
-  const g = await startTestApp(t, { ACCESS_TOKEN_TTL_S: '5' })
+  const g = await shared()
   const { username, password } = await g.register(uniqueName('dave'), 'daves password')
   const u = await g.login(username, password)
   const expired = g.app.jwt.sign({ sub: u.userId, iat: Math.floor(Date.now() / 1000) - 100, exp: Math.floor(Date.now() / 1000) - 10 })
@@ -373,7 +400,7 @@ t.test('wrong password twenty times: 401s then 429, per username and per IP', as
 })
 
 t.test('account deletion kills the tokens', async (t) => {
-  const g = await startTestApp(t)
+  const g = await shared()
   const { username, password } = await g.register(uniqueName('fay'), 'fays password')
   const u = await g.login(username, password)
   const wrong = await g.http('DELETE', '/api/me', { token: u.token, body: { password: 'nope nope nope' } })
@@ -401,17 +428,27 @@ t.test('live mode disables the public demo/demo login a demo run left in the dat
   const login = (app: Awaited<ReturnType<typeof buildApp>>) =>
     app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'demo', password: 'demo' } })
 
+  // the production password cost (no option): the demo user's hash is a 2^15 one
   const demo = await buildApp(loadConfig(base), { logStream: new LogCapture() })
   await demo.ready()
+  t.equal(demo.passwords.log2N, 15, 'an app built without the option hashes at 2^15')
+  const demoUser = await demo.prisma.user.findUniqueOrThrow({ where: { username: 'demo' } })
+  t.match(demoUser.passwordHash, /^scrypt\$32768\$/, 'the demo user is stored with a 2^15 hash')
   const d = await login(demo)
   t.equal(d.statusCode, 200, 'demo mode: demo/demo logs in')
   const refresh = d.cookies.find((c) => c.name === 'lnm_refresh')!.value
   const access = d.json().accessToken as string
   await demo.close()
-  await new Promise((r) => setTimeout(r, 1100)) // the access token is now from an earlier second than the live start
+  // the access token must be from an earlier second than the live start (token times are whole seconds)
+  const { iat } = JSON.parse(Buffer.from(access.split('.')[1]!, 'base64url').toString()) as { iat: number }
+  await until(() => Date.now() >= (iat + 1) * 1000, 3000, 'the second after the token was issued')
 
-  // same database, now pointed at a (here unreachable) live exchange
-  const live = await buildApp(loadConfig({ ...base, LNM_API_URL: 'http://127.0.0.1:9/v3' }), { logStream: new LogCapture() })
+  // same database, now pointed at a (here unreachable) live exchange; hashing at the test cost, it still has to
+  // verify the 2^15 demo hash to find the public demo password and disable it
+  const live = await buildApp(loadConfig({ ...base, LNM_API_URL: 'http://127.0.0.1:9/v3' }), {
+    logStream: new LogCapture(),
+    passwordHashCost: TEST_PASSWORD_HASH_COST,
+  })
   t.teardown(() => live.close())
   await live.ready()
   t.equal(live.config.mode, 'live', 'sanity: live mode')
@@ -440,7 +477,8 @@ t.test('scale-out: with REDIS_URL the login limits are shared by every node', as
 })
 
 t.test('tabs refreshing at the same moment keep the session; a reuse after the grace window still revokes it', async (t) => {
-  const g = await startTestApp(t, { REFRESH_REUSE_GRACE_MS: '1500' })
+  const graceMs = 600
+  const g = await startTestApp(t, { REFRESH_REUSE_GRACE_MS: String(graceMs) })
   const { username, password } = await g.register()
   const u = await g.login(username, password)
   const cookieOf = (r: { setCookie: string[] }) => r.setCookie.map((c) => c.split(';')[0]!).find((c) => c.startsWith('lnm_refresh='))
@@ -457,7 +495,8 @@ t.test('tabs refreshing at the same moment keep the session; a reuse after the g
   const next = await g.http('POST', '/api/auth/refresh', { cookie: newCookies[0]! })
   t.equal(next.status, 200, 'the session goes on with the newest cookie')
   const latest = cookieOf(next)!
-  await new Promise((r) => setTimeout(r, 1700))
+  const rotatedBy = Date.now() // newCookies[0] was rotated before this
+  await until(() => Date.now() > rotatedBy + graceMs + 50, 5000, 'the end of the grace window')
   const late = await g.http('POST', '/api/auth/refresh', { cookie: newCookies[0]! })
   t.equal(late.status, 401, 'the rotated token presented after the grace window is refused')
   t.equal((await g.http('POST', '/api/auth/refresh', { cookie: latest })).status, 401, 'and the session is revoked')

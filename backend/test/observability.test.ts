@@ -2,13 +2,23 @@ import t from 'tap'
 import Fastify from 'fastify'
 import WebSocket from 'ws'
 import { connect } from 'node:net'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { installErrorHandlers } from '../errors.ts'
 import { loggerOptions, redactUrl } from '../logger.ts'
-import { LogCapture, startTestApp } from './helpers/app.ts'
+import { LogCapture, startTestApp, type TestApp } from './helpers/app.ts'
+import { until } from './streaming/helpers.ts'
+
+/**
+ * Gateways shared by subtests that need no fresh state: one at LOG_LEVEL trace (health, the log checks, the
+ * parser errors; each check of the logs looks for values only its own subtest sent), one with METRICS_TOKEN,
+ * whose database the database-gone subtest then closes (it runs last on that app).
+ */
+let traceApp: Promise<TestApp> | undefined
+const traced = () => (traceApp ??= startTestApp(t, { LOG_LEVEL: 'trace' }))
+let tokenApp: Promise<TestApp> | undefined
+const withMetricsToken = () => (tokenApp ??= startTestApp(t, { METRICS_TOKEN: 'scrape-me-please' }))
 
 t.test('health and metrics', async (t) => {
-  const g = await startTestApp(t)
+  const g = await traced()
   const live = await g.http('GET', '/health/live')
   t.equal(live.status, 200, 'live')
   const ready = await g.http('GET', '/health/ready')
@@ -26,7 +36,7 @@ t.test('health and metrics', async (t) => {
 })
 
 t.test('METRICS_TOKEN protects /metrics', async (t) => {
-  const g = await startTestApp(t, { METRICS_TOKEN: 'scrape-me-please' })
+  const g = await withMetricsToken()
   t.equal((await g.http('GET', '/metrics')).status, 401, 'no token → 401')
   t.equal((await g.http('GET', '/metrics', { token: 'wrong-token-value' })).status, 401, 'wrong token → 401')
   t.equal((await g.http('GET', '/metrics', { token: 'scrape-me-pleasX' })).status, 401, 'wrong token of the same length → 401')
@@ -38,7 +48,7 @@ t.test('METRICS_TOKEN protects /metrics', async (t) => {
 const refreshOf = (cookie: string) => cookie.slice(cookie.indexOf('=') + 1)
 
 t.test('no password, token, cookie or secret appears in the logs', async (t) => {
-  const g = await startTestApp(t, { LOG_LEVEL: 'trace' })
+  const g = await traced()
   const password = 'very secret password 42'
   const { username } = await g.register(undefined, password)
   const u = await g.login(username, password)
@@ -57,7 +67,9 @@ t.test('no password, token, cookie or secret appears in the logs', async (t) => 
   t.ok(inUrl.status >= 400, `a token in the URL is refused (${inUrl.status})`)
   await g.http('GET', `/api/dashboard?access_token=${encodeURIComponent(u.token)}&x=1`)
   await g.http('GET', `/health/live?refresh_token=${encodeURIComponent(refreshOf(u.cookie))}&password=${encodeURIComponent(password)}`)
-  await new Promise((r) => setTimeout(r, 300))
+  // the last request's completion line is written once its response is sent: wait for it, not a fixed time
+  const count = (msg: string) => g.logs.entries().filter((e) => e.msg === msg).length
+  await until(() => count('request completed') >= count('incoming request'), 3000, 'every request logged as completed')
   const text = g.logs.text
   t.ok(text.length > 1000, 'the test produced logs to check')
   t.match(text, /"url":"\/api\/dashboard\?access_token=\[redacted\]&x=1"/, 'URLs are still logged, with the secret query values redacted')
@@ -85,15 +97,18 @@ t.test('no password, token, cookie or secret appears in the logs', async (t) => 
 })
 
 t.test('database gone: readiness says so, and a 5xx hides its details', async (t) => {
-  const g = await startTestApp(t)
+  // the last subtest on this app: it closes the app's database
+  const g = await withMetricsToken()
   const { username, password } = await g.register()
   const u = await g.login(username, password)
+  // a token of the same session this node never verified: no 1 s positive-verification cache, the check needs the database
+  const { sid } = g.app.jwt.decode<{ sid: string }>(u.token)!
+  const fresh = g.app.authn.issueAccessToken(u.userId, sid).accessToken
   await g.app.db.close()
   const ready = await g.http('GET', '/health/ready')
   t.equal(ready.status, 503, 'not ready without the database')
   t.equal(ready.body.database, 'down')
-  await new Promise((r) => setTimeout(r, 1100)) // past the 1 s positive-verification cache: the token check needs the database
-  const me = await g.http('GET', '/api/me', { token: u.token })
+  const me = await g.http('GET', '/api/me', { token: fresh })
   // a database outage is not "your token is invalid": a 401 would make every client throw its session away
   t.equal(me.status, 500, 'a request needing the database fails with a 5xx, not a 401')
   t.same(me.body, { error: { code: 'internal', message: 'Internal Server Error' } }, 'the generic 5xx body, no details')
@@ -154,10 +169,10 @@ t.test('the error handler: 5xx hidden, odd statuses treated as 5xx, secrets in n
 })
 
 t.test('during a graceful shutdown new requests get a 503 in the contract shape', async (t) => {
-  const g = await startTestApp(t, { SHUTDOWN_DRAIN_MS: '2000' })
+  const g = await startTestApp(t, { SHUTDOWN_DRAIN_MS: '1000' })
   const { username, password } = await g.register()
   const u = await g.login(username, password)
-  // two open sockets: the drain spreads their closing over the 2 s window, so shutdown takes a while
+  // two open sockets: the drain spreads their closing over the 1 s window, so shutdown takes a while
   const sockets = [0, 1].map(() => new WebSocket(g.wsUrl, { headers: { authorization: `Bearer ${u.token}` } }))
   t.teardown(() => sockets.forEach((ws) => ws.terminate()))
   await Promise.all(
@@ -170,10 +185,11 @@ t.test('during a graceful shutdown new requests get a 503 in the contract shape'
     ),
   )
   const closed = g.close()
-  await new Promise((r) => setTimeout(r, 200))
-  const r = await g.http('GET', '/health/live')
-  t.equal(r.status, 503, 'a request arriving while the gateway drains is refused with 503')
-  t.same(r.body, { error: { code: 'unavailable', message: 'The server is shutting down; retry shortly' } }, 'in the contract error shape')
+  // ask until the drain has begun (before it, the answer is a 200); a connection refused means the drain is over
+  let r: Awaited<ReturnType<typeof g.http>> | undefined
+  await until(async () => (r = await g.http('GET', '/health/live')).status !== 200, 3000, 'an answer other than 200 while draining')
+  t.equal(r!.status, 503, 'a request arriving while the gateway drains is refused with 503')
+  t.same(r!.body, { error: { code: 'unavailable', message: 'The server is shutting down; retry shortly' } }, 'in the contract error shape')
   await closed
 })
 
@@ -191,7 +207,7 @@ function rawHttp(port: number, request: string): Promise<string> {
 }
 
 t.test('requests the HTTP parser refuses get the contract error shape, and their raw bytes are not logged', async (t) => {
-  const g = await startTestApp(t, { LOG_LEVEL: 'trace' })
+  const g = await traced()
   const port = Number(new URL(g.baseUrl).port)
   const secret = 'raw-packet-bearer-secret-123'
   const bad = await rawHttp(
@@ -207,16 +223,17 @@ t.test('requests the HTTP parser refuses get the contract error shape, and their
   const big = await rawHttp(port, `GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)
   t.match(big, /^HTTP\/1\.1 431 /, 'headers too large → 431')
   t.match(big, /"code":"headers_too_large"/, 'in the contract shape')
-  await new Promise((r) => setTimeout(r, 100))
+  // the client-error handler logs (at debug) before it answers: by the time both answers arrived, it has logged
+  t.match(g.logs.text, /"code":"HPE_HEADER_OVERFLOW"/, 'the parser errors were logged (their code only)')
   t.notOk(g.logs.text.includes(secret), 'the raw request bytes (token, cookie) are not logged')
   t.notMatch(g.logs.text, /rawPacket/, 'not even as a byte array (the parser error carries the whole request)')
   t.equal((await g.http('GET', '/health/live')).status, 200, 'the server is fine')
 })
 
 t.test('under event-loop pressure the API sheds load but liveness and metrics still answer', async (t) => {
-  // a 1 s warm-up instead of 5 s: this app is already listening, the start-up stall it covers is over
-  const g = await startTestApp(t, { MAX_EVENT_LOOP_DELAY_MS: '5' }, { pressureWarmupMs: 1000 })
-  await sleep(1300) // past the start-up warm-up, during which pressure is ignored
+  // a 200 ms warm-up instead of 5 s: this app is already listening, the start-up stall it covers is over. No wait
+  // for its end: the loop below blocks until a request is shed (warm-up over), at most 8 times
+  const g = await startTestApp(t, { MAX_EVENT_LOOP_DELAY_MS: '5' }, { pressureWarmupMs: 200 })
   const seen = { live: [] as number[], metrics: [] as number[], api: [] as number[] }
   for (let i = 0; i < 8 && !seen.api.includes(503); i++) {
     const until = Date.now() + 400

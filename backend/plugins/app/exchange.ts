@@ -3,12 +3,11 @@
  * or at the in-process simulator in demo mode, where a demo user with simulator credentials is ensured.
  */
 import fp from 'fastify-plugin'
-import { LnmClient } from '../../exchange/client.ts'
+import { LnmClient, type LnmClientOptions } from '../../exchange/client.ts'
 import { LnmStream } from '../../exchange/stream.ts'
 import { demoAccounts, loadAccountsFile, startSimulator, type SimAccountInput, type Simulator } from '../../simulator/index.ts'
 import type { Source } from '../../schemas/ws-protocol.ts'
 import type { Log } from '../../logger.ts'
-import { hashPassword, verifyPassword } from '../../auth/passwords.ts'
 
 export const DEMO_LOGIN = { username: 'demo', password: 'demo' } as const
 /** not a scrypt hash: verifyPassword never accepts anything against it */
@@ -29,6 +28,9 @@ export interface SimulatorOptions {
   tickMs?: number
 }
 
+/** what a build may change in the exchange client (tests against a local simulator); defaults: the official policy */
+export type ExchangeClientOptions = Pick<LnmClientOptions, 'retry' | 'limits'>
+
 async function startDemoSimulator(port: number, host: string, admin: boolean, o: SimulatorOptions, log: Log): Promise<Simulator> {
   const opts = {
     host,
@@ -47,7 +49,7 @@ async function startDemoSimulator(port: number, host: string, admin: boolean, o:
 }
 
 export default fp(
-  async function exchange(app, opts: { simulator?: SimulatorOptions }) {
+  async function exchange(app, opts: { simulator?: SimulatorOptions; client?: ExchangeClientOptions }) {
     const { config } = app
     let simulator: Simulator | null = null
     let apiUrl = config.apiUrl
@@ -75,6 +77,7 @@ export default fp(
       metrics: app.metrics,
       logger: app.log.child({ module: 'exchange' }),
       breaker: { openMs: config.UPSTREAM_BREAKER_OPEN_MS, probeMs },
+      ...opts.client,
     })
     const stream = streamUrl ? new LnmStream({ url: streamUrl, metrics: app.metrics, logger: app.log.child({ module: 'stream' }) }) : null
     const network = config.mode === 'demo' ? 'demo' : config.LNM_NETWORK !== 'demo' ? config.LNM_NETWORK : 'custom'
@@ -109,7 +112,7 @@ export const demoBootstrap = fp(
       // live mode on a database that once ran in demo mode: the publicly known demo/demo login must not keep working
       app.addHook('onReady', async () => {
         const user = await app.prisma.user.findUnique({ where: { username: DEMO_LOGIN.username } })
-        if (!user || !(await verifyPassword(DEMO_LOGIN.password, user.passwordHash))) return
+        if (!user || !(await app.passwords.verify(DEMO_LOGIN.password, user.passwordHash))) return
         await app.prisma.$transaction([
           app.prisma.user.update({ where: { id: user.id }, data: { passwordHash: DISABLED_DEMO_HASH, tokensValidAfter: new Date() } }),
           app.prisma.refreshSession.updateMany({ where: { userId: user.id, revokedAt: null }, data: { revokedAt: new Date() } }),
@@ -125,11 +128,14 @@ export const demoBootstrap = fp(
       const account = app.exchange.simulator!.accounts.find((a) => a.username === 'demo') ?? app.exchange.simulator!.accounts[0]!
       let user = await app.prisma.user.findUnique({ where: { username: DEMO_LOGIN.username } })
       user ??= await app.prisma.user.create({
-        data: { username: DEMO_LOGIN.username, passwordHash: await hashPassword(DEMO_LOGIN.password) },
+        data: { username: DEMO_LOGIN.username, passwordHash: await app.passwords.hash(DEMO_LOGIN.password) },
       })
       // back in demo mode after a live run disabled it: the demo login works again
       if (user.passwordHash === DISABLED_DEMO_HASH) {
-        user = await app.prisma.user.update({ where: { id: user.id }, data: { passwordHash: await hashPassword(DEMO_LOGIN.password) } })
+        user = await app.prisma.user.update({
+          where: { id: user.id },
+          data: { passwordHash: await app.passwords.hash(DEMO_LOGIN.password) },
+        })
       }
       const stored = await app.vault.get(user.id).catch(() => null)
       if (!stored || stored.key !== account.key || stored.secret !== account.secret || stored.passphrase !== account.passphrase) {

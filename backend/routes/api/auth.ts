@@ -4,7 +4,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import Type from 'typebox'
-import { dummyPasswordHash, hashPassword, passwordProblems, verifyPassword } from '../../auth/passwords.ts'
+import { passwordProblems } from '../../auth/passwords.ts'
 import { randomUUID } from 'node:crypto'
 import { REFRESH_COOKIE, newRefreshToken, refreshSessionId, sha256hex } from '../../auth/tokens.ts'
 import cluster from 'node:cluster'
@@ -58,7 +58,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (r.count > config.AUTH_RATE_LIMIT_USER_PER_MIN) throw refuse('registration', r.ttlMs)
   }
   // the unknown-user path verifies against this hash: compute it now, so the first unknown login costs no more than a known one
-  void dummyPasswordHash()
+  void app.passwords.dummyHash()
 
   function setRefreshCookie(reply: FastifyReply, token: string, expiresAt: Date) {
     reply.setCookie(REFRESH_COOKIE, token, {
@@ -105,7 +105,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
         Array<{ n: number }>
       >`SELECT 1 AS n FROM users WHERE lower(username) = lower(${username}) LIMIT 1`
       if (clash.length > 0) throw httpError(409, 'username_taken', 'That username is taken')
-      const passwordHash = await hashPassword(password)
+      const passwordHash = await app.passwords.hash(password)
       try {
         const user = await app.prisma.user.create({ data: { username, passwordHash } })
         app.authn.audit('register', { userId: user.id, username, ip: request.ip })
@@ -130,7 +130,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // it never reaches the database, which would refuse some of those bytes with an error (a 500)
       const user = USERNAME_RE.test(username) ? await app.prisma.user.findUnique({ where: { username } }) : null
       // the same work and the same answer whether the user exists or not
-      const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyPasswordHash()))
+      const ok = await app.passwords.verify(password, user?.passwordHash ?? (await app.passwords.dummyHash()))
       if (!user || !ok) {
         app.authn.authFailed('bad_credentials')
         app.authn.audit('login_failed', { userId: user?.id ?? null, username, ip: request.ip })
@@ -265,7 +265,7 @@ export const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const user = await app.prisma.user.findUnique({ where: { id: request.userId } })
-      if (!user || !(await verifyPassword(request.body.password, user.passwordHash)))
+      if (!user || !(await app.passwords.verify(request.body.password, user.passwordHash)))
         throw httpError(401, 'invalid_credentials', 'Password is not correct')
       await app.prisma.user.delete({ where: { id: user.id } })
       app.authn.audit('user_deleted', { username: user.username, ip: request.ip })

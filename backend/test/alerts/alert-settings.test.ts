@@ -22,13 +22,20 @@ const settings = (over: Record<string, unknown> = {}) => ({
   ...over,
 })
 
+/**
+ * One gateway for the subtests that work with users of their own (the PUT rate limit is per user): the
+ * restart and PostgreSQL subtests build their own.
+ */
+let sharedApp: Promise<TestApp> | undefined
+const shared = () => (sharedApp ??= startTestApp(t))
+
 async function signedIn(g: TestApp) {
   const u = await g.register()
   return g.login(u.username, u.password)
 }
 
 t.test('defaults, round trip, versions, DELETE', async (t) => {
-  const g = await startTestApp(t)
+  const g = await shared()
   const u = await signedIn(g)
 
   const first = await g.http('GET', '/api/alerts', { token: u.token })
@@ -86,7 +93,7 @@ t.test('defaults, round trip, versions, DELETE', async (t) => {
 })
 
 t.test('validation: every bad field is refused with a sentence naming it, and nothing is stored', async (t) => {
-  const g = await startTestApp(t)
+  const g = await shared()
   const u = await signedIn(g)
   await g.http('PUT', '/api/alerts', { token: u.token, body: settings() })
   const level = { id: 'a', price: 100, direction: 'above' }
@@ -138,7 +145,7 @@ t.test('validation: every bad field is refused with a sentence naming it, and no
 })
 
 t.test('auth and isolation: no token → 401, each user sees and writes only their own settings', async (t) => {
-  const g = await startTestApp(t)
+  const g = await shared()
   t.equal((await g.http('GET', '/api/alerts')).status, 401, 'GET without a token')
   t.equal((await g.http('PUT', '/api/alerts', { body: settings() })).status, 401, 'PUT without a token')
   t.equal((await g.http('DELETE', '/api/alerts')).status, 401, 'DELETE without a token')
@@ -162,7 +169,7 @@ t.test('auth and isolation: no token → 401, each user sees and writes only the
 })
 
 t.test('PUT is rate-limited like other writes', async (t) => {
-  const g = await startTestApp(t)
+  const g = await shared()
   const u = await signedIn(g)
   const statuses: number[] = []
   for (let i = 0; i < 62; i++) statuses.push((await g.http('PUT', '/api/alerts', { token: u.token, body: settings() })).status)

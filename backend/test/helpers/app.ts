@@ -75,6 +75,13 @@ export interface TestApp {
   close(): Promise<void>
 }
 
+/**
+ * log2 of scrypt's N for the passwords of test apps: 2^8 (32 KiB, well under a millisecond) instead of production's
+ * 2^15 (32 MiB, tens of ms), which made every register and login the most expensive step of many tests. The
+ * production default and verification of other costs are proven in auth.test.ts.
+ */
+export const TEST_PASSWORD_HASH_COST = 8
+
 let seq = 0
 export const uniqueName = (prefix = 'u') => `${prefix}${process.pid}_${Date.now().toString(36)}_${seq++}`
 
@@ -113,7 +120,7 @@ export async function startTestApp(t: Tap, env: Record<string, string> = {}, opt
     ...env,
   })
   const logs = new LogCapture()
-  const app = await buildApp(config, { logStream: logs, ...opts })
+  const app = await buildApp(config, { logStream: logs, passwordHashCost: TEST_PASSWORD_HASH_COST, ...opts })
   try {
     await app.listen({ port: 0, host: '127.0.0.1' })
   } catch (err) {

@@ -12,8 +12,12 @@ import { startTestApp } from '../helpers/app.ts'
 import { spawnGateway } from '../helpers/process.ts'
 import { WsClient, until } from '../streaming/helpers.ts'
 
+/** one gateway for the close-code and caching subtests: neither needs fresh state */
+let sharedApp: ReturnType<typeof startTestApp> | undefined
+const shared = () => (sharedApp ??= startTestApp(t, { LOG_LEVEL: 'warn' }))
+
 t.test('close codes chosen by clients share one metric label', async (t) => {
-  const g = await startTestApp(t, { LOG_LEVEL: 'warn' })
+  const g = await shared()
   const u = await g.userWithCredentials(0)
   for (const code of [4321, 3999, 4999, 1000]) {
     const c = await WsClient.authed(g.wsUrl, u.token)
@@ -32,7 +36,7 @@ t.test('close codes chosen by clients share one metric label', async (t) => {
 })
 
 t.test('index.html is revalidated; hashed assets are cached for good', async (t) => {
-  const g = await startTestApp(t, { LOG_LEVEL: 'warn' })
+  const g = await shared()
   for (const path of ['/', '/index.html', '/positions/some-deep-link']) {
     const r = await fetch(g.baseUrl + path)
     await r.text()

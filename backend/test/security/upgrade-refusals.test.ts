@@ -11,6 +11,7 @@ import WebSocket from 'ws'
 import { startTestApp } from '../helpers/app.ts'
 import { seedPGliteDataDir } from '../helpers/db.ts'
 import { freePort, spawnGateway } from '../helpers/process.ts'
+import { until } from '../streaming/helpers.ts'
 
 /** a raw upgrade request; resolves with the status line and whether the server closed the socket within `ms` */
 function rawUpgrade(
@@ -51,7 +52,7 @@ t.test('during the SIGTERM drain a reconnecting client is answered and the proce
   // an already-migrated embedded database: migrating a fresh one takes minutes on a loaded 2-core machine
   await seedPGliteDataDir(dataDir)
   const port = await freePort()
-  const g = spawnGateway({ DATA_DIR: dataDir, PORT: String(port), SIM_PORT: '0', SHUTDOWN_DRAIN_MS: '3000' })
+  const g = spawnGateway({ DATA_DIR: dataDir, PORT: String(port), SIM_PORT: '0', SHUTDOWN_DRAIN_MS: '1500' })
   t.teardown(() => g.kill('SIGKILL'))
   await g.waitFor(/listening on/, 120_000)
   const login = await fetch(`http://127.0.0.1:${port}/api/auth/login`, {
@@ -60,7 +61,7 @@ t.test('during the SIGTERM drain a reconnecting client is answered and the proce
     body: JSON.stringify({ username: 'demo', password: 'demo' }),
   })
   const { accessToken } = (await login.json()) as { accessToken: string }
-  // three open sockets: the drain closes them one per second over SHUTDOWN_DRAIN_MS, and the client reconnects meanwhile
+  // three open sockets: the drain spreads their closing over SHUTDOWN_DRAIN_MS (1.5 s), and the client reconnects meanwhile
   const sockets = [0, 1, 2].map(() => new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { authorization: `Bearer ${accessToken}` } }))
   await Promise.all(
     sockets.map(
@@ -73,19 +74,19 @@ t.test('during the SIGTERM drain a reconnecting client is answered and the proce
   )
   t.teardown(() => sockets.forEach((ws) => ws.terminate()))
   g.kill('SIGTERM')
-  // wait (bounded) until the server refuses new requests: the drain has begun
-  const deadline = Date.now() + 5000
-  let refused: Awaited<ReturnType<typeof rawUpgrade>> | null = null
-  while (Date.now() < deadline) {
-    const r = await rawUpgrade(port, 1500).catch(() => null)
-    if (r === null) break // listener already closed: too late to observe the drain
-    if (r.status === 503) {
-      refused = r
-      break
-    }
-    r.socket.destroy()
-    await new Promise((res) => setTimeout(res, 50))
-  }
+  // ask until the server refuses new upgrades (the drain has begun) or no longer listens (too late to observe it)
+  let refused = null as Awaited<ReturnType<typeof rawUpgrade>> | null
+  await until(
+    async () => {
+      const r = await rawUpgrade(port, 1500).catch(() => null)
+      if (r === null) return true
+      if (r.status === 503) refused = r
+      else r.socket.destroy()
+      return refused !== null
+    },
+    5000,
+    { what: 'an upgrade answered 503 during the drain', stepMs: 50 },
+  )
   t.ok(refused, 'an upgrade during the drain is answered (503)')
   t.equal(refused?.closed, true, 'and its socket is closed by the server within 1.5 s')
   const exit = await g.exited
@@ -94,10 +95,10 @@ t.test('during the SIGTERM drain a reconnecting client is answered and the proce
 })
 
 t.test('under pressure a refused upgrade is answered 503 and its socket closed', async (t) => {
-  // a 1 s warm-up instead of 5 s: this app is already listening, the start-up stall it covers is over
-  const g = await startTestApp(t, { LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: '50' }, { pressureWarmupMs: 1000 })
+  // a 200 ms warm-up instead of 5 s: this app is already listening, the start-up stall it covers is over
+  const g = await startTestApp(t, { LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: '50' }, { pressureWarmupMs: 200 })
   const port = (g.app.server.address() as { port: number }).port
-  // the gateway ignores pressure for 1 s after start (warm-up): wait it out, bounded
+  // the gateway ignores pressure for 200 ms after start (warm-up): stall until an upgrade is refused, bounded
   const warm = Date.now() + 4000
   let r: Awaited<ReturnType<typeof rawUpgrade>> | null = null
   while (Date.now() < warm) {

@@ -3,6 +3,7 @@
  * and faults, and counts the requests the exchange sees).
  */
 import { startSimulator, type SimAccountInput, type Simulator, type SimulatorOptions } from '../../simulator/index.ts'
+import type { BuildOptions } from '../../app.ts'
 import { startTestApp, testAccounts, type TestApp, type TestUser } from '../helpers/app.ts'
 
 type Tap = { teardown(fn: () => unknown): void }
@@ -21,7 +22,7 @@ export const ACCOUNT_PATHS = ['/v3/account', '/v3/futures/isolated/trades/runnin
 
 export async function liveGateway(
   t: Tap,
-  o: { accounts?: SimAccountInput[]; env?: Record<string, string>; sim?: SimulatorOptions } = {},
+  o: { accounts?: SimAccountInput[]; env?: Record<string, string>; sim?: SimulatorOptions; build?: BuildOptions } = {},
 ): Promise<LiveGateway> {
   const accounts = o.accounts ?? testAccounts(5)
   const sim = await startSimulator({
@@ -33,7 +34,7 @@ export async function liveGateway(
     ...o.sim,
   })
   t.teardown(() => sim.close())
-  const g = await startTestApp(t, { LNM_API_URL: sim.url, LNM_STREAM_URL: sim.streamUrl, SHUTDOWN_DRAIN_MS: '100', ...o.env })
+  const g = await startTestApp(t, { LNM_API_URL: sim.url, LNM_STREAM_URL: sim.streamUrl, SHUTDOWN_DRAIN_MS: '100', ...o.env }, o.build)
   return {
     g,
     sim,
