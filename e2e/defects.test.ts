@@ -4,7 +4,6 @@
  * without STALE flicker, one age per channel, the alert naming what is stale, the main-thread cost of
  * being live, the phone layout, the OS theme, keyboard order, and axe-core in every state.
  */
-import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { Browser, Page, WebSocketRoute } from 'playwright-core'
 import {
@@ -232,7 +231,8 @@ t.test('desktop 1440: live cost, silent socket, POLLING without flicker, exchang
           if (m) maxCountdown = Math.max(maxCountdown, Number(m[1]))
           const stale = Array.from(document.querySelectorAll('[data-stale="true"]')).map((e) => (e as HTMLElement).dataset.testid ?? '?')
           if (stale.length) staleSeen = stale
-          await sleep(250)
+          // runs in the page (sent as source text): the browser's timer, not node:timers/promises
+          await new Promise((r) => setTimeout(r, 250))
         }
         return { maxCountdown, staleSeen, samples }
       },

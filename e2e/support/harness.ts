@@ -26,8 +26,15 @@ export function e2eEnv(): E2EEnv {
 export const DESKTOP = { width: 1440, height: 900 }
 export const PHONE = { width: 390, height: 844 }
 
+/**
+ * The suites run under tsx (scripts/tap-tsx.mjs), whose esbuild transform keeps function names by wrapping named
+ * functions in a `__name(fn, "name")` helper. A function given to `page.evaluate` / `waitForFunction` is sent to the
+ * page as source text, helper call included, so every page gets the same helper (it only names the function).
+ */
+const KEEP_NAMES_HELPER = `globalThis.__name ??= (fn, name) => Object.defineProperty(fn, 'name', { value: name, configurable: true })`
+
 export async function launch(): Promise<Browser> {
-  return chromium.launch({
+  const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
     args: [
       '--headless',
@@ -40,6 +47,13 @@ export async function launch(): Promise<Browser> {
       '--disable-quic',
     ],
   })
+  const newContext = browser.newContext.bind(browser)
+  browser.newContext = async (options) => {
+    const context = await newContext(options)
+    await context.addInitScript({ content: KEEP_NAMES_HELPER })
+    return context
+  }
+  return browser
 }
 
 export async function newPage(
