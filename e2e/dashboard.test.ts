@@ -283,7 +283,9 @@ t.test('a new user: register, then the API-key form and its errors', async (t) =
   await page.getByTestId('auth-submit').click()
   const form = page.getByTestId('panel-credentials')
   await form.locator('input[name="apiKey"]').waitFor({ timeout: 20_000 })
-  t.match(await form.innerText(), /read-only/, 'the form recommends a read-only key')
+  // the panel can mount twice right after sign-up (briefly "Loading…" again): read the hint once it is there
+  await form.locator('.hint').waitFor({ timeout: 10_000 })
+  t.match(await form.locator('.hint').innerText(), /read-only/, 'the form recommends a read-only key')
   await form.locator('input[name="apiKey"]').fill('not-a-real-key-123')
   await form.locator('input[name="apiSecret"]').fill('not-a-real-secret-456')
   await form.locator('input[name="passphrase"]').fill('nope')
