@@ -4,7 +4,7 @@
  * again and again, to show it gives the same result every time. Each run is a fresh `tap` process; its
  * summary (`# { total, pass, fail, skip }`), its wall time and the names of failing files are recorded.
  * Prints one line per run and a verdict; exits 1 when any run failed or a run's counts differ from the
- * first one's. `--out` writes the runs as JSON.
+ * first one's. `--out` writes the runs as JSON (after every run, so an interrupted loop keeps what it did).
  *
  *   npm run test:repeat -- --runs 20                      # the whole suite, 20 times
  *   npm run test:repeat -- --runs 20 backend/test/streaming/private-push.test.ts
@@ -50,9 +50,15 @@ function runOnce() {
 }
 
 const results = []
+const started = new Date().toISOString()
+/** written after every run, so an interrupted loop keeps the runs it made */
+const save = () =>
+  out &&
+  writeFileSync(out, JSON.stringify({ kind: 'lnm-gateway test:repeat', at: started, runsAsked: runs, tapArgs, runs: results }, null, 2))
 for (let i = 1; i <= runs; i++) {
   const r = await runOnce()
   results.push(r)
+  save()
   const c = r.counts
   process.stdout.write(
     `run ${String(i).padStart(2)}/${runs}: exit ${r.code}, ${c.total ?? '?'} assertions, ${c.pass ?? '?'} pass, ${c.fail ?? 0} fail, ` +
