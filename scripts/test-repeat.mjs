@@ -44,7 +44,10 @@ function runOnce() {
       const counts = {}
       if (m) for (const [, k, v] of m[1].matchAll(/(\w+): (\d+)/g)) counts[k] = Number(v)
       const failedFiles = [...text.matchAll(/^not ok \d+ - (\S+)/gm)].map((x) => x[1])
-      resolve({ code, wallS: (Date.now() - t0) / 1000, counts, failedFiles, tail: code === 0 ? undefined : text.slice(-4000) })
+      // every failed assertion with the lines that explain it (its YAML block)
+      const lines = text.split('\n')
+      const failures = lines.flatMap((l, i) => (/^\s*not ok /.test(l) ? [lines.slice(i, i + 25).join('\n')] : [])).slice(0, 20)
+      resolve({ code, wallS: (Date.now() - t0) / 1000, counts, failedFiles, ...(code === 0 ? {} : { failures }) })
     })
   })
 }
