@@ -10,34 +10,7 @@ import { fallbackPollMs, pollCountdownSeconds } from '../src/lib/frame-policy.ts
 import { channelAgeMs, joinNames } from '../src/lib/channel-age.ts'
 import { staleNote, thresholdProblem } from '../src/features/dashboard/alerts/liquidation-alert.tsx'
 import type { DashboardResponse } from '../../backend/schemas/ws-protocol.ts'
-
-class FakeSocket {
-  static instances: FakeSocket[] = []
-  readyState = 0
-  sent: Array<Record<string, unknown>> = []
-  onopen: (() => void) | null = null
-  onmessage: ((ev: { data: string }) => void) | null = null
-  onclose: ((ev: { code: number; reason: string }) => void) | null = null
-  onerror: (() => void) | null = null
-  closedWith: number | null = null
-  constructor(readonly url: string) {
-    FakeSocket.instances.push(this)
-  }
-  send(data: string) {
-    this.sent.push(JSON.parse(data) as Record<string, unknown>)
-  }
-  close(code: number) {
-    this.closedWith = code
-    this.readyState = 3
-  }
-  open() {
-    this.readyState = 1
-    this.onopen?.()
-  }
-  receive(frame: unknown) {
-    this.onmessage?.({ data: JSON.stringify(frame) })
-  }
-}
+import { FakeWebSocket } from './support/fakes.ts'
 
 function body(now: number, seq: number, staleAfterMs: number): DashboardResponse {
   return {
@@ -87,7 +60,7 @@ t.test('one age per channel; names of stale parts; threshold validation', async 
 })
 
 t.test('a socket that is open but silent leaves LIVE within seconds, polls over HTTP, and comes back', async (t) => {
-  FakeSocket.instances = []
+  FakeWebSocket.instances = []
   let clock = 1_000_000
   let polls = 0
   const client = new RealtimeClient({
@@ -96,7 +69,7 @@ t.test('a socket that is open but silent leaves LIVE within seconds, polls over 
     refreshToken: async () => 'tok',
     fetchDashboard: async (): Promise<DashboardFetchResult> => ({ kind: 'ok', body: body(clock, ++polls, 10_000) }),
     onTerminal: () => {},
-    WebSocketImpl: FakeSocket as unknown as typeof WebSocket,
+    WebSocketImpl: FakeWebSocket as unknown as typeof WebSocket,
     now: () => clock,
     isOnline: () => true,
     events: null,
@@ -105,7 +78,7 @@ t.test('a socket that is open but silent leaves LIVE within seconds, polls over 
   t.teardown(() => client.stop())
   client.start()
   await sleep(0)
-  const ws = FakeSocket.instances[0]!
+  const ws = FakeWebSocket.instances[0]!
   ws.open()
   ws.receive({
     type: 'connection',
@@ -147,6 +120,6 @@ t.test('a socket that is open but silent leaves LIVE within seconds, polls over 
   t.equal(client.getState().nextPollAt, null, 'and stops the fallback polling')
   // silent again, long enough: the socket is replaced
   tickFor(16_000)
-  t.equal(ws.closedWith, 4000, 'a socket silent past the pong timeout is dropped')
+  t.equal(ws.closedWith?.code, 4000, 'a socket silent past the pong timeout is dropped')
   t.ok(['polling', 'reconnecting'].includes(client.getState().transport), `then the page polls/reconnects (${client.getState().transport})`)
 })

@@ -6,31 +6,13 @@
 import { mock } from 'node:test'
 import t from 'tap'
 import { FallbackPoller, type DashboardFetchResult, type PollOutcome } from '../src/lib/fallback-poller.ts'
-import type { DashboardResponse } from '../../backend/schemas/ws-protocol.ts'
+import { dashboardBody } from './support/fakes.ts'
 
 const T0 = 1_800_000_000_000
 const PERIOD = 15_000
 
-function body(seq: number): DashboardResponse {
-  const now = Date.now()
-  return {
-    account: { username: 'demo', balance: 1000 + seq, syntheticUsdBalance: 0, feeTier: 1, equity: 1000 + seq },
-    positions: null,
-    ticker: null,
-    cross: null,
-    history: null,
-    meta: {
-      serverTime: now,
-      source: 'simulator',
-      staleAfterMs: 30_000,
-      upstream: 'ok',
-      lastSuccessTs: now,
-      reason: null,
-      hasCredentials: true,
-      channels: { account: { epoch: 1, seq, sourceTs: now - 100, stale: false } },
-    },
-  }
-}
+/** a body at the fake clock's time */
+const body = (seq: number) => dashboardBody(Date.now(), seq)
 
 interface Harness {
   poller: FallbackPoller

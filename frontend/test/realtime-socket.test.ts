@@ -6,6 +6,7 @@
 import { mock } from 'node:test'
 import t from 'tap'
 import { RealtimeSocket, type Heartbeat, type SocketOptions } from '../src/lib/realtime-socket.ts'
+import { FakeWebSocket } from './support/fakes.ts'
 import {
   BACKOFF_BASE_MS,
   BACKOFF_CAP_MS,
@@ -17,50 +18,6 @@ import {
 
 const URL = 'wss://gateway.example/ws'
 const T0 = 1_800_000_000_000
-
-class FakeWebSocket {
-  static instances: FakeWebSocket[] = []
-  readyState = 0
-  sent: Array<Record<string, unknown>> = []
-  closedWith: { code: number; reason: string } | null = null
-  onopen: (() => void) | null = null
-  onmessage: ((ev: { data: string }) => void) | null = null
-  onclose: ((ev: { code: number; reason: string }) => void) | null = null
-  onerror: (() => void) | null = null
-  constructor(readonly url: string) {
-    FakeWebSocket.instances.push(this)
-  }
-  send(data: string) {
-    this.sent.push(JSON.parse(data) as Record<string, unknown>)
-  }
-  close(code: number, reason: string) {
-    this.closedWith = { code, reason }
-    this.readyState = 3
-  }
-  // the server's side
-  open() {
-    this.readyState = 1
-    this.onopen?.()
-  }
-  receive(frame: unknown) {
-    this.onmessage?.({ data: JSON.stringify(frame) })
-  }
-  accept() {
-    this.receive({
-      type: 'connection',
-      connectionId: 'c',
-      userId: 'u',
-      serverTime: Date.now(),
-      heartbeatMs: 25_000,
-      protocol: 1,
-      source: 'simulator',
-    })
-  }
-  serverClose(code: number, reason = '') {
-    this.readyState = 3
-    this.onclose?.({ code, reason })
-  }
-}
 
 interface Harness {
   socket: RealtimeSocket

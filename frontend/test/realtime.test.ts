@@ -8,7 +8,8 @@ import t from 'tap'
 import { backoffDelay, isNewer, isTerminalCloseCode, isTokenExpiredCode, judgeFrame, terminalReason } from '../src/lib/frame-policy.ts'
 import { RealtimeClient, type DashboardFetchResult } from '../src/lib/realtime-client.ts'
 import { estimatePl, liquidationDistancePct, sortRows, toRows, DEFAULT_SORT } from '../src/features/dashboard/positions/position-math.ts'
-import type { DashboardResponse, FuturesTrade } from '../../backend/schemas/ws-protocol.ts'
+import type { FuturesTrade } from '../../backend/schemas/ws-protocol.ts'
+import { FakeWebSocket, dashboardBody } from './support/fakes.ts'
 
 t.test('positions arithmetic (LN Markets inverse futures)', async (t) => {
   t.equal(Math.round(estimatePl('long', 1_000, 50_000, 100_000)), 1_000_000, 'long: quantity·(1/entry − 1/price)·1e8 sats')
@@ -134,68 +135,16 @@ t.test('close codes', async (t) => {
 
 // ---------- the client against a fake WebSocket ----------
 
-class FakeSocket {
-  static instances: FakeSocket[] = []
-  readyState = 0
-  sent: Array<Record<string, unknown>> = []
-  closedWith: number | null = null
-  onopen: (() => void) | null = null
-  onmessage: ((ev: { data: string }) => void) | null = null
-  onclose: ((ev: { code: number; reason: string }) => void) | null = null
-  onerror: (() => void) | null = null
-  constructor(readonly url: string) {
-    FakeSocket.instances.push(this)
-  }
-  send(data: string) {
-    this.sent.push(JSON.parse(data) as Record<string, unknown>)
-  }
-  close(code: number) {
-    this.closedWith = code
-    this.readyState = 3
-  }
-  open() {
-    this.readyState = 1
-    this.onopen?.()
-  }
-  receive(frame: unknown) {
-    this.onmessage?.({ data: JSON.stringify(frame) })
-  }
-  serverClose(code: number, reason = '') {
-    this.readyState = 3
-    this.onclose?.({ code, reason })
-  }
-}
-
-function dashboard(now: number, seq: number): DashboardResponse {
-  return {
-    account: { username: 'demo', balance: 1000 + seq, syntheticUsdBalance: 0, feeTier: 1, equity: 1000 + seq },
-    positions: null,
-    ticker: null,
-    cross: null,
-    history: null,
-    meta: {
-      serverTime: now,
-      source: 'simulator',
-      staleAfterMs: 30_000,
-      upstream: 'ok',
-      lastSuccessTs: now,
-      reason: null,
-      hasCredentials: true,
-      channels: { account: { epoch: 1, seq, sourceTs: now - 100, stale: false } },
-    },
-  }
-}
-
 function makeClient(t: { teardown: (fn: () => void) => void }, onTerminal: (code: number, reason: string) => void = () => {}) {
-  FakeSocket.instances = []
+  FakeWebSocket.instances = []
   let polls = 0
   const client = new RealtimeClient({
     url: 'ws://gateway/ws',
     getToken: () => 'token-1',
     refreshToken: async () => 'token-2',
-    fetchDashboard: async (): Promise<DashboardFetchResult> => ({ kind: 'ok', body: dashboard(Date.now(), ++polls) }),
+    fetchDashboard: async (): Promise<DashboardFetchResult> => ({ kind: 'ok', body: dashboardBody(Date.now(), ++polls) }),
     onTerminal,
-    WebSocketImpl: FakeSocket as unknown as typeof WebSocket,
+    WebSocketImpl: FakeWebSocket as unknown as typeof WebSocket,
     random: () => 0.5,
     isOnline: () => true,
     events: null,
@@ -210,7 +159,7 @@ const tick = () => setImmediate()
 t.test('client: auth message first, LIVE on connection, frames filtered', async (t) => {
   const { client } = makeClient(t)
   client.start()
-  const ws = FakeSocket.instances[0]!
+  const ws = FakeWebSocket.instances[0]!
   ws.open()
   t.same(ws.sent[0]?.type, 'auth', 'the first message is auth')
   t.equal(ws.sent[0]?.token, 'token-1', 'carrying the access token (never in the URL)')
@@ -256,7 +205,7 @@ t.test('client: auth message first, LIVE on connection, frames filtered', async 
     { type: 'auth', request_id: ws.sent.at(-1)?.request_id, token: 'token-2' },
     'a refreshed token is sent in-band on the same socket',
   )
-  t.equal(FakeSocket.instances.length, 1, 'still one socket')
+  t.equal(FakeWebSocket.instances.length, 1, 'still one socket')
 })
 
 t.test('client: a dropped socket polls over HTTP and reconnects; a terminal code does not', async (t) => {
@@ -267,7 +216,7 @@ t.test('client: a dropped socket polls over HTTP and reconnects; a terminal code
   client.start()
   await tick()
   const first = polls()
-  const ws = FakeSocket.instances[0]!
+  const ws = FakeWebSocket.instances[0]!
   ws.open()
   ws.receive({
     type: 'connection',
@@ -289,8 +238,8 @@ t.test('client: a dropped socket polls over HTTP and reconnects; a terminal code
   )
   t.ok(s.nextReconnectAt !== null && s.nextReconnectAt - Date.now() <= 30_000, 'a reconnect is scheduled within the cap')
   client.resync('online')
-  t.equal(FakeSocket.instances.length, 2, 'resync (online/focus/wake) reconnects at once instead of waiting out the backoff')
-  const ws2 = FakeSocket.instances[1]!
+  t.equal(FakeWebSocket.instances.length, 2, 'resync (online/focus/wake) reconnects at once instead of waiting out the backoff')
+  const ws2 = FakeWebSocket.instances[1]!
   ws2.open()
   ws2.receive({
     type: 'connection',
@@ -313,14 +262,14 @@ t.test('client: a dropped socket polls over HTTP and reconnects; a terminal code
   const pollsAtClose = polls()
   mock.timers.tick(60_000) // proves no reconnect and no poll within 60 s (twice the 30 s backoff cap) of a terminal close
   await tick()
-  t.equal(FakeSocket.instances.length, 2, 'no reconnect after a terminal close code')
+  t.equal(FakeWebSocket.instances.length, 2, 'no reconnect after a terminal close code')
   t.equal(polls(), pollsAtClose, 'and no HTTP polling either')
 })
 
 t.test('client: a fresh frame renews the age of exactly the version shown', async (t) => {
   const { client } = makeClient(t)
   client.start()
-  const ws = FakeSocket.instances[0]!
+  const ws = FakeWebSocket.instances[0]!
   ws.open()
   ws.receive({
     type: 'connection',
