@@ -49,7 +49,6 @@ const log = (s: string) => process.stderr.write(`${new Date().toISOString().slic
 function createDatabase(): Promise<RunDatabase> {
   return createRunDatabase({
     given: args.get('database-url'),
-    admin: process.env.STRESS_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
     prefix: 'lnm_stress',
     why: `${N} connections need ${gwWorkers} gateway processes (fd limit ${fd.hard} per process), which share a PostgreSQL database`,
   })

@@ -195,7 +195,6 @@ async function main(): Promise<void> {
             try {
               db = await createRunDatabase({
                 given: args.get('database-url'),
-                admin: process.env.STRESS_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
                 prefix: 'lnm_bench',
                 why: `the gateway with WORKERS=${gatewayWorkers} shares one PostgreSQL database`,
               })

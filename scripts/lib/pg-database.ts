@@ -9,6 +9,9 @@ export interface RunDatabase {
   drop: () => Promise<void>
 }
 
+/** the local server's admin database, where throw-away databases are created (STRESS_PG_ADMIN_URL overrides) */
+export const defaultAdminUrl = (): string => process.env.STRESS_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+
 /** the server's admin URL with any password hidden, for messages */
 export const redactAdmin = (url: string): string => url.replace(/\/\/[^@]*@/, '//…@')
 
@@ -18,30 +21,32 @@ export const redactAdmin = (url: string): string => url.replace(/\/\/[^@]*@/, '/
  */
 export async function createRunDatabase(o: {
   given?: string | undefined
-  admin: string
+  /** default: defaultAdminUrl() */
+  admin?: string
   prefix: string
   why: string
 }): Promise<RunDatabase> {
   if (o.given) return { url: o.given, drop: async () => {} }
+  const admin = o.admin ?? defaultAdminUrl()
   const name = `${o.prefix}_${process.pid}_${Date.now().toString(36)}`
-  const c = new pg.Client({ connectionString: o.admin })
+  const c = new pg.Client({ connectionString: admin })
   try {
     await c.connect()
     await c.query(`CREATE DATABASE ${name}`)
   } catch (e) {
     throw new Error(
-      `${o.why}: could not create a database at ${redactAdmin(o.admin)} (${(e as Error).message}). Pass --database-url postgres://… or set STRESS_PG_ADMIN_URL.`,
+      `${o.why}: could not create a database at ${redactAdmin(admin)} (${(e as Error).message}). Pass --database-url postgres://… or set STRESS_PG_ADMIN_URL.`,
       { cause: e },
     )
   } finally {
     await c.end().catch(() => {})
   }
-  const u = new URL(o.admin)
+  const u = new URL(admin)
   u.pathname = `/${name}`
   return {
     url: u.toString(),
     drop: async () => {
-      const d = new pg.Client({ connectionString: o.admin })
+      const d = new pg.Client({ connectionString: admin })
       try {
         await d.connect()
         await d.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
