@@ -164,15 +164,7 @@ t.test('client: auth message first, LIVE on connection, frames filtered', async 
   t.same(ws.sent[0]?.type, 'auth', 'the first message is auth')
   t.equal(ws.sent[0]?.token, 'token-1', 'carrying the access token (never in the URL)')
   t.notMatch(ws.url, /token/, 'the URL holds no token')
-  ws.receive({
-    type: 'connection',
-    connectionId: 'c',
-    userId: 'u',
-    serverTime: Date.now(),
-    heartbeatMs: 25_000,
-    protocol: 1,
-    source: 'simulator',
-  })
+  ws.accept()
   t.equal(client.getState().transport, 'live', 'LIVE once the server confirms the connection')
   const t0 = Date.now()
   const frame = (seq: number, ageMs: number) => ({
@@ -218,15 +210,7 @@ t.test('client: a dropped socket polls over HTTP and reconnects; a terminal code
   const first = polls()
   const ws = FakeWebSocket.instances[0]!
   ws.open()
-  ws.receive({
-    type: 'connection',
-    connectionId: 'c',
-    userId: 'u',
-    serverTime: Date.now(),
-    heartbeatMs: 25_000,
-    protocol: 1,
-    source: 'simulator',
-  })
+  ws.accept()
   ws.serverClose(1006)
   await tick()
   t.ok(polls() > first, 'the HTTP fallback polls at once when the socket drops')
@@ -271,15 +255,7 @@ t.test('client: a fresh frame renews the age of exactly the version shown', asyn
   client.start()
   const ws = FakeWebSocket.instances[0]!
   ws.open()
-  ws.receive({
-    type: 'connection',
-    connectionId: 'c',
-    userId: 'u',
-    serverTime: Date.now(),
-    heartbeatMs: 25_000,
-    protocol: 1,
-    source: 'simulator',
-  })
+  ws.accept()
   const t0 = Date.now()
   ws.receive({
     type: 'data_update',
