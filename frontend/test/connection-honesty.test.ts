@@ -9,26 +9,10 @@ import { RealtimeClient, type DashboardFetchResult } from '../src/lib/realtime-c
 import { fallbackPollMs, pollCountdownSeconds } from '../src/lib/frame-policy.ts'
 import { channelAgeMs, joinNames } from '../src/lib/channel-age.ts'
 import { staleNote, thresholdProblem } from '../src/features/dashboard/alerts/liquidation-alert.tsx'
-import type { DashboardResponse } from '../../backend/schemas/ws-protocol.ts'
-import { FakeWebSocket } from './support/fakes.ts'
+import { FakeWebSocket, dashboardBody } from './support/fakes.ts'
 
-function body(now: number, seq: number, staleAfterMs: number): DashboardResponse {
-  return {
-    account: { username: 'demo', balance: 1000 + seq, syntheticUsdBalance: 0, feeTier: 1 },
-    positions: null,
-    ticker: null,
-    meta: {
-      serverTime: now,
-      source: 'simulator',
-      staleAfterMs,
-      upstream: 'ok',
-      lastSuccessTs: now,
-      reason: null,
-      hasCredentials: true,
-      channels: { account: { epoch: 1, seq, sourceTs: now - 1_000, stale: false } },
-    },
-  } as DashboardResponse
-}
+/** a body whose account data is 1 s old at the source, with the server's stale limit `staleAfterMs` */
+const body = (now: number, seq: number, staleAfterMs: number) => dashboardBody(now, seq, { staleAfterMs, sourceAgeMs: 1_000 })
 
 t.test('fallback period: at most half the stale limit; countdown never above the period', async (t) => {
   t.equal(fallbackPollMs(30_000, 30_000), 15_000, 'poll 30 s with stale 30 s would turn data STALE before each poll: 15 s instead')

@@ -52,8 +52,15 @@ export class FakeWebSocket {
   }
 }
 
-/** a /api/dashboard body at server time `now` whose account channel is at `seq` (fresh, 100 ms old at the source) */
-export function dashboardBody(now: number, seq: number): DashboardResponse {
+/**
+ * A /api/dashboard body at server time `now` whose account channel is at `seq`: fresh, `sourceAgeMs` old at the
+ * source (default 100 ms), with the server's stale limit `staleAfterMs` (default 30 s).
+ */
+export function dashboardBody(
+  now: number,
+  seq: number,
+  { staleAfterMs = 30_000, sourceAgeMs = 100 }: { staleAfterMs?: number; sourceAgeMs?: number } = {},
+): DashboardResponse {
   return {
     account: { username: 'demo', balance: 1000 + seq, syntheticUsdBalance: 0, feeTier: 1, equity: 1000 + seq },
     positions: null,
@@ -63,12 +70,12 @@ export function dashboardBody(now: number, seq: number): DashboardResponse {
     meta: {
       serverTime: now,
       source: 'simulator',
-      staleAfterMs: 30_000,
+      staleAfterMs,
       upstream: 'ok',
       lastSuccessTs: now,
       reason: null,
       hasCredentials: true,
-      channels: { account: { epoch: 1, seq, sourceTs: now - 100, stale: false } },
+      channels: { account: { epoch: 1, seq, sourceTs: now - sourceAgeMs, stale: false } },
     },
   }
 }
