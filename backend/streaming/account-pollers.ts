@@ -65,6 +65,8 @@ class AccountPoller {
   polls = 0
   /** channels (bits by POLLED index) the next poll must fetch whatever their cadence */
   forced = 0
+  /** channels (bits by POLLED index) an exchange push was applied to since the round in flight started */
+  pushedDuringRound = 0
   /** the account's private stream is up: poll at pushIntervalMs */
   pushHealthy = false
   /** undefined: not loaded yet; null: the user has none */
@@ -371,6 +373,7 @@ export class AccountPollers {
       const due = this.dueChannels(p, targeted)
       if (!targeted) p.polls++
       for (const i of due) p.forced &= ~(1 << i)
+      p.pushedDuringRound = 0
       const creds = p.creds
       const results = await Promise.allSettled(due.map((i) => stamp(this.o.source[POLLED[i]!]!(creds, opts) as Promise<unknown>)))
       if (gen !== p.gen) return
@@ -389,6 +392,12 @@ export class AccountPollers {
           continue
         }
         ok++
+        if (p.pushedDuringRound & (1 << i)) {
+          // an exchange push was applied while this answer was on its way: the answer may predate the event and
+          // must not undo it; a round of its own right after this one reads the channel again
+          p.forced |= 1 << i
+          continue
+        }
         p.data[i] = r.value.value
         p.lastTs[i] = r.value.at
         if (r.value.at > ts) ts = r.value.at
@@ -577,6 +586,7 @@ export class AccountPollers {
     if (next === null) return false
     p.data[i] = next
     p.lastTs[i] = this.o.now()
+    if (p.controller) p.pushedDuringRound |= 1 << i
     this.publishChanges(p, 1 << i)
     return true
   }

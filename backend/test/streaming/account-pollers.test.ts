@@ -6,12 +6,16 @@ import t from 'tap'
 import { AccountPollers } from '../../streaming/account-pollers.ts'
 import { CONTROL_TOPIC, InProcessBus, accountTopic, type UpstreamEvent } from '../../streaming/bus.ts'
 import type { AccountSource, Credentials } from '../../streaming/sources.ts'
-import { sleep, until } from './helpers.ts'
+import { sleep, trade, until } from './helpers.ts'
+import type { FuturesTrade } from '../../schemas/ws-protocol.ts'
 
 class FakeExchange implements AccountSource {
   calls: Array<{ what: string; key: string; at: number }> = []
   fail: null | { kind: string; retryAfterMs?: number } = null
   balance = 100
+  running: FuturesTrade[] = []
+  /** while set, positions answers wait for it (with the data as of the call) */
+  gate: Promise<void> | null = null
   async account(creds: Credentials) {
     this.calls.push({ what: 'account', key: creds.key, at: Date.now() })
     await sleep(2)
@@ -20,9 +24,11 @@ class FakeExchange implements AccountSource {
   }
   async positions(creds: Credentials) {
     this.calls.push({ what: 'positions', key: creds.key, at: Date.now() })
+    const running = [...this.running] // the exchange's state when the request reached it
     await sleep(2)
+    if (this.gate) await this.gate
     if (this.fail) throw Object.assign(new Error('fail'), this.fail)
-    return { running: [], open: [], totals: { margin: 0, pl: 0, quantity: 0, count: 0 } }
+    return { running, open: [], totals: { margin: 0, pl: 0, quantity: running.length, count: running.length } }
   }
 }
 
@@ -213,6 +219,36 @@ t.test('a higher lease generation: old data is never replayed under it, a fresh 
     s.events.some((x) => x.e.kind === 'fresh' && x.e.epoch === gen && x.e.sourceTs < movedAt),
     'no `fresh` claims under it for data from before the move',
   )
+})
+
+t.test('a REST answer that left the exchange before a pushed event never undoes the event', async (t) => {
+  const s = setup(t, { intervalMs: 5000 })
+  s.watch('u1')
+  await until(() => s.events.some((x) => x.e.kind === 'snapshot' && x.e.channel === 'positions'), 1000)
+  let release!: () => void
+  s.ex.gate = new Promise<void>((r) => (release = r))
+  const calls = () => s.ex.calls.filter((c) => c.what === 'positions').length
+  const before = calls()
+  s.pollers.fetchNow('u1', ['positions']) // a reconcile round: the exchange answers, the answer is on its way
+  await until(() => calls() === before + 1, 1000)
+  // the trade opens on the exchange and its private stream pushes it while that answer travels
+  const pushed = trade('pushed', 0, Date.now(), { running: true, closed: false, closedAt: null, exitPrice: null })
+  s.ex.running = [pushed]
+  const applied = s.pollers.apply('u1', 'positions', (cur) => ({ ...cur, running: [pushed] }))
+  t.ok(applied, 'the pushed trade is applied at once')
+  const mark = s.events.length
+  const shows = (x: (typeof s.events)[number]) =>
+    x.e.kind === 'snapshot' && x.e.channel === 'positions'
+      ? (JSON.parse(x.e.json) as { running: Array<{ id: string }> }).running.some((r) => r.id === 'pushed')
+      : null
+  t.equal(shows(s.events.at(-1)!), true, 'and published')
+  s.ex.gate = null
+  release() // the older answer (no trade) arrives
+  const undone = () => s.events.slice(mark).some((x) => shows(x) === false)
+  await until(() => calls() === before + 2 || undone(), 1000)
+  await sleep(50)
+  t.notOk(undone(), 'no positions published without the trade: the older answer did not overwrite the pushed state')
+  t.equal(calls(), before + 2, 'a round of its own read the channel again, once (no loop)')
 })
 
 t.test('a hung exchange shows as down within an interval', async (t) => {

@@ -20,7 +20,7 @@ import { toCrossSnapshot, toHistorySnapshot, withEquity } from '../../exchange/s
 import { decodePair, encodePair } from '../../exchange/history-pages.ts'
 import { Compile } from 'typebox/compile'
 import type { CrossOrder, FundingFee, FuturesCrossPosition } from '../../exchange/schemas.ts'
-import type { FuturesTrade } from '../../schemas/ws-protocol.ts'
+import { trade } from './helpers.ts'
 
 t.test('one table: names, bits, scopes', async (t) => {
   t.same(CHANNELS, ['account', 'positions', 'ticker', 'cross', 'history'], 'channels in table order (append only)')
@@ -152,37 +152,6 @@ t.test('cross equity with numbers: margin + unrealised P&L, not totalPl or runni
 })
 
 const H = 3_600_000
-function trade(id: string, closedAgoMs: number, now: number, o: Partial<FuturesTrade> = {}): FuturesTrade {
-  const at = new Date(now - closedAgoMs).toISOString()
-  return {
-    id,
-    type: 'market',
-    side: 'buy',
-    quantity: 100,
-    margin: 1000,
-    leverage: 10,
-    price: 100_000,
-    entryPrice: 100_000,
-    entryMargin: 1000,
-    exitPrice: 101_000,
-    liquidation: 90_000,
-    stoploss: 0,
-    takeprofit: 0,
-    pl: 100,
-    openingFee: 2,
-    closingFee: 3,
-    maintenanceMargin: 10,
-    sumFundingFees: 0,
-    open: false,
-    running: false,
-    closed: true,
-    canceled: false,
-    createdAt: at,
-    filledAt: at,
-    closedAt: at,
-    ...o,
-  }
-}
 
 t.test('history snapshot: merged, newest first, capped, realized windows', async (t) => {
   const now = Date.parse('2026-03-01T12:00:00.000Z')

@@ -4,6 +4,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import WebSocket from 'ws'
+import type { FuturesTrade } from '../../schemas/ws-protocol.ts'
 
 export interface CloseInfo {
   code: number
@@ -192,5 +193,38 @@ export async function upgradeStatus(url: string, token: string): Promise<number>
     return 101
   } catch (err) {
     return (err as { status?: number }).status ?? 0
+  }
+}
+
+/** a whole closed isolated trade (closed `closedAgoMs` before `now`); `o` overrides any field */
+export function trade(id: string, closedAgoMs: number, now: number, o: Partial<FuturesTrade> = {}): FuturesTrade {
+  const at = new Date(now - closedAgoMs).toISOString()
+  return {
+    id,
+    type: 'market',
+    side: 'buy',
+    quantity: 100,
+    margin: 1000,
+    leverage: 10,
+    price: 100_000,
+    entryPrice: 100_000,
+    entryMargin: 1000,
+    exitPrice: 101_000,
+    liquidation: 90_000,
+    stoploss: 0,
+    takeprofit: 0,
+    pl: 100,
+    openingFee: 2,
+    closingFee: 3,
+    maintenanceMargin: 10,
+    sumFundingFees: 0,
+    open: false,
+    running: false,
+    closed: true,
+    canceled: false,
+    createdAt: at,
+    filledAt: at,
+    closedAt: at,
+    ...o,
   }
 }

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto'
 import { call } from '../simulator/helpers.ts'
 import { testAccounts } from '../helpers/app.ts'
 import { liveGateway } from './live.ts'
-import { WsClient, percentile, sleep, until } from './helpers.ts'
+import { WsClient, holdsWithin, percentile, sleep, until } from './helpers.ts'
 
 const accounts = testAccounts(2).map((a) => ({
   ...a,
@@ -85,7 +85,16 @@ t.test('private streams: budget, REST budget, event latency', async (t) => {
       }
       return undefined
     }
-    await until(() => at() !== undefined, 3000, { what: 'the positions update', stepMs: 5 })
+    if (!(await holdsWithin(() => at() !== undefined, 3000, 5))) {
+      // say what the gateway and the exchange saw, so a rare miss can be explained from the CI log alone
+      const auths = L.sim.streamEvents().authenticate.filter((e) => e.key === accounts[0]!.key && e.ts >= upAt).length
+      const rest = L.sim.stats.log().filter((e) => e.key === accounts[0]!.key && e.ts >= since)
+      const kinds = a1.frames.slice(from).map((f) => (f.type === 'data_update' ? `${f.type}:${f.channel}` : f.type))
+      throw new Error(
+        `no positions update within 3000 ms: stream up ${ps.isUp(a.userId)}, authenticates since up ${auths}, ` +
+          `REST since the event ${rest.map((e) => `${e.path}:${e.status}`).join(' ') || 'none'}, frames since ${kinds.join(' ') || 'none'}`,
+      )
+    }
     return at()!
   }
   const lat: number[] = []
