@@ -20,6 +20,7 @@ import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import { startSimulator, type SimAccountInput, type Simulator } from '../../simulator/index.ts'
 import { startTestApp, type TestApp } from '../helpers/app.ts'
+import type { BuildOptions } from '../../app.ts'
 import { withMigratedPostgres } from '../helpers/db.ts'
 import { withRedis, type TestRedis } from './redis.ts'
 
@@ -67,7 +68,7 @@ export async function startCluster(
   t: Test,
   accounts: SimAccountInput[],
   env: Record<string, string> = {},
-  opts: { redis?: TestRedis } = {},
+  opts: { redis?: TestRedis; build?: BuildOptions } = {},
 ): Promise<TestCluster | undefined> {
   const redis = opts.redis ?? (await withRedis(t))
   if (!redis) return undefined
@@ -81,8 +82,8 @@ export async function startCluster(
     ...env,
   }
   // one after the other: the first one checks the migrations
-  const a = await startTestApp(t, { ...shared, DATA_DIR: join(ge.dataDir, 'a') })
-  const b = await startTestApp(t, { ...shared, DATA_DIR: join(ge.dataDir, 'b') })
+  const a = await startTestApp(t, { ...shared, DATA_DIR: join(ge.dataDir, 'a') }, opts.build)
+  const b = await startTestApp(t, { ...shared, DATA_DIR: join(ge.dataDir, 'b') }, opts.build)
   return { a, b, sim: ge.sim, redis }
 }
 

@@ -12,15 +12,18 @@ import { startCluster } from './cluster.ts'
 import { ACCOUNT_PATHS } from '../streaming/live.ts'
 import { WsClient, sleep, until } from '../streaming/helpers.ts'
 
-// The exchange client throttles signed calls to 5/s per key and bounds a poll to half an interval. A poll is 3
-// calls, plus 2 for `cross` every other poll, and the first `history` load is 5 more: 3 s keeps every poll well
-// inside both, so the measured rate is the poller's, not the throttle's.
-const POLL_MS = 3000
-const WINDOW_MS = 9000
+// A poll is 3 signed calls, plus 2 for `cross` every other poll, and the first `history` load is 5 more; the
+// exchange client throttles signed calls per key (5/s by default) and bounds a poll to half an interval. The
+// simulator here allows 1000/s, so the gateways' throttle runs at 20/s (public calls 10/s): a poll takes ~0.25 s,
+// well inside half of 1 s, so the measured rate is the poller's, not the throttle's. One poller makes 12 account
+// and positions requests in the window, two would make 24.
+const POLL_MS = 1000
+const WINDOW_MS = 4000
+const build = { exchangeClient: { limits: { authPerSec: 20, publicPerSec: 10 } } }
 
 t.test('two gateway nodes share one poller per account and both stream every channel', async (t) => {
   const accounts = testAccounts(2)
-  const cluster = await startCluster(t, accounts, { POLL_INTERVAL_MS: String(POLL_MS), POLLER_GRACE_MS: '1000' })
+  const cluster = await startCluster(t, accounts, { POLL_INTERVAL_MS: String(POLL_MS), POLLER_GRACE_MS: '1000' }, { build })
   if (!cluster) return
   const { a, b, sim, redis } = cluster
   const nodes: Array<[string, TestApp]> = [
@@ -122,9 +125,9 @@ t.test('two gateway nodes share one poller per account and both stream every cha
   t.comment(`handover after a clean shutdown of node ${holderName}: ${took} ms`)
   const n0 = survivorClient.all((f) => f.type === 'data_update' && f.channel !== 'ticker').length
   const after = Date.now()
-  // (generous: the survivor's exchange client has never made a signed call, so its first poll needs GET /time,
-  // which the client's serial 1/s public throttle (shared with the ticker) cannot fit in the poll's budget:
-  // that poll fails as rate_limited and the poller doubles its interval once — measured 3–5 s to first data)
+  // (generous: the survivor's exchange client has never made a signed call, so its first poll needs GET /time
+  // first, through the client's public throttle that the ticker shares; at the default 1/s that poll may fail as
+  // rate_limited and double the interval once — measured 3–5 s to first data)
   t.ok(await until(() => accountReqs(after, Date.now()) >= 3, 12_000), 'the survivor polls the exchange')
   t.ok(
     await until(() => survivorClient.all((f) => f.type === 'data_update' && f.channel !== 'ticker').length > n0, 12_000),
