@@ -46,6 +46,18 @@ export const EnvSchema = Type.Object({
   LNM_API_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   LNM_STREAM_URL: Type.Optional(Type.String({ pattern: '^wss?://' })),
   POLL_INTERVAL_MS: Int(5000, 250, 600000, 'account/positions polling period per account'),
+  LNM_SIGNED_CALLS_PER_SEC: Int(
+    5,
+    1,
+    1000,
+    "the gateway's throttle of signed exchange calls per API key; LN Markets allows 5/s per key: raise it only where the exchange allows more (a local simulator)",
+  ),
+  LNM_PUBLIC_CALLS_PER_SEC: Int(
+    1,
+    1,
+    1000,
+    "the gateway's throttle of public exchange calls (ticker, candles, time); LN Markets documents 1/s for unauthenticated calls: raise it only where the exchange allows more",
+  ),
   TICKER_INTERVAL_MS: Int(2000, 250, 600000, 'REST ticker polling period when the stream is down'),
   UPSTREAM_BREAKER_OPEN_MS: Int(
     10000,

@@ -78,6 +78,8 @@ export default fp(
       logger: app.log.child({ module: 'exchange' }),
       breaker: { openMs: config.UPSTREAM_BREAKER_OPEN_MS, probeMs },
       ...opts.client,
+      // the build's limits (tests) win over the environment's
+      limits: { authPerSec: config.LNM_SIGNED_CALLS_PER_SEC, publicPerSec: config.LNM_PUBLIC_CALLS_PER_SEC, ...opts.client?.limits },
     })
     const stream = streamUrl ? new LnmStream({ url: streamUrl, metrics: app.metrics, logger: app.log.child({ module: 'stream' }) }) : null
     const network = config.mode === 'demo' ? 'demo' : config.LNM_NETWORK !== 'demo' ? config.LNM_NETWORK : 'custom'

@@ -22,11 +22,12 @@ import { withRedis } from './redis.ts'
 
 // The gateway runs compiled (dist/backend/server.js, as `npm start` does): this file is about node:cluster, not
 // the TypeScript entry, and plain node spares the primary and each (re)forked worker a transpile of the whole
-// backend. The poll period stays 3 s: a poll of up to 5 signed calls through the per-key throttle (5/s) takes
-// ~1.1 s, and a poll longer than half an interval skips the next slot, which would halve the measured rate and
-// hide a second poller.
-const POLL_MS = 3000
-const WINDOW_MS = 3 * POLL_MS
+// backend. The simulator allows 1000 signed calls a second here, so the gateway's per-key throttle runs at 20/s
+// (LNM_SIGNED_CALLS_PER_SEC) and a poll of up to 5 signed calls takes ~0.3 s: inside half of the 1 s poll period,
+// so no slot is skipped (which would halve the measured rate and hide a second poller).
+const POLL_MS = 1000
+const THROTTLE_ENV = { LNM_SIGNED_CALLS_PER_SEC: '20', LNM_PUBLIC_CALLS_PER_SEC: '10' }
+const WINDOW_MS = 4 * POLL_MS
 const DRAIN_MS = 500
 
 /** the pids of a process' node children (Linux /proc): its workers, not tsx's esbuild service */
@@ -108,6 +109,7 @@ t.test('WORKERS=2 on one port: shared frames, one poller per account, a dead wor
       PORT: String(port),
       DATA_DIR: ge.dataDir,
       POLL_INTERVAL_MS: String(POLL_MS),
+      ...THROTTLE_ENV,
       POLLER_GRACE_MS: '1000',
       SHUTDOWN_DRAIN_MS: String(DRAIN_MS),
       WS_UPGRADES_PER_MIN: '0',
@@ -300,6 +302,7 @@ t.test('WORKERS=2 with REDIS_URL: the workers are Redis nodes, still one poller 
       REDIS_URL: `${redis.url}?prefix=${redis.prefix}`,
       REDIS_LEASE_MS: '1000',
       POLL_INTERVAL_MS: String(POLL_MS),
+      ...THROTTLE_ENV,
       SHUTDOWN_DRAIN_MS: String(DRAIN_MS),
       WS_UPGRADES_PER_MIN: '0',
       PRIVATE_STREAMS_PER_NODE: '0',
