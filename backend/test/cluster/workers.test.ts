@@ -28,7 +28,9 @@ import { withRedis } from './redis.ts'
 const POLL_MS = 1000
 const THROTTLE_ENV = { LNM_SIGNED_CALLS_PER_SEC: '20', LNM_PUBLIC_CALLS_PER_SEC: '10' }
 const WINDOW_MS = 4 * POLL_MS
-const DRAIN_MS = 500
+// the primary SIGKILLs a worker still running 1.5 s after the drain (exit 1): 1 s of drain leaves a worker on a
+// loaded machine (a 2-core machine at load 8: 2.4 s from SIGTERM to exit, one worker killed at 500 ms) time to exit
+const DRAIN_MS = 1000
 
 /** the pids of a process' node children (Linux /proc): its workers, not tsx's esbuild service */
 function childrenOf(pid: number): number[] {
