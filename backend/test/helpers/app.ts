@@ -2,15 +2,14 @@
  * Builds a real gateway for a test: listening on a loopback port, embedded PGlite in a temp dir,
  * demo mode with the in-process simulator. Logs are captured so tests can check them for secrets.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rmSync } from 'node:fs'
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, type BuildOptions } from '../../app.ts'
 import { loadConfig, type Config } from '../../config.ts'
 import type { SimAccountInput, Simulator } from '../../simulator/index.ts'
 import { seedPGliteDataDir } from './db.ts'
+import { testTmpDir } from './tmp.ts'
 
 type Tap = { teardown(fn: () => unknown): void }
 
@@ -98,7 +97,8 @@ export function testAccounts(n: number): SimAccountInput[] {
 }
 
 export async function startTestApp(t: Tap, env: Record<string, string> = {}, opts: BuildOptions = {}): Promise<TestApp> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-test-'))
+  // on tmpfs when there is one: copying the seeded database to disk (and removing it) was most of an app's kernel time
+  const dataDir = testTmpDir('lnm-gw-test-')
   // a copy of a migrated embedded database: building one from scratch costs seconds per test
   await seedPGliteDataDir(dataDir)
   const config = loadConfig({
