@@ -414,14 +414,13 @@ t.test('account deletion kills the tokens', async (t) => {
 })
 
 t.test('live mode disables the public demo/demo login a demo run left in the database', async (t) => {
-  const { mkdtempSync, rmSync } = await import('node:fs')
-  const { tmpdir } = await import('node:os')
-  const { join } = await import('node:path')
+  const { rmSync } = await import('node:fs')
   const { buildApp } = await import('../app.ts')
   const { loadConfig } = await import('../config.ts')
   const { seedPGliteDataDir } = await import('./helpers/db.ts')
   const { LogCapture } = await import('./helpers/app.ts')
-  const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-test-'))
+  const { testTmpDir } = await import('./helpers/tmp.ts')
+  const dataDir = testTmpDir('lnm-gw-test-')
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
   await seedPGliteDataDir(dataDir)
   const base = { NODE_ENV: 'test', DATA_DIR: dataDir, PORT: '0', SIM_PORT: '0', LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: '0' }

@@ -4,11 +4,10 @@
  * restart on the same DATA_DIR, and a second login ("another device") reading the same settings.
  */
 import t from 'tap'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rmSync } from 'node:fs'
 import { startTestApp, type TestApp } from '../helpers/app.ts'
 import { seedPGliteDataDir, withMigratedPostgres } from '../helpers/db.ts'
+import { testTmpDir } from '../helpers/tmp.ts'
 
 const settings = (over: Record<string, unknown> = {}) => ({
   liquidationPct: 7.5,
@@ -188,7 +187,7 @@ t.test('PUT is rate-limited like other writes', async (t) => {
 })
 
 t.test('settings survive a gateway restart on the same DATA_DIR, and a second login (another device) reads them', async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'lnm-alerts-restart-'))
+  const dataDir = testTmpDir('lnm-alerts-restart-')
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
   await seedPGliteDataDir(dataDir)
   const g1 = await startTestApp(t, { DATA_DIR: dataDir })

@@ -3,16 +3,17 @@
  * on a real embedded database, migrated by the real engine, "up to date" only when it is.
  */
 import t from 'tap'
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import { loadConfig } from '../../config.ts'
 import { migrate, pgliteDir } from '../../db/index.ts'
 import { isUpToDate, localMigrations, schemaUpToDate, type MigrationRow } from '../../db/migration-status.ts'
 import { MIGRATIONS_DIR } from '../../db/schema-engine.ts'
+import { seedEmptyPGliteDataDir } from '../helpers/db.ts'
+import { testTmpDir } from '../helpers/tmp.ts'
 
-const tmp = mkdtempSync(join(tmpdir(), 'lnm-db-status-'))
+const tmp = testTmpDir('lnm-db-status-')
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }))
 
 t.test('isUpToDate: every local migration applied with its checksum, no failed attempt', async (t) => {
@@ -48,6 +49,9 @@ t.test('schemaUpToDate on a real embedded database', async (t) => {
   const migrations = join(tmp, 'migrations')
   cpSync(MIGRATIONS_DIR, migrations, { recursive: true })
   const config = loadConfig({ DATA_DIR: dataDir, NODE_ENV: 'test' })
+  // a fresh database (what initdb leaves: no table, no _prisma_migrations), copied: initdb itself is ~1.7 s of CPU,
+  // and opening an empty DATA_DIR is db/pglite.test.ts's subject
+  await seedEmptyPGliteDataDir(dataDir)
 
   const check = async () => {
     const pg = await PGlite.create({ dataDir: pgliteDir(config) })

@@ -1,8 +1,7 @@
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
@@ -12,13 +11,14 @@ import { DataDirLockedError, migrate, openDatabase, pgliteDir, type Database } f
 import { MIGRATIONS_DIR } from '../../db/schema-engine.ts'
 import dbPlugin from '../../plugins/app/db.ts'
 import { seedPGliteDataDir } from '../helpers/db.ts'
+import { testTmpDir } from '../helpers/tmp.ts'
 import { crudAllModels } from './crud.ts'
 
 const migrationNames = readdirSync(MIGRATIONS_DIR, { withFileTypes: true })
   .filter((d) => d.isDirectory())
   .map((d) => d.name)
   .sort()
-const tmp = mkdtempSync(join(tmpdir(), 'lnm-db-pglite-'))
+const tmp = testTmpDir('lnm-db-pglite-')
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }))
 const dataDir = join(tmp, 'data')
 const config = loadConfig({ DATA_DIR: dataDir, NODE_ENV: 'test' })

@@ -2,15 +2,14 @@
  * Builds a real gateway for a test: listening on a loopback port, embedded PGlite in a temp dir,
  * demo mode with the in-process simulator. Logs are captured so tests can check them for secrets.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rmSync } from 'node:fs'
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, type BuildOptions } from '../../app.ts'
 import { loadConfig, type Config } from '../../config.ts'
 import type { SimAccountInput, Simulator } from '../../simulator/index.ts'
 import { seedPGliteDataDir } from './db.ts'
+import { testTmpDir } from './tmp.ts'
 
 type Tap = { teardown(fn: () => unknown): void }
 
@@ -98,9 +97,16 @@ export function testAccounts(n: number): SimAccountInput[] {
 }
 
 export async function startTestApp(t: Tap, env: Record<string, string> = {}, opts: BuildOptions = {}): Promise<TestApp> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-test-'))
-  // a copy of a migrated embedded database: building one from scratch costs seconds per test
-  await seedPGliteDataDir(dataDir)
+  // a DATA_DIR given by the caller (a restart on the same directory, a cluster node) is the caller's to seed and remove
+  const ownDir = !env.DATA_DIR
+  // on tmpfs when there is one: copying the seeded database to disk (and removing it) was most of an app's kernel time
+  const dataDir = env.DATA_DIR || testTmpDir('lnm-gw-test-')
+  // a copy of a migrated embedded database: building one from scratch costs seconds per test; an app on
+  // PostgreSQL never opens it
+  if (ownDir && !env.DATABASE_URL) await seedPGliteDataDir(dataDir)
+  const removeDir = () => {
+    if (ownDir) rmSync(dataDir, { recursive: true, force: true })
+  }
   const config = loadConfig({
     NODE_ENV: 'test',
     DATA_DIR: dataDir,
@@ -125,7 +131,7 @@ export async function startTestApp(t: Tap, env: Record<string, string> = {}, opt
     await app.listen({ port: 0, host: '127.0.0.1' })
   } catch (err) {
     await app.close().catch(() => {})
-    rmSync(dataDir, { recursive: true, force: true })
+    removeDir()
     throw err
   }
   const addr = app.server.address()
@@ -136,7 +142,7 @@ export async function startTestApp(t: Tap, env: Record<string, string> = {}, opt
     if (closed) return
     closed = true
     await app.close()
-    rmSync(dataDir, { recursive: true, force: true })
+    removeDir()
   }
   t.teardown(close)
 

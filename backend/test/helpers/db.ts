@@ -179,11 +179,25 @@ async function migrationsHash(extra = ''): Promise<string> {
  * before opening/building an app on a new DATA_DIR. Does nothing when `${dataDir}/pglite` exists.
  */
 export async function seedPGliteDataDir(dataDir: string): Promise<void> {
+  await seedFrom(dataDir, pgliteTemplate)
+}
+
+/**
+ * Like seedPGliteDataDir, but the database exactly as PGlite's initdb leaves it: no table, no
+ * `_prisma_migrations`, nothing migrated. For tests about migrating a fresh embedded database that are
+ * not about opening an empty DATA_DIR: initdb costs ~1.7 s of CPU, a copy of its result ~30 ms. The
+ * first call in a machine runs initdb once (keyed by the PGlite version).
+ */
+export async function seedEmptyPGliteDataDir(dataDir: string): Promise<void> {
+  await seedFrom(dataDir, pgliteEmptyTemplate)
+}
+
+async function seedFrom(dataDir: string, template: () => Promise<string>): Promise<void> {
   const target = join(dataDir, 'pglite')
   if (existsSync(target)) return
-  const template = await pgliteTemplate()
+  const from = await template()
   mkdirSync(dataDir, { recursive: true })
-  copyTree(template, target)
+  copyTree(from, target)
 }
 
 /**
@@ -198,27 +212,22 @@ function copyTree(from: string, to: string): void {
   }
 }
 
-let templateDir: Promise<string> | undefined
+function pgliteVersion(): string {
+  // the package does not export its package.json: find it from its entry point (…/pglite/dist/index.js)
+  const entry = fileURLToPath(import.meta.resolve('@electric-sql/pglite'))
+  return (JSON.parse(readFileSync(join(dirname(entry), '..', 'package.json'), 'utf8')) as { version: string }).version
+}
 
-function pgliteTemplate(): Promise<string> {
-  templateDir ??= (async () => {
-    // the package does not export its package.json: find it from its entry point (…/pglite/dist/index.js)
-    const entry = fileURLToPath(import.meta.resolve('@electric-sql/pglite'))
-    const pgliteVersion = (JSON.parse(readFileSync(join(dirname(entry), '..', 'package.json'), 'utf8')) as { version: string }).version
-    const dir = join(tmpdir(), `lnm-gateway-pglite-template-${(await migrationsHash(pgliteVersion)).slice(0, 16)}`)
-    if (existsSync(join(dir, 'PG_VERSION'))) return dir
+/**
+ * A data directory under the OS temp dir named `${name}`, built once per machine by `build` (into a
+ * directory of its own, renamed into place: concurrent processes may build it at the same time).
+ */
+function cachedDataDir(name: string, build: (dir: string) => Promise<void>): Promise<string> {
+  const dir = join(tmpdir(), name)
+  if (existsSync(join(dir, 'PG_VERSION'))) return Promise.resolve(dir)
+  return (async () => {
     const building = `${dir}.build-${process.pid}-${randomBytes(4).toString('hex')}`
-    const pgl = await PGlite.create({ dataDir: building })
-    try {
-      const handle = await createSchemaEngine(new PrismaPGlite(pgl), { fix: (a) => fixPGliteExecuteScript(a, pgl) })
-      try {
-        await applyPendingMigrations(handle.engine)
-      } finally {
-        await handle.close()
-      }
-    } finally {
-      await pgl.close()
-    }
+    await build(building)
     try {
       renameSync(building, dir)
     } catch {
@@ -226,8 +235,45 @@ function pgliteTemplate(): Promise<string> {
     }
     return dir
   })()
+}
+
+let templateDir: Promise<string> | undefined
+
+function pgliteTemplate(): Promise<string> {
+  templateDir ??= (async () => {
+    const key = (await migrationsHash(pgliteVersion())).slice(0, 16)
+    return cachedDataDir(`lnm-gateway-pglite-template-${key}`, async (building) => {
+      const pgl = await PGlite.create({ dataDir: building })
+      try {
+        const handle = await createSchemaEngine(new PrismaPGlite(pgl), { fix: (a) => fixPGliteExecuteScript(a, pgl) })
+        try {
+          await applyPendingMigrations(handle.engine)
+        } finally {
+          await handle.close()
+        }
+      } finally {
+        await pgl.close()
+      }
+    })
+  })()
   templateDir.catch(() => {
     templateDir = undefined
   })
   return templateDir
+}
+
+let emptyTemplateDir: Promise<string> | undefined
+
+function pgliteEmptyTemplate(): Promise<string> {
+  emptyTemplateDir ??= cachedDataDir(
+    `lnm-gateway-pglite-empty-${createHash('sha256').update(pgliteVersion()).digest('hex').slice(0, 16)}`,
+    async (building) => {
+      const pgl = await PGlite.create({ dataDir: building })
+      await pgl.close()
+    },
+  )
+  emptyTemplateDir.catch(() => {
+    emptyTemplateDir = undefined
+  })
+  return emptyTemplateDir
 }
