@@ -6,12 +6,16 @@ import t from 'tap'
 import { liveGateway } from './live.ts'
 import { WsClient, metricValue, sleep, until } from './helpers.ts'
 
+// a poll is 3 signed calls; at the exchange's 5/s per key they take ~0.5 s, half the 1 s period, and a poll that
+// outlives half its period skips the next slot. The simulator here allows 1000/s, so the gateway's throttle runs
+// at 20/s: a poll takes ~0.15 s and the count is the pollers' (5 accounts x 3 calls a second)
 const POLL_MS = 1000
 const WINDOW_MS = 3000
+const build = { exchangeClient: { limits: { authPerSec: 20 } } }
 
 t.test('500 dashboards on 5 accounts cost the exchange what 5 do', async (t) => {
   const T0 = Date.now()
-  const L = await liveGateway(t, { env: { POLL_INTERVAL_MS: String(POLL_MS), MAX_CONNECTIONS_PER_USER: '200', LOG_LEVEL: 'warn' } })
+  const L = await liveGateway(t, { env: { POLL_INTERVAL_MS: String(POLL_MS), MAX_CONNECTIONS_PER_USER: '200', LOG_LEVEL: 'warn' }, build })
   t.comment(`gateway up in ${Date.now() - T0} ms`)
   const users = await Promise.all([0, 1, 2, 3, 4].map((i) => L.user(i)))
   t.comment(`users ready at ${Date.now() - T0} ms`)
@@ -50,9 +54,12 @@ t.test('500 dashboards on 5 accounts cost the exchange what 5 do', async (t) => 
   t.comment(`exchange account+positions requests/min: 5 dashboards ${perMin(few)}, 500 dashboards ${perMin(many)}`)
   t.ok(few > 0, 'the pollers do poll')
   t.ok(
-    Math.abs(many - few) <= Math.max(6, few * 0.15),
-    `same request count within one poll per account or 15 % (5: ${few}, 500: ${many} in ${WINDOW_MS} ms)`,
+    many - few <= Math.max(6, few * 0.15),
+    `more dashboards add no exchange traffic: within one poll per account or 15 % (5: ${few}, 500: ${many} in ${WINDOW_MS} ms)`,
   )
+  // fewer is possible when the machine is starved (a poll that outlives half its interval skips the next slot,
+  // and fanning each answer out to 100 sockets costs CPU): measured 17 vs 30 at load 10 on 2 cores (5/s throttle)
+  t.ok(many >= few * 0.4, `and the pollers keep polling with 500 dashboards (${many} vs ${few})`)
   const expected = (5 * 3 * WINDOW_MS) / POLL_MS
   t.ok(many <= expected * 1.15, `no more than one poll per account per interval (${many} ≤ ${expected} +15 %)`)
   // updates reached everyone: each socket has seen data for its own account only
