@@ -9,13 +9,24 @@ import { until } from './streaming/helpers.ts'
 
 /**
  * Gateways shared by subtests that need no fresh state: one at LOG_LEVEL trace (health, the log checks, the
- * parser errors; each check of the logs looks for values only its own subtest sent), one with METRICS_TOKEN,
- * whose database the database-gone subtest then closes (it runs last on that app).
+ * parser errors; each check of the logs looks for values only its own subtest sent), which the graceful-shutdown
+ * subtest then shuts down (it runs last on that app), one with METRICS_TOKEN, whose database the database-gone
+ * subtest then closes (it runs last on that app).
  */
 let traceApp: Promise<TestApp> | undefined
-const traced = () => (traceApp ??= startTestApp(t, { LOG_LEVEL: 'trace' }))
+const traced = () => (traceApp ??= startTestApp(t, { LOG_LEVEL: 'trace', SHUTDOWN_DRAIN_MS: '1000' }))
 let tokenApp: Promise<TestApp> | undefined
 const withMetricsToken = () => (tokenApp ??= startTestApp(t, { METRICS_TOKEN: 'scrape-me-please' }))
+/**
+ * The event-loop pressure subtest's own app. A 200 ms warm-up instead of 5 s: by its subtest the app has long
+ * been listening, the start-up stall the warm-up covers is over.
+ */
+let pressureApp: Promise<TestApp> | undefined
+const underPressure = () => (pressureApp ??= startTestApp(t, { MAX_EVENT_LOOP_DELAY_MS: '5' }, { pressureWarmupMs: 200 }))
+
+// the three apps start together, now: much of a start waits on the file system, and the starts overlap (each
+// subtest still awaits its app, and a failed start fails it there)
+for (const app of [traced(), withMetricsToken(), underPressure()]) app.catch(() => {})
 
 t.test('health and metrics', async (t) => {
   const g = await traced()
@@ -168,31 +179,6 @@ t.test('the error handler: 5xx hidden, odd statuses treated as 5xx, secrets in n
   for (let i = 1; i <= 5; i++) t.notMatch(logs.text, new RegExp(`nested-secret-${i}`), `nested secret ${i} is redacted`)
 })
 
-t.test('during a graceful shutdown new requests get a 503 in the contract shape', async (t) => {
-  const g = await startTestApp(t, { SHUTDOWN_DRAIN_MS: '1000' })
-  const { username, password } = await g.register()
-  const u = await g.login(username, password)
-  // two open sockets: the drain spreads their closing over the 1 s window, so shutdown takes a while
-  const sockets = [0, 1].map(() => new WebSocket(g.wsUrl, { headers: { authorization: `Bearer ${u.token}` } }))
-  t.teardown(() => sockets.forEach((ws) => ws.terminate()))
-  await Promise.all(
-    sockets.map(
-      (ws) =>
-        new Promise((resolve, reject) => {
-          ws.once('message', resolve)
-          ws.once('error', reject)
-        }),
-    ),
-  )
-  const closed = g.close()
-  // ask until the drain has begun (before it, the answer is a 200); a connection refused means the drain is over
-  let r: Awaited<ReturnType<typeof g.http>> | undefined
-  await until(async () => (r = await g.http('GET', '/health/live')).status !== 200, 3000, 'an answer other than 200 while draining')
-  t.equal(r!.status, 503, 'a request arriving while the gateway drains is refused with 503')
-  t.same(r!.body, { error: { code: 'unavailable', message: 'The server is shutting down; retry shortly' } }, 'in the contract error shape')
-  await closed
-})
-
 /** one raw HTTP exchange on a fresh connection: what node's parser refuses never reaches fastify's routes */
 function rawHttp(port: number, request: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -230,10 +216,35 @@ t.test('requests the HTTP parser refuses get the contract error shape, and their
   t.equal((await g.http('GET', '/health/live')).status, 200, 'the server is fine')
 })
 
+t.test('during a graceful shutdown new requests get a 503 in the contract shape', async (t) => {
+  // the last subtest on the traced app (its drain window is 1 s): it shuts the app down
+  const g = await traced()
+  const { username, password } = await g.register()
+  const u = await g.login(username, password)
+  // two open sockets: the drain spreads their closing over the 1 s window, so shutdown takes a while
+  const sockets = [0, 1].map(() => new WebSocket(g.wsUrl, { headers: { authorization: `Bearer ${u.token}` } }))
+  t.teardown(() => sockets.forEach((ws) => ws.terminate()))
+  await Promise.all(
+    sockets.map(
+      (ws) =>
+        new Promise((resolve, reject) => {
+          ws.once('message', resolve)
+          ws.once('error', reject)
+        }),
+    ),
+  )
+  const closed = g.close()
+  // ask until the drain has begun (before it, the answer is a 200); a connection refused means the drain is over
+  let r: Awaited<ReturnType<typeof g.http>> | undefined
+  await until(async () => (r = await g.http('GET', '/health/live')).status !== 200, 3000, 'an answer other than 200 while draining')
+  t.equal(r!.status, 503, 'a request arriving while the gateway drains is refused with 503')
+  t.same(r!.body, { error: { code: 'unavailable', message: 'The server is shutting down; retry shortly' } }, 'in the contract error shape')
+  await closed
+})
+
 t.test('under event-loop pressure the API sheds load but liveness and metrics still answer', async (t) => {
-  // a 200 ms warm-up instead of 5 s: this app is already listening, the start-up stall it covers is over. No wait
-  // for its end: the loop below blocks until a request is shed (warm-up over), at most 8 times
-  const g = await startTestApp(t, { MAX_EVENT_LOOP_DELAY_MS: '5' }, { pressureWarmupMs: 200 })
+  // no wait for the end of the warm-up: the loop below blocks until a request is shed (warm-up over), at most 8 times
+  const g = await underPressure()
   const seen = { live: [] as number[], metrics: [] as number[], api: [] as number[] }
   for (let i = 0; i < 8 && !seen.api.includes(503); i++) {
     const until = Date.now() + 400

@@ -17,6 +17,12 @@ const START_MS = 120_000
  * without tsx transpiling the backend at every spawn. build/compiled.test.ts covers the bundle's own start-up.
  */
 
+/*
+ * The entry-point subtest (mostly waiting on its processes' start-ups) and the configuration-error one run side by
+ * side; the second-signal subtest runs alone after them.
+ */
+t.jobs = 2
+
 async function json(url: string, init?: RequestInit) {
   const r = await fetch(url, init)
   return { status: r.status, body: (await r.json().catch(() => null)) as any }
@@ -80,10 +86,24 @@ t.test('the entry point: starts, serves, survives a restart with its users, refu
   t.equal((await again.exited).code, 0)
 })
 
-t.test('a second signal exits at once', async (t) => {
+t.test('invalid configuration stops start-up with one clear line', async (t) => {
+  const compiled = await compiledServer()
+  // two independent processes, started together: each spends about a second loading the bundle before it refuses
+  const g = spawnGateway({ PORT: 'not-a-port', DATA_DIR: mkdtempSync(join(tmpdir(), 'lnm-gw-proc-')) }, compiled)
+  const p = spawnGateway({ NODE_ENV: 'production', DATA_DIR: mkdtempSync(join(tmpdir(), 'lnm-gw-proc-')) }, compiled)
+  const r = await g.exited
+  t.equal(r.code, 1, 'exit code 1')
+  t.match(g.stderr(), /^lnm-gateway: invalid configuration: PORT /m, 'names the variable')
+  t.equal(g.stderr().trim().split('\n').length, 1, 'one line')
+  t.equal((await p.exited).code, 1, 'production without secrets refuses to start')
+  t.match(p.stderr(), /JWT_SECRET is required/)
+})
+
+// alone (after the two above): it times an exit in milliseconds
+t.test('a second signal exits at once', { buffered: false }, async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'lnm-gw-proc-'))
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
-  // a migrated copy: a first start (the test above) creates and migrates the database, which costs seconds
+  // a migrated copy: a first start (the first test) creates and migrates the database, which costs seconds
   await seedPGliteDataDir(dataDir)
   const port = await freePort()
   // two open sockets and an 8 s drain window: a graceful shutdown takes at least 4 s
@@ -118,16 +138,4 @@ t.test('a second signal exits at once', async (t) => {
   const r = await g.exited
   t.ok(r.ms < 2500, `second signal: exit in ${r.ms} ms, before the 4 s graceful drain`)
   t.not(r.code, 0, `a non-zero exit (${r.code}): the shutdown was cut short`)
-})
-
-t.test('invalid configuration stops start-up with one clear line', async (t) => {
-  const compiled = await compiledServer()
-  const g = spawnGateway({ PORT: 'not-a-port', DATA_DIR: mkdtempSync(join(tmpdir(), 'lnm-gw-proc-')) }, compiled)
-  const r = await g.exited
-  t.equal(r.code, 1, 'exit code 1')
-  t.match(g.stderr(), /^lnm-gateway: invalid configuration: PORT /m, 'names the variable')
-  t.equal(g.stderr().trim().split('\n').length, 1, 'one line')
-  const p = spawnGateway({ NODE_ENV: 'production', DATA_DIR: mkdtempSync(join(tmpdir(), 'lnm-gw-proc-')) }, compiled)
-  t.equal((await p.exited).code, 1, 'production without secrets refuses to start')
-  t.match(p.stderr(), /JWT_SECRET is required/)
 })

@@ -45,14 +45,22 @@ t.test('a timestamp 401 is not a credentials rejection', async (t) => {
   )
   const port = (proxy.address() as { port: number }).port
 
-  const g = await startTestApp(t, {
-    LNM_API_URL: `http://127.0.0.1:${port}${target.pathname}`,
-    LNM_STREAM_URL: sim.streamUrl,
-    POLL_INTERVAL_MS: '500',
-    TICKER_INTERVAL_MS: '500',
-    SHUTDOWN_DRAIN_MS: '100',
-    LOG_LEVEL: 'warn',
-  })
+  // the gateway's throttle at 20 signed / 10 public calls per second (the simulator allows 1000/s) and retries
+  // 50-200 ms apart instead of 1-8 s: the failing /time re-learn gives up, and the re-learn after it succeeds, in
+  // a fraction of a second instead of several, by the same path (this test is about the status, not the pacing)
+  const exchangeClient = { limits: { authPerSec: 20, publicPerSec: 10 }, retry: { baseMs: 50, capMs: 200, retries: 3 } }
+  const g = await startTestApp(
+    t,
+    {
+      LNM_API_URL: `http://127.0.0.1:${port}${target.pathname}`,
+      LNM_STREAM_URL: sim.streamUrl,
+      POLL_INTERVAL_MS: '500',
+      TICKER_INTERVAL_MS: '500',
+      SHUTDOWN_DRAIN_MS: '100',
+      LOG_LEVEL: 'warn',
+    },
+    { exchangeClient },
+  )
   const u = await g.register()
   const user = await g.login(u.username, u.password)
   const a = accounts[0]!
