@@ -16,13 +16,13 @@ t.test('simulator outage and recovery without reconnecting', async (t) => {
     TICKER_INTERVAL_MS: '1000',
     SHUTDOWN_DRAIN_MS: '100',
     LOG_LEVEL: 'warn',
-    UPSTREAM_BREAKER_OPEN_MS: '3000',
+    UPSTREAM_BREAKER_OPEN_MS: '1000',
   })
   const user = await g.userWithCredentials(0)
   t.equal(
     // the client's call policy owns the breaker (backend/exchange/call-policy.ts)
     (g.app.exchange.client as unknown as { policy: { breaker: { openMs: number } } }).policy.breaker.openMs,
-    3000,
+    1000,
     'the breaker open time comes from UPSTREAM_BREAKER_OPEN_MS',
   )
   const c = await WsClient.authed(g.wsUrl, user.token)
