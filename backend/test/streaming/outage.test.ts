@@ -28,7 +28,9 @@ t.test('simulator outage and recovery without reconnecting', async (t) => {
   const c = await WsClient.authed(g.wsUrl, user.token)
   await c.next((f) => f.type === 'data_update' && f.channel === 'positions', 8000)
   t.equal(c.frames.find((f) => f.type === 'connection').source, 'simulator', 'demo mode says source: simulator')
-  await sleep(POLL_MS)
+  // the outage starts half an interval after a poll: a full interval would land it just after the next poll
+  // (by a few ms, less on a loaded machine), and the detection bound would hinge on those few ms
+  await sleep(POLL_MS / 2)
 
   const stopAt = Date.now()
   await g.sim.pause()
