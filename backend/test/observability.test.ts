@@ -5,7 +5,7 @@ import { connect } from 'node:net'
 import { installErrorHandlers } from '../errors.ts'
 import { loggerOptions, redactUrl } from '../logger.ts'
 import { LogCapture, startTestApp, type TestApp } from './helpers/app.ts'
-import { until } from './streaming/helpers.ts'
+import { firstMessage, until } from './streaming/helpers.ts'
 
 /**
  * Gateways shared by subtests that need no fresh state: one at LOG_LEVEL trace (health, the log checks, the
@@ -224,15 +224,7 @@ t.test('during a graceful shutdown new requests get a 503 in the contract shape'
   // two open sockets: the drain spreads their closing over the 1 s window, so shutdown takes a while
   const sockets = [0, 1].map(() => new WebSocket(g.wsUrl, { headers: { authorization: `Bearer ${u.token}` } }))
   t.teardown(() => sockets.forEach((ws) => ws.terminate()))
-  await Promise.all(
-    sockets.map(
-      (ws) =>
-        new Promise((resolve, reject) => {
-          ws.once('message', resolve)
-          ws.once('error', reject)
-        }),
-    ),
-  )
+  await Promise.all(sockets.map(firstMessage))
   const closed = g.close()
   // ask until the drain has begun (before it, the answer is a 200); a connection refused means the drain is over
   let r: Awaited<ReturnType<typeof g.http>> | undefined

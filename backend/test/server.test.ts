@@ -6,6 +6,7 @@ import WebSocket from 'ws'
 import { compiledServer } from './helpers/compiled.ts'
 import { seedPGliteDataDir } from './helpers/db.ts'
 import { freePort, spawnGateway } from './helpers/process.ts'
+import { firstMessage } from './streaming/helpers.ts'
 
 /** a first start creates and migrates the embedded database through tsx: on a shared 2-core machine that took 30 s */
 const START_MS = 120_000
@@ -62,10 +63,7 @@ t.test('the entry point: starts, serves, survives a restart with its users, refu
 
   // a socket is open when the signal arrives: it is closed with 1001
   const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { authorization: `Bearer ${demo.body.accessToken}` } })
-  await new Promise((resolve, reject) => {
-    ws.once('message', resolve)
-    ws.once('error', reject)
-  })
+  await firstMessage(ws)
   const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
   first.kill('SIGTERM')
   const exit = await first.exited
@@ -122,15 +120,7 @@ t.test('a second signal exits at once', { buffered: false }, async (t) => {
   const sockets = [0, 1].map(
     () => new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { authorization: `Bearer ${login.body.accessToken}` } }),
   )
-  await Promise.all(
-    sockets.map(
-      (ws) =>
-        new Promise((resolve, reject) => {
-          ws.once('message', resolve)
-          ws.once('error', reject)
-        }),
-    ),
-  )
+  await Promise.all(sockets.map(firstMessage))
   t.teardown(() => sockets.forEach((ws) => ws.terminate()))
   g.kill('SIGTERM')
   await g.waitFor(/"msg":"shutting down"/, 10_000) // the graceful shutdown has begun

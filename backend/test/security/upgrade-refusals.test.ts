@@ -11,7 +11,7 @@ import WebSocket from 'ws'
 import { startTestApp } from '../helpers/app.ts'
 import { seedPGliteDataDir } from '../helpers/db.ts'
 import { freePort, spawnGateway } from '../helpers/process.ts'
-import { until } from '../streaming/helpers.ts'
+import { firstMessage, until } from '../streaming/helpers.ts'
 
 /** a raw upgrade request; resolves with the status line and whether the server closed the socket within `ms` */
 function rawUpgrade(
@@ -63,15 +63,7 @@ t.test('during the SIGTERM drain a reconnecting client is answered and the proce
   const { accessToken } = (await login.json()) as { accessToken: string }
   // three open sockets: the drain spreads their closing over SHUTDOWN_DRAIN_MS (1.5 s), and the client reconnects meanwhile
   const sockets = [0, 1, 2].map(() => new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { authorization: `Bearer ${accessToken}` } }))
-  await Promise.all(
-    sockets.map(
-      (ws) =>
-        new Promise((resolve, reject) => {
-          ws.once('message', resolve)
-          ws.once('error', reject)
-        }),
-    ),
-  )
+  await Promise.all(sockets.map(firstMessage))
   t.teardown(() => sockets.forEach((ws) => ws.terminate()))
   g.kill('SIGTERM')
   // ask until the server refuses new upgrades (the drain has begun) or has exited (too late to observe it); a

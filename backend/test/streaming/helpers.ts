@@ -186,6 +186,14 @@ export function percentile(xs: number[], p: number): number {
 }
 
 /** the HTTP status of a refused upgrade (101 when it was accepted) */
+/** the first message of a raw `ws` socket (the server's `connection` frame once authenticated); rejects on an error */
+export function firstMessage(ws: WebSocket): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    ws.once('message', resolve)
+    ws.once('error', reject)
+  })
+}
+
 export async function upgradeStatus(url: string, token: string): Promise<number> {
   try {
     const c = await WsClient.open(url, { token })
