@@ -7,7 +7,7 @@
  */
 import t from 'tap'
 import { RedisBus } from '../../streaming/redis-bus.ts'
-import { testAccounts, type TestApp } from '../helpers/app.ts'
+import { FAST_EXCHANGE_LIMITS, testAccounts, type TestApp } from '../helpers/app.ts'
 import { startCluster } from './cluster.ts'
 import { ACCOUNT_PATHS } from '../streaming/live.ts'
 import { WsClient, sleep, until } from '../streaming/helpers.ts'
@@ -19,7 +19,7 @@ import { WsClient, sleep, until } from '../streaming/helpers.ts'
 // and positions requests in the window, two would make 24.
 const POLL_MS = 1000
 const WINDOW_MS = 4000
-const build = { exchangeClient: { limits: { authPerSec: 20, publicPerSec: 10 } } }
+const build = { exchangeClient: { limits: FAST_EXCHANGE_LIMITS } }
 
 t.test('two gateway nodes share one poller per account and both stream every channel', async (t) => {
   const accounts = testAccounts(2)

@@ -9,7 +9,7 @@
  */
 import t from 'tap'
 import { RedisBus } from '../../streaming/redis-bus.ts'
-import { testAccounts, type TestApp, type TestUser } from '../helpers/app.ts'
+import { FAST_EXCHANGE_LIMITS, testAccounts, type TestApp, type TestUser } from '../helpers/app.ts'
 import { ACCOUNT_PATHS } from '../streaming/live.ts'
 import { WsClient, holdsWithin, sleep, until } from '../streaming/helpers.ts'
 import { startCluster } from './cluster.ts'
@@ -27,7 +27,7 @@ const STALE_MS = 2 * LEASE_MS
 const STALL_MS = 2.25 * LEASE_MS // longer than a lease and than the stale limit
 /** after the last stall, each account's requests are counted over three poll periods (3 s before) */
 const WINDOW_MS = 3 * POLL_MS
-const build = { exchangeClient: { limits: { authPerSec: 20, publicPerSec: 10 } } }
+const build = { exchangeClient: { limits: FAST_EXCHANGE_LIMITS } }
 const ROUNDS = 3
 const CHANNELS = ['account', 'positions', 'ticker'] as const
 type Ch = (typeof CHANNELS)[number]

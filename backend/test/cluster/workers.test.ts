@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { testAccounts } from '../helpers/app.ts'
+import { FAST_EXCHANGE_ENV, testAccounts } from '../helpers/app.ts'
 import { freePort, spawnGateway, type GatewayProcess } from '../helpers/process.ts'
 import { ACCOUNT_PATHS } from '../streaming/live.ts'
 import { WsClient, sleep, until } from '../streaming/helpers.ts'
@@ -26,7 +26,6 @@ import { withRedis } from './redis.ts'
 // (LNM_SIGNED_CALLS_PER_SEC) and a poll of up to 5 signed calls takes ~0.3 s: inside half of the 1 s poll period,
 // so no slot is skipped (which would halve the measured rate and hide a second poller).
 const POLL_MS = 1000
-const THROTTLE_ENV = { LNM_SIGNED_CALLS_PER_SEC: '20', LNM_PUBLIC_CALLS_PER_SEC: '10' }
 const WINDOW_MS = 4 * POLL_MS
 // the primary SIGKILLs a worker still running 1.5 s after the drain (exit 1): 1 s of drain leaves a worker on a
 // loaded machine (a 2-core machine at load 8: 2.4 s from SIGTERM to exit, one worker killed at 500 ms) time to exit
@@ -111,7 +110,7 @@ t.test('WORKERS=2 on one port: shared frames, one poller per account, a dead wor
       PORT: String(port),
       DATA_DIR: ge.dataDir,
       POLL_INTERVAL_MS: String(POLL_MS),
-      ...THROTTLE_ENV,
+      ...FAST_EXCHANGE_ENV,
       POLLER_GRACE_MS: '1000',
       SHUTDOWN_DRAIN_MS: String(DRAIN_MS),
       WS_UPGRADES_PER_MIN: '0',
@@ -304,7 +303,7 @@ t.test('WORKERS=2 with REDIS_URL: the workers are Redis nodes, still one poller 
       REDIS_URL: `${redis.url}?prefix=${redis.prefix}`,
       REDIS_LEASE_MS: '1000',
       POLL_INTERVAL_MS: String(POLL_MS),
-      ...THROTTLE_ENV,
+      ...FAST_EXCHANGE_ENV,
       SHUTDOWN_DRAIN_MS: String(DRAIN_MS),
       WS_UPGRADES_PER_MIN: '0',
       PRIVATE_STREAMS_PER_NODE: '0',

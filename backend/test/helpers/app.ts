@@ -84,6 +84,19 @@ export const TEST_PASSWORD_HASH_COST = 8
 let seq = 0
 export const uniqueName = (prefix = 'u') => `${prefix}${process.pid}_${Date.now().toString(36)}_${seq++}`
 
+/**
+ * The gateway's exchange throttles for tests against a simulator that allows 1000 calls a second: 20 signed calls
+ * per key (4x the exchange's 5/s) and 10 public ones (10x its 1/s). A poll of 3-5 signed calls then takes
+ * ~0.15-0.25 s, so tests can shrink poll periods and windows in proportion and keep their counts' meaning.
+ * `FAST_EXCHANGE_LIMITS` is the build option's `exchangeClient.limits`, `FAST_EXCHANGE_ENV` the same for a
+ * spawned gateway.
+ */
+export const FAST_EXCHANGE_LIMITS = { authPerSec: 20, publicPerSec: 10 }
+export const FAST_EXCHANGE_ENV = {
+  LNM_SIGNED_CALLS_PER_SEC: String(FAST_EXCHANGE_LIMITS.authPerSec),
+  LNM_PUBLIC_CALLS_PER_SEC: String(FAST_EXCHANGE_LIMITS.publicPerSec),
+}
+
 /** simulator accounts for tests: `n` traders with deterministic keys and one running position each */
 export function testAccounts(n: number): SimAccountInput[] {
   return Array.from({ length: n }, (_, i) => ({

@@ -7,7 +7,7 @@
 import t from 'tap'
 import { createServer, request } from 'node:http'
 import { startSimulator } from '../../simulator/index.ts'
-import { startTestApp, testAccounts } from '../helpers/app.ts'
+import { FAST_EXCHANGE_LIMITS, startTestApp, testAccounts } from '../helpers/app.ts'
 import { WsClient } from '../streaming/helpers.ts'
 
 t.test('a timestamp 401 is not a credentials rejection', async (t) => {
@@ -48,7 +48,7 @@ t.test('a timestamp 401 is not a credentials rejection', async (t) => {
   // the gateway's throttle at 20 signed / 10 public calls per second (the simulator allows 1000/s) and retries
   // 50-200 ms apart instead of 1-8 s: the failing /time re-learn gives up, and the re-learn after it succeeds, in
   // a fraction of a second instead of several, by the same path (this test is about the status, not the pacing)
-  const exchangeClient = { limits: { authPerSec: 20, publicPerSec: 10 }, retry: { baseMs: 50, capMs: 200, retries: 3 } }
+  const exchangeClient = { limits: FAST_EXCHANGE_LIMITS, retry: { baseMs: 50, capMs: 200, retries: 3 } }
   const g = await startTestApp(
     t,
     {
