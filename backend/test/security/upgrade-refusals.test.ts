@@ -13,7 +13,11 @@ import { seedPGliteDataDir } from '../helpers/db.ts'
 import { freePort, spawnGateway } from '../helpers/process.ts'
 import { firstMessage, until } from '../streaming/helpers.ts'
 
-/** a raw upgrade request; resolves with the status line and whether the server closed the socket within `ms` */
+/**
+ * a raw upgrade request; resolves with the status line and whether the server closed the socket within `ms`.
+ * An accepted upgrade (101) resolves at once (closed: false): only a refusal is watched for its close, so an
+ * attempt that lands just before the drain begins does not spend the whole drain waiting out `ms`.
+ */
 function rawUpgrade(
   port: number,
   ms: number,
@@ -28,6 +32,10 @@ function rawUpgrade(
       buf += d.toString('latin1')
       const m = /^HTTP\/1\.1 (\d{3})/.exec(buf)
       if (m) status = Number(m[1])
+      if (status === 101) {
+        clearTimeout(timer)
+        resolve({ status, closed: false, socket: s })
+      }
     })
     s.on('error', () => {})
     s.on('close', () => {
