@@ -78,6 +78,12 @@ export const EnvSchema = Type.Object({
     31,
     'authenticated Stream v1 connections per node, given to the most-watched accounts (0 = REST polling only). LN Markets allows 32 stream connections per IP and the public ticker stream takes one; nodes sharing one IP share the 32',
   ),
+  PRIVATE_STREAM_STARTS_PER_MIN: Int(
+    12,
+    1,
+    20,
+    'private-stream connection attempts (starts and reconnects) per minute on this machine, shared by its workers. LN Markets allows 20 authenticate per IP per minute',
+  ),
   PUSH_RECONCILE_MS: Int(30000, 250, 600000, 'REST reconciliation period of an account while its private stream is healthy'),
   POLLER_GRACE_MS: Int(15000, 0, 3600000, 'keep polling an account this long after its last subscriber left'),
   MAX_CONNECTIONS: Int(25000, 1, 1000000, 'global WebSocket admission limit'),

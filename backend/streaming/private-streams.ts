@@ -109,6 +109,22 @@ export function privateStreamBudget(configured: number, otherStreams: number): n
   return Math.max(0, Math.min(configured, STREAM_LIMITS_PER_IP.sockets - otherStreams))
 }
 
+/** private-stream connection attempts per hour on one machine: 400 of LN Markets' 500 per IP, the rest left to ticker streams */
+export const PRIVATE_CONNECTS_PER_HOUR = 400
+
+/**
+ * One worker's share of the machine's private-stream connection attempts (LN Markets counts `authenticate` and
+ * new connections per IP, and a machine's workers share one IP): `startsPerMin` of the machine (at most 20) and
+ * PRIVATE_CONNECTS_PER_HOUR, divided among `workers`.
+ */
+export function privateStreamRates(machineStartsPerMin: number, workers: number): { startsPerMin: number; connectsPerHour: number } {
+  const n = Math.max(1, workers)
+  return {
+    startsPerMin: Math.min(machineStartsPerMin, STREAM_LIMITS_PER_IP.authenticatePerMinute) / n,
+    connectsPerHour: Math.max(1, Math.floor(PRIVATE_CONNECTS_PER_HOUR / n)),
+  }
+}
+
 const NUM = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null)
 const ISO = (v: unknown): string | null =>
   typeof v === 'number' && Number.isFinite(v) ? new Date(v).toISOString() : typeof v === 'string' ? v : null
@@ -185,10 +201,23 @@ export class PrivateStreams {
   private admitTimer: NodeJS.Timeout | null = null
 
   constructor(opts: PrivateStreamsOptions) {
-    this.o = { startsPerMin: 12, connectsPerHour: 400, rebalanceMs: 5000, confirmEveryMs: 5000, log: silentLog, now: Date.now, ...opts }
+    this.o = {
+      startsPerMin: 12,
+      connectsPerHour: PRIVATE_CONNECTS_PER_HOUR,
+      rebalanceMs: 5000,
+      confirmEveryMs: 5000,
+      log: silentLog,
+      now: Date.now,
+      ...opts,
+    }
     this.burst = Math.max(1, Math.floor(this.o.startsPerMin / 2))
     this.tokens = this.burst
     this.refillAt = this.o.now()
+  }
+
+  /** this node's connection-attempt limits (its share of the machine's) */
+  get limits(): { startsPerMin: number; burst: number; connectsPerHour: number } {
+    return { startsPerMin: this.o.startsPerMin, burst: this.burst, connectsPerHour: this.o.connectsPerHour }
   }
 
   start(): void {

@@ -14,7 +14,7 @@ import { FreshnessWatchdog, type FreshnessReport } from '../../streaming/freshne
 import { Hub } from '../../streaming/hub.ts'
 import type { AccountSource, TickerSource } from '../../streaming/sources.ts'
 import { TickerFeed } from '../../streaming/ticker-feed.ts'
-import { PrivateStreams, privateStreamBudget } from '../../streaming/private-streams.ts'
+import { PrivateStreams, privateStreamBudget, privateStreamRates } from '../../streaming/private-streams.ts'
 import { LnmPrivateStream } from '../../exchange/private-stream.ts'
 import { UpgradeGate } from '../../streaming/upgrade-gate.ts'
 import type { UpstreamState } from '../../schemas/ws-protocol.ts'
@@ -113,6 +113,8 @@ export default fp(
             pingIntervalMs: Math.max(1000, Math.min(30_000, Math.floor(config.STALE_AFTER_MS / 3))),
           }),
         budget: privateBudget,
+        // LN Markets counts authenticate and new connections per IP: the workers of this machine share them
+        ...privateStreamRates(config.PRIVATE_STREAM_STARTS_PER_MIN, config.workers),
         confirmEveryMs: Math.max(250, Math.min(5000, Math.floor(config.STALE_AFTER_MS / 4))),
         weight: (userId) => hubRef.watchers(userId),
         log,

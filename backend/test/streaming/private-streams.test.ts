@@ -12,6 +12,7 @@ import {
   channelsFor,
   crossPositionFromEvent,
   privateStreamBudget,
+  privateStreamRates,
   tradeFromEvent,
 } from '../../streaming/private-streams.ts'
 
@@ -102,6 +103,15 @@ t.test('the budget leaves one of the 32 stream sockets per IP to the public tick
   t.equal(privateStreamBudget(32, 0), 32, 'no public stream: all 32')
   t.equal(privateStreamBudget(4, 1), 4, 'a smaller budget is kept')
   t.equal(privateStreamBudget(0, 1), 0, '0 = REST polling only')
+})
+
+t.test("a machine's workers share its connection attempts (LN Markets counts them per IP)", async (t) => {
+  t.same(privateStreamRates(12, 1), { startsPerMin: 12, connectsPerHour: 400 }, 'one process: the whole budget')
+  t.same(privateStreamRates(12, 2), { startsPerMin: 6, connectsPerHour: 200 }, 'two workers: half each')
+  t.same(privateStreamRates(20, 3), { startsPerMin: 20 / 3, connectsPerHour: 133 }, 'three workers: 20 a minute together')
+  const all = [0, 1, 2, 3].reduce((s) => s + privateStreamRates(20, 4).startsPerMin, 0)
+  t.ok(all <= STREAM_LIMITS_PER_IP.authenticatePerMinute, `four workers together: ${all} a minute, within 20`)
+  t.equal(privateStreamRates(30, 1).startsPerMin, 20, 'never more than the 20 authenticate a minute of one IP')
 })
 
 t.test('reconnects take tokens of the same budget as starts, and go first', async (t) => {
