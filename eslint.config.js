@@ -19,6 +19,7 @@ export default tseslint.config(
       'bench/results/**',
       'scripts/bench/tmp/**',
       '.tap/**',
+      '.test-build/**',
       'data/**',
     ],
   },

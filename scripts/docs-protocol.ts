@@ -10,13 +10,14 @@
  * blocks is written by hand.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Registry } from 'prom-client'
 import * as P from '../backend/schemas/ws-protocol.ts'
 import { createMetrics } from '../backend/metrics.ts'
+import { ROOT_DIR } from '../backend/paths.ts'
 
-export const DOC_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', 'docs', 'protocol.md')
+export const DOC_PATH = join(ROOT_DIR, 'docs', 'protocol.md')
 
 /** what each close code tells a client; a code without a sentence here fails the generator */
 const CLOSE_MEANING: Record<string, string> = {

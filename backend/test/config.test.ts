@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError, loadConfig } from '../config.ts'
+import { ROOT_DIR } from '../paths.ts'
 
 const dir = () => mkdtempSync(join(tmpdir(), 'lnm-cfg-'))
 
@@ -95,7 +96,7 @@ t.test('old credential keys are parsed for rotation', async (t) => {
 t.test('only config.ts reads process.env', async (t) => {
   const { execSync } = await import('node:child_process')
   const out = execSync("grep -rln 'process\\.env' backend --include=*.ts --exclude-dir=generated --exclude-dir=test || true", {
-    cwd: join(import.meta.dirname, '..', '..'),
+    cwd: ROOT_DIR,
   })
     .toString()
     .trim()

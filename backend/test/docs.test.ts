@@ -6,11 +6,11 @@
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { BLOCKS, DOC_PATH, render } from '../../scripts/docs-protocol.ts'
+import { ROOT_DIR } from '../paths.ts'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const root = ROOT_DIR
 
 t.test('docs/protocol.md: the generated tables are up to date', async (t) => {
   const doc = readFileSync(DOC_PATH, 'utf8')

@@ -3,13 +3,13 @@ import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
 import { PGlite } from '@electric-sql/pglite'
 import { loadConfig } from '../../config.ts'
 import { DataDirLockedError, migrate, openDatabase, pgliteDir, type Database } from '../../db/index.ts'
 import { MIGRATIONS_DIR } from '../../db/schema-engine.ts'
 import dbPlugin from '../../plugins/app/db.ts'
+import { ROOT_DIR } from '../../paths.ts'
 import { seedPGliteDataDir } from '../helpers/db.ts'
 import { testTmpDir } from '../helpers/tmp.ts'
 import { crudAllModels } from './crud.ts'
@@ -87,7 +87,7 @@ t.test('one process per DATA_DIR', async (t) => {
     'second open in the same process fails',
   )
 
-  const fixture = fileURLToPath(new URL('./fixtures/open-db.ts', import.meta.url))
+  const fixture = join(ROOT_DIR, 'backend/test/db/fixtures/open-db.ts')
   const child = spawnSync(process.execPath, ['--import', 'tsx', fixture, dataDir], { encoding: 'utf8', timeout: 60_000 })
   t.equal(child.status, 3, 'a second process exits with an error')
   t.match(

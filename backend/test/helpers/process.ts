@@ -1,9 +1,10 @@
 /** Runs the real gateway entry point (`backend/server.ts` through tsx, or its compiled bundle with node) as a child process. */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
-import { join } from 'node:path'
+import { ROOT_DIR } from '../../paths.ts'
 
-export const ROOT = join(import.meta.dirname, '..', '..', '..')
+/** the repository (found from package.json, so the same from the sources and from the compiled suites) */
+export const ROOT = ROOT_DIR
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -7,7 +7,7 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { LoadGen } from '../../../scripts/lib/loadgen.ts'
 import { procSample, stopChild } from '../../../scripts/lib/proc.ts'
 import { makeSimAccounts, startRef, startSim } from '../../../scripts/lib/servers.ts'
@@ -15,8 +15,9 @@ import { PriceDriver } from '../../../scripts/lib/ticker.ts'
 import { percentile, summarize } from '../../../scripts/lib/stats.ts'
 import { fanoutRun } from '../../../scripts/bench/fanout.ts'
 import { postgresAvailable, withMigratedPostgres } from '../helpers/db.ts'
+import { ROOT_DIR } from '../../paths.ts'
 
-const ROOT = resolve(import.meta.dirname, '../../..')
+const ROOT = ROOT_DIR
 
 // the stress run starts first and runs alongside the other subtests (its gateway's start-up is mostly waiting)
 const stressDir = mkdtempSync(join(tmpdir(), 'lnm-stress-smoke-'))

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { ROOT_DIR } from '../../paths.ts'
 import t from 'tap'
 import { demoAccounts, loadAccountsFile, startSimulator } from '../../simulator/index.ts'
 import { call, raw, relaxed } from './helpers.ts'
@@ -116,7 +117,7 @@ t.test('standalone entry: npm run simulator', async (t) => {
     { username: 'solo', key: 'solo-key', secret: 'solo-secret', passphrase: 'solo-pass', balance: 4242 },
   ])
   const child = spawn(process.execPath, ['--import', 'tsx', 'backend/simulator/main.ts'], {
-    cwd: new URL('../../../', import.meta.url).pathname,
+    cwd: ROOT_DIR,
     env: { SIM_PORT: '0', HOST: '127.0.0.1', SIM_ACCOUNTS_FILE: accountsFile, DATA_DIR: join(dir, 'data'), LOG_LEVEL: 'silent' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
