@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `npm test [-- test files… | --grep <re> | --jobs <n> | --timeout <s>]`: every tap suite, compiled to JavaScript,
- * three files at a time.
+ * four files at a time (most of a file's time is waiting on timers and sockets: four keep 2 cores about 75 % busy).
  *
  * 1. scripts/build-tests.mjs compiles backend/, frontend/ and scripts/ into `.test-build/` (esbuild, ~0.4 s): no
  *    test process pays a TypeScript loader (see that script). Stack traces and failure locations still name the
@@ -13,8 +13,8 @@
  *    puts itself in NODE_OPTIONS, so every gateway a test spawns pays it too. That measured 1.1 CPU-s per test
  *    process (2.2 → 3.3 for a file that starts the app), over 100 CPU-s for the suite on a 2-core machine. We use
  *    neither coverage nor tap's mocks (frontend tests mock timers with node:test).
- * 3. The slowest files start first (SLOW_FIRST): with 3 files at a time on 2 cores, a 20 s file started last would
- *    run on its own while the other core idles.
+ * 3. The slowest files start first (SLOW_FIRST): a 25 s file started last would run on its own at the end while
+ *    the other core idles.
  *
  * Output: each file's TAP as a subtest of one TAP stream (`# Subtest: <file>`, its lines indented, `ok N - <file>`),
  * then the counts over every file: `# { total, pass, fail, skip, todo }` (tap-parser). A file that runs past the
@@ -31,27 +31,31 @@ import { Parser } from 'tap-parser'
 import { buildTests, compiledPath, ROOT } from './build-tests.mjs'
 
 /**
- * The files that take longest (about 10 s or more of wall time on a 2-core machine), longest first; the others
- * follow in name order. A file missing here only costs packing, never correctness.
+ * The files that take longest (about 8 s or more of wall time on a 2-core machine, mostly waiting on timers and
+ * sockets), longest first; the others follow in name order. A file missing here only costs packing, never
+ * correctness.
  */
 const SLOW_FIRST = [
   'backend/test/cluster/workers.test.ts',
   'backend/test/server.test.ts',
-  'backend/test/db/pglite.test.ts',
   'backend/test/cluster/gateway-cluster.test.ts',
+  'backend/test/security/low-items.test.ts',
   'backend/test/streaming/private-push.test.ts',
-  'backend/test/streaming/private-budget.test.ts',
   'backend/test/cluster/redis-stall.test.ts',
-  'backend/test/build/compiled.test.ts',
-  'backend/test/scripts/bench-machinery.test.ts',
+  'backend/test/db/pglite.test.ts',
+  'backend/test/streaming/private-budget.test.ts',
   'backend/test/cluster/redis-bus.test.ts',
   'backend/test/streaming/outage-recovery.test.ts',
-  'backend/test/auth.test.ts',
-  'backend/test/streaming/fanout-load.test.ts',
+  'backend/test/scripts/bench-machinery.test.ts',
   'backend/test/streaming/outage.test.ts',
   'backend/test/streaming/slow-consumer.test.ts',
-  'backend/test/db/migration-status.test.ts',
+  'backend/test/streaming/fanout-load.test.ts',
+  'backend/test/security/upgrade-refusals.test.ts',
   'backend/test/exchange/client-resilience.test.ts',
+  'backend/test/build/compiled.test.ts',
+  'backend/test/streaming/dashboard.test.ts',
+  'backend/test/auth.test.ts',
+  'backend/test/vault.test.ts',
 ]
 
 /** the suites: `*.test.ts(x)` under backend/test and frontend/test */
@@ -66,7 +70,7 @@ function testFiles(dir) {
 }
 
 function parseArgs(argv) {
-  const o = { files: [], grep: [], jobs: 3, timeoutS: 180 }
+  const o = { files: [], grep: [], jobs: 4, timeoutS: 180 }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const [flag, inline] =
