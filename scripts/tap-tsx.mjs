@@ -8,13 +8,9 @@
  * file of the repository.
  */
 import { fileURLToPath } from 'node:url'
+import { register as registerCjs } from 'tsx/cjs/api'
+import { register } from 'tsx/esm/api'
 
-// `npm test` runs the suites compiled to JavaScript (scripts/build-tests.mjs): a test file of `.test-build/` needs no
-// loader, and each module a hook would see costs a round trip to the loader's thread
-const compiled = /[\\/]\.test-build[\\/]/.test(process.argv[1] ?? '')
-if (!compiled) {
-  const [{ register }, { register: registerCjs }] = await Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')])
-  const tsconfig = fileURLToPath(new URL('../tsconfig.tap.json', import.meta.url))
-  register({ tsconfig })
-  registerCjs()
-}
+const tsconfig = fileURLToPath(new URL('../tsconfig.tap.json', import.meta.url))
+register({ tsconfig })
+registerCjs()
